@@ -1,0 +1,126 @@
+//! The one error type of the store, [`StoreError`].
+
+use std::path::{Path, PathBuf};
+
+use tapedeck_trace::{ContentHash, TraceError};
+
+/// What can go wrong with a store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The folder for the store file could not be created.
+    #[error("cannot create the folder `{path}` for the store: {source}")]
+    CreateDir {
+        /// The folder.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not a SQLite database.
+    #[error("`{path}` is not a tapedeck store (not a SQLite database); pass another --store")]
+    NotADatabase {
+        /// The file.
+        path: PathBuf,
+    },
+    /// The file is a damaged SQLite database.
+    #[error(
+        "the store `{path}` is corrupted ({detail}); restore it from a backup or `sqlite3 {path} .recover`"
+    )]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's message.
+        detail: String,
+    },
+    /// The store was written by a newer tapedeck.
+    #[error(
+        "the store `{path}` has schema version {found}, newer than this tapedeck reads ({supported}); upgrade tapedeck"
+    )]
+    NewerSchema {
+        /// The file.
+        path: PathBuf,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build reads.
+        supported: i64,
+    },
+    /// The file is a SQLite database but not one of ours.
+    #[error("`{path}` is a SQLite database but not a tapedeck store (it has no `runs` table)")]
+    Foreign {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Any other SQLite failure.
+    #[error("store `{path}`: {source}")]
+    Sqlite {
+        /// The file.
+        path: PathBuf,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
+    /// No run matches the id given.
+    #[error("no run matches `{0}` (see `tapedeck ls`)")]
+    RunNotFound(String),
+    /// Several runs match the id prefix given.
+    #[error("`{prefix}` matches several runs ({}); type more of the id", candidates.join(", "))]
+    AmbiguousRun {
+        /// What was typed.
+        prefix: String,
+        /// Full ids of some of the matching runs.
+        candidates: Vec<String>,
+    },
+    /// A run id that is already in the store.
+    #[error("run {0} is already in the store")]
+    DuplicateRun(String),
+    /// An event refers to a blob the store does not have.
+    #[error("run {run}: blob {hash} is missing from the store (the store is incomplete; re-import the run)")]
+    MissingBlob {
+        /// The run.
+        run: String,
+        /// The blob.
+        hash: ContentHash,
+    },
+    /// Data in the store that does not parse as the trace model.
+    #[error("run {run}: stored data is invalid: {detail}")]
+    InvalidData {
+        /// The run.
+        run: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// A tape that is not valid.
+    #[error(transparent)]
+    Tape(#[from] TraceError),
+    /// Reading or writing a tape failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The writer thread failed; the events since its last commit were not stored.
+    #[error("recording into `{path}` failed: {detail}")]
+    WriterFailed {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl StoreError {
+    /// Classifies a SQLite error met on `path`.
+    pub(crate) fn from_sqlite(path: &Path, source: rusqlite::Error) -> Self {
+        use rusqlite::ErrorCode;
+        let path = path.to_path_buf();
+        match source.sqlite_error_code() {
+            Some(ErrorCode::NotADatabase) => Self::NotADatabase { path },
+            Some(ErrorCode::DatabaseCorrupt) => Self::Corrupt {
+                path,
+                detail: source.to_string(),
+            },
+            _ => Self::Sqlite { path, source },
+        }
+    }
+
+    /// Whether this error is about bad input (a wrong file, an unknown id, a bad tape) rather
+    /// than a failure of the machine.
+    pub fn is_input_error(&self) -> bool {
+        !matches!(self, Self::WriterFailed { .. })
+    }
+}

@@ -1,0 +1,116 @@
+//! The store: one SQLite file holding runs, their events and content-addressed blobs.
+//!
+//! [`Store`] opens (and migrates) the file and answers queries; [`Writer`] owns the one writer
+//! thread of a process, which batches inserts into transactions; a [`Recorder`] records one run
+//! through it. Tapes (portable JSONL) are read and written by [`Store::import_tape`] and
+//! [`Store::export_tape`].
+//!
+//! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
+//! process being killed, and [`Recorder::committed_seq`] says how far that is. Several
+//! processes may record into one file at once: each waits its turn for the write lock, and a
+//! busy database is retried inside, never reported.
+
+#![warn(missing_docs)]
+
+mod blob;
+mod error;
+mod maintenance;
+mod monitor;
+mod owner;
+mod query;
+mod schema;
+mod tape;
+mod writer;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+pub use error::StoreError;
+pub use maintenance::{GcReport, MergeReport};
+pub use monitor::{AgentStats, Distribution, MonitorReport};
+pub use query::{RunFilter, StoredEvent};
+pub use schema::SCHEMA_VERSION;
+pub use tape::ImportOutcome;
+pub use writer::{Recorder, Writer, WriterOptions};
+
+/// The default store path, relative to the working directory.
+pub const DEFAULT_STORE_PATH: &str = ".tapedeck/tapedeck.db";
+
+/// How long one statement waits for another process's write lock before SQLite reports busy.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// An open store file.
+pub struct Store {
+    path: PathBuf,
+    conn: Connection,
+}
+
+impl Store {
+    /// Opens the store at `path`, creating the file (and its folder) if needed and migrating it
+    /// to the current schema. Runs left `running` by a process that has since died are marked
+    /// `incomplete`.
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| StoreError::CreateDir {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        let conn = open_connection(&path)?;
+        schema::migrate(&conn, &path)?;
+        let store = Self { path, conn };
+        store.mark_dead_runs_incomplete()?;
+        Ok(store)
+    }
+
+    /// Opens an existing store without creating it; `Ok(None)` when there is no file.
+    pub fn open_existing(path: impl AsRef<Path>) -> Result<Option<Self>, StoreError> {
+        if !path.as_ref().exists() {
+            return Ok(None);
+        }
+        Self::open(path).map(Some)
+    }
+
+    /// The file this store lives in.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Starts (or joins) this process's writer for this file.
+    pub fn writer(&self) -> Result<Writer, StoreError> {
+        Writer::start(&self.path, WriterOptions::default())
+    }
+
+    pub(crate) fn conn(&self) -> &Connection {
+        &self.conn
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
+        StoreError::from_sqlite(&self.path, source)
+    }
+}
+
+/// Opens a connection with the settings every connection to a store uses.
+pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| StoreError::from_sqlite(path, e))?;
+    // Reading the schema is the first statement that touches the file: it is what tells a
+    // SQLite store from anything else.
+    schema::check_readable(&conn, path)?;
+    writer::retry_busy(|| {
+        conn.pragma_update(None, "journal_mode", "wal")?;
+        conn.pragma_update(None, "synchronous", "normal")?;
+        conn.pragma_update(None, "foreign_keys", "on")
+    })
+    .map_err(|e| StoreError::from_sqlite(path, e))?;
+    Ok(conn)
+}

@@ -1,0 +1,262 @@
+//! Reading the store: finding runs by id or filter, their events and their blobs.
+
+use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as SqlValue};
+use serde_json::Value;
+use tapedeck_trace::{ContentHash, Event, EventData, Run, RunId, RunStatus, Timestamp};
+
+use crate::{Store, StoreError, blob, owner};
+
+/// Which runs `ls`, `stats` and `rm` look at. Every field set must match.
+#[derive(Clone, Debug, Default)]
+pub struct RunFilter {
+    /// The golden suite.
+    pub suite: Option<String>,
+    /// The task id.
+    pub task: Option<String>,
+    /// The agent name, or a prefix of its fingerprint.
+    pub agent: Option<String>,
+    /// The stop reason: exact (`tool_denied:http.get`) or its kind (`tool_denied`).
+    pub stop_reason: Option<String>,
+    /// The status.
+    pub status: Option<RunStatus>,
+    /// The source (`runtime`, `proxy`, `mcp`, `import`).
+    pub source: Option<String>,
+    /// Labels, each `key=value`.
+    pub labels: Vec<(String, String)>,
+    /// Runs started at or after this time.
+    pub since: Option<Timestamp>,
+    /// Runs started before this time.
+    pub before: Option<Timestamp>,
+    /// At most this many runs (the newest).
+    pub limit: Option<usize>,
+}
+
+/// An event as stored, with the run-local position and time.
+pub type StoredEvent = Event;
+
+impl Store {
+    /// Finds a run by full id, short id, or a unique prefix of either.
+    pub fn resolve_run(&self, query: &str) -> Result<RunId, StoreError> {
+        let q = query.trim().to_ascii_lowercase();
+        if let Ok(id) = q.parse::<RunId>() {
+            if self.run_key(&id)?.is_some() {
+                return Ok(id);
+            }
+            return Err(StoreError::RunNotFound(query.to_owned()));
+        }
+        if q.is_empty() || !q.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+            return Err(StoreError::RunNotFound(query.to_owned()));
+        }
+        let pattern = format!("{}%", q.replace('%', ""));
+        let mut stmt = self
+            .conn()
+            .prepare_cached(
+                "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1
+                 ORDER BY started_at DESC LIMIT 6",
+            )
+            .map_err(|e| self.err(e))?;
+        let ids: Vec<String> = stmt
+            .query_map([&pattern], |r| r.get(0))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))?;
+        match ids.as_slice() {
+            [] => Err(StoreError::RunNotFound(query.to_owned())),
+            [one] => one.parse().map_err(StoreError::Tape),
+            many => Err(StoreError::AmbiguousRun {
+                prefix: query.to_owned(),
+                candidates: many.iter().take(5).cloned().collect(),
+            }),
+        }
+    }
+
+    pub(crate) fn run_key(&self, id: &RunId) -> Result<Option<i64>, StoreError> {
+        self.conn()
+            .query_row("SELECT key FROM runs WHERE id = ?1", [id.to_string()], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))
+    }
+
+    /// One run.
+    pub fn run(&self, id: &RunId) -> Result<Run, StoreError> {
+        let record: Option<String> = self
+            .conn()
+            .query_row("SELECT record FROM runs WHERE id = ?1", [id.to_string()], |r| {
+                r.get(0)
+            })
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let record = record.ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
+        parse_record(&record, id)
+    }
+
+    /// Runs matching `filter`, newest first.
+    pub fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        let mut sql = String::from("SELECT id, record FROM runs r WHERE 1 = 1");
+        let mut args: Vec<SqlValue> = Vec::new();
+        // Pushes a parameter and returns its placeholder.
+        let mut arg = |value: SqlValue| {
+            args.push(value);
+            format!("?{}", args.len())
+        };
+        if let Some(suite) = &filter.suite {
+            sql += &format!(" AND r.suite = {}", arg(suite.clone().into()));
+        }
+        if let Some(task) = &filter.task {
+            sql += &format!(" AND r.task = {}", arg(task.clone().into()));
+        }
+        if let Some(agent) = &filter.agent {
+            let p = arg(agent.clone().into());
+            sql += &format!(" AND (r.agent_name = {p} OR r.agent_fingerprint LIKE {p} || '%')");
+        }
+        if let Some(reason) = &filter.stop_reason {
+            let p = arg(reason.clone().into());
+            sql += &format!(" AND (r.stop_reason = {p} OR r.stop_reason LIKE {p} || ':%')");
+        }
+        if let Some(status) = filter.status {
+            sql += &format!(" AND r.status = {}", arg(status.as_str().to_owned().into()));
+        }
+        if let Some(source) = &filter.source {
+            sql += &format!(" AND r.source = {}", arg(source.clone().into()));
+        }
+        for (k, v) in &filter.labels {
+            let (pk, pv) = (arg(k.clone().into()), arg(v.clone().into()));
+            sql += &format!(
+                " AND EXISTS (SELECT 1 FROM run_labels l WHERE l.run = r.key AND l.key = {pk} AND l.value = {pv})"
+            );
+        }
+        if let Some(since) = filter.since {
+            sql += &format!(" AND r.started_at >= {}", arg(since.as_micros().into()));
+        }
+        if let Some(before) = filter.before {
+            sql += &format!(" AND r.started_at < {}", arg(before.as_micros().into()));
+        }
+        sql.push_str(" ORDER BY r.started_at DESC, r.id DESC");
+        if let Some(limit) = filter.limit {
+            sql.push_str(&format!(" LIMIT {limit}"));
+        }
+        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.err(e))?;
+        let rows: Vec<(String, String)> = stmt
+            .query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))?;
+        rows.into_iter()
+            .map(|(id, record)| {
+                let id: RunId = id.parse()?;
+                parse_record(&record, &id)
+            })
+            .collect()
+    }
+
+    /// Every event of a run, in order.
+    pub fn events(&self, id: &RunId) -> Result<Vec<Event>, StoreError> {
+        let key = self
+            .run_key(id)?
+            .ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
+        let mut stmt = self
+            .conn()
+            .prepare_cached("SELECT seq, at, kind, data FROM events WHERE run = ?1 ORDER BY seq")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([key], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                ))
+            })
+            .map_err(|e| self.err(e))?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (seq, at, kind, data) = row.map_err(|e| self.err(e))?;
+            let invalid = |detail: String| StoreError::InvalidData {
+                run: id.to_string(),
+                detail: format!("event {seq}: {detail}"),
+            };
+            let payload: Value = serde_json::from_str(&data).map_err(|e| invalid(e.to_string()))?;
+            let data = EventData::from_parts(&kind, payload).map_err(|e| invalid(e.to_string()))?;
+            events.push(Event {
+                seq: seq as u64,
+                at: Timestamp::from_micros(at),
+                data,
+            });
+        }
+        Ok(events)
+    }
+
+    /// A blob's content; `run` names the run asking, for the error message.
+    pub fn blob(&self, hash: &ContentHash, run: &RunId) -> Result<Value, StoreError> {
+        let row: Option<(i64, i64, Vec<u8>)> = self
+            .conn()
+            .prepare_cached("SELECT codec, size, data FROM blobs WHERE hash = ?1")
+            .and_then(|mut s| {
+                s.query_row([hash.as_bytes().as_slice()], |r| {
+                    Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                })
+                .optional()
+            })
+            .map_err(|e| self.err(e))?;
+        let (codec, size, data) = row.ok_or(StoreError::MissingBlob {
+            run: run.to_string(),
+            hash: *hash,
+        })?;
+        blob::decode(codec, size, &data).map_err(|detail| StoreError::InvalidData {
+            run: run.to_string(),
+            detail: format!("blob {hash}: {detail}"),
+        })
+    }
+
+    /// The highest sequence number stored for a run (0 when it has no events).
+    pub fn last_seq(&self, id: &RunId) -> Result<u64, StoreError> {
+        let key = self
+            .run_key(id)?
+            .ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
+        self.conn()
+            .query_row(
+                "SELECT coalesce(max(seq), 0) FROM events WHERE run = ?1",
+                [key],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(|e| self.err(e))
+    }
+
+    /// Marks `incomplete` the runs still `running` whose recording process has died.
+    pub(crate) fn mark_dead_runs_incomplete(&self) -> Result<(), StoreError> {
+        let mut stmt = self
+            .conn()
+            .prepare("SELECT id, record, owner FROM runs WHERE status = 'running'")
+            .map_err(|e| self.err(e))?;
+        let running: Vec<(String, String, Option<String>)> = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .and_then(Iterator::collect)
+            .map_err(|e| self.err(e))?;
+        for (id, record, owner) in running {
+            if !owner.as_deref().is_some_and(owner::is_dead) {
+                continue;
+            }
+            let id: RunId = id.parse()?;
+            let mut run = parse_record(&record, &id)?;
+            run.status = RunStatus::Incomplete;
+            let record = tapedeck_trace::canonical_json(&run)?;
+            crate::writer::retry_busy(|| {
+                self.conn().execute(
+                    "UPDATE runs SET status = 'incomplete', record = ?2, owner = NULL
+                     WHERE id = ?1 AND status = 'running'",
+                    params![id.to_string(), record],
+                )
+            })
+            .map_err(|e| self.err(e))?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_record(record: &str, id: &RunId) -> Result<Run, StoreError> {
+    serde_json::from_str(record).map_err(|e| StoreError::InvalidData {
+        run: id.to_string(),
+        detail: e.to_string(),
+    })
+}

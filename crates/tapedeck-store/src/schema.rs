@@ -1,0 +1,132 @@
+//! The schema and its migrations, versioned by `PRAGMA user_version`.
+//!
+//! Each entry of [`MIGRATIONS`] takes the schema from version `i` to `i + 1`; migrations are
+//! only ever appended. A store whose version is above [`SCHEMA_VERSION`] was written by a newer
+//! tapedeck and is refused rather than misread.
+
+use std::path::Path;
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+use crate::writer::retry_busy;
+
+/// The schema version this build reads and writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: runs, events, blobs.
+    r#"
+    CREATE TABLE runs (
+        key               INTEGER PRIMARY KEY,
+        id                TEXT NOT NULL UNIQUE,
+        short_id          TEXT NOT NULL,
+        source            TEXT NOT NULL,
+        suite             TEXT,
+        task              TEXT,
+        agent_name        TEXT,
+        agent_fingerprint TEXT,
+        parent_id         TEXT,
+        started_at        INTEGER NOT NULL,
+        ended_at          INTEGER,
+        status            TEXT NOT NULL,
+        stop_reason       TEXT,
+        steps             INTEGER NOT NULL,
+        tool_calls        INTEGER NOT NULL,
+        tokens_in         INTEGER,
+        tokens_out        INTEGER,
+        cost_usd          REAL,
+        -- The canonical JSON of the run: the authoritative record. The columns above repeat
+        -- parts of it so that `ls` can filter in SQL.
+        record            TEXT NOT NULL,
+        -- host/pid/start-time of the process recording the run, while it is `running`.
+        owner             TEXT
+    );
+    CREATE INDEX runs_started_at ON runs(started_at);
+    CREATE INDEX runs_short_id ON runs(short_id);
+    CREATE TABLE run_labels (
+        run   INTEGER NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+        key   TEXT NOT NULL,
+        value TEXT NOT NULL,
+        PRIMARY KEY (run, key)
+    ) WITHOUT ROWID;
+    CREATE INDEX run_labels_kv ON run_labels(key, value);
+    CREATE TABLE events (
+        run  INTEGER NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+        seq  INTEGER NOT NULL,
+        at   INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        data TEXT NOT NULL,
+        PRIMARY KEY (run, seq)
+    ) WITHOUT ROWID;
+    CREATE TABLE blobs (
+        hash  BLOB PRIMARY KEY,
+        codec INTEGER NOT NULL,
+        size  INTEGER NOT NULL,
+        data  BLOB NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE run_blobs (
+        run  INTEGER NOT NULL REFERENCES runs(key) ON DELETE CASCADE,
+        hash BLOB NOT NULL,
+        PRIMARY KEY (run, hash)
+    ) WITHOUT ROWID;
+    CREATE INDEX run_blobs_hash ON run_blobs(hash);
+    "#,
+];
+
+/// Fails unless the file can be read as a SQLite database.
+pub(crate) fn check_readable(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    retry_busy(|| conn.query_row("SELECT count(*) FROM sqlite_schema", [], |_| Ok(())))
+        .map_err(|e| StoreError::from_sqlite(path, e))
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| StoreError::from_sqlite(path, e);
+    let version: i64 = retry_busy(|| conn.pragma_query_value(None, "user_version", |r| r.get(0)))
+        .map_err(err)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.to_path_buf(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if version == 0 {
+        let tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+                [],
+                |r| r.get(0),
+            )
+            .map_err(err)?;
+        if tables > 0 {
+            return Err(StoreError::Foreign {
+                path: path.to_path_buf(),
+            });
+        }
+    }
+    if version == SCHEMA_VERSION {
+        return Ok(());
+    }
+    retry_busy(|| {
+        // IMMEDIATE: two processes opening a new store at once must not both migrate it.
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let result = (|| {
+            let current: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            for (i, sql) in MIGRATIONS.iter().enumerate().skip(current.max(0) as usize) {
+                conn.execute_batch(sql)?;
+                conn.pragma_update(None, "user_version", i as i64 + 1)?;
+            }
+            Ok(())
+        })();
+        match result {
+            Ok(()) => conn.execute_batch("COMMIT"),
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    })
+    .map_err(err)
+}

@@ -1,0 +1,172 @@
+//! Import and export of portable JSONL tapes (format: `tapedeck_trace::tape`).
+
+use std::collections::HashSet;
+use std::io::{BufRead, Write};
+
+use rusqlite::params;
+use serde_json::Value;
+use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
+use tapedeck_trace::{ContentHash, RunId, RunStatus, TraceError, hash_json};
+
+use crate::writer::{insert_run, retry_busy};
+use crate::{Store, StoreError, blob};
+
+/// What importing one tape did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportOutcome {
+    /// The run was added, with this many events.
+    Imported {
+        /// The run.
+        id: RunId,
+        /// How many events it has.
+        events: u64,
+    },
+    /// A run with this id was already in the store; nothing changed.
+    AlreadyPresent(RunId),
+}
+
+impl Store {
+    /// Writes a run as a tape.
+    pub fn export_tape(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
+        let run = self.run(id)?;
+        out.write_all(tape::to_line(&TapeHeader::new(run))?.as_bytes())?;
+        let mut written: HashSet<ContentHash> = HashSet::new();
+        for event in self.events(id)? {
+            let mut line = TapeEvent {
+                blobs: Default::default(),
+                event,
+            };
+            for hash in line.event.data.blob_refs() {
+                if written.insert(hash) {
+                    line.blobs.insert(hash, self.blob(&hash, id)?);
+                }
+            }
+            out.write_all(tape::to_line(&line)?.as_bytes())?;
+        }
+        out.flush()?;
+        Ok(())
+    }
+
+    /// Reads a tape into the store, all or nothing. A run already present is left as it is.
+    pub fn import_tape(&self, input: &mut dyn BufRead) -> Result<ImportOutcome, StoreError> {
+        let mut lines = input.lines();
+        let first = match lines.next() {
+            Some(line) => line?,
+            None => {
+                return Err(TraceError::TapeLine {
+                    line: 1,
+                    message: "the tape is empty".to_owned(),
+                }
+                .into());
+            }
+        };
+        let TapeHeader { mut run, .. } = tape::parse_header(&first)?;
+        if self.run_key(&run.id)?.is_some() {
+            return Ok(ImportOutcome::AlreadyPresent(run.id));
+        }
+        if run.status == RunStatus::Running {
+            // Nobody is recording it here: it ended, somewhere, without finishing.
+            run.status = RunStatus::Incomplete;
+        }
+        let conn = self.conn();
+        retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
+        let result = self.import_events(&run, &mut lines);
+        match result {
+            Ok(events) => {
+                conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
+                Ok(ImportOutcome::Imported { id: run.id, events })
+            }
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn import_events(
+        &self,
+        run: &tapedeck_trace::Run,
+        lines: &mut dyn Iterator<Item = std::io::Result<String>>,
+    ) -> Result<u64, StoreError> {
+        let conn = self.conn();
+        let key = insert_run(conn, run, None).map_err(|e| self.err(e))?;
+        let mut insert_event = conn
+            .prepare_cached("INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .map_err(|e| self.err(e))?;
+        let mut insert_blob = conn
+            .prepare_cached("INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)")
+            .map_err(|e| self.err(e))?;
+        let mut insert_run_blob = conn
+            .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")
+            .map_err(|e| self.err(e))?;
+        let mut known: HashSet<ContentHash> = HashSet::new();
+        let mut expected_seq = 1u64;
+        for (i, line) in lines.enumerate() {
+            let line_no = i + 2;
+            let line = line?;
+            if line.trim().is_empty() {
+                continue;
+            }
+            let bad = |message: String| TraceError::TapeLine {
+                line: line_no,
+                message,
+            };
+            let TapeEvent { event, blobs } = tape::parse_event(&line, line_no)?;
+            if event.seq != expected_seq {
+                return Err(bad(format!(
+                    "expected event {expected_seq}, found event {}",
+                    event.seq
+                ))
+                .into());
+            }
+            expected_seq += 1;
+            for (hash, value) in blobs {
+                let (actual, canonical) = hash_json(&value)?;
+                if actual != hash {
+                    return Err(bad(format!(
+                        "blob {hash} does not match its content (its hash is {actual})"
+                    ))
+                    .into());
+                }
+                let encoded = blob::encode(hash, canonical);
+                insert_blob
+                    .execute(params![
+                        hash.as_bytes().as_slice(),
+                        encoded.codec,
+                        encoded.size,
+                        encoded.data
+                    ])
+                    .map_err(|e| self.err(e))?;
+                insert_run_blob
+                    .execute(params![key, hash.as_bytes().as_slice()])
+                    .map_err(|e| self.err(e))?;
+                known.insert(hash);
+            }
+            for hash in event.data.blob_refs() {
+                if !known.contains(&hash) {
+                    return Err(bad(format!(
+                        "event {} refers to blob {hash}, which no line up to here contains",
+                        event.seq
+                    ))
+                    .into());
+                }
+            }
+            let payload = canonical_payload(&event.data)?;
+            insert_event
+                .execute(params![
+                    key,
+                    event.seq as i64,
+                    event.at.as_micros(),
+                    event.data.kind(),
+                    payload
+                ])
+                .map_err(|e| self.err(e))?;
+        }
+        Ok(expected_seq - 1)
+    }
+}
+
+fn canonical_payload(data: &tapedeck_trace::EventData) -> Result<String, StoreError> {
+    let payload: Value = data.payload();
+    Ok(tapedeck_trace::canonical_json(&payload)?)
+}

@@ -1,0 +1,683 @@
+//! Recording: the per-process [`Writer`] thread and the per-run [`Recorder`].
+//!
+//! Recorders serialize events on their own thread (canonical JSON, hashing, compression) and
+//! hand them to the writer over a bounded channel, so a slow disk slows recording down instead
+//! of growing memory. The writer inserts them in batched transactions: when a batch is full,
+//! when the flush interval has passed, or at once when a recorder starts, flushes or finishes a
+//! run.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use rusqlite::{Connection, ErrorCode, params};
+use serde::Serialize;
+use tapedeck_trace::{
+    ContentHash, EventData, Run, RunFinished, RunId, RunStatus, StopReason, Timestamp, Totals,
+    canonical_json, hash_json,
+};
+
+use crate::blob::{self, EncodedBlob};
+use crate::{StoreError, open_connection, owner, schema};
+
+/// How the writer batches.
+#[derive(Clone, Copy, Debug)]
+pub struct WriterOptions {
+    /// Commit at least this often while events arrive.
+    pub flush_interval: Duration,
+    /// Commit once a batch holds this many operations.
+    pub batch_size: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Duration::from_millis(100),
+            batch_size: 8192,
+        }
+    }
+}
+
+enum Op {
+    Start {
+        run: Box<Run>,
+        committed: Arc<AtomicU64>,
+        reply: SyncSender<Result<(), String>>,
+    },
+    Event {
+        run: RunId,
+        seq: u64,
+        at: i64,
+        kind: &'static str,
+        payload: String,
+        totals: Option<Box<Totals>>,
+    },
+    Blob {
+        run: RunId,
+        blob: EncodedBlob,
+    },
+    Finish {
+        run: Box<Run>,
+        reply: SyncSender<Result<(), String>>,
+    },
+    Flush {
+        reply: SyncSender<Result<(), String>>,
+    },
+    Shutdown,
+}
+
+impl Op {
+    fn is_urgent(&self) -> bool {
+        matches!(
+            self,
+            Self::Start { .. } | Self::Finish { .. } | Self::Flush { .. } | Self::Shutdown
+        )
+    }
+}
+
+/// This process's writer for one store file. Cloning it is cheap; the thread stops (after
+/// committing everything) when the last clone and the last [`Recorder`] are gone.
+#[derive(Clone)]
+pub struct Writer {
+    inner: Arc<WriterInner>,
+}
+
+struct WriterInner {
+    path: PathBuf,
+    tx: SyncSender<Op>,
+    failure: Arc<Mutex<Option<String>>>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for WriterInner {
+    fn drop(&mut self) {
+        let _ = self.tx.send(Op::Shutdown);
+        if let Some(handle) = self.thread.lock().ok().and_then(|mut t| t.take()) {
+            let _ = handle.join();
+        }
+    }
+}
+
+fn registry() -> &'static Mutex<HashMap<PathBuf, Weak<WriterInner>>> {
+    static REGISTRY: OnceLock<Mutex<HashMap<PathBuf, Weak<WriterInner>>>> = OnceLock::new();
+    REGISTRY.get_or_init(Default::default)
+}
+
+impl Writer {
+    /// Starts the writer for the store at `path`, or joins the one this process already runs
+    /// for it (one writer per file per process keeps inserts in one queue).
+    pub fn start(path: &Path, options: WriterOptions) -> Result<Self, StoreError> {
+        let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        let mut writers = registry()
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(inner) = writers.get(&key).and_then(Weak::upgrade) {
+            return Ok(Self { inner });
+        }
+        let conn = open_connection(path)?;
+        schema::migrate(&conn, path)?;
+        let (tx, rx) = mpsc::sync_channel(options.batch_size * 2);
+        let failure = Arc::new(Mutex::new(None));
+        let thread = {
+            let failure = Arc::clone(&failure);
+            let path = path.to_path_buf();
+            std::thread::Builder::new()
+                .name("tapedeck-writer".to_owned())
+                .spawn(move || WriterThread::new(conn, path, options, failure).run(rx))
+                .map_err(StoreError::Io)?
+        };
+        let inner = Arc::new(WriterInner {
+            path: path.to_path_buf(),
+            tx,
+            failure,
+            thread: Mutex::new(Some(thread)),
+        });
+        writers.insert(key, Arc::downgrade(&inner));
+        Ok(Self { inner })
+    }
+
+    /// Starts recording `run` (its status is set to `running`). Returns once the run is in
+    /// the store, so that a failure to record is known before the agent does anything.
+    pub fn start_run(&self, mut run: Run) -> Result<Recorder, StoreError> {
+        run.status = RunStatus::Running;
+        run.ended_at = None;
+        run.stop_reason = None;
+        let committed = Arc::new(AtomicU64::new(0));
+        let (reply, wait) = mpsc::sync_channel(1);
+        self.send(Op::Start {
+            run: Box::new(run.clone()),
+            committed: Arc::clone(&committed),
+            reply,
+        })?;
+        self.wait(wait)?;
+        Ok(Recorder {
+            writer: self.clone(),
+            totals: run.totals.clone(),
+            run,
+            next_seq: 1,
+            committed,
+            sent_blobs: HashSet::new(),
+            finished: false,
+        })
+    }
+
+    /// Waits until everything sent so far is committed.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let (reply, wait) = mpsc::sync_channel(1);
+        self.send(Op::Flush { reply })?;
+        self.wait(wait)
+    }
+
+    fn send(&self, op: Op) -> Result<(), StoreError> {
+        self.check()?;
+        self.inner.tx.send(op).map_err(|_| self.failed("the writer thread stopped"))
+    }
+
+    fn wait(&self, wait: Receiver<Result<(), String>>) -> Result<(), StoreError> {
+        match wait.recv() {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(detail)) => Err(self.failed(&detail)),
+            Err(_) => Err(self.failed("the writer thread stopped")),
+        }
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        let failure = self
+            .inner
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failure.as_ref() {
+            Some(detail) => Err(self.failed(detail)),
+            None => Ok(()),
+        }
+    }
+
+    fn failed(&self, detail: &str) -> StoreError {
+        StoreError::WriterFailed {
+            path: self.inner.path.clone(),
+            detail: detail.to_owned(),
+        }
+    }
+}
+
+/// Records one run. Events get consecutive sequence numbers from 1.
+///
+/// Dropping a recorder without [`finish`](Recorder::finish) commits what it has and leaves
+/// the run `running`; once the process is gone the run shows as `incomplete`.
+pub struct Recorder {
+    writer: Writer,
+    run: Run,
+    totals: Totals,
+    next_seq: u64,
+    committed: Arc<AtomicU64>,
+    sent_blobs: HashSet<ContentHash>,
+    finished: bool,
+}
+
+impl Recorder {
+    /// The run's id.
+    pub fn id(&self) -> RunId {
+        self.run.id
+    }
+
+    /// The run as it stands (totals up to the last appended event).
+    pub fn run(&self) -> Run {
+        let mut run = self.run.clone();
+        run.totals = self.totals.clone();
+        run
+    }
+
+    /// Totals over the events appended so far.
+    pub fn totals(&self) -> &Totals {
+        &self.totals
+    }
+
+    /// Stores a JSON value as a blob (once per run, whatever the number of calls) and
+    /// returns the hash events refer to it by.
+    pub fn blob<T: Serialize>(&mut self, value: &T) -> Result<ContentHash, StoreError> {
+        let (hash, canonical) = hash_json(value)?;
+        if self.sent_blobs.insert(hash) {
+            let blob = blob::encode(hash, canonical);
+            self.writer.send(Op::Blob {
+                run: self.run.id,
+                blob,
+            })?;
+        }
+        Ok(hash)
+    }
+
+    /// Appends an event that happens now; returns its sequence number.
+    pub fn append(&mut self, data: EventData) -> Result<u64, StoreError> {
+        self.append_at(data, Timestamp::now())
+    }
+
+    /// Appends an event with an explicit time (importers, fixtures).
+    pub fn append_at(&mut self, data: EventData, at: Timestamp) -> Result<u64, StoreError> {
+        let payload = payload_json(&data)?;
+        let changes_totals = matches!(
+            data,
+            EventData::LlmRequest(_)
+                | EventData::LlmResponse(_)
+                | EventData::ToolCall(_)
+                | EventData::ToolResult(_)
+        );
+        let totals = if changes_totals {
+            self.totals.observe(&data);
+            Some(Box::new(self.totals.clone()))
+        } else {
+            None
+        };
+        let seq = self.next_seq;
+        self.writer.send(Op::Event {
+            run: self.run.id,
+            seq,
+            at: at.as_micros(),
+            kind: data.kind(),
+            payload,
+            totals,
+        })?;
+        self.next_seq += 1;
+        Ok(seq)
+    }
+
+    /// The highest sequence number known to be committed: it survives the process dying.
+    pub fn committed_seq(&self) -> u64 {
+        self.committed.load(Ordering::Acquire)
+    }
+
+    /// Waits until every appended event is committed; returns the committed sequence number.
+    pub fn flush(&self) -> Result<u64, StoreError> {
+        self.writer.flush()?;
+        Ok(self.committed_seq())
+    }
+
+    /// Ends the run: appends `run_finished`, stores the outcome and waits for it to commit.
+    pub fn finish(
+        mut self,
+        stop_reason: StopReason,
+        answer: Option<String>,
+    ) -> Result<Run, StoreError> {
+        self.finish_at(stop_reason, answer, Timestamp::now())
+    }
+
+    /// [`finish`](Recorder::finish) at an explicit time (importers, fixtures).
+    pub fn finish_at(
+        &mut self,
+        stop_reason: StopReason,
+        answer: Option<String>,
+        at: Timestamp,
+    ) -> Result<Run, StoreError> {
+        let status = RunStatus::for_stop_reason(&stop_reason);
+        self.append_at(
+            EventData::RunFinished(RunFinished {
+                status,
+                stop_reason: stop_reason.clone(),
+                answer: answer.clone(),
+            }),
+            at,
+        )?;
+        let mut run = self.run();
+        run.status = status;
+        run.stop_reason = Some(stop_reason);
+        run.answer = answer;
+        run.ended_at = Some(at);
+        run.totals.latency_ms = Some(run.started_at.millis_until(at));
+        let (reply, wait) = mpsc::sync_channel(1);
+        self.writer.send(Op::Finish {
+            run: Box::new(run.clone()),
+            reply,
+        })?;
+        self.writer.wait(wait)?;
+        self.finished = true;
+        Ok(run)
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        if !self.finished {
+            let _ = self.writer.flush();
+        }
+    }
+}
+
+/// The payload of an event as canonical JSON.
+///
+/// The canonical form of the whole `{"data":…,"kind":…}` object has `data` first (keys sort),
+/// so the payload is a slice of it: one serialization instead of two.
+fn payload_json(data: &EventData) -> Result<String, StoreError> {
+    let whole = canonical_json(data)?;
+    let suffix = format!(",\"kind\":\"{}\"}}", data.kind());
+    match whole
+        .strip_prefix("{\"data\":")
+        .and_then(|rest| rest.strip_suffix(suffix.as_str()))
+    {
+        Some(payload) => Ok(payload.to_owned()),
+        None => Ok(canonical_json(&data.payload())?),
+    }
+}
+
+struct ActiveRun {
+    key: i64,
+    run: Run,
+    committed: Arc<AtomicU64>,
+}
+
+struct WriterThread {
+    conn: Connection,
+    path: PathBuf,
+    options: WriterOptions,
+    failure: Arc<Mutex<Option<String>>>,
+    owner: String,
+    active: HashMap<RunId, ActiveRun>,
+}
+
+/// What applying a batch changed, kept aside until the transaction commits.
+#[derive(Default)]
+struct BatchEffects {
+    started: Vec<(RunId, i64, Run, Arc<AtomicU64>)>,
+    max_seq: HashMap<RunId, u64>,
+    totals: HashMap<RunId, Totals>,
+    finished: Vec<RunId>,
+}
+
+impl WriterThread {
+    fn new(
+        conn: Connection,
+        path: PathBuf,
+        options: WriterOptions,
+        failure: Arc<Mutex<Option<String>>>,
+    ) -> Self {
+        Self {
+            conn,
+            path,
+            options,
+            failure,
+            owner: owner::current(),
+            active: HashMap::new(),
+        }
+    }
+
+    fn run(mut self, rx: Receiver<Op>) {
+        let mut batch: Vec<Op> = Vec::with_capacity(self.options.batch_size);
+        let mut deadline = Instant::now();
+        loop {
+            let received = if batch.is_empty() {
+                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+            } else {
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            };
+            match received {
+                Ok(Op::Shutdown) => {
+                    self.commit(&mut batch);
+                    return;
+                }
+                Ok(op) => {
+                    if batch.is_empty() {
+                        deadline = Instant::now() + self.options.flush_interval;
+                    }
+                    let urgent = op.is_urgent();
+                    batch.push(op);
+                    if urgent || batch.len() >= self.options.batch_size {
+                        self.commit(&mut batch);
+                    }
+                }
+                Err(RecvTimeoutError::Timeout) => self.commit(&mut batch),
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.commit(&mut batch);
+                    return;
+                }
+            }
+        }
+    }
+
+    fn commit(&mut self, batch: &mut Vec<Op>) {
+        if batch.is_empty() {
+            return;
+        }
+        let failed = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        let result = match failed {
+            Some(detail) => Err(detail),
+            None => retry_busy(|| self.apply(batch)).map_err(|e| {
+                let detail = StoreError::from_sqlite(&self.path, e).to_string();
+                *self
+                    .failure
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(detail.clone());
+                detail
+            }),
+        };
+        let result = result.map(|effects| self.settle(effects));
+        for op in batch.drain(..) {
+            let reply = match op {
+                Op::Start { reply, .. } | Op::Finish { reply, .. } | Op::Flush { reply } => reply,
+                _ => continue,
+            };
+            let _ = reply.send(result.clone());
+        }
+    }
+
+    /// Applies a batch in one transaction.
+    fn apply(&self, batch: &[Op]) -> Result<BatchEffects, rusqlite::Error> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        match self.apply_in_transaction(batch) {
+            Ok(effects) => {
+                self.conn.execute_batch("COMMIT")?;
+                Ok(effects)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    fn apply_in_transaction(&self, batch: &[Op]) -> Result<BatchEffects, rusqlite::Error> {
+        let mut effects = BatchEffects::default();
+        let mut new_keys: HashMap<RunId, i64> = HashMap::new();
+        let key_of = |id: &RunId, new_keys: &HashMap<RunId, i64>| {
+            new_keys
+                .get(id)
+                .copied()
+                .or_else(|| self.active.get(id).map(|a| a.key))
+        };
+        let mut insert_event = self.conn.prepare_cached(
+            "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?;
+        let mut insert_blob = self.conn.prepare_cached(
+            "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
+        )?;
+        let mut insert_run_blob = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")?;
+        for op in batch {
+            match op {
+                Op::Start {
+                    run, committed, ..
+                } => {
+                    let key = insert_run(&self.conn, run, Some(&self.owner))?;
+                    new_keys.insert(run.id, key);
+                    effects
+                        .started
+                        .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+                }
+                Op::Event {
+                    run,
+                    seq,
+                    at,
+                    kind,
+                    payload,
+                    totals,
+                } => {
+                    let Some(key) = key_of(run, &new_keys) else {
+                        continue;
+                    };
+                    insert_event.execute(params![key, *seq as i64, at, kind, payload])?;
+                    effects.max_seq.insert(*run, *seq);
+                    if let Some(totals) = totals {
+                        effects.totals.insert(*run, (**totals).clone());
+                    }
+                }
+                Op::Blob { run, blob } => {
+                    let Some(key) = key_of(run, &new_keys) else {
+                        continue;
+                    };
+                    let hash = blob.hash.as_bytes().as_slice();
+                    insert_blob.execute(params![hash, blob.codec, blob.size, blob.data])?;
+                    insert_run_blob.execute(params![key, hash])?;
+                }
+                Op::Finish { run, .. } => {
+                    update_run(&self.conn, run, None)?;
+                    effects.finished.push(run.id);
+                    effects.totals.remove(&run.id);
+                }
+                Op::Flush { .. } | Op::Shutdown => {}
+            }
+        }
+        for (id, totals) in &effects.totals {
+            let base = effects
+                .started
+                .iter()
+                .find(|(sid, ..)| sid == id)
+                .map(|(_, _, run, _)| run)
+                .or_else(|| self.active.get(id).map(|a| &a.run));
+            if let Some(base) = base {
+                let mut run = base.clone();
+                run.totals = totals.clone();
+                update_run(&self.conn, &run, Some(&self.owner))?;
+            }
+        }
+        Ok(effects)
+    }
+
+    /// Publishes a committed batch: committed sequence numbers, run state.
+    fn settle(&mut self, effects: BatchEffects) {
+        for (id, key, run, committed) in effects.started {
+            self.active.insert(
+                id,
+                ActiveRun {
+                    key,
+                    run,
+                    committed,
+                },
+            );
+        }
+        for (id, totals) in effects.totals {
+            if let Some(active) = self.active.get_mut(&id) {
+                active.run.totals = totals;
+            }
+        }
+        for (id, seq) in effects.max_seq {
+            if let Some(active) = self.active.get(&id) {
+                active.committed.fetch_max(seq, Ordering::AcqRel);
+            }
+        }
+        for id in effects.finished {
+            self.active.remove(&id);
+        }
+    }
+}
+
+/// Inserts a run row (and its labels); returns its key.
+pub(crate) fn insert_run(
+    conn: &Connection,
+    run: &Run,
+    owner: Option<&str>,
+) -> Result<i64, rusqlite::Error> {
+    let record = canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    conn.prepare_cached(
+        "INSERT INTO runs (id, short_id, source, suite, task, agent_name, agent_fingerprint,
+             parent_id, started_at, ended_at, status, stop_reason, steps, tool_calls, tokens_in,
+             tokens_out, cost_usd, record, owner)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+    )?
+    .execute(params![
+        run.id.to_string(),
+        run.id.short(),
+        run.source.as_str(),
+        run.suite,
+        run.task,
+        run.agent.as_ref().map(|a| &a.name),
+        run.agent.as_ref().map(|a| &a.fingerprint),
+        run.parent.map(|p| p.to_string()),
+        run.started_at.as_micros(),
+        run.ended_at.map(Timestamp::as_micros),
+        run.status.as_str(),
+        run.stop_reason.as_ref().map(ToString::to_string),
+        run.totals.steps as i64,
+        run.totals.tool_calls_total() as i64,
+        run.totals.tokens_in.map(|t| t as i64),
+        run.totals.tokens_out.map(|t| t as i64),
+        run.totals.cost_usd,
+        record,
+        owner,
+    ])?;
+    let key = conn.last_insert_rowid();
+    let mut label = conn.prepare_cached("INSERT INTO run_labels (run, key, value) VALUES (?1, ?2, ?3)")?;
+    for (k, v) in &run.labels {
+        label.execute(params![key, k, v])?;
+    }
+    Ok(key)
+}
+
+/// Rewrites a run row's outcome and totals from `run`.
+pub(crate) fn update_run(
+    conn: &Connection,
+    run: &Run,
+    owner: Option<&str>,
+) -> Result<(), rusqlite::Error> {
+    let record = canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    conn.prepare_cached(
+        "UPDATE runs SET ended_at = ?2, status = ?3, stop_reason = ?4, steps = ?5, tool_calls = ?6,
+             tokens_in = ?7, tokens_out = ?8, cost_usd = ?9, record = ?10, owner = ?11
+         WHERE id = ?1",
+    )?
+    .execute(params![
+        run.id.to_string(),
+        run.ended_at.map(Timestamp::as_micros),
+        run.status.as_str(),
+        run.stop_reason.as_ref().map(ToString::to_string),
+        run.totals.steps as i64,
+        run.totals.tool_calls_total() as i64,
+        run.totals.tokens_in.map(|t| t as i64),
+        run.totals.tokens_out.map(|t| t as i64),
+        run.totals.cost_usd,
+        record,
+        owner,
+    ])?;
+    Ok(())
+}
+
+/// Runs `f` again while SQLite reports the database busy or locked, for up to two minutes.
+///
+/// `busy_timeout` already waits inside SQLite, but some cases (a lock upgrade in WAL mode,
+/// a checkpoint) report busy at once; callers never see it.
+pub(crate) fn retry_busy<T>(
+    mut f: impl FnMut() -> Result<T, rusqlite::Error>,
+) -> Result<T, rusqlite::Error> {
+    let give_up = Instant::now() + Duration::from_secs(120);
+    let mut wait = Duration::from_millis(1);
+    loop {
+        match f() {
+            Err(e)
+                if matches!(
+                    e.sqlite_error_code(),
+                    Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked)
+                ) && Instant::now() < give_up =>
+            {
+                std::thread::sleep(wait);
+                wait = (wait * 2).min(Duration::from_millis(50));
+            }
+            other => return other,
+        }
+    }
+}

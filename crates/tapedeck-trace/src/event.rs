@@ -1,0 +1,452 @@
+//! [`Event`]: one thing that happened in a run, and [`EventData`], its kind and payload.
+//!
+//! Large content (messages, tool schemas, arguments, outputs) is never inline in an event: it
+//! is a blob, referenced by its [`ContentHash`]. Agents resend the whole conversation on every
+//! model call, and referencing each message keeps a run's storage linear in its length.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{ContentHash, RunStatus, StopReason, Timestamp};
+
+/// One event of a run: its position, when it happened, and what it was.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct Event {
+    /// Position in the run, from 1, without gaps.
+    pub seq: u64,
+    /// When it happened.
+    pub at: Timestamp,
+    /// Its kind and payload, serialized as `"kind": …, "data": {…}`.
+    #[serde(flatten)]
+    pub data: EventData,
+}
+
+/// What an event was. The tag is the event kind (`run_started`, `tool_call`, …).
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "data", rename_all = "snake_case")]
+pub enum EventData {
+    /// The run began.
+    RunStarted(RunStarted),
+    /// A request to the model.
+    LlmRequest(LlmRequest),
+    /// A failed model request that will be retried.
+    LlmRetry(LlmRetry),
+    /// The model's answer to a request.
+    LlmResponse(LlmResponse),
+    /// The model asked for a tool call.
+    ToolCall(ToolCall),
+    /// The gateway decided about a tool call (or the run).
+    PolicyDecision(PolicyDecision),
+    /// What a tool call returned.
+    ToolResult(ToolResult),
+    /// An HTTP exchange the proxy passed through without modelling it.
+    HttpExchange(HttpExchange),
+    /// An MCP JSON-RPC message other than a tool call.
+    McpMessage(McpMessage),
+    /// A budget ran out.
+    BudgetExceeded(BudgetExceeded),
+    /// The run ended.
+    RunFinished(RunFinished),
+}
+
+/// All event kinds, in the order of [`EventData`]'s variants.
+pub const EVENT_KINDS: [&str; 11] = [
+    "run_started",
+    "llm_request",
+    "llm_retry",
+    "llm_response",
+    "tool_call",
+    "policy_decision",
+    "tool_result",
+    "http_exchange",
+    "mcp_message",
+    "budget_exceeded",
+    "run_finished",
+];
+
+impl EventData {
+    /// The event kind, as written in the `kind` field.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::RunStarted(_) => "run_started",
+            Self::LlmRequest(_) => "llm_request",
+            Self::LlmRetry(_) => "llm_retry",
+            Self::LlmResponse(_) => "llm_response",
+            Self::ToolCall(_) => "tool_call",
+            Self::PolicyDecision(_) => "policy_decision",
+            Self::ToolResult(_) => "tool_result",
+            Self::HttpExchange(_) => "http_exchange",
+            Self::McpMessage(_) => "mcp_message",
+            Self::BudgetExceeded(_) => "budget_exceeded",
+            Self::RunFinished(_) => "run_finished",
+        }
+    }
+
+    /// Every blob this event refers to, in field order.
+    pub fn blob_refs(&self) -> Vec<ContentHash> {
+        match self {
+            Self::RunStarted(e) => e.agent_config.iter().copied().collect(),
+            Self::LlmRequest(e) => e.messages.iter().chain(&e.tools).copied().collect(),
+            Self::LlmResponse(e) => vec![e.message],
+            Self::ToolCall(e) => vec![e.args],
+            Self::ToolResult(e) => e.output.iter().copied().collect(),
+            Self::HttpExchange(e) => e.request.iter().chain(&e.response).copied().collect(),
+            Self::McpMessage(e) => vec![e.message],
+            Self::LlmRetry(_)
+            | Self::PolicyDecision(_)
+            | Self::BudgetExceeded(_)
+            | Self::RunFinished(_) => Vec::new(),
+        }
+    }
+
+    /// The payload alone (the `data` object), as a JSON value.
+    pub fn payload(&self) -> Value {
+        match serde_json::to_value(self) {
+            Ok(Value::Object(mut map)) => map.remove("data").unwrap_or(Value::Null),
+            _ => Value::Null,
+        }
+    }
+
+    /// Rebuilds event data from its kind and payload (the form the store keeps).
+    pub fn from_parts(kind: &str, payload: Value) -> Result<Self, serde_json::Error> {
+        let mut map = serde_json::Map::with_capacity(2);
+        map.insert("kind".to_owned(), Value::String(kind.to_owned()));
+        map.insert("data".to_owned(), payload);
+        serde_json::from_value(Value::Object(map))
+    }
+}
+
+/// `run_started`: what the run was asked and under which rules it ran.
+#[derive(Clone, PartialEq, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunStarted {
+    /// The task input given to the agent, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub input: Option<String>,
+    /// The effective agent configuration (a blob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_config: Option<ContentHash>,
+    /// The budgets in force.
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub budgets: Value,
+    /// The tool policy in force (allowlist, approvals, kill switch …).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub policy: Value,
+}
+
+/// `llm_request`: one call to the model.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmRequest {
+    /// The step this request belongs to, from 1.
+    pub step: u64,
+    /// `openai`, `anthropic`, `scripted`, …
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider: Option<String>,
+    /// The model name.
+    pub model: String,
+    /// Sampling parameters (temperature, max tokens, …).
+    #[serde(default, skip_serializing_if = "Value::is_null")]
+    pub params: Value,
+    /// Each message of the conversation sent, in order (blobs).
+    pub messages: Vec<ContentHash>,
+    /// The tool schemas offered to the model (a blob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<ContentHash>,
+    /// Hash of the request's matching form, used by replay to find it again.
+    pub request_hash: ContentHash,
+}
+
+/// `llm_retry`: a model request failed and will be tried again.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmRetry {
+    /// The step of the failed request.
+    pub step: u64,
+    /// Which attempt failed, from 1.
+    pub attempt: u32,
+    /// The HTTP status, where there was one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// What went wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the client waits before the next attempt.
+    pub wait_ms: u64,
+}
+
+/// Token usage reported by the model.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Usage {
+    /// Prompt (input) tokens.
+    pub input_tokens: u64,
+    /// Completion (output) tokens.
+    pub output_tokens: u64,
+}
+
+/// A tool call the model asked for, as listed in its response.
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCallSummary {
+    /// The call id the model gave.
+    pub id: String,
+    /// The tool name.
+    pub name: String,
+}
+
+/// `llm_response`: the model's answer.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LlmResponse {
+    /// The step this answers.
+    pub step: u64,
+    /// The assistant message (a blob).
+    pub message: ContentHash,
+    /// The tool calls it asks for, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tool_calls: Vec<ToolCallSummary>,
+    /// Why the model stopped (`stop`, `tool_calls`, `length`, `end_turn`, …), as it said it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finish_reason: Option<String>,
+    /// Token usage; absent when the model did not report it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+    /// What the call cost; absent when unknown (never a made-up 0).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+    /// Time from request to complete response.
+    pub latency_ms: u64,
+    /// Whether the response was streamed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub streamed: bool,
+    /// Whether the response was cut off before it completed.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub truncated: bool,
+}
+
+/// `tool_call`: the model asked for a tool to run.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolCall {
+    /// The step of the response that asked for it.
+    pub step: u64,
+    /// The call id, linking the call to its decision and result.
+    pub call_id: String,
+    /// The tool name.
+    pub tool: String,
+    /// The arguments (a blob).
+    pub args: ContentHash,
+    /// Hash of the canonical arguments (equal to `args`; kept separate so matchers need no blob).
+    pub args_hash: ContentHash,
+    /// The idempotency key for write tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+}
+
+/// What the gateway decided.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Decision {
+    /// The call may run.
+    Allowed,
+    /// The call is not allowed.
+    Denied,
+    /// The call waits for an approval.
+    NeedsApproval,
+    /// A person or the approvals file approved it.
+    Approved,
+    /// A person or the approvals file (or nobody answering) rejected it.
+    Rejected,
+    /// An identical call's result is reused instead.
+    Deduped,
+    /// The tool failed too often and is disabled for the rest of the run.
+    Degraded,
+    /// The kill switch blocked the call or stopped the run.
+    KillSwitch,
+}
+
+/// `policy_decision`: a gateway decision and the rule that made it.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyDecision {
+    /// The call decided about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub call_id: Option<String>,
+    /// The tool decided about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+    /// The decision.
+    pub decision: Decision,
+    /// The rule that decided, e.g. `tools.allow`, `writes.require_approval`.
+    pub rule: String,
+    /// A human-readable explanation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Whether a tool's output matched its output schema.
+#[derive(Clone, PartialEq, Eq, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome", content = "error")]
+pub enum Validation {
+    /// No output schema, or no output.
+    #[default]
+    NotChecked,
+    /// The output matched.
+    Valid,
+    /// The output did not match; the message says where.
+    Invalid(String),
+}
+
+impl Validation {
+    fn is_not_checked(&self) -> bool {
+        matches!(self, Self::NotChecked)
+    }
+}
+
+/// Where a tool result came from.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Origin {
+    /// The tool ran.
+    #[default]
+    Live,
+    /// Served from a recording.
+    Recorded,
+    /// Served from a recording, for a call made more often than recorded.
+    Reused,
+    /// The result of an identical earlier call in this run.
+    Dedupe,
+}
+
+/// `tool_result`: what a tool call returned.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolResult {
+    /// The call this answers.
+    pub call_id: String,
+    /// The tool name.
+    pub tool: String,
+    /// The output (a blob), when the tool succeeded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<ContentHash>,
+    /// The error, when it failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the call took.
+    pub latency_ms: u64,
+    /// Output-schema validation.
+    #[serde(default, skip_serializing_if = "Validation::is_not_checked")]
+    pub validation: Validation,
+    /// Live, recorded, reused or dedupe.
+    #[serde(default)]
+    pub origin: Origin,
+    /// What the call cost (the tool's `cost_usd`); absent means free.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cost_usd: Option<f64>,
+}
+
+/// `http_exchange`: a request the proxy passed through without modelling it.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpExchange {
+    /// The HTTP method.
+    pub method: String,
+    /// The path and query, secrets redacted.
+    pub path: String,
+    /// The response status, absent when the upstream gave none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<u16>,
+    /// The request (a blob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<ContentHash>,
+    /// The response (a blob).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<ContentHash>,
+    /// Time to the complete response.
+    pub latency_ms: u64,
+}
+
+/// Which way an MCP message went.
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the client to the server.
+    ClientToServer,
+    /// From the server to the client.
+    ServerToClient,
+}
+
+/// `mcp_message`: an MCP JSON-RPC message other than a tool call.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct McpMessage {
+    /// Which way it went.
+    pub direction: Direction,
+    /// The JSON-RPC method, absent for responses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// The whole message (a blob).
+    pub message: ContentHash,
+}
+
+/// The budgets a run can exceed.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BudgetKind {
+    /// Steps (model calls).
+    MaxSteps,
+    /// Wall-clock seconds.
+    MaxSeconds,
+    /// Tool calls.
+    MaxToolCalls,
+    /// US dollars.
+    MaxUsd,
+    /// Tokens, input and output together.
+    MaxTokens,
+}
+
+impl BudgetKind {
+    /// The stop reason of a run that exceeded this budget.
+    pub fn stop_reason(self) -> StopReason {
+        match self {
+            Self::MaxSteps => StopReason::MaxSteps,
+            Self::MaxSeconds => StopReason::MaxSeconds,
+            Self::MaxToolCalls => StopReason::MaxToolCalls,
+            Self::MaxUsd => StopReason::MaxUsd,
+            Self::MaxTokens => StopReason::MaxTokens,
+        }
+    }
+}
+
+/// `budget_exceeded`: a budget ran out.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BudgetExceeded {
+    /// Which budget.
+    pub budget: BudgetKind,
+    /// Its limit.
+    pub limit: f64,
+    /// What had been used when it was checked.
+    pub used: f64,
+    /// The tool whose call hit the limit, if a tool call did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool: Option<String>,
+}
+
+/// `run_finished`: how the run ended.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFinished {
+    /// The final status.
+    pub status: RunStatus,
+    /// Why it ended.
+    pub stop_reason: StopReason,
+    /// The final answer, or the partial output of a stopped run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answer: Option<String>,
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}

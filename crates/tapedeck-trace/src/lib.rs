@@ -1,0 +1,29 @@
+//! The trace model shared by every part of tapedeck: a [`Run`] and its [`Event`]s, stop reasons,
+//! canonical JSON (RFC 8785) with sha256 content hashes, and the portable JSONL tape format.
+//!
+//! This crate does no I/O. Everything that is serialized here (events, runs, tapes) is a public
+//! format: see "Changing a serialized format" in `crates/README.md` before touching a field.
+
+#![warn(missing_docs)]
+
+mod canonical;
+mod error;
+mod event;
+mod ids;
+mod run;
+mod stop;
+pub mod tape;
+mod time;
+
+pub use canonical::{ContentHash, canonical_json, hash_bytes, hash_json};
+pub use error::TraceError;
+pub use event::{
+    EVENT_KINDS,
+    BudgetExceeded, BudgetKind, Decision, Direction, Event, EventData, HttpExchange, LlmRequest,
+    LlmResponse, LlmRetry, McpMessage, Origin, PolicyDecision, RunFinished, RunStarted, ToolCall,
+    ToolCallSummary, ToolResult, Usage, Validation,
+};
+pub use ids::RunId;
+pub use run::{AgentInfo, Run, Source, Totals};
+pub use stop::{RunStatus, StopReason};
+pub use time::Timestamp;

@@ -1,0 +1,96 @@
+//! The portable tape: one run as canonical JSONL, the format of golden baselines.
+//!
+//! The first line is a [`TapeHeader`] (`format`, `version`, `run`); each further line is one
+//! [`TapeEvent`]: the event, plus the content of every blob it is the first to reference. A
+//! tape is therefore self-contained and still linear in the run's length. Every line is
+//! canonical JSON (RFC 8785), so writing a tape that was read gives back the same bytes.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::{ContentHash, Event, Run, TraceError, canonical_json};
+
+/// The `format` field of a tape's first line.
+pub const TAPE_FORMAT: &str = "tapedeck-tape";
+
+/// The tape format version this build reads and writes.
+///
+/// Any change to a serialized field (added, removed, renamed, retyped) bumps it: readers reject
+/// unknown fields and newer versions, so an old build never misreads a new tape.
+pub const TAPE_VERSION: u32 = 1;
+
+/// A tape's first line.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TapeHeader {
+    /// Always [`TAPE_FORMAT`].
+    pub format: String,
+    /// The format version.
+    pub version: u32,
+    /// The run.
+    pub run: Run,
+}
+
+impl TapeHeader {
+    /// The header of a tape of `run` in this build's format.
+    pub fn new(run: Run) -> Self {
+        Self {
+            format: TAPE_FORMAT.to_owned(),
+            version: TAPE_VERSION,
+            run,
+        }
+    }
+}
+
+/// One event line of a tape.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+pub struct TapeEvent {
+    /// The event.
+    #[serde(flatten)]
+    pub event: Event,
+    /// The content of the blobs this event is the first in the tape to reference.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub blobs: BTreeMap<ContentHash, Value>,
+}
+
+/// Writes a header or event as one canonical line (with its newline).
+pub fn to_line<T: Serialize>(value: &T) -> Result<String, TraceError> {
+    let mut line = canonical_json(value)?;
+    line.push('\n');
+    Ok(line)
+}
+
+/// Reads a tape's first line, checking its format and version before anything else so that a
+/// tape from a newer tapedeck is refused with a clear message rather than a field error.
+pub fn parse_header(line: &str) -> Result<TapeHeader, TraceError> {
+    let bad = |message: String| TraceError::TapeLine { line: 1, message };
+    let value: Value =
+        serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let format = value.get("format").and_then(Value::as_str);
+    if format != Some(TAPE_FORMAT) {
+        return Err(bad(format!(
+            "not a tapedeck tape (expected a first line with \"format\":\"{TAPE_FORMAT}\")"
+        )));
+    }
+    match value.get("version").and_then(Value::as_u64) {
+        Some(v) if v == u64::from(TAPE_VERSION) => {}
+        Some(v) => {
+            return Err(TraceError::TapeVersion {
+                found: v,
+                supported: TAPE_VERSION,
+            });
+        }
+        None => return Err(bad("the header has no numeric `version`".to_owned())),
+    }
+    serde_json::from_value(value).map_err(|e| bad(format!("invalid header: {e}")))
+}
+
+/// Reads one event line (`line_no` is 1-based, for the error message).
+pub fn parse_event(line: &str, line_no: usize) -> Result<TapeEvent, TraceError> {
+    serde_json::from_str(line).map_err(|e| TraceError::TapeLine {
+        line: line_no,
+        message: format!("invalid event: {e}"),
+    })
+}
