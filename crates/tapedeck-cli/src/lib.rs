@@ -1,2 +1,75 @@
-//! x
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! tapedeck's command line: the clap definitions, the settings every command resolves before
+//! it starts, and one module per subcommand in [`commands`]. Nothing else lives here: recording,
+//! storage and analysis are in the library crates.
+
+#![warn(missing_docs)]
+
+mod commands;
+mod exit;
+mod render;
+mod settings;
+mod when;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+pub use exit::Exit;
+
+/// Record, replay and diff LLM agent runs.
+#[derive(Debug, Parser)]
+#[command(
+    name = "tapedeck",
+    version,
+    about = "Record, replay and diff LLM agent runs",
+    long_about = "tapedeck records every model decision and tool observation of an agent run into one \
+SQLite file, replays runs offline, and flags drift in tool calls, tokens, cost, stop reasons and \
+answers before a model or prompt change ships.",
+    after_help = "Examples:\n  tapedeck demo                 record the demo runs and show the browser-retry incident\n  tapedeck ls --stop-reason max_tool_calls\n  tapedeck show 3f9c2e1a --audit\n  tapedeck export 3f9c2e1a > incident.jsonl\n\nExit codes: 0 ok / no drift; 1 a run stopped for another reason, or drift was found; 2 usage or input error.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    global: settings::GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Demo(commands::demo::Args),
+    Ls(commands::ls::Args),
+    Show(commands::show::Args),
+    Stats(commands::stats::Args),
+    Export(commands::export::Args),
+    Import(commands::import::Args),
+    Merge(commands::merge::Args),
+    Rm(commands::rm::Args),
+    Gc(commands::gc::Args),
+    Bench(commands::bench::Args),
+}
+
+/// Parses the command line, runs the command and returns its exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = settings::Settings::resolve(&cli.global);
+    let result = match cli.command {
+        Command::Demo(args) => commands::demo::run(&settings, args),
+        Command::Ls(args) => commands::ls::run(&settings, args),
+        Command::Show(args) => commands::show::run(&settings, args),
+        Command::Stats(args) => commands::stats::run(&settings, args),
+        Command::Export(args) => commands::export::run(&settings, args),
+        Command::Import(args) => commands::import::run(&settings, args),
+        Command::Merge(args) => commands::merge::run(&settings, args),
+        Command::Rm(args) => commands::rm::run(&settings, args),
+        Command::Gc(args) => commands::gc::run(&settings, args),
+        Command::Bench(args) => commands::bench::run(&settings, args),
+    };
+    match result {
+        Ok(exit) => exit.into(),
+        Err(err) => {
+            render::error(&err);
+            Exit::Error.into()
+        }
+    }
+}

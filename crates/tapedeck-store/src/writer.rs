@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, params};
 use serde::Serialize;
 use tapedeck_trace::{
-    ContentHash, EventData, Run, RunFinished, RunId, RunStatus, StopReason, Timestamp, Totals,
+    ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus, StopReason, Timestamp, Totals,
     canonical_json, hash_json,
 };
 
@@ -161,6 +161,7 @@ impl Writer {
             next_seq: 1,
             committed,
             sent_blobs: HashSet::new(),
+            history: HistoryCompactor::default(),
             finished: false,
         })
     }
@@ -216,6 +217,7 @@ pub struct Recorder {
     next_seq: u64,
     committed: Arc<AtomicU64>,
     sent_blobs: HashSet<ContentHash>,
+    history: HistoryCompactor,
     finished: bool,
 }
 
@@ -257,7 +259,13 @@ impl Recorder {
     }
 
     /// Appends an event with an explicit time (importers, fixtures).
-    pub fn append_at(&mut self, data: EventData, at: Timestamp) -> Result<u64, StoreError> {
+    ///
+    /// An `llm_request` that resends the previous request's messages is stored as extending
+    /// it (see [`HistoryCompactor`]), so a run's size stays linear in its length.
+    pub fn append_at(&mut self, mut data: EventData, at: Timestamp) -> Result<u64, StoreError> {
+        if let EventData::LlmRequest(request) = &mut data {
+            self.history.compact(self.next_seq, request);
+        }
         let payload = payload_json(&data)?;
         let changes_totals = matches!(
             data,

@@ -148,7 +148,11 @@ pub struct LlmRequest {
     /// Sampling parameters (temperature, max tokens, …).
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub params: Value,
-    /// Each message of the conversation sent, in order (blobs).
+    /// The `seq` of an earlier `llm_request` of this run whose messages this request resends
+    /// first; `messages` then lists only the messages after them. See [`HistoryCompactor`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extends: Option<u64>,
+    /// The messages sent (after those of `extends`, if set), in order, each a blob.
     pub messages: Vec<ContentHash>,
     /// The tool schemas offered to the model (a blob).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -449,4 +453,64 @@ pub struct RunFinished {
 
 fn is_false(b: &bool) -> bool {
     !*b
+}
+
+/// Keeps a run's `llm_request` events linear in size.
+///
+/// Agents resend the whole conversation on every model call. Storing each message once as a
+/// blob removes the repeated text, but a list of every message's hash in every request would
+/// still grow quadratically. So a request whose messages begin with all of the previous
+/// request's messages is recorded as `extends: <that request's seq>` plus only the new ones;
+/// [`expand_messages`] gives back the full lists.
+#[derive(Clone, Debug, Default)]
+pub struct HistoryCompactor {
+    last: Option<(u64, Vec<ContentHash>)>,
+}
+
+impl HistoryCompactor {
+    /// Rewrites `request`, about to be recorded as event `seq`, to extend the previous request
+    /// when it can. A request that already sets `extends` is kept as it is.
+    pub fn compact(&mut self, seq: u64, request: &mut LlmRequest) {
+        let full = match (request.extends, &self.last) {
+            (None, _) => request.messages.clone(),
+            (Some(from), Some((last_seq, last))) if from == *last_seq => {
+                let mut full = last.clone();
+                full.extend_from_slice(&request.messages);
+                full
+            }
+            (Some(_), _) => {
+                // Extends a request this compactor did not see: it cannot know the full list.
+                self.last = None;
+                return;
+            }
+        };
+        if request.extends.is_none() {
+            if let Some((last_seq, last)) = &self.last {
+                if !last.is_empty() && full.starts_with(last) {
+                    request.extends = Some(*last_seq);
+                    request.messages = full[last.len()..].to_vec();
+                }
+            }
+        }
+        self.last = Some((seq, full));
+    }
+}
+
+/// The full message list of every `llm_request` in `events`, by seq.
+///
+/// A request that extends a seq not among `events` (a truncated list) gets only its own
+/// messages.
+pub fn expand_messages(events: &[Event]) -> std::collections::BTreeMap<u64, Vec<ContentHash>> {
+    let mut full: std::collections::BTreeMap<u64, Vec<ContentHash>> = Default::default();
+    for event in events {
+        if let EventData::LlmRequest(request) = &event.data {
+            let mut messages = request
+                .extends
+                .and_then(|from| full.get(&from).cloned())
+                .unwrap_or_default();
+            messages.extend_from_slice(&request.messages);
+            full.insert(event.seq, messages);
+        }
+    }
+    full
 }

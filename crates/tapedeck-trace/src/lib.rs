@@ -18,7 +18,7 @@ mod time;
 pub use canonical::{ContentHash, canonical_json, hash_bytes, hash_json};
 pub use error::TraceError;
 pub use event::{
-    EVENT_KINDS,
+    EVENT_KINDS, HistoryCompactor, expand_messages,
     BudgetExceeded, BudgetKind, Decision, Direction, Event, EventData, HttpExchange, LlmRequest,
     LlmResponse, LlmRetry, McpMessage, Origin, PolicyDecision, RunFinished, RunStarted, ToolCall,
     ToolCallSummary, ToolResult, Usage, Validation,

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::{ContentHash, Event, Run, TraceError, canonical_json};
+use crate::{ContentHash, Event, EventData, Run, Timestamp, TraceError, canonical_json};
 
 /// The `format` field of a tape's first line.
 pub const TAPE_FORMAT: &str = "tapedeck-tape";
@@ -46,6 +46,7 @@ impl TapeHeader {
 
 /// One event line of a tape.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(try_from = "RawTapeEvent")]
 pub struct TapeEvent {
     /// The event.
     #[serde(flatten)]
@@ -53,6 +54,35 @@ pub struct TapeEvent {
     /// The content of the blobs this event is the first in the tape to reference.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub blobs: BTreeMap<ContentHash, Value>,
+}
+
+/// An event line as read, every field named so that an unknown one is refused:
+/// `deny_unknown_fields` has no effect through `#[serde(flatten)]`, so [`TapeEvent`] cannot
+/// use it directly.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTapeEvent {
+    seq: u64,
+    at: Timestamp,
+    kind: String,
+    data: Value,
+    #[serde(default)]
+    blobs: BTreeMap<ContentHash, Value>,
+}
+
+impl TryFrom<RawTapeEvent> for TapeEvent {
+    type Error = serde_json::Error;
+
+    fn try_from(raw: RawTapeEvent) -> Result<Self, Self::Error> {
+        Ok(Self {
+            event: Event {
+                seq: raw.seq,
+                at: raw.at,
+                data: EventData::from_parts(&raw.kind, raw.data)?,
+            },
+            blobs: raw.blobs,
+        })
+    }
 }
 
 /// Writes a header or event as one canonical line (with its newline).

@@ -1,0 +1,168 @@
+//! Ingest: 1M small events through the `Recorder`, against a plain rusqlite batched INSERT of
+//! the same rows into the same table (the practical limit); and the Recorder's peak RSS.
+
+use std::time::Instant;
+
+use anyhow::Context as _;
+use rusqlite::params;
+use tapedeck_store::Store;
+use tapedeck_trace::{Decision, EventData, PolicyDecision, Run, Source, StopReason};
+
+use crate::Exit;
+use crate::render;
+
+/// Options of `bench ingest`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Events to record
+    #[arg(long, default_value_t = 1_000_000)]
+    events: u64,
+}
+
+impl Default for Args {
+    fn default() -> Self {
+        Self { events: 1_000_000 }
+    }
+}
+
+/// Options of the hidden child.
+#[derive(Debug, clap::Args)]
+pub struct ChildArgs {
+    /// Events to record
+    #[arg(long)]
+    events: u64,
+    /// The store file
+    #[arg(long)]
+    path: std::path::PathBuf,
+}
+
+/// The small event both sides write.
+fn event(i: u64) -> EventData {
+    EventData::PolicyDecision(PolicyDecision {
+        call_id: Some(format!("call_{i}")),
+        tool: Some("kb.read".to_owned()),
+        decision: Decision::Allowed,
+        rule: "tools.allow".to_owned(),
+        detail: None,
+    })
+}
+
+pub fn run(args: Args) -> anyhow::Result<Exit> {
+    let dir = super::scratch_dir()?;
+    let n = args.events;
+    anstream::println!("ingest: {} small events", render::thousands(n));
+
+    let baseline_secs = baseline(&dir.join("baseline.db"), n)?;
+    let recorder_secs = recorder(&dir.join("recorder.db"), n)?.0;
+    let child_path = dir.join("child.db");
+    let rss = child_rss(&child_path, n)?;
+    let rate = |secs: f64| n as f64 / secs;
+    anstream::println!(
+        "  plain rusqlite batched INSERT   {:>10.0} events/s",
+        rate(baseline_secs)
+    );
+    anstream::println!(
+        "  Recorder (canonical JSON, batched writer thread) {:>10.0} events/s",
+        rate(recorder_secs)
+    );
+    anstream::println!(
+        "  ratio Recorder / baseline       {:>10.2}   (goal ≥ 0.50)",
+        baseline_secs / recorder_secs
+    );
+    anstream::println!(
+        "  peak RSS recording {} events: {:.1} MB   (goal < 100 MB)",
+        render::thousands(n),
+        rss as f64 / 1e6
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(Exit::Ok)
+}
+
+/// The practical limit: the same rows, pre-serialized, one prepared INSERT, 8192 rows per
+/// transaction.
+fn baseline(path: &std::path::Path, n: u64) -> anyhow::Result<f64> {
+    let store = Store::open(path)?;
+    let run = {
+        let writer = store.writer()?;
+        let recorder = writer.start_run(Run::new(Source::Runtime))?;
+        recorder.id()
+    };
+    drop(store);
+    let payloads: Vec<String> = (0..n)
+        .map(|i| {
+            let data = event(i);
+            tapedeck_trace::canonical_json(&data.payload()).map_err(anyhow::Error::from)
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let conn = rusqlite::Connection::open(path)?;
+    conn.pragma_update(None, "journal_mode", "wal")?;
+    conn.pragma_update(None, "synchronous", "normal")?;
+    let key: i64 = conn.query_row("SELECT key FROM runs WHERE id = ?1", [run.to_string()], |r| {
+        r.get(0)
+    })?;
+    let start = Instant::now();
+    let mut seq = 0i64;
+    for chunk in payloads.chunks(8192) {
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(
+                "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )?;
+            for payload in chunk {
+                seq += 1;
+                stmt.execute(params![key, seq, seq, "policy_decision", payload])?;
+            }
+        }
+        tx.commit()?;
+    }
+    Ok(start.elapsed().as_secs_f64())
+}
+
+/// tapedeck's path: typed events through a Recorder, finished (so everything is committed).
+fn recorder(path: &std::path::Path, n: u64) -> anyhow::Result<(f64, u64)> {
+    let store = Store::open(path)?;
+    let writer = store.writer()?;
+    let start = Instant::now();
+    let mut recorder = writer.start_run(Run::new(Source::Runtime))?;
+    for i in 0..n {
+        recorder.append(event(i))?;
+    }
+    recorder.finish(StopReason::Ok, None)?;
+    let secs = start.elapsed().as_secs_f64();
+    let stored = store.last_seq(&store.runs(&Default::default())?[0].id)?;
+    anyhow::ensure!(stored == n + 1, "expected {} events, found {stored}", n + 1);
+    Ok((secs, stored))
+}
+
+/// Runs the recorder in a child process and returns its peak RSS in bytes.
+fn child_rss(path: &std::path::Path, n: u64) -> anyhow::Result<u64> {
+    let exe = std::env::current_exe()?;
+    let out = std::process::Command::new(exe)
+        .args(["bench", "ingest-child", "--events", &n.to_string(), "--path"])
+        .arg(path)
+        .output()
+        .context("cannot start the ingest child")?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the ingest child failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .context("the ingest child printed no RSS")
+}
+
+pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
+    recorder(&args.path, args.events)?;
+    anstream::println!("{}", peak_rss_bytes().unwrap_or(0));
+    Ok(Exit::Ok)
+}
+
+/// This process's peak resident set size (`VmHWM`), Linux only.
+fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}

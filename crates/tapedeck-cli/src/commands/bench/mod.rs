@@ -1,0 +1,63 @@
+//! `tapedeck bench`: the committed benchmarks behind the figures in the README, each reported
+//! as a ratio against a baseline measured in the same run.
+
+mod ingest;
+mod load;
+mod storage;
+
+use clap::Subcommand;
+
+use crate::Exit;
+use crate::settings::Settings;
+
+/// Run tapedeck's benchmarks and print ratios against their baselines
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage")]
+pub struct Args {
+    #[command(subcommand)]
+    which: Option<Which>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Which {
+    /// Recorder ingest rate against plain batched rusqlite INSERTs, and peak RSS
+    Ingest(ingest::Args),
+    /// Store size of a growing conversation against the naive size of its HTTP bodies
+    Storage(storage::Args),
+    /// Every benchmark with its default size
+    All,
+    /// Records events and reports the committed sequence number as it goes (the load
+    /// generator of the crash and concurrency tests)
+    #[command(hide = true)]
+    RecordLoad(load::Args),
+    /// Records events through the Recorder only, then prints its peak RSS (run by `ingest`
+    /// in a child process so the figure is its own)
+    #[command(hide = true)]
+    IngestChild(ingest::ChildArgs),
+}
+
+/// Runs `tapedeck bench`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    match args.which.unwrap_or(Which::All) {
+        Which::Ingest(a) => ingest::run(a),
+        Which::Storage(a) => storage::run(a),
+        Which::All => {
+            ingest::run(ingest::Args::default())?;
+            anstream::println!();
+            storage::run(storage::Args::default())
+        }
+        Which::RecordLoad(a) => load::run(settings, a),
+        Which::IngestChild(a) => ingest::child(a),
+    }
+}
+
+/// A fresh temporary folder for one benchmark's store files.
+fn scratch_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!(
+        "tapedeck-bench-{}-{}",
+        std::process::id(),
+        tapedeck_trace::Timestamp::now().as_micros()
+    ));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

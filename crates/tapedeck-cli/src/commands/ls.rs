@@ -1,0 +1,93 @@
+//! `tapedeck ls`: a table of runs, newest first.
+
+use serde::Serialize;
+use tapedeck_trace::Run;
+
+use super::FilterArgs;
+use crate::render;
+use crate::settings::Settings;
+use crate::Exit;
+
+/// List recorded runs, newest first
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  tapedeck ls\n  tapedeck ls --stop-reason max_tool_calls --since 7d\n  tapedeck ls --label model=gpt-4.1 --json")]
+pub struct Args {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Show at most this many runs
+    #[arg(long, short = 'n', default_value_t = 50)]
+    limit: usize,
+    /// Print JSON instead of a table
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    short_id: String,
+    #[serde(flatten)]
+    run: &'a Run,
+}
+
+/// Runs `tapedeck ls`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    let mut filter = args.filter.to_filter();
+    filter.limit = Some(args.limit);
+    let runs = match settings.open_existing_store()? {
+        Some(store) => store.runs(&filter)?,
+        None => Vec::new(),
+    };
+    if args.json {
+        let rows: Vec<JsonRun<'_>> = runs
+            .iter()
+            .map(|run| JsonRun {
+                short_id: run.id.short(),
+                run,
+            })
+            .collect();
+        render::json(&rows)?;
+        return Ok(Exit::Ok);
+    }
+    if runs.is_empty() {
+        anstream::println!(
+            "no runs in {} (record some with `tapedeck demo`)",
+            settings.store.display()
+        );
+        return Ok(Exit::Ok);
+    }
+    anstream::println!("{}", table(&runs));
+    Ok(Exit::Ok)
+}
+
+/// The runs table (`ls`, `demo`).
+pub fn table(runs: &[Run]) -> comfy_table::Table {
+    let mut table = render::table(&[
+        "ID", "STARTED (UTC)", "SOURCE", "TASK", "AGENT", "STATUS", "STOP REASON", "STEPS",
+        "TOOLS", "TOKENS", "COST",
+    ]);
+    for run in runs {
+        table.add_row(vec![
+            run.id.short(),
+            render::time(run.started_at),
+            run.source.to_string(),
+            run.task.clone().unwrap_or_else(|| "-".to_owned()),
+            run.agent
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), |a| a.name.clone()),
+            run.status.to_string(),
+            run.stop_reason
+                .as_ref()
+                .map_or_else(|| "-".to_owned(), ToString::to_string),
+            render::thousands(run.totals.steps),
+            render::thousands(run.totals.tool_calls_total()),
+            render::count(run.totals.tokens_total()),
+            render::usd(run.totals.cost_usd),
+        ]);
+    }
+    for i in 7..=10 {
+        if let Some(column) = table.column_mut(i) {
+            column.set_cell_alignment(comfy_table::CellAlignment::Right);
+        }
+    }
+    table
+}

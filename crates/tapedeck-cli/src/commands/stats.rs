@@ -1,0 +1,99 @@
+//! `tapedeck stats`: the production monitoring set per agent version over a time window.
+
+use tapedeck_store::{Distribution, MonitorReport};
+
+use super::FilterArgs;
+use crate::render::{self, DIM, HEADING};
+use crate::settings::Settings;
+use crate::Exit;
+
+/// Monitoring figures per agent version: tool calls per run, tokens per request, stop
+/// reasons, latency, cost
+#[derive(Debug, clap::Args)]
+#[command(after_help = "Examples:\n  tapedeck stats                 the last 7 days\n  tapedeck stats --since 30d --agent support-bot\n  tapedeck stats --all --json")]
+pub struct Args {
+    #[command(flatten)]
+    filter: FilterArgs,
+    /// Look at every run, not only those of the last 7 days
+    #[arg(long, conflicts_with = "since")]
+    all: bool,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Runs `tapedeck stats`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    let mut filter = args.filter.to_filter();
+    let window = if args.all {
+        "all runs".to_owned()
+    } else if let Some(since) = filter.since {
+        format!("runs since {} UTC", render::time(since))
+    } else {
+        filter.since = crate::when::parse_moment("7d").ok();
+        "runs of the last 7 days".to_owned()
+    };
+    let report = match settings.open_existing_store()? {
+        Some(store) => store.monitor(&filter)?,
+        None => MonitorReport { agents: Vec::new() },
+    };
+    if args.json {
+        render::json(&report)?;
+        return Ok(Exit::Ok);
+    }
+    if report.agents.is_empty() {
+        anstream::println!("no {window} in {}", settings.store.display());
+        return Ok(Exit::Ok);
+    }
+    let h = HEADING;
+    let dim = DIM;
+    anstream::println!("{dim}{window}{dim:#}");
+    for agent in &report.agents {
+        let fp = agent
+            .fingerprint
+            .as_ref()
+            .map_or_else(String::new, |f| format!(" (fingerprint {})", &f[..f.len().min(8)]));
+        anstream::println!();
+        anstream::println!(
+            "{h}{}{h:#}{fp} · {} run{}",
+            agent.agent,
+            agent.runs,
+            if agent.runs == 1 { "" } else { "s" }
+        );
+        let line = |label: &str, value: String| {
+            anstream::println!("  {dim}{label:<20}{dim:#} {value}");
+        };
+        line("tool calls per run", dist(&agent.tool_calls_per_run, |v| format!("{v:.1}").trim_end_matches(".0").to_owned()));
+        line("tokens per request", dist(&agent.tokens_per_request, |v| render::thousands(v as u64)));
+        line("latency", dist(&agent.latency_ms, |v| render::millis(v as u64)));
+        let reasons = agent
+            .stop_reasons
+            .iter()
+            .map(|(reason, n)| format!("{reason} {n}"))
+            .collect::<Vec<_>>()
+            .join(" · ");
+        line("stop reasons", reasons);
+        let unknown = match agent.runs_cost_unknown {
+            0 => String::new(),
+            n => format!(" ({n} run{} of unknown cost not counted)", if n == 1 { "" } else { "s" }),
+        };
+        line("cost", format!("{}{unknown}", render::usd(Some(agent.cost_usd))));
+        if let Some((tool, share)) = &agent.top_tool {
+            line("top tool", format!("{tool} ({:.0}% of tool calls)", share * 100.0));
+        }
+    }
+    Ok(Exit::Ok)
+}
+
+fn dist(d: &Option<Distribution>, fmt: impl Fn(f64) -> String) -> String {
+    match d {
+        None => "-".to_owned(),
+        Some(d) => format!(
+            "p50 {} · p95 {} · max {} · mean {}",
+            fmt(d.p50),
+            fmt(d.p95),
+            fmt(d.max),
+            fmt(d.mean)
+        ),
+    }
+}

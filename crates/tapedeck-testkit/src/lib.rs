@@ -1,0 +1,27 @@
+//! Test support for tapedeck: deterministic tapes ([`TapeBuilder`]), the fixture runs every part
+//! tests against ([`scenarios`]), and the filters that make CLI output snapshot-stable
+//! ([`snapshot`]).
+//!
+//! Nothing here is used by a shipped binary. The tapes it builds are byte-identical to what the
+//! store's export writes for the same run, so a fixture can be imported, exported and compared.
+
+#![warn(missing_docs)]
+
+mod builder;
+pub mod message;
+pub mod scenarios;
+pub mod snapshot;
+
+use std::path::{Path, PathBuf};
+
+pub use builder::{Call, TapeBuilder};
+
+/// The workspace's `fixtures/` folder (tapes live in `fixtures/tapes/`).
+pub fn fixtures_dir() -> PathBuf {
+    // This crate is `crates/tapedeck-testkit`: the workspace root is two levels up.
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .nth(2)
+        .expect("the testkit lives in crates/ of the workspace")
+        .join("fixtures")
+}
