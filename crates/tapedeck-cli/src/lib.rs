@@ -67,9 +67,19 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(exit) => exit.into(),
+        // The reader went away (`tapedeck export RUN | head`): nothing is wrong, as in ripgrep.
+        Err(err) if is_broken_pipe(&err) => Exit::Ok.into(),
         Err(err) => {
             render::error(&err);
             Exit::Error.into()
         }
     }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

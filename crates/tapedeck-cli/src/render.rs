@@ -18,7 +18,25 @@ pub const BAD: Style = AnsiColor::Red.on_default().bold();
 /// Prints an error as one line on stderr.
 pub fn error(err: &anyhow::Error) {
     let style = BAD;
-    anstream::eprintln!("{style}error:{style:#} {err:#}");
+    anstream::eprintln!("{style}error:{style:#} {}", one_line(err));
+}
+
+/// An error and its causes, `: `-separated. A cause whose text the line already holds is left
+/// out: errors that write their source into their own message (`{source}`, `#[from]` with
+/// `"{0}"`) would otherwise print it twice ("Broken pipe (os error 32): Broken pipe (os error 32)").
+fn one_line(err: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line.replace('\n', " ")
 }
 
 /// `12,345`, or `?` when unknown.

@@ -106,6 +106,9 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     // Reading the schema is the first statement that touches the file: it is what tells a
     // SQLite store from anything else.
     schema::check_readable(&conn, path)?;
+    // Switching to WAL rewrites the file header: only do it to a file that is (or will be) ours,
+    // never to another program's database or a store from a newer tapedeck.
+    schema::check_ours(&conn, path)?;
     writer::retry_busy(|| {
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.pragma_update(None, "synchronous", "normal")?;

@@ -108,11 +108,16 @@ impl Store {
         }
         if let Some(agent) = &filter.agent {
             let p = arg(agent.clone().into());
-            sql += &format!(" AND (r.agent_name = {p} OR r.agent_fingerprint LIKE {p} || '%')");
+            // Prefixes are compared with substr, not LIKE: `_` and `%` in a value are data.
+            sql += &format!(
+                " AND (r.agent_name = {p} OR substr(r.agent_fingerprint, 1, length({p})) = {p})"
+            );
         }
         if let Some(reason) = &filter.stop_reason {
             let p = arg(reason.clone().into());
-            sql += &format!(" AND (r.stop_reason = {p} OR r.stop_reason LIKE {p} || ':%')");
+            sql += &format!(
+                " AND (r.stop_reason = {p} OR substr(r.stop_reason, 1, length({p}) + 1) = {p} || ':')"
+            );
         }
         if let Some(status) = filter.status {
             sql += &format!(" AND r.status = {}", arg(status.as_str().to_owned().into()));

@@ -80,11 +80,23 @@ pub(crate) fn check_readable(conn: &Connection, path: &Path) -> Result<(), Store
         .map_err(|e| StoreError::from_sqlite(path, e))
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`].
-pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Fails unless the file is a store this build can use (or an empty database that can become
+/// one); returns its schema version. Nothing is written, so a file that is not ours is left as
+/// it was.
+pub(crate) fn check_ours(conn: &Connection, path: &Path) -> Result<i64, StoreError> {
     let err = |e| StoreError::from_sqlite(path, e);
-    let version: i64 = retry_busy(|| conn.pragma_query_value(None, "user_version", |r| r.get(0)))
-        .map_err(err)?;
+    // Both in one statement, so from one snapshot: read one after the other, another process
+    // can commit the first migration in between, and a store being created looks like a
+    // foreign database (version 0, yet tables).
+    let (version, tables): (i64, i64) = retry_busy(|| {
+        conn.query_row(
+            "SELECT (SELECT user_version FROM pragma_user_version),
+                    (SELECT count(*) FROM sqlite_schema WHERE type = 'table')",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+    })
+    .map_err(err)?;
     if version > SCHEMA_VERSION {
         return Err(StoreError::NewerSchema {
             path: path.to_path_buf(),
@@ -92,20 +104,18 @@ pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> 
             supported: SCHEMA_VERSION,
         });
     }
-    if version == 0 {
-        let tables: i64 = conn
-            .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
-                [],
-                |r| r.get(0),
-            )
-            .map_err(err)?;
-        if tables > 0 {
-            return Err(StoreError::Foreign {
-                path: path.to_path_buf(),
-            });
-        }
+    if version == 0 && tables > 0 {
+        return Err(StoreError::Foreign {
+            path: path.to_path_buf(),
+        });
     }
+    Ok(version)
+}
+
+/// Brings the schema up to [`SCHEMA_VERSION`].
+pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| StoreError::from_sqlite(path, e);
+    let version = check_ours(conn, path)?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }

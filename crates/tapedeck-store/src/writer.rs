@@ -18,7 +18,7 @@ use rusqlite::{Connection, ErrorCode, params};
 use serde::Serialize;
 use tapedeck_trace::{
     ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus, StopReason, Timestamp, Totals,
-    canonical_json, hash_json,
+    canonical_json, hash_json, write_canonical,
 };
 
 use crate::blob::{self, EncodedBlob};
@@ -354,20 +354,11 @@ impl Drop for Recorder {
     }
 }
 
-/// The payload of an event as canonical JSON.
-///
-/// The canonical form of the whole `{"data":…,"kind":…}` object has `data` first (keys sort),
-/// so the payload is a slice of it: one serialization instead of two.
+/// The payload of an event (its `data` object) as canonical JSON.
 fn payload_json(data: &EventData) -> Result<String, StoreError> {
-    let whole = canonical_json(data)?;
-    let suffix = format!(",\"kind\":\"{}\"}}", data.kind());
-    match whole
-        .strip_prefix("{\"data\":")
-        .and_then(|rest| rest.strip_suffix(suffix.as_str()))
-    {
-        Some(payload) => Ok(payload.to_owned()),
-        None => Ok(canonical_json(&data.payload())?),
-    }
+    let mut out = String::with_capacity(128);
+    write_canonical(&data.payload(), &mut out)?;
+    Ok(out)
 }
 
 struct ActiveRun {

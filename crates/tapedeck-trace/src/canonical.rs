@@ -8,6 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use crate::TraceError;
@@ -76,8 +77,104 @@ impl<'de> Deserialize<'de> for ContentHash {
 
 /// The canonical JSON text (RFC 8785) of a value: sorted keys, no insignificant whitespace,
 /// ECMAScript number formatting.
+///
+/// The value goes through `serde_json::Value` and is written by [`write_canonical`]; this is
+/// several times faster than a streaming JCS serializer that buffers and re-parses every key,
+/// and recording serializes every event. Tests check it against `serde_json_canonicalizer`.
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<String, TraceError> {
-    serde_json_canonicalizer::to_string(value).map_err(TraceError::Canonical)
+    let value = serde_json::to_value(value).map_err(TraceError::Canonical)?;
+    let mut out = String::with_capacity(128);
+    write_canonical(&value, &mut out)?;
+    Ok(out)
+}
+
+/// Appends the canonical text of a JSON value to `out`.
+pub fn write_canonical(value: &Value, out: &mut String) -> Result<(), TraceError> {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => write_number(n, out)?,
+        Value::String(s) => write_string(s, out),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_canonical(item, out)?;
+            }
+            out.push(']');
+        }
+        Value::Object(map) => {
+            out.push('{');
+            let mut entries: Vec<(&String, &Value)> = map.iter().collect();
+            // The map iterates in UTF-8 byte order, which is RFC 8785's UTF-16 code-unit order
+            // unless a key holds a character from U+E000 up (UTF-8 lead byte 0xEE or above).
+            if entries.iter().any(|(k, _)| k.bytes().any(|b| b >= 0xEE)) {
+                entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            }
+            for (i, (key, item)) in entries.into_iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_string(key, out);
+                out.push(':');
+                write_canonical(item, out)?;
+            }
+            out.push('}');
+        }
+    }
+    Ok(())
+}
+
+fn write_number(n: &serde_json::Number, out: &mut String) -> Result<(), TraceError> {
+    if let Some(i) = n.as_i64() {
+        out.push_str(itoa::Buffer::new().format(i));
+    } else if let Some(u) = n.as_u64() {
+        out.push_str(itoa::Buffer::new().format(u));
+    } else {
+        let f = n.as_f64().unwrap_or(f64::NAN);
+        if !f.is_finite() {
+            return Err(TraceError::Canonical(serde::ser::Error::custom(
+                "NaN and infinite numbers have no JSON form",
+            )));
+        }
+        out.push_str(ryu_js::Buffer::new().format_finite(f));
+    }
+    Ok(())
+}
+
+/// A JSON string with RFC 8785's escapes: quote, backslash, `b f n r t`, other control
+/// characters as `u00xx` (lowercase hex); everything else as is.
+fn write_string(s: &str, out: &mut String) {
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[(b >> 4) as usize] as char);
+            out.push(HEX[(b & 0xf) as usize] as char);
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// The sha256 of some bytes.

@@ -15,7 +15,7 @@ mod stop;
 pub mod tape;
 mod time;
 
-pub use canonical::{ContentHash, canonical_json, hash_bytes, hash_json};
+pub use canonical::{ContentHash, canonical_json, hash_bytes, hash_json, write_canonical};
 pub use error::TraceError;
 pub use event::{
     EVENT_KINDS, HistoryCompactor, expand_messages,

@@ -4,8 +4,10 @@
 //! The runs are the tapes in `fixtures/tapes/`, compiled into the binary so the demo works from
 //! any directory; each is recorded as a new run (fresh id, times moved to now).
 
+use std::path::Path;
+
 use anyhow::Context as _;
-use tapedeck_store::{ImportOutcome, Store};
+use tapedeck_store::{DEFAULT_STORE_PATH, ImportOutcome, Store};
 use tapedeck_trace::tape::{self, TapeEvent};
 use tapedeck_trace::{RunId, Timestamp};
 
@@ -59,21 +61,39 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
         runs.len(),
         settings.store.display()
     );
-    anstream::println!("{}\n", super::ls::table(&runs));
+    anstream::println!("{}\n", super::ls::table(&runs).trim_fmt());
     let incident = *recorded.last().context("no demo runs")?;
     show_incident(&store, &incident)?;
     let short = incident.short();
+    // The commands must find these runs: they name the store unless it is the default one.
+    let tapedeck = if settings.store == Path::new(DEFAULT_STORE_PATH) {
+        "tapedeck".to_owned()
+    } else {
+        format!("tapedeck --store {}", shell_word(&settings.store.display().to_string()))
+    };
     anstream::println!("\n{h}explore{h:#}");
-    for (cmd, what) in [
-        (format!("tapedeck show {short}"), "the incident's summary and timeline"),
-        (format!("tapedeck show {short} --audit"), "every gateway decision"),
-        ("tapedeck ls --stop-reason max_tool_calls".to_owned(), "runs stopped by the tool-call budget"),
-        ("tapedeck stats".to_owned(), "monitoring figures per agent version"),
-        (format!("tapedeck export {short} > incident.jsonl"), "the run as a portable tape"),
-    ] {
-        anstream::println!("  {cmd:<48} {dim}# {what}{dim:#}");
+    let commands = [
+        (format!("{tapedeck} show {short}"), "the incident's summary and timeline"),
+        (format!("{tapedeck} show {short} --audit"), "every gateway decision"),
+        (format!("{tapedeck} ls --stop-reason max_tool_calls"), "runs stopped by the tool-call budget"),
+        (format!("{tapedeck} stats"), "monitoring figures per agent version"),
+        (format!("{tapedeck} export {short} > incident.jsonl"), "the run as a portable tape"),
+    ];
+    let width = commands.iter().map(|(cmd, _)| cmd.chars().count()).max().unwrap_or(0);
+    for (cmd, what) in commands {
+        anstream::println!("  {cmd:<width$}  {dim}# {what}{dim:#}");
     }
     Ok(Exit::Ok)
+}
+
+/// `word`, single-quoted for a POSIX shell when it holds anything but plain path characters.
+fn shell_word(word: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c);
+    if !word.is_empty() && word.chars().all(plain) {
+        word.to_owned()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
 }
 
 fn show_incident(store: &Store, id: &RunId) -> anyhow::Result<()> {

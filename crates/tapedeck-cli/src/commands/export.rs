@@ -31,7 +31,7 @@ pub struct Args {
 
 /// Runs `tapedeck export`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    let store = settings.open_store()?;
+    let store = settings.open_required_store()?;
     let id = store.resolve_run(&args.run)?;
     let Format::Jsonl = args.format;
     match &args.output {

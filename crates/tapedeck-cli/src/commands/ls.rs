@@ -1,6 +1,7 @@
 //! `tapedeck ls`: a table of runs, newest first.
 
 use serde::Serialize;
+use tapedeck_store::RunFilter;
 use tapedeck_trace::Run;
 
 use super::FilterArgs;
@@ -33,7 +34,8 @@ struct JsonRun<'a> {
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let mut filter = args.filter.to_filter();
     filter.limit = Some(args.limit);
-    let runs = match settings.open_existing_store()? {
+    let store = settings.open_existing_store()?;
+    let runs = match &store {
         Some(store) => store.runs(&filter)?,
         None => Vec::new(),
     };
@@ -49,13 +51,24 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if runs.is_empty() {
-        anstream::println!(
-            "no runs in {} (record some with `tapedeck demo`)",
-            settings.store.display()
-        );
+        let any = RunFilter {
+            limit: Some(1),
+            ..RunFilter::default()
+        };
+        match store.map(|store| store.runs(&any)).transpose()? {
+            // The store has runs, just none that pass the filters.
+            Some(all) if !all.is_empty() => anstream::println!(
+                "no runs in {} match these filters",
+                settings.store.display()
+            ),
+            _ => anstream::println!(
+                "no runs in {} (record some with `tapedeck demo`)",
+                settings.store.display()
+            ),
+        }
         return Ok(Exit::Ok);
     }
-    anstream::println!("{}", table(&runs));
+    anstream::println!("{}", table(&runs).trim_fmt());
     Ok(Exit::Ok)
 }
 

@@ -82,7 +82,7 @@ struct JsonShow<'a> {
 
 /// Runs `tapedeck show`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    let store = settings.open_store()?;
+    let store = settings.open_required_store()?;
     let id = store.resolve_run(&args.run)?;
     let run = store.run(&id)?;
     let events = store.events(&id)?;
@@ -493,6 +493,6 @@ fn audit(run: &Run, events: &[Event]) {
     if rows == 0 {
         anstream::println!("  no policy decisions in run {}", run.id.short());
     } else {
-        anstream::println!("{table}");
+        anstream::println!("{}", table.trim_fmt());
     }
 }

@@ -42,7 +42,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         return Ok(Exit::Ok);
     }
     if report.agents.is_empty() {
-        anstream::println!("no {window} in {}", settings.store.display());
+        // "no runs in …", not "no all runs in …".
+        let none = if args.all { "runs" } else { window.as_str() };
+        anstream::println!("no {none} in {}", settings.store.display());
         return Ok(Exit::Ok);
     }
     let h = HEADING;

@@ -5,7 +5,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tapedeck_store::{RunFilter, Store, Writer, WriterOptions};
-use tapedeck_trace::{EventData, LlmRetry, Run, RunStatus, Source, StopReason, hash_json};
+use tapedeck_trace::{
+    EventData, LlmRetry, Run, RunStatus, Source, StopReason, expand_messages, hash_json,
+};
 
 use crate::support::*;
 
@@ -56,10 +58,30 @@ fn recorded_run_reads_back_with_totals_and_outcome() {
 
     let events = store.events(&run.id).unwrap();
     assert_eq!(events.len() as u64, last);
+    let full_messages = expand_messages(&events);
     for (i, (event, data)) in events.iter().zip(&sample.events).enumerate() {
-        assert_eq!(event.seq, i as u64 + 1);
+        let seq = i as u64 + 1;
+        assert_eq!(event.seq, seq);
         assert_eq!(event.at, at(1 + i as i64));
-        assert_eq!(&event.data, data, "event {}", i + 1);
+        match (&event.data, data) {
+            // Requests are stored compacted; expanded, they are what was appended.
+            (EventData::LlmRequest(stored), EventData::LlmRequest(sent)) => {
+                assert_eq!(full_messages[&seq], sent.messages, "event {seq}");
+                let mut expanded = stored.clone();
+                expanded.messages = full_messages[&seq].clone();
+                expanded.extends = None;
+                assert_eq!(&expanded, sent, "event {seq}");
+            }
+            (stored, sent) => assert_eq!(stored, sent, "event {seq}"),
+        }
+    }
+    // The second request resends the first one's messages: it is stored as extending it.
+    match (&events[1].data, &events[9].data) {
+        (EventData::LlmRequest(first), EventData::LlmRequest(second)) => {
+            assert_eq!((first.extends, first.messages.len()), (None, 2));
+            assert_eq!((second.extends, second.messages.len()), (Some(2), 1));
+        }
+        other => panic!("{other:?}"),
     }
     match &events[last as usize - 1].data {
         EventData::RunFinished(f) => {

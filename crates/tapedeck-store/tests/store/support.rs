@@ -79,6 +79,7 @@ pub fn request(step: u64, messages: Vec<ContentHash>, tools: Option<ContentHash>
         provider: Some("scripted".into()),
         model: "gpt-4.1-mini".into(),
         params: json!({"temperature": 0}),
+        extends: None,
         messages,
         tools,
         request_hash,

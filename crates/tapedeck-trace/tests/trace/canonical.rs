@@ -145,6 +145,13 @@ proptest! {
         prop_assert_eq!(hash_json(&parsed).unwrap().0, hash);
     }
 
+    /// The hand-written canonical writer agrees with the reference JCS implementation.
+    #[test]
+    fn canonical_json_matches_the_reference_implementation(value in arb_json()) {
+        let reference = serde_json_canonicalizer::to_string(&value).unwrap();
+        prop_assert_eq!(canonical_json(&value).unwrap(), reference);
+    }
+
     #[test]
     fn content_hash_text_round_trips(bytes in prop::collection::vec(any::<u8>(), 0..64)) {
         let hash = hash_bytes(&bytes);
@@ -195,8 +202,28 @@ fn content_hash_rejects_malformed_text() {
 }
 
 #[test]
-fn canonical_json_refuses_non_finite_numbers() {
-    assert!(canonical_json(&f64::NAN).is_err());
-    assert!(canonical_json(&f64::INFINITY).is_err());
+fn canonical_json_never_writes_non_finite_numbers() {
+    // JSON has no NaN or infinity: they are refused, or (as serde_json does) written as null;
+    // never as `NaN` text that no reader accepts.
+    for x in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+        match canonical_json(&x) {
+            Err(_) => {}
+            Ok(text) => assert_eq!(text, "null", "{x}"),
+        }
+    }
     assert_eq!(canonical_json(&-0.0f64).unwrap(), "0");
+    assert_eq!(canonical_json(&vec![1.5f64, 2.0]).unwrap(), "[1.5,2]");
+}
+
+#[test]
+fn keys_sort_by_utf16_code_units() {
+    // U+FB01 (one UTF-16 unit, 0xFB01) sorts after U+1F600 (surrogates 0xD83D 0xDE00), although
+    // its code point and its UTF-8 bytes are smaller.
+    let value = serde_json::json!({"\u{fb01}": 1, "\u{1f600}": 2, "\u{e000}": 3, "z": 4});
+    assert_eq!(
+        canonical_json(&value).unwrap(),
+        "{\"z\":4,\"\u{1f600}\":2,\"\u{e000}\":3,\"\u{fb01}\":1}"
+    );
+    let shuffled = Shuffled { value: &value, seed: 7 };
+    assert_eq!(canonical_json(&shuffled).unwrap(), canonical_json(&value).unwrap());
 }

@@ -36,6 +36,7 @@ fn every_kind() -> Vec<EventData> {
             provider: Some("openai".into()),
             model: "gpt-4.1-mini".into(),
             params: json!({"temperature": 0}),
+            extends: None,
             messages: vec![h("system"), h("user")],
             tools: Some(h("tools")),
             request_hash: h("request"),

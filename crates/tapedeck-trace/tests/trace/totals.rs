@@ -12,6 +12,7 @@ fn request(step: u64) -> EventData {
         provider: None,
         model: "m".into(),
         params: serde_json::Value::Null,
+        extends: None,
         messages: vec![hash_bytes(b"m")],
         tools: None,
         request_hash: hash_bytes(b"r"),

@@ -58,15 +58,15 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let rss = child_rss(&child_path, n)?;
     let rate = |secs: f64| n as f64 / secs;
     anstream::println!(
-        "  plain rusqlite batched INSERT   {:>10.0} events/s",
+        "  baseline: plain rusqlite batched INSERT of the same rows  {:>9.0} events/s",
         rate(baseline_secs)
     );
     anstream::println!(
-        "  Recorder (canonical JSON, batched writer thread) {:>10.0} events/s",
+        "  Recorder: typed events, canonical JSON, writer thread     {:>9.0} events/s",
         rate(recorder_secs)
     );
     anstream::println!(
-        "  ratio Recorder / baseline       {:>10.2}   (goal ≥ 0.50)",
+        "  ratio Recorder / baseline: {:.2}   (goal ≥ 0.50)",
         baseline_secs / recorder_secs
     );
     anstream::println!(

@@ -1,0 +1,134 @@
+//! `tapedeck stats`: the monitoring figures per agent version, over every run, a given window,
+//! and the default window of 7 days.
+
+use serde_json::Value;
+use tapedeck_testkit::scenarios;
+use tapedeck_testkit::snapshot::insta_settings;
+
+use crate::{Env, stdout};
+
+#[test]
+fn all_runs() {
+    let env = Env::with_fixtures();
+    let out = stdout(env.tapedeck().args(["stats", "--all"]));
+    insta_settings().bind(|| insta::assert_snapshot!("stats_all", out));
+}
+
+#[test]
+fn all_runs_json() {
+    let env = Env::with_fixtures();
+    let out = stdout(env.tapedeck().args(["stats", "--all", "--json"]));
+    let report: Value = serde_json::from_str(&out).expect("`stats --json` prints JSON");
+    insta_settings().bind(|| insta::assert_json_snapshot!("stats_all_json", report));
+    let agents = report["agents"].as_array().expect("agents");
+    // Three agent versions: support-bot, and research-bot with two sets of budgets.
+    assert_eq!(agents.len(), 3);
+    let incident = agents
+        .iter()
+        .find(|a| a["fingerprint"] == scenarios::RESEARCH_BOT_FINGERPRINT)
+        .expect("the incident's agent version");
+    assert_eq!(incident["agent"], "research-bot");
+    assert_eq!(incident["runs"], 1);
+    assert_eq!(incident["stop_reasons"]["max_tool_calls"], 1);
+    assert_eq!(incident["top_tool"][0], "browser.open");
+    assert_eq!(incident["top_tool"][1], 1.0);
+    assert_eq!(incident["tool_calls_per_run"]["max"], 15.0);
+    let support = agents
+        .iter()
+        .find(|a| a["fingerprint"] == scenarios::SUPPORT_BOT_FINGERPRINT)
+        .expect("support-bot");
+    assert_eq!(support["runs"], 2);
+    assert_eq!(support["stop_reasons"]["ok"], 1);
+    assert_eq!(support["stop_reasons"]["tool_denied:http.post"], 1);
+    assert_eq!(support["runs_cost_unknown"], 0);
+}
+
+#[test]
+fn since_a_date_covers_the_fixtures() {
+    let env = Env::with_fixtures();
+    let out = stdout(env.tapedeck().args(["stats", "--since", "2026-01-01"]));
+    let all = stdout(env.tapedeck().args(["stats", "--all"]));
+    assert!(out.starts_with("runs since 2026-01-01 00:00:00 UTC\n"), "{out}");
+    // The same figures as `--all`: only the window line differs.
+    assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), all.lines().skip(1).collect::<Vec<_>>());
+}
+
+#[test]
+fn since_a_later_date_narrows_the_window() {
+    let env = Env::with_fixtures();
+    // Only the long run (2026-11-18) is that recent.
+    let out = stdout(env.tapedeck().args(["stats", "--since", "2026-11-15", "--json"]));
+    let report: Value = serde_json::from_str(&out).expect("JSON");
+    let agents = report["agents"].as_array().expect("agents");
+    assert_eq!(agents.len(), 1);
+    assert_eq!(agents[0]["fingerprint"], scenarios::LONG_RESEARCH_BOT_FINGERPRINT);
+    assert_eq!(agents[0]["runs"], 1);
+}
+
+#[test]
+fn default_window_is_the_last_7_days() {
+    let env = Env::with_fixtures();
+    let out = stdout(env.tapedeck().arg("stats"));
+    // The fixtures are dated 2026-11-03 to 2026-11-18: whether any is in the window depends on
+    // today's date, so the expectation is computed, not assumed.
+    let in_window = crate::fixtures_since(crate::days_ago(7));
+    if in_window == 0 {
+        assert_eq!(out, "no runs of the last 7 days in t.db\n");
+    } else {
+        assert!(out.starts_with("runs of the last 7 days\n"), "{out}");
+        let report: Value = serde_json::from_str(&stdout(
+            env.tapedeck().args(["stats", "--json"]),
+        ))
+        .expect("JSON");
+        let runs: u64 = report["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .map(|a| a["runs"].as_u64().expect("a count"))
+            .sum();
+        assert_eq!(runs, in_window as u64);
+    }
+}
+
+#[test]
+fn default_window_covers_fresh_demo_runs() {
+    let env = Env::new();
+    stdout(env.tapedeck().arg("demo"));
+    let out = stdout(env.tapedeck().arg("stats"));
+    assert!(out.starts_with("runs of the last 7 days\n"), "{out}");
+    assert_eq!(out.matches("research-bot").count(), 2, "{out}");
+    assert_eq!(out.matches("support-bot").count(), 1, "{out}");
+    assert!(out.contains("browser.open (100% of tool calls)"), "{out}");
+    assert!(out.contains("max_tool_calls 1"), "{out}");
+}
+
+#[test]
+fn agent_filter() {
+    let env = Env::with_fixtures();
+    let out = stdout(env.tapedeck().args(["stats", "--all", "--agent", "support-bot"]));
+    assert!(out.contains("support-bot (fingerprint 2878ccc8) · 2 runs"), "{out}");
+    assert!(!out.contains("research-bot"), "{out}");
+}
+
+#[test]
+fn empty_store() {
+    let env = Env::new();
+    assert_eq!(
+        stdout(env.tapedeck().args(["stats", "--all"])),
+        "no runs in t.db\n"
+    );
+    let report: Value =
+        serde_json::from_str(&stdout(env.tapedeck().args(["stats", "--json"]))).expect("JSON");
+    assert_eq!(report["agents"], Value::Array(Vec::new()));
+    assert!(!env.store.exists(), "`stats` must not create the store");
+}
+
+#[test]
+fn all_conflicts_with_since() {
+    let env = Env::with_fixtures();
+    env.tapedeck()
+        .args(["stats", "--all", "--since", "7d"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("cannot be used with"));
+}
