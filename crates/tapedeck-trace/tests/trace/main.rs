@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod canonical;
+mod history;
 mod ids_time;
 mod pinned;
 mod stop;

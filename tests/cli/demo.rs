@@ -1,0 +1,130 @@
+//! `tapedeck demo`: records the four demo runs (fresh ids, times moved to now), shows the
+//! incident, and prints commands that work on the store it wrote.
+
+use serde_json::Value;
+use tapedeck_testkit::snapshot::insta_settings;
+
+use crate::{Env, stdout, tapedeck_in};
+
+/// The demo's incident run among `runs` (`ls --json` rows): the one run stopped by
+/// `max_tool_calls`.
+fn the_incident(runs: &[Value]) -> &Value {
+    let stopped: Vec<&Value> = runs
+        .iter()
+        .filter(|run| run["stop_reason"] == "max_tool_calls")
+        .collect();
+    assert_eq!(stopped.len(), 1, "one run stopped by max_tool_calls");
+    stopped[0]
+}
+
+#[test]
+fn records_four_runs_and_shows_the_incident() {
+    let env = Env::new();
+    let out = stdout(env.tapedeck().arg("demo"));
+    let runs = env.ls_json(&[]);
+    assert_eq!(runs.len(), 4);
+    let incident = the_incident(&runs);
+    assert_eq!(incident["totals"]["tool_calls"]["browser.open"], 15);
+    assert_eq!(incident["agent"]["name"], "research-bot");
+    let short = incident["short_id"].as_str().expect("a short id");
+
+    assert!(out.starts_with("recorded 4 demo runs into t.db\n"), "{out}");
+    assert!(out.contains("the browser-retry incident, with budgets"), "{out}");
+    assert!(
+        out.contains("top tool   browser.open — 15 of 15 tool calls"),
+        "{out}"
+    );
+    // The explore commands name the incident and the store the demo wrote.
+    for cmd in [
+        format!("tapedeck --store t.db show {short} "),
+        format!("tapedeck --store t.db show {short} --audit "),
+        "tapedeck --store t.db ls --stop-reason max_tool_calls ".to_owned(),
+        "tapedeck --store t.db stats ".to_owned(),
+        format!("tapedeck --store t.db export {short} > incident.jsonl "),
+    ] {
+        assert!(out.contains(&format!("  {cmd}")), "no `{cmd}` in:\n{out}");
+    }
+}
+
+#[test]
+fn explore_commands_work() {
+    let env = Env::new();
+    stdout(env.tapedeck().arg("demo"));
+    let runs = env.ls_json(&[]);
+    let short = the_incident(&runs)["short_id"]
+        .as_str()
+        .expect("a short id")
+        .to_owned();
+    let show = stdout(env.tapedeck().args(["show", &short]));
+    assert!(show.contains("stopped — max_tool_calls"), "{show}");
+    let audit = stdout(env.tapedeck().args(["show", &short, "--audit"]));
+    assert_eq!(audit.matches("allowed   tools.allow").count(), 15, "{audit}");
+    assert_eq!(env.ls_ids(&["--stop-reason", "max_tool_calls"]), [short.clone()]);
+    let tape = stdout(env.tapedeck().args(["export", &short]));
+    // The demo's incident is the fixture's, rebased: same events, another id and other times.
+    assert_eq!(tape.lines().count(), 1 + 80);
+}
+
+#[test]
+fn twice_records_eight_runs() {
+    let env = Env::new();
+    stdout(env.tapedeck().arg("demo"));
+    stdout(env.tapedeck().arg("demo"));
+    let runs = env.ls_json(&[]);
+    assert_eq!(runs.len(), 8);
+    let mut ids: Vec<&str> = runs
+        .iter()
+        .map(|r| r["short_id"].as_str().expect("a short id"))
+        .collect();
+    ids.sort_unstable();
+    ids.dedup();
+    assert_eq!(ids.len(), 8, "every demo run has its own short id");
+    assert_eq!(env.ls_ids(&["--stop-reason", "max_tool_calls"]).len(), 2);
+}
+
+#[test]
+fn works_from_any_directory_with_the_default_store() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = stdout(tapedeck_in(dir.path()).arg("demo"));
+    assert!(
+        dir.path().join(".tapedeck").join("tapedeck.db").is_file(),
+        "the default store is .tapedeck/tapedeck.db in the working directory"
+    );
+    assert!(
+        out.starts_with("recorded 4 demo runs into .tapedeck/tapedeck.db\n"),
+        "{out}"
+    );
+    // With the default store, the explore commands need no --store.
+    assert!(!out.contains("--store"), "{out}");
+    assert!(out.contains("  tapedeck ls --stop-reason max_tool_calls "), "{out}");
+    let listed = stdout(tapedeck_in(dir.path()).args(["ls", "--json"]));
+    let runs: Value = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(runs.as_array().map(Vec::len), Some(4));
+}
+
+#[test]
+fn output() {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let out = stdout(tapedeck_in(dir.path()).arg("demo"));
+    let runs = stdout(tapedeck_in(dir.path()).args(["ls", "--json"]));
+    let runs: Value = serde_json::from_str(&runs).expect("JSON");
+    // The demo's ids are fresh: each becomes `[ID:<task>]`; times and durations are filtered
+    // by the project's settings.
+    let mut settings = insta_settings();
+    for run in runs.as_array().expect("an array") {
+        let short = run["short_id"].as_str().expect("a short id");
+        let task = run["task"].as_str().expect("a task");
+        settings.add_filter(&format!(r"\b{short}\b"), format!("[ID:{task}]"));
+    }
+    settings.bind(|| insta::assert_snapshot!("demo_output", out));
+}
+
+#[test]
+fn runs_are_dated_now() {
+    let env = Env::new();
+    stdout(env.tapedeck().arg("demo"));
+    // Every demo run falls in the last hour (the runs are spaced a minute apart, ending now).
+    assert_eq!(env.ls_ids(&["--since", "1h"]).len(), 4);
+    let dry = stdout(env.tapedeck().args(["rm", "--older-than", "1h", "--dry-run"]));
+    assert_eq!(dry, "0 runs would be removed\n");
+}
