@@ -29,7 +29,10 @@ fn records_four_runs_and_shows_the_incident() {
     let short = incident["short_id"].as_str().expect("a short id");
 
     assert!(out.starts_with("recorded 4 demo runs into t.db\n"), "{out}");
-    assert!(out.contains("the browser-retry incident, with budgets"), "{out}");
+    assert!(
+        out.contains("the browser-retry incident, with budgets"),
+        "{out}"
+    );
     assert!(
         out.contains("top tool   browser.open — 15 of 15 tool calls"),
         "{out}"
@@ -58,8 +61,15 @@ fn explore_commands_work() {
     let show = stdout(env.tapedeck().args(["show", &short]));
     assert!(show.contains("stopped — max_tool_calls"), "{show}");
     let audit = stdout(env.tapedeck().args(["show", &short, "--audit"]));
-    assert_eq!(audit.matches("allowed   tools.allow").count(), 15, "{audit}");
-    assert_eq!(env.ls_ids(&["--stop-reason", "max_tool_calls"]), [short.clone()]);
+    assert_eq!(
+        audit.matches("allowed   tools.allow").count(),
+        15,
+        "{audit}"
+    );
+    assert_eq!(
+        env.ls_ids(&["--stop-reason", "max_tool_calls"]),
+        [short.as_str()]
+    );
     let tape = stdout(env.tapedeck().args(["export", &short]));
     // The demo's incident is the fixture's, rebased: same events, another id and other times.
     assert_eq!(tape.lines().count(), 1 + 80);
@@ -96,7 +106,10 @@ fn works_from_any_directory_with_the_default_store() {
     );
     // With the default store, the explore commands need no --store.
     assert!(!out.contains("--store"), "{out}");
-    assert!(out.contains("  tapedeck ls --stop-reason max_tool_calls "), "{out}");
+    assert!(
+        out.contains("  tapedeck ls --stop-reason max_tool_calls "),
+        "{out}"
+    );
     let listed = stdout(tapedeck_in(dir.path()).args(["ls", "--json"]));
     let runs: Value = serde_json::from_str(&listed).expect("JSON");
     assert_eq!(runs.as_array().map(Vec::len), Some(4));
@@ -125,6 +138,9 @@ fn runs_are_dated_now() {
     stdout(env.tapedeck().arg("demo"));
     // Every demo run falls in the last hour (the runs are spaced a minute apart, ending now).
     assert_eq!(env.ls_ids(&["--since", "1h"]).len(), 4);
-    let dry = stdout(env.tapedeck().args(["rm", "--older-than", "1h", "--dry-run"]));
+    let dry = stdout(
+        env.tapedeck()
+            .args(["rm", "--older-than", "1h", "--dry-run"]),
+    );
     assert_eq!(dry, "0 runs would be removed\n");
 }

@@ -21,7 +21,10 @@ fn table_lists_the_fixture_runs_newest_first() {
 fn stop_reason_filter_finds_the_incident() {
     let env = Env::with_fixtures();
     assert_eq!(env.ls_ids(&["--stop-reason", "max_tool_calls"]), [INCIDENT]);
-    let out = stdout(env.tapedeck().args(["ls", "--stop-reason", "max_tool_calls"]));
+    let out = stdout(
+        env.tapedeck()
+            .args(["ls", "--stop-reason", "max_tool_calls"]),
+    );
     insta_settings().bind(|| insta::assert_snapshot!("ls_stop_reason_max_tool_calls", out));
 }
 
@@ -33,7 +36,10 @@ fn stop_reason_kind_matches_any_tool() {
         env.ls_ids(&["--stop-reason", "tool_denied:http.post"]),
         [TOOL_DENIED]
     );
-    assert!(env.ls_ids(&["--stop-reason", "tool_denied:kb.read"]).is_empty());
+    assert!(
+        env.ls_ids(&["--stop-reason", "tool_denied:kb.read"])
+            .is_empty()
+    );
     assert_eq!(env.ls_ids(&["--stop-reason", "ok"]), [LONG_RUN, CLEAN]);
 }
 
@@ -48,8 +54,14 @@ fn task_filter() {
 #[test]
 fn agent_filter_by_name_or_fingerprint_prefix() {
     let env = Env::with_fixtures();
-    assert_eq!(env.ls_ids(&["--agent", "research-bot"]), [LONG_RUN, INCIDENT]);
-    assert_eq!(env.ls_ids(&["--agent", "support-bot"]), [TOOL_DENIED, CLEAN]);
+    assert_eq!(
+        env.ls_ids(&["--agent", "research-bot"]),
+        [LONG_RUN, INCIDENT]
+    );
+    assert_eq!(
+        env.ls_ids(&["--agent", "support-bot"]),
+        [TOOL_DENIED, CLEAN]
+    );
     // The incident's agent version, by a prefix of its fingerprint.
     assert_eq!(env.ls_ids(&["--agent", "f974df71"]), [INCIDENT]);
 }
@@ -66,7 +78,10 @@ fn label_filter() {
 fn status_filter() {
     let env = Env::with_fixtures();
     assert_eq!(env.ls_ids(&["--status", "ok"]), [LONG_RUN, CLEAN]);
-    assert_eq!(env.ls_ids(&["--status", "stopped"]), [INCIDENT, TOOL_DENIED]);
+    assert_eq!(
+        env.ls_ids(&["--status", "stopped"]),
+        [INCIDENT, TOOL_DENIED]
+    );
     assert!(env.ls_ids(&["--status", "error"]).is_empty());
 }
 
@@ -147,7 +162,10 @@ fn json_has_short_ids_and_the_run_fields() {
         let short = run["short_id"].as_str().expect("a short id");
         let id = run["id"].as_str().expect("a full id");
         assert_eq!(short.len(), 8);
-        assert!(id.replace('-', "").ends_with(short), "{short} is not the end of {id}");
+        assert!(
+            id.replace('-', "").ends_with(short),
+            "{short} is not the end of {id}"
+        );
     }
 }
 

@@ -23,7 +23,11 @@ use tapedeck_trace::Timestamp;
 /// The fixture tapes: file name in `fixtures/tapes/`, short id, start time.
 pub const FIXTURES: [(&str, &str, &str); 4] = [
     ("clean.jsonl", CLEAN, "2026-11-03T09:15:00Z"),
-    ("browser-retry-incident.jsonl", INCIDENT, "2026-11-12T03:14:07Z"),
+    (
+        "browser-retry-incident.jsonl",
+        INCIDENT,
+        "2026-11-12T03:14:07Z",
+    ),
     ("tool-denied.jsonl", TOOL_DENIED, "2026-11-05T16:40:00Z"),
     ("long-run.jsonl", LONG_RUN, "2026-11-18T11:00:00Z"),
 ];
@@ -93,6 +97,12 @@ pub struct Env {
     pub dir: tempfile::TempDir,
     /// `<dir>/t.db`.
     pub store: PathBuf,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Env {
@@ -180,7 +190,11 @@ pub fn input_error(cmd: &mut Command) -> String {
         "tapedeck panicked:\n{stderr}"
     );
     let lines: Vec<&str> = stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "expected one line on stderr, got:\n{stderr}");
+    assert_eq!(
+        lines.len(),
+        1,
+        "expected one line on stderr, got:\n{stderr}"
+    );
     assert!(
         lines[0].starts_with("error: "),
         "the line does not start with `error: `: {stderr}"
@@ -206,6 +220,33 @@ pub fn started_at(time: &str) -> i64 {
 /// Now minus `days`.
 pub fn days_ago(days: i64) -> Timestamp {
     Timestamp::from_micros(Timestamp::now().as_micros() - days * 86_400_000_000)
+}
+
+/// A complete two-event-step tape of a made-up run with id `run_id` (its short id is the id's
+/// last 8 hex digits), dated 2026-11-20: one model call, no tools, stop reason `ok`.
+pub fn tiny_tape(run_id: &str) -> String {
+    use tapedeck_testkit::{TapeBuilder, message};
+    use tapedeck_trace::{StopReason, Usage};
+    let mut tape = TapeBuilder::new(run_id, "2026-11-20T08:00:00Z")
+        .task("ping")
+        .input("ping")
+        .agent("ping-bot", "00ff00ff");
+    tape.run_started(
+        None,
+        serde_json::json!({ "max_steps": 1 }),
+        serde_json::json!({}),
+    );
+    let usage = Usage {
+        input_tokens: 3,
+        output_tokens: 1,
+    };
+    tape.llm_step(
+        &[message::user("ping")],
+        &message::assistant("pong"),
+        usage,
+        10,
+    );
+    tape.finish(StopReason::Ok, Some("pong"))
 }
 
 #[test]

@@ -99,13 +99,19 @@ fn json_has_run_events_blobs_and_tool_spend() {
     assert_eq!(spend[0]["calls"], 15);
     assert_eq!(spend[0]["errors"], 15);
     let cost = spend[0]["cost_usd"].as_f64().expect("a cost");
-    assert!((cost - 15.0 * scenarios::BROWSER_OPEN_COST_USD).abs() < 1e-9, "{cost}");
+    assert!(
+        (cost - 15.0 * scenarios::BROWSER_OPEN_COST_USD).abs() < 1e-9,
+        "{cost}"
+    );
     // Every blob an event refers to is there, keyed by its hash.
     let blobs = show["blobs"].as_object().expect("blobs");
     assert!(!blobs.is_empty());
     for (hash, _) in blobs {
         assert!(hash.starts_with("sha256:"), "{hash}");
-        assert!(out.matches(hash.as_str()).count() >= 2, "{hash} is referred to by no event");
+        assert!(
+            out.matches(hash.as_str()).count() >= 2,
+            "{hash} is referred to by no event"
+        );
     }
 }
 

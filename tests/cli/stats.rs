@@ -48,20 +48,32 @@ fn since_a_date_covers_the_fixtures() {
     let env = Env::with_fixtures();
     let out = stdout(env.tapedeck().args(["stats", "--since", "2026-01-01"]));
     let all = stdout(env.tapedeck().args(["stats", "--all"]));
-    assert!(out.starts_with("runs since 2026-01-01 00:00:00 UTC\n"), "{out}");
+    assert!(
+        out.starts_with("runs since 2026-01-01 00:00:00 UTC\n"),
+        "{out}"
+    );
     // The same figures as `--all`: only the window line differs.
-    assert_eq!(out.lines().skip(1).collect::<Vec<_>>(), all.lines().skip(1).collect::<Vec<_>>());
+    assert_eq!(
+        out.lines().skip(1).collect::<Vec<_>>(),
+        all.lines().skip(1).collect::<Vec<_>>()
+    );
 }
 
 #[test]
 fn since_a_later_date_narrows_the_window() {
     let env = Env::with_fixtures();
     // Only the long run (2026-11-18) is that recent.
-    let out = stdout(env.tapedeck().args(["stats", "--since", "2026-11-15", "--json"]));
+    let out = stdout(
+        env.tapedeck()
+            .args(["stats", "--since", "2026-11-15", "--json"]),
+    );
     let report: Value = serde_json::from_str(&out).expect("JSON");
     let agents = report["agents"].as_array().expect("agents");
     assert_eq!(agents.len(), 1);
-    assert_eq!(agents[0]["fingerprint"], scenarios::LONG_RESEARCH_BOT_FINGERPRINT);
+    assert_eq!(
+        agents[0]["fingerprint"],
+        scenarios::LONG_RESEARCH_BOT_FINGERPRINT
+    );
     assert_eq!(agents[0]["runs"], 1);
 }
 
@@ -76,10 +88,8 @@ fn default_window_is_the_last_7_days() {
         assert_eq!(out, "no runs of the last 7 days in t.db\n");
     } else {
         assert!(out.starts_with("runs of the last 7 days\n"), "{out}");
-        let report: Value = serde_json::from_str(&stdout(
-            env.tapedeck().args(["stats", "--json"]),
-        ))
-        .expect("JSON");
+        let report: Value =
+            serde_json::from_str(&stdout(env.tapedeck().args(["stats", "--json"]))).expect("JSON");
         let runs: u64 = report["agents"]
             .as_array()
             .expect("agents")
@@ -105,8 +115,14 @@ fn default_window_covers_fresh_demo_runs() {
 #[test]
 fn agent_filter() {
     let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["stats", "--all", "--agent", "support-bot"]));
-    assert!(out.contains("support-bot (fingerprint 2878ccc8) · 2 runs"), "{out}");
+    let out = stdout(
+        env.tapedeck()
+            .args(["stats", "--all", "--agent", "support-bot"]),
+    );
+    assert!(
+        out.contains("support-bot (fingerprint 2878ccc8) · 2 runs"),
+        "{out}"
+    );
     assert!(!out.contains("research-bot"), "{out}");
 }
 
@@ -131,4 +147,26 @@ fn all_conflicts_with_since() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("cannot be used with"));
+}
+
+#[test]
+fn non_ascii_fingerprint_does_not_panic() {
+    // `stats` cut the fingerprint to 8 bytes, not 8 characters, and panicked on a tape whose
+    // agent fingerprint has a multi-byte character across byte 8 ("aéééé": `é` at bytes 7..9).
+    let env = Env::new();
+    let tape = crate::tiny_tape("01a1a0b0-be20-73b0-8668-0000ff000001").replacen(
+        "\"fingerprint\":\"00ff00ff\"",
+        "\"fingerprint\":\"aéééé\"",
+        1,
+    );
+    assert!(tape.contains("aéééé"));
+    std::fs::write(env.path("odd.jsonl"), tape).expect("write the tape");
+    stdout(env.tapedeck().args(["import", "odd.jsonl"]));
+    let out = stdout(env.tapedeck().args(["stats", "--all"]));
+    assert!(
+        out.contains("ping-bot (fingerprint aéééé) · 1 run"),
+        "{out}"
+    );
+    let show = stdout(env.tapedeck().args(["show", "ff000001"]));
+    assert!(show.contains("ping-bot (fingerprint aéééé)"), "{show}");
 }

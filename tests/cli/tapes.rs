@@ -26,11 +26,17 @@ fn export_gives_back_each_fixture_byte_for_byte() {
 #[test]
 fn export_to_a_file() {
     let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["export", INCIDENT, "-o", "incident.jsonl"]));
+    let out = stdout(
+        env.tapedeck()
+            .args(["export", INCIDENT, "-o", "incident.jsonl"]),
+    );
     assert_eq!(out, "");
     let written = std::fs::read(env.path("incident.jsonl")).expect("the exported tape");
     let original = std::fs::read(fixture("browser-retry-incident.jsonl")).expect("the fixture");
-    assert!(written == original, "the exported file differs from the fixture");
+    assert!(
+        written == original,
+        "the exported file differs from the fixture"
+    );
     assert!(
         !env.path("incident.jsonl.partial").exists(),
         "the partial file is renamed into place"
@@ -40,13 +46,22 @@ fn export_to_a_file() {
 #[test]
 fn exported_tape_imports_into_another_store() {
     let env = Env::with_fixtures();
-    stdout(env.tapedeck().args(["export", LONG_RUN, "-o", "long.jsonl"]));
+    stdout(
+        env.tapedeck()
+            .args(["export", LONG_RUN, "-o", "long.jsonl"]),
+    );
     let other = env.path("other.db");
     let out = stdout(crate::tapedeck(&other).args(["import", "long.jsonl"]));
-    assert_eq!(out, format!("imported {LONG_RUN} (604 events) from long.jsonl\n"));
+    assert_eq!(
+        out,
+        format!("imported {LONG_RUN} (604 events) from long.jsonl\n")
+    );
     let again = stdout(crate::tapedeck(&other).args(["export", LONG_RUN]));
     let original = std::fs::read_to_string(fixture("long-run.jsonl")).expect("the fixture");
-    assert!(again == original, "a round trip through two stores changed the tape");
+    assert!(
+        again == original,
+        "a round trip through two stores changed the tape"
+    );
 }
 
 #[test]
@@ -85,7 +100,10 @@ fn importing_a_tape_twice_skips_it() {
     let second = stdout(env.tapedeck().arg("import").arg(&tape));
     assert_eq!(
         second,
-        format!("skipped {CLEAN} from {}: already in the store\n", tape.display())
+        format!(
+            "skipped {CLEAN} from {}: already in the store\n",
+            tape.display()
+        )
     );
     assert_eq!(env.run_count(), 1);
 }
@@ -94,7 +112,11 @@ fn importing_a_tape_twice_skips_it() {
 fn import_from_standard_input() {
     let env = Env::new();
     let tape = std::fs::read(fixture("tool-denied.jsonl")).expect("the fixture");
-    let out = stdout(env.tapedeck().args(["import", "-"]).write_stdin(tape.clone()));
+    let out = stdout(
+        env.tapedeck()
+            .args(["import", "-"])
+            .write_stdin(tape.clone()),
+    );
     assert_eq!(out, format!("imported {TOOL_DENIED} (6 events) from -\n"));
     assert_eq!(env.ls_ids(&[]), [TOOL_DENIED]);
     let exported = env
@@ -116,9 +138,13 @@ fn merge_copies_runs_once() {
     let env = Env::with_fixtures();
     let other = env.path("other.db");
     // The other store holds the clean run and one of its own.
-    stdout(crate::tapedeck(&other).arg("import").arg(fixture("clean.jsonl")));
+    stdout(
+        crate::tapedeck(&other)
+            .arg("import")
+            .arg(fixture("clean.jsonl")),
+    );
     let extra = env.path("extra.jsonl");
-    std::fs::write(&extra, crate::bad_input::tiny_tape(EXTRA_ID)).expect("write the tape");
+    std::fs::write(&extra, crate::tiny_tape(EXTRA_ID)).expect("write the tape");
     stdout(crate::tapedeck(&other).arg("import").arg(&extra));
 
     let first = stdout(env.tapedeck().args(["merge", "other.db"]));
@@ -129,7 +155,7 @@ fn merge_copies_runs_once() {
     assert_eq!(env.run_count(), 5);
     // The merged run is whole: it exports as it was imported.
     let exported = stdout(env.tapedeck().args(["export", "ee000001"]));
-    assert_eq!(exported, crate::bad_input::tiny_tape(EXTRA_ID));
+    assert_eq!(exported, crate::tiny_tape(EXTRA_ID));
 }
 
 /// A run only `merge_copies_runs_once`'s other store has (short id `ee000001`).
@@ -167,11 +193,17 @@ fn rm_then_gc_reclaims_the_run_s_blobs() {
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("unexpected gc output: {gc}"));
-    assert!(removed > 0, "the incident's own blobs are unreferenced now: {gc}");
+    assert!(
+        removed > 0,
+        "the incident's own blobs are unreferenced now: {gc}"
+    );
     assert!(gc.contains(" unreferenced blobs; store "), "{gc}");
     // Nothing left to collect, and the other runs are whole.
     let again = stdout(env.tapedeck().arg("gc"));
-    assert!(again.starts_with("removed 0 unreferenced blobs; "), "{again}");
+    assert!(
+        again.starts_with("removed 0 unreferenced blobs; "),
+        "{again}"
+    );
     for (name, short, _) in FIXTURES.iter().filter(|(_, short, _)| *short != INCIDENT) {
         let exported = env
             .tapedeck()
@@ -194,14 +226,15 @@ fn rm_several_runs_by_prefix() {
 #[test]
 fn rm_older_than_dry_run_lists_and_keeps() {
     let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["rm", "--older-than", "1d", "--dry-run"]));
+    let out = stdout(
+        env.tapedeck()
+            .args(["rm", "--older-than", "1d", "--dry-run"]),
+    );
     // Whether a fixture is more than a day old depends on today's date (they are dated
     // 2026-11-03 to 2026-11-18): the expectation is computed.
     let old: Vec<&str> = FIXTURES
         .iter()
-        .filter(|(_, _, started)| {
-            crate::started_at(started) < crate::days_ago(1).as_micros()
-        })
+        .filter(|(_, _, started)| crate::started_at(started) < crate::days_ago(1).as_micros())
         .map(|(_, short, _)| *short)
         .collect();
     for short in &old {

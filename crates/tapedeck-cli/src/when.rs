@@ -13,10 +13,10 @@ pub fn parse_moment(text: &str) -> Result<Timestamp, String> {
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Ok(Timestamp::from_micros(ts.as_microsecond()));
     }
-    if let Ok(date) = text.parse::<jiff::civil::Date>() {
-        if let Ok(zoned) = date.to_zoned_datetime(jiff::tz::TimeZone::UTC) {
-            return Ok(Timestamp::from_micros(zoned.timestamp().as_microsecond()));
-        }
+    if let Ok(date) = text.parse::<jiff::civil::Date>()
+        && let Ok(zoned) = date.to_zoned_datetime(jiff::tz::TimeZone::UTC)
+    {
+        return Ok(Timestamp::from_micros(zoned.timestamp().as_microsecond()));
     }
     Err(format!(
         "`{text}` is not a time: use an age such as 30d, 12h, 45m, 2w, or a date such as 2026-11-01"

@@ -21,17 +21,16 @@ pub(crate) struct EncodedBlob {
 /// Encodes the canonical text of a blob.
 pub(crate) fn encode(hash: ContentHash, canonical: String) -> EncodedBlob {
     let size = canonical.len() as i64;
-    if canonical.len() > COMPRESS_ABOVE {
-        if let Ok(packed) = zstd::bulk::compress(canonical.as_bytes(), 3) {
-            if packed.len() < canonical.len() {
-                return EncodedBlob {
-                    hash,
-                    codec: CODEC_ZSTD,
-                    size,
-                    data: packed,
-                };
-            }
-        }
+    if canonical.len() > COMPRESS_ABOVE
+        && let Ok(packed) = zstd::bulk::compress(canonical.as_bytes(), 3)
+        && packed.len() < canonical.len()
+    {
+        return EncodedBlob {
+            hash,
+            codec: CODEC_ZSTD,
+            size,
+            data: packed,
+        };
     }
     EncodedBlob {
         hash,

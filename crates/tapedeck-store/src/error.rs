@@ -72,7 +72,9 @@ pub enum StoreError {
     #[error("run {0} is already in the store")]
     DuplicateRun(String),
     /// An event refers to a blob the store does not have.
-    #[error("run {run}: blob {hash} is missing from the store (the store is incomplete; re-import the run)")]
+    #[error(
+        "run {run}: blob {hash} is missing from the store (the store is incomplete; re-import the run)"
+    )]
     MissingBlob {
         /// The run.
         run: String,

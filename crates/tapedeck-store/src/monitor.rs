@@ -92,10 +92,10 @@ impl Store {
             let mut tokens = Vec::new();
             for run in &runs {
                 for event in self.events(&run.id)? {
-                    if let EventData::LlmResponse(r) = event.data {
-                        if let Some(u) = r.usage {
-                            tokens.push((u.input_tokens + u.output_tokens) as f64);
-                        }
+                    if let EventData::LlmResponse(r) = event.data
+                        && let Some(u) = r.usage
+                    {
+                        tokens.push((u.input_tokens + u.output_tokens) as f64);
                     }
                 }
             }

@@ -8,7 +8,12 @@
 /// This process's owner string.
 pub(crate) fn current() -> String {
     let pid = std::process::id();
-    format!("{}/{}/{}", hostname(), pid, start_time(pid).unwrap_or_default())
+    format!(
+        "{}/{}/{}",
+        hostname(),
+        pid,
+        start_time(pid).unwrap_or_default()
+    )
 }
 
 /// Whether the process named by `owner` is certainly gone. Owners on another host, or on a

@@ -71,9 +71,11 @@ impl Store {
 
     pub(crate) fn run_key(&self, id: &RunId) -> Result<Option<i64>, StoreError> {
         self.conn()
-            .query_row("SELECT key FROM runs WHERE id = ?1", [id.to_string()], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT key FROM runs WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))
     }
@@ -82,9 +84,11 @@ impl Store {
     pub fn run(&self, id: &RunId) -> Result<Run, StoreError> {
         let record: Option<String> = self
             .conn()
-            .query_row("SELECT record FROM runs WHERE id = ?1", [id.to_string()], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT record FROM runs WHERE id = ?1",
+                [id.to_string()],
+                |r| r.get(0),
+            )
             .optional()
             .map_err(|e| self.err(e))?;
         let record = record.ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;

@@ -91,10 +91,14 @@ impl Store {
         let conn = self.conn();
         let key = insert_run(conn, run, None).map_err(|e| self.err(e))?;
         let mut insert_event = conn
-            .prepare_cached("INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)")
+            .prepare_cached(
+                "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+            )
             .map_err(|e| self.err(e))?;
         let mut insert_blob = conn
-            .prepare_cached("INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)")
+            .prepare_cached(
+                "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
+            )
             .map_err(|e| self.err(e))?;
         let mut insert_run_blob = conn
             .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, params};
 use serde::Serialize;
 use tapedeck_trace::{
-    ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus, StopReason, Timestamp, Totals,
-    canonical_json, hash_json, write_canonical,
+    ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus, StopReason,
+    Timestamp, Totals, canonical_json, hash_json, write_canonical,
 };
 
 use crate::blob::{self, EncodedBlob};
@@ -46,7 +46,7 @@ enum Op {
     Start {
         run: Box<Run>,
         committed: Arc<AtomicU64>,
-        reply: SyncSender<Result<(), String>>,
+        reply: SyncSender<Result<(), Refusal>>,
     },
     Event {
         run: RunId,
@@ -62,12 +62,21 @@ enum Op {
     },
     Finish {
         run: Box<Run>,
-        reply: SyncSender<Result<(), String>>,
+        reply: SyncSender<Result<(), Refusal>>,
     },
     Flush {
-        reply: SyncSender<Result<(), String>>,
+        reply: SyncSender<Result<(), Refusal>>,
     },
     Shutdown,
+}
+
+/// Why the writer thread did not do what a recorder asked.
+#[derive(Clone, Debug)]
+enum Refusal {
+    /// The writer failed; nothing since its last commit was stored.
+    Failed(String),
+    /// A run with this id is already in the store; nothing else was affected.
+    Duplicate(RunId),
 }
 
 impl Op {
@@ -175,13 +184,17 @@ impl Writer {
 
     fn send(&self, op: Op) -> Result<(), StoreError> {
         self.check()?;
-        self.inner.tx.send(op).map_err(|_| self.failed("the writer thread stopped"))
+        self.inner
+            .tx
+            .send(op)
+            .map_err(|_| self.failed("the writer thread stopped"))
     }
 
-    fn wait(&self, wait: Receiver<Result<(), String>>) -> Result<(), StoreError> {
+    fn wait(&self, wait: Receiver<Result<(), Refusal>>) -> Result<(), StoreError> {
         match wait.recv() {
             Ok(Ok(())) => Ok(()),
-            Ok(Err(detail)) => Err(self.failed(&detail)),
+            Ok(Err(Refusal::Failed(detail))) => Err(self.failed(&detail)),
+            Ok(Err(Refusal::Duplicate(id))) => Err(StoreError::DuplicateRun(id.to_string())),
             Err(_) => Err(self.failed("the writer thread stopped")),
         }
     }
@@ -383,6 +396,8 @@ struct BatchEffects {
     max_seq: HashMap<RunId, u64>,
     totals: HashMap<RunId, Totals>,
     finished: Vec<RunId>,
+    /// Runs not started because their id is already in the store.
+    duplicates: Vec<RunId>,
 }
 
 impl WriterThread {
@@ -455,13 +470,27 @@ impl WriterThread {
                 detail
             }),
         };
-        let result = result.map(|effects| self.settle(effects));
+        let (result, duplicates) = match result {
+            Ok(mut effects) => {
+                let duplicates = std::mem::take(&mut effects.duplicates);
+                self.settle(effects);
+                (Ok(()), duplicates)
+            }
+            Err(detail) => (Err(Refusal::Failed(detail)), Vec::new()),
+        };
         for op in batch.drain(..) {
-            let reply = match op {
-                Op::Start { reply, .. } | Op::Finish { reply, .. } | Op::Flush { reply } => reply,
+            let (reply, started) = match op {
+                Op::Start { reply, run, .. } => (reply, Some(run.id)),
+                Op::Finish { reply, .. } | Op::Flush { reply } => (reply, None),
                 _ => continue,
             };
-            let _ = reply.send(result.clone());
+            let answer = match started {
+                Some(id) if result.is_ok() && duplicates.contains(&id) => {
+                    Err(Refusal::Duplicate(id))
+                }
+                _ => result.clone(),
+            };
+            let _ = reply.send(answer);
         }
     }
 
@@ -500,9 +529,17 @@ impl WriterThread {
             .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")?;
         for op in batch {
             match op {
-                Op::Start {
-                    run, committed, ..
-                } => {
+                Op::Start { run, committed, .. } => {
+                    // A duplicate id is refused alone: failing the batch would lose the other
+                    // recorders' events and stop this process's writer for good.
+                    let exists = self
+                        .conn
+                        .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
+                        .exists([run.id.to_string()])?;
+                    if exists {
+                        effects.duplicates.push(run.id);
+                        continue;
+                    }
                     let key = insert_run(&self.conn, run, Some(&self.owner))?;
                     new_keys.insert(run.id, key);
                     effects
@@ -592,7 +629,8 @@ pub(crate) fn insert_run(
     run: &Run,
     owner: Option<&str>,
 ) -> Result<i64, rusqlite::Error> {
-    let record = canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let record =
+        canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     conn.prepare_cached(
         "INSERT INTO runs (id, short_id, source, suite, task, agent_name, agent_fingerprint,
              parent_id, started_at, ended_at, status, stop_reason, steps, tool_calls, tokens_in,
@@ -621,7 +659,8 @@ pub(crate) fn insert_run(
         owner,
     ])?;
     let key = conn.last_insert_rowid();
-    let mut label = conn.prepare_cached("INSERT INTO run_labels (run, key, value) VALUES (?1, ?2, ?3)")?;
+    let mut label =
+        conn.prepare_cached("INSERT INTO run_labels (run, key, value) VALUES (?1, ?2, ?3)")?;
     for (k, v) in &run.labels {
         label.execute(params![key, k, v])?;
     }
@@ -634,7 +673,8 @@ pub(crate) fn update_run(
     run: &Run,
     owner: Option<&str>,
 ) -> Result<(), rusqlite::Error> {
-    let record = canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    let record =
+        canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     conn.prepare_cached(
         "UPDATE runs SET ended_at = ?2, status = ?3, stop_reason = ?4, steps = ?5, tool_calls = ?6,
              tokens_in = ?7, tokens_out = ?8, cost_usd = ?9, record = ?10, owner = ?11

@@ -12,9 +12,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use serde_json::{Value, json};
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
 use tapedeck_trace::{
-    BudgetExceeded, BudgetKind, ContentHash, Decision, HistoryCompactor, Event, EventData, LlmRequest, LlmResponse,
-    Origin, PolicyDecision, Run, RunFinished, RunId, RunStarted, RunStatus, Source, StopReason,
-    Timestamp, ToolCall, ToolCallSummary, ToolResult, Totals, Usage, Validation, hash_json,
+    BudgetExceeded, BudgetKind, ContentHash, Decision, Event, EventData, HistoryCompactor,
+    LlmRequest, LlmResponse, Origin, PolicyDecision, Run, RunFinished, RunId, RunStarted,
+    RunStatus, Source, StopReason, Timestamp, ToolCall, ToolCallSummary, ToolResult, Totals, Usage,
+    Validation, hash_json,
 };
 
 /// A tool call the model asks for: its call id, the tool, and the arguments.

@@ -239,7 +239,11 @@ fn history_is_resent_as_blob_refs() {
     assert_eq!(a.messages.len(), 2);
     assert_eq!(a.extends, None);
     assert_eq!(b.extends, Some(first.event.seq));
-    assert_eq!(b.messages.len(), 2, "only the assistant and tool messages are new");
+    assert_eq!(
+        b.messages.len(),
+        2,
+        "only the assistant and tool messages are new"
+    );
     let events: Vec<_> = [first, second].iter().map(|t| t.event.clone()).collect();
     let full = tapedeck_trace::expand_messages(&events);
     let b_full = &full[&second.event.seq];

@@ -76,7 +76,9 @@ impl<'de> Deserialize<'de> for ContentHash {
 }
 
 /// The canonical JSON text (RFC 8785) of a value: sorted keys, no insignificant whitespace,
-/// ECMAScript number formatting.
+/// ECMAScript number formatting — except that integers beyond 2^53 keep all their digits
+/// (RFC 8785 would round them to a double; see `write_number`). NaN and infinities, which JSON
+/// cannot hold, become `null`.
 ///
 /// The value goes through `serde_json::Value` and is written by [`write_canonical`]; this is
 /// several times faster than a streaming JCS serializer that buffers and re-parses every key,
@@ -109,10 +111,14 @@ pub fn write_canonical(value: &Value, out: &mut String) -> Result<(), TraceError
         Value::Object(map) => {
             out.push('{');
             let mut entries: Vec<(&String, &Value)> = map.iter().collect();
-            // The map iterates in UTF-8 byte order, which is RFC 8785's UTF-16 code-unit order
-            // unless a key holds a character from U+E000 up (UTF-8 lead byte 0xEE or above).
+            // UTF-8 byte order is RFC 8785's UTF-16 code-unit order unless a key holds a
+            // character from U+E000 up (UTF-8 lead byte 0xEE or above). The map usually
+            // iterates in byte order already (the sort is then one linear pass), but not when
+            // any crate in the build turns on serde_json's `preserve_order`.
             if entries.iter().any(|(k, _)| k.bytes().any(|b| b >= 0xEE)) {
                 entries.sort_by(|a, b| a.0.encode_utf16().cmp(b.0.encode_utf16()));
+            } else {
+                entries.sort_by(|a, b| a.0.cmp(b.0));
             }
             for (i, (key, item)) in entries.into_iter().enumerate() {
                 if i > 0 {
@@ -129,6 +135,9 @@ pub fn write_canonical(value: &Value, out: &mut String) -> Result<(), TraceError
 }
 
 fn write_number(n: &serde_json::Number, out: &mut String) -> Result<(), TraceError> {
+    // Integers are written exactly. RFC 8785 treats every number as an IEEE double and would
+    // round integers beyond 2^53 — 64-bit ids in tool outputs among them — so a replay would
+    // serve a different id than the tool returned. Within ±2^53 both agree.
     if let Some(i) = n.as_i64() {
         out.push_str(itoa::Buffer::new().format(i));
     } else if let Some(u) = n.as_u64() {

@@ -4,7 +4,9 @@
 #[derive(Debug, thiserror::Error)]
 pub enum TraceError {
     /// A stop reason string that is not one of the documented forms.
-    #[error("unknown stop reason `{0}` (expected e.g. `ok`, `max_tool_calls`, `tool_denied:<tool>`)")]
+    #[error(
+        "unknown stop reason `{0}` (expected e.g. `ok`, `max_tool_calls`, `tool_denied:<tool>`)"
+    )]
     StopReason(String),
     /// A run status string that is not one of the documented forms.
     #[error("unknown run status `{0}` (expected ok, stopped, error, incomplete or running)")]

@@ -484,13 +484,13 @@ impl HistoryCompactor {
                 return;
             }
         };
-        if request.extends.is_none() {
-            if let Some((last_seq, last)) = &self.last {
-                if !last.is_empty() && full.starts_with(last) {
-                    request.extends = Some(*last_seq);
-                    request.messages = full[last.len()..].to_vec();
-                }
-            }
+        if request.extends.is_none()
+            && let Some((last_seq, last)) = &self.last
+            && !last.is_empty()
+            && full.starts_with(last)
+        {
+            request.extends = Some(*last_seq);
+            request.messages = full[last.len()..].to_vec();
         }
         self.last = Some((seq, full));
     }

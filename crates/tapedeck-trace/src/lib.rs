@@ -18,10 +18,10 @@ mod time;
 pub use canonical::{ContentHash, canonical_json, hash_bytes, hash_json, write_canonical};
 pub use error::TraceError;
 pub use event::{
-    EVENT_KINDS, HistoryCompactor, expand_messages,
-    BudgetExceeded, BudgetKind, Decision, Direction, Event, EventData, HttpExchange, LlmRequest,
-    LlmResponse, LlmRetry, McpMessage, Origin, PolicyDecision, RunFinished, RunStarted, ToolCall,
-    ToolCallSummary, ToolResult, Usage, Validation,
+    BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData,
+    HistoryCompactor, HttpExchange, LlmRequest, LlmResponse, LlmRetry, McpMessage, Origin,
+    PolicyDecision, RunFinished, RunStarted, ToolCall, ToolCallSummary, ToolResult, Usage,
+    Validation, expand_messages,
 };
 pub use ids::RunId;
 pub use run::{AgentInfo, Run, Source, Totals};

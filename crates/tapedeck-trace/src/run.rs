@@ -102,12 +102,13 @@ impl Totals {
     /// Counts one event.
     pub fn observe(&mut self, data: &EventData) {
         match data {
-            EventData::LlmRequest(_) => self.steps += 1,
+            EventData::LlmRequest(_) => self.steps = self.steps.saturating_add(1),
             EventData::LlmResponse(r) => {
                 match r.usage {
                     Some(u) => {
-                        self.tokens_in = self.tokens_in.map(|t| t + u.input_tokens);
-                        self.tokens_out = self.tokens_out.map(|t| t + u.output_tokens);
+                        self.tokens_in = self.tokens_in.map(|t| t.saturating_add(u.input_tokens));
+                        self.tokens_out =
+                            self.tokens_out.map(|t| t.saturating_add(u.output_tokens));
                     }
                     None => {
                         self.tokens_in = None;
@@ -119,7 +120,10 @@ impl Totals {
                     _ => None,
                 };
             }
-            EventData::ToolCall(c) => *self.tool_calls.entry(c.tool.clone()).or_insert(0) += 1,
+            EventData::ToolCall(c) => {
+                let n = self.tool_calls.entry(c.tool.clone()).or_insert(0);
+                *n = n.saturating_add(1);
+            }
             EventData::ToolResult(r) => {
                 if let (Some(total), Some(c)) = (self.cost_usd, r.cost_usd) {
                     self.cost_usd = Some(total + c);
@@ -131,12 +135,14 @@ impl Totals {
 
     /// All tool calls, over every tool.
     pub fn tool_calls_total(&self) -> u64 {
-        self.tool_calls.values().sum()
+        self.tool_calls
+            .values()
+            .fold(0, |a, b| a.saturating_add(*b))
     }
 
     /// Input and output tokens together, if both are known.
     pub fn tokens_total(&self) -> Option<u64> {
-        Some(self.tokens_in? + self.tokens_out?)
+        self.tokens_in?.checked_add(self.tokens_out?)
     }
 }
 

@@ -96,8 +96,8 @@ pub fn to_line<T: Serialize>(value: &T) -> Result<String, TraceError> {
 /// tape from a newer tapedeck is refused with a clear message rather than a field error.
 pub fn parse_header(line: &str) -> Result<TapeHeader, TraceError> {
     let bad = |message: String| TraceError::TapeLine { line: 1, message };
-    let value: Value =
-        serde_json::from_str(line).map_err(|e| bad(format!("not valid JSON: {e}")))?;
+    let value: Value = serde_json::from_str(line)
+        .map_err(|e| bad(format!("not valid JSON: {}", json_error(&e))))?;
     let format = value.get("format").and_then(Value::as_str);
     if format != Some(TAPE_FORMAT) {
         return Err(bad(format!(
@@ -114,13 +114,27 @@ pub fn parse_header(line: &str) -> Result<TapeHeader, TraceError> {
         }
         None => return Err(bad("the header has no numeric `version`".to_owned())),
     }
-    serde_json::from_value(value).map_err(|e| bad(format!("invalid header: {e}")))
+    serde_json::from_value(value).map_err(|e| bad(format!("invalid header: {}", json_error(&e))))
 }
 
 /// Reads one event line (`line_no` is 1-based, for the error message).
 pub fn parse_event(line: &str, line_no: usize) -> Result<TapeEvent, TraceError> {
     serde_json::from_str(line).map_err(|e| TraceError::TapeLine {
         line: line_no,
-        message: format!("invalid event: {e}"),
+        message: format!("invalid event: {}", json_error(&e)),
     })
+}
+
+/// A serde_json error without its "at line 1 column N": a tape line is one line, and the
+/// caller names the tape's own line number.
+fn json_error(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    let message = text
+        .rsplit_once(" at line ")
+        .map_or(text.as_str(), |(m, _)| m);
+    if e.column() > 0 {
+        format!("{message} (column {})", e.column())
+    } else {
+        message.to_owned()
+    }
 }

@@ -30,7 +30,7 @@ impl Timestamp {
 
     /// Milliseconds from `self` to `later` (0 if `later` is earlier).
     pub fn millis_until(self, later: Timestamp) -> u64 {
-        u64::try_from((later.0 - self.0) / 1000).unwrap_or(0)
+        u64::try_from(later.0.saturating_sub(self.0) / 1000).unwrap_or(0)
     }
 
     /// The same instant as a `jiff` timestamp, for formatting and arithmetic.

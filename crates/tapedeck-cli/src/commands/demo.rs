@@ -11,15 +11,24 @@ use tapedeck_store::{DEFAULT_STORE_PATH, ImportOutcome, Store};
 use tapedeck_trace::tape::{self, TapeEvent};
 use tapedeck_trace::{RunId, Timestamp};
 
+use crate::Exit;
 use crate::render::{self, DIM, HEADING, WARN};
 use crate::settings::Settings;
-use crate::Exit;
 
 /// The demo tapes: (name, tape).
 const DEMO_TAPES: [(&str, &str); 4] = [
-    ("clean", include_str!("../../../../fixtures/tapes/clean.jsonl")),
-    ("tool-denied", include_str!("../../../../fixtures/tapes/tool-denied.jsonl")),
-    ("long-run", include_str!("../../../../fixtures/tapes/long-run.jsonl")),
+    (
+        "clean",
+        include_str!("../../../../fixtures/tapes/clean.jsonl"),
+    ),
+    (
+        "tool-denied",
+        include_str!("../../../../fixtures/tapes/tool-denied.jsonl"),
+    ),
+    (
+        "long-run",
+        include_str!("../../../../fixtures/tapes/long-run.jsonl"),
+    ),
     (
         "browser-retry-incident",
         include_str!("../../../../fixtures/tapes/browser-retry-incident.jsonl"),
@@ -53,7 +62,7 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
         .iter()
         .map(|id| store.run(id))
         .collect::<Result<Vec<_>, _>>()?;
-    runs.sort_by(|a, b| b.started_at.cmp(&a.started_at));
+    runs.sort_by_key(|run| std::cmp::Reverse(run.started_at));
     let h = HEADING;
     let dim = DIM;
     anstream::println!(
@@ -69,17 +78,39 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     let tapedeck = if settings.store == Path::new(DEFAULT_STORE_PATH) {
         "tapedeck".to_owned()
     } else {
-        format!("tapedeck --store {}", shell_word(&settings.store.display().to_string()))
+        format!(
+            "tapedeck --store {}",
+            shell_word(&settings.store.display().to_string())
+        )
     };
     anstream::println!("\n{h}explore{h:#}");
     let commands = [
-        (format!("{tapedeck} show {short}"), "the incident's summary and timeline"),
-        (format!("{tapedeck} show {short} --audit"), "every gateway decision"),
-        (format!("{tapedeck} ls --stop-reason max_tool_calls"), "runs stopped by the tool-call budget"),
-        (format!("{tapedeck} stats"), "monitoring figures per agent version"),
-        (format!("{tapedeck} export {short} > incident.jsonl"), "the run as a portable tape"),
+        (
+            format!("{tapedeck} show {short}"),
+            "the incident's summary and timeline",
+        ),
+        (
+            format!("{tapedeck} show {short} --audit"),
+            "every gateway decision",
+        ),
+        (
+            format!("{tapedeck} ls --stop-reason max_tool_calls"),
+            "runs stopped by the tool-call budget",
+        ),
+        (
+            format!("{tapedeck} stats"),
+            "monitoring figures per agent version",
+        ),
+        (
+            format!("{tapedeck} export {short} > incident.jsonl"),
+            "the run as a portable tape",
+        ),
     ];
-    let width = commands.iter().map(|(cmd, _)| cmd.chars().count()).max().unwrap_or(0);
+    let width = commands
+        .iter()
+        .map(|(cmd, _)| cmd.chars().count())
+        .max()
+        .unwrap_or(0);
     for (cmd, what) in commands {
         anstream::println!("  {cmd:<width$}  {dim}# {what}{dim:#}");
     }
@@ -103,7 +134,10 @@ fn show_incident(store: &Store, id: &RunId) -> anyhow::Result<()> {
     let w = WARN;
     anstream::println!("{h}the browser-retry incident, with budgets{h:#}");
     super::show::summary(&run, &events);
-    if let Some(top) = super::show::tool_spend(&events).first().filter(|t| t.calls > 0) {
+    if let Some(top) = super::show::tool_spend(&events)
+        .first()
+        .filter(|t| t.calls > 0)
+    {
         let per_call = top.cost_usd / top.calls as f64;
         let unguarded = per_call * UNGUARDED_CALLS_PER_DAY as f64;
         anstream::println!(
@@ -127,7 +161,11 @@ fn show_incident(store: &Store, id: &RunId) -> anyhow::Result<()> {
 fn rebase(text: &str, end: i64) -> anyhow::Result<String> {
     let mut lines = text.lines();
     let mut header = tape::parse_header(lines.next().context("empty tape")?)?;
-    let last = header.run.ended_at.unwrap_or(header.run.started_at).as_micros();
+    let last = header
+        .run
+        .ended_at
+        .unwrap_or(header.run.started_at)
+        .as_micros();
     let shift = |ts: Timestamp| Timestamp::from_micros(ts.as_micros() - last + end);
     header.run.id = RunId::new();
     header.run.started_at = shift(header.run.started_at);

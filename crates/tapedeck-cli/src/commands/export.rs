@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use anyhow::Context as _;
 
-use crate::settings::Settings;
 use crate::Exit;
+use crate::settings::Settings;
 
 /// Tape formats `export` writes.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
@@ -17,7 +17,9 @@ pub enum Format {
 
 /// Write a run as a portable tape (the format of golden baselines)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck export 3f9c2e1a > incident.jsonl\n  tapedeck export 3f9c2e1a -o golden/support/tapes/incident/1.jsonl")]
+#[command(
+    after_help = "Examples:\n  tapedeck export 3f9c2e1a > incident.jsonl\n  tapedeck export 3f9c2e1a -o golden/support/tapes/incident/1.jsonl"
+)]
 pub struct Args {
     /// The run: its short id, or a unique prefix of its full id
     run: String,

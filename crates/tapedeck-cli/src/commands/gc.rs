@@ -2,8 +2,8 @@
 
 use anyhow::bail;
 
-use crate::settings::Settings;
 use crate::Exit;
+use crate::settings::Settings;
 
 /// Drop blobs no run references, then compact the store file
 #[derive(Debug, clap::Args)]

@@ -5,13 +5,15 @@ use std::path::PathBuf;
 
 use tapedeck_store::ImportOutcome;
 
+use crate::Exit;
 use crate::render;
 use crate::settings::Settings;
-use crate::Exit;
 
 /// Read tapes (JSONL, as written by `export`) into the store
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Each tape is imported whole or not at all; a run already in the store is skipped.\n\nExamples:\n  tapedeck import incident.jsonl\n  tapedeck import golden/support/tapes/*/*.jsonl\n  cat run.jsonl | tapedeck import -")]
+#[command(
+    after_help = "Each tape is imported whole or not at all; a run already in the store is skipped.\n\nExamples:\n  tapedeck import incident.jsonl\n  tapedeck import golden/support/tapes/*/*.jsonl\n  cat run.jsonl | tapedeck import -"
+)]
 pub struct Args {
     /// Tape files (`-` for standard input)
     #[arg(required = true, value_name = "FILE")]

@@ -5,13 +5,15 @@ use tapedeck_store::RunFilter;
 use tapedeck_trace::Run;
 
 use super::FilterArgs;
+use crate::Exit;
 use crate::render;
 use crate::settings::Settings;
-use crate::Exit;
 
 /// List recorded runs, newest first
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck ls\n  tapedeck ls --stop-reason max_tool_calls --since 7d\n  tapedeck ls --label model=gpt-4.1 --json")]
+#[command(
+    after_help = "Examples:\n  tapedeck ls\n  tapedeck ls --stop-reason max_tool_calls --since 7d\n  tapedeck ls --label model=gpt-4.1 --json"
+)]
 pub struct Args {
     #[command(flatten)]
     filter: FilterArgs,
@@ -75,8 +77,17 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
 /// The runs table (`ls`, `demo`).
 pub fn table(runs: &[Run]) -> comfy_table::Table {
     let mut table = render::table(&[
-        "ID", "STARTED (UTC)", "SOURCE", "TASK", "AGENT", "STATUS", "STOP REASON", "STEPS",
-        "TOOLS", "TOKENS", "COST",
+        "ID",
+        "STARTED (UTC)",
+        "SOURCE",
+        "TASK",
+        "AGENT",
+        "STATUS",
+        "STOP REASON",
+        "STEPS",
+        "TOOLS",
+        "TOKENS",
+        "COST",
     ]);
     for run in runs {
         table.add_row(vec![

@@ -5,12 +5,14 @@ use std::path::PathBuf;
 use anyhow::bail;
 use tapedeck_store::Store;
 
-use crate::settings::Settings;
 use crate::Exit;
+use crate::settings::Settings;
 
 /// Copy every run of another store into this one (runs already here are skipped)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck merge ci-artifacts/tapedeck.db\n  tapedeck --store team.db merge laptop.db")]
+#[command(
+    after_help = "Examples:\n  tapedeck merge ci-artifacts/tapedeck.db\n  tapedeck --store team.db merge laptop.db"
+)]
 pub struct Args {
     /// The store to copy runs from
     #[arg(value_name = "OTHER.db")]
@@ -27,7 +29,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         _ => false,
     };
     if same {
-        bail!("cannot merge the store `{}` into itself", args.other.display());
+        bail!(
+            "cannot merge the store `{}` into itself",
+            args.other.display()
+        );
     }
     let other = Store::open(&args.other)?;
     let store = settings.open_store()?;

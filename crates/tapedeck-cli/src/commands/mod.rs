@@ -63,13 +63,16 @@ impl FilterArgs {
 }
 
 fn parse_status(text: &str) -> Result<RunStatus, String> {
-    text.parse().map_err(|e: tapedeck_trace::TraceError| e.to_string())
+    text.parse()
+        .map_err(|e: tapedeck_trace::TraceError| e.to_string())
 }
 
 /// `key=value`.
 pub fn parse_label(text: &str) -> Result<(String, String), String> {
     match text.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_owned(), v.to_owned())),
-        _ => Err(format!("`{text}` is not a label: use KEY=VALUE, e.g. model=gpt-4.1")),
+        _ => Err(format!(
+            "`{text}` is not a label: use KEY=VALUE, e.g. model=gpt-4.1"
+        )),
     }
 }

@@ -4,15 +4,21 @@ use anyhow::bail;
 use tapedeck_store::RunFilter;
 use tapedeck_trace::{RunId, Timestamp};
 
-use crate::settings::Settings;
 use crate::Exit;
+use crate::settings::Settings;
 
 /// Remove runs (their blobs stay until `tapedeck gc`)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck rm 3f9c2e1a 77d0e2b4\n  tapedeck rm --older-than 30d --dry-run\n  tapedeck rm --older-than 30d && tapedeck gc")]
+#[command(
+    after_help = "Examples:\n  tapedeck rm 3f9c2e1a 77d0e2b4\n  tapedeck rm --older-than 30d --dry-run\n  tapedeck rm --older-than 30d && tapedeck gc"
+)]
 pub struct Args {
     /// Runs to remove: short ids or unique prefixes of full ids
-    #[arg(value_name = "RUN", required_unless_present = "older_than", conflicts_with = "older_than")]
+    #[arg(
+        value_name = "RUN",
+        required_unless_present = "older_than",
+        conflicts_with = "older_than"
+    )]
     runs: Vec<String>,
     /// Remove every run started longer ago than this (30d, 12h, 2w)
     #[arg(long, value_name = "AGE", value_parser = crate::when::age_arg)]

@@ -8,13 +8,15 @@ use serde_json::Value;
 use tapedeck_store::Store;
 use tapedeck_trace::{ContentHash, Decision, Event, EventData, Origin, Run, Validation};
 
+use crate::Exit;
 use crate::render::{self, DIM, HEADING};
 use crate::settings::Settings;
-use crate::Exit;
 
 /// Show one run: summary, then timeline
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck show 3f9c2e1a\n  tapedeck show 3f9c2e1a --audit\n  tapedeck show 0197 --json | jq .summary")]
+#[command(
+    after_help = "Examples:\n  tapedeck show 3f9c2e1a\n  tapedeck show 3f9c2e1a --audit\n  tapedeck show 0197 --json | jq .summary"
+)]
 pub struct Args {
     /// The run: its short id (from `tapedeck ls`), or a unique prefix of its full id
     run: String,
@@ -120,11 +122,7 @@ pub fn summary(run: &Run, events: &[Event]) {
     let dim = DIM;
     let status_style = render::status_style(run.status);
     let line = |label: &str, value: String| anstream::println!("  {dim}{label:<10}{dim:#} {value}");
-    anstream::println!(
-        "{h}run {}{h:#} {dim}({}){dim:#}",
-        run.id.short(),
-        run.id
-    );
+    anstream::println!("{h}run {}{h:#} {dim}({}){dim:#}", run.id.short(), run.id);
     let reason = run
         .stop_reason
         .as_ref()
@@ -155,7 +153,10 @@ pub fn summary(run: &Run, events: &[Event]) {
         .totals
         .latency_ms
         .map_or_else(String::new, |ms| format!(" · took {}", render::millis(ms)));
-    line("started", format!("{} UTC{latency}", render::time(run.started_at)));
+    line(
+        "started",
+        format!("{} UTC{latency}", render::time(run.started_at)),
+    );
     let t = &run.totals;
     let per_tool = t
         .tool_calls
@@ -169,7 +170,11 @@ pub fn summary(run: &Run, events: &[Event]) {
             "{} · tool calls {}{}",
             render::thousands(t.steps),
             render::thousands(t.tool_calls_total()),
-            if per_tool.is_empty() { String::new() } else { format!(" ({per_tool})") }
+            if per_tool.is_empty() {
+                String::new()
+            } else {
+                format!(" ({per_tool})")
+            }
         ),
     );
     line(
@@ -193,7 +198,10 @@ pub fn summary(run: &Run, events: &[Event]) {
     };
     line("cost", cost);
     if let Some(top) = spend.first() {
-        line("top tool", top_tool_line(top, t.tool_calls_total(), t.cost_usd));
+        line(
+            "top tool",
+            top_tool_line(top, t.tool_calls_total(), t.cost_usd),
+        );
     }
     for event in events {
         if let EventData::BudgetExceeded(b) = &event.data {
@@ -316,7 +324,9 @@ fn describe(
         }
         EventData::LlmRequest(e) => format!(
             "{}{} · {sent} messages ({} new)",
-            e.provider.as_ref().map_or_else(String::new, |p| format!("{p} ")),
+            e.provider
+                .as_ref()
+                .map_or_else(String::new, |p| format!("{p} ")),
             e.model,
             e.messages.len()
         ),
@@ -324,7 +334,9 @@ fn describe(
             "attempt {} failed{}{} · retry in {}",
             e.attempt,
             e.status.map_or_else(String::new, |s| format!(" with {s}")),
-            e.error.as_ref().map_or_else(String::new, |m| format!(": {}", render::truncate(m, 60))),
+            e.error
+                .as_ref()
+                .map_or_else(String::new, |m| format!(": {}", render::truncate(m, 60))),
             render::millis(e.wait_ms)
         ),
         EventData::LlmResponse(e) => {
@@ -379,7 +391,9 @@ fn describe(
             format!(
                 "{}{} ({}){detail}",
                 decision_name(e.decision),
-                e.tool.as_ref().map_or_else(String::new, |t| format!(" {t}")),
+                e.tool
+                    .as_ref()
+                    .map_or_else(String::new, |t| format!(" {t}")),
                 e.rule
             )
         }
@@ -415,7 +429,8 @@ fn describe(
             "{} {} → {}",
             e.method,
             e.path,
-            e.status.map_or_else(|| "no response".to_owned(), |s| s.to_string())
+            e.status
+                .map_or_else(|| "no response".to_owned(), |s| s.to_string())
         ),
         EventData::McpMessage(e) => format!(
             "{:?} {}",
@@ -426,18 +441,17 @@ fn describe(
             "{} used of {}{}",
             trim_number(e.used),
             trim_number(e.limit),
-            e.tool.as_ref().map_or_else(String::new, |t| format!(" · at a {t} call"))
+            e.tool
+                .as_ref()
+                .map_or_else(String::new, |t| format!(" · at a {t} call"))
         ),
         EventData::RunFinished(e) => format!("{} — {}", e.status, e.stop_reason),
     };
     let kind = match &event.data {
-        EventData::BudgetExceeded(e) => format!(
-            "{}",
-            serde_json::to_value(e.budget)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_owned))
-                .unwrap_or_else(|| "budget".to_owned())
-        ),
+        EventData::BudgetExceeded(e) => serde_json::to_value(e.budget)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_else(|| "budget".to_owned()),
         EventData::PolicyDecision(_) => "policy".to_owned(),
         other => other.kind().to_owned(),
     };
@@ -474,7 +488,15 @@ fn decision_name(decision: Decision) -> &'static str {
 fn audit(run: &Run, events: &[Event]) {
     let h = HEADING;
     anstream::println!("{h}audit log{h:#}");
-    let mut table = render::table(&["SEQ", "TIME (UTC)", "CALL", "TOOL", "DECISION", "RULE", "DETAIL"]);
+    let mut table = render::table(&[
+        "SEQ",
+        "TIME (UTC)",
+        "CALL",
+        "TOOL",
+        "DECISION",
+        "RULE",
+        "DETAIL",
+    ]);
     let mut rows = 0;
     for event in events {
         if let EventData::PolicyDecision(e) = &event.data {
@@ -486,7 +508,9 @@ fn audit(run: &Run, events: &[Event]) {
                 e.tool.clone().unwrap_or_else(|| "-".to_owned()),
                 decision_name(e.decision).to_owned(),
                 e.rule.clone(),
-                e.detail.as_deref().map_or_else(|| "-".to_owned(), |d| render::truncate(d, 60)),
+                e.detail
+                    .as_deref()
+                    .map_or_else(|| "-".to_owned(), |d| render::truncate(d, 60)),
             ]);
         }
     }

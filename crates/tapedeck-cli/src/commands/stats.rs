@@ -3,14 +3,16 @@
 use tapedeck_store::{Distribution, MonitorReport};
 
 use super::FilterArgs;
+use crate::Exit;
 use crate::render::{self, DIM, HEADING};
 use crate::settings::Settings;
-use crate::Exit;
 
 /// Monitoring figures per agent version: tool calls per run, tokens per request, stop
 /// reasons, latency, cost
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck stats                 the last 7 days\n  tapedeck stats --since 30d --agent support-bot\n  tapedeck stats --all --json")]
+#[command(
+    after_help = "Examples:\n  tapedeck stats                 the last 7 days\n  tapedeck stats --since 30d --agent support-bot\n  tapedeck stats --all --json"
+)]
 pub struct Args {
     #[command(flatten)]
     filter: FilterArgs,
@@ -51,10 +53,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let dim = DIM;
     anstream::println!("{dim}{window}{dim:#}");
     for agent in &report.agents {
-        let fp = agent
-            .fingerprint
-            .as_ref()
-            .map_or_else(String::new, |f| format!(" (fingerprint {})", &f[..f.len().min(8)]));
+        let fp = agent.fingerprint.as_ref().map_or_else(String::new, |f| {
+            // Characters, not bytes: a fingerprint comes from a tape anyone can write.
+            format!(" (fingerprint {})", f.chars().take(8).collect::<String>())
+        });
         anstream::println!();
         anstream::println!(
             "{h}{}{h:#}{fp} · {} run{}",
@@ -65,9 +67,20 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         let line = |label: &str, value: String| {
             anstream::println!("  {dim}{label:<20}{dim:#} {value}");
         };
-        line("tool calls per run", dist(&agent.tool_calls_per_run, |v| format!("{v:.1}").trim_end_matches(".0").to_owned()));
-        line("tokens per request", dist(&agent.tokens_per_request, |v| render::thousands(v as u64)));
-        line("latency", dist(&agent.latency_ms, |v| render::millis(v as u64)));
+        line(
+            "tool calls per run",
+            dist(&agent.tool_calls_per_run, |v| {
+                format!("{v:.1}").trim_end_matches(".0").to_owned()
+            }),
+        );
+        line(
+            "tokens per request",
+            dist(&agent.tokens_per_request, |v| render::thousands(v as u64)),
+        );
+        line(
+            "latency",
+            dist(&agent.latency_ms, |v| render::millis(v as u64)),
+        );
         let reasons = agent
             .stop_reasons
             .iter()
@@ -77,11 +90,20 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         line("stop reasons", reasons);
         let unknown = match agent.runs_cost_unknown {
             0 => String::new(),
-            n => format!(" ({n} run{} of unknown cost not counted)", if n == 1 { "" } else { "s" }),
+            n => format!(
+                " ({n} run{} of unknown cost not counted)",
+                if n == 1 { "" } else { "s" }
+            ),
         };
-        line("cost", format!("{}{unknown}", render::usd(Some(agent.cost_usd))));
+        line(
+            "cost",
+            format!("{}{unknown}", render::usd(Some(agent.cost_usd))),
+        );
         if let Some((tool, share)) = &agent.top_tool {
-            line("top tool", format!("{tool} ({:.0}% of tool calls)", share * 100.0));
+            line(
+                "top tool",
+                format!("{tool} ({:.0}% of tool calls)", share * 100.0),
+            );
         }
     }
     Ok(Exit::Ok)

@@ -21,11 +21,18 @@ fn a_text_file_is_not_a_database() {
     let garbage = "these are my notes, not a database\n".repeat(200);
     std::fs::write(&path, &garbage).unwrap();
     let err = Store::open(&path).err().unwrap();
-    assert!(matches!(&err, StoreError::NotADatabase { path: p } if *p == path), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::NotADatabase { path: p } if *p == path),
+        "{err:?}"
+    );
     assert_one_line(&err);
     assert!(err.to_string().contains("notes.db"), "{err}");
     assert!(err.is_input_error());
-    assert_eq!(std::fs::read_to_string(&path).unwrap(), garbage, "the file was changed");
+    assert_eq!(
+        std::fs::read_to_string(&path).unwrap(),
+        garbage,
+        "the file was changed"
+    );
 }
 
 #[test]
@@ -34,22 +41,33 @@ fn another_programs_database_is_foreign_and_left_untouched() {
     let path = dir.path().join("places.sqlite");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE bookmarks (url TEXT); INSERT INTO bookmarks VALUES ('x');")
-            .unwrap();
+        conn.execute_batch(
+            "CREATE TABLE bookmarks (url TEXT); INSERT INTO bookmarks VALUES ('x');",
+        )
+        .unwrap();
     }
     let before = tapedeck_trace::hash_bytes(&std::fs::read(&path).unwrap());
     let err = Store::open(&path).err().unwrap();
-    assert!(matches!(&err, StoreError::Foreign { path: p } if *p == path), "{err:?}");
+    assert!(
+        matches!(&err, StoreError::Foreign { path: p } if *p == path),
+        "{err:?}"
+    );
     assert_one_line(&err);
     assert!(err.to_string().contains("no `runs` table"), "{err}");
     // Not ours: not migrated, not switched to WAL, no -wal / -shm files left next to it.
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "delete", "a foreign database was switched to WAL");
     let after = tapedeck_trace::hash_bytes(&std::fs::read(&path).unwrap());
     assert_eq!(after, before, "a foreign database was modified");
     let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0))
+        .query_row(
+            "SELECT count(*) FROM sqlite_schema WHERE type = 'table'",
+            [],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(tables, 1);
     drop(conn);
@@ -63,7 +81,9 @@ fn a_store_from_a_newer_tapedeck_is_refused() {
     tmp.sql().pragma_update(None, "user_version", 99).unwrap();
     let err = Store::open(&tmp.path).err().unwrap();
     match &err {
-        StoreError::NewerSchema { found, supported, .. } => {
+        StoreError::NewerSchema {
+            found, supported, ..
+        } => {
             assert_eq!(*found, 99);
             assert_eq!(*supported, SCHEMA_VERSION);
         }
@@ -76,7 +96,10 @@ fn a_store_from_a_newer_tapedeck_is_refused() {
         tapedeck_store::Writer::start(&tmp.path, Default::default()),
         Err(StoreError::NewerSchema { found: 99, .. })
     ));
-    let version: i64 = tmp.sql().query_row("PRAGMA user_version", [], |r| r.get(0)).unwrap();
+    let version: i64 = tmp
+        .sql()
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(version, 99);
 
     // A newer store is left as it is: one still in rollback-journal mode stays so.
@@ -84,11 +107,17 @@ fn a_store_from_a_newer_tapedeck_is_refused() {
     let path = dir.path().join("newer.db");
     {
         let conn = rusqlite::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE runs (id TEXT); PRAGMA user_version = 99;").unwrap();
+        conn.execute_batch("CREATE TABLE runs (id TEXT); PRAGMA user_version = 99;")
+            .unwrap();
     }
-    assert!(matches!(Store::open(&path), Err(StoreError::NewerSchema { found: 99, .. })));
+    assert!(matches!(
+        Store::open(&path),
+        Err(StoreError::NewerSchema { found: 99, .. })
+    ));
     let conn = rusqlite::Connection::open(&path).unwrap();
-    let mode: String = conn.query_row("PRAGMA journal_mode", [], |r| r.get(0)).unwrap();
+    let mode: String = conn
+        .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+        .unwrap();
     assert_eq!(mode, "delete");
 }
 
@@ -97,7 +126,9 @@ fn a_parent_that_is_a_file_cannot_hold_the_store() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("occupied");
     std::fs::write(&file, "x").unwrap();
-    let err = Store::open(file.join("sub").join("tapedeck.db")).err().unwrap();
+    let err = Store::open(file.join("sub").join("tapedeck.db"))
+        .err()
+        .unwrap();
     assert!(matches!(&err, StoreError::CreateDir { .. }), "{err:?}");
     assert_one_line(&err);
     assert!(err.to_string().contains("occupied"), "{err}");
@@ -119,8 +150,13 @@ fn populated_store() -> TempStore {
         drop(writer);
         store.gc().unwrap();
     }
-    assert!(!std::path::Path::new(&format!("{}-wal", tmp.path.display())).exists()
-        || std::fs::metadata(format!("{}-wal", tmp.path.display())).unwrap().len() == 0);
+    assert!(
+        !std::path::Path::new(&format!("{}-wal", tmp.path.display())).exists()
+            || std::fs::metadata(format!("{}-wal", tmp.path.display()))
+                .unwrap()
+                .len()
+                == 0
+    );
     tmp
 }
 
@@ -158,11 +194,17 @@ fn a_store_damaged_in_the_middle_is_reported_corrupt() {
     overwrite(&tmp.path, 4096, len - 2 * 4096);
     let err = read_everything(&tmp.path).unwrap_err();
     assert!(
-        matches!(err, StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }),
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }
+        ),
         "{err:?}"
     );
     assert_one_line(&err);
-    assert!(err.to_string().contains(&tmp.path.display().to_string()), "{err}");
+    assert!(
+        err.to_string().contains(&tmp.path.display().to_string()),
+        "{err}"
+    );
 }
 
 #[test]
@@ -172,7 +214,10 @@ fn a_store_with_a_damaged_schema_page_is_reported_corrupt() {
     overwrite(&tmp.path, 100, 3996);
     let err = read_everything(&tmp.path).unwrap_err();
     assert!(
-        matches!(err, StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }),
+        matches!(
+            err,
+            StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }
+        ),
         "{err:?}"
     );
     assert_one_line(&err);

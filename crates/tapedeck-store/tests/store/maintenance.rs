@@ -9,12 +9,22 @@ use tapedeck_trace::{RunId, StopReason};
 use crate::support::*;
 
 /// Records a finished sample run; returns its id and the hashes of its blobs.
-fn add_sample(store: &Store, n: u32, shared: &str) -> (RunId, HashSet<tapedeck_trace::ContentHash>) {
+fn add_sample(
+    store: &Store,
+    n: u32,
+    shared: &str,
+) -> (RunId, HashSet<tapedeck_trace::ContentHash>) {
     let writer = store.writer().unwrap();
-    let mut rec = writer.start_run(run_with(&fixed_id(n), i64::from(n))).unwrap();
+    let mut rec = writer
+        .start_run(run_with(&fixed_id(n), i64::from(n)))
+        .unwrap();
     let sample = record_sample(&mut rec, shared, &format!("run{n}"));
-    rec.finish_at(StopReason::Ok, None, at(i64::from(n) + 100)).unwrap();
-    (sample.id, sample.blobs.into_iter().map(|(h, _)| h).collect())
+    rec.finish_at(StopReason::Ok, None, at(i64::from(n) + 100))
+        .unwrap();
+    (
+        sample.id,
+        sample.blobs.into_iter().map(|(h, _)| h).collect(),
+    )
 }
 
 fn export(store: &Store, id: &RunId) -> Vec<u8> {
@@ -47,7 +57,10 @@ fn merging_twice_adds_nothing_the_second_time() {
     let back = a.merge_from(&b).unwrap();
     assert_eq!((back.added, back.skipped), (vec![r3], 2));
     // Blobs shared by runs are stored once.
-    assert_eq!(src.count("SELECT count(*) FROM blobs"), dst.count("SELECT count(*) FROM blobs"));
+    assert_eq!(
+        src.count("SELECT count(*) FROM blobs"),
+        dst.count("SELECT count(*) FROM blobs")
+    );
 }
 
 #[test]
@@ -64,23 +77,39 @@ fn remove_and_gc_keep_blobs_other_runs_still_use() {
     assert_eq!(tmp.count("SELECT count(*) FROM blobs"), total_blobs);
 
     let size_before = store.file_size();
-    assert_eq!(store.remove_runs(&[r1, "019ac1f2-3b4c-7d5e-8f60-00000000ffff".parse().unwrap()]).unwrap(), 1);
+    assert_eq!(
+        store
+            .remove_runs(&[r1, "019ac1f2-3b4c-7d5e-8f60-00000000ffff".parse().unwrap()])
+            .unwrap(),
+        1
+    );
     assert!(matches!(store.run(&r1), Err(StoreError::RunNotFound(_))));
     assert!(matches!(store.events(&r1), Err(StoreError::RunNotFound(_))));
-    assert_eq!(tmp.count("SELECT count(*) FROM events"), 14, "only r2's events remain");
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM events"),
+        14,
+        "only r2's events remain"
+    );
     // Removing keeps blobs until gc.
     assert_eq!(tmp.count("SELECT count(*) FROM blobs"), total_blobs);
 
     let report = store.gc().unwrap();
     assert_eq!(report.blobs_removed, only_r1.len() as u64);
     assert!(report.bytes_after <= report.bytes_before, "{report:?}");
-    assert!(store.file_size() <= size_before, "{} > {size_before}", store.file_size());
+    assert!(
+        store.file_size() <= size_before,
+        "{} > {size_before}",
+        store.file_size()
+    );
     assert_eq!(tmp.count("SELECT count(*) FROM blobs"), b2.len() as i64);
     for hash in &shared {
         store.blob(hash, &r2).unwrap();
     }
     for hash in &only_r1 {
-        assert!(matches!(store.blob(hash, &r1), Err(StoreError::MissingBlob { .. })));
+        assert!(matches!(
+            store.blob(hash, &r1),
+            Err(StoreError::MissingBlob { .. })
+        ));
     }
     // r2 is whole: its tape is unchanged.
     assert_eq!(export(&store, &r2), tape_r2);

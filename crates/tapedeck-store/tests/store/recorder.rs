@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use tapedeck_store::{RunFilter, Store, Writer, WriterOptions};
+use tapedeck_store::{RunFilter, Store, StoreError, Writer, WriterOptions};
 use tapedeck_trace::{
     EventData, LlmRetry, Run, RunStatus, Source, StopReason, expand_messages, hash_json,
 };
@@ -35,7 +35,11 @@ fn recorded_run_reads_back_with_totals_and_outcome() {
         .finish_at(StopReason::MaxToolCalls, Some("partial".into()), at(60))
         .unwrap();
     let last = sample.events.len() as u64 + 1;
-    assert_eq!(rec.committed_seq(), last, "committed_seq after finish is the last seq");
+    assert_eq!(
+        rec.committed_seq(),
+        last,
+        "committed_seq after finish is the last seq"
+    );
     drop(rec);
 
     let stored = store.run(&run.id).unwrap();
@@ -53,7 +57,11 @@ fn recorded_run_reads_back_with_totals_and_outcome() {
     assert_eq!(t.tool_calls.get("kb.read"), Some(&1));
     assert_eq!(t.tool_calls_total(), 3);
     assert_eq!((t.tokens_in, t.tokens_out), (Some(800), Some(50)));
-    assert!((t.cost_usd.unwrap() - 1.47).abs() < 1e-9, "{:?}", t.cost_usd);
+    assert!(
+        (t.cost_usd.unwrap() - 1.47).abs() < 1e-9,
+        "{:?}",
+        t.cost_usd
+    );
     assert_eq!(t.latency_ms, Some(60_000));
 
     let events = store.events(&run.id).unwrap();
@@ -96,7 +104,10 @@ fn recorded_run_reads_back_with_totals_and_outcome() {
         assert_eq!(&store.blob(hash, &run.id).unwrap(), value);
     }
     let distinct: std::collections::HashSet<_> = sample.blobs.iter().map(|(h, _)| *h).collect();
-    assert_eq!(tmp.count("SELECT count(*) FROM blobs") as usize, distinct.len());
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM blobs") as usize,
+        distinct.len()
+    );
 
     // A second open of the file sees the same.
     drop(writer);
@@ -114,7 +125,10 @@ fn ok_and_error_stop_reasons_set_the_status() {
     for (reason, status) in [
         (StopReason::Ok, RunStatus::Ok),
         (StopReason::ModelError, RunStatus::Error),
-        (StopReason::ToolDenied("http.get".into()), RunStatus::Stopped),
+        (
+            StopReason::ToolDenied("http.get".into()),
+            RunStatus::Stopped,
+        ),
     ] {
         let rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
         let id = rec.id();
@@ -215,8 +229,14 @@ fn dropping_a_recorder_commits_and_leaves_the_run_running_while_its_process_live
         .sql()
         .query_row("SELECT owner FROM runs", [], |r| r.get(0))
         .unwrap();
-    assert!(owner.contains(&format!("/{}/", std::process::id())), "{owner}");
-    assert_eq!(store.runs(&RunFilter::default()).unwrap()[0].status, RunStatus::Running);
+    assert!(
+        owner.contains(&format!("/{}/", std::process::id())),
+        "{owner}"
+    );
+    assert_eq!(
+        store.runs(&RunFilter::default()).unwrap()[0].status,
+        RunStatus::Running
+    );
 }
 
 fn hostname() -> String {
@@ -239,7 +259,10 @@ fn unfinished_run_owned_by(owner: &str) -> (TempStore, tapedeck_trace::RunId, us
     drop(store);
     let changed = tmp
         .sql()
-        .execute("UPDATE runs SET owner = ?1 WHERE id = ?2", [owner, &id.to_string()])
+        .execute(
+            "UPDATE runs SET owner = ?1 WHERE id = ?2",
+            [owner, &id.to_string()],
+        )
         .unwrap();
     assert_eq!(changed, 1);
     (tmp, id, n)
@@ -251,7 +274,11 @@ fn a_run_whose_process_died_is_incomplete_on_open() {
     let store = tmp.open();
     let run = store.run(&id).unwrap();
     assert_eq!(run.status, RunStatus::Incomplete);
-    assert_eq!(store.events(&id).unwrap().len(), n, "committed events are kept");
+    assert_eq!(
+        store.events(&id).unwrap().len(),
+        n,
+        "committed events are kept"
+    );
     let filter = RunFilter {
         status: Some(RunStatus::Incomplete),
         ..RunFilter::default()
@@ -259,7 +286,9 @@ fn a_run_whose_process_died_is_incomplete_on_open() {
     assert_eq!(store.runs(&filter).unwrap().len(), 1);
     let (status, owner): (String, Option<String>) = tmp
         .sql()
-        .query_row("SELECT status, owner FROM runs", [], |r| Ok((r.get(0)?, r.get(1)?)))
+        .query_row("SELECT status, owner FROM runs", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
         .unwrap();
     assert_eq!((status.as_str(), owner), ("incomplete", None));
 }
@@ -295,7 +324,8 @@ fn four_threads_record_through_one_writer() {
                     let call = tool_call(1, &format!("c{i}"), &tool, args);
                     assert_eq!(rec.append(call).unwrap(), i);
                 }
-                rec.finish(StopReason::Ok, Some(format!("thread {t}"))).unwrap()
+                rec.finish(StopReason::Ok, Some(format!("thread {t}")))
+                    .unwrap()
             })
         })
         .collect();
@@ -304,7 +334,10 @@ fn four_threads_record_through_one_writer() {
     for (t, run) in runs.iter().enumerate() {
         let stored = store.run(&run.id).unwrap();
         assert_eq!(stored.status, RunStatus::Ok);
-        assert_eq!(stored.totals.tool_calls.get(&format!("tool.{t}")), Some(&EVENTS));
+        assert_eq!(
+            stored.totals.tool_calls.get(&format!("tool.{t}")),
+            Some(&EVENTS)
+        );
         assert_eq!(stored.totals.tool_calls.len(), 1);
         let events = store.events(&run.id).unwrap();
         assert_eq!(events.len() as u64, EVENTS + 1);
@@ -314,7 +347,10 @@ fn four_threads_record_through_one_writer() {
         let (args, _) = hash_json(&json!({"thread": t})).unwrap();
         assert!(matches!(&events[0].data, EventData::ToolCall(c) if c.args == args));
     }
-    assert_eq!(tmp.count("SELECT count(*) FROM events"), 4 * (EVENTS as i64 + 1));
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM events"),
+        4 * (EVENTS as i64 + 1)
+    );
 }
 
 #[test]
@@ -334,4 +370,41 @@ fn writers_for_one_file_are_shared_and_open_existing_does_not_create() {
     rec.append(retry(1)).unwrap();
     b.flush().unwrap();
     assert_eq!(rec.committed_seq(), 1);
+}
+
+/// Regression: starting a run whose id is already stored (an importer run twice) failed the
+/// whole batch, lost the other recorders' pending events and left the process's writer failed
+/// for good, so every later recording in the process failed too.
+#[test]
+fn starting_a_run_twice_is_refused_without_stopping_other_recordings() {
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let writer = store.writer().unwrap();
+    let mut other = writer.start_run(Run::new(Source::Runtime)).unwrap();
+    let id = fixed_id(0xd0d0);
+    let first = writer.start_run(run_with(&id, 0)).unwrap();
+    let stored = first.finish(StopReason::Ok, Some("first".into())).unwrap();
+    // Pending in the same batch as the duplicate start.
+    other.append(retry(1)).unwrap();
+
+    match writer.start_run(run_with(&id, 5)) {
+        Err(StoreError::DuplicateRun(dup)) => assert_eq!(dup, id),
+        Err(e) => panic!("expected DuplicateRun, got {e:?}"),
+        Ok(_) => panic!("a second run with id {id} was started"),
+    }
+    assert_eq!(
+        store.run(&stored.id).unwrap(),
+        stored,
+        "the stored run is unchanged"
+    );
+
+    // Everything else goes on.
+    other.append(retry(2)).unwrap();
+    assert_eq!(other.flush().unwrap(), 2);
+    let other_id = other.id();
+    other.finish(StopReason::Ok, None).unwrap();
+    assert_eq!(store.events(&other_id).unwrap().len(), 3);
+    let later = writer.start_run(Run::new(Source::Runtime)).unwrap();
+    later.finish(StopReason::Ok, None).unwrap();
+    assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 3);
 }

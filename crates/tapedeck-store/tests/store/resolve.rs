@@ -25,9 +25,16 @@ fn resolves_full_ids_short_ids_and_prefixes() {
     let a = add(&store, A, 0);
     let b = add(&store, B, 1);
     let c = add(&store, C, 2);
-    assert_eq!((a.short(), b.short(), c.short()), ("aaaa1111".into(), "aabb2222".into(), "cccc3333".into()));
+    assert_eq!(
+        (a.short(), b.short(), c.short()),
+        ("aaaa1111".into(), "aabb2222".into(), "cccc3333".into())
+    );
 
-    let ok = |q: &str| store.resolve_run(q).unwrap_or_else(|e| panic!("{q:?}: {e}"));
+    let ok = |q: &str| {
+        store
+            .resolve_run(q)
+            .unwrap_or_else(|e| panic!("{q:?}: {e}"))
+    };
     // Full id, in any case, hyphenated or not, with stray whitespace.
     assert_eq!(ok(A), a);
     assert_eq!(ok(&A.to_uppercase()), a);
@@ -67,7 +74,10 @@ fn unknown_ids_are_not_found() {
         }
     }
     let message = store.resolve_run("ffff").unwrap_err().to_string();
-    assert!(message.contains("`ffff`") && message.contains("tapedeck ls"), "{message}");
+    assert!(
+        message.contains("`ffff`") && message.contains("tapedeck ls"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -77,7 +87,11 @@ fn ambiguous_prefixes_name_the_candidates() {
     add(&store, A, 0);
     add(&store, B, 1);
     add(&store, C, 2);
-    for (q, expected) in [("aa", vec![B, A]), ("019ac1f2", vec![B, A]), ("0", vec![C, B, A])] {
+    for (q, expected) in [
+        ("aa", vec![B, A]),
+        ("019ac1f2", vec![B, A]),
+        ("0", vec![C, B, A]),
+    ] {
         match store.resolve_run(q) {
             Err(StoreError::AmbiguousRun { prefix, candidates }) => {
                 assert_eq!(prefix, q);
@@ -87,7 +101,10 @@ fn ambiguous_prefixes_name_the_candidates() {
         }
     }
     let message = store.resolve_run("aa").unwrap_err().to_string();
-    assert!(message.contains(A) && message.contains(B) && !message.contains('\n'), "{message}");
+    assert!(
+        message.contains(A) && message.contains(B) && !message.contains('\n'),
+        "{message}"
+    );
 }
 
 #[test]

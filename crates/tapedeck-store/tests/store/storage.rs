@@ -8,7 +8,11 @@ use crate::support::*;
 
 /// A distinct message of about 200 bytes.
 fn message(i: usize) -> Value {
-    let role = if i % 2 == 0 { "user" } else { "assistant" };
+    let role = if i.is_multiple_of(2) {
+        "user"
+    } else {
+        "assistant"
+    };
     let text: String = format!("message {i:04}: ")
         .chars()
         .chain((0..180).map(|k| char::from(b'a' + ((i * 7 + k * 13) % 26) as u8)))
@@ -45,7 +49,8 @@ fn conversation(rounds: usize) -> Sizes {
         let hash = rec.blob(&answer).unwrap();
         history.push(answer);
         messages += 1;
-        rec.append(response(round as u64 + 1, hash, &[], Some((10, 10)), None)).unwrap();
+        rec.append(response(round as u64 + 1, hash, &[], Some((10, 10)), None))
+            .unwrap();
     }
     rec.flush().unwrap();
     let flushed = store.file_size();
@@ -74,20 +79,35 @@ fn a_resent_conversation_grows_linearly() {
     let (f10, f30, f100) = (s10.flushed, s30.flushed, s100.flushed);
     assert!(f10 < f30 && f30 < f100, "{f10} {f30} {f100}");
     let r100 = f100 as f64 / f10 as f64;
-    assert!(r100 < 15.0, "size(100)/size(10) = {r100:.1} ({f10} -> {f100} bytes)");
+    assert!(
+        r100 < 15.0,
+        "size(100)/size(10) = {r100:.1} ({f10} -> {f100} bytes)"
+    );
     assert!(f30 as f64 / f10 as f64 <= 3.0, "{f10} -> {f30} bytes");
     // The file size has fixed costs (schema pages, log frames); the event rows alone show
     // the growth: the same bytes per round at 10, 30 and 100 rounds. Listing every message
     // hash in every request (about 74 bytes each) would make 100 rounds cost ~90 times 10.
-    let per_round = |a: &Sizes, b: &Sizes, rounds: i64| (b.event_bytes - a.event_bytes) as f64 / rounds as f64;
+    let per_round =
+        |a: &Sizes, b: &Sizes, rounds: i64| (b.event_bytes - a.event_bytes) as f64 / rounds as f64;
     let early = per_round(&s10, &s30, 20);
     let late = per_round(&s30, &s100, 70);
-    assert!(late < early * 1.2, "event bytes per round grew from {early:.0} to {late:.0}");
+    assert!(
+        late < early * 1.2,
+        "event bytes per round grew from {early:.0} to {late:.0}"
+    );
     let ratio = s100.event_bytes as f64 / s10.event_bytes as f64;
-    assert!(ratio < 11.0, "event bytes: {} -> {} ({ratio:.1}x)", s10.event_bytes, s100.event_bytes);
+    assert!(
+        ratio < 11.0,
+        "event bytes: {} -> {} ({ratio:.1}x)",
+        s10.event_bytes,
+        s100.event_bytes
+    );
     // Storing each request whole would take at least sum(2r - 1) * 200 bytes.
     let whole: u64 = (1..=100u64).map(|r| (2 * r - 1) * 200).sum();
-    assert!(f100 * 2 < whole, "{f100} bytes is not much below the {whole} of whole requests");
+    assert!(
+        f100 * 2 < whole,
+        "{f100} bytes is not much below the {whole} of whole requests"
+    );
 }
 
 #[test]
@@ -103,8 +123,10 @@ fn large_blobs_are_compressed_and_read_back_equal() {
     assert!(large_text.len() > 512);
     assert_eq!(rec.blob(&large).unwrap(), large_hash);
     let small_hash = rec.blob(&small).unwrap();
-    rec.append(tool_result("c1", "browser.open", Some(large_hash), None)).unwrap();
-    rec.append(tool_result("c2", "browser.open", Some(small_hash), None)).unwrap();
+    rec.append(tool_result("c1", "browser.open", Some(large_hash), None))
+        .unwrap();
+    rec.append(tool_result("c2", "browser.open", Some(small_hash), None))
+        .unwrap();
     rec.finish(StopReason::Ok, None).unwrap();
 
     let row = |hash: &tapedeck_trace::ContentHash| -> (i64, i64, i64) {
@@ -123,13 +145,19 @@ fn large_blobs_are_compressed_and_read_back_equal() {
     assert_eq!(store.blob(&large_hash, &id).unwrap(), large);
 
     let (codec, size, stored) = row(&small_hash);
-    assert_eq!((codec, size, stored), (0, 14, 14), "small blobs stay raw canonical text");
+    assert_eq!(
+        (codec, size, stored),
+        (0, 14, 14),
+        "small blobs stay raw canonical text"
+    );
     assert_eq!(store.blob(&small_hash, &id).unwrap(), small);
     let raw: Vec<u8> = tmp
         .sql()
-        .query_row("SELECT data FROM blobs WHERE hash = ?1", [small_hash.as_bytes().as_slice()], |r| {
-            r.get(0)
-        })
+        .query_row(
+            "SELECT data FROM blobs WHERE hash = ?1",
+            [small_hash.as_bytes().as_slice()],
+            |r| r.get(0),
+        )
         .unwrap();
     assert_eq!(raw, b"{\"status\":503}");
 }

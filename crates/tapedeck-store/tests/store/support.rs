@@ -13,7 +13,8 @@ use tapedeck_trace::{
 
 /// A store file in a fresh temporary folder (kept alive by the returned guard).
 pub struct TempStore {
-    pub dir: tempfile::TempDir,
+    /// Removed (with the store) when the guard drops.
+    _dir: tempfile::TempDir,
     pub path: PathBuf,
 }
 
@@ -21,7 +22,7 @@ impl TempStore {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store").join("tapedeck.db");
-        Self { dir, path }
+        Self { _dir: dir, path }
     }
 
     pub fn open(&self) -> Store {
@@ -103,7 +104,14 @@ pub fn response(
                 name: (*name).into(),
             })
             .collect(),
-        finish_reason: Some(if calls.is_empty() { "stop" } else { "tool_calls" }.into()),
+        finish_reason: Some(
+            if calls.is_empty() {
+                "stop"
+            } else {
+                "tool_calls"
+            }
+            .into(),
+        ),
         usage: usage.map(|(input_tokens, output_tokens)| Usage {
             input_tokens,
             output_tokens,
@@ -136,12 +144,21 @@ pub fn allowed(call_id: &str, tool: &str) -> EventData {
     })
 }
 
-pub fn tool_result(call_id: &str, tool: &str, output: Option<ContentHash>, cost: Option<f64>) -> EventData {
+pub fn tool_result(
+    call_id: &str,
+    tool: &str,
+    output: Option<ContentHash>,
+    cost: Option<f64>,
+) -> EventData {
     EventData::ToolResult(ToolResult {
         call_id: call_id.into(),
         tool: tool.into(),
         output,
-        error: if output.is_none() { Some("503 Service Unavailable".into()) } else { None },
+        error: if output.is_none() {
+            Some("503 Service Unavailable".into())
+        } else {
+            None
+        },
         latency_ms: 35,
         validation: Validation::NotChecked,
         origin: Origin::Live,
@@ -166,18 +183,39 @@ pub fn record_sample(rec: &mut Recorder, shared: &str, unique: &str) -> Sample {
         blobs.push((h, v));
         h
     };
-    let config = blob(rec, json!({"name": "research-bot", "tools": ["browser.open", "kb.read"]}));
+    let config = blob(
+        rec,
+        json!({"name": "research-bot", "tools": ["browser.open", "kb.read"]}),
+    );
     let system = blob(rec, json!({"role": "system", "content": shared}));
-    let user = blob(rec, json!({"role": "user", "content": format!("{unique}: is it up?")}));
-    let a1 = blob(rec, json!({"role": "assistant", "tool_calls": [{"id": "c1"}, {"id": "c2"}]}));
-    let args = blob(rec, json!({"url": format!("https://status.example.com/{unique}")}));
+    let user = blob(
+        rec,
+        json!({"role": "user", "content": format!("{unique}: is it up?")}),
+    );
+    let a1 = blob(
+        rec,
+        json!({"role": "assistant", "tool_calls": [{"id": "c1"}, {"id": "c2"}]}),
+    );
+    let args = blob(
+        rec,
+        json!({"url": format!("https://status.example.com/{unique}")}),
+    );
     let kb_args = blob(rec, json!({"q": "vendor status page"}));
     let out = blob(rec, json!({"status": 503, "body": "upstream unavailable"}));
-    let a2 = blob(rec, json!({"role": "assistant", "content": format!("{unique} is down")}));
+    let a2 = blob(
+        rec,
+        json!({"role": "assistant", "content": format!("{unique} is down")}),
+    );
     let events = vec![
         started(Some(config)),
         request(1, vec![system, user], None),
-        response(1, a1, &[("c1", "browser.open"), ("c2", "kb.read")], Some((300, 40)), Some(0.01)),
+        response(
+            1,
+            a1,
+            &[("c1", "browser.open"), ("c2", "kb.read")],
+            Some((300, 40)),
+            Some(0.01),
+        ),
         tool_call(1, "c1", "browser.open", args),
         allowed("c1", "browser.open"),
         tool_result("c1", "browser.open", None, Some(0.72)),
@@ -185,7 +223,13 @@ pub fn record_sample(rec: &mut Recorder, shared: &str, unique: &str) -> Sample {
         allowed("c2", "kb.read"),
         tool_result("c2", "kb.read", Some(out), None),
         request(2, vec![system, user, a1], None),
-        response(2, a2, &[("c3", "browser.open")], Some((500, 10)), Some(0.02)),
+        response(
+            2,
+            a2,
+            &[("c3", "browser.open")],
+            Some((500, 10)),
+            Some(0.02),
+        ),
         tool_call(2, "c3", "browser.open", args),
         tool_result("c3", "browser.open", None, Some(0.72)),
     ];

@@ -19,7 +19,8 @@ fn sample_tape() -> (TempStore, RunId, Vec<u8>) {
     let mut rec = writer.start_run(run).unwrap();
     let id = rec.id();
     record_sample(&mut rec, "You are research-bot.", "acme");
-    rec.finish_at(StopReason::MaxToolCalls, Some("down".into()), at(30)).unwrap();
+    rec.finish_at(StopReason::MaxToolCalls, Some("down".into()), at(30))
+        .unwrap();
     drop(rec);
     let mut tape = Vec::new();
     store.export_tape(&id, &mut tape).unwrap();
@@ -40,7 +41,11 @@ fn export_import_export_is_byte_identical() {
     // Every blob appears once, at its first reference.
     let blob_count: usize = lines[1..]
         .iter()
-        .map(|l| serde_json::from_str::<Value>(l).unwrap()["blobs"].as_object().map_or(0, |m| m.len()))
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["blobs"]
+                .as_object()
+                .map_or(0, |m| m.len())
+        })
         .sum();
     assert_eq!(blob_count, 8);
 
@@ -58,8 +63,14 @@ fn export_import_export_is_byte_identical() {
     assert_eq!(other.count("SELECT count(*) FROM blobs"), 8);
 
     // Importing again, here or into the original, changes nothing.
-    assert_eq!(second.import_tape(&mut tape.as_slice()).unwrap(), ImportOutcome::AlreadyPresent(id));
-    assert_eq!(first.import_tape(&mut tape.as_slice()).unwrap(), ImportOutcome::AlreadyPresent(id));
+    assert_eq!(
+        second.import_tape(&mut tape.as_slice()).unwrap(),
+        ImportOutcome::AlreadyPresent(id)
+    );
+    assert_eq!(
+        first.import_tape(&mut tape.as_slice()).unwrap(),
+        ImportOutcome::AlreadyPresent(id)
+    );
     assert_eq!(other.count("SELECT count(*) FROM events"), 14);
 }
 
@@ -97,7 +108,11 @@ fn import_edited(tape: &[u8], edit: impl FnOnce(&mut Vec<String>)) -> StoreError
     // All or nothing.
     assert!(store.runs(&RunFilter::default()).unwrap().is_empty());
     for table in ["runs", "events", "blobs", "run_blobs", "run_labels"] {
-        assert_eq!(tmp.count(&format!("SELECT count(*) FROM {table}")), 0, "{table}");
+        assert_eq!(
+            tmp.count(&format!("SELECT count(*) FROM {table}")),
+            0,
+            "{table}"
+        );
     }
     // The store still works after the failed import.
     let ok = store.import_tape(&mut tape.to_vec().as_slice()).unwrap();
@@ -108,7 +123,10 @@ fn import_edited(tape: &[u8], edit: impl FnOnce(&mut Vec<String>)) -> StoreError
 fn line_of(err: &StoreError) -> usize {
     match err {
         StoreError::Tape(TraceError::TapeLine { line, .. }) => {
-            assert!(err.to_string().starts_with(&format!("line {line}: ")), "{err}");
+            assert!(
+                err.to_string().starts_with(&format!("line {line}: ")),
+                "{err}"
+            );
             *line
         }
         other => panic!("expected a tape line error, got {other:?}"),
@@ -130,7 +148,10 @@ fn a_gap_in_sequence_numbers_is_refused() {
         lines.remove(5);
     });
     assert_eq!(line_of(&err), 6);
-    assert!(err.to_string().contains("expected event 5, found event 6"), "{err}");
+    assert!(
+        err.to_string().contains("expected event 5, found event 6"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,7 +165,10 @@ fn a_blob_that_does_not_match_its_hash_is_refused() {
         });
     });
     assert_eq!(line_of(&err), 3);
-    assert!(err.to_string().contains("does not match its content"), "{err}");
+    assert!(
+        err.to_string().contains("does not match its content"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -157,7 +181,11 @@ fn a_reference_to_a_blob_no_line_contains_is_refused() {
         });
     });
     assert_eq!(line_of(&err), 4);
-    assert!(err.to_string().contains("which no line up to here contains"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("which no line up to here contains"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -184,7 +212,13 @@ fn bad_headers_are_refused() {
     let err = import_edited(&tape, |lines| {
         edit_json(lines, 1, |v| v["version"] = json!(2));
     });
-    assert!(matches!(err, StoreError::Tape(TraceError::TapeVersion { found: 2, .. })), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            StoreError::Tape(TraceError::TapeVersion { found: 2, .. })
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("upgrade"));
 
     let err = import_edited(&tape, |lines| {
@@ -213,6 +247,8 @@ fn blank_lines_are_skipped_but_counted() {
     let mut bad = lines.clone();
     bad[10] = "{";
     let store: Store = TempStore::new().open();
-    let err = store.import_tape(&mut (bad.join("\n") + "\n").as_bytes()).unwrap_err();
+    let err = store
+        .import_tape(&mut (bad.join("\n") + "\n").as_bytes())
+        .unwrap_err();
     assert_eq!(line_of(&err), 11);
 }

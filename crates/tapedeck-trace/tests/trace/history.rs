@@ -3,8 +3,8 @@
 
 use proptest::prelude::*;
 use tapedeck_trace::{
-    ContentHash, Event, EventData, HistoryCompactor, LlmRequest, LlmRetry, Timestamp, expand_messages,
-    hash_bytes,
+    ContentHash, Event, EventData, HistoryCompactor, LlmRequest, LlmRetry, Timestamp,
+    expand_messages, hash_bytes,
 };
 
 fn msg(i: usize) -> ContentHash {
@@ -29,13 +29,23 @@ fn request(messages: Vec<ContentHash>) -> LlmRequest {
 }
 
 fn event(seq: u64, data: EventData) -> Event {
-    Event { seq, at: Timestamp::from_micros(0), data }
+    Event {
+        seq,
+        at: Timestamp::from_micros(0),
+        data,
+    }
 }
 
 fn filler(seq: u64) -> Event {
     event(
         seq,
-        EventData::LlmRetry(LlmRetry { step: 1, attempt: 1, status: None, error: None, wait_ms: 0 }),
+        EventData::LlmRetry(LlmRetry {
+            step: 1,
+            attempt: 1,
+            status: None,
+            error: None,
+            wait_ms: 0,
+        }),
     )
 }
 
@@ -63,9 +73,18 @@ fn compact_all(requests: &[Vec<ContentHash>], seqs: &[u64]) -> (Vec<Event>, Vec<
 fn a_growing_conversation_lists_only_new_messages() {
     let requests = [msgs(&[0]), msgs(&[0, 1, 2]), msgs(&[0, 1, 2, 3, 4])];
     let (events, compacted) = compact_all(&requests, &[2, 4, 7]);
-    assert_eq!((compacted[0].extends, compacted[0].messages.clone()), (None, msgs(&[0])));
-    assert_eq!((compacted[1].extends, compacted[1].messages.clone()), (Some(2), msgs(&[1, 2])));
-    assert_eq!((compacted[2].extends, compacted[2].messages.clone()), (Some(4), msgs(&[3, 4])));
+    assert_eq!(
+        (compacted[0].extends, compacted[0].messages.clone()),
+        (None, msgs(&[0]))
+    );
+    assert_eq!(
+        (compacted[1].extends, compacted[1].messages.clone()),
+        (Some(2), msgs(&[1, 2]))
+    );
+    assert_eq!(
+        (compacted[2].extends, compacted[2].messages.clone()),
+        (Some(4), msgs(&[3, 4]))
+    );
     let full = expand_messages(&events);
     assert_eq!(full.keys().copied().collect::<Vec<_>>(), vec![2, 4, 7]);
     for (seq, original) in [2, 4, 7].iter().zip(&requests) {
@@ -76,12 +95,26 @@ fn a_growing_conversation_lists_only_new_messages() {
 #[test]
 fn a_rewritten_history_is_stored_whole() {
     // The agent summarized its history: the new request does not start with the old one.
-    let requests = [msgs(&[0, 1]), msgs(&[9, 2]), msgs(&[9, 2, 3]), msgs(&[9, 2, 3])];
+    let requests = [
+        msgs(&[0, 1]),
+        msgs(&[9, 2]),
+        msgs(&[9, 2, 3]),
+        msgs(&[9, 2, 3]),
+    ];
     let (events, compacted) = compact_all(&requests, &[1, 2, 3, 4]);
-    assert_eq!((compacted[1].extends, compacted[1].messages.clone()), (None, msgs(&[9, 2])));
-    assert_eq!((compacted[2].extends, compacted[2].messages.clone()), (Some(2), msgs(&[3])));
+    assert_eq!(
+        (compacted[1].extends, compacted[1].messages.clone()),
+        (None, msgs(&[9, 2]))
+    );
+    assert_eq!(
+        (compacted[2].extends, compacted[2].messages.clone()),
+        (Some(2), msgs(&[3]))
+    );
     // Resending exactly the same messages extends with nothing new.
-    assert_eq!((compacted[3].extends, compacted[3].messages.clone()), (Some(3), vec![]));
+    assert_eq!(
+        (compacted[3].extends, compacted[3].messages.clone()),
+        (Some(3), vec![])
+    );
     let full = expand_messages(&events);
     for (i, original) in requests.iter().enumerate() {
         assert_eq!(&full[&(i as u64 + 1)], original);
@@ -104,11 +137,17 @@ fn requests_that_already_extend_are_kept() {
     let mut second = request(msgs(&[2]));
     second.extends = Some(1);
     compactor.compact(2, &mut second);
-    assert_eq!((second.extends, second.messages.clone()), (Some(1), msgs(&[2])));
+    assert_eq!(
+        (second.extends, second.messages.clone()),
+        (Some(1), msgs(&[2]))
+    );
     // The compactor knows the full list of request 2 and extends it.
     let mut third = request(msgs(&[0, 1, 2, 3]));
     compactor.compact(3, &mut third);
-    assert_eq!((third.extends, third.messages.clone()), (Some(2), msgs(&[3])));
+    assert_eq!(
+        (third.extends, third.messages.clone()),
+        (Some(2), msgs(&[3]))
+    );
 
     // Extending a request the compactor never saw: kept as is, and the next one is whole.
     let mut odd = request(msgs(&[7]));

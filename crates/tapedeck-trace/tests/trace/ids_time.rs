@@ -23,10 +23,19 @@ fn timestamp_text_round_trips_byte_for_byte() {
         assert_eq!(json, format!("\"{text}\""));
         assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), ts);
     }
-    assert_eq!(Timestamp::from_micros(0).to_string(), "1970-01-01T00:00:00.000000Z");
-    assert_eq!(Timestamp::from_micros(-1).to_string(), "1969-12-31T23:59:59.999999Z");
     assert_eq!(
-        "2026-11-26T02:54:18.123456Z".parse::<Timestamp>().unwrap().as_micros(),
+        Timestamp::from_micros(0).to_string(),
+        "1970-01-01T00:00:00.000000Z"
+    );
+    assert_eq!(
+        Timestamp::from_micros(-1).to_string(),
+        "1969-12-31T23:59:59.999999Z"
+    );
+    assert_eq!(
+        "2026-11-26T02:54:18.123456Z"
+            .parse::<Timestamp>()
+            .unwrap()
+            .as_micros(),
         1_795_661_658_123_456
     );
 }
@@ -43,7 +52,13 @@ fn timestamp_accepts_other_rfc3339_forms_and_writes_utc() {
 
 #[test]
 fn timestamp_rejects_non_rfc3339_text() {
-    for bad in ["yesterday", "", "2026-11-26", "2026-11-26 02:54:18", "2026-13-01T00:00:00Z"] {
+    for bad in [
+        "yesterday",
+        "",
+        "2026-11-26",
+        "2026-11-26 02:54:18",
+        "2026-13-01T00:00:00Z",
+    ] {
         match bad.parse::<Timestamp>() {
             Err(TraceError::Timestamp(s)) => assert_eq!(s, bad),
             other => panic!("{bad:?} parsed as {other:?}"),
@@ -77,7 +92,12 @@ fn run_id_short_is_the_last_eight_hex_digits() {
     let id = RunId::new();
     let short = id.short();
     assert_eq!(short.len(), 8);
-    assert!(short.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()), "{short}");
+    assert!(
+        short
+            .bytes()
+            .all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()),
+        "{short}"
+    );
     let simple = id.as_uuid().simple().to_string();
     assert!(simple.ends_with(&short), "{simple} / {short}");
     assert!(id.to_string().ends_with(&short));
@@ -86,12 +106,17 @@ fn run_id_short_is_the_last_eight_hex_digits() {
     let fixed: RunId = "019ac1f2-3b4c-7d5e-8f60-0123456789ab".parse().unwrap();
     assert_eq!(fixed.short(), "456789ab");
     assert_eq!(fixed.to_string(), "019ac1f2-3b4c-7d5e-8f60-0123456789ab");
-    assert_eq!(serde_json::to_string(&fixed).unwrap(), "\"019ac1f2-3b4c-7d5e-8f60-0123456789ab\"");
+    assert_eq!(
+        serde_json::to_string(&fixed).unwrap(),
+        "\"019ac1f2-3b4c-7d5e-8f60-0123456789ab\""
+    );
     assert_eq!(
         serde_json::from_str::<RunId>("\"019ac1f2-3b4c-7d5e-8f60-0123456789ab\"").unwrap(),
         fixed
     );
-    assert!(matches!("not-a-uuid".parse::<RunId>(), Err(TraceError::RunId(s)) if s == "not-a-uuid"));
+    assert!(
+        matches!("not-a-uuid".parse::<RunId>(), Err(TraceError::RunId(s)) if s == "not-a-uuid")
+    );
 }
 
 #[test]
@@ -100,15 +125,28 @@ fn run_ids_of_the_same_millisecond_have_different_short_ids() {
     // Group by the 48-bit millisecond timestamp at the front of the UUIDv7.
     let mut by_ms: HashMap<String, Vec<RunId>> = HashMap::new();
     for id in &ids {
-        by_ms.entry(id.as_uuid().simple().to_string()[..12].to_owned()).or_default().push(*id);
+        by_ms
+            .entry(id.as_uuid().simple().to_string()[..12].to_owned())
+            .or_default()
+            .push(*id);
     }
     let same_ms = by_ms.values().filter(|group| group.len() >= 2).count();
-    assert!(same_ms > 0, "300 ids in a tight loop should share a millisecond");
+    assert!(
+        same_ms > 0,
+        "300 ids in a tight loop should share a millisecond"
+    );
     for group in by_ms.values() {
         let shorts: HashSet<String> = group.iter().map(RunId::short).collect();
-        assert_eq!(shorts.len(), group.len(), "short ids collide within one millisecond");
+        assert_eq!(
+            shorts.len(),
+            group.len(),
+            "short ids collide within one millisecond"
+        );
         // The leading digits (the timestamp) are the same: a prefix-based short id would collide.
-        let prefixes: HashSet<String> = group.iter().map(|id| id.to_string()[..8].to_owned()).collect();
+        let prefixes: HashSet<String> = group
+            .iter()
+            .map(|id| id.to_string()[..8].to_owned())
+            .collect();
         assert_eq!(prefixes.len(), 1);
     }
     // Ids sort by creation time.

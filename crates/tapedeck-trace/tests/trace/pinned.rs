@@ -49,9 +49,24 @@ fn pinned_canonical_texts_and_hashes() {
         let (hash, text) = hash_json(&value).unwrap();
         assert_eq!(text, case.canonical, "canonical text of case {}", case.name);
         assert_eq!(hash, expected_hash, "hash of case {}", case.name);
-        assert_eq!(hash.to_string(), case.sha256, "hash text of case {}", case.name);
-        assert_eq!(hash_bytes(case.canonical.as_bytes()), expected_hash, "case {}", case.name);
-        assert_eq!(canonical_json(&value).unwrap(), case.canonical, "case {}", case.name);
+        assert_eq!(
+            hash.to_string(),
+            case.sha256,
+            "hash text of case {}",
+            case.name
+        );
+        assert_eq!(
+            hash_bytes(case.canonical.as_bytes()),
+            expected_hash,
+            "case {}",
+            case.name
+        );
+        assert_eq!(
+            canonical_json(&value).unwrap(),
+            case.canonical,
+            "case {}",
+            case.name
+        );
     }
 }
 
@@ -69,7 +84,10 @@ fn pinned_rfc8785_number_vectors() {
             vector.bits
         );
         // The same number inside a serde_json value formats the same way.
-        assert_eq!(canonical_json(&Value::from(number)).unwrap(), vector.canonical);
+        assert_eq!(
+            canonical_json(&Value::from(number)).unwrap(),
+            vector.canonical
+        );
     }
 }
 

@@ -13,12 +13,21 @@ fn documented() -> Vec<(&'static str, StopReason)> {
         ("max_usd", StopReason::MaxUsd),
         ("max_tokens", StopReason::MaxTokens),
         ("model_length", StopReason::ModelLength),
-        ("tool_denied:http.get", StopReason::ToolDenied("http.get".into())),
+        (
+            "tool_denied:http.get",
+            StopReason::ToolDenied("http.get".into()),
+        ),
         ("approval_denied:X", StopReason::ApprovalDenied("X".into())),
-        ("invalid_tool_output:X", StopReason::InvalidToolOutput("X".into())),
+        (
+            "invalid_tool_output:X",
+            StopReason::InvalidToolOutput("X".into()),
+        ),
         ("tool_error:X", StopReason::ToolError("X".into())),
         ("kill_switch", StopReason::KillSwitch),
-        ("replay_miss:browser.open", StopReason::ReplayMissTool("browser.open".into())),
+        (
+            "replay_miss:browser.open",
+            StopReason::ReplayMissTool("browser.open".into()),
+        ),
         ("replay_miss:llm", StopReason::ReplayMissLlm),
         ("model_error", StopReason::ModelError),
         ("cancelled", StopReason::Cancelled),
@@ -84,7 +93,10 @@ fn invalid_stop_reasons_are_rejected() {
         assert!(err.to_string().contains("unknown stop reason"), "{err}");
     }
     let message = "nope".parse::<StopReason>().unwrap_err().to_string();
-    assert!(message.contains("`nope`") && message.contains("max_tool_calls"), "{message}");
+    assert!(
+        message.contains("`nope`") && message.contains("max_tool_calls"),
+        "{message}"
+    );
 }
 
 #[test]
@@ -99,8 +111,14 @@ fn run_status_round_trips_and_follows_the_stop_reason() {
         assert_eq!(text.parse::<RunStatus>().unwrap(), status);
         assert_eq!(status.to_string(), text);
         assert_eq!(status.as_str(), text);
-        assert_eq!(serde_json::to_string(&status).unwrap(), format!("\"{text}\""));
-        assert_eq!(serde_json::from_str::<RunStatus>(&format!("\"{text}\"")).unwrap(), status);
+        assert_eq!(
+            serde_json::to_string(&status).unwrap(),
+            format!("\"{text}\"")
+        );
+        assert_eq!(
+            serde_json::from_str::<RunStatus>(&format!("\"{text}\"")).unwrap(),
+            status
+        );
     }
     assert!(matches!("done".parse::<RunStatus>(), Err(TraceError::RunStatus(s)) if s == "done"));
 

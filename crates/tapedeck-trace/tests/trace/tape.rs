@@ -51,9 +51,15 @@ fn every_kind() -> Vec<EventData> {
         EventData::LlmResponse(LlmResponse {
             step: 1,
             message: h("assistant"),
-            tool_calls: vec![ToolCallSummary { id: "c1".into(), name: "browser.open".into() }],
+            tool_calls: vec![ToolCallSummary {
+                id: "c1".into(),
+                name: "browser.open".into(),
+            }],
             finish_reason: Some("tool_calls".into()),
-            usage: Some(Usage { input_tokens: 120, output_tokens: 30 }),
+            usage: Some(Usage {
+                input_tokens: 120,
+                output_tokens: 30,
+            }),
             cost_usd: Some(0.000096),
             latency_ms: 812,
             streamed: true,
@@ -116,7 +122,10 @@ fn header_round_trips() {
     let header = TapeHeader::new(run());
     let line = tape::to_line(&header).unwrap();
     assert!(line.ends_with('\n') && !line[..line.len() - 1].contains('\n'));
-    assert!(line.starts_with("{\"format\":\"tapedeck-tape\",\"run\":{"), "{line}");
+    assert!(
+        line.starts_with("{\"format\":\"tapedeck-tape\",\"run\":{"),
+        "{line}"
+    );
     let parsed = tape::parse_header(line.trim_end()).unwrap();
     assert_eq!(parsed, header);
     assert_eq!(parsed.format, TAPE_FORMAT);
@@ -133,17 +142,34 @@ fn header_with_the_wrong_format_is_refused() {
     let mut v = header_value();
     v["format"] = json!("otel-spans");
     let err = tape::parse_header(&v.to_string()).unwrap_err();
-    assert!(matches!(err, TraceError::TapeLine { line: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, TraceError::TapeLine { line: 1, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("not a tapedeck tape"), "{err}");
 
     let mut v = header_value();
     v.as_object_mut().unwrap().remove("format");
-    assert!(matches!(tape::parse_header(&v.to_string()), Err(TraceError::TapeLine { line: 1, .. })));
+    assert!(matches!(
+        tape::parse_header(&v.to_string()),
+        Err(TraceError::TapeLine { line: 1, .. })
+    ));
 
     // An event line where a header should be.
-    let event = Event { seq: 1, at: Timestamp::from_micros(0), data: every_kind().remove(2) };
-    let line = tape::to_line(&TapeEvent { event, blobs: BTreeMap::new() }).unwrap();
-    assert!(matches!(tape::parse_header(&line), Err(TraceError::TapeLine { line: 1, .. })));
+    let event = Event {
+        seq: 1,
+        at: Timestamp::from_micros(0),
+        data: every_kind().remove(2),
+    };
+    let line = tape::to_line(&TapeEvent {
+        event,
+        blobs: BTreeMap::new(),
+    })
+    .unwrap();
+    assert!(matches!(
+        tape::parse_header(&line),
+        Err(TraceError::TapeLine { line: 1, .. })
+    ));
 }
 
 #[test]
@@ -167,14 +193,26 @@ fn header_of_a_newer_version_is_refused_with_an_upgrade_hint() {
     let mut v = header_value();
     v["version"] = json!("1");
     let err = tape::parse_header(&v.to_string()).unwrap_err();
-    assert!(matches!(err, TraceError::TapeLine { line: 1, .. }), "{err:?}");
+    assert!(
+        matches!(err, TraceError::TapeLine { line: 1, .. }),
+        "{err:?}"
+    );
 }
 
 #[test]
 fn header_that_is_not_json_is_refused() {
-    for bad in ["", "{", "not json", "{\"format\":\"tapedeck-tape\",", "[1,2]"] {
+    for bad in [
+        "",
+        "{",
+        "not json",
+        "{\"format\":\"tapedeck-tape\",",
+        "[1,2]",
+    ] {
         let err = tape::parse_header(bad).unwrap_err();
-        assert!(matches!(err, TraceError::TapeLine { line: 1, .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, TraceError::TapeLine { line: 1, .. }),
+            "{bad:?}: {err:?}"
+        );
         assert!(err.to_string().starts_with("line 1: "), "{err}");
     }
 }
@@ -212,14 +250,22 @@ fn event_lines_round_trip_for_every_kind() {
             at: Timestamp::from_micros(1_795_661_658_123_456 + i as i64),
             data,
         };
-        let line = tape::to_line(&TapeEvent { event: event.clone(), blobs: blobs.clone() }).unwrap();
+        let line = tape::to_line(&TapeEvent {
+            event: event.clone(),
+            blobs: blobs.clone(),
+        })
+        .unwrap();
         let value: Value = serde_json::from_str(&line).unwrap();
         assert_eq!(value["kind"], json!(EVENT_KINDS[i]), "{line}");
         assert_eq!(value["seq"], json!(i + 1));
         let parsed = tape::parse_event(&line, i + 2).unwrap();
         assert_eq!(parsed.event, event, "{line}");
         assert_eq!(parsed.blobs, blobs);
-        assert_eq!(tape::to_line(&parsed).unwrap(), line, "re-written line differs");
+        assert_eq!(
+            tape::to_line(&parsed).unwrap(),
+            line,
+            "re-written line differs"
+        );
 
         // The store keeps kind and payload apart; the two forms agree.
         let rebuilt = EventData::from_parts(event.data.kind(), event.data.payload()).unwrap();
@@ -272,9 +318,15 @@ fn event_line_with_unknown_payload_field_is_refused() {
     assert!(tape::parse_event(&v.to_string(), 4).is_ok());
     v["data"]["retries"] = json!(2);
     let err = tape::parse_event(&v.to_string(), 4).unwrap_err();
-    assert!(matches!(err, TraceError::TapeLine { line: 4, .. }), "{err:?}");
+    assert!(
+        matches!(err, TraceError::TapeLine { line: 4, .. }),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.starts_with("line 4: ") && message.contains("retries"), "{message}");
+    assert!(
+        message.starts_with("line 4: ") && message.contains("retries"),
+        "{message}"
+    );
 }
 
 /// An unknown field next to `seq`/`kind` is a field of a newer tape format: reading on would
@@ -284,7 +336,10 @@ fn event_line_with_unknown_top_level_field_is_refused() {
     let mut v = valid_event_line();
     v["parent_seq"] = json!(2);
     let err = tape::parse_event(&v.to_string(), 7).unwrap_err();
-    assert!(matches!(err, TraceError::TapeLine { line: 7, .. }), "{err:?}");
+    assert!(
+        matches!(err, TraceError::TapeLine { line: 7, .. }),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("parent_seq"), "{err}");
 }
 
@@ -293,20 +348,38 @@ fn event_line_with_bad_kind_or_json_is_refused() {
     let mut v = valid_event_line();
     v["kind"] = json!("tool_called");
     let err = tape::parse_event(&v.to_string(), 5).unwrap_err();
-    assert!(matches!(err, TraceError::TapeLine { line: 5, .. }), "{err:?}");
+    assert!(
+        matches!(err, TraceError::TapeLine { line: 5, .. }),
+        "{err:?}"
+    );
 
     let mut v = valid_event_line();
     v.as_object_mut().unwrap().remove("seq");
-    assert!(matches!(tape::parse_event(&v.to_string(), 6), Err(TraceError::TapeLine { line: 6, .. })));
+    assert!(matches!(
+        tape::parse_event(&v.to_string(), 6),
+        Err(TraceError::TapeLine { line: 6, .. })
+    ));
 
     let mut v = valid_event_line();
-    let key = v["blobs"].as_object().unwrap().keys().next().unwrap().clone();
+    let key = v["blobs"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .next()
+        .unwrap()
+        .clone();
     let content = v["blobs"][&key].clone();
     v["blobs"] = json!({ key.to_uppercase(): content });
-    assert!(matches!(tape::parse_event(&v.to_string(), 8), Err(TraceError::TapeLine { line: 8, .. })));
+    assert!(matches!(
+        tape::parse_event(&v.to_string(), 8),
+        Err(TraceError::TapeLine { line: 8, .. })
+    ));
 
     for bad in ["{", "", "null", "{\"seq\":1}"] {
         let err = tape::parse_event(bad, 9).unwrap_err();
-        assert!(matches!(err, TraceError::TapeLine { line: 9, .. }), "{bad:?}: {err:?}");
+        assert!(
+            matches!(err, TraceError::TapeLine { line: 9, .. }),
+            "{bad:?}: {err:?}"
+        );
     }
 }

@@ -25,7 +25,10 @@ fn response(usage: Option<(u64, u64)>, cost: Option<f64>) -> EventData {
         message: hash_bytes(b"a"),
         tool_calls: Vec::new(),
         finish_reason: None,
-        usage: usage.map(|(i, o)| Usage { input_tokens: i, output_tokens: o }),
+        usage: usage.map(|(i, o)| Usage {
+            input_tokens: i,
+            output_tokens: o,
+        }),
         cost_usd: cost,
         latency_ms: 5,
         streamed: false,
@@ -119,7 +122,10 @@ fn unknown_model_cost_makes_cost_unknown_for_good() {
     assert_eq!(t.cost_usd, None);
     t.observe(&response(Some((1, 1)), Some(0.1)));
     t.observe(&result("browser.open", Some(0.72)));
-    assert_eq!(t.cost_usd, None, "a known tool cost must not turn an unknown total into a number");
+    assert_eq!(
+        t.cost_usd, None,
+        "a known tool cost must not turn an unknown total into a number"
+    );
     assert_eq!(t.tokens_in, Some(3));
 }
 

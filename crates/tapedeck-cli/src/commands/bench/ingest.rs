@@ -97,9 +97,11 @@ fn baseline(path: &std::path::Path, n: u64) -> anyhow::Result<f64> {
     let conn = rusqlite::Connection::open(path)?;
     conn.pragma_update(None, "journal_mode", "wal")?;
     conn.pragma_update(None, "synchronous", "normal")?;
-    let key: i64 = conn.query_row("SELECT key FROM runs WHERE id = ?1", [run.to_string()], |r| {
-        r.get(0)
-    })?;
+    let key: i64 = conn.query_row(
+        "SELECT key FROM runs WHERE id = ?1",
+        [run.to_string()],
+        |r| r.get(0),
+    )?;
     let start = Instant::now();
     let mut seq = 0i64;
     for chunk in payloads.chunks(8192) {
@@ -138,7 +140,13 @@ fn recorder(path: &std::path::Path, n: u64) -> anyhow::Result<(f64, u64)> {
 fn child_rss(path: &std::path::Path, n: u64) -> anyhow::Result<u64> {
     let exe = std::env::current_exe()?;
     let out = std::process::Command::new(exe)
-        .args(["bench", "ingest-child", "--events", &n.to_string(), "--path"])
+        .args([
+            "bench",
+            "ingest-child",
+            "--events",
+            &n.to_string(),
+            "--path",
+        ])
         .arg(path)
         .output()
         .context("cannot start the ingest child")?;

@@ -40,7 +40,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                 let mut recorder = writer.start_run(run)?;
                 let id = recorder.id();
                 let report = |seq: u64| {
-                    let mut out = stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let mut out = stdout
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let _ = writeln!(out, "committed {id} {seq}");
                     let _ = out.flush();
                 };
@@ -60,7 +62,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                     }
                 }
                 let run = recorder.finish(StopReason::Ok, None)?;
-                let mut out = stdout.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                let mut out = stdout
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
                 let _ = writeln!(out, "finished {} {}", run.id, args.events + 1);
                 Ok(())
             }));

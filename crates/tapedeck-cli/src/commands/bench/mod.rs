@@ -12,7 +12,9 @@ use crate::settings::Settings;
 
 /// Run tapedeck's benchmarks and print ratios against their baselines
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage")]
+#[command(
+    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage"
+)]
 pub struct Args {
     #[command(subcommand)]
     which: Option<Which>,

@@ -5,8 +5,8 @@
 use serde_json::{Value, json};
 use tapedeck_store::Store;
 use tapedeck_trace::{
-    EventData, LlmRequest, LlmResponse, Origin, Run, Source, StopReason, ToolCall,
-    ToolCallSummary, ToolResult, Usage, Validation, hash_json,
+    EventData, LlmRequest, LlmResponse, Origin, Run, Source, StopReason, ToolCall, ToolCallSummary,
+    ToolResult, Usage, Validation, hash_json,
 };
 
 use crate::Exit;
@@ -41,7 +41,14 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     );
     anstream::println!(
         "  {:>6}  {:>10}  {:>10}  {:>6}  {:>10}  {:>6}  {:>11}  {:>13}",
-        "rounds", "naive", "file", "ratio", "content", "ratio", "naive/round", "content/round"
+        "rounds",
+        "naive",
+        "file",
+        "ratio",
+        "content",
+        "ratio",
+        "naive/round",
+        "content/round"
     );
     for &rounds in &args.rounds {
         let path = dir.join(format!("conversation-{rounds}.db"));
@@ -64,7 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     anstream::println!(
         "  naive: every request and response body as JSON, as an HTTP cassette holds them"
     );
-    anstream::println!("  goal: ratio ≤ 0.2 at 30 rounds; content/round stays flat (linear growth)");
+    anstream::println!(
+        "  goal: ratio ≤ 0.2 at 30 rounds; content/round stays flat (linear growth)"
+    );
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Exit::Ok)
 }
@@ -83,9 +92,9 @@ impl Prose {
     fn words(&mut self, n: usize) -> String {
         const WORDS: [&str; 32] = [
             "the", "payment", "service", "returned", "latency", "region", "invoice", "customer",
-            "account", "status", "error", "retry", "queue", "order", "refund", "policy",
-            "window", "upstream", "report", "degraded", "healthy", "incident", "metric", "alert",
-            "ticket", "escalate", "timeout", "cache", "replica", "deploy", "rollback", "owner",
+            "account", "status", "error", "retry", "queue", "order", "refund", "policy", "window",
+            "upstream", "report", "degraded", "healthy", "incident", "metric", "alert", "ticket",
+            "escalate", "timeout", "cache", "replica", "deploy", "rollback", "owner",
         ];
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
