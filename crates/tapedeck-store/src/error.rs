@@ -71,6 +71,9 @@ pub enum StoreError {
     /// A run id that is already in the store.
     #[error("run {0} is already in the store")]
     DuplicateRun(String),
+    /// An event was appended to a run that has finished.
+    #[error("run {0} has finished; no more events can be recorded into it")]
+    RunFinished(String),
     /// An event refers to a blob the store does not have.
     #[error(
         "run {run}: blob {hash} is missing from the store (the store is incomplete; re-import the run)"

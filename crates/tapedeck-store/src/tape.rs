@@ -6,7 +6,7 @@ use std::io::{BufRead, Write};
 use rusqlite::params;
 use serde_json::Value;
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
-use tapedeck_trace::{ContentHash, RunId, RunStatus, TraceError, hash_json};
+use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_json};
 
 use crate::writer::{insert_run, retry_busy};
 use crate::{Store, StoreError, blob};
@@ -26,8 +26,18 @@ pub enum ImportOutcome {
 }
 
 impl Store {
-    /// Writes a run as a tape.
+    /// Writes a run as a tape. The run and its events are read in one transaction, so a run
+    /// still being recorded is exported as one consistent snapshot.
     pub fn export_tape(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
+        self.conn()
+            .execute_batch("BEGIN")
+            .map_err(|e| self.err(e))?;
+        let result = self.export_snapshot(id, out);
+        let _ = self.conn().execute_batch("COMMIT");
+        result
+    }
+
+    fn export_snapshot(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
         let run = self.run(id)?;
         out.write_all(tape::to_line(&TapeHeader::new(run))?.as_bytes())?;
         let mut written: HashSet<ContentHash> = HashSet::new();
@@ -104,6 +114,7 @@ impl Store {
             .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")
             .map_err(|e| self.err(e))?;
         let mut known: HashSet<ContentHash> = HashSet::new();
+        let mut totals = Totals::default();
         let mut expected_seq = 1u64;
         for (i, line) in lines.enumerate() {
             let line_no = i + 2;
@@ -155,6 +166,7 @@ impl Store {
                     .into());
                 }
             }
+            totals.observe(&event.data);
             let payload = canonical_payload(&event.data)?;
             insert_event
                 .execute(params![
@@ -166,6 +178,7 @@ impl Store {
                 ])
                 .map_err(|e| self.err(e))?;
         }
+        check_totals(&run.totals, &totals)?;
         Ok(expected_seq - 1)
     }
 }
@@ -173,4 +186,36 @@ impl Store {
 fn canonical_payload(data: &tapedeck_trace::EventData) -> Result<String, StoreError> {
     let payload: Value = data.payload();
     Ok(tapedeck_trace::canonical_json(&payload)?)
+}
+
+/// The header's totals must be those of its events: `ls`, `stats` and the diff read the
+/// header, replay reads the events, and both must tell the same story.
+fn check_totals(header: &Totals, events: &Totals) -> Result<(), StoreError> {
+    let same_cost = match (header.cost_usd, events.cost_usd) {
+        (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(b.abs()).max(1.0),
+        (a, b) => a.is_none() && b.is_none(),
+    };
+    let agree = header.steps == events.steps
+        && header.tool_calls == events.tool_calls
+        && header.tokens_in == events.tokens_in
+        && header.tokens_out == events.tokens_out
+        && same_cost;
+    if agree {
+        return Ok(());
+    }
+    let show = |t: &Totals| {
+        format!(
+            "steps {}, tool calls {:?}, tokens {:?}/{:?}, cost {:?}",
+            t.steps, t.tool_calls, t.tokens_in, t.tokens_out, t.cost_usd
+        )
+    };
+    Err(TraceError::TapeLine {
+        line: 1,
+        message: format!(
+            "the header's totals ({}) disagree with its events ({})",
+            show(header),
+            show(events)
+        ),
+    }
+    .into())
 }

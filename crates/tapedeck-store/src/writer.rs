@@ -276,6 +276,9 @@ impl Recorder {
     /// An `llm_request` that resends the previous request's messages is stored as extending
     /// it (see [`HistoryCompactor`]), so a run's size stays linear in its length.
     pub fn append_at(&mut self, mut data: EventData, at: Timestamp) -> Result<u64, StoreError> {
+        if self.finished {
+            return Err(StoreError::RunFinished(self.run.id.to_string()));
+        }
         if let EventData::LlmRequest(request) = &mut data {
             self.history.compact(self.next_seq, request);
         }
@@ -623,19 +626,18 @@ impl WriterThread {
     }
 }
 
-/// Inserts a run row (and its labels); returns its key.
+/// Inserts a run row (and its labels); returns its key. Callers hold a transaction.
 pub(crate) fn insert_run(
     conn: &Connection,
     run: &Run,
     owner: Option<&str>,
 ) -> Result<i64, rusqlite::Error> {
-    let record =
-        canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
+    // The identity columns here; the outcome columns (which change as the run goes on) are
+    // written by `update_run`, the one place that knows them.
     conn.prepare_cached(
         "INSERT INTO runs (id, short_id, source, suite, task, agent_name, agent_fingerprint,
-             parent_id, started_at, ended_at, status, stop_reason, steps, tool_calls, tokens_in,
-             tokens_out, cost_usd, record, owner)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)",
+             parent_id, started_at, status, steps, tool_calls, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', 0, 0, '')",
     )?
     .execute(params![
         run.id.to_string(),
@@ -647,18 +649,9 @@ pub(crate) fn insert_run(
         run.agent.as_ref().map(|a| &a.fingerprint),
         run.parent.map(|p| p.to_string()),
         run.started_at.as_micros(),
-        run.ended_at.map(Timestamp::as_micros),
-        run.status.as_str(),
-        run.stop_reason.as_ref().map(ToString::to_string),
-        run.totals.steps as i64,
-        run.totals.tool_calls_total() as i64,
-        run.totals.tokens_in.map(|t| t as i64),
-        run.totals.tokens_out.map(|t| t as i64),
-        run.totals.cost_usd,
-        record,
-        owner,
     ])?;
     let key = conn.last_insert_rowid();
+    update_run(conn, run, owner)?;
     let mut label =
         conn.prepare_cached("INSERT INTO run_labels (run, key, value) VALUES (?1, ?2, ?3)")?;
     for (k, v) in &run.labels {

@@ -6,6 +6,8 @@
 
 #![warn(missing_docs)]
 
+#[macro_use]
+mod serde_str;
 mod canonical;
 mod error;
 mod event;

@@ -140,6 +140,26 @@ fn ok_and_error_stop_reasons_set_the_status() {
     }
 }
 
+/// Regression: events appended after `finish_at` used to be dropped without a word.
+#[test]
+fn appending_to_a_finished_run_is_an_error() {
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let writer = store.writer().unwrap();
+    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+    let id = rec.id();
+    rec.finish_at(StopReason::Ok, None, tapedeck_trace::Timestamp::now())
+        .unwrap();
+    let err = rec.append(retry(1)).unwrap_err();
+    assert!(matches!(err, StoreError::RunFinished(_)), "{err:?}");
+    drop(rec);
+    assert_eq!(
+        store.last_seq(&id).unwrap(),
+        1,
+        "only run_finished is stored"
+    );
+}
+
 fn retry(i: u64) -> EventData {
     EventData::LlmRetry(LlmRetry {
         step: 1,

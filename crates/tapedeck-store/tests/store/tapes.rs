@@ -252,3 +252,27 @@ fn blank_lines_are_skipped_but_counted() {
         .unwrap_err();
     assert_eq!(line_of(&err), 11);
 }
+
+/// Regression: a header claiming `tokens_in` of 2^64 - 1 used to import, after which every
+/// `ls` failed on the stored run. A header's totals must be those of its events.
+#[test]
+fn a_header_whose_totals_disagree_with_its_events_is_refused() {
+    let (_tmp, _id, tape) = sample_tape();
+    let err = import_edited(&tape, |lines| {
+        edit_json(lines, 1, |header| {
+            header["run"]["totals"]["tokens_in"] = serde_json::json!(u64::MAX);
+        });
+    });
+    assert_eq!(line_of(&err), 1);
+    assert!(
+        err.to_string().contains("disagree with its events"),
+        "{err}"
+    );
+
+    let err = import_edited(&tape, |lines| {
+        edit_json(lines, 1, |header| {
+            header["run"]["totals"]["steps"] = serde_json::json!(99);
+        });
+    });
+    assert_eq!(line_of(&err), 1);
+}
