@@ -1,0 +1,1 @@
+//! The tool gateway (being written).

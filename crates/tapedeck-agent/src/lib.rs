@@ -1,0 +1,27 @@
+//! The guarded agent loop: an agent version ([`LoadedConfig`]) runs against a model backend
+//! ([`ModelBackend`]) and tool backends ([`ToolBackend`]) behind a default-deny gateway, within
+//! budgets, and every decision, observation and stop reason is recorded ([`Agent::run`]).
+//!
+//! Where an event is born: [`runtime`] asks the model and records `llm_request` /
+//! `llm_retry` / `llm_response`; the [`gateway`] decides each tool call and records
+//! `policy_decision`; the runtime records `tool_call`, `tool_result`, `budget_exceeded` and
+//! `run_finished`.
+
+#![warn(missing_docs)]
+
+pub mod config;
+mod error;
+pub mod gateway;
+pub mod message;
+pub mod model;
+pub mod runtime;
+pub mod sink;
+pub mod tool;
+
+pub use config::{AgentConfig, LoadedConfig};
+pub use error::AgentError;
+pub use message::{FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest, ToolSpec};
+pub use model::{ModelBackend, ModelError};
+pub use runtime::{Agent, RunOutcome};
+pub use sink::EventSink;
+pub use tool::{ToolBackend, ToolFailure};

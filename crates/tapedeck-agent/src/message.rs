@@ -1,0 +1,135 @@
+//! The provider-neutral conversation: [`Message`], [`ModelRequest`], [`ModelResponse`].
+//!
+//! Backends translate these to and from OpenAI Chat Completions and Anthropic Messages. Each
+//! message is recorded as its own blob in this shape.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tapedeck_trace::Usage;
+
+/// One message of a conversation.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum Message {
+    /// The system prompt.
+    System {
+        /// Its text.
+        content: String,
+    },
+    /// The user's input.
+    User {
+        /// Its text.
+        content: String,
+    },
+    /// The model's turn: text, tool calls, or both.
+    Assistant {
+        /// Its text, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        content: Option<String>,
+        /// The tool calls it asks for.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ToolCallRequest>,
+    },
+    /// A tool call's observation.
+    Tool {
+        /// The call it answers.
+        tool_call_id: String,
+        /// The tool.
+        name: String,
+        /// The observation: the output as JSON text, or an error message.
+        content: String,
+        /// Whether the observation is an error.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        is_error: bool,
+    },
+}
+
+/// A tool call the model asks for.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolCallRequest {
+    /// The call id the model gave (or one made up where the API gives none).
+    pub id: String,
+    /// The tool's name.
+    pub name: String,
+    /// The arguments. A model that sends arguments that are not JSON gets them as a string.
+    pub arguments: Value,
+}
+
+/// A tool as offered to the model.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ToolSpec {
+    /// Its name.
+    pub name: String,
+    /// What it does.
+    pub description: String,
+    /// JSON Schema of its arguments.
+    pub input_schema: Value,
+}
+
+/// One request to the model.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ModelRequest {
+    /// The model name.
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<Message>,
+    /// The tools it may call.
+    pub tools: Vec<ToolSpec>,
+    /// Sampling temperature.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// The most tokens the answer may have.
+    pub max_output_tokens: u64,
+    /// The step (1 for the first call of a run): a scripted model keys responses on it.
+    #[serde(skip)]
+    pub step: u64,
+}
+
+/// Why the model stopped, mapped from each provider's own words.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// It finished its turn.
+    Stop,
+    /// It wants tool calls run.
+    ToolCalls,
+    /// It hit its output limit (OpenAI `length`, Anthropic `max_tokens`).
+    Length,
+    /// Something else (content filter, refusal …).
+    Other,
+}
+
+/// The model's answer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelResponse {
+    /// The assistant message.
+    pub message: Message,
+    /// Why it stopped.
+    pub finish: FinishReason,
+    /// The provider's own finish reason (`stop`, `end_turn`, …), as recorded.
+    pub raw_finish_reason: Option<String>,
+    /// Token usage, when reported.
+    pub usage: Option<Usage>,
+    /// Whether it arrived as a stream.
+    pub streamed: bool,
+    /// Whether the stream was cut before it completed.
+    pub truncated: bool,
+}
+
+impl ModelResponse {
+    /// The tool calls the response asks for.
+    pub fn tool_calls(&self) -> &[ToolCallRequest] {
+        match &self.message {
+            Message::Assistant { tool_calls, .. } => tool_calls,
+            _ => &[],
+        }
+    }
+
+    /// The response's text.
+    pub fn text(&self) -> Option<&str> {
+        match &self.message {
+            Message::Assistant { content, .. } => content.as_deref(),
+            _ => None,
+        }
+    }
+}

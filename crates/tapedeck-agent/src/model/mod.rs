@@ -1,0 +1,97 @@
+//! Model backends: [`ModelBackend`] and its implementations — OpenAI-compatible Chat
+//! Completions ([`openai`]), Anthropic Messages ([`anthropic`]), both plain and streaming, and
+//! the deterministic [`scripted`] model that tests and the demo run on.
+
+pub mod anthropic;
+pub mod openai;
+pub mod scripted;
+pub mod sse;
+
+use std::time::{Duration, Instant};
+
+use crate::config::{LoadedConfig, Provider};
+use crate::{AgentError, ModelRequest, ModelResponse};
+
+/// A model the runtime can ask.
+pub trait ModelBackend: Send {
+    /// `openai`, `anthropic` or `scripted`, as recorded in `llm_request`.
+    fn provider(&self) -> &'static str;
+
+    /// One attempt at a request, which must end by `deadline`. The runtime retries the errors
+    /// [`ModelError::is_retryable`] says may pass, and records each retry.
+    fn complete(
+        &mut self,
+        request: &ModelRequest,
+        deadline: Instant,
+    ) -> Result<ModelResponse, ModelError>;
+}
+
+/// Why a model call failed.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ModelError {
+    /// The API answered with an error status.
+    #[error("HTTP {status}: {message}")]
+    Status {
+        /// The status.
+        status: u16,
+        /// The error message from the body, or the body itself (shortened).
+        message: String,
+        /// How long the API asked to wait (`retry-after-ms` / `retry-after`).
+        retry_after: Option<Duration>,
+    },
+    /// No answer before the deadline.
+    #[error("no answer before the deadline")]
+    Timeout,
+    /// The API could not be reached.
+    #[error("cannot reach the model API: {0}")]
+    Connect(String),
+    /// The answer was not what the API documents.
+    #[error("malformed response: {0}")]
+    Malformed(String),
+    /// A scripted model has nothing to answer with.
+    #[error("script: {0}")]
+    Script(String),
+}
+
+impl ModelError {
+    /// Whether trying again may help: rate limits, server errors, connection failures.
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Status { status, .. } => *status == 429 || *status >= 500,
+            Self::Connect(_) => true,
+            _ => false,
+        }
+    }
+
+    /// The wait the API asked for, if any.
+    pub fn retry_after(&self) -> Option<Duration> {
+        match self {
+            Self::Status { retry_after, .. } => *retry_after,
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, if there was one.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// The backend a config asks for. Fails when it cannot work at all (no API key, bad script).
+pub fn from_config(config: &LoadedConfig) -> Result<Box<dyn ModelBackend>, AgentError> {
+    let model = config.model()?;
+    Ok(match model.provider {
+        Provider::Openai => Box::new(openai::OpenAi::new(model)?),
+        Provider::Anthropic => Box::new(anthropic::Anthropic::new(model)?),
+        Provider::Scripted => {
+            let script = config
+                .script
+                .as_ref()
+                .ok_or_else(|| AgentError::Model("a scripted model needs `model.script`".into()))?;
+            Box::new(scripted::Scripted::new(script)?)
+        }
+    })
+}
