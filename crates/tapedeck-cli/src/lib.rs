@@ -38,6 +38,8 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     Demo(commands::demo::Args),
+    Run(commands::run::Args),
+    Config(commands::config::Args),
     Ls(commands::ls::Args),
     Show(commands::show::Args),
     Stats(commands::stats::Args),
@@ -55,6 +57,8 @@ pub fn main() -> ExitCode {
     let settings = settings::Settings::resolve(&cli.global);
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&settings, args),
+        Command::Run(args) => commands::run::run(&settings, args),
+        Command::Config(args) => commands::config::run(&settings, args),
         Command::Ls(args) => commands::ls::run(&settings, args),
         Command::Show(args) => commands::show::run(&settings, args),
         Command::Stats(args) => commands::stats::run(&settings, args),

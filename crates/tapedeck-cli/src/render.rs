@@ -130,3 +130,9 @@ pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
     anstream::println!("{text}");
     Ok(())
 }
+
+/// Prints a warning as one line on stderr.
+pub fn warning(message: &str) {
+    let style = WARN;
+    anstream::eprintln!("{style}warning:{style:#} {message}");
+}

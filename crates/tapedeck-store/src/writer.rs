@@ -219,6 +219,17 @@ impl Writer {
     }
 }
 
+/// How a run ended: what [`Recorder::end`] records.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Ending {
+    /// Why it ended.
+    pub stop_reason: StopReason,
+    /// The final answer, or the partial output of a stopped run.
+    pub answer: Option<String>,
+    /// What went wrong, for a run that ended in an error.
+    pub error: Option<String>,
+}
+
 /// Records one run. Events get consecutive sequence numbers from 1.
 ///
 /// Dropping a recorder without [`finish`](Recorder::finish) commits what it has and leaves
@@ -336,12 +347,35 @@ impl Recorder {
         answer: Option<String>,
         at: Timestamp,
     ) -> Result<Run, StoreError> {
+        self.end_at(
+            Ending {
+                stop_reason,
+                answer,
+                error: None,
+            },
+            at,
+        )
+    }
+
+    /// Ends the run with a full [`Ending`] (an error message included).
+    pub fn end(mut self, ending: Ending) -> Result<Run, StoreError> {
+        self.end_at(ending, Timestamp::now())
+    }
+
+    /// [`end`](Recorder::end) at an explicit time.
+    pub fn end_at(&mut self, ending: Ending, at: Timestamp) -> Result<Run, StoreError> {
+        let Ending {
+            stop_reason,
+            answer,
+            error,
+        } = ending;
         let status = RunStatus::for_stop_reason(&stop_reason);
         self.append_at(
             EventData::RunFinished(RunFinished {
                 status,
                 stop_reason: stop_reason.clone(),
                 answer: answer.clone(),
+                error: error.clone(),
             }),
             at,
         )?;
@@ -349,6 +383,7 @@ impl Recorder {
         run.status = status;
         run.stop_reason = Some(stop_reason);
         run.answer = answer;
+        run.error = error;
         run.ended_at = Some(at);
         run.totals.latency_ms = Some(run.started_at.millis_until(at));
         let (reply, wait) = mpsc::sync_channel(1);

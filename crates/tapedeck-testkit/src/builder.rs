@@ -452,6 +452,7 @@ impl TapeBuilder {
             status,
             stop_reason: stop_reason.clone(),
             answer: answer.clone(),
+            error: None,
         });
         self.event(data, self.tick_ms);
         let mut run = self.run;

@@ -449,6 +449,9 @@ pub struct RunFinished {
     /// The final answer, or the partial output of a stopped run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// What went wrong, for a run that ended in an error (`model_error`, `tool_error:…`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {

@@ -185,6 +185,9 @@ pub struct Run {
     /// Its final answer or partial output.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answer: Option<String>,
+    /// What went wrong, for a run that ended in an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Its counters.
     pub totals: Totals,
     /// Free-form `key=value` labels (`model=gpt-4.1`, `pr=123`).
@@ -209,6 +212,7 @@ impl Run {
             status: RunStatus::Running,
             stop_reason: None,
             answer: None,
+            error: None,
             totals: Totals::default(),
             labels: BTreeMap::new(),
         }

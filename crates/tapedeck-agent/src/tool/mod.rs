@@ -3,6 +3,7 @@
 //! any Rust closure (in-process). [`ToolSet`] holds a run's backends by tool name.
 
 pub mod http_get;
+pub mod mock;
 pub mod subprocess;
 
 use std::collections::HashMap;
@@ -67,6 +68,7 @@ impl ToolSet {
                 (None, Some(Builtin::HttpGet)) => {
                     Arc::new(http_get::HttpGet::new(def.allow_hosts.clone())?)
                 }
+                (None, Some(Builtin::Mock)) => Arc::new(mock::Mock::new(def.mock.clone())),
                 (None, None) => continue,
             };
             set.backends.insert(def.name.clone(), backend);

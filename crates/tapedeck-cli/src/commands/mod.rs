@@ -1,6 +1,7 @@
 //! One module per subcommand: its clap `Args` and its `run` function.
 
 pub mod bench;
+pub mod config;
 pub mod demo;
 pub mod export;
 pub mod gc;
@@ -8,6 +9,7 @@ pub mod import;
 pub mod ls;
 pub mod merge;
 pub mod rm;
+pub mod run;
 pub mod show;
 pub mod stats;
 

@@ -113,6 +113,7 @@ fn every_kind() -> Vec<EventData> {
             status: RunStatus::Stopped,
             stop_reason: StopReason::MaxToolCalls,
             answer: None,
+            error: None,
         }),
     ]
 }
