@@ -144,7 +144,11 @@ impl Approvals {
         for (i, entry) in doc.approvals.iter().enumerate() {
             let invalid = |message: String| AgentError::InvalidConfig {
                 path: path.to_path_buf(),
-                message: format!("approvals entry {} (tool `{}`): {message}", i + 1, entry.tool),
+                message: format!(
+                    "approvals entry {} (tool `{}`): {message}",
+                    i + 1,
+                    entry.tool
+                ),
             };
             if entry.tool.trim().is_empty() {
                 return Err(invalid("`tool` is empty".to_owned()));
@@ -191,7 +195,7 @@ impl Approvals {
 }
 
 /// Something that answers approval requests for write tools.
-pub trait Approver {
+pub trait Approver: Send {
     /// Asks whether `tool` may run with `args` (and idempotency `key`).
     fn ask(&mut self, tool: &str, args: &Value, key: Option<&str>) -> ApprovalAnswer;
 }
@@ -231,7 +235,7 @@ impl Approver for ApprovalSource {
                     .filter(|u| !u.is_empty());
                 let stdin = std::io::stdin();
                 let mut prompt = Prompt::new(stdin.lock(), std::io::stderr()).by(by);
-                prompt.ask(tool, args, key)
+                prompt.prompt(tool, args, key)
             }
             Self::Nobody => ApprovalAnswer::rejected(RULE_NOBODY),
         }
@@ -276,8 +280,15 @@ impl<R: BufRead, W: Write> Prompt<R, W> {
     }
 }
 
-impl<R: BufRead, W: Write> Approver for Prompt<R, W> {
+impl<R: BufRead + Send, W: Write + Send> Approver for Prompt<R, W> {
     fn ask(&mut self, tool: &str, args: &Value, key: Option<&str>) -> ApprovalAnswer {
+        self.prompt(tool, args, key)
+    }
+}
+
+impl<R: BufRead, W: Write> Prompt<R, W> {
+    /// Shows the request and reads the answer.
+    pub fn prompt(&mut self, tool: &str, args: &Value, key: Option<&str>) -> ApprovalAnswer {
         // JSON escapes control characters, so arguments chosen by the model cannot smuggle
         // terminal escape sequences into the prompt.
         let shown = serde_json::to_string_pretty(args).unwrap_or_else(|_| args.to_string());
@@ -292,7 +303,10 @@ impl<R: BufRead, W: Write> Approver for Prompt<R, W> {
         let tool_shown = Value::String(tool.to_owned());
         let mut text = format!("\ntapedeck: the agent wants to call the write tool {tool_shown}\n");
         if let Some(key) = key {
-            text.push_str(&format!("  idempotency key: {}\n", Value::String(key.to_owned())));
+            text.push_str(&format!(
+                "  idempotency key: {}\n",
+                Value::String(key.to_owned())
+            ));
         }
         text.push_str("  arguments:\n");
         for line in shown.lines() {

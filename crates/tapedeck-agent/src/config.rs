@@ -559,7 +559,10 @@ impl LoadedConfig {
             }
             if def.builtin == Some(Builtin::Mock) {
                 if def.mock.is_empty() {
-                    return Err(invalid(format!("tool `{}` is a mock with no `mock` answers", def.name)));
+                    return Err(invalid(format!(
+                        "tool `{}` is a mock with no `mock` answers",
+                        def.name
+                    )));
                 }
                 for (i, answer) in def.mock.iter().enumerate() {
                     if answer.output.is_some() == answer.error.is_some() {
@@ -571,9 +574,12 @@ impl LoadedConfig {
                     }
                 }
             } else if !def.mock.is_empty() {
-                return Err(invalid(format!("tool `{}` has `mock` answers but is not `builtin: mock`", def.name)));
+                return Err(invalid(format!(
+                    "tool `{}` has `mock` answers but is not `builtin: mock`",
+                    def.name
+                )));
             }
-            if !(def.timeout_s > 0.0) {
+            if def.timeout_s.is_nan() || def.timeout_s <= 0.0 {
                 return Err(invalid(format!(
                     "tool `{}`: timeout_s must be above 0",
                     def.name
@@ -633,13 +639,14 @@ impl LoadedConfig {
             }
             _ => None,
         };
-        if let Some(model) = &config.model {
-            if model.provider != Provider::Scripted && !config.pricing.contains_key(&model.name) {
-                warnings.push(format!(
-                    "no price for model `{}` under `pricing`: its cost will be unknown and `max_usd` cannot count it",
-                    model.name
-                ));
-            }
+        if let Some(model) = &config.model
+            && model.provider != Provider::Scripted
+            && !config.pricing.contains_key(&model.name)
+        {
+            warnings.push(format!(
+                "no price for model `{}` under `pricing`: its cost will be unknown and `max_usd` cannot count it",
+                model.name
+            ));
         }
         Ok(Self {
             config,
@@ -761,12 +768,12 @@ fn with_suggestion(message: &str) -> String {
     match best {
         Some((d, c)) if d <= field.len().max(3) / 2 + 1 => {
             format!(
-                "unknown field `{field}`: did you mean `{c}`? (valid here: {})",
+                "{path}unknown field `{field}`: did you mean `{c}`? (valid here: {})",
                 candidates.join(", ")
             )
         }
         _ => format!(
-            "unknown field `{field}` (valid here: {})",
+            "{path}unknown field `{field}` (valid here: {})",
             candidates.join(", ")
         ),
     }

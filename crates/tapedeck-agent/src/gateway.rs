@@ -12,38 +12,8 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use tapedeck_trace::{ContentHash, Decision};
 
+use crate::approvals::Approver;
 use crate::config::{KillSwitchMode, LoadedConfig, ToolDef, ToolKind};
-
-/// A person, a file or a recording answering an approval request.
-pub trait Approver: Send {
-    /// Whether a write call may run.
-    fn ask(&mut self, tool: &str, args: &Value, key: Option<&str>) -> Approval;
-}
-
-/// An answer to an approval request.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Approval {
-    /// Whether the call may run.
-    pub approved: bool,
-    /// What answered (`approvals_file:3`, `terminal`, `writes.require_approval: nobody to approve`).
-    pub rule: String,
-    /// Who, when known.
-    pub by: Option<String>,
-}
-
-/// Nobody can answer: every write is denied.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Nobody;
-
-impl Approver for Nobody {
-    fn ask(&mut self, _tool: &str, _args: &Value, _key: Option<&str>) -> Approval {
-        Approval {
-            approved: false,
-            rule: "writes.require_approval: nobody to approve".to_owned(),
-            by: None,
-        }
-    }
-}
 
 /// One gateway decision, as recorded.
 #[derive(Clone, Debug, PartialEq)]
@@ -101,6 +71,9 @@ pub enum Verdict {
     },
 }
 
+/// An earlier call's result (and its output blob), served again by dedupe and idempotency.
+type Earlier = (Result<Value, String>, Option<ContentHash>);
+
 /// A run's gateway.
 pub struct Gateway {
     allow: HashSet<String>,
@@ -112,8 +85,8 @@ pub struct Gateway {
     read_window: Duration,
     errors: HashMap<String, u64>,
     disabled: HashMap<String, String>,
-    reads: HashMap<(String, ContentHash), (Instant, Result<Value, String>, Option<ContentHash>)>,
-    writes: HashMap<String, (Result<Value, String>, Option<ContentHash>)>,
+    reads: HashMap<(String, ContentHash), (Instant, Earlier)>,
+    writes: HashMap<String, Earlier>,
     approver: Box<dyn Approver>,
 }
 
@@ -272,22 +245,21 @@ impl Gateway {
                 key = Some(k);
             }
             ToolKind::Read if !self.read_window.is_zero() => {
-                if let Some((at, result, output)) = self.reads.get(&(tool.to_owned(), args_hash))
+                if let Some((at, (result, output))) = self.reads.get(&(tool.to_owned(), args_hash))
+                    && at.elapsed() <= self.read_window
                 {
-                    if at.elapsed() <= self.read_window {
-                        return Verdict::Reuse {
-                            ruling: Ruling::new(
-                                Decision::Deduped,
-                                "dedupe.read_window_s",
-                                Some(format!(
-                                    "identical call {:.1}s ago",
-                                    at.elapsed().as_secs_f64()
-                                )),
-                            ),
-                            result: result.clone(),
-                            output: *output,
-                        };
-                    }
+                    return Verdict::Reuse {
+                        ruling: Ruling::new(
+                            Decision::Deduped,
+                            "dedupe.read_window_s",
+                            Some(format!(
+                                "identical call {:.1}s ago",
+                                at.elapsed().as_secs_f64()
+                            )),
+                        ),
+                        result: result.clone(),
+                        output: *output,
+                    };
                 }
             }
             _ => {}
@@ -309,18 +281,17 @@ impl Gateway {
     ) -> bool {
         match kind {
             ToolKind::Write => {
-                if let Some(key) = key {
-                    if result.is_ok() {
-                        self.writes
-                            .insert(key.to_owned(), (result.clone(), output));
-                    }
+                if let Some(key) = key
+                    && result.is_ok()
+                {
+                    self.writes.insert(key.to_owned(), (result.clone(), output));
                 }
             }
             ToolKind::Read => {
                 if result.is_ok() {
                     self.reads.insert(
                         (tool.to_owned(), args_hash),
-                        (Instant::now(), result.clone(), output),
+                        (Instant::now(), (result.clone(), output)),
                     );
                 }
             }

@@ -29,7 +29,12 @@ pub use tool::{ToolBackend, ToolFailure};
 
 /// The approver a config asks for: its approvals file, else the terminal when there is one,
 /// else nobody (every write denied).
-pub fn approvals_for(config: &LoadedConfig) -> Result<Box<dyn gateway::Approver>, AgentError> {
-    let _ = config;
-    Ok(Box::new(gateway::Nobody))
+pub fn approvals_for(config: &LoadedConfig) -> Result<Box<dyn approvals::Approver>, AgentError> {
+    let file = config
+        .config
+        .writes
+        .approvals_file
+        .as_ref()
+        .map(|f| config.resolve_path(f));
+    Ok(Box::new(approvals::default_source(file)?))
 }

@@ -12,13 +12,14 @@ use tapedeck_trace::{
     ToolCallSummary, ToolResult, Usage, Validation, hash_json,
 };
 
+use crate::AgentError;
+use crate::approvals::{ApprovalSource, Approver};
 use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError};
-use crate::gateway::{Approver, Gateway, Ruling, Verdict, validate};
+use crate::gateway::{Gateway, Ruling, Verdict, validate};
 use crate::message::{FinishReason, Message, ModelRequest, ToolCallRequest, ToolSpec};
 use crate::model::{ModelBackend, ModelError};
 use crate::sink::EventSink;
 use crate::tool::{ToolFailure, ToolSet};
-use crate::AgentError;
 
 /// How often a failed model call is retried (429, 5xx, connection errors).
 const MAX_RETRIES: u32 = 3;
@@ -181,7 +182,7 @@ impl Agent {
         let approver = self
             .approver
             .take()
-            .unwrap_or_else(|| Box::new(crate::gateway::Nobody));
+            .unwrap_or_else(|| Box::new(ApprovalSource::Nobody));
         let mut gateway = Gateway::new(&self.config, approver);
         let outcome = self.run_loop(&mut state, &mut gateway, sink);
         self.approver = Some(gateway.into_approver());
@@ -253,7 +254,11 @@ impl Agent {
     ) -> Result<Option<RunOutcome>, AgentError> {
         let b = &self.config.config.budgets;
         let over = if let Some(limit) = over_seconds(state) {
-            Some((BudgetKind::MaxSeconds, limit, state.started.elapsed().as_secs_f64()))
+            Some((
+                BudgetKind::MaxSeconds,
+                limit,
+                state.started.elapsed().as_secs_f64(),
+            ))
         } else if let Some(limit) = b.max_steps.filter(|l| state.steps >= *l) {
             Some((BudgetKind::MaxSteps, limit as f64, state.steps as f64))
         } else if let Some(limit) = b.max_tokens.filter(|l| state.tokens >= *l) {
@@ -375,10 +380,19 @@ impl Agent {
                 }
                 Err(e) => e,
             };
-            if over_seconds(state).is_some() || matches!(error, ModelError::Timeout) && state.deadline.is_some_and(|d| Instant::now() >= d) {
+            if over_seconds(state).is_some()
+                || matches!(error, ModelError::Timeout)
+                    && state.deadline.is_some_and(|d| Instant::now() >= d)
+            {
                 let used = state.started.elapsed().as_secs_f64();
                 let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-                return Ok(Err(self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, None)?));
+                return Ok(Err(self.exceeded(
+                    sink,
+                    BudgetKind::MaxSeconds,
+                    limit,
+                    used,
+                    None,
+                )?));
             }
             if !error.is_retryable() || attempt > MAX_RETRIES {
                 return Ok(Err(RunOutcome {
@@ -400,7 +414,13 @@ impl Agent {
             if state.deadline.is_some_and(|d| Instant::now() + wait >= d) {
                 let used = state.started.elapsed().as_secs_f64();
                 let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-                return Ok(Err(self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, None)?));
+                return Ok(Err(self.exceeded(
+                    sink,
+                    BudgetKind::MaxSeconds,
+                    limit,
+                    used,
+                    None,
+                )?));
             }
             std::thread::sleep(wait);
         }
@@ -417,9 +437,13 @@ impl Agent {
         let message = sink.blob(&serde_json::to_value(&response.message).unwrap_or(Value::Null))?;
         let model = self.config.model()?;
         let cost_usd = match (response.usage, self.config.config.pricing.get(&model.name)) {
-            (Some(Usage { input_tokens, output_tokens }), Some(price)) => {
-                Some(price.cost(input_tokens, output_tokens))
-            }
+            (
+                Some(Usage {
+                    input_tokens,
+                    output_tokens,
+                }),
+                Some(price),
+            ) => Some(price.cost(input_tokens, output_tokens)),
             _ => None,
         };
         if let Some(u) = response.usage {
@@ -462,15 +486,33 @@ impl Agent {
         let tool = call.name.as_str();
         if let Some(limit) = over_seconds(state) {
             let used = state.started.elapsed().as_secs_f64();
-            return Ok(ToolStep::Stop(self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, Some(tool))?));
+            return Ok(ToolStep::Stop(self.exceeded(
+                sink,
+                BudgetKind::MaxSeconds,
+                limit,
+                used,
+                Some(tool),
+            )?));
         }
         if let Some(limit) = b.max_tool_calls.filter(|l| state.tool_calls >= *l) {
             let used = state.tool_calls as f64;
-            return Ok(ToolStep::Stop(self.exceeded(sink, BudgetKind::MaxToolCalls, limit as f64, used, Some(tool))?));
+            return Ok(ToolStep::Stop(self.exceeded(
+                sink,
+                BudgetKind::MaxToolCalls,
+                limit as f64,
+                used,
+                Some(tool),
+            )?));
         }
         if let Some(limit) = b.max_usd.filter(|l| state.usd >= *l) {
             let used = state.usd;
-            return Ok(ToolStep::Stop(self.exceeded(sink, BudgetKind::MaxUsd, limit, used, Some(tool))?));
+            return Ok(ToolStep::Stop(self.exceeded(
+                sink,
+                BudgetKind::MaxUsd,
+                limit,
+                used,
+                Some(tool),
+            )?));
         }
         state.tool_calls += 1;
         let def = self.config.tool(tool).cloned();
@@ -516,12 +558,34 @@ impl Agent {
             }
             Verdict::Refuse { ruling, message } => {
                 record(sink, &ruling)?;
-                self.record_result(sink, call, None, Some(message.clone()), 0, Validation::NotChecked, Origin::Live, None)?;
+                self.record_result(
+                    sink,
+                    call,
+                    None,
+                    Some(message.clone()),
+                    0,
+                    Validation::NotChecked,
+                    Origin::Live,
+                    None,
+                )?;
                 Ok(ToolStep::Observed(observation(call, &Err(message))))
             }
-            Verdict::Reuse { ruling, result, output } => {
+            Verdict::Reuse {
+                ruling,
+                result,
+                output,
+            } => {
                 record(sink, &ruling)?;
-                self.record_result(sink, call, output, result.as_ref().err().cloned(), 0, Validation::NotChecked, Origin::Dedupe, None)?;
+                self.record_result(
+                    sink,
+                    call,
+                    output,
+                    result.as_ref().err().cloned(),
+                    0,
+                    Validation::NotChecked,
+                    Origin::Dedupe,
+                    None,
+                )?;
                 Ok(ToolStep::Observed(observation(call, &result)))
             }
             Verdict::Run { rulings, key } => {
@@ -534,7 +598,13 @@ impl Agent {
                 })?;
                 if let Some(limit) = b.max_usd.filter(|l| state.usd + def.cost_usd > *l) {
                     let used = state.usd;
-                    return Ok(ToolStep::Stop(self.exceeded(sink, BudgetKind::MaxUsd, limit, used, Some(tool))?));
+                    return Ok(ToolStep::Stop(self.exceeded(
+                        sink,
+                        BudgetKind::MaxUsd,
+                        limit,
+                        used,
+                        Some(tool),
+                    )?));
                 }
                 self.run_tool(call, &def, key.as_deref(), state, gateway, sink)
             }
@@ -583,16 +653,29 @@ impl Agent {
                         Err(problems) => Validation::Invalid(problems),
                     },
                 };
-                self.record_result(sink, call, Some(output_ref), None, latency_ms, validation.clone(), Origin::Live, cost)?;
+                self.record_result(
+                    sink,
+                    call,
+                    Some(output_ref),
+                    None,
+                    latency_ms,
+                    validation.clone(),
+                    Origin::Live,
+                    cost,
+                )?;
                 if let Validation::Invalid(problems) = validation {
-                    let message = format!("the output of `{tool}` does not match its output_schema: {problems}");
+                    let message = format!(
+                        "the output of `{tool}` does not match its output_schema: {problems}"
+                    );
                     gateway.observe(tool, def.kind, args_hash, key, &Err(message.clone()), None);
                     return Ok(match self.config.config.on_invalid_output {
                         OnInvalidOutput::Stop => ToolStep::Stop(RunOutcome {
                             error: Some(message),
                             ..RunOutcome::stop(StopReason::InvalidToolOutput(tool.to_owned()))
                         }),
-                        OnInvalidOutput::FeedBack => ToolStep::Observed(observation(call, &Err(message))),
+                        OnInvalidOutput::FeedBack => {
+                            ToolStep::Observed(observation(call, &Err(message)))
+                        }
                     });
                 }
                 let result = Ok(output);
@@ -601,13 +684,29 @@ impl Agent {
             }
             Err(failure) => {
                 let message = failure.to_string();
-                self.record_result(sink, call, None, Some(message.clone()), latency_ms, Validation::NotChecked, Origin::Live, cost)?;
+                self.record_result(
+                    sink,
+                    call,
+                    None,
+                    Some(message.clone()),
+                    latency_ms,
+                    Validation::NotChecked,
+                    Origin::Live,
+                    cost,
+                )?;
                 if matches!(failure, ToolFailure::Timeout(_)) && limited_by_run {
                     let used = state.started.elapsed().as_secs_f64();
                     let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-                    return Ok(ToolStep::Stop(self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, Some(tool))?));
+                    return Ok(ToolStep::Stop(self.exceeded(
+                        sink,
+                        BudgetKind::MaxSeconds,
+                        limit,
+                        used,
+                        Some(tool),
+                    )?));
                 }
-                let disabled = gateway.observe(tool, def.kind, args_hash, key, &Err(message.clone()), None);
+                let disabled =
+                    gateway.observe(tool, def.kind, args_hash, key, &Err(message.clone()), None);
                 if self.config.config.on_tool_error == OnToolError::Stop {
                     return Ok(ToolStep::Stop(RunOutcome {
                         error: Some(format!("{tool}: {message}")),
@@ -621,9 +720,13 @@ impl Agent {
                         tool: Some(tool.to_owned()),
                         decision: tapedeck_trace::Decision::Degraded,
                         rule: "degrade.after_errors".to_owned(),
-                        detail: Some(format!("`{tool}` failed {after} times: disabled for the rest of this run")),
+                        detail: Some(format!(
+                            "`{tool}` failed {after} times: disabled for the rest of this run"
+                        )),
                     }))?;
-                    format!("{message} (`{tool}` failed {after} times and is now disabled for the rest of this run)")
+                    format!(
+                        "{message} (`{tool}` failed {after} times and is now disabled for the rest of this run)"
+                    )
                 } else {
                     message
                 };

@@ -64,6 +64,7 @@ pub fn thousands(n: u64) -> String {
 pub fn usd(amount: Option<f64>) -> String {
     match amount {
         None => "?".to_owned(),
+        Some(a) if a > 0.0 && a < 0.00005 => "<$0.0001".to_owned(),
         Some(a) if a != 0.0 && a.abs() < 0.01 => format!("${a:.4}"),
         Some(a) => format!("${}", with_commas(a)),
     }

@@ -96,9 +96,7 @@ pub(crate) fn post_json(
     for (name, value) in headers {
         builder = builder.header(name.clone(), value.clone());
     }
-    let response = builder
-        .send()
-        .map_err(|e| transport_error(&e, deadline))?;
+    let response = builder.send().map_err(|e| transport_error(&e, deadline))?;
     let status = response.status();
     if status.is_success() {
         return Ok(response);
@@ -388,7 +386,11 @@ impl ToolNames {
                 if is_valid(name) != valid || this.to_wire.contains_key(*name) {
                     continue;
                 }
-                let base = if valid { (*name).to_owned() } else { sanitize(name) };
+                let base = if valid {
+                    (*name).to_owned()
+                } else {
+                    sanitize(name)
+                };
                 let mut wire = base.clone();
                 let mut n = 2;
                 while taken.contains(&wire) {
@@ -493,7 +495,10 @@ mod tests {
         assert_eq!(retry_after(&h), Some(Duration::from_micros(150_500)));
         h.insert("retry-after-ms", HeaderValue::from_static("soon"));
         assert_eq!(retry_after(&h), Some(Duration::from_secs(2)));
-        h.insert("retry-after", HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        h.insert(
+            "retry-after",
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
         assert_eq!(retry_after(&h), None);
     }
 

@@ -410,7 +410,15 @@ fn read_stream(
     let mut stream = Stream::default();
     while !stream.done {
         match reader.next_event() {
-            Ok(Some(event)) => stream.chunk(&event.data)?,
+            Ok(Some(event)) => {
+                // The last event of a stream cut inside it may be cut too: that is the cut,
+                // not a malformed answer.
+                let cut_short = reader.is_finished() && !reader.ended_cleanly();
+                match stream.chunk(&event.data) {
+                    Err(ModelError::Malformed(_)) if cut_short => break,
+                    other => other?,
+                }
+            }
             Ok(None) => break,
             Err(e) => {
                 http::stream_read_error(&e, deadline, stream.chunks > 0)?;

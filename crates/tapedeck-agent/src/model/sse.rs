@@ -134,7 +134,11 @@ impl<R: Read> SseReader<R> {
         let next = if self.buf[end] == b'\n' {
             end + 1
         } else if end + 1 < self.buf.len() {
-            if self.buf[end + 1] == b'\n' { end + 2 } else { end + 1 }
+            if self.buf[end + 1] == b'\n' {
+                end + 2
+            } else {
+                end + 1
+            }
         } else if self.eof {
             end + 1
         } else {
@@ -321,7 +325,10 @@ mod tests {
     #[test]
     fn crlf_and_lone_cr_line_ends() {
         let (events, clean) = all(b"data: a\r\n\r\nevent: x\rdata: b\r\rdata: c\r\n\r\n");
-        assert_eq!(events, vec![ev(None, "a"), ev(Some("x"), "b"), ev(None, "c")]);
+        assert_eq!(
+            events,
+            vec![ev(None, "a"), ev(Some("x"), "b"), ev(None, "c")]
+        );
         assert!(clean);
     }
 
@@ -431,7 +438,7 @@ mod tests {
 
     #[test]
     fn a_line_that_never_ends_is_an_error() {
-        let long = std::io::repeat(b'x').take((MAX_LINE + 20_000) as u64);
+        let long = io::repeat(b'x').take((MAX_LINE + 20_000) as u64);
         let mut reader = SseReader::new(b"data: ".chain(long));
         let err = reader.next_event().expect_err("too long");
         assert_eq!(err.kind(), io::ErrorKind::InvalidData);

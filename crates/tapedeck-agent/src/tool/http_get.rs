@@ -53,9 +53,16 @@ impl AllowList {
     fn parse(entries: &[String]) -> Result<Self, String> {
         let mut hosts = Vec::new();
         for entry in entries {
-            let bad = || format!("allow_hosts entry `{entry}` is not a host (write e.g. `api.example.com` or `127.0.0.1:8080`)");
+            let bad = || {
+                format!(
+                    "allow_hosts entry `{entry}` is not a host (write e.g. `api.example.com` or `127.0.0.1:8080`)"
+                )
+            };
             let trimmed = entry.trim();
-            if trimmed.is_empty() || trimmed.contains("://") || trimmed.contains(['/', '@', '?', '#']) {
+            if trimmed.is_empty()
+                || trimmed.contains("://")
+                || trimmed.contains(['/', '@', '?', '#'])
+            {
                 return Err(bad());
             }
             let url = Url::parse(&format!("http://{trimmed}/")).map_err(|_| bad())?;
@@ -125,7 +132,9 @@ pub struct HttpGet {
 
 impl fmt::Debug for HttpGet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("HttpGet").field("allow", &self.allow).finish_non_exhaustive()
+        f.debug_struct("HttpGet")
+            .field("allow", &self.allow)
+            .finish_non_exhaustive()
     }
 }
 
@@ -144,7 +153,10 @@ impl HttpGet {
     }
 
     fn client(&self) -> Result<Client, ToolFailure> {
-        let mut slot = self.client.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut slot = self
+            .client
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
         }
@@ -167,7 +179,10 @@ impl HttpGet {
 fn redirect(allow: &AllowList, attempt: Attempt<'_>) -> reqwest::redirect::Action {
     let url = attempt.url();
     if !matches!(url.scheme(), "http" | "https") {
-        let message = format!("redirect to a `{}` URL refused: http.get only follows http and https", url.scheme());
+        let message = format!(
+            "redirect to a `{}` URL refused: http.get only follows http and https",
+            url.scheme()
+        );
         return attempt.error(Refused {
             message,
             not_allowed: true,
@@ -254,8 +269,7 @@ impl ToolBackend for HttpGet {
             .read_to_end(&mut bytes)
             .map_err(|e| {
                 let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-                    || e
-                        .get_ref()
+                    || e.get_ref()
                         .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
                         .is_some_and(reqwest::Error::is_timeout);
                 if timed_out {
@@ -299,7 +313,9 @@ fn request_headers(arg: Option<&Value>) -> Result<HeaderMap, ToolFailure> {
     };
     for (name, value) in object {
         let Some(value) = value.as_str() else {
-            return Err(ToolFailure::Failed(format!("header `{name}` must be a string")));
+            return Err(ToolFailure::Failed(format!(
+                "header `{name}` must be a string"
+            )));
         };
         let header = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| ToolFailure::Failed(format!("`{name}` is not a valid header name")))?;
@@ -411,8 +427,12 @@ mod tests {
 
     #[test]
     fn hosts_match_exactly_and_ignore_case() {
-        let allow = AllowList::parse(&["Status.Example.com".to_owned(), "127.0.0.1:8080".to_owned(), "[::1]".to_owned()])
-            .expect("valid entries");
+        let allow = AllowList::parse(&[
+            "Status.Example.com".to_owned(),
+            "127.0.0.1:8080".to_owned(),
+            "[::1]".to_owned(),
+        ])
+        .expect("valid entries");
         assert!(allow.allows(&url("https://status.example.com/x")));
         assert!(allow.allows(&url("https://STATUS.example.com:8443/x")));
         assert!(allow.allows(&url("https://status.example.com./x")));

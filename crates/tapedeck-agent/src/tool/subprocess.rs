@@ -311,7 +311,12 @@ fn tail_lines(bytes: &[u8], max: usize) -> String {
     let text = String::from_utf8_lossy(bytes);
     let mut lines: Vec<&str> = Vec::new();
     let mut used = 0;
-    for line in text.lines().rev().map(str::trim_end).filter(|l| !l.trim().is_empty()) {
+    for line in text
+        .lines()
+        .rev()
+        .map(str::trim_end)
+        .filter(|l| !l.trim().is_empty())
+    {
         let len = line.chars().count();
         if lines.is_empty() && len > max {
             let skip = len - max;
@@ -366,7 +371,10 @@ mod tests {
     #[test]
     fn tail_lines_keeps_the_last_non_empty_lines() {
         let text = b"first\nsecond\n\nTraceback\nValueError: bad\n\n";
-        assert_eq!(tail_lines(text, 300), "first\nsecond\nTraceback\nValueError: bad");
+        assert_eq!(
+            tail_lines(text, 300),
+            "first\nsecond\nTraceback\nValueError: bad"
+        );
         assert_eq!(tail_lines(text, 20), "ValueError: bad");
         let long = "x".repeat(500);
         let cut = tail_lines(long.as_bytes(), 300);

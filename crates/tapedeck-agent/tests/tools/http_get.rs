@@ -53,24 +53,35 @@ fn serve(stream: TcpStream, addr: SocketAddr, hits: &AtomicUsize) {
             Ok(0) | Err(_) => return,
             Ok(_) if line == "\r\n" => break,
             Ok(_) => {
-                if let Some((name, value)) = line.split_once(':') {
-                    if name.eq_ignore_ascii_case("x-probe") {
-                        probe = value.trim().to_owned();
-                    }
+                if let Some((name, value)) = line.split_once(':')
+                    && name.eq_ignore_ascii_case("x-probe")
+                {
+                    probe = value.trim().to_owned();
                 }
             }
         }
     }
     hits.fetch_add(1, Ordering::SeqCst);
-    let path = request_line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let path = request_line
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("/")
+        .to_owned();
     let port = addr.port();
     let (status, headers, body): (&str, Vec<String>, Vec<u8>) = match path.as_str() {
         "/json" => (
             "200 OK",
-            vec!["Content-Type: application/json; charset=utf-8".into(), "ETag: \"v1\"".into()],
+            vec![
+                "Content-Type: application/json; charset=utf-8".into(),
+                "ETag: \"v1\"".into(),
+            ],
             br#"{"status": "ok", "components": [{"name": "api", "up": true}]}"#.to_vec(),
         ),
-        "/text" => ("200 OK", vec!["Content-Type: text/plain".into()], b"all good".to_vec()),
+        "/text" => (
+            "200 OK",
+            vec!["Content-Type: text/plain".into()],
+            b"all good".to_vec(),
+        ),
         "/bad-json" => (
             "200 OK",
             vec!["Content-Type: application/json".into()],
@@ -106,12 +117,19 @@ fn serve(stream: TcpStream, addr: SocketAddr, hits: &AtomicUsize) {
         "/loop" => ("302 Found", vec!["Location: /loop".into()], Vec::new()),
         "/slow" => {
             std::thread::sleep(Duration::from_secs(5));
-            ("200 OK", vec!["Content-Type: application/json".into()], b"{}".to_vec())
+            (
+                "200 OK",
+                vec!["Content-Type: application/json".into()],
+                b"{}".to_vec(),
+            )
         }
         _ => ("404 Not Found", vec![], b"no such route".to_vec()),
     };
     let mut stream = stream;
-    let mut head = format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+    let mut head = format!(
+        "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
     for header in headers {
         head.push_str(&header);
         head.push_str("\r\n");
@@ -137,9 +155,15 @@ fn an_allowed_host_answers_with_status_headers_and_a_json_body() {
     let server = Server::start();
     let out = get(&tool(&["127.0.0.1"]), &server.url("/json")).expect("fetched");
     assert_eq!(out["status"], 200);
-    assert_eq!(out["headers"]["content-type"], "application/json; charset=utf-8");
+    assert_eq!(
+        out["headers"]["content-type"],
+        "application/json; charset=utf-8"
+    );
     assert_eq!(out["headers"]["etag"], "\"v1\"");
-    assert_eq!(out["body"], json!({"status": "ok", "components": [{"name": "api", "up": true}]}));
+    assert_eq!(
+        out["body"],
+        json!({"status": "ok", "components": [{"name": "api", "up": true}]})
+    );
     assert!(out.get("truncated").is_none());
     assert!(out.get("url").is_none());
 
@@ -155,9 +179,15 @@ fn a_port_in_allow_hosts_allows_only_that_port() {
     let server = Server::start();
     let port = server.addr.port();
     let exact = tool(&[&format!("127.0.0.1:{port}")]);
-    assert_eq!(get(&exact, &server.url("/json")).expect("fetched")["status"], 200);
+    assert_eq!(
+        get(&exact, &server.url("/json")).expect("fetched")["status"],
+        200
+    );
     let other = tool(&["127.0.0.1:1"]);
-    assert!(matches!(get(&other, &server.url("/json")), Err(ToolFailure::Unavailable(_))));
+    assert!(matches!(
+        get(&other, &server.url("/json")),
+        Err(ToolFailure::Unavailable(_))
+    ));
 }
 
 #[test]
@@ -183,7 +213,9 @@ fn a_host_not_allowed_is_refused_without_a_request() {
     ));
     assert_eq!(server.hits(), 0, "no request may reach the server");
 
-    assert!(matches!(t.call(&json!({}), TIMEOUT), Err(ToolFailure::Failed(m)) if m.contains("`url`")));
+    assert!(
+        matches!(t.call(&json!({}), TIMEOUT), Err(ToolFailure::Failed(m)) if m.contains("`url`"))
+    );
     assert!(matches!(get(&t, "not a url"), Err(ToolFailure::Failed(_))));
     assert!(HttpGet::new(vec!["https://x.com/path".to_owned()]).is_err());
 }
@@ -247,12 +279,21 @@ fn request_headers_are_sent_and_host_cannot_be_forged() {
     let server = Server::start();
     let t = tool(&["127.0.0.1"]);
     let out = t
-        .call(&json!({"url": server.url("/probe"), "headers": {"X-Probe": "hello"}}), TIMEOUT)
+        .call(
+            &json!({"url": server.url("/probe"), "headers": {"X-Probe": "hello"}}),
+            TIMEOUT,
+        )
         .expect("fetched");
     assert_eq!(out["body"], json!({"probe": "hello"}));
-    let forged = t.call(&json!({"url": server.url("/probe"), "headers": {"Host": "evil.com"}}), TIMEOUT);
+    let forged = t.call(
+        &json!({"url": server.url("/probe"), "headers": {"Host": "evil.com"}}),
+        TIMEOUT,
+    );
     assert!(matches!(forged, Err(ToolFailure::Failed(m)) if m.contains("Host")));
-    let bad = t.call(&json!({"url": server.url("/probe"), "headers": {"X-Probe": 1}}), TIMEOUT);
+    let bad = t.call(
+        &json!({"url": server.url("/probe"), "headers": {"X-Probe": 1}}),
+        TIMEOUT,
+    );
     assert!(matches!(bad, Err(ToolFailure::Failed(_))));
 }
 
@@ -263,7 +304,11 @@ fn a_slow_server_times_out() {
     let started = Instant::now();
     let result = tool(&["127.0.0.1"]).call(&json!({"url": server.url("/slow")}), timeout);
     assert_eq!(result, Err(ToolFailure::Timeout(timeout)));
-    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "took {:?}",
+        started.elapsed()
+    );
 }
 
 #[test]
@@ -271,9 +316,29 @@ fn a_closed_port_cannot_be_reached() {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = listener.local_addr().expect("addr").port();
     drop(listener);
-    match get(&tool(&["127.0.0.1"]), &format!("http://127.0.0.1:{port}/json")) {
+    match get(
+        &tool(&["127.0.0.1"]),
+        &format!("http://127.0.0.1:{port}/json"),
+    ) {
         Err(ToolFailure::Failed(message)) => {
-            assert!(message.starts_with(&format!("cannot reach 127.0.0.1:{port}: ")), "{message}");
+            assert!(
+                message.starts_with(&format!("cannot reach 127.0.0.1:{port}: ")),
+                "{message}"
+            );
+        }
+        other => panic!("expected Failed, got {other:?}"),
+    }
+}
+
+#[test]
+fn https_uses_the_installed_tls_provider() {
+    // The local server speaks plain HTTP, so the TLS handshake fails: cleanly, as a tool
+    // failure (no panic about a missing rustls crypto provider).
+    let server = Server::start();
+    let url = server.url("/json").replacen("http://", "https://", 1);
+    match get(&tool(&["127.0.0.1"]), &url) {
+        Err(ToolFailure::Failed(message)) => {
+            assert!(message.starts_with("cannot reach 127.0.0.1:"), "{message}");
         }
         other => panic!("expected Failed, got {other:?}"),
     }

@@ -36,7 +36,10 @@ fn echoes_its_arguments_and_runs_in_the_config_folder() {
     let out = call(&tool, args.clone(), LONG).expect("tool answers");
     assert_eq!(out["got"], args);
     let cwd = std::fs::canonicalize(out["cwd"].as_str().expect("cwd")).expect("canonical cwd");
-    assert_eq!(cwd, std::fs::canonicalize(dir.path()).expect("canonical tempdir"));
+    assert_eq!(
+        cwd,
+        std::fs::canonicalize(dir.path()).expect("canonical tempdir")
+    );
 }
 
 #[cfg(unix)]
@@ -44,7 +47,11 @@ fn echoes_its_arguments_and_runs_in_the_config_folder() {
 fn a_relative_command_is_resolved_from_the_config_folder() {
     use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().expect("tempdir");
-    let path = write(dir.path(), "tools/echo.py", &format!("#!{}\n{ECHO}", python()));
+    let path = write(
+        dir.path(),
+        "tools/echo.py",
+        &format!("#!{}\n{ECHO}", python()),
+    );
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     let tool = Subprocess::new("echo", &["tools/echo.py".to_owned()], dir.path()).expect("found");
     assert!(tool.program().is_absolute(), "{}", tool.program().display());
@@ -92,8 +99,15 @@ sys.exit(3)
     match call(&tool, json!({}), LONG) {
         Err(ToolFailure::Failed(message)) => {
             assert!(message.starts_with("exit status 3: "), "{message}");
-            assert!(message.ends_with("loading kb\nerror: customer 42 not found"), "{message}");
-            assert!(message.chars().count() <= 330, "{} chars: {message}", message.len());
+            assert!(
+                message.ends_with("loading kb\nerror: customer 42 not found"),
+                "{message}"
+            );
+            assert!(
+                message.chars().count() <= 330,
+                "{} chars: {message}",
+                message.len()
+            );
         }
         other => panic!("expected Failed, got {other:?}"),
     }
@@ -108,10 +122,15 @@ sys.exit(3)
     }
 
     // No stderr: the end of stdout explains instead.
-    let tool = script_tool(dir.path(), "print('bad request: missing q'); raise SystemExit(2)");
+    let tool = script_tool(
+        dir.path(),
+        "print('bad request: missing q'); raise SystemExit(2)",
+    );
     assert_eq!(
         call(&tool, json!({}), LONG),
-        Err(ToolFailure::Failed("exit status 2: bad request: missing q".to_owned()))
+        Err(ToolFailure::Failed(
+            "exit status 2: bad request: missing q".to_owned()
+        ))
     );
 }
 
@@ -119,7 +138,10 @@ sys.exit(3)
 #[test]
 fn a_process_killed_by_a_signal_says_so() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let tool = script_tool(dir.path(), "import os, signal; os.kill(os.getpid(), signal.SIGKILL)");
+    let tool = script_tool(
+        dir.path(),
+        "import os, signal; os.kill(os.getpid(), signal.SIGKILL)",
+    );
     assert_eq!(
         call(&tool, json!({}), LONG),
         Err(ToolFailure::Failed("killed by signal 9".to_owned()))
@@ -149,7 +171,8 @@ print("{}")
     assert!(took >= timeout, "returned before the timeout: {took:?}");
     assert!(took < timeout + Duration::from_secs(2), "took {took:?}");
 
-    let pid = std::fs::read_to_string(dir.path().join("pid.txt")).expect("the script wrote its pid");
+    let pid =
+        std::fs::read_to_string(dir.path().join("pid.txt")).expect("the script wrote its pid");
     let pid = pid.trim();
     assert!(!pid.is_empty());
     if Path::new("/proc/self").exists() {
@@ -192,7 +215,11 @@ sys.stderr.write("\nfatal: disk full\n")
 sys.exit(4)
 "#,
     );
-    match call(&tool, json!({"blob": "c".repeat(1024 * 1024)}), Duration::from_secs(30)) {
+    match call(
+        &tool,
+        json!({"blob": "c".repeat(1024 * 1024)}),
+        Duration::from_secs(30),
+    ) {
         Err(ToolFailure::Failed(message)) => {
             assert_eq!(message, "exit status 4: fatal: disk full");
         }
@@ -203,10 +230,17 @@ sys.exit(4)
 #[test]
 fn a_missing_command_is_an_error_before_the_run() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let err = Subprocess::new("kb.read", &["tapedeck-no-such-command-xyz".to_owned()], dir.path())
-        .expect_err("not on PATH");
+    let err = Subprocess::new(
+        "kb.read",
+        &["tapedeck-no-such-command-xyz".to_owned()],
+        dir.path(),
+    )
+    .expect_err("not on PATH");
     let text = err.to_string();
-    assert!(matches!(err, AgentError::Tool { ref tool, .. } if tool == "kb.read"), "{err:?}");
+    assert!(
+        matches!(err, AgentError::Tool { ref tool, .. } if tool == "kb.read"),
+        "{err:?}"
+    );
     assert!(
         text.contains("command `tapedeck-no-such-command-xyz` not found (on PATH or relative to"),
         "{text}"
@@ -214,7 +248,11 @@ fn a_missing_command_is_an_error_before_the_run() {
 
     let err = Subprocess::new("kb.read", &["tools/missing.py".to_owned()], dir.path())
         .expect_err("no such file");
-    assert!(err.to_string().contains("command `tools/missing.py` not found"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("command `tools/missing.py` not found"),
+        "{err}"
+    );
 
     let err = Subprocess::new("kb.read", &[], dir.path()).expect_err("empty");
     assert!(err.to_string().contains("empty"), "{err}");
@@ -232,8 +270,14 @@ tools:
 "#,
     );
     let loaded = LoadedConfig::load(&config).expect("config loads");
-    let err = ToolSet::from_config(&loaded).err().expect("tool set refuses");
-    assert!(err.to_string().starts_with("tool `kb.read`: command `tools/kb.py` not found"), "{err}");
+    let err = ToolSet::from_config(&loaded)
+        .err()
+        .expect("tool set refuses");
+    assert!(
+        err.to_string()
+            .starts_with("tool `kb.read`: command `tools/kb.py` not found"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -250,7 +294,11 @@ fn the_tool_set_from_a_config_calls_a_subprocess() {
     );
     let loaded = LoadedConfig::load(&config).expect("config loads");
     let set = ToolSet::from_config(&loaded).expect("tool set");
-    let out = set.get("echo").expect("echo is set up").call(&json!({"a": 1}), LONG).expect("answers");
+    let out = set
+        .get("echo")
+        .expect("echo is set up")
+        .call(&json!({"a": 1}), LONG)
+        .expect("answers");
     assert_eq!(out["got"], json!({"a": 1}));
 }
 
@@ -269,7 +317,10 @@ fn a_command_that_is_not_executable_or_disappears_is_unavailable() {
     std::fs::remove_file(&path).expect("remove");
     match call(&tool, json!({}), LONG) {
         Err(ToolFailure::Unavailable(message)) => {
-            assert!(message.starts_with("cannot start `tools/plain.py`: "), "{message}");
+            assert!(
+                message.starts_with("cannot start `tools/plain.py`: "),
+                "{message}"
+            );
         }
         other => panic!("expected Unavailable, got {other:?}"),
     }

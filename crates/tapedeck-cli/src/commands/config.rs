@@ -6,9 +6,9 @@ use std::path::PathBuf;
 use clap::Subcommand;
 use tapedeck_agent::LoadedConfig;
 
+use crate::Exit;
 use crate::render::{self, DIM, HEADING};
 use crate::settings::Settings;
-use crate::Exit;
 
 /// Check agent versions
 #[derive(Debug, clap::Args)]
@@ -21,7 +21,9 @@ pub struct Args {
 enum ConfigCommand {
     /// Validate an agent version; print its effective config (every default filled in) and
     /// its fingerprint
-    #[command(after_help = "Warnings (a tool allowed but not defined, a model with no price) go to stderr; errors name file:line:column.\n\nExamples:\n  tapedeck config check agents/support.yaml\n  tapedeck config check agents/support.yaml --json")]
+    #[command(
+        after_help = "Warnings (a tool allowed but not defined, a model with no price) go to stderr; errors name file:line:column.\n\nExamples:\n  tapedeck config check agents/support.yaml\n  tapedeck config check agents/support.yaml --json"
+    )]
     Check(CheckArgs),
 }
 

@@ -1,62 +1,101 @@
-//! `tapedeck demo`: records the demo runs — the browser-retry incident among them — into the
-//! store, shows them, and prints the commands to explore them.
+//! `tapedeck demo`: runs the demo agents — a support bot and the research agent of the
+//! browser-retry incident — through the guarded runtime, records the runs into the store,
+//! shows them, and prints the commands to explore them.
 //!
-//! The runs are the tapes in `fixtures/tapes/`, compiled into the binary so the demo works from
-//! any directory; each is recorded as a new run (fresh id, times moved to now).
+//! The agent versions (`fixtures/agents/`: configs, scripted models, mock tools, an approvals
+//! file) are compiled into the binary and written next to the store (`.tapedeck/demo/`), so
+//! the demo works from any directory and its agents can be run again with `tapedeck run`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use tapedeck_store::{DEFAULT_STORE_PATH, ImportOutcome, Store};
-use tapedeck_trace::tape::{self, TapeEvent};
-use tapedeck_trace::{RunId, Timestamp};
+use tapedeck_agent::{Agent, LoadedConfig};
+use tapedeck_store::{DEFAULT_STORE_PATH, Store};
+use tapedeck_trace::RunId;
 
 use crate::Exit;
 use crate::render::{self, DIM, HEADING, WARN};
 use crate::settings::Settings;
 
-/// The demo tapes: (name, tape).
-const DEMO_TAPES: [(&str, &str); 4] = [
+/// The demo's agent files: (file name, contents).
+const AGENT_FILES: [(&str, &str); 5] = [
     (
-        "clean",
-        include_str!("../../../../fixtures/tapes/clean.jsonl"),
+        "support-bot.yaml",
+        include_str!("../../../../fixtures/agents/support-bot.yaml"),
     ),
     (
-        "tool-denied",
-        include_str!("../../../../fixtures/tapes/tool-denied.jsonl"),
+        "support-bot.script.yaml",
+        include_str!("../../../../fixtures/agents/support-bot.script.yaml"),
     ),
     (
-        "long-run",
-        include_str!("../../../../fixtures/tapes/long-run.jsonl"),
+        "approvals.yaml",
+        include_str!("../../../../fixtures/agents/approvals.yaml"),
     ),
     (
-        "browser-retry-incident",
-        include_str!("../../../../fixtures/tapes/browser-retry-incident.jsonl"),
+        "research-bot.yaml",
+        include_str!("../../../../fixtures/agents/research-bot.yaml"),
+    ),
+    (
+        "research-bot.script.yaml",
+        include_str!("../../../../fixtures/agents/research-bot.script.yaml"),
+    ),
+];
+
+/// The demo runs: (agent file, task id, input). The incident comes last.
+const DEMO_RUNS: [(&str, &str, &str); 4] = [
+    (
+        "support-bot.yaml",
+        "password-reset",
+        "How do I reset my password?",
+    ),
+    (
+        "support-bot.yaml",
+        "refund",
+        "Please refund order A-1234, it arrived broken.",
+    ),
+    (
+        "support-bot.yaml",
+        "webhook",
+        "Send a test event to our webhook.",
+    ),
+    (
+        "research-bot.yaml",
+        "vendor-health",
+        "Is the Acme payments API healthy right now?",
     ),
 ];
 
 /// How many calls the unguarded agent made in a day in the incident the demo retells.
 const UNGUARDED_CALLS_PER_DAY: u64 = 1_800;
 
-/// Record the demo runs (the browser-retry incident among them) and show them
+/// Run the demo agents (the browser-retry incident among them), record and show the runs
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Examples:\n  tapedeck demo\n  tapedeck --store /tmp/demo.db demo")]
+#[command(
+    after_help = "The demo's agent versions are written to a `demo/` folder beside the store, to read, edit and run again with `tapedeck run`.\n\nExamples:\n  tapedeck demo\n  tapedeck --store /tmp/demo.db demo"
+)]
 pub struct Args {}
 
 /// Runs `tapedeck demo`.
 pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     let store = settings.open_store()?;
-    let now = Timestamp::now().as_micros();
+    let dir = demo_dir(&settings.store);
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the demo folder `{}`", dir.display()))?;
+    for (name, text) in AGENT_FILES {
+        let path = dir.join(name);
+        std::fs::write(&path, text)
+            .with_context(|| format!("cannot write `{}`", path.display()))?;
+    }
+    let writer = store.writer()?;
     let mut recorded = Vec::new();
-    for (i, (name, text)) in DEMO_TAPES.iter().enumerate() {
-        // Space the runs a minute apart, oldest first, the last ending about now.
-        let end = now - (DEMO_TAPES.len() - 1 - i) as i64 * 60_000_000;
-        let rebased = rebase(text, end).with_context(|| format!("demo tape `{name}`"))?;
-        match store.import_tape(&mut rebased.as_bytes())? {
-            ImportOutcome::Imported { id, .. } | ImportOutcome::AlreadyPresent(id) => {
-                recorded.push(id);
-            }
-        }
+    for (file, task, input) in DEMO_RUNS {
+        let config = LoadedConfig::load(&dir.join(file))?;
+        let mut agent = Agent::from_config(config)?;
+        let mut run = agent.new_run(input);
+        run.task = Some(task.to_owned());
+        run.labels.insert("demo".to_owned(), "1".to_owned());
+        let (run, _) = agent.run_recorded(&writer, run)?;
+        recorded.push(run.id);
     }
     let mut runs = recorded
         .iter()
@@ -104,6 +143,13 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
         (
             format!("{tapedeck} export {short} > incident.jsonl"),
             "the run as a portable tape",
+        ),
+        (
+            format!(
+                "{tapedeck} run {} --input 'How do I reset my password?'",
+                shell_word(&dir.join("support-bot.yaml").display().to_string())
+            ),
+            "run an agent again",
         ),
     ];
     let width = commands
@@ -156,25 +202,10 @@ fn show_incident(store: &Store, id: &RunId) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A copy of a tape as a new run: a fresh id, and every time shifted so the run ends at
-/// `end` (microseconds since the epoch).
-fn rebase(text: &str, end: i64) -> anyhow::Result<String> {
-    let mut lines = text.lines();
-    let mut header = tape::parse_header(lines.next().context("empty tape")?)?;
-    let last = header
-        .run
-        .ended_at
-        .unwrap_or(header.run.started_at)
-        .as_micros();
-    let shift = |ts: Timestamp| Timestamp::from_micros(ts.as_micros() - last + end);
-    header.run.id = RunId::new();
-    header.run.started_at = shift(header.run.started_at);
-    header.run.ended_at = header.run.ended_at.map(shift);
-    let mut out = tape::to_line(&header)?;
-    for (i, line) in lines.enumerate() {
-        let mut event: TapeEvent = tape::parse_event(line, i + 2)?;
-        event.event.at = shift(event.event.at);
-        out += &tape::to_line(&event)?;
+/// Where the demo's agent files go: a `demo` folder beside the store.
+fn demo_dir(store: &Path) -> PathBuf {
+    match store.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => parent.join("demo"),
+        _ => PathBuf::from("demo"),
     }
-    Ok(out)
 }

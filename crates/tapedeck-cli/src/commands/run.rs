@@ -5,13 +5,15 @@ use std::path::PathBuf;
 use tapedeck_agent::{Agent, LoadedConfig};
 use tapedeck_trace::StopReason;
 
+use crate::Exit;
 use crate::render::{self, DIM};
 use crate::settings::Settings;
-use crate::Exit;
 
 /// Run an agent version once, within its budgets, and record the run
 #[derive(Debug, clap::Args)]
-#[command(after_help = "Prints the answer, the stop reason and the run id. Exits 0 when the run ended `ok`, 1 for any other stop reason, 2 when the config is invalid.\n\nExamples:\n  tapedeck run agents/support.yaml --input \"How do I reset my password?\"\n  tapedeck run agents/research.yaml --input \"Is the Acme API healthy?\" --task vendor-health --label model=gpt-4.1")]
+#[command(
+    after_help = "Prints the answer, the stop reason and the run id. Exits 0 when the run ended `ok`, 1 for any other stop reason, 2 when the config is invalid.\n\nExamples:\n  tapedeck run agents/support.yaml --input \"How do I reset my password?\"\n  tapedeck run agents/research.yaml --input \"Is the Acme API healthy?\" --task vendor-health --label model=gpt-4.1"
+)]
 pub struct Args {
     /// The agent version (YAML or JSON)
     #[arg(value_name = "AGENT.yaml")]

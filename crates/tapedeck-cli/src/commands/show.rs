@@ -224,6 +224,9 @@ pub fn summary(run: &Run, events: &[Event]) {
             );
         }
     }
+    if let Some(error) = &run.error {
+        line("error", render::truncate(error, 200));
+    }
     if let Some(answer) = &run.answer {
         line("answer", render::truncate(answer, 200));
     }
