@@ -1,5 +1,6 @@
-//! `tapedeck demo`: records the four demo runs (fresh ids, times moved to now), shows the
-//! incident, and prints commands that work on the store it wrote.
+//! `tapedeck demo`: runs the demo agents of `fixtures/agents/` through the runtime (four fresh
+//! runs: password reset, an approved refund, a denied webhook post, and the browser-retry
+//! incident), shows the incident, and prints commands that work on the store it wrote.
 
 use serde_json::Value;
 use tapedeck_testkit::snapshot::insta_settings;
@@ -46,6 +47,59 @@ fn records_four_runs_and_shows_the_incident() {
         format!("tapedeck --store t.db export {short} > incident.jsonl "),
     ] {
         assert!(out.contains(&format!("  {cmd}")), "no `{cmd}` in:\n{out}");
+    }
+}
+
+#[test]
+fn runs_the_demo_agents() {
+    let env = Env::new();
+    stdout(env.tapedeck().arg("demo"));
+    let runs = env.ls_json(&[]);
+    let by_task = |task: &str| -> &Value {
+        runs.iter()
+            .find(|run| run["task"] == task)
+            .unwrap_or_else(|| panic!("no demo run of task {task}"))
+    };
+    for (task, agent, stop_reason, status) in [
+        ("password-reset", "support-bot", "ok", "ok"),
+        ("refund", "support-bot", "ok", "ok"),
+        ("webhook", "support-bot", "tool_denied:http.post", "stopped"),
+        ("vendor-health", "research-bot", "max_tool_calls", "stopped"),
+    ] {
+        let run = by_task(task);
+        assert_eq!(run["source"], "runtime", "{run}");
+        assert_eq!(run["agent"]["name"], agent, "{run}");
+        assert_eq!(run["stop_reason"], stop_reason, "{run}");
+        assert_eq!(run["status"], status, "{run}");
+        assert_eq!(run["labels"]["demo"], "1", "{run}");
+    }
+    // The refund is a write: approved by alice through the demo's approvals file.
+    let refund = by_task("refund")["short_id"].as_str().expect("a short id");
+    let audit = stdout(env.tapedeck().args(["show", refund, "--audit"]));
+    assert!(
+        audit.contains("needs approval  writes.require_approval"),
+        "{audit}"
+    );
+    assert!(
+        audit.contains("approved        approvals_file:1         by alice"),
+        "{audit}"
+    );
+    // The incident: 15 browser.open calls at $0.72, the tool cost the budget stopped at.
+    let incident = by_task("vendor-health")["short_id"]
+        .as_str()
+        .expect("a short id");
+    let show: Value =
+        serde_json::from_str(&stdout(env.tapedeck().args(["show", incident, "--json"])))
+            .expect("JSON");
+    let top = &show["tool_spend"][0];
+    assert_eq!(top["tool"], "browser.open");
+    assert_eq!(top["calls"], 15);
+    assert_eq!(top["errors"], 15);
+    let tool_cost = top["cost_usd"].as_f64().expect("a cost");
+    assert!((tool_cost - 10.80).abs() < 1e-9, "{tool_cost}");
+    // The agent files are written beside the store, to be run again.
+    for file in ["support-bot.yaml", "research-bot.yaml", "approvals.yaml"] {
+        assert!(env.path("demo").join(file).is_file(), "{file}");
     }
 }
 
@@ -136,7 +190,7 @@ fn output() {
 fn runs_are_dated_now() {
     let env = Env::new();
     stdout(env.tapedeck().arg("demo"));
-    // Every demo run falls in the last hour (the runs are spaced a minute apart, ending now).
+    // Every demo run falls in the last hour: they ran just now.
     assert_eq!(env.ls_ids(&["--since", "1h"]).len(), 4);
     let dry = stdout(
         env.tapedeck()

@@ -106,8 +106,11 @@ fn default_window_covers_fresh_demo_runs() {
     stdout(env.tapedeck().arg("demo"));
     let out = stdout(env.tapedeck().arg("stats"));
     assert!(out.starts_with("runs of the last 7 days\n"), "{out}");
-    assert_eq!(out.matches("research-bot").count(), 2, "{out}");
+    // One agent version each: the support bot's three runs and the incident.
+    assert_eq!(out.matches("research-bot").count(), 1, "{out}");
     assert_eq!(out.matches("support-bot").count(), 1, "{out}");
+    assert!(out.contains(") · 3 runs\n"), "{out}");
+    assert!(out.contains("ok 2 · tool_denied:http.post 1"), "{out}");
     assert!(out.contains("browser.open (100% of tool calls)"), "{out}");
     assert!(out.contains("max_tool_calls 1"), "{out}");
 }

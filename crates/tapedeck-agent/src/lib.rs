@@ -25,7 +25,7 @@ pub use message::{FinishReason, Message, ModelRequest, ModelResponse, ToolCallRe
 pub use model::{ModelBackend, ModelError};
 pub use runtime::{Agent, RunOutcome};
 pub use sink::EventSink;
-pub use tool::{ToolBackend, ToolFailure};
+pub use tool::{Intercepted, ToolBackend, ToolFailure, ToolInterceptor};
 
 /// The approver a config asks for: its approvals file, else the terminal when there is one,
 /// else nobody (every write denied).

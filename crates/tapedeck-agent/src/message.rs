@@ -133,3 +133,24 @@ impl ModelResponse {
         }
     }
 }
+
+impl ModelRequest {
+    /// The request's matching form — `{model, messages, tools}` with every message and tool
+    /// schema as JSON, `tools` left out when none are offered — and its hash: the
+    /// `request_hash` of `llm_request`, by which a replay finds the request again.
+    pub fn matching_form(&self) -> (Value, Vec<Value>, tapedeck_trace::ContentHash) {
+        let messages: Vec<Value> = self
+            .messages
+            .iter()
+            .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
+            .collect();
+        let mut form = serde_json::json!({"model": self.model, "messages": messages});
+        if !self.tools.is_empty() {
+            form["tools"] = serde_json::to_value(&self.tools).unwrap_or(Value::Null);
+        }
+        let hash = tapedeck_trace::hash_json(&form)
+            .map(|(h, _)| h)
+            .unwrap_or_else(|_| tapedeck_trace::hash_bytes(b""));
+        (form, messages, hash)
+    }
+}

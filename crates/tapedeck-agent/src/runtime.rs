@@ -19,7 +19,7 @@ use crate::gateway::{Gateway, Ruling, Verdict, validate};
 use crate::message::{FinishReason, Message, ModelRequest, ToolCallRequest, ToolSpec};
 use crate::model::{ModelBackend, ModelError};
 use crate::sink::EventSink;
-use crate::tool::{ToolFailure, ToolSet};
+use crate::tool::{Intercepted, ToolFailure, ToolInterceptor, ToolSet};
 
 /// How often a failed model call is retried (429, 5xx, connection errors).
 const MAX_RETRIES: u32 = 3;
@@ -67,6 +67,7 @@ pub struct Agent {
     model: Box<dyn ModelBackend>,
     tools: ToolSet,
     approver: Option<Box<dyn Approver>>,
+    interceptor: Option<Box<dyn ToolInterceptor>>,
     tool_specs: Vec<ToolSpec>,
 }
 
@@ -94,6 +95,7 @@ impl Agent {
             model,
             tools,
             approver: Some(approver),
+            interceptor: None,
             tool_specs,
         }
     }
@@ -115,6 +117,11 @@ impl Agent {
     /// The tool backends, to add in-process tools.
     pub fn tools_mut(&mut self) -> &mut ToolSet {
         &mut self.tools
+    }
+
+    /// Answers tool calls from `interceptor` (a replay) instead of their backends.
+    pub fn set_interceptor(&mut self, interceptor: Box<dyn ToolInterceptor>) {
+        self.interceptor = Some(interceptor);
     }
 
     /// Replaces the approver.
@@ -318,26 +325,16 @@ impl Agent {
         request: &ModelRequest,
         sink: &mut dyn EventSink,
     ) -> Result<(), AgentError> {
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| serde_json::to_value(m).unwrap_or(Value::Null))
-            .collect();
+        let (_, messages, request_hash) = request.matching_form();
         let refs = messages
             .iter()
             .map(|m| sink.blob(m))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        let tools = serde_json::to_value(&request.tools).unwrap_or(Value::Null);
         let tools_ref = if request.tools.is_empty() {
             None
         } else {
-            Some(sink.blob(&tools)?)
+            Some(sink.blob(&serde_json::to_value(&request.tools).unwrap_or(Value::Null))?)
         };
-        let mut matching = json!({"model": request.model, "messages": messages});
-        if !request.tools.is_empty() {
-            matching["tools"] = tools;
-        }
-        let (request_hash, _) = hash_json(&matching).map_err(StoreError::from)?;
         let mut params = serde_json::Map::new();
         if let Some(t) = request.temperature {
             params.insert("temperature".into(), json!(t));
@@ -393,6 +390,12 @@ impl Agent {
                     used,
                     None,
                 )?));
+            }
+            if let ModelError::Unrecorded(detail) = &error {
+                return Ok(Err(RunOutcome {
+                    error: Some(detail.clone()),
+                    ..RunOutcome::stop(StopReason::ReplayMissLlm)
+                }));
             }
             if !error.is_retryable() || attempt > MAX_RETRIES {
                 return Ok(Err(RunOutcome {
@@ -520,7 +523,7 @@ impl Agent {
         let verdict = gateway.check(
             tool,
             def.as_ref(),
-            self.tools.get(tool).is_some(),
+            self.tools.get(tool).is_some() || self.interceptor.is_some(),
             &call.arguments,
             args_ref,
         );
@@ -622,6 +625,56 @@ impl Agent {
         sink: &mut dyn EventSink,
     ) -> Result<ToolStep, AgentError> {
         let tool = call.name.as_str();
+        let intercepted = match &mut self.interceptor {
+            Some(interceptor) => interceptor.intercept(state.steps, call, def.kind),
+            None => None,
+        };
+        let (result, origin, latency_ms, limited_by_run) = match intercepted {
+            Some(Intercepted::Miss(detail)) => {
+                self.record_result(
+                    sink,
+                    call,
+                    None,
+                    Some(format!("replay miss: {detail}")),
+                    0,
+                    Validation::NotChecked,
+                    Origin::Recorded,
+                    None,
+                )?;
+                return Ok(ToolStep::Stop(RunOutcome {
+                    error: Some(detail),
+                    ..RunOutcome::stop(StopReason::ReplayMissTool(tool.to_owned()))
+                }));
+            }
+            Some(Intercepted::Answer { result, origin }) => (result, origin, 0, false),
+            None => {
+                let (result, latency_ms, limited) = self.call_backend(call, def, state)?;
+                (result, Origin::Live, latency_ms, limited)
+            }
+        };
+        self.finish_tool(
+            call,
+            def,
+            key,
+            state,
+            gateway,
+            sink,
+            result,
+            origin,
+            latency_ms,
+            limited_by_run,
+        )
+    }
+
+    /// Calls a tool's own backend within the run's deadline; says whether the deadline (not
+    /// the tool's `timeout_s`) limited the call.
+    fn call_backend(
+        &self,
+        call: &ToolCallRequest,
+        def: &crate::config::ToolDef,
+        state: &RunState,
+    ) -> Result<(Result<Value, ToolFailure>, u64, bool), AgentError> {
+        let tool = call.name.as_str();
         let Some(backend) = self.tools.get(tool).cloned() else {
             return Err(AgentError::Tool {
                 tool: tool.to_owned(),
@@ -639,7 +692,28 @@ impl Agent {
         }
         let began = Instant::now();
         let result = backend.call(&call.arguments, timeout);
-        let latency_ms = began.elapsed().as_millis() as u64;
+        Ok((result, began.elapsed().as_millis() as u64, limited_by_run))
+    }
+
+    /// Records a tool call's result and turns it into an observation or a stop.
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the call, its context and its result"
+    )]
+    fn finish_tool(
+        &mut self,
+        call: &ToolCallRequest,
+        def: &crate::config::ToolDef,
+        key: Option<&str>,
+        state: &mut RunState,
+        gateway: &mut Gateway,
+        sink: &mut dyn EventSink,
+        result: Result<Value, ToolFailure>,
+        origin: Origin,
+        latency_ms: u64,
+        limited_by_run: bool,
+    ) -> Result<ToolStep, AgentError> {
+        let tool = call.name.as_str();
         state.usd += def.cost_usd;
         let cost = (def.cost_usd > 0.0).then_some(def.cost_usd);
         let args_hash = hash_json(&call.arguments).map_err(StoreError::from)?.0;
@@ -660,7 +734,7 @@ impl Agent {
                     None,
                     latency_ms,
                     validation.clone(),
-                    Origin::Live,
+                    origin,
                     cost,
                 )?;
                 if let Validation::Invalid(problems) = validation {
@@ -691,7 +765,7 @@ impl Agent {
                     Some(message.clone()),
                     latency_ms,
                     Validation::NotChecked,
-                    Origin::Live,
+                    origin,
                     cost,
                 )?;
                 if matches!(failure, ToolFailure::Timeout(_)) && limited_by_run {

@@ -39,6 +39,7 @@ pub struct Cli {
 enum Command {
     Demo(commands::demo::Args),
     Run(commands::run::Args),
+    Replay(commands::replay::Args),
     Config(commands::config::Args),
     Ls(commands::ls::Args),
     Show(commands::show::Args),
@@ -58,6 +59,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&settings, args),
         Command::Run(args) => commands::run::run(&settings, args),
+        Command::Replay(args) => commands::replay::run(&settings, args),
         Command::Config(args) => commands::config::run(&settings, args),
         Command::Ls(args) => commands::ls::run(&settings, args),
         Command::Show(args) => commands::show::run(&settings, args),

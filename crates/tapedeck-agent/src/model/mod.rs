@@ -52,6 +52,9 @@ pub enum ModelError {
     /// A scripted model has nothing to answer with.
     #[error("script: {0}")]
     Script(String),
+    /// A replay has no recorded response for this request; the run stops `replay_miss:llm`.
+    #[error("no recorded response: {0}")]
+    Unrecorded(String),
 }
 
 impl ModelError {

@@ -31,6 +31,31 @@ where
     }
 }
 
+/// Answers tool calls in place of their backends: how a replay serves recorded outputs.
+pub trait ToolInterceptor: Send {
+    /// The answer to a call the gateway allowed, or `None` to let its backend run it.
+    fn intercept(
+        &mut self,
+        step: u64,
+        call: &crate::ToolCallRequest,
+        kind: crate::config::ToolKind,
+    ) -> Option<Intercepted>;
+}
+
+/// What an interceptor answers.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Intercepted {
+    /// This result, recorded with this origin.
+    Answer {
+        /// The output or the failure.
+        result: Result<Value, ToolFailure>,
+        /// `recorded`, `reused`, or `live`.
+        origin: tapedeck_trace::Origin,
+    },
+    /// Nothing to answer with: the run stops `replay_miss:<tool>`, with this explanation.
+    Miss(String),
+}
+
 /// Why a tool call failed.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ToolFailure {

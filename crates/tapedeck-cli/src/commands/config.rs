@@ -12,6 +12,9 @@ use crate::settings::Settings;
 
 /// Check agent versions
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  tapedeck config check agents/support.yaml\n  tapedeck config check agents/support.yaml --json | jq .fingerprint"
+)]
 pub struct Args {
     #[command(subcommand)]
     command: ConfigCommand,

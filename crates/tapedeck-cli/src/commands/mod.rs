@@ -8,6 +8,7 @@ pub mod gc;
 pub mod import;
 pub mod ls;
 pub mod merge;
+pub mod replay;
 pub mod rm;
 pub mod run;
 pub mod show;

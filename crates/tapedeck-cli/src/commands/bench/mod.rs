@@ -1,6 +1,7 @@
 //! `tapedeck bench`: the committed benchmarks behind the figures in the README, each reported
 //! as a ratio against a baseline measured in the same run.
 
+mod agent;
 mod ingest;
 mod load;
 mod storage;
@@ -13,7 +14,7 @@ use crate::settings::Settings;
 /// Run tapedeck's benchmarks and print ratios against their baselines
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage"
+    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -26,6 +27,9 @@ enum Which {
     Ingest(ingest::Args),
     /// Store size of a growing conversation against the naive size of its HTTP bodies
     Storage(storage::Args),
+    /// Time per step of the agent loop recording into a store, against the same loop
+    /// recording nothing
+    Agent(agent::Args),
     /// Every benchmark with its default size
     All,
     /// Records events and reports the committed sequence number as it goes (the load
@@ -43,10 +47,13 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     match args.which.unwrap_or(Which::All) {
         Which::Ingest(a) => ingest::run(a),
         Which::Storage(a) => storage::run(a),
+        Which::Agent(a) => agent::run(a),
         Which::All => {
             ingest::run(ingest::Args::default())?;
             anstream::println!();
-            storage::run(storage::Args::default())
+            storage::run(storage::Args::default())?;
+            anstream::println!();
+            agent::run(agent::Args::default())
         }
         Which::RecordLoad(a) => load::run(settings, a),
         Which::IngestChild(a) => ingest::child(a),

@@ -1,0 +1,360 @@
+//! `tapedeck replay`: rerun a recorded run offline (exact), a new agent version against its
+//! recorded tool outputs (tools only), or fork it at a step; or replay a folder of tapes.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context as _, bail};
+use tapedeck_agent::LoadedConfig;
+use tapedeck_replay::{Divergence, MissPolicy, Mode, Options, ReplayReport};
+use tapedeck_store::{ImportOutcome, Store};
+use tapedeck_trace::StopReason;
+
+use crate::Exit;
+use crate::render::{self, DIM, HEADING, WARN};
+use crate::settings::Settings;
+
+/// What to do with a tool call the recording has no answer for.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum OnMiss {
+    /// Stop the run `replay_miss:<tool>`, naming the closest recorded call
+    Error,
+    /// Run the tool for real: only read tools listed with --live-allow
+    Live,
+    /// Serve the closest recorded call of the same tool
+    Closest,
+}
+
+/// Replay a recorded run: offline and exact, against a new agent version, or forked at a step
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Modes:\n  RUN                    exact: the recorded version, model responses and tool outputs; the\n                         trajectory must match the recording (offline: no API key, no tool runs)\n  RUN --agent NEW.yaml   tools only: NEW's own model; every tool call answered from the recording\n  RUN --from-step K      fork: steps 1..K from the recording, then the agent goes on live\n\nEvery replay is recorded as a run (parent and mode in `tapedeck show`). Exit codes: 0 the replay\nended ok and matches; 1 it diverged or stopped for another reason; 2 bad input.\n\nExamples:\n  tapedeck replay 3f9c2e1a\n  tapedeck replay 3f9c2e1a --agent agents/support-v2.yaml --on-miss live --live-allow kb.read\n  tapedeck replay 3f9c2e1a --from-step 3 --agent agents/support-v2.yaml\n  tapedeck replay --tapes golden/support/tapes --agent agents/support-v2.yaml -j 2"
+)]
+pub struct Args {
+    /// The run to replay: its short id or a unique prefix of its full id
+    #[arg(
+        value_name = "RUN",
+        required_unless_present = "tapes",
+        conflicts_with = "tapes"
+    )]
+    run: Option<String>,
+    /// Replay every tape (*.jsonl) under this folder against --agent
+    #[arg(long, value_name = "DIR", requires = "agent")]
+    tapes: Option<PathBuf>,
+    /// The agent version to replay (default: the recorded one, exact)
+    #[arg(long, value_name = "NEW.yaml")]
+    agent: Option<PathBuf>,
+    /// Serve steps 1..K from the recording, then go on live
+    #[arg(long, value_name = "K", conflicts_with = "tapes")]
+    from_step: Option<u64>,
+    /// What a tool call the recording has no answer for does
+    #[arg(long, value_enum, default_value = "error")]
+    on_miss: OnMiss,
+    /// A read tool that may run live on a miss (repeatable; with --on-miss live)
+    #[arg(long, value_name = "TOOL")]
+    live_allow: Vec<String>,
+    /// Also match a call to the recorded call of the same tool at the same position
+    #[arg(long)]
+    match_position: bool,
+    /// Refuse a recording whose tools changed their schemas since, instead of warning
+    #[arg(long)]
+    strict: bool,
+    /// Replays to run at once with --tapes
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+    /// Print JSON
+    #[arg(long)]
+    json: bool,
+    /// The client command of a proxy-recorded run
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Runs `tapedeck replay`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    if !args.live_allow.is_empty() && !matches!(args.on_miss, OnMiss::Live) {
+        bail!("--live-allow needs --on-miss live");
+    }
+    let agent = match &args.agent {
+        Some(path) => Some(LoadedConfig::load(path)?),
+        None => None,
+    };
+    let mode = match (args.from_step, agent) {
+        (Some(0), _) => bail!("--from-step counts from 1"),
+        (Some(k), agent) => Mode::Fork { k, agent },
+        (None, Some(agent)) => Mode::ToolsOnly(agent),
+        (None, None) => Mode::Exact,
+    };
+    let options = Options {
+        mode,
+        on_miss: match args.on_miss {
+            OnMiss::Error => MissPolicy::Error,
+            OnMiss::Live => MissPolicy::Live,
+            OnMiss::Closest => MissPolicy::Closest,
+        },
+        live_allow: args.live_allow.clone(),
+        match_position: args.match_position,
+        strict: args.strict,
+        base_dir: args
+            .agent
+            .as_ref()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| PathBuf::from(".")),
+    };
+    let store = settings.open_store()?;
+    if let Some(dir) = &args.tapes {
+        return replay_tapes(settings, &store, dir, &options, args.jobs, args.json);
+    }
+    let query = args.run.as_deref().unwrap_or_default();
+    let id = store.resolve_run(query)?;
+    if !args.command.is_empty() {
+        let run = store.run(&id)?;
+        bail!(
+            "run {} was recorded by the {}: a runtime run is replayed without a command; proxy runs are replayed by the proxy",
+            id.short(),
+            run.source
+        );
+    }
+    let writer = store.writer()?;
+    let report = tapedeck_replay::replay(&store, &writer, &id, &options)?;
+    for change in &report.stale {
+        render::warning(&format!("{change}: the tape may need recording again"));
+    }
+    if args.json {
+        render::json(&report)?;
+    } else {
+        print_report(&report);
+    }
+    Ok(exit_of(&report))
+}
+
+fn exit_of(report: &ReplayReport) -> Exit {
+    let ok = report
+        .run
+        .stop_reason
+        .as_ref()
+        .is_some_and(StopReason::is_ok);
+    if report.divergence.is_none() && ok {
+        Exit::Ok
+    } else {
+        Exit::Findings
+    }
+}
+
+fn print_report(report: &ReplayReport) {
+    let h = HEADING;
+    let dim = DIM;
+    let style = render::status_style(report.run.status);
+    let t = &report.run.totals;
+    anstream::println!(
+        "{h}replayed {} ({}){h:#} as {}: {style}{} — {}{style:#} {dim}· {} steps · {} tool calls · {}{dim:#}",
+        report.parent.id.short(),
+        report.mode,
+        report.run.id.short(),
+        report.run.status,
+        report
+            .run
+            .stop_reason
+            .as_ref()
+            .map_or_else(String::new, ToString::to_string),
+        t.steps,
+        t.tool_calls_total(),
+        render::usd(t.cost_usd),
+    );
+    if let Some(error) = &report.run.error {
+        anstream::println!("  {dim}reason{dim:#} {error}");
+    }
+    match &report.divergence {
+        None => anstream::println!("  the trajectory matches the recording"),
+        Some(d) => print_divergence(d),
+    }
+    anstream::println!(
+        "  {dim}compare:{dim:#} tapedeck show {}  ·  tapedeck show {}",
+        report.parent.id.short(),
+        report.run.id.short()
+    );
+}
+
+fn print_divergence(d: &Divergence) {
+    let w = WARN;
+    let dim = DIM;
+    anstream::println!(
+        "  {w}first divergence{w:#} at step {} ({}):",
+        d.step,
+        d.kind
+    );
+    let show = |m: &Option<tapedeck_replay::Move>| {
+        m.as_ref().map_or_else(
+            || "(nothing: the run had ended)".to_owned(),
+            |m| format!("{} {}", m.kind, render::truncate(&m.summary, 100)),
+        )
+    };
+    anstream::println!("    {dim}expected{dim:#}  {}", show(&d.expected));
+    anstream::println!("    {dim}actual  {dim:#}  {}", show(&d.actual));
+    if let Some(diff) = &d.argument_diff {
+        anstream::println!("    {dim}arguments{dim:#}");
+        for line in diff.lines() {
+            anstream::println!("      {line}");
+        }
+    }
+    if let Some(before) = &d.before {
+        anstream::println!(
+            "    {dim}before it{dim:#} step {}: {} {}",
+            before.step,
+            before.kind,
+            render::truncate(&before.summary, 80)
+        );
+    }
+}
+
+/// Every tape under `dir`, sorted.
+fn tapes_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        let entries = std::fs::read_dir(&folder)
+            .with_context(|| format!("cannot read the folder `{}`", folder.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if path.extension().is_some_and(|e| e == "jsonl") {
+                found.push(path);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+/// Replays every tape under `dir` against the agent of `options`, `jobs` at a time.
+fn replay_tapes(
+    settings: &Settings,
+    store: &Store,
+    dir: &Path,
+    options: &Options,
+    jobs: u32,
+    json: bool,
+) -> anyhow::Result<Exit> {
+    let tapes = tapes_under(dir)?;
+    if tapes.is_empty() {
+        bail!("no tapes (*.jsonl) under `{}`", dir.display());
+    }
+    let mut ids = Vec::with_capacity(tapes.len());
+    for tape in &tapes {
+        let file = std::fs::File::open(tape)
+            .with_context(|| format!("cannot read `{}`", tape.display()))?;
+        let outcome = store
+            .import_tape(&mut std::io::BufReader::new(file))
+            .with_context(|| tape.display().to_string())?;
+        ids.push(match outcome {
+            ImportOutcome::Imported { id, .. } | ImportOutcome::AlreadyPresent(id) => id,
+        });
+    }
+    let writer = store.writer()?;
+    let bar = progress_bar(ids.len() as u64);
+    let next = AtomicUsize::new(0);
+    let reports: Mutex<Vec<(usize, Result<ReplayReport, String>)>> = Mutex::new(Vec::new());
+    std::thread::scope(|scope| {
+        for _ in 0..jobs.min(ids.len() as u32) {
+            scope.spawn(|| {
+                let store = match Store::open(&settings.store) {
+                    Ok(store) => store,
+                    Err(e) => {
+                        reports
+                            .lock()
+                            .unwrap_or_else(std::sync::PoisonError::into_inner)
+                            .push((usize::MAX, Err(e.to_string())));
+                        return;
+                    }
+                };
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(id) = ids.get(i) else { break };
+                    let result = tapedeck_replay::replay(&store, &writer, id, options)
+                        .map_err(|e| format!("{}: {e}", tapes[i].display()));
+                    bar.inc(1);
+                    reports
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((i, result));
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut reports = reports
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    reports.sort_by_key(|(i, _)| *i);
+    let mut failed = 0;
+    let mut findings = 0;
+    let mut rows = Vec::new();
+    for (i, result) in reports {
+        match result {
+            Ok(report) => {
+                if exit_of(&report) != Exit::Ok {
+                    findings += 1;
+                }
+                rows.push((tapes.get(i).cloned().unwrap_or_default(), report));
+            }
+            Err(message) => {
+                failed += 1;
+                render::error(&anyhow::anyhow!(message));
+            }
+        }
+    }
+    if json {
+        let list: Vec<&ReplayReport> = rows.iter().map(|(_, r)| r).collect();
+        render::json(&list)?;
+    } else {
+        let mut table = render::table(&["TAPE", "RUN", "REPLAY", "STOP REASON", "DIVERGED AT"]);
+        for (tape, report) in &rows {
+            table.add_row(vec![
+                tape.strip_prefix(dir).unwrap_or(tape).display().to_string(),
+                report.parent.id.short(),
+                report.run.id.short(),
+                report
+                    .run
+                    .stop_reason
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string),
+                report.divergence.as_ref().map_or_else(
+                    || "-".to_owned(),
+                    |d| format!("step {} ({})", d.step, d.kind),
+                ),
+            ]);
+        }
+        anstream::println!("{}", table.trim_fmt());
+        anstream::println!(
+            "\n{} tapes replayed: {} match and ended ok, {} diverged or stopped, {} failed",
+            rows.len() + failed,
+            rows.len() - findings,
+            findings,
+            failed
+        );
+    }
+    Ok(if failed > 0 {
+        Exit::Error
+    } else if findings > 0 {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
+}
+
+/// A progress bar on a terminal; nothing elsewhere.
+fn progress_bar(len: u64) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tapes replayed ({eta} left)")
+    {
+        bar.set_style(style);
+    }
+    bar
+}

@@ -1,0 +1,303 @@
+//! The replayer: reruns a recorded run with its model responses and tool outputs served from
+//! the recording ([`replay`]).
+//!
+//! - *Exact* (the incident case): the recorded agent version, the recorded model responses
+//!   and the recorded tool outputs — offline, no API key, no tool process — and the replayed
+//!   trajectory is checked against the recorded one ([`Divergence`]).
+//! - *Tools only* (the CI case): a new agent version runs with its own model, and every tool
+//!   call is answered from the recording ([`serve::RecordedTools`]).
+//! - *Fork at K*: steps `1..=K` from the recording, then the agent (the recorded version or a
+//!   new one) goes on live.
+//!
+//! Every replay is itself a run, recorded with its parent and mode, so it can be diffed.
+
+#![warn(missing_docs)]
+
+pub mod divergence;
+pub mod recording;
+pub mod serve;
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::PathBuf;
+
+use serde::Serialize;
+use serde_json::Value;
+use tapedeck_agent::config::{LoadedConfig, ToolKind};
+use tapedeck_agent::tool::ToolSet;
+use tapedeck_agent::{Agent, AgentError, RunOutcome};
+use tapedeck_store::{Store, StoreError, Writer};
+use tapedeck_trace::{Run, RunId};
+
+pub use divergence::{Divergence, Move};
+pub use recording::Recording;
+pub use serve::{MissPolicy, RecordedApprover, RecordedModel, RecordedTools};
+
+/// Why a replay could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    /// The store failed (unknown run, missing blob, …).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The agent version could not be set up.
+    #[error(transparent)]
+    Agent(#[from] AgentError),
+    /// The run cannot be replayed this way.
+    #[error("run {run} cannot be replayed: {reason}")]
+    Unreplayable {
+        /// The run's short id.
+        run: String,
+        /// Why.
+        reason: String,
+    },
+    /// The options contradict each other.
+    #[error("{0}")]
+    Options(String),
+    /// `--strict` and the recording is stale for this agent version.
+    #[error("the recording of run {run} is stale for this agent version: {}; record it again", changes.join("; "))]
+    Stale {
+        /// The run's short id.
+        run: String,
+        /// What changed.
+        changes: Vec<String>,
+    },
+}
+
+/// Which replay.
+#[derive(Clone, Debug)]
+pub enum Mode {
+    /// The recorded version, model and tools, checked move by move.
+    Exact,
+    /// A new version with its own model; tools from the recording.
+    ToolsOnly(LoadedConfig),
+    /// Steps `1..=k` from the recording, then the agent (the recorded version, or the given
+    /// one) goes on live.
+    Fork {
+        /// The last recorded step served.
+        k: u64,
+        /// The version that goes on; `None`: the recorded one.
+        agent: Option<LoadedConfig>,
+    },
+}
+
+impl Mode {
+    /// The mode as recorded on the replay run: `exact`, `tools-only`, `fork@K`.
+    pub fn label(&self) -> String {
+        match self {
+            Self::Exact => "exact".to_owned(),
+            Self::ToolsOnly(_) => "tools-only".to_owned(),
+            Self::Fork { k, .. } => format!("fork@{k}"),
+        }
+    }
+}
+
+/// How to replay.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// The mode.
+    pub mode: Mode,
+    /// What to do with a tool call the recording has no answer for.
+    pub on_miss: MissPolicy,
+    /// Read tools that may run live on a miss (`--on-miss live`).
+    pub live_allow: Vec<String>,
+    /// Also match a tool call to the recorded call of the same tool at the same position.
+    pub match_position: bool,
+    /// Refuse a stale recording instead of warning.
+    pub strict: bool,
+    /// Where relative paths of the recorded agent version resolve (its tools never run in an
+    /// exact replay; a fork may run them).
+    pub base_dir: PathBuf,
+}
+
+impl Options {
+    /// An exact replay with the defaults.
+    pub fn exact() -> Self {
+        Self {
+            mode: Mode::Exact,
+            on_miss: MissPolicy::Error,
+            live_allow: Vec::new(),
+            match_position: false,
+            strict: false,
+            base_dir: PathBuf::from("."),
+        }
+    }
+}
+
+/// What a replay did.
+#[derive(Clone, Debug, Serialize)]
+pub struct ReplayReport {
+    /// The recorded run.
+    pub parent: Run,
+    /// The replay, as recorded.
+    pub run: Run,
+    /// `exact`, `tools-only` or `fork@K`.
+    pub mode: String,
+    /// Where the replay first left the recorded trajectory, if it did.
+    pub divergence: Option<Divergence>,
+    /// How the recording is stale for the replaying version (tools whose schemas changed, a
+    /// different fingerprint); empty when it is not.
+    pub stale: Vec<String>,
+    /// The replay's stop reason and answer.
+    #[serde(skip)]
+    pub outcome: Option<RunOutcome>,
+}
+
+/// Replays run `id` of `store`, recording the replay through `writer`.
+pub fn replay(
+    store: &Store,
+    writer: &Writer,
+    id: &RunId,
+    options: &Options,
+) -> Result<ReplayReport, ReplayError> {
+    let recording = Recording::load(store, id)?;
+    if recording.is_proxy_run() {
+        return Err(ReplayError::Unreplayable {
+            run: id.short(),
+            reason: format!(
+                "it was recorded by the {} proxy: replay it by running its client again, `tapedeck replay {} -- CMD…`",
+                recording.run.source,
+                id.short()
+            ),
+        });
+    }
+    let recorded_agent = recording.agent(options.base_dir.clone())?;
+    let live_allow: HashSet<String> = options.live_allow.iter().cloned().collect();
+    let (config, model, tools, through_step) = match &options.mode {
+        Mode::Exact => {
+            let model = RecordedModel::exact(recording.steps.clone());
+            (
+                recorded_agent.clone(),
+                Box::new(model) as Box<dyn tapedeck_agent::ModelBackend>,
+                ToolSet::default(),
+                u64::MAX,
+            )
+        }
+        Mode::ToolsOnly(agent) => {
+            check_live_allow(agent, &live_allow)?;
+            let model = tapedeck_agent::model::from_config(agent)?;
+            let tools = if live_allow.is_empty() {
+                ToolSet::default()
+            } else {
+                ToolSet::from_config(agent)?
+            };
+            (agent.clone(), model, tools, u64::MAX)
+        }
+        Mode::Fork { k, agent } => {
+            let agent = agent.clone().unwrap_or_else(|| recorded_agent.clone());
+            let live = tapedeck_agent::model::from_config(&agent)?;
+            let model = RecordedModel::fork(recording.steps.clone(), *k, live);
+            let tools = ToolSet::from_config(&agent)?;
+            (
+                agent,
+                Box::new(model) as Box<dyn tapedeck_agent::ModelBackend>,
+                tools,
+                *k,
+            )
+        }
+    };
+    let stale = staleness(&recorded_agent, &config, &recording);
+    if options.strict && !stale.is_empty() {
+        return Err(ReplayError::Stale {
+            run: id.short(),
+            changes: stale,
+        });
+    }
+    let approver = Box::new(RecordedApprover::new(recording.approvals.clone()));
+    let mut agent = Agent::new(config, model, tools, approver);
+    let interceptor = RecordedTools::new(
+        recording.calls.clone(),
+        options.on_miss,
+        live_allow,
+        options.match_position,
+    )
+    .through_step(through_step);
+    agent.set_interceptor(Box::new(interceptor));
+    let mut run = agent.new_run(recording.run.input.as_deref().unwrap_or_default());
+    run.parent = Some(recording.run.id);
+    run.mode = Some(options.mode.label());
+    run.suite = recording.run.suite.clone();
+    run.task = recording.run.task.clone();
+    run.labels = recording.run.labels.clone();
+    let (run, outcome) = agent.run_recorded(writer, run)?;
+    let divergence = {
+        let expected = divergence::moves(store, &recording.run.id, &recording.events)?;
+        let events = store.events(&run.id)?;
+        let actual = divergence::moves(store, &run.id, &events)?;
+        divergence::first_divergence(&expected, &actual)
+    };
+    Ok(ReplayReport {
+        parent: recording.run,
+        run,
+        mode: options.mode.label(),
+        divergence,
+        stale,
+        outcome: Some(outcome),
+    })
+}
+
+/// `--on-miss live` may only run read tools.
+fn check_live_allow(agent: &LoadedConfig, live_allow: &HashSet<String>) -> Result<(), ReplayError> {
+    for tool in live_allow {
+        match agent.tool(tool).map(|d| d.kind) {
+            Some(ToolKind::Read) => {}
+            Some(kind) => {
+                return Err(ReplayError::Options(format!(
+                    "--live-allow {tool}: `{tool}` is a {} tool; only read tools may run live in a replay",
+                    kind.as_str()
+                )));
+            }
+            None => {
+                return Err(ReplayError::Options(format!(
+                    "--live-allow {tool}: the agent version defines no tool `{tool}`"
+                )));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// How the recording is stale for `replaying`: tools it called whose schemas changed or that
+/// are no longer (or were not yet) defined. A different fingerprint alone is not staleness: a
+/// tools-only replay exists to run a new version.
+fn staleness(
+    recorded: &LoadedConfig,
+    replaying: &LoadedConfig,
+    recording: &Recording,
+) -> Vec<String> {
+    let schemas = |c: &LoadedConfig| -> BTreeMap<String, (Value, Option<Value>)> {
+        c.config
+            .tools
+            .defs
+            .iter()
+            .map(|d| {
+                (
+                    d.name.clone(),
+                    (d.input_schema.clone(), d.output_schema.clone()),
+                )
+            })
+            .collect()
+    };
+    let (old, new) = (schemas(recorded), schemas(replaying));
+    let called: HashSet<&str> = recording.calls.iter().map(|c| c.tool.as_str()).collect();
+    let mut changes = Vec::new();
+    for (tool, schema) in &new {
+        match old.get(tool) {
+            Some(recorded) if recorded != schema && called.contains(tool.as_str()) => {
+                changes.push(format!(
+                    "tool `{tool}` changed its schema since the recording"
+                ));
+            }
+            None if called.contains(tool.as_str()) => {
+                changes.push(format!(
+                    "tool `{tool}` was not defined when the run was recorded"
+                ));
+            }
+            _ => {}
+        }
+    }
+    for tool in old.keys() {
+        if !new.contains_key(tool) && called.contains(tool.as_str()) {
+            changes.push(format!("tool `{tool}` is no longer defined"));
+        }
+    }
+    changes
+}
