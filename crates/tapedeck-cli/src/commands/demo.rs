@@ -141,6 +141,10 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
             "monitoring figures per agent version",
         ),
         (
+            format!("{tapedeck} replay {short}"),
+            "replay the incident offline, exactly",
+        ),
+        (
             format!("{tapedeck} export {short} > incident.jsonl"),
             "the run as a portable tape",
         ),

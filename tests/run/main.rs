@@ -1,0 +1,347 @@
+//! End-to-end tests of `tapedeck run AGENT.yaml` and `tapedeck config check`: agent versions
+//! written into a temporary folder (scripted models, `builtin: mock` tools, small python3
+//! tools, fake OpenAI and Anthropic servers on 127.0.0.1), run by the binary as a user runs it,
+//! and the recorded run read back with `ls --json` and `show RUN --json`.
+//!
+//! One module per area. Every command runs through [`Env::tapedeck`]: in the test's folder,
+//! with the store `t.db` there, without a terminal (so nobody can approve a write), with
+//! `NO_COLOR=1` and no store or colour settings inherited from the environment.
+
+mod bad_input;
+mod config_check;
+mod http;
+mod output;
+mod policy;
+mod server;
+mod stop_reasons;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The name of the store file in a test's folder.
+pub const STORE: &str = "t.db";
+
+/// A temporary folder holding agent files and the store `t.db`; the working directory of its
+/// commands.
+pub struct Env {
+    /// The folder (removed when the test ends).
+    pub dir: tempfile::TempDir,
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+    /// How long it took, start to exit.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Checks the exit code, showing both streams when it is another.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "tapedeck panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// An input error: exit 2, nothing on stdout, an `error:` line on stderr. Returns stderr.
+    pub fn expect_input_error(&self) -> &str {
+        self.expect_code(2);
+        assert_eq!(self.stdout, "", "an input error prints nothing on stdout");
+        assert!(
+            self.stderr.lines().any(|l| l.starts_with("error: ")),
+            "no `error:` line on stderr:\n{}",
+            self.stderr
+        );
+        &self.stderr
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// An empty folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    /// A path in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The store file.
+    pub fn store(&self) -> PathBuf {
+        self.path(STORE)
+    }
+
+    /// Writes `text` (its common indentation removed) to `name` in the folder; returns the path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the file's folder");
+        }
+        std::fs::write(&path, dedent(text)).expect("write the file");
+        path
+    }
+
+    /// An agent `agent.yaml` on the scripted model `script` (written to `script.yaml`); `rest`
+    /// is the rest of the config (tools, budgets, policy).
+    pub fn scripted(&self, script: &str, rest: &str) {
+        self.write("script.yaml", script);
+        let config = format!(
+            "name: test-bot\nmodel:\n  provider: scripted\n  name: test-model\n  script: script.yaml\n{}",
+            dedent(rest)
+        );
+        self.write("agent.yaml", &config);
+    }
+
+    /// `tapedeck --store t.db`, run in the folder, with plain output and no terminal.
+    pub fn tapedeck(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env_remove("TAPEDECK_STORE")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("FORCE_COLOR")
+            .arg("--store")
+            .arg(STORE);
+        cmd
+    }
+
+    /// Runs a command to its end.
+    pub fn exec(&self, cmd: &mut Command) -> Outcome {
+        let began = Instant::now();
+        let output = cmd.output().expect("tapedeck runs");
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+            elapsed: began.elapsed(),
+        }
+    }
+
+    /// `tapedeck run agent.yaml --input INPUT`.
+    pub fn run(&self, input: &str) -> Outcome {
+        self.run_with(&["agent.yaml", "--input", input], &[])
+    }
+
+    /// `tapedeck run ARGS…` with extra environment variables.
+    pub fn run_with(&self, args: &[&str], env: &[(&str, &str)]) -> Outcome {
+        let mut cmd = self.tapedeck();
+        cmd.arg("run").args(args);
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        self.exec(&mut cmd)
+    }
+
+    /// Runs a command that must succeed quietly and returns its stdout.
+    pub fn stdout(&self, args: &[&str]) -> String {
+        let out = self.exec(self.tapedeck().args(args));
+        out.expect_code(0);
+        assert_eq!(out.stderr, "", "expected nothing on stderr");
+        out.stdout
+    }
+
+    /// The runs `ls --json` lists, newest first.
+    pub fn ls(&self) -> Vec<Value> {
+        let out = self.stdout(&["ls", "--json", "-n", "1000"]);
+        match serde_json::from_str(&out).expect("`ls --json` prints JSON") {
+            Value::Array(runs) => runs,
+            other => panic!("`ls --json` printed {other}, not an array"),
+        }
+    }
+
+    /// The newest run's short id.
+    pub fn last_id(&self) -> String {
+        let runs = self.ls();
+        let run = runs.first().expect("a recorded run");
+        run["short_id"].as_str().expect("a short id").to_owned()
+    }
+
+    /// `show --json` of the newest run.
+    pub fn last_run(&self) -> Shown {
+        let id = self.last_id();
+        let out = self.stdout(&["show", &id, "--json"]);
+        Shown(serde_json::from_str(&out).expect("`show --json` prints JSON"))
+    }
+}
+
+/// What `show RUN --json` printed.
+pub struct Shown(pub Value);
+
+impl Shown {
+    /// The run record.
+    pub fn run(&self) -> &Value {
+        &self.0["run"]
+    }
+
+    /// The run's stop reason.
+    pub fn stop_reason(&self) -> &str {
+        self.run()["stop_reason"].as_str().unwrap_or("")
+    }
+
+    /// The run's status.
+    pub fn status(&self) -> &str {
+        self.run()["status"].as_str().unwrap_or("")
+    }
+
+    /// The run's `error`, if any.
+    pub fn error(&self) -> &str {
+        self.run()["error"].as_str().unwrap_or("")
+    }
+
+    /// Every event.
+    pub fn events(&self) -> &[Value] {
+        self.0["events"].as_array().map_or(&[], Vec::as_slice)
+    }
+
+    /// The kinds of the events, in order.
+    pub fn kinds(&self) -> Vec<&str> {
+        self.events()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap_or(""))
+            .collect()
+    }
+
+    /// The data of every event of `kind`, in order.
+    pub fn data(&self, kind: &str) -> Vec<&Value> {
+        self.events()
+            .iter()
+            .filter(|e| e["kind"] == kind)
+            .map(|e| &e["data"])
+            .collect()
+    }
+
+    /// The policy decisions as `(tool, decision, rule)`, in order.
+    pub fn decisions(&self) -> Vec<(String, String, String)> {
+        self.data("policy_decision")
+            .iter()
+            .map(|d| {
+                let s = |k: &str| d[k].as_str().unwrap_or("").to_owned();
+                (s("tool"), s("decision"), s("rule"))
+            })
+            .collect()
+    }
+
+    /// The one `budget_exceeded` event's data.
+    pub fn budget_exceeded(&self) -> &Value {
+        let exceeded = self.data("budget_exceeded");
+        assert_eq!(exceeded.len(), 1, "one budget_exceeded event");
+        exceeded[0]
+    }
+
+    /// A blob the events refer to.
+    pub fn blob(&self, hash: &Value) -> &Value {
+        let hash = hash.as_str().expect("a blob reference");
+        &self.0["blobs"][hash]
+    }
+
+    /// The content of every tool message the model was sent, in order of the requests (the
+    /// last request's history holds them all).
+    pub fn tool_messages(&self) -> Vec<String> {
+        self.data("llm_request")
+            .iter()
+            .flat_map(|r| r["messages"].as_array().cloned().unwrap_or_default())
+            .map(|hash| self.blob(&hash).clone())
+            .filter(|m| m["role"] == "tool")
+            .map(|m| m["content"].as_str().unwrap_or("").to_owned())
+            .collect()
+    }
+
+    /// Checks the stop reason and status, showing the events when they differ.
+    pub fn expect_stop(&self, stop_reason: &str, status: &str) -> &Self {
+        assert_eq!(
+            (self.stop_reason(), self.status()),
+            (stop_reason, status),
+            "events: {:?}\nrun: {}",
+            self.kinds(),
+            self.run()
+        );
+        let finished = self.data("run_finished");
+        assert_eq!(finished.len(), 1, "one run_finished event");
+        assert_eq!(finished[0]["stop_reason"], stop_reason);
+        assert_eq!(self.kinds().last(), Some(&"run_finished"));
+        assert_eq!(self.kinds().first(), Some(&"run_started"));
+        self
+    }
+}
+
+/// `(tool, decision, rule)` for comparing with [`Shown::decisions`].
+pub fn decision(tool: &str, decision: &str, rule: &str) -> (String, String, String) {
+    (tool.to_owned(), decision.to_owned(), rule.to_owned())
+}
+
+/// `text` without the indentation its non-empty lines share, and without a first empty line:
+/// configs can be written indented in the test's code.
+pub fn dedent(text: &str) -> String {
+    let text = text.strip_prefix('\n').unwrap_or(text);
+    let text = text.trim_end_matches([' ', '\t']);
+    let indent = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for line in text.lines() {
+        out.push_str(line.get(indent..).unwrap_or("").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Whether a process with this id is running (Linux: `/proc/<pid>` exists and is no zombie).
+pub fn process_alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        // The state is the field after the parenthesised command name.
+        Ok(stat) => stat
+            .rsplit_once(')')
+            .and_then(|(_, rest)| rest.split_whitespace().next())
+            .is_some_and(|state| state != "Z" && state != "X"),
+        Err(_) => false,
+    }
+}
+
+/// Waits up to `limit` for `path` to exist.
+pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
+    let began = Instant::now();
+    while began.elapsed() < limit {
+        if path.exists() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    path.exists()
+}
+
+#[test]
+fn dedent_removes_the_shared_indentation() {
+    assert_eq!(dedent("\n    a:\n      b: 1\n\n    c: 2\n  "), "a:\n  b: 1\n\nc: 2\n");
+}
