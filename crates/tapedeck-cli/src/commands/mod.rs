@@ -3,6 +3,7 @@
 pub mod bench;
 pub mod config;
 pub mod demo;
+pub mod diff;
 pub mod export;
 pub mod gc;
 pub mod import;

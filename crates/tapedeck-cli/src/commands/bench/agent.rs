@@ -164,7 +164,9 @@ fn report(totals: &Totals, runs: u64, steps: u64, events: u64) {
     );
     anstream::println!("  recording adds: {added_step:.1} µs/step   (goal < 50 µs)");
     anstream::println!(
-        "  run start + end (each waits for its commit): {start_end_run:.0} µs a run, {:.1} µs/step at {steps} steps",
+        "  run start + end (each waits for its commit): {start_end_run:.0} µs a run (start {:.0}, end {:.0}), {:.1} µs/step at {steps} steps",
+        micros(totals.start) / runs as f64,
+        micros(totals.end) / runs as f64,
         start_end_run / steps as f64
     );
     anstream::println!(

@@ -1,0 +1,50 @@
+//! The diff engine: a run reduced to a [`RunSummary`], two summaries compared
+//! ([`diff_runs`]) — metric deltas against [`Tolerances`], the tool-call trajectories aligned
+//! with their first divergence, a word-level answer diff — and the result written for people
+//! ([`report`]: text, Markdown, HTML) or tools (JSON, via serde).
+
+#![warn(missing_docs)]
+
+pub mod compare;
+pub mod report;
+pub mod summary;
+
+pub use compare::{
+    Aligned, AnswerDiff, FirstDivergence, MetricDelta, RunDiff, TOLERANCE_KEYS, Tolerances,
+    Verdict, answer_diff, diff_runs,
+};
+pub use summary::{CallKey, RunSummary};
+
+/// Why a diff could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum DiffError {
+    /// The store failed (unknown run, missing blob, …).
+    #[error(transparent)]
+    Store(#[from] tapedeck_store::StoreError),
+    /// A value could not be written canonically.
+    #[error(transparent)]
+    Trace(#[from] tapedeck_trace::TraceError),
+    /// A tolerance that is not valid.
+    #[error("{0}")]
+    Tolerance(String),
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(cur).min(row[j])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}

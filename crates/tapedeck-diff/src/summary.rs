@@ -1,0 +1,112 @@
+//! [`RunSummary`]: the unit of comparison — what a run did, reduced to the figures a drift
+//! check looks at.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+use serde_json::Value;
+use tapedeck_store::Store;
+use tapedeck_trace::{Event, EventData, Run, RunId};
+
+use crate::DiffError;
+
+/// One tool call of a trajectory.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
+pub struct CallKey {
+    /// The tool.
+    pub tool: String,
+    /// Its canonical arguments, as text.
+    pub args: String,
+}
+
+/// What a run did.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RunSummary {
+    /// The run's id.
+    pub id: RunId,
+    /// Why it ended (`incomplete` / `running` for runs without one).
+    pub stop_reason: String,
+    /// Model calls.
+    pub steps: u64,
+    /// Tool calls per tool.
+    pub tool_calls: BTreeMap<String, u64>,
+    /// Every tool call, in order.
+    pub sequence: Vec<CallKey>,
+    /// Input tokens (unknown: `None`).
+    pub tokens_in: Option<u64>,
+    /// Output tokens.
+    pub tokens_out: Option<u64>,
+    /// Cost in US dollars.
+    pub cost_usd: Option<f64>,
+    /// Wall-clock time of the run.
+    pub latency_ms: Option<u64>,
+    /// Latency of each model call, in order.
+    pub step_latencies_ms: Vec<u64>,
+    /// The final answer.
+    pub answer: String,
+}
+
+impl RunSummary {
+    /// The summary of a stored run.
+    pub fn load(store: &Store, id: &RunId) -> Result<Self, DiffError> {
+        let run = store.run(id)?;
+        let events = store.events(id)?;
+        Self::of(store, &run, &events)
+    }
+
+    /// The summary of `run` from its events (tool arguments read from `store`).
+    pub fn of(store: &Store, run: &Run, events: &[Event]) -> Result<Self, DiffError> {
+        let mut sequence = Vec::new();
+        let mut step_latencies_ms = Vec::new();
+        for event in events {
+            match &event.data {
+                EventData::ToolCall(c) => {
+                    let args: Value = store.blob(&c.args, &run.id)?;
+                    sequence.push(CallKey {
+                        tool: c.tool.clone(),
+                        args: tapedeck_trace::canonical_json(&args)?,
+                    });
+                }
+                EventData::LlmResponse(r) => step_latencies_ms.push(r.latency_ms),
+                _ => {}
+            }
+        }
+        Ok(Self {
+            id: run.id,
+            stop_reason: run
+                .stop_reason
+                .as_ref()
+                .map_or_else(|| run.status.to_string(), ToString::to_string),
+            steps: run.totals.steps,
+            tool_calls: run.totals.tool_calls.clone(),
+            sequence,
+            tokens_in: run.totals.tokens_in,
+            tokens_out: run.totals.tokens_out,
+            cost_usd: run.totals.cost_usd,
+            latency_ms: run.totals.latency_ms,
+            step_latencies_ms,
+            answer: run.answer.clone().unwrap_or_default(),
+        })
+    }
+
+    /// All tool calls.
+    pub fn tool_calls_total(&self) -> u64 {
+        self.tool_calls.values().sum()
+    }
+
+    /// Input plus output tokens, when both are known.
+    pub fn tokens_total(&self) -> Option<u64> {
+        self.tokens_in?.checked_add(self.tokens_out?)
+    }
+
+    /// The `p`-th percentile (nearest rank) of the step latencies.
+    pub fn step_latency_percentile(&self, p: f64) -> Option<u64> {
+        let mut sorted = self.step_latencies_ms.clone();
+        if sorted.is_empty() {
+            return None;
+        }
+        sorted.sort_unstable();
+        let rank = ((p * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+        Some(sorted[rank - 1])
+    }
+}
