@@ -15,7 +15,7 @@ mod policy;
 mod server;
 mod stop_reasons;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -110,13 +110,13 @@ impl Env {
     }
 
     /// An agent `agent.yaml` on the scripted model `script` (written to `script.yaml`); `rest`
-    /// is the rest of the config (tools, budgets, policy).
-    pub fn scripted(&self, script: &str, rest: &str) {
+    /// is the rest of the config (tools, budgets, policy), in parts each indented as it likes.
+    pub fn scripted(&self, script: &str, rest: &[&str]) {
         self.write("script.yaml", script);
-        let config = format!(
-            "name: test-bot\nmodel:\n  provider: scripted\n  name: test-model\n  script: script.yaml\n{}",
-            dedent(rest)
-        );
+        let mut config = "name: test-bot\nmodel:\n  provider: scripted\n  name: test-model\n  script: script.yaml\n".to_owned();
+        for part in rest {
+            config.push_str(&dedent(part));
+        }
         self.write("agent.yaml", &config);
     }
 
@@ -329,19 +329,10 @@ pub fn process_alive(pid: u32) -> bool {
     }
 }
 
-/// Waits up to `limit` for `path` to exist.
-pub fn wait_for_file(path: &Path, limit: Duration) -> bool {
-    let began = Instant::now();
-    while began.elapsed() < limit {
-        if path.exists() {
-            return true;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    path.exists()
-}
-
 #[test]
 fn dedent_removes_the_shared_indentation() {
-    assert_eq!(dedent("\n    a:\n      b: 1\n\n    c: 2\n  "), "a:\n  b: 1\n\nc: 2\n");
+    assert_eq!(
+        dedent("\n    a:\n      b: 1\n\n    c: 2\n  "),
+        "a:\n  b: 1\n\nc: 2\n"
+    );
 }

@@ -722,24 +722,18 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
     let (message, line, column) = if is_json {
         match serde_json::from_str(text) {
             Ok(v) => return Ok(v),
-            Err(e) => {
-                let text = e.to_string();
-                let message = text
-                    .rsplit_once(" at line ")
-                    .map_or(text.clone(), |(m, _)| m.to_owned());
-                (message, e.line(), e.column())
-            }
+            Err(e) => (
+                without_location(&e.to_string(), e.line(), e.column()),
+                e.line(),
+                e.column(),
+            ),
         }
     } else {
         match yaml_serde::from_str(text) {
             Ok(v) => return Ok(v),
             Err(e) => {
                 let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
-                let text = e.to_string();
-                let message = text
-                    .rsplit_once(" at line ")
-                    .map_or(text.clone(), |(m, _)| m.to_owned());
-                (message, line, column)
+                (without_location(&e.to_string(), line, column), line, column)
             }
         }
     };
@@ -749,6 +743,17 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
         column,
         message: with_suggestion(&message),
     })
+}
+
+/// The parser's message without its own " at line L column C" (the error already starts with
+/// file:line:column). Only that location goes: another one, such as where the flow mapping an
+/// error is inside of was opened, is what points at the real mistake and stays.
+fn without_location(message: &str, line: usize, column: usize) -> String {
+    let own = format!(" at line {line} column {column}");
+    match message.find(&own) {
+        Some(at) => format!("{}{}", &message[..at], &message[at + own.len()..]),
+        None => message.to_owned(),
+    }
 }
 
 /// Adds "did you mean `x`?" to serde's "unknown field `y`, expected one of …".
@@ -802,6 +807,27 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn parse_errors_keep_the_location_of_what_was_left_open() {
+        // Only the error's own location was repeated; the last " at line" was cut instead,
+        // which dropped where the unclosed `{` was opened.
+        let text = "name: bot\nwrites: {approvals_file: a.yaml\nbudgets: {max_steps: 3}\n";
+        let err = parse_config(text, Path::new("agent.yaml")).expect_err("invalid YAML");
+        let err = err.to_string();
+        assert!(err.starts_with("agent.yaml:3:8: "), "{err}");
+        assert!(!err.contains("line 3 column 8"), "{err}");
+        assert!(err.contains("flow mapping at line 2 column 9"), "{err}");
+        let err = parse_config("budgets: {max_steps: x}\n", Path::new("a.yaml"))
+            .expect_err("a string is no number")
+            .to_string();
+        assert!(!err.contains(" at line "), "{err}");
+        let err = parse_config("{\"name\": 1}", Path::new("a.json"))
+            .expect_err("a number is no name")
+            .to_string();
+        assert!(err.starts_with("a.json:1:"), "{err}");
+        assert!(!err.contains(" at line "), "{err}");
+    }
 
     #[test]
     fn suggestion_names_the_nearest_field() {

@@ -148,9 +148,12 @@ impl ModelRequest {
         if !self.tools.is_empty() {
             form["tools"] = serde_json::to_value(&self.tools).unwrap_or(Value::Null);
         }
-        let hash = tapedeck_trace::hash_json(&form)
-            .map(|(h, _)| h)
-            .unwrap_or_else(|_| tapedeck_trace::hash_bytes(b""));
+        // `write_canonical` on the form itself: `hash_json` would copy it first.
+        let mut text = String::new();
+        let hash = match tapedeck_trace::write_canonical(&form, &mut text) {
+            Ok(()) => tapedeck_trace::hash_bytes(text.as_bytes()),
+            Err(_) => tapedeck_trace::hash_bytes(b""),
+        };
         (form, messages, hash)
     }
 }

@@ -14,8 +14,8 @@ use tapedeck_trace::{
 
 use crate::AgentError;
 use crate::approvals::{ApprovalSource, Approver};
-use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError};
-use crate::gateway::{Gateway, Ruling, Verdict, validate};
+use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError, ToolKind};
+use crate::gateway::{Gateway, Ruling, Verdict, idempotency_key, validate};
 use crate::message::{FinishReason, Message, ModelRequest, ToolCallRequest, ToolSpec};
 use crate::model::{ModelBackend, ModelError};
 use crate::sink::EventSink;
@@ -529,6 +529,11 @@ impl Agent {
         );
         let key = match &verdict {
             Verdict::Run { key, .. } => key.clone(),
+            // A write answered by an earlier one with its key: the call still carries the key
+            // that matched, so the trace shows which write it repeated.
+            Verdict::Reuse { .. } if def.as_ref().is_some_and(|d| d.kind == ToolKind::Write) => {
+                Some(idempotency_key(tool, &call.arguments, args_ref))
+            }
             _ => None,
         };
         sink.append(EventData::ToolCall(ToolCall {

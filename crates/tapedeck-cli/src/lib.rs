@@ -41,6 +41,7 @@ enum Command {
     Run(commands::run::Args),
     Replay(commands::replay::Args),
     Diff(commands::diff::Args),
+    Compare(commands::compare::Args),
     Config(commands::config::Args),
     Ls(commands::ls::Args),
     Show(commands::show::Args),
@@ -51,6 +52,7 @@ enum Command {
     Rm(commands::rm::Args),
     Gc(commands::gc::Args),
     Bench(commands::bench::Args),
+    Golden(commands::golden::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => commands::run::run(&settings, args),
         Command::Replay(args) => commands::replay::run(&settings, args),
         Command::Diff(args) => commands::diff::run(&settings, args),
+        Command::Compare(args) => commands::compare::run(&settings, args),
         Command::Config(args) => commands::config::run(&settings, args),
         Command::Ls(args) => commands::ls::run(&settings, args),
         Command::Show(args) => commands::show::run(&settings, args),
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Rm(args) => commands::rm::run(&settings, args),
         Command::Gc(args) => commands::gc::run(&settings, args),
         Command::Bench(args) => commands::bench::run(&settings, args),
+        Command::Golden(args) => commands::golden::run(&settings, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -1,12 +1,17 @@
 //! The diff engine: a run reduced to a [`RunSummary`], two summaries compared
 //! ([`diff_runs`]) — metric deltas against [`Tolerances`], the tool-call trajectories aligned
 //! with their first divergence, a word-level answer diff — and the result written for people
-//! ([`report`]: text, Markdown, HTML) or tools (JSON, via serde).
+//! ([`report`]: text, Markdown, HTML) or tools (JSON, via serde). [`golden`] holds the files
+//! of golden suites (suite.yaml, behaviour snapshots in insta's `.snap` format) and their CI
+//! reports.
 
 #![warn(missing_docs)]
 
 pub mod compare;
+pub mod distribution;
+pub mod golden;
 pub mod report;
+pub mod stats;
 pub mod summary;
 
 pub use compare::{
@@ -27,6 +32,14 @@ pub enum DiffError {
     /// A tolerance that is not valid.
     #[error("{0}")]
     Tolerance(String),
+    /// A golden suite's file (suite.yaml, a tape, a snapshot) is missing or invalid.
+    #[error("{}: {message}", path.display())]
+    Golden {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong, and how to fix it.
+        message: String,
+    },
 }
 
 /// Levenshtein distance, for "did you mean" hints.

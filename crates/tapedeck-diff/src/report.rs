@@ -155,8 +155,26 @@ pub fn markdown(diff: &RunDiff) -> String {
     out
 }
 
+/// The style sheet of the HTML reports.
+pub const HTML_STYLE: &str = "body{font:14px system-ui,sans-serif;margin:2em;color:#222}table{border-collapse:collapse;margin:1em 0}\
+td,th{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}tr.drift{background:#fde2e1}\
+tr.removed{background:#fde2e1}tr.added{background:#e3f6e3}del{background:#fbb;text-decoration:line-through}\
+ins{background:#bfb;text-decoration:none}h1 .drift{color:#b00}h1 .ok{color:#070}code{font-size:12px}";
+
 /// One self-contained HTML page (no external resources).
 pub fn html(diff: &RunDiff) -> String {
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tapedeck diff {b} → {c}</title>\
+<style>{HTML_STYLE}</style></head><body>{body}</body></html>\n",
+        b = diff.baseline.id.short(),
+        c = diff.candidate.id.short(),
+        body = html_body(diff),
+    )
+}
+
+/// The body of [`html`]: verdict heading, metrics, tool calls side by side, answer diff (for
+/// pages that show several diffs, such as a golden suite's report).
+pub fn html_body(diff: &RunDiff) -> String {
     let mut rows = String::new();
     for m in &diff.metrics {
         let class = match m.verdict {
@@ -204,15 +222,10 @@ pub fn html(diff: &RunDiff) -> String {
         .replace("{+", "<ins>")
         .replace("+}", "</ins>");
     format!(
-        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tapedeck diff {b} → {c}</title>\
-<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}}table{{border-collapse:collapse;margin:1em 0}}\
-td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top}}tr.drift{{background:#fde2e1}}\
-tr.removed{{background:#fde2e1}}tr.added{{background:#e3f6e3}}del{{background:#fbb;text-decoration:line-through}}\
-ins{{background:#bfb;text-decoration:none}}h1 .drift{{color:#b00}}h1 .ok{{color:#070}}code{{font-size:12px}}</style></head>\
-<body><h1><span class=\"{cls}\">{verdict}</span> baseline {b} → candidate {c}</h1>\
+        "<h1><span class=\"{cls}\">{verdict}</span> baseline {b} → candidate {c}</h1>\
 <h2>Metrics</h2><table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th>tolerance</th><th>verdict</th></tr>{rows}</table>\
 <h2>Tool calls, side by side</h2><table><tr><th>baseline</th><th>candidate</th></tr>{timeline}</table>\
-<h2>Answer (similarity {sim:.2})</h2><p>{answer}</p></body></html>\n",
+<h2>Answer (similarity {sim:.2})</h2><p>{answer}</p>",
         b = diff.baseline.id.short(),
         c = diff.candidate.id.short(),
         cls = if diff.drift { "drift" } else { "ok" },
@@ -230,11 +243,11 @@ pub fn esc(text: &str) -> String {
         .replace('\'', "&#39;")
 }
 
-fn md_escape(text: &str) -> String {
+pub(crate) fn md_escape(text: &str) -> String {
     text.replace('|', "\\|").replace('\n', " ")
 }
 
-fn shorten(text: &str, max: usize) -> String {
+pub(crate) fn shorten(text: &str, max: usize) -> String {
     if text.chars().count() <= max {
         text.to_owned()
     } else {

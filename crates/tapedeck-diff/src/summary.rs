@@ -24,6 +24,8 @@ pub struct CallKey {
 pub struct RunSummary {
     /// The run's id.
     pub id: RunId,
+    /// The task it ran, if any.
+    pub task: Option<String>,
     /// Why it ended (`incomplete` / `running` for runs without one).
     pub stop_reason: String,
     /// Model calls.
@@ -73,6 +75,7 @@ impl RunSummary {
         }
         Ok(Self {
             id: run.id,
+            task: run.task.clone(),
             stop_reason: run
                 .stop_reason
                 .as_ref()

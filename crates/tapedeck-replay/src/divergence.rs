@@ -8,7 +8,7 @@
 use serde::Serialize;
 use serde_json::Value;
 use tapedeck_store::Store;
-use tapedeck_trace::{Event, EventData, RunId};
+use tapedeck_trace::{ContentHash, Event, EventData, RunId};
 
 use crate::ReplayError;
 
@@ -45,8 +45,16 @@ pub struct Divergence {
     pub before: Option<Move>,
 }
 
-/// The moves of a run.
+/// The moves of a run, its blobs read from `store`.
 pub fn moves(store: &Store, id: &RunId, events: &[Event]) -> Result<Vec<Move>, ReplayError> {
+    moves_with(events, |hash| store.blob(hash, id).map_err(ReplayError::from))
+}
+
+/// The moves of a run, its blobs from `blob` (a replay has most of them in memory already).
+pub fn moves_with(
+    events: &[Event],
+    mut blob: impl FnMut(&ContentHash) -> Result<Value, ReplayError>,
+) -> Result<Vec<Move>, ReplayError> {
     let mut out = Vec::new();
     let mut step = 0;
     for event in events {
@@ -57,7 +65,7 @@ pub fn moves(store: &Store, id: &RunId, events: &[Event]) -> Result<Vec<Move>, R
             }
             EventData::LlmResponse(e) => {
                 let summary = if e.tool_calls.is_empty() {
-                    let message = store.blob(&e.message, id)?;
+                    let message = blob(&e.message)?;
                     let text = message
                         .get("content")
                         .and_then(Value::as_str)
@@ -71,7 +79,7 @@ pub fn moves(store: &Store, id: &RunId, events: &[Event]) -> Result<Vec<Move>, R
                 ("llm_response", summary, None)
             }
             EventData::ToolCall(e) => {
-                let args = store.blob(&e.args, id)?;
+                let args = blob(&e.args)?;
                 let summary = format!(
                     "{} {}",
                     e.tool,

@@ -2,7 +2,7 @@
 //! by step, the tool calls with their results, the approvals given — and the agent version it
 //! ran, rebuilt from its `run_started` event.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use serde_json::Value;
@@ -73,6 +73,8 @@ pub struct Recording {
     pub approvals: Vec<RecordedApproval>,
     /// The effective agent config it ran with, when recorded.
     pub agent_config: Option<Value>,
+    /// Every blob read to serve it (messages, arguments, outputs, the config), by hash.
+    pub blobs: HashMap<ContentHash, Value>,
 }
 
 impl Recording {
@@ -80,7 +82,15 @@ impl Recording {
     pub fn load(store: &Store, id: &RunId) -> Result<Self, ReplayError> {
         let run = store.run(id)?;
         let events = store.events(id)?;
-        let blob = |hash: &ContentHash| store.blob(hash, id).map_err(ReplayError::from);
+        let mut blobs: HashMap<ContentHash, Value> = HashMap::new();
+        let mut blob = |hash: &ContentHash| -> Result<Value, ReplayError> {
+            if let Some(value) = blobs.get(hash) {
+                return Ok(value.clone());
+            }
+            let value = store.blob(hash, id)?;
+            blobs.insert(*hash, value.clone());
+            Ok(value)
+        };
         let mut steps: BTreeMap<u64, RecordedStep> = BTreeMap::new();
         let mut calls: Vec<RecordedCall> = Vec::new();
         let mut approvals = Vec::new();
@@ -186,6 +196,7 @@ impl Recording {
             calls,
             approvals,
             agent_config,
+            blobs,
         })
     }
 

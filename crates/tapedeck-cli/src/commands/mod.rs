@@ -1,11 +1,13 @@
 //! One module per subcommand: its clap `Args` and its `run` function.
 
 pub mod bench;
+pub mod compare;
 pub mod config;
 pub mod demo;
 pub mod diff;
 pub mod export;
 pub mod gc;
+pub mod golden;
 pub mod import;
 pub mod ls;
 pub mod merge;

@@ -45,17 +45,19 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let (run, outcome) = agent.run_recorded(&writer, run)?;
     let dim = DIM;
     let style = render::status_style(run.status);
-    if let Some(answer) = &outcome.answer {
-        anstream::println!("{answer}");
+    if let Some(answer) = outcome.answer.as_ref().filter(|a| !a.is_empty()) {
+        anstream::println!("{answer}\n");
     }
-    anstream::println!();
     let t = &run.totals;
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     anstream::println!(
-        "{style}{} — {}{style:#} {dim}· {} steps · {} tool calls · {} tokens · {}{dim:#}",
+        "{style}{} — {}{style:#} {dim}· {} step{} · {} tool call{} · {} tokens · {}{dim:#}",
         run.status,
         outcome.stop_reason,
         t.steps,
+        plural(t.steps),
         t.tool_calls_total(),
+        plural(t.tool_calls_total()),
         render::count(t.tokens_total()),
         render::usd(t.cost_usd),
     );

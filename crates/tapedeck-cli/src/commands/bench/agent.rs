@@ -85,7 +85,18 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 let began = Instant::now();
                 let mut recorder = writer.start_run(agent.new_run(INPUT))?;
                 let started = Instant::now();
-                let outcome = agent.run(INPUT, &mut recorder)?;
+                let mut timed = Timed {
+                    inner: &mut recorder,
+                    blob: Duration::ZERO,
+                    append: Duration::ZERO,
+                    blobs: 0,
+                };
+                let outcome = agent.run(INPUT, &mut timed)?;
+                if measured {
+                    let mut tb = TB.lock().unwrap();
+                    tb[2] += timed.blob;
+                    tb[3] += timed.append;
+                }
                 let ran = Instant::now();
                 check(&outcome, steps)?;
                 let run = recorder.end(Ending {
@@ -106,7 +117,19 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 }
             } else {
                 let began = Instant::now();
-                let outcome = agent.run(INPUT, &mut NullSink::default())?;
+                let mut null = NullSink::default();
+                let mut timed = Timed {
+                    inner: &mut null,
+                    blob: Duration::ZERO,
+                    append: Duration::ZERO,
+                    blobs: 0,
+                };
+                let outcome = agent.run(INPUT, &mut timed)?;
+                if measured {
+                    let mut tb = TB.lock().unwrap();
+                    tb[0] += timed.blob;
+                    tb[1] += timed.append;
+                }
                 pass.null_loop = began.elapsed();
                 check(&outcome, steps)?;
             }
@@ -125,6 +148,37 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let _ = std::fs::remove_dir_all(&dir);
     Ok(Exit::Ok)
 }
+
+struct Timed<'a> {
+    inner: &'a mut dyn tapedeck_agent::EventSink,
+    blob: Duration,
+    append: Duration,
+    blobs: u64,
+}
+
+impl tapedeck_agent::EventSink for Timed<'_> {
+    fn blob(
+        &mut self,
+        value: &Value,
+    ) -> Result<tapedeck_trace::ContentHash, tapedeck_store::StoreError> {
+        let t = Instant::now();
+        let r = self.inner.blob(value);
+        self.blob += t.elapsed();
+        self.blobs += 1;
+        r
+    }
+    fn append(
+        &mut self,
+        data: tapedeck_trace::EventData,
+    ) -> Result<u64, tapedeck_store::StoreError> {
+        let t = Instant::now();
+        let r = self.inner.append(data);
+        self.append += t.elapsed();
+        r
+    }
+}
+
+static TB: std::sync::Mutex<[Duration; 4]> = std::sync::Mutex::new([Duration::ZERO; 4]);
 
 /// Every run must take all its steps and stop at `max_steps`, or the figures mean nothing.
 fn check(outcome: &RunOutcome, steps: u64) -> anyhow::Result<()> {
@@ -156,6 +210,14 @@ fn report(totals: &Totals, runs: u64, steps: u64, events: u64) {
     let added_all =
         micros(totals.start + totals.recorded_loop + totals.end) - micros(totals.null_loop);
     let events_per_run = events as f64 / runs as f64;
+    let tb = TB.lock().unwrap();
+    eprintln!(
+        "null blob {:.1} append {:.1}; rec blob {:.1} append {:.1} µs/step",
+        micros(tb[0]) / all_steps,
+        micros(tb[1]) / all_steps,
+        micros(tb[2]) / all_steps,
+        micros(tb[3]) / all_steps
+    );
     anstream::println!(
         "  baseline: the loop without recording (NullSink)        {null_step:>8.1} µs/step"
     );

@@ -4,6 +4,7 @@
 mod agent;
 mod ingest;
 mod load;
+mod replay;
 mod storage;
 
 use clap::Subcommand;
@@ -30,6 +31,8 @@ enum Which {
     /// Time per step of the agent loop recording into a store, against the same loop
     /// recording nothing
     Agent(agent::Args),
+    /// Exact replays of recorded tapes against the same runs live on a fake API (50 ms)
+    Replay(replay::Args),
     /// Every benchmark with its default size
     All,
     /// Records events and reports the committed sequence number as it goes (the load
@@ -48,12 +51,15 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         Which::Ingest(a) => ingest::run(a),
         Which::Storage(a) => storage::run(a),
         Which::Agent(a) => agent::run(a),
+        Which::Replay(a) => replay::run(a),
         Which::All => {
             ingest::run(ingest::Args::default())?;
             anstream::println!();
             storage::run(storage::Args::default())?;
             anstream::println!();
-            agent::run(agent::Args::default())
+            agent::run(agent::Args::default())?;
+            anstream::println!();
+            replay::run(replay::Args::default())
         }
         Which::RecordLoad(a) => load::run(settings, a),
         Which::IngestChild(a) => ingest::child(a),

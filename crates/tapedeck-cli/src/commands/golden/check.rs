@@ -1,0 +1,305 @@
+//! `tapedeck golden check SUITE`: replay every task's baseline tape tools-only with an agent
+//! version, diff baseline against replay within the task's tolerances, compare the behaviour
+//! with the task's snapshot, and report: a table, `.snap.new` files for drift, and JUnit,
+//! JSON, Markdown or HTML for CI.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use anyhow::{Context as _, bail};
+use tapedeck_diff::golden::{self, Behaviour, Snapshot, Suite, Task, TaskResult};
+use tapedeck_diff::{RunSummary, diff_runs};
+use tapedeck_replay::{MissPolicy, Mode, Options};
+use tapedeck_store::{Store, Writer};
+use tapedeck_trace::RunId;
+
+use crate::Exit;
+use crate::render::{self, BAD, DIM, GOOD};
+use crate::settings::Settings;
+
+/// Check an agent version against a suite's baselines and snapshots
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Each task's baseline tape is replayed tools-only with the agent version (its own model; every\ntool call answered from the tape), then diffed against the baseline within the task's\ntolerances, and its behaviour compared with snapshots/<task>.snap. A drifting task gets a\n<task>.snap.new to review (`tapedeck golden review`). Exit codes: 0 no drift, 1 drift, 2 bad\ninput (a missing tape, an invalid suite.yaml or snapshot).\n\nExamples:\n  tapedeck golden check golden/support\n  tapedeck golden check golden/support --agent agents/support-v2.yaml -j 4\n  tapedeck golden check golden/support --shard 1/2 --junit junit.xml --markdown comment.md"
+)]
+pub struct Args {
+    /// The suite's folder
+    #[arg(value_name = "SUITE")]
+    suite: PathBuf,
+    /// The agent version to check (default: the one suite.yaml names)
+    #[arg(long, value_name = "AGENT.yaml")]
+    agent: Option<PathBuf>,
+    /// Tasks to check at once
+    #[arg(long, short = 'j', default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    jobs: u32,
+    /// Check only shard K of N (tasks i with i % N == K-1, counting from 0 in file order)
+    #[arg(long, value_name = "K/N", value_parser = parse_shard)]
+    shard: Option<(usize, usize)>,
+    /// Write a JUnit XML report here
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the results as JSON here
+    #[arg(long, value_name = "FILE")]
+    json: Option<PathBuf>,
+    /// Write a Markdown report (a pull-request comment) here
+    #[arg(long, value_name = "FILE")]
+    markdown: Option<PathBuf>,
+    /// Write one self-contained HTML page here
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
+}
+
+/// `K/N` with `1 <= K <= N`.
+fn parse_shard(text: &str) -> Result<(usize, usize), String> {
+    let bad = || format!("`{text}` is not a shard: use K/N with 1 <= K <= N, e.g. 1/2");
+    let (k, n) = text.split_once('/').ok_or_else(bad)?;
+    let k: usize = k.trim().parse().map_err(|_| bad())?;
+    let n: usize = n.trim().parse().map_err(|_| bad())?;
+    if k == 0 || n == 0 || k > n {
+        return Err(bad());
+    }
+    Ok((k, n))
+}
+
+/// One task, ready to replay.
+struct Prepared<'a> {
+    task: &'a Task,
+    baseline: RunId,
+    snapshot: Option<Behaviour>,
+}
+
+/// One task checked: its result and the candidate's behaviour.
+struct Checked {
+    result: TaskResult,
+    behaviour: Behaviour,
+}
+
+/// Runs `tapedeck golden check`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    let suite = Suite::load(&args.suite)?;
+    let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
+    let tasks: Vec<&Task> = suite
+        .tasks
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| args.shard.is_none_or(|(k, n)| i % n == k - 1))
+        .map(|(_, t)| t)
+        .collect();
+    if tasks.is_empty() {
+        bail!(
+            "{}: no tasks to check{}",
+            suite.suite_path().display(),
+            if args.shard.is_some() {
+                " in this shard"
+            } else {
+                ""
+            }
+        );
+    }
+    // Everything that can be wrong with the input is found before anything runs.
+    for task in &tasks {
+        let tape = suite.tape_path(&task.id);
+        if !tape.is_file() {
+            bail!(
+                "{}: no baseline tape for task `{}`: record it with `tapedeck golden record {}`",
+                tape.display(),
+                task.id,
+                suite.dir.display()
+            );
+        }
+    }
+    let store = settings.open_store()?;
+    let mut prepared = Vec::with_capacity(tasks.len());
+    for task in &tasks {
+        let snapshot = Snapshot::read(&suite.snapshot_path(&task.id))
+            .with_context(|| format!("the snapshot of task `{}`", task.id))?
+            .map(|s| s.behaviour);
+        let baseline = super::import_tape(&store, &suite.tape_path(&task.id), &task.id)?;
+        prepared.push(Prepared {
+            task,
+            baseline,
+            snapshot,
+        });
+    }
+    let options = Options {
+        mode: Mode::ToolsOnly(config.clone()),
+        on_miss: MissPolicy::Error,
+        live_allow: Vec::new(),
+        match_position: false,
+        strict: false,
+        base_dir: config.base_dir(),
+    };
+    let writer = store.writer()?;
+    let outcomes = run_all(settings, &writer, &prepared, &options, args.jobs);
+    let mut checked = Vec::with_capacity(outcomes.len());
+    let mut failed = 0;
+    for (p, outcome) in prepared.iter().zip(outcomes) {
+        match outcome {
+            Ok(c) => checked.push(c),
+            Err(e) => {
+                failed += 1;
+                render::error(&e.context(format!("task `{}`", p.task.id)));
+            }
+        }
+    }
+    for c in &checked {
+        let pending = suite.pending_path(&c.result.task);
+        if c.result.drifted() {
+            Snapshot {
+                source: suite.source(),
+                expression: c.result.task.clone(),
+                info: Some(BTreeMap::from([
+                    (
+                        "candidate_run".to_owned(),
+                        c.result.diff.candidate.id.to_string(),
+                    ),
+                    ("agent".to_owned(), agent_path.display().to_string()),
+                ])),
+                behaviour: c.behaviour.clone(),
+            }
+            .write(&pending)?;
+        } else {
+            super::remove_if_present(&pending)?;
+        }
+    }
+    let results: Vec<TaskResult> = checked.into_iter().map(|c| c.result).collect();
+    print_summary(&suite, &results, &agent_path);
+    write_reports(&args, &suite.name, &results)?;
+    Ok(if failed > 0 {
+        Exit::Error
+    } else if results.iter().any(TaskResult::drifted) {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
+}
+
+/// Checks every prepared task, `jobs` at a time; results in task order.
+fn run_all(
+    settings: &Settings,
+    writer: &Writer,
+    prepared: &[Prepared<'_>],
+    options: &Options,
+    jobs: u32,
+) -> Vec<anyhow::Result<Checked>> {
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<(usize, anyhow::Result<Checked>)>> = Mutex::new(Vec::new());
+    let push = |i: usize, r: anyhow::Result<Checked>| {
+        done.lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((i, r));
+    };
+    std::thread::scope(|scope| {
+        for _ in 0..(jobs as usize).min(prepared.len()) {
+            scope.spawn(|| {
+                let store = Store::open(&settings.store);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(p) = prepared.get(i) else { break };
+                    let result = match &store {
+                        Ok(store) => check_one(store, writer, p, options),
+                        Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
+                    };
+                    push(i, result);
+                }
+            });
+        }
+    });
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
+}
+
+/// Replays one task's baseline with the agent and compares.
+fn check_one(
+    store: &Store,
+    writer: &Writer,
+    p: &Prepared<'_>,
+    options: &Options,
+) -> anyhow::Result<Checked> {
+    let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
+    for change in &report.stale {
+        render::warning(&format!(
+            "task `{}`: {change}: its tape may need recording again",
+            p.task.id
+        ));
+    }
+    writer.flush()?;
+    let baseline = RunSummary::load(store, &p.baseline)?;
+    let candidate = RunSummary::load(store, &report.run.id)?;
+    let behaviour = Behaviour::of(&candidate);
+    let diff = diff_runs(baseline, candidate, &p.task.tolerances);
+    let result = TaskResult::new(&p.task.id, diff, p.snapshot.as_ref(), &behaviour);
+    Ok(Checked { result, behaviour })
+}
+
+fn print_summary(suite: &Suite, results: &[TaskResult], agent: &Path) {
+    let mut table = render::table(&golden::report::OVERVIEW_HEADER);
+    for r in results {
+        table.add_row(r.overview().to_vec());
+    }
+    anstream::println!("{}", table.trim_fmt());
+    let drifted: Vec<&TaskResult> = results.iter().filter(|r| r.drifted()).collect();
+    if !drifted.is_empty() {
+        anstream::println!();
+    }
+    for r in &drifted {
+        let bad = BAD;
+        anstream::println!("{bad}{}{bad:#}", r.task);
+        for reason in &r.reasons {
+            anstream::println!("  {reason}");
+        }
+    }
+    let (good, bad, dim) = (GOOD, BAD, DIM);
+    let line = golden::report::summary_line(&suite.name, results);
+    if drifted.is_empty() {
+        anstream::println!(
+            "\n{good}{line}{good:#} {dim}(agent {}){dim:#}",
+            agent.display()
+        );
+    } else {
+        anstream::println!(
+            "\n{bad}{line}{bad:#} {dim}(agent {}){dim:#}",
+            agent.display()
+        );
+        anstream::println!(
+            "review the new snapshots with `tapedeck golden review {}`, or take them with `tapedeck golden accept {}`",
+            suite.dir.display(),
+            suite.dir.display()
+        );
+    }
+}
+
+fn write_reports(args: &Args, suite: &str, results: &[TaskResult]) -> anyhow::Result<()> {
+    let write = |path: &Option<PathBuf>, text: String| -> anyhow::Result<()> {
+        if let Some(path) = path {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        Ok(())
+    };
+    write(&args.junit, golden::report::junit(suite, results))?;
+    if args.json.is_some() {
+        write(&args.json, serde_json::to_string_pretty(results)? + "\n")?;
+    }
+    write(&args.markdown, golden::report::markdown(suite, results))?;
+    write(&args.html, golden::report::html(suite, results))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_shard;
+
+    #[test]
+    fn shards() {
+        assert_eq!(parse_shard("1/2"), Ok((1, 2)));
+        assert!(parse_shard("0/2").is_err());
+        assert!(parse_shard("3/2").is_err());
+        assert!(parse_shard("x").is_err());
+    }
+}

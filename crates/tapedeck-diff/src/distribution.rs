@@ -1,0 +1,233 @@
+//! Comparing groups of runs as distributions ([`compare_groups`]): 50 production runs on model
+//! A against 50 on model B, or N repetitions of each golden task.
+//!
+//! Runs are paired by task where every run has one, and pooled otherwise. Each count or token
+//! metric is tested with Mann-Whitney U, each stop reason's share with Fisher's exact test, and
+//! the p-values are corrected for the number of tests (tasks × metrics). A change is drift only
+//! when it is statistically clear *and* beyond its tolerance, so sampling noise does not page
+//! anyone.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::stats::{benjamini_hochberg, fisher_exact, holm, mann_whitney, smallest_n};
+use crate::{DiffError, RunSummary, Tolerances, Verdict};
+
+/// How a numeric metric is read off a run (`None`: unknown).
+type MetricOf = fn(&RunSummary) -> Option<f64>;
+
+/// The multiple-testing correction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Correction {
+    /// Holm-Bonferroni: controls the chance of any false alarm.
+    #[default]
+    Holm,
+    /// Benjamini-Hochberg: controls the share of false alarms among the alarms.
+    BenjaminiHochberg,
+}
+
+/// One metric of one group, baseline against candidate.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct MetricTest {
+    /// The task, or `None` for pooled runs.
+    pub task: Option<String>,
+    /// `tool_calls`, `steps`, `tokens`, `cost_usd`, or `stop_reason=<reason>`.
+    pub metric: String,
+    /// Runs on each side.
+    pub n: (usize, usize),
+    /// The baseline's mean (for a stop reason: its share).
+    pub baseline_mean: f64,
+    /// The candidate's mean (share).
+    pub candidate_mean: f64,
+    /// The relative change of the mean.
+    pub change: Option<f64>,
+    /// The test's p-value.
+    pub p: f64,
+    /// The p-value after correction.
+    pub p_adjusted: f64,
+    /// The effect size: Cliff's delta (candidate against baseline) or the share difference.
+    pub effect: f64,
+    /// The verdict: drift only when significant and beyond tolerance.
+    pub verdict: Verdict,
+}
+
+/// Two groups compared.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct GroupComparison {
+    /// Whether runs were paired by task.
+    pub paired_by_task: bool,
+    /// The significance level.
+    pub alpha: f64,
+    /// The correction used.
+    pub correction: Correction,
+    /// Every test.
+    pub tests: Vec<MetricTest>,
+    /// Whether anything drifted.
+    pub drift: bool,
+}
+
+/// Compares `candidate` runs with `baseline` runs.
+pub fn compare_groups(
+    baseline: &[RunSummary],
+    candidate: &[RunSummary],
+    tolerances: &Tolerances,
+    alpha: f64,
+    correction: Correction,
+) -> Result<GroupComparison, DiffError> {
+    if baseline.is_empty() || candidate.is_empty() {
+        return Err(DiffError::Tolerance(format!(
+            "nothing to compare: the baseline selects {} runs and the candidate {}",
+            baseline.len(),
+            candidate.len()
+        )));
+    }
+    let paired = baseline.iter().chain(candidate).all(|r| r.task.is_some());
+    let mut groups: BTreeMap<Option<String>, (Vec<&RunSummary>, Vec<&RunSummary>)> =
+        BTreeMap::new();
+    for r in baseline {
+        let key = if paired { r.task.clone() } else { None };
+        groups.entry(key).or_default().0.push(r);
+    }
+    for r in candidate {
+        let key = if paired { r.task.clone() } else { None };
+        groups.entry(key).or_default().1.push(r);
+    }
+    groups.retain(|_, (b, c)| !b.is_empty() && !c.is_empty());
+    if groups.is_empty() {
+        return Err(DiffError::Tolerance(
+            "the two groups share no task: nothing can be paired".to_owned(),
+        ));
+    }
+    let mut tests = Vec::new();
+    let numeric: [(&str, MetricOf, f64); 4] = [
+        (
+            "tool_calls",
+            |r| Some(r.tool_calls_total() as f64),
+            tolerances.tool_calls,
+        ),
+        ("steps", |r| Some(r.steps as f64), tolerances.steps),
+        (
+            "tokens",
+            |r| r.tokens_total().map(|t| t as f64),
+            tolerances.tokens,
+        ),
+        ("cost_usd", |r| r.cost_usd, tolerances.cost),
+    ];
+    let mut limits = Vec::new();
+    for (task, (b, c)) in &groups {
+        for (metric, value, limit) in numeric {
+            let (Some(bv), Some(cv)) = (
+                b.iter().map(|r| value(r)).collect::<Option<Vec<f64>>>(),
+                c.iter().map(|r| value(r)).collect::<Option<Vec<f64>>>(),
+            ) else {
+                continue; // unknown values: nothing can be said
+            };
+            let Some(mw) = mann_whitney(&cv, &bv) else {
+                continue;
+            };
+            let (bm, cm) = (mean(&bv), mean(&cv));
+            tests.push(MetricTest {
+                task: task.clone(),
+                metric: metric.to_owned(),
+                n: (bv.len(), cv.len()),
+                baseline_mean: bm,
+                candidate_mean: cm,
+                change: relative(bm, cm),
+                p: mw.p,
+                p_adjusted: mw.p,
+                effect: mw.effect,
+                verdict: Verdict::Ok,
+            });
+            limits.push(Some(limit));
+        }
+        let mut reasons: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+        for r in b {
+            reasons.entry(r.stop_reason.as_str()).or_default().0 += 1;
+        }
+        for r in c {
+            reasons.entry(r.stop_reason.as_str()).or_default().1 += 1;
+        }
+        if reasons.len() > 1 {
+            let (nb, nc) = (b.len() as u64, c.len() as u64);
+            for (reason, (in_b, in_c)) in reasons {
+                let p = fisher_exact(in_b, nb - in_b, in_c, nc - in_c);
+                let (sb, sc) = (in_b as f64 / nb as f64, in_c as f64 / nc as f64);
+                tests.push(MetricTest {
+                    task: task.clone(),
+                    metric: format!("stop_reason={reason}"),
+                    n: (b.len(), c.len()),
+                    baseline_mean: sb,
+                    candidate_mean: sc,
+                    change: None,
+                    p,
+                    p_adjusted: p,
+                    effect: sc - sb,
+                    verdict: Verdict::Ok,
+                });
+                limits.push(tolerances.stop_reason_must_equal.then_some(0.0));
+            }
+        }
+    }
+    let smallest_side = groups
+        .values()
+        .map(|(b, c)| b.len().min(c.len()))
+        .min()
+        .unwrap_or(0);
+    if let Some(needed) = smallest_n(alpha, tests.len().max(1))
+        && smallest_side < needed
+    {
+        return Err(DiffError::Tolerance(format!(
+            "{smallest_side} runs per side can never reach significance level {alpha} over {} tests: the smallest N that can is {needed} (rerun with --repeat {needed}, or select more runs)",
+            tests.len().max(1)
+        )));
+    }
+    let ps: Vec<f64> = tests.iter().map(|t| t.p).collect();
+    let adjusted = match correction {
+        Correction::Holm => holm(&ps),
+        Correction::BenjaminiHochberg => benjamini_hochberg(&ps),
+    };
+    for ((test, p_adj), limit) in tests.iter_mut().zip(adjusted).zip(limits) {
+        test.p_adjusted = p_adj;
+        let significant = p_adj <= alpha;
+        test.verdict = match limit {
+            None => Verdict::Info,
+            Some(limit) => {
+                let beyond = if test.metric.starts_with("stop_reason=") {
+                    // A stop reason's share moving at all is a change of behaviour.
+                    (test.candidate_mean - test.baseline_mean).abs() > limit
+                } else {
+                    test.change.is_some_and(|c| c > limit + 1e-9)
+                };
+                if significant && beyond {
+                    Verdict::Drift
+                } else {
+                    Verdict::Ok
+                }
+            }
+        };
+    }
+    let drift = tests.iter().any(|t| t.verdict == Verdict::Drift);
+    Ok(GroupComparison {
+        paired_by_task: paired,
+        alpha,
+        correction,
+        tests,
+        drift,
+    })
+}
+
+fn mean(values: &[f64]) -> f64 {
+    values.iter().sum::<f64>() / values.len().max(1) as f64
+}
+
+fn relative(baseline: f64, candidate: f64) -> Option<f64> {
+    if baseline > 0.0 {
+        Some((candidate - baseline) / baseline)
+    } else if candidate > 0.0 {
+        Some(f64::INFINITY)
+    } else {
+        Some(0.0)
+    }
+}

@@ -1,0 +1,458 @@
+//! Golden suites on disk: a [`Suite`] is a folder with `suite.yaml` (the agent version, the
+//! tasks and their tolerances), `tapes/<task>/1.jsonl` (the baseline runs) and
+//! `snapshots/<task>.snap` (the behaviour summaries, see [`snapshot`]); [`report`] writes the
+//! results of a check for CI (JUnit XML, Markdown, HTML).
+
+pub mod report;
+pub mod snapshot;
+
+use std::collections::{BTreeMap, HashSet};
+use std::fmt;
+use std::path::{Component, Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::{DiffError, Tolerances};
+
+pub use report::{SnapshotCheck, SnapshotStatus, TaskResult, TaskVerdict};
+pub use snapshot::{Behaviour, SnapCall, Snapshot};
+
+/// The name of a suite's definition file.
+pub const SUITE_FILE: &str = "suite.yaml";
+
+/// `suite.yaml` as written.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteFile {
+    /// The agent version, relative to the suite's folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<PathBuf>,
+    /// Baseline runs per task (only 1 is supported for now).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<u32>,
+    /// Suite-wide tolerances, keyed as [`Tolerances::set`] accepts.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tolerances: BTreeMap<String, ToleranceValue>,
+    /// The tasks.
+    #[serde(default)]
+    pub tasks: Vec<TaskDef>,
+}
+
+/// One task as written.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaskDef {
+    /// Its id: also the name of its tape folder and snapshot.
+    pub id: String,
+    /// The input given to the agent.
+    pub input: String,
+    /// Labels recorded on its runs.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// Tolerances that override the suite's for this task.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tolerances: BTreeMap<String, ToleranceValue>,
+}
+
+/// A tolerance as YAML writes it: `"+20%"`, `0.9`, `equal`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ToleranceValue {
+    /// A number: a fraction or a ratio.
+    Number(f64),
+    /// Text: `+20%`, `equal`, `off`.
+    Text(String),
+}
+
+impl fmt::Display for ToleranceValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Number(n) => write!(f, "{n}"),
+            Self::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// A task, resolved: its tolerances are the suite's with its own on top.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Task {
+    /// Its id.
+    pub id: String,
+    /// The input given to the agent.
+    pub input: String,
+    /// Labels recorded on its runs.
+    pub labels: BTreeMap<String, String>,
+    /// The tolerances that apply.
+    pub tolerances: Tolerances,
+}
+
+/// A golden suite, loaded and checked.
+#[derive(Clone, Debug)]
+pub struct Suite {
+    /// Its folder.
+    pub dir: PathBuf,
+    /// Its name (the folder's name).
+    pub name: String,
+    /// `suite.yaml` as written.
+    pub file: SuiteFile,
+    /// The tasks, resolved, in file order.
+    pub tasks: Vec<Task>,
+    /// Leading comment lines of `suite.yaml`, kept when it is written back.
+    header: String,
+}
+
+impl Suite {
+    /// Reads `dir/suite.yaml` and checks it: task ids unique and usable as file names,
+    /// tolerance keys and values valid.
+    pub fn load(dir: &Path) -> Result<Self, DiffError> {
+        let path = dir.join(SUITE_FILE);
+        let text = std::fs::read_to_string(&path).map_err(|e| DiffError::Golden {
+            path: path.clone(),
+            message: if e.kind() == std::io::ErrorKind::NotFound {
+                format!(
+                    "no suite here: a golden suite is a folder with a `{SUITE_FILE}` (agent, tasks, tolerances)"
+                )
+            } else {
+                format!("cannot read it: {e}")
+            },
+        })?;
+        let file: SuiteFile = yaml_serde::from_str(&text).map_err(|e| {
+            let location = e
+                .location()
+                .map_or_else(String::new, |l| format!("line {}: ", l.line()));
+            let message = e.to_string();
+            let message = message
+                .rsplit_once(" at line ")
+                .map_or(message.clone(), |(m, _)| m.to_owned());
+            DiffError::Golden {
+                path: path.clone(),
+                message: format!("{location}{}", with_suggestion(&message)),
+            }
+        })?;
+        let invalid = |message: String| DiffError::Golden {
+            path: path.clone(),
+            message,
+        };
+        if let Some(n) = file.repeat
+            && n != 1
+        {
+            return Err(invalid(format!(
+                "repeat: {n}: only one baseline run per task is supported for now; use `repeat: 1`"
+            )));
+        }
+        let mut base = Tolerances::default();
+        for (key, value) in &file.tolerances {
+            base.set(key, &value.to_string())
+                .map_err(|e| invalid(format!("tolerances: {e}")))?;
+        }
+        let mut seen = HashSet::new();
+        let mut tasks = Vec::with_capacity(file.tasks.len());
+        for (i, def) in file.tasks.iter().enumerate() {
+            check_task_id(&def.id)
+                .map_err(|m| invalid(format!("tasks[{i}]: task id `{}` {m}", def.id)))?;
+            if !seen.insert(def.id.as_str()) {
+                return Err(invalid(format!(
+                    "tasks[{i}]: duplicate task id `{}`: every task needs its own id (it names its tape and snapshot)",
+                    def.id
+                )));
+            }
+            let mut tolerances = base.clone();
+            for (key, value) in &def.tolerances {
+                tolerances
+                    .set(key, &value.to_string())
+                    .map_err(|e| invalid(format!("task `{}`: tolerances: {e}", def.id)))?;
+            }
+            tasks.push(Task {
+                id: def.id.clone(),
+                input: def.input.clone(),
+                labels: def.labels.clone(),
+                tolerances,
+            });
+        }
+        let header: String = text
+            .lines()
+            .take_while(|l| l.starts_with('#'))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let name = std::fs::canonicalize(dir)
+            .ok()
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .or_else(|| dir.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_else(|| "suite".to_owned());
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            name,
+            file,
+            tasks,
+            header,
+        })
+    }
+
+    /// `suite.yaml`.
+    pub fn suite_path(&self) -> PathBuf {
+        self.dir.join(SUITE_FILE)
+    }
+
+    /// What snapshots name as their source: `golden/<suite>/suite.yaml`.
+    pub fn source(&self) -> String {
+        format!("golden/{}/{SUITE_FILE}", self.name)
+    }
+
+    /// The agent version `suite.yaml` names, resolved against the suite's folder.
+    pub fn agent_path(&self) -> Option<PathBuf> {
+        self.file.agent.as_ref().map(|a| lexical_join(&self.dir, a))
+    }
+
+    /// The baseline tape of a task.
+    pub fn tape_path(&self, task: &str) -> PathBuf {
+        self.dir.join("tapes").join(task).join("1.jsonl")
+    }
+
+    /// The snapshot of a task.
+    pub fn snapshot_path(&self, task: &str) -> PathBuf {
+        self.dir.join("snapshots").join(format!("{task}.snap"))
+    }
+
+    /// The pending (drifted) snapshot of a task.
+    pub fn pending_path(&self, task: &str) -> PathBuf {
+        self.dir.join("snapshots").join(format!("{task}.snap.new"))
+    }
+
+    /// The tasks with a pending snapshot, in file order.
+    pub fn pending(&self) -> Vec<&Task> {
+        self.tasks
+            .iter()
+            .filter(|t| self.pending_path(&t.id).exists())
+            .collect()
+    }
+
+    /// The task with this id.
+    pub fn task(&self, id: &str) -> Option<&Task> {
+        self.tasks.iter().find(|t| t.id == id)
+    }
+
+    /// An error about a task id that is not in the suite, with the closest one.
+    pub fn unknown_task(&self, id: &str) -> DiffError {
+        let hint = self
+            .tasks
+            .iter()
+            .map(|t| (crate::edit_distance(id, &t.id), t.id.as_str()))
+            .min()
+            .filter(|(d, _)| *d <= 3)
+            .map_or_else(String::new, |(_, t)| format!("; did you mean `{t}`?"));
+        DiffError::Golden {
+            path: self.suite_path(),
+            message: format!("no task `{id}` in suite `{}`{hint}", self.name),
+        }
+    }
+
+    /// Points `agent:` at `agent` (a path from the working directory), written relative to
+    /// the suite's folder.
+    pub fn set_agent(&mut self, agent: &Path) {
+        self.file.agent = Some(relative_to(agent, &self.dir));
+    }
+
+    /// Adds a task (its id must be new and usable as a file name).
+    pub fn add_task(&mut self, def: TaskDef) -> Result<(), DiffError> {
+        let invalid = |message: String| DiffError::Golden {
+            path: self.suite_path(),
+            message,
+        };
+        check_task_id(&def.id).map_err(|m| invalid(format!("task id `{}` {m}", def.id)))?;
+        if self.task(&def.id).is_some() {
+            return Err(invalid(format!(
+                "the suite already has a task `{}`: pass another id with --task",
+                def.id
+            )));
+        }
+        let mut tolerances = Tolerances::default();
+        for (key, value) in self.file.tolerances.iter().chain(&def.tolerances) {
+            tolerances
+                .set(key, &value.to_string())
+                .map_err(|e| invalid(e.to_string()))?;
+        }
+        self.tasks.push(Task {
+            id: def.id.clone(),
+            input: def.input.clone(),
+            labels: def.labels.clone(),
+            tolerances,
+        });
+        self.file.tasks.push(def);
+        Ok(())
+    }
+
+    /// Writes `suite.yaml` back (its leading comment kept).
+    pub fn save(&self) -> Result<(), DiffError> {
+        let path = self.suite_path();
+        let body = yaml_serde::to_string(&self.file).map_err(|e| DiffError::Golden {
+            path: path.clone(),
+            message: format!("cannot write it: {e}"),
+        })?;
+        std::fs::write(&path, format!("{}{body}", self.header)).map_err(|e| DiffError::Golden {
+            path: path.clone(),
+            message: format!("cannot write it: {e}"),
+        })
+    }
+}
+
+/// Task ids name files: letters, digits, `-`, `_` and `.`, not starting with `.`.
+fn check_task_id(id: &str) -> Result<(), &'static str> {
+    if id.is_empty() {
+        return Err("is empty");
+    }
+    if id.starts_with('.')
+        || !id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(
+            "cannot name a file: use letters, digits, `-`, `_` and `.` (not first), e.g. `password-reset`",
+        );
+    }
+    Ok(())
+}
+
+/// Adds "did you mean `x`?" to serde's "unknown field `y`, expected one of `a`, `b`".
+fn with_suggestion(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return message.to_owned();
+    };
+    let Some((field, expected)) = rest.split_once('`') else {
+        return message.to_owned();
+    };
+    let best = expected
+        .split('`')
+        .skip(1)
+        .step_by(2)
+        .map(|k| (crate::edit_distance(field, k), k))
+        .min()
+        .filter(|(d, _)| *d <= 3);
+    match best {
+        Some((_, k)) => format!("{message}; did you mean `{k}`?"),
+        None => message.to_owned(),
+    }
+}
+
+/// `base/path` with `x/..` pairs dropped where `x` is a plain folder name (no file system
+/// access), so `golden/support/../../agents/a.yaml` prints as `agents/a.yaml`.
+fn lexical_join(base: &Path, path: &Path) -> PathBuf {
+    let mut out: Vec<Component<'_>> = Vec::new();
+    for c in base.components().chain(path.components()) {
+        match (c, out.last()) {
+            (Component::CurDir, _) => {}
+            (Component::ParentDir, Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            _ => out.push(c),
+        }
+    }
+    if out.is_empty() {
+        return PathBuf::from(".");
+    }
+    out.iter().map(|c| c.as_os_str()).collect()
+}
+
+/// `path` relative to `base` (both as seen from the working directory).
+pub fn relative_to(path: &Path, base: &Path) -> PathBuf {
+    let absolute = |p: &Path| {
+        std::fs::canonicalize(p).unwrap_or_else(|_| {
+            std::env::current_dir()
+                .map(|d| d.join(p))
+                .unwrap_or_else(|_| p.to_path_buf())
+        })
+    };
+    let (path, base) = (absolute(path), absolute(base));
+    let p: Vec<Component<'_>> = path.components().collect();
+    let b: Vec<Component<'_>> = base.components().collect();
+    let common = p.iter().zip(&b).take_while(|(x, y)| x == y).count();
+    let mut out = PathBuf::new();
+    for _ in common..b.len() {
+        out.push("..");
+    }
+    for c in &p[common..] {
+        out.push(c.as_os_str());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn suite(text: &str) -> Result<Suite, DiffError> {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(SUITE_FILE), text).expect("write");
+        Suite::load(dir.path())
+    }
+
+    #[test]
+    fn task_tolerances_override_the_suite() {
+        let s = suite(
+            "agent: a.yaml\ntolerances: {tool_calls: \"+50%\", answer_similarity: 0.8}\ntasks:\n  - {id: a, input: x}\n  - {id: b, input: y, tolerances: {tool_calls: \"+10%\"}}\n",
+        )
+        .expect("loads");
+        assert!((s.tasks[0].tolerances.tool_calls - 0.5).abs() < 1e-9);
+        assert!((s.tasks[1].tolerances.tool_calls - 0.1).abs() < 1e-9);
+        assert!((s.tasks[1].tolerances.answer_similarity - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn duplicate_ids_are_named() {
+        let err = suite("tasks:\n  - {id: a, input: x}\n  - {id: a, input: y}\n")
+            .expect_err("duplicate")
+            .to_string();
+        assert!(
+            err.contains("suite.yaml") && err.contains("duplicate task id `a`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn misspelled_tolerance_gets_a_suggestion() {
+        let err = suite("tasks:\n  - {id: a, input: x, tolerances: {tool_cals: \"+5%\"}}\n")
+            .expect_err("misspelled")
+            .to_string();
+        assert!(
+            err.contains("task `a`") && err.contains("did you mean `tool_calls`"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn misspelled_field_gets_a_suggestion() {
+        let err = suite("taks: []\n").expect_err("unknown").to_string();
+        assert!(err.contains("did you mean `tasks`"), "{err}");
+    }
+
+    #[test]
+    fn agent_paths_are_joined_lexically() {
+        assert_eq!(
+            lexical_join(
+                Path::new("golden/support"),
+                Path::new("../../agents/a.yaml")
+            ),
+            PathBuf::from("agents/a.yaml")
+        );
+        assert_eq!(
+            lexical_join(Path::new("golden/support"), Path::new("agent/a.yaml")),
+            PathBuf::from("golden/support/agent/a.yaml")
+        );
+        assert_eq!(
+            lexical_join(Path::new("s"), Path::new("../../a.yaml")),
+            PathBuf::from("../a.yaml")
+        );
+    }
+
+    #[test]
+    fn relative_paths_climb_out() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = dir.path().join("golden/support");
+        let b = dir.path().join("fixtures/agents");
+        std::fs::create_dir_all(&a).expect("mkdir");
+        std::fs::create_dir_all(&b).expect("mkdir");
+        assert_eq!(
+            relative_to(&b.join("x.yaml"), &a),
+            PathBuf::from("../../fixtures/agents/x.yaml")
+        );
+    }
+}

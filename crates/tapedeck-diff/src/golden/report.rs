@@ -1,0 +1,365 @@
+//! The result of checking one golden task ([`TaskResult`]: the run diff and the snapshot
+//! comparison, with its verdict) and the reports of a whole check: JUnit XML for CI,
+//! Markdown for a pull-request comment, one self-contained HTML page.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::compare::{RunDiff, Verdict};
+use crate::golden::snapshot::{Behaviour, unified_diff};
+use crate::report::{self, change_text, esc, md_escape, shorten};
+
+/// A task's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TaskVerdict {
+    /// Within tolerance, and the snapshot matches.
+    Pass,
+    /// A metric beyond tolerance, or a different snapshot.
+    Drift,
+}
+
+/// How the new behaviour compares with the task's snapshot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SnapshotStatus {
+    /// The same.
+    Matches,
+    /// Different.
+    Differs,
+    /// The task has no snapshot yet.
+    Missing,
+}
+
+/// The snapshot comparison.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct SnapshotCheck {
+    /// Its status.
+    pub status: SnapshotStatus,
+    /// The unified diff, `.snap` → `.snap.new`, when it differs.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub diff: Option<String>,
+}
+
+/// One task checked.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TaskResult {
+    /// The task id.
+    pub task: String,
+    /// The verdict.
+    pub verdict: TaskVerdict,
+    /// Why it drifted, one line each (empty when it passed).
+    pub reasons: Vec<String>,
+    /// The snapshot comparison.
+    pub snapshot: SnapshotCheck,
+    /// Baseline run against the candidate run.
+    pub diff: RunDiff,
+}
+
+impl TaskResult {
+    /// The verdict of a task from its run diff and its behaviour, old (`None`: no snapshot
+    /// yet) and new.
+    pub fn new(task: &str, diff: RunDiff, old: Option<&Behaviour>, new: &Behaviour) -> Self {
+        let snapshot = match old {
+            None => SnapshotCheck {
+                status: SnapshotStatus::Missing,
+                diff: None,
+            },
+            Some(old) if old == new => SnapshotCheck {
+                status: SnapshotStatus::Matches,
+                diff: None,
+            },
+            Some(old) => SnapshotCheck {
+                status: SnapshotStatus::Differs,
+                diff: Some(unified_diff(
+                    &old.to_yaml(),
+                    &new.to_yaml(),
+                    &format!("{task}.snap"),
+                    &format!("{task}.snap.new"),
+                )),
+            },
+        };
+        let mut reasons: Vec<String> = diff
+            .metrics
+            .iter()
+            .filter(|m| m.verdict == Verdict::Drift)
+            .map(|m| {
+                let change = change_text(m.change);
+                if change.is_empty() {
+                    format!(
+                        "{}: {} → {} (tolerance: {})",
+                        m.metric, m.baseline, m.candidate, m.tolerance
+                    )
+                } else {
+                    format!(
+                        "{}: {} → {} ({change}, tolerance {})",
+                        m.metric, m.baseline, m.candidate, m.tolerance
+                    )
+                }
+            })
+            .collect();
+        match snapshot.status {
+            SnapshotStatus::Matches => {}
+            SnapshotStatus::Differs => reasons.push("the behaviour snapshot differs".to_owned()),
+            SnapshotStatus::Missing => reasons.push("the task has no snapshot yet".to_owned()),
+        }
+        Self {
+            task: task.to_owned(),
+            verdict: if reasons.is_empty() {
+                TaskVerdict::Pass
+            } else {
+                TaskVerdict::Drift
+            },
+            reasons,
+            snapshot,
+            diff,
+        }
+    }
+
+    /// Whether it drifted.
+    pub fn drifted(&self) -> bool {
+        self.verdict == TaskVerdict::Drift
+    }
+
+    /// The overview row: task, verdict, stop reason, tool calls, tokens, cost, first
+    /// divergence (see [`OVERVIEW_HEADER`]).
+    pub fn overview(&self) -> [String; 7] {
+        let (b, c) = (&self.diff.baseline, &self.diff.candidate);
+        let pair = |x: String, y: String| if x == y { x } else { format!("{x} → {y}") };
+        let count = |v: Option<u64>| v.map_or_else(|| "?".to_owned(), |v| v.to_string());
+        let usd = |v: Option<f64>| match v {
+            None => "?".to_owned(),
+            Some(v) if v > 0.0 && v < 0.0001 => "<$0.0001".to_owned(),
+            Some(v) if v != 0.0 && v.abs() < 0.01 => format!("${v:.4}"),
+            Some(v) => format!("${v:.2}"),
+        };
+        let divergence = self.diff.first_divergence.as_ref().map_or_else(
+            || "-".to_owned(),
+            |d| {
+                let name = |c: &Option<crate::CallKey>| {
+                    c.as_ref().map_or("(none)", |c| c.tool.as_str()).to_owned()
+                };
+                format!(
+                    "call {}: {} → {}",
+                    d.baseline_index + 1,
+                    name(&d.expected),
+                    name(&d.actual)
+                )
+            },
+        );
+        [
+            self.task.clone(),
+            match self.verdict {
+                TaskVerdict::Pass => "pass".to_owned(),
+                TaskVerdict::Drift => "DRIFT".to_owned(),
+            },
+            pair(b.stop_reason.clone(), c.stop_reason.clone()),
+            pair(
+                b.tool_calls_total().to_string(),
+                c.tool_calls_total().to_string(),
+            ),
+            pair(count(b.tokens_total()), count(c.tokens_total())),
+            pair(usd(b.cost_usd), usd(c.cost_usd)),
+            divergence,
+        ]
+    }
+}
+
+/// The column names of [`TaskResult::overview`].
+pub const OVERVIEW_HEADER: [&str; 7] = [
+    "TASK",
+    "VERDICT",
+    "STOP REASON",
+    "TOOL CALLS",
+    "TOKENS",
+    "COST",
+    "FIRST DIVERGENCE",
+];
+
+/// One line: how many tasks drifted.
+pub fn summary_line(suite: &str, results: &[TaskResult]) -> String {
+    let drifted = results.iter().filter(|r| r.drifted()).count();
+    if drifted == 0 {
+        format!(
+            "no drift: {} task{} of suite `{suite}` pass",
+            results.len(),
+            plural(results.len())
+        )
+    } else {
+        format!(
+            "drift in {drifted} of {} task{} of suite `{suite}`",
+            results.len(),
+            plural(results.len())
+        )
+    }
+}
+
+fn plural(n: usize) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// JUnit XML: one `testsuite` for the suite, one `testcase` per task, a `failure` for drift
+/// with its reasons as the message and the text diff as the body.
+pub fn junit(suite: &str, results: &[TaskResult]) -> String {
+    let failures = results.iter().filter(|r| r.drifted()).count();
+    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    let _ = writeln!(
+        out,
+        "<testsuites name=\"tapedeck golden\" tests=\"{}\" failures=\"{failures}\" errors=\"0\">",
+        results.len()
+    );
+    let _ = writeln!(
+        out,
+        "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failures}\" errors=\"0\" skipped=\"0\">",
+        xml_escape(suite),
+        results.len()
+    );
+    for r in results {
+        let head = format!(
+            "    <testcase classname=\"golden.{}\" name=\"{}\"",
+            xml_escape(suite),
+            xml_escape(&r.task)
+        );
+        if r.drifted() {
+            let mut body = report::text(&r.diff);
+            if let Some(diff) = &r.snapshot.diff {
+                body.push_str("\nsnapshot\n");
+                body.push_str(diff);
+            }
+            let _ = writeln!(
+                out,
+                "{head}>\n      <failure type=\"drift\" message=\"{}\">{}</failure>\n    </testcase>",
+                xml_escape(&r.reasons.join("; ")),
+                xml_escape(&body)
+            );
+        } else {
+            let _ = writeln!(out, "{head}/>");
+        }
+    }
+    out.push_str("  </testsuite>\n</testsuites>\n");
+    out
+}
+
+/// Escapes text for XML attributes and content; drops the characters XML 1.0 cannot hold.
+pub fn xml_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            '\n' => out.push_str("&#10;"),
+            '\r' => out.push_str("&#13;"),
+            '\t' => out.push_str("&#9;"),
+            c if (c as u32) < 0x20 || c == '\u{FFFE}' || c == '\u{FFFF}' => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A pull-request comment: the overview of every task, then each drifting task's deltas
+/// ([`report::markdown`]) and snapshot diff.
+pub fn markdown(suite: &str, results: &[TaskResult]) -> String {
+    let drifted: Vec<&TaskResult> = results.iter().filter(|r| r.drifted()).collect();
+    let mut out = format!(
+        "## {} tapedeck golden: {}\n\n",
+        if drifted.is_empty() { "✅" } else { "⚠️" },
+        summary_line(suite, results)
+    );
+    out.push_str(
+        "| task | verdict | stop reason | tool calls | tokens | cost | first divergence |\n",
+    );
+    out.push_str("|---|---|---|---:|---:|---:|---|\n");
+    for r in results {
+        let row = r.overview();
+        let cells: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(i, c)| match (i, r.drifted()) {
+                (0, _) => format!("`{}`", md_escape(c)),
+                (1, true) => "**drift**".to_owned(),
+                _ => md_escape(c),
+            })
+            .collect();
+        let _ = writeln!(out, "| {} |", cells.join(" | "));
+    }
+    for r in drifted {
+        let _ = writeln!(out, "\n---\n\n#### Task `{}`\n", md_escape(&r.task));
+        for reason in &r.reasons {
+            let _ = writeln!(out, "- {}", md_escape(reason));
+        }
+        out.push('\n');
+        out.push_str(&report::markdown(&r.diff));
+        if let Some(diff) = &r.snapshot.diff {
+            let _ = writeln!(
+                out,
+                "\n<details><summary>snapshot diff</summary>\n\n```diff\n{}```\n</details>",
+                diff.replace("```", "`` `")
+            );
+        }
+    }
+    out
+}
+
+/// One self-contained HTML page: the overview table, then every task's diff.
+pub fn html(suite: &str, results: &[TaskResult]) -> String {
+    let drift = results.iter().any(TaskResult::drifted);
+    let mut rows = String::new();
+    for r in results {
+        let row = r.overview();
+        let _ = write!(
+            rows,
+            "<tr class=\"{}\"><td><a href=\"#task-{id}\">{id}</a></td>",
+            if r.drifted() { "drift" } else { "ok" },
+            id = esc(&row[0])
+        );
+        for cell in &row[1..] {
+            let _ = write!(rows, "<td>{}</td>", esc(cell));
+        }
+        rows.push_str("</tr>");
+    }
+    let mut sections = String::new();
+    for r in results {
+        let _ = write!(
+            sections,
+            "<section id=\"task-{id}\"><h2 class=\"task\">Task <code>{id}</code>: <span class=\"{cls}\">{verdict}</span></h2>",
+            id = esc(&r.task),
+            cls = if r.drifted() { "drift" } else { "ok" },
+            verdict = if r.drifted() { "drift" } else { "pass" },
+        );
+        if !r.reasons.is_empty() {
+            sections.push_str("<ul>");
+            for reason in &r.reasons {
+                let _ = write!(sections, "<li>{}</li>", esc(reason));
+            }
+            sections.push_str("</ul>");
+        }
+        sections.push_str(&report::html_body(&r.diff));
+        if let Some(diff) = &r.snapshot.diff {
+            let _ = write!(
+                sections,
+                "<h2>Snapshot diff</h2><pre>{}</pre>",
+                esc(&shorten(diff, 20_000))
+            );
+        }
+        sections.push_str("</section>");
+    }
+    let header: String = OVERVIEW_HEADER
+        .iter()
+        .map(|h| format!("<th>{}</th>", esc(&h.to_lowercase())))
+        .collect();
+    format!(
+        "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>tapedeck golden {s}</title>\
+<style>{style}section{{border-top:2px solid #ccc;margin-top:2em}}h2.task .drift{{color:#b00}}h2.task .ok{{color:#070}}\
+pre{{background:#f6f6f6;padding:8px;overflow-x:auto}}</style></head>\
+<body><h1><span class=\"{cls}\">{title}</span></h1><table><tr>{header}</tr>{rows}</table>{sections}</body></html>\n",
+        s = esc(suite),
+        style = report::HTML_STYLE,
+        cls = if drift { "drift" } else { "ok" },
+        title = esc(&summary_line(suite, results)),
+    )
+}

@@ -1,0 +1,184 @@
+//! End-to-end tests of `tapedeck golden`: the shipped suites (`golden/support`,
+//! `golden/research`) copied into a temporary folder, recorded, checked against themselves and
+//! against the drift candidate `fixtures/agents/support-bot-drift.yaml`, reviewed, sharded, and
+//! fed bad input.
+//!
+//! One module per area. Every command runs through [`Env::tapedeck`]: in the temporary folder
+//! (so paths print relative to it), with a store of its own, no terminal and `NO_COLOR=1`.
+
+mod bad_input;
+mod check;
+mod help;
+mod record;
+mod review;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+
+/// The tasks of `golden/support` the drift candidate changes: three password questions (a
+/// second `kb.search`) and the shipping answer.
+pub const DRIFTING: [&str; 4] = [
+    "password-reset",
+    "password-forgot",
+    "password-link-expired",
+    "shipping-times",
+];
+
+/// The drift candidate, relative to a test's folder.
+pub const CANDIDATE: &str = "candidates/support-bot-drift.yaml";
+
+/// The workspace root.
+pub fn root() -> PathBuf {
+    tapedeck_testkit::fixtures_dir()
+        .parent()
+        .expect("fixtures/ is in the workspace root")
+        .to_path_buf()
+}
+
+/// Copies a folder, recursively, leaving pending snapshots behind.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the folder");
+    for entry in std::fs::read_dir(from).expect("read the folder") {
+        let entry = entry.expect("a folder entry");
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else if !path.to_string_lossy().ends_with(".snap.new") {
+            std::fs::copy(&path, &target).expect("copy a file");
+        }
+    }
+}
+
+/// A temporary folder holding copies of the shipped suites under `golden/`, the drift
+/// candidate under `candidates/`, and the store `t.db`.
+pub struct Env {
+    /// The folder.
+    pub dir: tempfile::TempDir,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// The folder with both suites and the candidate.
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        for suite in ["support", "research"] {
+            copy_dir(
+                &root().join("golden").join(suite),
+                &dir.path().join("golden").join(suite),
+            );
+        }
+        let candidates = dir.path().join("candidates");
+        std::fs::create_dir_all(&candidates).expect("create candidates/");
+        for file in [
+            "support-bot-drift.yaml",
+            "support-bot-drift.script.yaml",
+            "approvals.yaml",
+        ] {
+            std::fs::copy(
+                tapedeck_testkit::fixtures_dir().join("agents").join(file),
+                candidates.join(file),
+            )
+            .expect("copy the candidate");
+        }
+        Self { dir }
+    }
+
+    /// A path in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// `tapedeck --store t.db`, run in the folder with plain output.
+    pub fn tapedeck(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("COLUMNS", "100")
+            .env_remove("TAPEDECK_STORE")
+            .env_remove("CLICOLOR_FORCE")
+            .env_remove("FORCE_COLOR")
+            .arg("--store")
+            .arg("t.db");
+        cmd
+    }
+
+    /// `tapedeck golden ARGS…`: its exit code, stdout and stderr.
+    pub fn golden(&self, args: &[&str]) -> (i32, String, String) {
+        let Output {
+            status,
+            stdout,
+            stderr,
+        } = self
+            .tapedeck()
+            .arg("golden")
+            .args(args)
+            .output()
+            .expect("tapedeck runs");
+        (
+            status.code().expect("an exit code"),
+            String::from_utf8(stdout).expect("stdout is UTF-8"),
+            String::from_utf8(stderr).expect("stderr is UTF-8"),
+        )
+    }
+
+    /// The tasks of a suite with a pending snapshot, sorted.
+    pub fn pending(&self, suite: &str) -> Vec<String> {
+        let dir = self.path(&format!("golden/{suite}/snapshots"));
+        let mut tasks: Vec<String> = std::fs::read_dir(dir)
+            .expect("read snapshots/")
+            .filter_map(|e| {
+                let name = e
+                    .expect("an entry")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
+                name.strip_suffix(".snap.new").map(str::to_owned)
+            })
+            .collect();
+        tasks.sort();
+        tasks
+    }
+
+    /// The task ids of a suite, in file order (from `check --json`'s view of suite.yaml).
+    pub fn task_ids(&self, suite: &str) -> Vec<String> {
+        let text = std::fs::read_to_string(self.path(&format!("golden/{suite}/suite.yaml")))
+            .expect("read suite.yaml");
+        text.lines()
+            .filter_map(|l| l.strip_prefix("- id: "))
+            .map(|id| id.trim().to_owned())
+            .collect()
+    }
+}
+
+/// Asserts an exit code, showing the output when it differs.
+#[track_caller]
+pub fn assert_exit(result: &(i32, String, String), code: i32) {
+    assert_eq!(
+        result.0, code,
+        "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+        result.1, result.2
+    );
+}
+
+/// Asserts an input error: exit 2, one `error:` line on stderr containing every `needle`.
+#[track_caller]
+pub fn assert_input_error(result: &(i32, String, String), needles: &[&str]) {
+    assert_exit(result, 2);
+    let line = result.2.trim_end();
+    assert!(
+        line.starts_with("error: ") && !line.contains('\n'),
+        "expected one `error:` line, got:\n{line}"
+    );
+    assert!(!line.contains("panicked"), "tapedeck panicked:\n{line}");
+    for needle in needles {
+        assert!(line.contains(needle), "`{needle}` is not in:\n{line}");
+    }
+}
