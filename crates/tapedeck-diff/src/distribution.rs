@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::stats::{benjamini_hochberg, fisher_exact, holm, mann_whitney, smallest_n};
 use crate::{DiffError, RunSummary, Tolerances, Verdict};
@@ -18,13 +18,14 @@ use crate::{DiffError, RunSummary, Tolerances, Verdict};
 type MetricOf = fn(&RunSummary) -> Option<f64>;
 
 /// The multiple-testing correction.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Correction {
     /// Holm-Bonferroni: controls the chance of any false alarm.
     #[default]
     Holm,
-    /// Benjamini-Hochberg: controls the share of false alarms among the alarms.
+    /// Benjamini-Hochberg: controls the share of false alarms among the alarms (`bh`).
+    #[serde(alias = "bh", alias = "benjamini-hochberg")]
     BenjaminiHochberg,
 }
 
@@ -76,6 +77,17 @@ pub fn compare_groups(
     alpha: f64,
     correction: Correction,
 ) -> Result<GroupComparison, DiffError> {
+    compare_groups_with(baseline, candidate, |_| tolerances.clone(), alpha, correction)
+}
+
+/// [`compare_groups`] with tolerances per task (`None`: pooled runs), as golden suites have.
+pub fn compare_groups_with(
+    baseline: &[RunSummary],
+    candidate: &[RunSummary],
+    tolerances_of: impl Fn(Option<&str>) -> Tolerances,
+    alpha: f64,
+    correction: Correction,
+) -> Result<GroupComparison, DiffError> {
     if baseline.is_empty() || candidate.is_empty() {
         return Err(DiffError::Tolerance(format!(
             "nothing to compare: the baseline selects {} runs and the candidate {}",
@@ -101,22 +113,23 @@ pub fn compare_groups(
         ));
     }
     let mut tests = Vec::new();
-    let numeric: [(&str, MetricOf, f64); 4] = [
-        (
-            "tool_calls",
-            |r| Some(r.tool_calls_total() as f64),
-            tolerances.tool_calls,
-        ),
-        ("steps", |r| Some(r.steps as f64), tolerances.steps),
-        (
-            "tokens",
-            |r| r.tokens_total().map(|t| t as f64),
-            tolerances.tokens,
-        ),
-        ("cost_usd", |r| r.cost_usd, tolerances.cost),
-    ];
     let mut limits = Vec::new();
     for (task, (b, c)) in &groups {
+        let tolerances = tolerances_of(task.as_deref());
+        let numeric: [(&str, MetricOf, f64); 4] = [
+            (
+                "tool_calls",
+                |r| Some(r.tool_calls_total() as f64),
+                tolerances.tool_calls,
+            ),
+            ("steps", |r| Some(r.steps as f64), tolerances.steps),
+            (
+                "tokens",
+                |r| r.tokens_total().map(|t| t as f64),
+                tolerances.tokens,
+            ),
+            ("cost_usd", |r| r.cost_usd, tolerances.cost),
+        ];
         for (metric, value, limit) in numeric {
             let (Some(bv), Some(cv)) = (
                 b.iter().map(|r| value(r)).collect::<Option<Vec<f64>>>(),

@@ -17,7 +17,7 @@ pub mod divergence;
 pub mod recording;
 pub mod serve;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -25,8 +25,9 @@ use serde_json::Value;
 use tapedeck_agent::config::{LoadedConfig, ToolKind};
 use tapedeck_agent::tool::ToolSet;
 use tapedeck_agent::{Agent, AgentError, RunOutcome};
-use tapedeck_store::{Store, StoreError, Writer};
-use tapedeck_trace::{Run, RunId};
+use tapedeck_agent::EventSink;
+use tapedeck_store::{Ending, Store, StoreError, Writer};
+use tapedeck_trace::{ContentHash, Event, EventData, Run, RunFinished, RunId, Timestamp};
 
 pub use divergence::{Divergence, Move};
 pub use recording::Recording;
@@ -217,11 +218,42 @@ pub fn replay(
     run.suite = recording.run.suite.clone();
     run.task = recording.run.task.clone();
     run.labels = recording.run.labels.clone();
-    let (run, outcome) = agent.run_recorded(writer, run)?;
+    // Run as `Agent::run_recorded` does, keeping the replay's events and blobs as they are
+    // recorded: the divergence check then needs nothing back from the store.
+    let input = run.input.clone().unwrap_or_default();
+    let mut recorder = writer.start_run(run)?;
+    let mut tee = Tee::new(&mut recorder);
+    let outcome = agent.run(&input, &mut tee)?;
+    let Tee {
+        mut events, blobs, ..
+    } = tee;
+    let run = recorder.end(Ending {
+        stop_reason: outcome.stop_reason.clone(),
+        answer: outcome.answer.clone(),
+        error: outcome.error.clone(),
+    })?;
+    events.push(Event {
+        seq: events.last().map_or(1, |e| e.seq + 1),
+        at: run.ended_at.unwrap_or(run.started_at),
+        data: EventData::RunFinished(RunFinished {
+            status: run.status,
+            stop_reason: outcome.stop_reason.clone(),
+            answer: outcome.answer.clone(),
+            error: outcome.error.clone(),
+        }),
+    });
     let divergence = {
-        let expected = divergence::moves(store, &recording.run.id, &recording.events)?;
-        let events = store.events(&run.id)?;
-        let actual = divergence::moves(store, &run.id, &events)?;
+        let recorded = |hash: &ContentHash| match recording.blobs.get(hash) {
+            Some(value) => Ok(value.clone()),
+            None => store
+                .blob(hash, &recording.run.id)
+                .map_err(ReplayError::from),
+        };
+        let expected = divergence::moves_with(&recording.events, recorded)?;
+        let actual = divergence::moves_with(&events, |hash| match blobs.get(hash) {
+            Some(value) => Ok(value.clone()),
+            None => store.blob(hash, &run.id).map_err(ReplayError::from),
+        })?;
         divergence::first_divergence(&expected, &actual)
     };
     Ok(ReplayReport {
@@ -300,4 +332,42 @@ fn staleness(
         }
     }
     changes
+}
+
+/// A sink that records into a [`Recorder`](tapedeck_store::Recorder) and keeps a copy of what
+/// it recorded: the events, and each blob once.
+struct Tee<'a> {
+    inner: &'a mut dyn EventSink,
+    events: Vec<Event>,
+    blobs: HashMap<ContentHash, Value>,
+}
+
+impl<'a> Tee<'a> {
+    fn new(inner: &'a mut dyn EventSink) -> Self {
+        Self {
+            inner,
+            events: Vec::new(),
+            blobs: HashMap::new(),
+        }
+    }
+}
+
+impl EventSink for Tee<'_> {
+    fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
+        let hash = self.inner.blob(value)?;
+        if let std::collections::hash_map::Entry::Vacant(slot) = self.blobs.entry(hash) {
+            slot.insert(value.clone());
+        }
+        Ok(hash)
+    }
+
+    fn append(&mut self, data: EventData) -> Result<u64, StoreError> {
+        let seq = self.inner.append(data.clone())?;
+        self.events.push(Event {
+            seq,
+            at: Timestamp::now(),
+            data,
+        });
+        Ok(seq)
+    }
 }

@@ -18,7 +18,7 @@ use crate::render::{self, DIM, HEADING, WARN};
 use crate::settings::Settings;
 
 /// The demo's agent files: (file name, contents).
-const AGENT_FILES: [(&str, &str); 5] = [
+const AGENT_FILES: [(&str, &str); 7] = [
     (
         "support-bot.yaml",
         include_str!("../../../../fixtures/agents/support-bot.yaml"),
@@ -39,7 +39,18 @@ const AGENT_FILES: [(&str, &str); 5] = [
         "research-bot.script.yaml",
         include_str!("../../../../fixtures/agents/research-bot.script.yaml"),
     ),
+    (
+        "support-bot-drift.yaml",
+        include_str!("../../../../fixtures/agents/support-bot-drift.yaml"),
+    ),
+    (
+        "support-bot-drift.script.yaml",
+        include_str!("../../../../fixtures/agents/support-bot-drift.script.yaml"),
+    ),
 ];
+
+/// The candidate version the demo checks for drift against the support bot's runs.
+const CANDIDATE: &str = "support-bot-drift.yaml";
 
 /// The demo runs: (agent file, task id, input). The incident comes last.
 const DEMO_RUNS: [(&str, &str, &str); 4] = [
@@ -164,6 +175,7 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     for (cmd, what) in commands {
         anstream::println!("  {cmd:<width$}  {dim}# {what}{dim:#}");
     }
+    drift_report(&store, &writer, &dir, &tapedeck, &recorded[..recorded.len() - 1])?;
     Ok(Exit::Ok)
 }
 
@@ -212,4 +224,75 @@ fn demo_dir(store: &Path) -> PathBuf {
         Some(parent) if !parent.as_os_str().is_empty() => parent.join("demo"),
         _ => PathBuf::from("demo"),
     }
+}
+
+/// Replays the support bot's runs against its next version (tools from the recordings) and
+/// prints what drifted: the check a CI job runs before that version ships.
+fn drift_report(
+    store: &Store,
+    writer: &tapedeck_store::Writer,
+    dir: &Path,
+    tapedeck: &str,
+    runs: &[RunId],
+) -> anyhow::Result<()> {
+    use tapedeck_diff::{RunSummary, Tolerances, diff_runs};
+    let h = HEADING;
+    let dim = DIM;
+    let w = WARN;
+    anstream::println!(
+        "\n{h}checking the support bot's next version ({CANDIDATE}) against these runs{h:#}"
+    );
+    let candidate = LoadedConfig::load(&dir.join(CANDIDATE))?;
+    let options = tapedeck_replay::Options {
+        mode: tapedeck_replay::Mode::ToolsOnly(candidate),
+        ..tapedeck_replay::Options::exact()
+    };
+    let mut table = render::table(&["TASK", "VERDICT", "TOOL CALLS", "TOKENS", "FIRST DIVERGENCE"]);
+    let mut drifting = 0;
+    let mut first_drift = None;
+    for id in runs {
+        let report = tapedeck_replay::replay(store, writer, id, &options)?;
+        let diff = diff_runs(
+            RunSummary::load(store, id)?,
+            RunSummary::load(store, &report.run.id)?,
+            &Tolerances::default(),
+        );
+        drifting += usize::from(diff.drift);
+        if diff.drift && first_drift.is_none() {
+            first_drift = Some((id.short(), report.run.id.short()));
+        }
+        let metric = |name: &str| {
+            diff.metrics
+                .iter()
+                .find(|m| m.metric == name)
+                .map_or_else(String::new, |m| {
+                    format!("{} → {} {}", m.baseline, m.candidate, tapedeck_diff::report::change_text(m.change))
+                })
+        };
+        table.add_row(vec![
+            report.parent.task.clone().unwrap_or_default(),
+            if diff.drift { "DRIFT".to_owned() } else { "ok".to_owned() },
+            metric("tool_calls"),
+            metric("tokens"),
+            diff.first_divergence.as_ref().map_or_else(
+                || "-".to_owned(),
+                |d| match (&d.expected, &d.actual) {
+                    (_, Some(actual)) => format!("call {}: {} {}", d.candidate_index + 1, actual.tool, actual.args),
+                    (Some(expected), None) => format!("call {} missing: {}", d.baseline_index + 1, expected.tool),
+                    (None, None) => "-".to_owned(),
+                },
+            ),
+        ]);
+    }
+    anstream::println!("{}", table.trim_fmt());
+    if drifting > 0 {
+        anstream::println!(
+            "  {w}{drifting} of {} tasks drift{w:#} {dim}(beyond tolerance: tool calls +20%, tokens +15%, cost +10%, same stop reason, answers ≥ 0.9 alike){dim:#}",
+            runs.len()
+        );
+    }
+    if let Some((baseline, candidate)) = first_drift {
+        anstream::println!("  {dim}the whole diff:{dim:#} {tapedeck} diff {baseline} {candidate}");
+    }
+    Ok(())
 }
