@@ -9,7 +9,9 @@
 mod bad_input;
 mod check;
 mod help;
+mod html;
 mod record;
+mod repeat;
 mod review;
 
 use std::path::{Path, PathBuf};

@@ -77,7 +77,13 @@ pub fn compare_groups(
     alpha: f64,
     correction: Correction,
 ) -> Result<GroupComparison, DiffError> {
-    compare_groups_with(baseline, candidate, |_| tolerances.clone(), alpha, correction)
+    compare_groups_with(
+        baseline,
+        candidate,
+        |_| tolerances.clone(),
+        alpha,
+        correction,
+    )
 }
 
 /// [`compare_groups`] with tolerances per task (`None`: pooled runs), as golden suites have.
@@ -242,5 +248,83 @@ fn relative(baseline: f64, candidate: f64) -> Option<f64> {
         Some(f64::INFINITY)
     } else {
         Some(0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tapedeck_trace::RunId;
+
+    fn run(task: &str, tool_calls: u64) -> RunSummary {
+        RunSummary {
+            id: RunId::new(),
+            task: Some(task.to_owned()),
+            stop_reason: "ok".to_owned(),
+            steps: tool_calls + 1,
+            tool_calls: BTreeMap::from([("kb.search".to_owned(), tool_calls)]),
+            sequence: Vec::new(),
+            tokens_in: None,
+            tokens_out: None,
+            cost_usd: None,
+            latency_ms: None,
+            step_latencies_ms: Vec::new(),
+            answer: String::new(),
+        }
+    }
+
+    #[test]
+    fn per_task_tolerances_decide_the_verdict_and_the_correction_spans_tasks() {
+        let mut baseline = Vec::new();
+        let mut candidate = Vec::new();
+        for task in ["a", "b"] {
+            baseline.extend((0..6).map(|_| run(task, 2)));
+            candidate.extend((0..6).map(|_| run(task, 3)));
+        }
+        // Task `b` tolerates +100% tool calls and steps: significant, but within tolerance.
+        let result = compare_groups_with(
+            &baseline,
+            &candidate,
+            |task| {
+                let mut t = Tolerances::default();
+                if task == Some("b") {
+                    t.set("tool_calls", "+100%").expect("valid");
+                    t.set("steps", "+100%").expect("valid");
+                }
+                t
+            },
+            0.05,
+            Correction::Holm,
+        )
+        .expect("compares");
+        assert!(result.paired_by_task && result.drift);
+        assert_eq!(result.tests.len(), 4, "two metrics known, two tasks");
+        for t in &result.tests {
+            // Two fully separated groups of six: p = 2/924; Holm over 4 tests.
+            assert!((t.p - 2.0 / 924.0).abs() < 1e-9, "{t:?}");
+            assert!((t.p_adjusted - 4.0 * 2.0 / 924.0).abs() < 1e-9, "{t:?}");
+            let expected = if t.task.as_deref() == Some("a") {
+                Verdict::Drift
+            } else {
+                Verdict::Ok
+            };
+            assert_eq!(t.verdict, expected, "{t:?}");
+        }
+    }
+
+    #[test]
+    fn too_few_runs_name_the_smallest_n() {
+        let baseline: Vec<_> = (0..2).map(|_| run("a", 2)).collect();
+        let candidate: Vec<_> = (0..2).map(|_| run("a", 3)).collect();
+        let err = compare_groups(
+            &baseline,
+            &candidate,
+            &Tolerances::default(),
+            0.05,
+            Correction::Holm,
+        )
+        .expect_err("too few")
+        .to_string();
+        assert!(err.contains("the smallest N that can is 5"), "{err}");
     }
 }

@@ -1,12 +1,11 @@
 //! [`RunSummary`]: the unit of comparison — what a run did, reduced to the figures a drift
 //! check looks at.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use serde_json::Value;
 use tapedeck_store::Store;
-use tapedeck_trace::{Event, EventData, Run, RunId};
+use tapedeck_trace::{ContentHash, Event, EventData, Run, RunId};
 
 use crate::DiffError;
 
@@ -58,15 +57,24 @@ impl RunSummary {
 
     /// The summary of `run` from its events (tool arguments read from `store`).
     pub fn of(store: &Store, run: &Run, events: &[Event]) -> Result<Self, DiffError> {
+        // Every distinct argument blob read in batches and made canonical once: a long run
+        // repeats arguments, and one query per call would dominate the load.
+        let mut args: HashMap<ContentHash, String> = HashMap::new();
+        let hashes = events.iter().filter_map(|e| match &e.data {
+            EventData::ToolCall(c) => Some(c.args),
+            _ => None,
+        });
+        for (hash, value) in store.blobs(hashes, &run.id)? {
+            args.insert(hash, tapedeck_trace::canonical_json(&value)?);
+        }
         let mut sequence = Vec::new();
         let mut step_latencies_ms = Vec::new();
         for event in events {
             match &event.data {
                 EventData::ToolCall(c) => {
-                    let args: Value = store.blob(&c.args, &run.id)?;
                     sequence.push(CallKey {
                         tool: c.tool.clone(),
-                        args: tapedeck_trace::canonical_json(&args)?,
+                        args: args.get(&c.args).cloned().unwrap_or_default(),
                     });
                 }
                 EventData::LlmResponse(r) => step_latencies_ms.push(r.latency_ms),

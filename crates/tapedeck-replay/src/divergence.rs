@@ -47,7 +47,9 @@ pub struct Divergence {
 
 /// The moves of a run, its blobs read from `store`.
 pub fn moves(store: &Store, id: &RunId, events: &[Event]) -> Result<Vec<Move>, ReplayError> {
-    moves_with(events, |hash| store.blob(hash, id).map_err(ReplayError::from))
+    moves_with(events, |hash| {
+        store.blob(hash, id).map_err(ReplayError::from)
+    })
 }
 
 /// The moves of a run, its blobs from `blob` (a replay has most of them in memory already).

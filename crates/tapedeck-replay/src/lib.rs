@@ -22,10 +22,10 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 use serde_json::Value;
+use tapedeck_agent::EventSink;
 use tapedeck_agent::config::{LoadedConfig, ToolKind};
 use tapedeck_agent::tool::ToolSet;
 use tapedeck_agent::{Agent, AgentError, RunOutcome};
-use tapedeck_agent::EventSink;
 use tapedeck_store::{Ending, Store, StoreError, Writer};
 use tapedeck_trace::{ContentHash, Event, EventData, Run, RunFinished, RunId, Timestamp};
 
@@ -154,8 +154,11 @@ pub fn replay(
         return Err(ReplayError::Unreplayable {
             run: id.short(),
             reason: format!(
-                "it was recorded by the {} proxy: replay it by running its client again, `tapedeck replay {} -- CMD…`",
-                recording.run.source,
+                "it was recorded by the {} proxy, not the runtime: replay it by running its client again, `tapedeck replay {} -- CMD…`",
+                match recording.run.source {
+                    tapedeck_trace::Source::Mcp => "MCP",
+                    _ => "HTTP",
+                },
                 id.short()
             ),
         });
@@ -202,7 +205,26 @@ pub fn replay(
             changes: stale,
         });
     }
-    let approver = Box::new(RecordedApprover::new(recording.approvals.clone()));
+    let approver = match &options.mode {
+        // A fork's steps after K run live: their writes are asked about as the agent's own
+        // config says, never approved by a recorded answer.
+        Mode::Fork { k, .. } => Box::new(
+            RecordedApprover::new(
+                recording
+                    .approvals
+                    .iter()
+                    .filter(|a| a.step <= *k)
+                    .cloned()
+                    .collect(),
+            )
+            .otherwise(match tapedeck_agent::approvals_for(&config) {
+                Ok(approver) => approver,
+                // The fork may make no write at all: only a write it makes is refused.
+                Err(e) => Box::new(Refuse(format!("replay: no approver ({e})"))),
+            }),
+        ),
+        _ => Box::new(RecordedApprover::new(recording.approvals.clone())),
+    };
     let mut agent = Agent::new(config, model, tools, approver);
     let interceptor = RecordedTools::new(
         recording.calls.clone(),
@@ -273,8 +295,8 @@ fn check_live_allow(agent: &LoadedConfig, live_allow: &HashSet<String>) -> Resul
             Some(ToolKind::Read) => {}
             Some(kind) => {
                 return Err(ReplayError::Options(format!(
-                    "--live-allow {tool}: `{tool}` is a {} tool; only read tools may run live in a replay",
-                    kind.as_str()
+                    "--live-allow {tool}: `{tool}` is {} tool; only read tools may run live in a replay",
+                    serve::a_kind(kind)
                 )));
             }
             None => {
@@ -369,5 +391,23 @@ impl EventSink for Tee<'_> {
             data,
         });
         Ok(seq)
+    }
+}
+
+/// Rejects every approval request, with the rule given.
+struct Refuse(String);
+
+impl tapedeck_agent::approvals::Approver for Refuse {
+    fn ask(
+        &mut self,
+        _tool: &str,
+        _args: &Value,
+        _key: Option<&str>,
+    ) -> tapedeck_agent::approvals::ApprovalAnswer {
+        tapedeck_agent::approvals::ApprovalAnswer {
+            approved: false,
+            rule: self.0.clone(),
+            by: None,
+        }
     }
 }

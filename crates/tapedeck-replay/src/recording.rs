@@ -56,6 +56,10 @@ pub struct RecordedApproval {
     pub approved: bool,
     /// The rule that answered.
     pub rule: String,
+    /// Who answered, when recorded.
+    pub by: Option<String>,
+    /// The step of the call it answered.
+    pub step: u64,
 }
 
 /// A recorded run, ready to be served.
@@ -95,7 +99,7 @@ impl Recording {
         let mut calls: Vec<RecordedCall> = Vec::new();
         let mut approvals = Vec::new();
         let mut agent_config = None;
-        let mut args_by_call: BTreeMap<String, ContentHash> = BTreeMap::new();
+        let mut args_by_call: BTreeMap<String, (ContentHash, u64)> = BTreeMap::new();
         for event in &events {
             match &event.data {
                 EventData::RunStarted(e) => {
@@ -148,7 +152,7 @@ impl Recording {
                     }
                 }
                 EventData::ToolCall(e) => {
-                    args_by_call.insert(e.call_id.clone(), e.args_hash);
+                    args_by_call.insert(e.call_id.clone(), (e.args_hash, e.step));
                     calls.push(RecordedCall {
                         seq: event.seq,
                         step: e.step,
@@ -175,15 +179,19 @@ impl Recording {
                         Decision::Rejected => false,
                         _ => continue,
                     };
+                    let call = e.call_id.as_ref().and_then(|c| args_by_call.get(c));
                     approvals.push(RecordedApproval {
                         tool: e.tool.clone().unwrap_or_default(),
-                        args_hash: e
-                            .call_id
-                            .as_ref()
-                            .and_then(|c| args_by_call.get(c))
-                            .copied(),
+                        args_hash: call.map(|(hash, _)| *hash),
                         approved,
                         rule: e.rule.clone(),
+                        // The gateway records who answered as the detail `by NAME`.
+                        by: e
+                            .detail
+                            .as_deref()
+                            .and_then(|d| d.strip_prefix("by "))
+                            .map(str::to_owned),
+                        step: call.map_or(0, |(_, step)| *step),
                     });
                 }
                 _ => {}

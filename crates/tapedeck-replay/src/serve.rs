@@ -293,7 +293,7 @@ impl ToolInterceptor for RecordedTools {
             policy => {
                 let why_not_live = match policy {
                     MissPolicy::Live if kind != ToolKind::Read => {
-                        format!(" (`--on-miss live` never runs a {} tool)", kind.as_str())
+                        format!(" (`--on-miss live` never runs {} tool)", a_kind(kind))
                     }
                     MissPolicy::Live => format!(" (`{tool}` is not in --live-allow)"),
                     _ => String::new(),
@@ -312,6 +312,15 @@ impl ToolInterceptor for RecordedTools {
                 )))
             }
         }
+    }
+}
+
+/// "a write", "an expensive": a tool kind with its article.
+pub(crate) fn a_kind(kind: ToolKind) -> &'static str {
+    match kind {
+        ToolKind::Read => "a read",
+        ToolKind::Write => "a write",
+        ToolKind::Expensive => "an expensive",
     }
 }
 
@@ -335,34 +344,49 @@ fn differing_keys(recorded: &Value, actual: &Value) -> String {
 
 /// Answers approval requests as they were answered in the recording, so a replay never waits
 /// on a person.
+///
+/// Only the recorded answer to the same call — the same tool with the same arguments — is
+/// replayed: an approval given for one write never approves another. A call the recording has
+/// no answer for goes to the fallback approver when there is one (a fork's live steps, which
+/// may run tools for real), and is rejected otherwise.
 pub struct RecordedApprover {
     approvals: Vec<RecordedApproval>,
+    otherwise: Option<Box<dyn Approver>>,
 }
 
 impl RecordedApprover {
-    /// Serves `approvals`.
+    /// Serves `approvals`; rejects any other call.
     pub fn new(approvals: Vec<RecordedApproval>) -> Self {
-        Self { approvals }
+        Self {
+            approvals,
+            otherwise: None,
+        }
+    }
+
+    /// Asks `approver` about the calls the recording has no answer for.
+    pub fn otherwise(mut self, approver: Box<dyn Approver>) -> Self {
+        self.otherwise = Some(approver);
+        self
     }
 }
 
 impl Approver for RecordedApprover {
-    fn ask(&mut self, tool: &str, args: &Value, _key: Option<&str>) -> ApprovalAnswer {
+    fn ask(&mut self, tool: &str, args: &Value, key: Option<&str>) -> ApprovalAnswer {
         let args_hash = hash_json(args).map(|(h, _)| h).ok();
         let found = self
             .approvals
             .iter()
-            .find(|a| a.tool == tool && a.args_hash.is_some() && a.args_hash == args_hash)
-            .or_else(|| self.approvals.iter().find(|a| a.tool == tool));
-        match found {
-            Some(a) => ApprovalAnswer {
+            .find(|a| a.tool == tool && a.args_hash.is_some() && a.args_hash == args_hash);
+        match (found, &mut self.otherwise) {
+            (Some(a), _) => ApprovalAnswer {
                 approved: a.approved,
                 rule: format!("replay: recorded {}", a.rule),
-                by: None,
+                by: a.by.clone(),
             },
-            None => ApprovalAnswer {
+            (None, Some(approver)) => approver.ask(tool, args, key),
+            (None, None) => ApprovalAnswer {
                 approved: false,
-                rule: "replay: no recorded approval".to_owned(),
+                rule: "replay: no recorded approval for this call".to_owned(),
                 by: None,
             },
         }

@@ -1,10 +1,16 @@
 //! Reading the store: finding runs by id or filter, their events and their blobs.
 
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as SqlValue};
 use serde_json::Value;
 use tapedeck_trace::{ContentHash, Event, EventData, Run, RunId, RunStatus, Timestamp};
 
 use crate::{Store, StoreError, blob, owner};
+
+/// Hashes per query of [`Store::blobs`] (SQLite allows 32,766 parameters; the statement for a
+/// full batch is prepared once and cached).
+const BLOB_BATCH: usize = 500;
 
 /// Which runs `ls`, `stats` and `rm` look at. Every field set must match.
 #[derive(Clone, Debug, Default)]
@@ -184,8 +190,15 @@ impl Store {
                 run: id.to_string(),
                 detail: format!("event {seq}: {detail}"),
             };
-            let payload: Value = serde_json::from_str(&data).map_err(|e| invalid(e.to_string()))?;
-            let data = EventData::from_parts(&kind, payload).map_err(|e| invalid(e.to_string()))?;
+            // Straight into the kind's struct; on an error, the slower path words it.
+            let data = match EventData::from_json(&kind, &data) {
+                Ok(data) => data,
+                Err(_) => {
+                    let payload: Value =
+                        serde_json::from_str(&data).map_err(|e| invalid(e.to_string()))?;
+                    EventData::from_parts(&kind, payload).map_err(|e| invalid(e.to_string()))?
+                }
+            };
             events.push(Event {
                 seq: seq as u64,
                 at: Timestamp::from_micros(at),
@@ -215,6 +228,63 @@ impl Store {
             run: run.to_string(),
             detail: format!("blob {hash}: {detail}"),
         })
+    }
+
+    /// The contents of many blobs, read in batches of 500 hashes a query (each
+    /// distinct hash once); `run` names the run asking, for the error message. Every hash must
+    /// be stored.
+    pub fn blobs(
+        &self,
+        hashes: impl IntoIterator<Item = ContentHash>,
+        run: &RunId,
+    ) -> Result<HashMap<ContentHash, Value>, StoreError> {
+        let wanted: Vec<ContentHash> = hashes
+            .into_iter()
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut found = HashMap::with_capacity(wanted.len());
+        for chunk in wanted.chunks(BLOB_BATCH) {
+            let sql = format!(
+                "SELECT hash, codec, size, data FROM blobs WHERE hash IN ({})",
+                vec!["?"; chunk.len()].join(",")
+            );
+            let mut stmt = self.conn().prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut rows = stmt
+                .query(params_from_iter(
+                    chunk.iter().map(|h| h.as_bytes().as_slice()),
+                ))
+                .map_err(|e| self.err(e))?;
+            while let Some(row) = rows.next().map_err(|e| self.err(e))? {
+                let (hash, codec, size, data) = (|| -> rusqlite::Result<_> {
+                    Ok((
+                        row.get_ref(0)?.as_blob()?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, i64>(2)?,
+                        row.get_ref(3)?.as_blob()?,
+                    ))
+                })()
+                .map_err(|e| self.err(e))?;
+                let invalid = |detail: String| StoreError::InvalidData {
+                    run: run.to_string(),
+                    detail,
+                };
+                let hash = ContentHash::from_bytes(
+                    hash.try_into()
+                        .map_err(|_| invalid(format!("a blob hash of {} bytes", hash.len())))?,
+                );
+                let value = blob::decode(codec, size, data)
+                    .map_err(|detail| invalid(format!("blob {hash}: {detail}")))?;
+                found.insert(hash, value);
+            }
+        }
+        if let Some(missing) = wanted.iter().find(|h| !found.contains_key(*h)) {
+            return Err(StoreError::MissingBlob {
+                run: run.to_string(),
+                hash: *missing,
+            });
+        }
+        Ok(found)
     }
 
     /// The highest sequence number stored for a run (0 when it has no events).

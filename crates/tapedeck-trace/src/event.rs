@@ -114,6 +114,28 @@ impl EventData {
         map.insert("data".to_owned(), payload);
         serde_json::from_value(Value::Object(map))
     }
+
+    /// Rebuilds event data from its kind and the payload's JSON text, parsed straight into
+    /// the kind's struct: the result of [`EventData::from_parts`] on the parsed payload, without
+    /// the intermediate `Value` (reading a long run is mostly this). On an error, call
+    /// `from_parts` for its message, which this one's may word differently.
+    pub fn from_json(kind: &str, payload: &str) -> Result<Self, serde_json::Error> {
+        use serde_json::from_str;
+        Ok(match kind {
+            "run_started" => Self::RunStarted(from_str(payload)?),
+            "llm_request" => Self::LlmRequest(from_str(payload)?),
+            "llm_retry" => Self::LlmRetry(from_str(payload)?),
+            "llm_response" => Self::LlmResponse(from_str(payload)?),
+            "tool_call" => Self::ToolCall(from_str(payload)?),
+            "policy_decision" => Self::PolicyDecision(from_str(payload)?),
+            "tool_result" => Self::ToolResult(from_str(payload)?),
+            "http_exchange" => Self::HttpExchange(from_str(payload)?),
+            "mcp_message" => Self::McpMessage(from_str(payload)?),
+            "budget_exceeded" => Self::BudgetExceeded(from_str(payload)?),
+            "run_finished" => Self::RunFinished(from_str(payload)?),
+            _ => Self::from_parts(kind, from_str(payload)?)?,
+        })
+    }
 }
 
 /// `run_started`: what the run was asked and under which rules it ran.

@@ -21,7 +21,9 @@ enum CorrectionArg {
 
 /// Compare two groups of runs as distributions (e.g. 50 runs on model A against 50 on B)
 #[derive(Debug, clap::Args)]
-#[command(after_help = "A selector is a comma-separated list of label:KEY=VALUE, agent:NAME-OR-FINGERPRINT-PREFIX,\ntask:ID, suite:NAME, source:runtime|proxy|mcp|import, stop_reason:REASON, since:WHEN, before:WHEN\n(WHEN: an age such as 7d or a date such as 2026-11-01). Counts and tokens are tested with\nMann-Whitney U, stop-reason shares with Fisher's exact test, corrected for the number of tests;\na change is drift only when it is significant AND beyond its tolerance. Exit codes: 0 no drift,\n1 drift, 2 bad input (including too few runs ever to reach the significance level).\n\nExamples:\n  tapedeck compare --baseline label:model=gpt-4.1 --candidate label:model=gpt-5-mini\n  tapedeck compare --baseline agent:3f9c2e,since:7d --candidate agent:a81b07 --alpha 0.01 --correction bh")]
+#[command(
+    after_help = "A selector is a comma-separated list of label:KEY=VALUE, agent:NAME-OR-FINGERPRINT-PREFIX,\ntask:ID, suite:NAME, source:runtime|proxy|mcp|import, stop_reason:REASON, since:WHEN, before:WHEN\n(WHEN: an age such as 7d or a date such as 2026-11-01). Counts and tokens are tested with\nMann-Whitney U, stop-reason shares with Fisher's exact test, corrected for the number of tests;\na change is drift only when it is significant AND beyond its tolerance. Exit codes: 0 no drift,\n1 drift, 2 bad input (including too few runs ever to reach the significance level).\n\nExamples:\n  tapedeck compare --baseline label:model=gpt-4.1 --candidate label:model=gpt-5-mini\n  tapedeck compare --baseline agent:3f9c2e,since:7d --candidate agent:a81b07 --alpha 0.01 --correction bh"
+)]
 pub struct Args {
     /// The runs to compare against
     #[arg(long, value_name = "SELECTOR")]
@@ -51,14 +53,20 @@ pub fn parse_selector(text: &str) -> anyhow::Result<RunFilter> {
             bail!("selector `{part}`: expected KEY:VALUE, e.g. label:model=gpt-4.1 or since:7d");
         };
         match key {
-            "label" => filter.labels.push(super::parse_label(value).map_err(anyhow::Error::msg)?),
+            "label" => filter
+                .labels
+                .push(super::parse_label(value).map_err(anyhow::Error::msg)?),
             "agent" => filter.agent = Some(value.to_owned()),
             "task" => filter.task = Some(value.to_owned()),
             "suite" => filter.suite = Some(value.to_owned()),
             "source" => filter.source = Some(value.to_owned()),
             "stop_reason" => filter.stop_reason = Some(value.to_owned()),
-            "since" => filter.since = Some(crate::when::parse_moment(value).map_err(anyhow::Error::msg)?),
-            "before" => filter.before = Some(crate::when::parse_moment(value).map_err(anyhow::Error::msg)?),
+            "since" => {
+                filter.since = Some(crate::when::parse_moment(value).map_err(anyhow::Error::msg)?)
+            }
+            "before" => {
+                filter.before = Some(crate::when::parse_moment(value).map_err(anyhow::Error::msg)?)
+            }
             other => bail!(
                 "selector `{part}`: unknown key `{other}` (known: label, agent, task, suite, source, stop_reason, since, before)"
             ),
@@ -100,7 +108,11 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             if result.drift { "DRIFT" } else { "no drift:" },
             baseline.len(),
             candidate.len(),
-            if result.paired_by_task { "paired by task" } else { "pooled" },
+            if result.paired_by_task {
+                "paired by task"
+            } else {
+                "pooled"
+            },
             args.alpha,
             match correction {
                 Correction::Holm => "Holm",
@@ -108,7 +120,16 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             }
         );
         let mut table = render::table(&[
-            "TASK", "METRIC", "N", "BASELINE", "CANDIDATE", "CHANGE", "EFFECT", "P", "P ADJ", "VERDICT",
+            "TASK",
+            "METRIC",
+            "N",
+            "BASELINE",
+            "CANDIDATE",
+            "CHANGE",
+            "EFFECT",
+            "P",
+            "P ADJ",
+            "VERDICT",
         ]);
         for t in &result.tests {
             table.add_row(vec![
@@ -135,7 +156,11 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             "{dim}effect: Cliff's delta for counts (candidate against baseline), the share difference for stop reasons{dim:#}"
         );
     }
-    Ok(if result.drift { Exit::Findings } else { Exit::Ok })
+    Ok(if result.drift {
+        Exit::Findings
+    } else {
+        Exit::Ok
+    })
 }
 
 /// A mean for the table: whole numbers for big values, four decimals for small ones (costs).

@@ -175,7 +175,13 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     for (cmd, what) in commands {
         anstream::println!("  {cmd:<width$}  {dim}# {what}{dim:#}");
     }
-    drift_report(&store, &writer, &dir, &tapedeck, &recorded[..recorded.len() - 1])?;
+    drift_report(
+        &store,
+        &writer,
+        &dir,
+        &tapedeck,
+        &recorded[..recorded.len() - 1],
+    )?;
     Ok(Exit::Ok)
 }
 
@@ -247,7 +253,13 @@ fn drift_report(
         mode: tapedeck_replay::Mode::ToolsOnly(candidate),
         ..tapedeck_replay::Options::exact()
     };
-    let mut table = render::table(&["TASK", "VERDICT", "TOOL CALLS", "TOKENS", "FIRST DIVERGENCE"]);
+    let mut table = render::table(&[
+        "TASK",
+        "VERDICT",
+        "TOOL CALLS",
+        "TOKENS",
+        "FIRST DIVERGENCE",
+    ]);
     let mut drifting = 0;
     let mut first_drift = None;
     for id in runs {
@@ -266,19 +278,35 @@ fn drift_report(
                 .iter()
                 .find(|m| m.metric == name)
                 .map_or_else(String::new, |m| {
-                    format!("{} → {} {}", m.baseline, m.candidate, tapedeck_diff::report::change_text(m.change))
+                    format!(
+                        "{} → {} {}",
+                        m.baseline,
+                        m.candidate,
+                        tapedeck_diff::report::change_text(m.change)
+                    )
                 })
         };
         table.add_row(vec![
             report.parent.task.clone().unwrap_or_default(),
-            if diff.drift { "DRIFT".to_owned() } else { "ok".to_owned() },
+            if diff.drift {
+                "DRIFT".to_owned()
+            } else {
+                "ok".to_owned()
+            },
             metric("tool_calls"),
             metric("tokens"),
             diff.first_divergence.as_ref().map_or_else(
                 || "-".to_owned(),
                 |d| match (&d.expected, &d.actual) {
-                    (_, Some(actual)) => format!("call {}: {} {}", d.candidate_index + 1, actual.tool, actual.args),
-                    (Some(expected), None) => format!("call {} missing: {}", d.baseline_index + 1, expected.tool),
+                    (_, Some(actual)) => format!(
+                        "call {}: {} {}",
+                        d.candidate_index + 1,
+                        actual.tool,
+                        actual.args
+                    ),
+                    (Some(expected), None) => {
+                        format!("call {} missing: {}", d.baseline_index + 1, expected.tool)
+                    }
                     (None, None) => "-".to_owned(),
                 },
             ),

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use tapedeck_agent::LoadedConfig;
 use tapedeck_replay::{Divergence, MissPolicy, Mode, Options, ReplayReport};
 use tapedeck_store::{ImportOutcome, Store};
-use tapedeck_trace::StopReason;
+use tapedeck_trace::{Source, StopReason};
 
 use crate::Exit;
 use crate::render::{self, DIM, HEADING, WARN};
@@ -110,11 +110,22 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let id = store.resolve_run(query)?;
     if !args.command.is_empty() {
         let run = store.run(&id)?;
-        bail!(
-            "run {} was recorded by the {}: a runtime run is replayed without a command; proxy runs are replayed by the proxy",
-            id.short(),
-            run.source
-        );
+        match run.source {
+            Source::Proxy | Source::Mcp => bail!(
+                "run {} was recorded by the {} proxy: replaying it by running its client again (`-- CMD`) is not available in this build",
+                id.short(),
+                if run.source == Source::Mcp {
+                    "MCP"
+                } else {
+                    "HTTP"
+                }
+            ),
+            _ => bail!(
+                "run {} was recorded by the {}, not a proxy: replay it without `-- CMD`",
+                id.short(),
+                run.source
+            ),
+        }
     }
     let writer = store.writer()?;
     let report = tapedeck_replay::replay(&store, &writer, &id, &options)?;

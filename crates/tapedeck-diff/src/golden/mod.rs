@@ -12,6 +12,7 @@ use std::path::{Component, Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::distribution::Correction;
 use crate::{DiffError, Tolerances};
 
 pub use report::{SnapshotCheck, SnapshotStatus, TaskResult, TaskVerdict};
@@ -27,9 +28,15 @@ pub struct SuiteFile {
     /// The agent version, relative to the suite's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<PathBuf>,
-    /// Baseline runs per task (only 1 is supported for now).
+    /// Baseline runs per task (default 1); with more, checks compare distributions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<u32>,
+    /// The significance level of repeated checks (default 0.05).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    /// The multiple-testing correction of repeated checks: `holm` (default) or `bh`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correction: Option<Correction>,
     /// Suite-wide tolerances, keyed as [`Tolerances::set`] accepts.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub tolerances: BTreeMap<String, ToleranceValue>,
@@ -133,11 +140,17 @@ impl Suite {
             path: path.clone(),
             message,
         };
-        if let Some(n) = file.repeat
-            && n != 1
+        if file.repeat == Some(0) {
+            return Err(invalid(
+                "repeat: 0: a task needs at least one baseline run; use `repeat: 1` or more"
+                    .to_owned(),
+            ));
+        }
+        if let Some(alpha) = file.alpha
+            && !(alpha > 0.0 && alpha < 1.0)
         {
             return Err(invalid(format!(
-                "repeat: {n}: only one baseline run per task is supported for now; use `repeat: 1`"
+                "alpha: {alpha}: the significance level must be between 0 and 1, e.g. `alpha: 0.05`"
             )));
         }
         let mut base = Tolerances::default();
@@ -203,9 +216,36 @@ impl Suite {
         self.file.agent.as_ref().map(|a| lexical_join(&self.dir, a))
     }
 
-    /// The baseline tape of a task.
+    /// The baseline tape of a task (its first repetition).
     pub fn tape_path(&self, task: &str) -> PathBuf {
-        self.dir.join("tapes").join(task).join("1.jsonl")
+        self.repeat_tape_path(task, 1)
+    }
+
+    /// The baseline tape of repetition `n` (from 1) of a task: `tapes/<task>/<n>.jsonl`.
+    pub fn repeat_tape_path(&self, task: &str, n: usize) -> PathBuf {
+        self.dir.join("tapes").join(task).join(format!("{n}.jsonl"))
+    }
+
+    /// How many baseline repetitions a task has on disk: `1.jsonl`, `2.jsonl`, … without a gap.
+    pub fn recorded_repetitions(&self, task: &str) -> usize {
+        (1..)
+            .take_while(|n| self.repeat_tape_path(task, *n).is_file())
+            .count()
+    }
+
+    /// Baseline runs per task: `repeat` in suite.yaml, else 1.
+    pub fn repeat(&self) -> usize {
+        self.file.repeat.map_or(1, |n| n as usize)
+    }
+
+    /// The significance level of repeated checks: `alpha` in suite.yaml, else 0.05.
+    pub fn alpha(&self) -> f64 {
+        self.file.alpha.unwrap_or(0.05)
+    }
+
+    /// The correction of repeated checks: `correction` in suite.yaml, else Holm.
+    pub fn correction(&self) -> Correction {
+        self.file.correction.unwrap_or_default()
     }
 
     /// The snapshot of a task.
@@ -394,6 +434,29 @@ mod tests {
         assert!((s.tasks[0].tolerances.tool_calls - 0.5).abs() < 1e-9);
         assert!((s.tasks[1].tolerances.tool_calls - 0.1).abs() < 1e-9);
         assert!((s.tasks[1].tolerances.answer_similarity - 0.8).abs() < 1e-9);
+    }
+
+    #[test]
+    fn repeat_alpha_and_correction_are_read() {
+        let s = suite("repeat: 5\nalpha: 0.1\ncorrection: bh\ntasks:\n  - {id: a, input: x}\n")
+            .expect("loads");
+        assert_eq!(s.repeat(), 5);
+        assert!((s.alpha() - 0.1).abs() < 1e-12);
+        assert_eq!(s.correction(), Correction::BenjaminiHochberg);
+        let d = suite("tasks:\n  - {id: a, input: x}\n").expect("loads");
+        assert_eq!((d.repeat(), d.correction()), (1, Correction::Holm));
+        let err = suite("repeat: 0\ntasks: []\n")
+            .expect_err("zero")
+            .to_string();
+        assert!(err.contains("repeat: 0"), "{err}");
+        let err = suite("alpha: 1.5\ntasks: []\n")
+            .expect_err("alpha")
+            .to_string();
+        assert!(err.contains("between 0 and 1"), "{err}");
+        let err = suite("correction: bonferroni\ntasks: []\n")
+            .expect_err("correction")
+            .to_string();
+        assert!(err.contains("correction"), "{err}");
     }
 
     #[test]

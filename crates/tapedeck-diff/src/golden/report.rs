@@ -7,6 +7,7 @@ use std::fmt::Write as _;
 use serde::Serialize;
 
 use crate::compare::{RunDiff, Verdict};
+use crate::distribution::MetricTest;
 use crate::golden::snapshot::{Behaviour, unified_diff};
 use crate::report::{self, change_text, esc, md_escape, shorten};
 
@@ -53,33 +54,21 @@ pub struct TaskResult {
     pub reasons: Vec<String>,
     /// The snapshot comparison.
     pub snapshot: SnapshotCheck,
-    /// Baseline run against the candidate run.
+    /// Baseline run against the candidate run (with repetitions: those of repetition 1).
     pub diff: RunDiff,
+    /// Runs per side of a repeated check (`--repeat N`, N ≥ 2); absent for one run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repeat: Option<usize>,
+    /// The task's statistical tests of a repeated check (empty for one run).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<MetricTest>,
 }
 
 impl TaskResult {
     /// The verdict of a task from its run diff and its behaviour, old (`None`: no snapshot
     /// yet) and new.
     pub fn new(task: &str, diff: RunDiff, old: Option<&Behaviour>, new: &Behaviour) -> Self {
-        let snapshot = match old {
-            None => SnapshotCheck {
-                status: SnapshotStatus::Missing,
-                diff: None,
-            },
-            Some(old) if old == new => SnapshotCheck {
-                status: SnapshotStatus::Matches,
-                diff: None,
-            },
-            Some(old) => SnapshotCheck {
-                status: SnapshotStatus::Differs,
-                diff: Some(unified_diff(
-                    &old.to_yaml(),
-                    &new.to_yaml(),
-                    &format!("{task}.snap"),
-                    &format!("{task}.snap.new"),
-                )),
-            },
-        };
+        let snapshot = snapshot_check(task, old, new);
         let mut reasons: Vec<String> = diff
             .metrics
             .iter()
@@ -114,9 +103,137 @@ impl TaskResult {
             reasons,
             snapshot,
             diff,
+            repeat: None,
+            tests: Vec::new(),
         }
     }
 
+    /// The verdict of a task checked with `repeat` runs per side: it drifts when one of its
+    /// `tests` drifts (significant after correction *and* beyond tolerance). `diff` and the
+    /// behaviours are those of repetition 1; the snapshot comparison is reported, but with
+    /// run-to-run variation it does not decide the verdict.
+    pub fn repeated(
+        task: &str,
+        diff: RunDiff,
+        old: Option<&Behaviour>,
+        new: &Behaviour,
+        repeat: usize,
+        tests: Vec<MetricTest>,
+    ) -> Self {
+        let snapshot = snapshot_check(task, old, new);
+        let reasons: Vec<String> = tests
+            .iter()
+            .filter(|t| t.verdict == Verdict::Drift)
+            .map(test_reason)
+            .collect();
+        Self {
+            task: task.to_owned(),
+            verdict: if reasons.is_empty() {
+                TaskVerdict::Pass
+            } else {
+                TaskVerdict::Drift
+            },
+            reasons,
+            snapshot,
+            diff,
+            repeat: Some(repeat),
+            tests,
+        }
+    }
+
+    /// The tests that drifted.
+    pub fn drifting_tests(&self) -> impl Iterator<Item = &MetricTest> {
+        self.tests.iter().filter(|t| t.verdict == Verdict::Drift)
+    }
+}
+
+/// How the new behaviour compares with the snapshot.
+fn snapshot_check(task: &str, old: Option<&Behaviour>, new: &Behaviour) -> SnapshotCheck {
+    match old {
+        None => SnapshotCheck {
+            status: SnapshotStatus::Missing,
+            diff: None,
+        },
+        Some(old) if old == new => SnapshotCheck {
+            status: SnapshotStatus::Matches,
+            diff: None,
+        },
+        Some(old) => SnapshotCheck {
+            status: SnapshotStatus::Differs,
+            diff: Some(unified_diff(
+                &old.to_yaml(),
+                &new.to_yaml(),
+                &format!("{task}.snap"),
+                &format!("{task}.snap.new"),
+            )),
+        },
+    }
+}
+
+/// One reason line for a drifting test: metric, means, change, effect size, p-values.
+pub fn test_reason(t: &MetricTest) -> String {
+    let change = change_text(t.change);
+    let change = if change.is_empty() {
+        String::new()
+    } else {
+        format!(" ({change})")
+    };
+    format!(
+        "{}: mean {} → {}{change}, effect {:+.2}, p {} adjusted ({} raw)",
+        t.metric,
+        mean_text(t.baseline_mean),
+        mean_text(t.candidate_mean),
+        t.effect,
+        p_text(t.p_adjusted),
+        p_text(t.p)
+    )
+}
+
+/// A mean: whole numbers as such and for big values, two decimals, four for small ones
+/// (shares), six below 0.01 (costs).
+pub fn mean_text(x: f64) -> String {
+    match x.abs() {
+        a if a >= 100.0 || x.fract() == 0.0 => format!("{x:.0}"),
+        a if a >= 1.0 => format!("{x:.2}"),
+        a if a >= 0.01 => format!("{x:.4}"),
+        _ => format!("{x:.6}"),
+    }
+}
+
+/// A p-value with four decimals.
+pub fn p_text(p: f64) -> String {
+    format!("{p:.4}")
+}
+
+/// The column names of [`test_row`].
+pub const TESTS_HEADER: [&str; 9] = [
+    "TASK",
+    "METRIC",
+    "BASELINE MEAN",
+    "CANDIDATE MEAN",
+    "CHANGE",
+    "EFFECT",
+    "P ADJUSTED",
+    "P RAW",
+    "VERDICT",
+];
+
+/// One statistical test as a table row (see [`TESTS_HEADER`]).
+pub fn test_row(t: &MetricTest) -> [String; 9] {
+    [
+        t.task.clone().unwrap_or_else(|| "(all)".to_owned()),
+        t.metric.clone(),
+        mean_text(t.baseline_mean),
+        mean_text(t.candidate_mean),
+        change_text(t.change),
+        format!("{:+.2}", t.effect),
+        p_text(t.p_adjusted),
+        p_text(t.p),
+        report::verdict_text(t.verdict).to_owned(),
+    ]
+}
+
+impl TaskResult {
     /// Whether it drifted.
     pub fn drifted(&self) -> bool {
         self.verdict == TaskVerdict::Drift
@@ -148,12 +265,31 @@ impl TaskResult {
                 )
             },
         );
+        let verdict = match self.verdict {
+            TaskVerdict::Pass => "pass".to_owned(),
+            TaskVerdict::Drift => "DRIFT".to_owned(),
+        };
+        if self.repeat.is_some() {
+            // Means over the repetitions (`?` where a metric was not tested).
+            let means = |metric: &str, show: &dyn Fn(f64) -> String| {
+                self.tests.iter().find(|t| t.metric == metric).map_or_else(
+                    || "?".to_owned(),
+                    |t| pair(show(t.baseline_mean), show(t.candidate_mean)),
+                )
+            };
+            return [
+                self.task.clone(),
+                verdict,
+                pair(b.stop_reason.clone(), c.stop_reason.clone()),
+                means("tool_calls", &mean_text),
+                means("tokens", &mean_text),
+                means("cost_usd", &|v| usd(Some(v))),
+                divergence,
+            ];
+        }
         [
             self.task.clone(),
-            match self.verdict {
-                TaskVerdict::Pass => "pass".to_owned(),
-                TaskVerdict::Drift => "DRIFT".to_owned(),
-            },
+            verdict,
             pair(b.stop_reason.clone(), c.stop_reason.clone()),
             pair(
                 b.tool_calls_total().to_string(),
@@ -179,6 +315,14 @@ pub const OVERVIEW_HEADER: [&str; 7] = [
 
 /// One line: how many tasks drifted.
 pub fn summary_line(suite: &str, results: &[TaskResult]) -> String {
+    let line = summary_counts(suite, results);
+    match results.first().and_then(|r| r.repeat) {
+        Some(n) => format!("{line}, {n} runs per task and side"),
+        None => line,
+    }
+}
+
+fn summary_counts(suite: &str, results: &[TaskResult]) -> String {
     let drifted = results.iter().filter(|r| r.drifted()).count();
     if drifted == 0 {
         format!(
@@ -222,7 +366,17 @@ pub fn junit(suite: &str, results: &[TaskResult]) -> String {
             xml_escape(&r.task)
         );
         if r.drifted() {
-            let mut body = report::text(&r.diff);
+            let mut body = String::new();
+            if r.repeat.is_some() {
+                body.push_str("statistics (drifting tests)\n");
+                for t in r.drifting_tests() {
+                    body.push_str("  ");
+                    body.push_str(&test_reason(t));
+                    body.push('\n');
+                }
+                body.push_str("\nrepetition 1\n");
+            }
+            body.push_str(&report::text(&r.diff));
             if let Some(diff) = &r.snapshot.diff {
                 body.push_str("\nsnapshot\n");
                 body.push_str(diff);
@@ -293,6 +447,34 @@ pub fn markdown(suite: &str, results: &[TaskResult]) -> String {
             let _ = writeln!(out, "- {}", md_escape(reason));
         }
         out.push('\n');
+        if let Some(n) = r.repeat {
+            let _ = writeln!(
+                out,
+                "{n} runs per side. Every test of the task (p adjusted over tasks × metrics):\n"
+            );
+            let _ = writeln!(
+                out,
+                "| {} |\n|---|---:|---:|---:|---:|---:|---:|---|",
+                TESTS_HEADER[1..]
+                    .iter()
+                    .map(|h| h.to_lowercase())
+                    .collect::<Vec<_>>()
+                    .join(" | ")
+            );
+            for t in &r.tests {
+                let row = test_row(t);
+                let cells: Vec<String> = row[1..]
+                    .iter()
+                    .enumerate()
+                    .map(|(i, c)| match (i, t.verdict == Verdict::Drift) {
+                        (7, true) => "**drift**".to_owned(),
+                        _ => md_escape(c),
+                    })
+                    .collect();
+                let _ = writeln!(out, "| {} |", cells.join(" | "));
+            }
+            out.push_str("\nRepetition 1:\n\n");
+        }
         out.push_str(&report::markdown(&r.diff));
         if let Some(diff) = &r.snapshot.diff {
             let _ = writeln!(
@@ -338,6 +520,32 @@ pub fn html(suite: &str, results: &[TaskResult]) -> String {
             }
             sections.push_str("</ul>");
         }
+        if let Some(n) = r.repeat {
+            let _ = write!(
+                sections,
+                "<h2>Statistics</h2><p>{n} runs per side; p adjusted over tasks × metrics.</p><table><tr>"
+            );
+            for h in &TESTS_HEADER[1..] {
+                let _ = write!(sections, "<th>{}</th>", esc(&h.to_lowercase()));
+            }
+            sections.push_str("</tr>");
+            for t in &r.tests {
+                let _ = write!(
+                    sections,
+                    "<tr class=\"{}\">",
+                    if t.verdict == Verdict::Drift {
+                        "drift"
+                    } else {
+                        "ok"
+                    }
+                );
+                for cell in &test_row(t)[1..] {
+                    let _ = write!(sections, "<td>{}</td>", esc(cell));
+                }
+                sections.push_str("</tr>");
+            }
+            sections.push_str("</table><h2>Repetition 1</h2>");
+        }
         sections.push_str(&report::html_body(&r.diff));
         if let Some(diff) = &r.snapshot.diff {
             let _ = write!(
@@ -362,4 +570,39 @@ pre{{background:#f6f6f6;padding:8px;overflow-x:auto}}</style></head>\
         cls = if drift { "drift" } else { "ok" },
         title = esc(&summary_line(suite, results)),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn means_print_as_counts_tokens_and_costs() {
+        assert_eq!(mean_text(2.0), "2");
+        assert_eq!(mean_text(2.5), "2.50");
+        assert_eq!(mean_text(232.6), "233");
+        assert_eq!(mean_text(0.25), "0.2500");
+        assert_eq!(mean_text(0.000_15), "0.000150");
+    }
+
+    #[test]
+    fn a_drifting_test_reads_as_one_line() {
+        let t = MetricTest {
+            task: Some("a".to_owned()),
+            metric: "tool_calls".to_owned(),
+            n: (5, 5),
+            baseline_mean: 2.0,
+            candidate_mean: 3.0,
+            change: Some(0.5),
+            p: 2.0 / 252.0,
+            p_adjusted: 12.0 * 2.0 / 252.0,
+            effect: 1.0,
+            verdict: Verdict::Drift,
+        };
+        assert_eq!(
+            test_reason(&t),
+            "tool_calls: mean 2 → 3 (+50%), effect +1.00, p 0.0952 adjusted (0.0079 raw)"
+        );
+        assert_eq!(test_row(&t)[8], "DRIFT");
+    }
 }

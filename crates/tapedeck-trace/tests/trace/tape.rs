@@ -271,6 +271,11 @@ fn event_lines_round_trip_for_every_kind() {
         // The store keeps kind and payload apart; the two forms agree.
         let rebuilt = EventData::from_parts(event.data.kind(), event.data.payload()).unwrap();
         assert_eq!(rebuilt, event.data);
+        let text = tapedeck_trace::canonical_json(&event.data.payload()).unwrap();
+        assert_eq!(
+            EventData::from_json(event.data.kind(), &text).unwrap(),
+            event.data
+        );
         assert_eq!(
             tapedeck_trace::canonical_json(&value["data"]).unwrap(),
             tapedeck_trace::canonical_json(&event.data.payload()).unwrap()

@@ -168,7 +168,7 @@ pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
 }
 
 /// This process's peak resident set size (`VmHWM`), Linux only.
-fn peak_rss_bytes() -> Option<u64> {
+pub(super) fn peak_rss_bytes() -> Option<u64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;

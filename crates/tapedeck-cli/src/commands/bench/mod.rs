@@ -2,6 +2,8 @@
 //! as a ratio against a baseline measured in the same run.
 
 mod agent;
+mod diff;
+mod golden;
 mod ingest;
 mod load;
 mod replay;
@@ -33,6 +35,11 @@ enum Which {
     Agent(agent::Args),
     /// Exact replays of recorded tapes against the same runs live on a fake API (50 ms)
     Replay(replay::Args),
+    /// Loading two 100k-event runs and diffing them: time and peak RSS against their goals
+    Diff(diff::Args),
+    /// `golden check -j 2` of a 1,000-task suite: time per task, against replaying the same
+    /// tapes with `tapedeck replay --tapes`
+    Golden(golden::Args),
     /// Every benchmark with its default size
     All,
     /// Records events and reports the committed sequence number as it goes (the load
@@ -43,6 +50,10 @@ enum Which {
     /// in a child process so the figure is its own)
     #[command(hide = true)]
     IngestChild(ingest::ChildArgs),
+    /// Loads two runs and diffs them, then prints the time and its peak RSS (run by `diff` in a
+    /// child process so the figure is its own)
+    #[command(hide = true)]
+    DiffChild(diff::ChildArgs),
 }
 
 /// Runs `tapedeck bench`.
@@ -52,6 +63,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         Which::Storage(a) => storage::run(a),
         Which::Agent(a) => agent::run(a),
         Which::Replay(a) => replay::run(a),
+        Which::Diff(a) => diff::run(a),
+        Which::Golden(a) => golden::run(a),
         Which::All => {
             ingest::run(ingest::Args::default())?;
             anstream::println!();
@@ -59,10 +72,15 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             anstream::println!();
             agent::run(agent::Args::default())?;
             anstream::println!();
-            replay::run(replay::Args::default())
+            replay::run(replay::Args::default())?;
+            anstream::println!();
+            diff::run(diff::Args::default())?;
+            anstream::println!();
+            golden::run(golden::Args::default())
         }
         Which::RecordLoad(a) => load::run(settings, a),
         Which::IngestChild(a) => ingest::child(a),
+        Which::DiffChild(a) => diff::child(a),
     }
 }
 

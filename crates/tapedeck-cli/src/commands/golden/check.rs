@@ -9,8 +9,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
+use tapedeck_diff::distribution::{Correction, compare_groups_with};
 use tapedeck_diff::golden::{self, Behaviour, Snapshot, Suite, Task, TaskResult};
-use tapedeck_diff::{RunSummary, diff_runs};
+use tapedeck_diff::{RunSummary, Tolerances, diff_runs};
 use tapedeck_replay::{MissPolicy, Mode, Options};
 use tapedeck_store::{Store, Writer};
 use tapedeck_trace::RunId;
@@ -22,7 +23,7 @@ use crate::settings::Settings;
 /// Check an agent version against a suite's baselines and snapshots
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Each task's baseline tape is replayed tools-only with the agent version (its own model; every\ntool call answered from the tape), then diffed against the baseline within the task's\ntolerances, and its behaviour compared with snapshots/<task>.snap. A drifting task gets a\n<task>.snap.new to review (`tapedeck golden review`). Exit codes: 0 no drift, 1 drift, 2 bad\ninput (a missing tape, an invalid suite.yaml or snapshot).\n\nExamples:\n  tapedeck golden check golden/support\n  tapedeck golden check golden/support --agent agents/support-v2.yaml -j 4\n  tapedeck golden check golden/support --shard 1/2 --junit junit.xml --markdown comment.md"
+    after_help = "Each task's baseline tape is replayed tools-only with the agent version (its own model; every\ntool call answered from the tape), then diffed against the baseline within the task's\ntolerances, and its behaviour compared with snapshots/<task>.snap. A drifting task gets a\n<task>.snap.new to review (`tapedeck golden review`). Exit codes: 0 no drift, 1 drift, 2 bad\ninput (a missing tape, an invalid suite.yaml or snapshot).\n\nWith --repeat N (N >= 2) each of a task's N baseline tapes is replayed (run i with the scripted\nmodel's seed moved as `golden record --repeat` did), and the N baselines and N replays of every\ntask are compared as distributions: Mann-Whitney for counts, tokens and cost, Fisher for stop\nreasons, corrected over tasks × metrics (suite.yaml `alpha`, `correction: holm|bh`). A task\ndrifts when a test is significant and beyond tolerance; an N too small to ever reach alpha is\nrefused with the smallest N that can.\n\nExamples:\n  tapedeck golden check golden/support\n  tapedeck golden check golden/support --agent agents/support-v2.yaml -j 4\n  tapedeck golden check golden/support --shard 1/2 --junit junit.xml --markdown comment.md\n  tapedeck golden check golden/noisy --repeat 5 --agent fixtures/agents/noisy-bot-extra-call.yaml"
 )]
 pub struct Args {
     /// The suite's folder
@@ -49,6 +50,10 @@ pub struct Args {
     /// Write one self-contained HTML page here
     #[arg(long, value_name = "FILE")]
     html: Option<PathBuf>,
+    /// Runs per task and side (default: `repeat` in suite.yaml, else 1); with N >= 2 the N
+    /// baselines and N replays of each task are compared as distributions
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
+    repeat: Option<u32>,
 }
 
 /// `K/N` with `1 <= K <= N`.
@@ -63,17 +68,32 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     Ok((k, n))
 }
 
-/// One task, ready to replay.
+/// One baseline run of a task, ready to replay.
 struct Prepared<'a> {
     task: &'a Task,
+    /// The repetition, from 0 (tape `rep + 1`).
+    rep: usize,
     baseline: RunId,
     snapshot: Option<Behaviour>,
+}
+
+/// One baseline replayed: both runs summarised.
+struct Replayed {
+    baseline: RunSummary,
+    candidate: RunSummary,
 }
 
 /// One task checked: its result and the candidate's behaviour.
 struct Checked {
     result: TaskResult,
     behaviour: Behaviour,
+}
+
+/// The statistics of a repeated check, for the summary.
+struct Statistics {
+    alpha: f64,
+    correction: Correction,
+    tests: usize,
 }
 
 /// Runs `tapedeck golden check`.
@@ -98,49 +118,159 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             }
         );
     }
+    let repeat = super::repeat_of(&suite, args.repeat);
     // Everything that can be wrong with the input is found before anything runs.
     for task in &tasks {
-        let tape = suite.tape_path(&task.id);
-        if !tape.is_file() {
-            bail!(
-                "{}: no baseline tape for task `{}`: record it with `tapedeck golden record {}`",
-                tape.display(),
-                task.id,
-                suite.dir.display()
-            );
+        if repeat == 1 {
+            let tape = suite.tape_path(&task.id);
+            if !tape.is_file() {
+                bail!(
+                    "{}: no baseline tape for task `{}`: record it with `tapedeck golden record {}`",
+                    tape.display(),
+                    task.id,
+                    suite.dir.display()
+                );
+            }
+        } else {
+            let recorded = suite.recorded_repetitions(&task.id);
+            if recorded < repeat {
+                bail!(
+                    "{}: task `{}` has {recorded} baseline run{} but the check needs {repeat}: record them with `tapedeck golden record {} --repeat {repeat}`",
+                    suite.dir.join("tapes").join(&task.id).display(),
+                    task.id,
+                    if recorded == 1 { "" } else { "s" },
+                    suite.dir.display()
+                );
+            }
         }
     }
     let store = settings.open_store()?;
-    let mut prepared = Vec::with_capacity(tasks.len());
+    let mut prepared = Vec::with_capacity(tasks.len() * repeat);
     for task in &tasks {
         let snapshot = Snapshot::read(&suite.snapshot_path(&task.id))
             .with_context(|| format!("the snapshot of task `{}`", task.id))?
             .map(|s| s.behaviour);
-        let baseline = super::import_tape(&store, &suite.tape_path(&task.id), &task.id)?;
-        prepared.push(Prepared {
-            task,
-            baseline,
-            snapshot,
-        });
+        for rep in 0..repeat {
+            let tape = suite.repeat_tape_path(&task.id, rep + 1);
+            let baseline = super::import_tape(&store, &tape, &task.id)?;
+            prepared.push(Prepared {
+                task,
+                rep,
+                baseline,
+                snapshot: snapshot.clone(),
+            });
+        }
     }
-    let options = Options {
-        mode: Mode::ToolsOnly(config.clone()),
-        on_miss: MissPolicy::Error,
-        live_allow: Vec::new(),
-        match_position: false,
-        strict: false,
-        base_dir: config.base_dir(),
-    };
+    let options: Vec<Options> = (0..repeat)
+        .map(|rep| {
+            let config = super::for_repetition(&config, rep);
+            Options {
+                base_dir: config.base_dir(),
+                mode: Mode::ToolsOnly(config),
+                on_miss: MissPolicy::Error,
+                live_allow: Vec::new(),
+                match_position: false,
+                strict: false,
+            }
+        })
+        .collect();
     let writer = store.writer()?;
     let outcomes = run_all(settings, &writer, &prepared, &options, args.jobs);
-    let mut checked = Vec::with_capacity(outcomes.len());
+    let mut checked = Vec::with_capacity(tasks.len());
     let mut failed = 0;
-    for (p, outcome) in prepared.iter().zip(outcomes) {
-        match outcome {
-            Ok(c) => checked.push(c),
-            Err(e) => {
-                failed += 1;
-                render::error(&e.context(format!("task `{}`", p.task.id)));
+    let mut statistics = None;
+    if repeat == 1 {
+        for (p, outcome) in prepared.iter().zip(outcomes) {
+            match outcome {
+                Ok(r) => {
+                    let behaviour = Behaviour::of(&r.candidate);
+                    let diff = diff_runs(r.baseline, r.candidate, &p.task.tolerances);
+                    let result = TaskResult::new(&p.task.id, diff, p.snapshot.as_ref(), &behaviour);
+                    checked.push(Checked { result, behaviour });
+                }
+                Err(e) => {
+                    failed += 1;
+                    render::error(&e.context(format!("task `{}`", p.task.id)));
+                }
+            }
+        }
+    } else {
+        // Group the runs by task; a task with a failed replay is left out of the comparison.
+        let mut runs: Vec<(&Prepared<'_>, Vec<Replayed>)> = Vec::new();
+        let mut broken = false;
+        for (p, outcome) in prepared.iter().zip(outcomes) {
+            if p.rep == 0 {
+                runs.push((p, Vec::new()));
+                broken = false;
+            }
+            match outcome {
+                Ok(r) if !broken => {
+                    if let Some(last) = runs.last_mut() {
+                        last.1.push(r);
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    if !broken {
+                        failed += 1;
+                        broken = true;
+                    }
+                    runs.pop_if(|(q, _)| q.task.id == p.task.id);
+                    render::error(&e.context(format!(
+                        "task `{}`, run {} of {repeat}",
+                        p.task.id,
+                        p.rep + 1
+                    )));
+                }
+            }
+        }
+        if !runs.is_empty() {
+            let baseline: Vec<RunSummary> = runs
+                .iter()
+                .flat_map(|(_, rs)| rs.iter().map(|r| r.baseline.clone()))
+                .collect();
+            let candidate: Vec<RunSummary> = runs
+                .iter()
+                .flat_map(|(_, rs)| rs.iter().map(|r| r.candidate.clone()))
+                .collect();
+            let tolerances_of = |task: Option<&str>| -> Tolerances {
+                task.and_then(|t| suite.task(t))
+                    .map_or_else(Tolerances::default, |t| t.tolerances.clone())
+            };
+            let comparison = compare_groups_with(
+                &baseline,
+                &candidate,
+                tolerances_of,
+                suite.alpha(),
+                suite.correction(),
+            )
+            .with_context(|| format!("suite `{}`, {repeat} runs per task", suite.name))?;
+            statistics = Some(Statistics {
+                alpha: comparison.alpha,
+                correction: comparison.correction,
+                tests: comparison.tests.len(),
+            });
+            for (p, rs) in runs {
+                let tests: Vec<_> = comparison
+                    .tests
+                    .iter()
+                    .filter(|t| t.task.as_deref() == Some(p.task.id.as_str()))
+                    .cloned()
+                    .collect();
+                let Some(first) = rs.into_iter().next() else {
+                    continue;
+                };
+                let behaviour = Behaviour::of(&first.candidate);
+                let diff = diff_runs(first.baseline, first.candidate, &p.task.tolerances);
+                let result = TaskResult::repeated(
+                    &p.task.id,
+                    diff,
+                    p.snapshot.as_ref(),
+                    &behaviour,
+                    repeat,
+                    tests,
+                );
+                checked.push(Checked { result, behaviour });
             }
         }
     }
@@ -165,7 +295,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         }
     }
     let results: Vec<TaskResult> = checked.into_iter().map(|c| c.result).collect();
-    print_summary(&suite, &results, &agent_path);
+    print_summary(&suite, &results, &agent_path, statistics.as_ref());
     write_reports(&args, &suite.name, &results)?;
     Ok(if failed > 0 {
         Exit::Error
@@ -181,12 +311,12 @@ fn run_all(
     settings: &Settings,
     writer: &Writer,
     prepared: &[Prepared<'_>],
-    options: &Options,
+    options: &[Options],
     jobs: u32,
-) -> Vec<anyhow::Result<Checked>> {
+) -> Vec<anyhow::Result<Replayed>> {
     let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, anyhow::Result<Checked>)>> = Mutex::new(Vec::new());
-    let push = |i: usize, r: anyhow::Result<Checked>| {
+    let done: Mutex<Vec<(usize, anyhow::Result<Replayed>)>> = Mutex::new(Vec::new());
+    let push = |i: usize, r: anyhow::Result<Replayed>| {
         done.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((i, r));
@@ -199,7 +329,7 @@ fn run_all(
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     let Some(p) = prepared.get(i) else { break };
                     let result = match &store {
-                        Ok(store) => check_one(store, writer, p, options),
+                        Ok(store) => check_one(store, writer, p, &options[p.rep]),
                         Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
                     };
                     push(i, result);
@@ -214,13 +344,13 @@ fn run_all(
     done.into_iter().map(|(_, r)| r).collect()
 }
 
-/// Replays one task's baseline with the agent and compares.
+/// Replays one baseline of a task with the agent.
 fn check_one(
     store: &Store,
     writer: &Writer,
     p: &Prepared<'_>,
     options: &Options,
-) -> anyhow::Result<Checked> {
+) -> anyhow::Result<Replayed> {
     let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
     for change in &report.stale {
         render::warning(&format!(
@@ -229,25 +359,49 @@ fn check_one(
         ));
     }
     writer.flush()?;
-    let baseline = RunSummary::load(store, &p.baseline)?;
-    let candidate = RunSummary::load(store, &report.run.id)?;
-    let behaviour = Behaviour::of(&candidate);
-    let diff = diff_runs(baseline, candidate, &p.task.tolerances);
-    let result = TaskResult::new(&p.task.id, diff, p.snapshot.as_ref(), &behaviour);
-    Ok(Checked { result, behaviour })
+    Ok(Replayed {
+        baseline: RunSummary::load(store, &p.baseline)?,
+        candidate: RunSummary::load(store, &report.run.id)?,
+    })
 }
 
-fn print_summary(suite: &Suite, results: &[TaskResult], agent: &Path) {
+fn print_summary(
+    suite: &Suite,
+    results: &[TaskResult],
+    agent: &Path,
+    statistics: Option<&Statistics>,
+) {
     let mut table = render::table(&golden::report::OVERVIEW_HEADER);
     for r in results {
         table.add_row(r.overview().to_vec());
     }
     anstream::println!("{}", table.trim_fmt());
     let drifted: Vec<&TaskResult> = results.iter().filter(|r| r.drifted()).collect();
-    if !drifted.is_empty() {
+    if let Some(s) = statistics {
+        let dim = DIM;
+        anstream::println!(
+            "\n{dim}{} runs per task and side, α = {}, {} correction over {} tests (tasks × metrics){dim:#}",
+            results.first().and_then(|r| r.repeat).unwrap_or(1),
+            s.alpha,
+            match s.correction {
+                Correction::Holm => "Holm",
+                Correction::BenjaminiHochberg => "Benjamini-Hochberg",
+            },
+            s.tests
+        );
+        if !drifted.is_empty() {
+            let mut tests = render::table(&golden::report::TESTS_HEADER[..8]);
+            for t in drifted.iter().flat_map(|r| r.drifting_tests()) {
+                tests.add_row(golden::report::test_row(t)[..8].to_vec());
+            }
+            anstream::println!("\n{}", tests.trim_fmt());
+        }
+    }
+    if !drifted.is_empty() && statistics.is_none() {
         anstream::println!();
     }
-    for r in &drifted {
+    // With repetitions the table of drifting tests above says why.
+    for r in drifted.iter().filter(|r| r.repeat.is_none()) {
         let bad = BAD;
         anstream::println!("{bad}{}{bad:#}", r.task);
         for reason in &r.reasons {

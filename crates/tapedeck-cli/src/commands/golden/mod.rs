@@ -72,6 +72,28 @@ fn load_agent(suite: &Suite, agent: Option<&Path>) -> anyhow::Result<(LoadedConf
     Ok((config, path))
 }
 
+/// Runs per task: `--repeat`, else `repeat` in suite.yaml, else 1.
+fn repeat_of(suite: &Suite, flag: Option<u32>) -> usize {
+    flag.map_or_else(|| suite.repeat(), |n| n as usize)
+}
+
+/// The agent version of repetition `i` (from 0; tape `i + 1`): a scripted model's `seed` moved
+/// to `seed + i`, so its `one_of` rules vary from run to run as a real model's answers do.
+/// Repetition 0 is the version as written; a script without `one_of` stays deterministic.
+fn for_repetition(config: &LoadedConfig, i: usize) -> LoadedConfig {
+    let mut config = config.clone();
+    if i > 0
+        && let Some(serde_json::Value::Object(script)) = config.script.as_mut()
+    {
+        let seed = script
+            .get("seed")
+            .and_then(serde_json::Value::as_u64)
+            .unwrap_or(0);
+        script.insert("seed".to_owned(), (seed.wrapping_add(i as u64)).into());
+    }
+    config
+}
+
 /// The tasks named on the command line (all when none), in suite order.
 fn select<'a>(
     suite: &'a Suite,
