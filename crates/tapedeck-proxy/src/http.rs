@@ -1,0 +1,1 @@
+//! The HTTP record/replay proxy (being written).

@@ -1,0 +1,1 @@
+//! The MCP stdio record/replay proxy (being written).
