@@ -7,6 +7,12 @@ use tapedeck_testkit::snapshot::insta_settings;
 
 use crate::{Env, stdout, tapedeck_in};
 
+/// The runs the demo's agents made, without the replays of its closing drift check (those
+/// carry a `mode`).
+fn agent_runs(runs: Vec<Value>) -> Vec<Value> {
+    runs.into_iter().filter(|run| run.get("mode").is_none()).collect()
+}
+
 /// The demo's incident run among `runs` (`ls --json` rows): the one run stopped by
 /// `max_tool_calls`.
 fn the_incident(runs: &[Value]) -> &Value {
@@ -22,7 +28,10 @@ fn the_incident(runs: &[Value]) -> &Value {
 fn records_four_runs_and_shows_the_incident() {
     let env = Env::new();
     let out = stdout(env.tapedeck().arg("demo"));
-    let runs = env.ls_json(&[]);
+    let all = env.ls_json(&[]);
+    // Four agent runs, and the drift check's three tools-only replays of the support bot's.
+    assert_eq!(all.len(), 7);
+    let runs = agent_runs(all);
     assert_eq!(runs.len(), 4);
     let incident = the_incident(&runs);
     assert_eq!(incident["totals"]["tool_calls"]["browser.open"], 15);
@@ -54,7 +63,7 @@ fn records_four_runs_and_shows_the_incident() {
 fn runs_the_demo_agents() {
     let env = Env::new();
     stdout(env.tapedeck().arg("demo"));
-    let runs = env.ls_json(&[]);
+    let runs = agent_runs(env.ls_json(&[]));
     let by_task = |task: &str| -> &Value {
         runs.iter()
             .find(|run| run["task"] == task)
@@ -134,7 +143,7 @@ fn twice_records_eight_runs() {
     let env = Env::new();
     stdout(env.tapedeck().arg("demo"));
     stdout(env.tapedeck().arg("demo"));
-    let runs = env.ls_json(&[]);
+    let runs = agent_runs(env.ls_json(&[]));
     assert_eq!(runs.len(), 8);
     let mut ids: Vec<&str> = runs
         .iter()
@@ -165,8 +174,8 @@ fn works_from_any_directory_with_the_default_store() {
         "{out}"
     );
     let listed = stdout(tapedeck_in(dir.path()).args(["ls", "--json"]));
-    let runs: Value = serde_json::from_str(&listed).expect("JSON");
-    assert_eq!(runs.as_array().map(Vec::len), Some(4));
+    let runs: Vec<Value> = serde_json::from_str(&listed).expect("JSON");
+    assert_eq!(agent_runs(runs).len(), 4);
 }
 
 #[test]
@@ -181,7 +190,8 @@ fn output() {
     for run in runs.as_array().expect("an array") {
         let short = run["short_id"].as_str().expect("a short id");
         let task = run["task"].as_str().expect("a task");
-        settings.add_filter(&format!(r"\b{short}\b"), format!("[ID:{task}]"));
+        let what = if run.get("mode").is_some() { "REPLAY" } else { "ID" };
+        settings.add_filter(&format!(r"\b{short}\b"), format!("[{what}:{task}]"));
     }
     settings.bind(|| insta::assert_snapshot!("demo_output", out));
 }
@@ -190,8 +200,8 @@ fn output() {
 fn runs_are_dated_now() {
     let env = Env::new();
     stdout(env.tapedeck().arg("demo"));
-    // Every demo run falls in the last hour: they ran just now.
-    assert_eq!(env.ls_ids(&["--since", "1h"]).len(), 4);
+    // Every demo run (four agent runs, three replays) falls in the last hour: they ran just now.
+    assert_eq!(env.ls_ids(&["--since", "1h"]).len(), 7);
     let dry = stdout(
         env.tapedeck()
             .args(["rm", "--older-than", "1h", "--dry-run"]),

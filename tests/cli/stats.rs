@@ -106,9 +106,10 @@ fn default_window_covers_fresh_demo_runs() {
     stdout(env.tapedeck().arg("demo"));
     let out = stdout(env.tapedeck().arg("stats"));
     assert!(out.starts_with("runs of the last 7 days\n"), "{out}");
-    // One agent version each: the support bot's three runs and the incident.
+    // The support bot's three runs, their three replays by its next version (the demo's drift
+    // check: another fingerprint, so another row), and the incident.
     assert_eq!(out.matches("research-bot").count(), 1, "{out}");
-    assert_eq!(out.matches("support-bot").count(), 1, "{out}");
+    assert_eq!(out.matches("support-bot").count(), 2, "{out}");
     assert!(out.contains(") · 3 runs\n"), "{out}");
     assert!(out.contains("ok 2 · tool_denied:http.post 1"), "{out}");
     assert!(out.contains("browser.open (100% of tool calls)"), "{out}");

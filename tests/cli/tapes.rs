@@ -281,3 +281,80 @@ fn rm_and_gc_need_a_store() {
     assert_eq!(line, "error: the store `t.db` does not exist");
     assert!(!env.store.exists());
 }
+
+#[test]
+fn otel_export_imports_back_as_the_same_run() {
+    let env = Env::with_fixtures();
+    let out = stdout(env.tapedeck().args([
+        "export",
+        INCIDENT,
+        "--format",
+        "otel",
+        "-o",
+        "incident.otlp.json",
+    ]));
+    assert_eq!(out, "");
+    assert!(!env.path("incident.otlp.json.partial").exists());
+    let text = std::fs::read_to_string(env.path("incident.otlp.json")).expect("the export");
+    let doc: serde_json::Value = serde_json::from_str(&text).expect("one JSON document");
+    let spans = doc["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .expect("spans");
+    assert_eq!(spans[0]["name"], "invoke_agent research-bot");
+    assert_eq!(
+        spans.len(),
+        1 + 16 + 15,
+        "a root, one chat span per step, one execute_tool span per call"
+    );
+
+    let other = env.path("other.db");
+    let out =
+        stdout(crate::tapedeck(&other).args(["import", "--format", "otel", "incident.otlp.json"]));
+    assert_eq!(
+        out,
+        format!("imported {INCIDENT} (80 events) from incident.otlp.json\n")
+    );
+    // The events (and their blobs) are those of the fixture; only the header says `import`.
+    let again = stdout(crate::tapedeck(&other).args(["export", INCIDENT]));
+    let original =
+        std::fs::read_to_string(fixture("browser-retry-incident.jsonl")).expect("the fixture");
+    assert_eq!(
+        again.lines().skip(1).collect::<Vec<_>>(),
+        original.lines().skip(1).collect::<Vec<_>>()
+    );
+    assert!(
+        again
+            .lines()
+            .next()
+            .is_some_and(|h| h.contains(r#""source":"import""#))
+    );
+    let skipped =
+        stdout(crate::tapedeck(&other).args(["import", "--format", "otel", "incident.otlp.json"]));
+    assert!(
+        skipped.starts_with(&format!("skipped {INCIDENT}")),
+        "{skipped}"
+    );
+}
+
+#[test]
+fn an_imported_otel_run_diffs_like_any_other() {
+    let env = Env::with_fixtures();
+    stdout(
+        env.tapedeck()
+            .args(["export", CLEAN, "--format", "otel", "-o", "clean.otlp.json"]),
+    );
+    let other = env.path("other.db");
+    stdout(crate::tapedeck(&other).args(["import", "--format", "otel", "clean.otlp.json"]));
+    stdout(
+        crate::tapedeck(&other)
+            .arg("import")
+            .arg(fixture("tool-denied.jsonl")),
+    );
+    let diff = crate::tapedeck(&other)
+        .args(["diff", TOOL_DENIED, CLEAN])
+        .output()
+        .expect("tapedeck runs");
+    let text = String::from_utf8_lossy(&diff.stdout);
+    assert!(diff.status.code().is_some_and(|c| c <= 1), "{text}");
+    assert!(text.contains("tool_denied:http.post"), "{text}");
+}

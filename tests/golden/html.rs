@@ -102,6 +102,14 @@ fn drift_report_renders_in_headless_chromium() {
     // The browser parsed the page: what it prints is its DOM, with the report's title, table
     // and a section per task.
     assert!(dom.contains("<html"), "no DOM:\n{dom}");
+    // The report writes no <tbody>: the parser adds it, so this is Chromium's DOM, not the file.
+    assert!(
+        !std::fs::read_to_string(&page)
+            .expect("the report")
+            .contains("<tbody>")
+            && dom.contains("<tbody>"),
+        "not a parsed DOM:\n{dom}"
+    );
     assert!(
         dom.contains("<title>tapedeck golden support</title>"),
         "no title:\n{dom}"

@@ -39,6 +39,7 @@ pub struct Cli {
 enum Command {
     Demo(commands::demo::Args),
     Run(commands::run::Args),
+    Record(commands::record::Args),
     Replay(commands::replay::Args),
     Diff(commands::diff::Args),
     Compare(commands::compare::Args),
@@ -53,6 +54,7 @@ enum Command {
     Gc(commands::gc::Args),
     Bench(commands::bench::Args),
     Golden(commands::golden::Args),
+    Mcp(commands::mcp::Args),
 }
 
 /// Parses the command line, runs the command and returns its exit code.
@@ -62,6 +64,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&settings, args),
         Command::Run(args) => commands::run::run(&settings, args),
+        Command::Record(args) => commands::record::run(&settings, args),
         Command::Replay(args) => commands::replay::run(&settings, args),
         Command::Diff(args) => commands::diff::run(&settings, args),
         Command::Compare(args) => commands::compare::run(&settings, args),
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Gc(args) => commands::gc::run(&settings, args),
         Command::Bench(args) => commands::bench::run(&settings, args),
         Command::Golden(args) => commands::golden::run(&settings, args),
+        Command::Mcp(args) => commands::mcp::run(&settings, args),
     };
     match result {
         Ok(exit) => exit.into(),

@@ -51,7 +51,8 @@ impl RunSummary {
     /// The summary of a stored run.
     pub fn load(store: &Store, id: &RunId) -> Result<Self, DiffError> {
         let run = store.run(id)?;
-        let events = store.events(id)?;
+        // Only the kinds `of` looks at: the rest of a long run need not be parsed.
+        let events = store.events_of_kinds(id, &["tool_call", "llm_response"])?;
         Self::of(store, &run, &events)
     }
 

@@ -1,1 +1,1157 @@
-//! The HTTP record/replay proxy (being written).
+//! The HTTP record/replay proxy for the OpenAI Chat Completions and Anthropic Messages APIs.
+//!
+//! [`Proxy`] is the shared state of one recorded run; [`start`] serves it on 127.0.0.1 (an
+//! ephemeral port) and [`run_child`] runs a client command against it. In record mode
+//! ([`Backend::Live`]) requests go to the real upstream and responses stream back to the client
+//! as they arrive while a tee keeps the raw bytes; in replay mode ([`Backend::Replay`]) the
+//! recorded responses are served again, streams re-emitted with their recorded chunking.
+//!
+//! Each modelled call is recorded as `llm_request`, `llm_response`, then one `http_exchange`
+//! holding the request's matching form and the raw response (status, content type, and the body
+//! or the list of SSE chunks as they arrived): that exchange is what replay serves. Tool calls
+//! in a response become `tool_call` events, and the tool results the next request carries
+//! become `tool_result` events. Anything else is passed through and recorded as
+//! `http_exchange`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts};
+use axum::response::Response;
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt as _};
+use regex::Regex;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tapedeck_store::{Ending, Recorder, StoreError};
+use tapedeck_trace::{
+    Event, EventData, HttpExchange, LlmRequest, LlmResponse, Origin, Run, StopReason, ToolCall,
+    ToolCallSummary, ToolResult, Usage, Validation, hash_json,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::redact::Redactor;
+use crate::sse::SseParser;
+use crate::wire::{self, Answer, Assembler, Provider};
+
+/// The largest request body the proxy accepts (413 above it).
+pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+
+/// The public API base URLs (OpenAI's includes `/v1`, Anthropic's does not).
+pub const OPENAI_DEFAULT: &str = "https://api.openai.com/v1";
+/// Anthropic's public API base URL.
+pub const ANTHROPIC_DEFAULT: &str = "https://api.anthropic.com";
+
+/// Where a recording proxy forwards to.
+#[derive(Clone, Debug)]
+pub struct Upstreams {
+    /// The OpenAI base URL, `/v1` included.
+    pub openai: String,
+    /// The Anthropic base URL, without `/v1`.
+    pub anthropic: String,
+}
+
+impl Upstreams {
+    /// The upstreams a client would use on its own: its `OPENAI_BASE_URL` /
+    /// `ANTHROPIC_BASE_URL` if set, else the public APIs.
+    pub fn from_env() -> Self {
+        let var = |name: &str, default: &str| {
+            std::env::var(name)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        Self {
+            openai: var("OPENAI_BASE_URL", OPENAI_DEFAULT),
+            anthropic: var("ANTHROPIC_BASE_URL", ANTHROPIC_DEFAULT),
+        }
+    }
+}
+
+/// One model's prices, in US dollars per million tokens.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Price {
+    /// Input (prompt) tokens.
+    pub input_per_mtok: f64,
+    /// Output (completion) tokens.
+    pub output_per_mtok: f64,
+}
+
+/// Prices by model name (`--pricing FILE`, YAML `{model: {input_per_mtok, output_per_mtok}}`).
+#[derive(Clone, Debug, Default)]
+pub struct Pricing(BTreeMap<String, Price>);
+
+impl Pricing {
+    /// Reads a pricing file.
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("cannot read the pricing file `{}`: {e}", path.display()))?;
+        yaml_serde::from_str(&text)
+            .map(Self)
+            .map_err(|e| format!("the pricing file `{}` is invalid: {e}", path.display()))
+    }
+
+    /// The cost of a call, if the model has a price (unknown stays unknown).
+    pub fn cost(&self, models: &[&str], usage: Option<Usage>) -> Option<f64> {
+        let usage = usage?;
+        let price = models.iter().find_map(|m| self.0.get(*m))?;
+        Some(
+            (usage.input_tokens as f64 * price.input_per_mtok
+                + usage.output_tokens as f64 * price.output_per_mtok)
+                / 1_000_000.0,
+        )
+    }
+}
+
+/// A recorded modelled call, as replay serves it.
+#[derive(Clone, Debug)]
+pub struct RecordedCall {
+    /// The step of its `llm_request`.
+    pub step: u64,
+    /// The request's matching form.
+    pub request: Value,
+    /// The raw response (`status`, `content_type`, and `body` or `sse`).
+    pub response: Value,
+    used: bool,
+}
+
+/// A recorded pass-through exchange, as replay serves it.
+#[derive(Clone, Debug)]
+struct RecordedExchange {
+    method: String,
+    path: String,
+    response: Value,
+    used: bool,
+}
+
+/// What the proxy answers from.
+pub enum Backend {
+    /// The real upstreams (record mode).
+    Live {
+        /// The HTTP client.
+        client: reqwest::Client,
+        /// Where to forward.
+        upstreams: Upstreams,
+    },
+    /// A recording (replay mode).
+    Replay(Mutex<Recording>),
+}
+
+/// A run's recorded responses, for replay.
+#[derive(Debug, Default)]
+pub struct Recording {
+    calls: Vec<RecordedCall>,
+    exchanges: Vec<RecordedExchange>,
+    ignore: Vec<Regex>,
+}
+
+impl Recording {
+    /// Reads the recorded calls from a proxy run's events; `blob` fetches a blob.
+    pub fn from_events(
+        events: &[Event],
+        mut blob: impl FnMut(&tapedeck_trace::ContentHash) -> Result<Value, StoreError>,
+        ignore: Vec<Regex>,
+    ) -> Result<Self, StoreError> {
+        let mut out = Self {
+            ignore,
+            ..Self::default()
+        };
+        // A modelled call's exchange holds the request's matching form, whose hash is the
+        // request's `request_hash`: that pairs them even when calls overlapped.
+        let mut pending: HashMap<tapedeck_trace::ContentHash, Vec<u64>> = HashMap::new();
+        for event in events {
+            match &event.data {
+                EventData::LlmRequest(r) => pending.entry(r.request_hash).or_default().push(r.step),
+                EventData::HttpExchange(x) => {
+                    let (Some(req), Some(resp)) = (x.request, x.response) else {
+                        continue;
+                    };
+                    let response = blob(&resp)?;
+                    let step = pending
+                        .get_mut(&req)
+                        .filter(|steps| !steps.is_empty())
+                        .map(|steps| steps.remove(0));
+                    match step {
+                        Some(step) => out.calls.push(RecordedCall {
+                            step,
+                            request: blob(&req)?,
+                            response,
+                            used: false,
+                        }),
+                        None => out.exchanges.push(RecordedExchange {
+                            method: x.method.clone(),
+                            path: x.path.clone(),
+                            response,
+                            used: false,
+                        }),
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+
+    /// How many modelled calls the recording holds.
+    pub fn len(&self) -> usize {
+        self.calls.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.calls.is_empty()
+    }
+
+    fn scrub(&self, value: &Value) -> Value {
+        if self.ignore.is_empty() {
+            return value.clone();
+        }
+        match value {
+            Value::String(s) => Value::String(self.ignore.iter().fold(s.clone(), |s, r| {
+                r.replace_all(&s, "<ignored>").into_owned()
+            })),
+            Value::Array(items) => items.iter().map(|v| self.scrub(v)).collect(),
+            Value::Object(map) => map
+                .iter()
+                .map(|(k, v)| (k.clone(), self.scrub(v)))
+                .collect(),
+            other => other.clone(),
+        }
+    }
+
+    /// The recorded response for a request's matching form (the first unused equal one), or
+    /// an explanation naming the closest recorded request and where it differs.
+    fn take(&mut self, request: &Value) -> Result<Value, String> {
+        let wanted = self.scrub(request);
+        let found = self
+            .calls
+            .iter()
+            .position(|c| !c.used && self.scrub(&c.request) == wanted);
+        if let Some(i) = found {
+            self.calls[i].used = true;
+            return Ok(self.calls[i].response.clone());
+        }
+        let closest = self
+            .calls
+            .iter()
+            .enumerate()
+            .max_by_key(|(i, c)| {
+                (
+                    wire::similarity(&self.scrub(&c.request), &wanted),
+                    !c.used,
+                    std::cmp::Reverse(*i),
+                )
+            })
+            .map(|(i, c)| (i, c.step, self.scrub(&c.request), c.used));
+        Err(match closest {
+            None => "no recorded request matches: the recording has no model calls".to_owned(),
+            Some((i, step, recorded, used)) => {
+                let field = wire::first_difference(&recorded, &wanted, "")
+                    .unwrap_or_else(|| "(none: it was already served)".to_owned());
+                format!(
+                    "no recorded request matches; the closest is recorded request #{} (step {step}{}), which differs at `{field}`",
+                    i + 1,
+                    if used { ", already served" } else { "" }
+                )
+            }
+        })
+    }
+
+    fn take_exchange(&mut self, method: &str, path: &str) -> Option<Value> {
+        let x = self
+            .exchanges
+            .iter_mut()
+            .find(|x| !x.used && x.method == method && x.path == path)?;
+        x.used = true;
+        Some(x.response.clone())
+    }
+}
+
+/// How the last model call of the run went.
+#[derive(Clone, Debug)]
+enum Last {
+    Answer {
+        finish: Option<String>,
+        text: String,
+    },
+    Error(String),
+}
+
+struct Session {
+    recorder: Option<Recorder>,
+    step: u64,
+    pending: HashMap<String, (String, Instant)>,
+    last: Option<Last>,
+    miss: Option<String>,
+    write_error: Option<String>,
+}
+
+/// The state of one recorded run behind the proxy.
+pub struct Proxy {
+    backend: Backend,
+    redactor: Redactor,
+    pricing: Pricing,
+    body_limit: usize,
+    session: Mutex<Session>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+/// An async client for the upstreams (rustls with the ring provider).
+pub fn client() -> Result<reqwest::Client, reqwest::Error> {
+    static INSTALL: std::sync::Once = std::sync::Once::new();
+    INSTALL.call_once(|| {
+        // Err means a provider is already installed by the host program: keep that one.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(30))
+        .build()
+}
+
+type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
+
+/// What the upstream (live or recorded) answered.
+struct Upstream {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: ByteStream,
+}
+
+impl Upstream {
+    fn content_type(&self) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map_or("", |(_, v)| v.as_str())
+    }
+
+    fn is_sse(&self) -> bool {
+        self.content_type().contains("text/event-stream")
+    }
+
+    /// Rebuilds a recorded response.
+    fn from_recorded(raw: &Value) -> Self {
+        let status = raw.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;
+        let mut headers = Vec::new();
+        if let Some(ct) = raw.get("content_type").and_then(Value::as_str) {
+            headers.push(("content-type".to_owned(), ct.to_owned()));
+        }
+        let chunks: Vec<Result<Bytes, String>> = match raw.get("sse").and_then(Value::as_array) {
+            Some(chunks) => chunks
+                .iter()
+                .filter_map(Value::as_str)
+                .map(|c| Ok(Bytes::from(c.to_owned())))
+                .collect(),
+            None => vec![Ok(Bytes::from(match raw.get("body").and_then(Value::as_str) {
+                Some(body) => body.to_owned(),
+                // A call the proxy itself failed (upstream down): its error, as it was sent.
+                None => json!({"error": {"type": "upstream_unreachable", "message": raw.get("error")}})
+                    .to_string(),
+            }))],
+        };
+        let truncated = raw.get("truncated").and_then(Value::as_bool) == Some(true);
+        let mut body: Vec<Result<Bytes, String>> = chunks;
+        if truncated {
+            body.push(Err("the recorded stream was cut here".to_owned()));
+        }
+        Self {
+            status,
+            headers,
+            body: Box::pin(futures_util::stream::iter(body)),
+        }
+    }
+}
+
+/// Request headers not forwarded upstream.
+fn hop_by_hop(name: &str) -> bool {
+    matches!(
+        name,
+        "host"
+            | "content-length"
+            | "connection"
+            | "keep-alive"
+            | "transfer-encoding"
+            | "accept-encoding"
+            | "te"
+            | "upgrade"
+            | "proxy-connection"
+    ) || name.starts_with("x-tapedeck-")
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn json_error(status: u16, kind: &str, message: &str) -> Response {
+    let body = json!({"error": {"type": kind, "message": message}});
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .unwrap_or_default()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+impl Proxy {
+    /// A proxy recording into `recorder` (already started).
+    pub fn new(
+        backend: Backend,
+        redactor: Redactor,
+        pricing: Pricing,
+        recorder: Recorder,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            backend,
+            redactor,
+            pricing,
+            body_limit: DEFAULT_BODY_LIMIT,
+            session: Mutex::new(Session {
+                recorder: Some(recorder),
+                step: 0,
+                pending: HashMap::new(),
+                last: None,
+                miss: None,
+                write_error: None,
+            }),
+            tasks: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Sets the request body limit.
+    pub fn with_body_limit(mut self: Arc<Self>, limit: usize) -> Arc<Self> {
+        if let Some(p) = Arc::get_mut(&mut self) {
+            p.body_limit = limit;
+        }
+        self
+    }
+
+    /// Runs `f` with the recorder, keeping the first write error for the end of the run.
+    fn record<T>(&self, f: impl FnOnce(&mut Recorder) -> Result<T, StoreError>) -> Option<T> {
+        let mut session = lock(&self.session);
+        let recorder = session.recorder.as_mut()?;
+        match f(recorder) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                session.write_error.get_or_insert_with(|| e.to_string());
+                None
+            }
+        }
+    }
+
+    fn blob(&self, value: &Value) -> Option<tapedeck_trace::ContentHash> {
+        let mut value = value.clone();
+        self.redactor.value(&mut value);
+        self.record(|r| r.blob(&value))
+    }
+
+    /// Ends the run from how its last model call went and the client's exit code, and
+    /// returns it.
+    ///
+    /// The stop reason: `replay_miss:llm` after an unmatched request in replay; otherwise
+    /// from the last finish reason (`stop`/`end_turn`/`stop_sequence` → `ok` with its text as
+    /// the answer, `length`/`max_tokens` → `model_length`); a last call that failed (an
+    /// upstream error or status) → `model_error`; a client that exits 0 without a final
+    /// answer → `ok`; one that exits non-zero without a final answer → `model_error`.
+    pub fn finish(&self, exit_code: Option<i32>) -> Result<Run, StoreError> {
+        let mut session = lock(&self.session);
+        let Some(recorder) = session.recorder.take() else {
+            return Err(StoreError::RunFinished("proxy run".to_owned()));
+        };
+        let exit = match exit_code {
+            Some(code) => format!("exited with code {code}"),
+            None => "was killed by a signal".to_owned(),
+        };
+        let ending = if let Some(miss) = &session.miss {
+            Ending {
+                stop_reason: StopReason::ReplayMissLlm,
+                answer: None,
+                error: Some(miss.clone()),
+            }
+        } else {
+            match &session.last {
+                Some(Last::Answer { finish, text })
+                    if matches!(
+                        finish.as_deref(),
+                        Some("stop" | "end_turn" | "stop_sequence")
+                    ) =>
+                {
+                    Ending {
+                        stop_reason: StopReason::Ok,
+                        answer: Some(text.clone()),
+                        error: None,
+                    }
+                }
+                Some(Last::Answer { finish, text })
+                    if matches!(finish.as_deref(), Some("length" | "max_tokens")) =>
+                {
+                    Ending {
+                        stop_reason: StopReason::ModelLength,
+                        answer: Some(text.clone()).filter(|t| !t.is_empty()),
+                        error: None,
+                    }
+                }
+                Some(Last::Error(e)) => Ending {
+                    stop_reason: StopReason::ModelError,
+                    answer: None,
+                    error: Some(format!("{e} (the client {exit})")),
+                },
+                _ if exit_code == Some(0) => Ending {
+                    stop_reason: StopReason::Ok,
+                    answer: None,
+                    error: None,
+                },
+                _ => Ending {
+                    stop_reason: StopReason::ModelError,
+                    answer: None,
+                    error: Some(format!("the client {exit} before a final answer")),
+                },
+            }
+        };
+        let write_error = session.write_error.take();
+        drop(session);
+        let run = recorder.end(ending)?;
+        if let Some(e) = write_error {
+            return Err(StoreError::RunFinished(format!(
+                "{}: some events could not be written: {e}",
+                run.id
+            )));
+        }
+        Ok(run)
+    }
+
+    async fn handle(self: Arc<Self>, request: Request) -> Response {
+        let (parts, body) = request.into_parts();
+        let started = Instant::now();
+        let bytes = match axum::body::to_bytes(body, self.body_limit).await {
+            Ok(b) => b,
+            Err(_) => {
+                return json_error(
+                    413,
+                    "request_too_large",
+                    &format!(
+                        "tapedeck: the request body is over the proxy's limit of {} bytes",
+                        self.body_limit
+                    ),
+                );
+            }
+        };
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        let provider = (parts.method == Method::POST)
+            .then(|| Provider::of_path(parts.uri.path()))
+            .flatten();
+        let parsed = provider.and_then(|_| {
+            serde_json::from_slice::<Value>(&bytes)
+                .ok()
+                .filter(Value::is_object)
+        });
+        match (provider, parsed) {
+            (Some(provider), Some(body)) => {
+                self.modelled(provider, parts, &path, body, bytes, started)
+                    .await
+            }
+            _ => self.passthrough(parts, &path, bytes, started).await,
+        }
+    }
+
+    /// Records the tool results and the request of a modelled call; returns its step.
+    fn record_request(&self, provider: Provider, body: &Value, normalized: &Value) -> u64 {
+        // Tool results the client sends back for calls still open.
+        for output in wire::tool_outputs(provider, body) {
+            let open = lock(&self.session).pending.remove(&output.call_id);
+            let Some((tool, at)) = open else { continue };
+            let (content, error) = if output.is_error {
+                (None, Some(self.redactor.text(&stringify(&output.content))))
+            } else {
+                (self.blob(&output.content), None)
+            };
+            self.record(|r| {
+                r.append(EventData::ToolResult(ToolResult {
+                    call_id: output.call_id.clone(),
+                    tool,
+                    output: content,
+                    error,
+                    latency_ms: at.elapsed().as_millis() as u64,
+                    validation: Validation::NotChecked,
+                    origin: Origin::Live,
+                    cost_usd: None,
+                }))
+            });
+        }
+        let messages: Vec<_> = wire::request_messages(provider, body)
+            .iter()
+            .filter_map(|m| self.blob(m))
+            .collect();
+        let tools = body.get("tools").and_then(|t| self.blob(t));
+        let mut redacted = normalized.clone();
+        self.redactor.value(&mut redacted);
+        let request_hash = hash_json(&redacted).map(|(h, _)| h).ok();
+        let mut params = wire::request_params(body);
+        self.redactor.value(&mut params);
+        let step = {
+            let mut session = lock(&self.session);
+            session.step += 1;
+            session.step
+        };
+        if let Some(request_hash) = request_hash {
+            self.record(|r| {
+                r.append(EventData::LlmRequest(LlmRequest {
+                    step,
+                    provider: Some(provider.name().to_owned()),
+                    model: body
+                        .get("model")
+                        .and_then(Value::as_str)
+                        .unwrap_or_default()
+                        .to_owned(),
+                    params,
+                    extends: None,
+                    messages,
+                    tools,
+                    request_hash,
+                }))
+            });
+        }
+        step
+    }
+
+    /// Records the exchange that carries a call's raw response (what replay serves).
+    fn record_exchange(
+        &self,
+        method: &str,
+        path: &str,
+        status: Option<u16>,
+        request: &Value,
+        raw: &Value,
+        latency_ms: u64,
+    ) {
+        let request = self.blob(request);
+        let response = self.blob(raw);
+        self.record(|r| {
+            r.append(EventData::HttpExchange(HttpExchange {
+                method: method.to_owned(),
+                path: self.redactor.path(path),
+                status,
+                request,
+                response,
+                latency_ms,
+            }))
+        });
+    }
+
+    fn record_answer(
+        &self,
+        step: u64,
+        request_model: &str,
+        answer: &Answer,
+        latency_ms: u64,
+        streamed: bool,
+        truncated: bool,
+    ) {
+        let Some(message) = self.blob(&answer.message) else {
+            return;
+        };
+        let usage = answer.usage.map(|(i, o)| Usage {
+            input_tokens: i,
+            output_tokens: o,
+        });
+        let mut models = vec![request_model];
+        if let Some(m) = &answer.model {
+            models.push(m);
+        }
+        let cost_usd = self.pricing.cost(&models, usage);
+        self.record(|r| {
+            r.append(EventData::LlmResponse(LlmResponse {
+                step,
+                message,
+                tool_calls: answer
+                    .tool_calls
+                    .iter()
+                    .map(|(id, name, _)| ToolCallSummary {
+                        id: id.clone(),
+                        name: name.clone(),
+                    })
+                    .collect(),
+                finish_reason: answer.finish_reason.clone(),
+                usage,
+                cost_usd,
+                latency_ms,
+                streamed,
+                truncated,
+            }))
+        });
+        for (id, name, args) in &answer.tool_calls {
+            if let Some(args) = self.blob(args) {
+                self.record(|r| {
+                    r.append(EventData::ToolCall(ToolCall {
+                        step,
+                        call_id: id.clone(),
+                        tool: name.clone(),
+                        args,
+                        args_hash: args,
+                        idempotency_key: None,
+                    }))
+                });
+            }
+            lock(&self.session)
+                .pending
+                .insert(id.clone(), (name.clone(), Instant::now()));
+        }
+        lock(&self.session).last = Some(Last::Answer {
+            finish: if truncated && answer.finish_reason.is_none() {
+                None
+            } else {
+                answer.finish_reason.clone()
+            },
+            text: answer.text.clone(),
+        });
+    }
+
+    async fn fetch(
+        &self,
+        parts: &Parts,
+        path: &str,
+        bytes: Bytes,
+        normalized: Option<&Value>,
+    ) -> Result<Upstream, (u16, String, String)> {
+        match &self.backend {
+            Backend::Live { client, upstreams } => {
+                let anthropic = parts.uri.path().starts_with("/v1/messages")
+                    || parts.headers.contains_key("anthropic-version");
+                let url = if anthropic {
+                    format!("{}{path}", upstreams.anthropic.trim_end_matches('/'))
+                } else {
+                    let rest = path.strip_prefix("/v1").unwrap_or(path);
+                    format!("{}{rest}", upstreams.openai.trim_end_matches('/'))
+                };
+                let mut headers = HeaderMap::new();
+                for (name, value) in &parts.headers {
+                    if !hop_by_hop(name.as_str()) {
+                        headers.append(name.clone(), value.clone());
+                    }
+                    if Redactor::is_secret_name(name.as_str())
+                        && let Ok(v) = value.to_str()
+                    {
+                        self.redactor.learn(v);
+                    }
+                }
+                let response = client
+                    .request(parts.method.clone(), &url)
+                    .headers(headers)
+                    .body(bytes)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        (
+                            502,
+                            "upstream_unreachable".to_owned(),
+                            format!("tapedeck: the upstream {url} could not be reached: {e}"),
+                        )
+                    })?;
+                let status = response.status().as_u16();
+                let headers = response
+                    .headers()
+                    .iter()
+                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+                    .collect();
+                let body = response
+                    .bytes_stream()
+                    .map(|r| r.map_err(|e| e.to_string()));
+                Ok(Upstream {
+                    status,
+                    headers,
+                    body: Box::pin(body),
+                })
+            }
+            Backend::Replay(recording) => {
+                let mut recording = lock(recording);
+                let raw = match normalized {
+                    Some(request) => {
+                        let mut request = request.clone();
+                        self.redactor.value(&mut request);
+                        recording.take(&request).map_err(|m| {
+                            (
+                                400,
+                                "tapedeck_replay_miss".to_owned(),
+                                format!("tapedeck replay: {m}"),
+                            )
+                        })?
+                    }
+                    None => recording
+                        .take_exchange(parts.method.as_str(), &self.redactor.path(path))
+                        .ok_or_else(|| {
+                            (
+                                404,
+                                "tapedeck_replay_miss".to_owned(),
+                                format!(
+                                    "tapedeck replay: no recorded exchange for {} {path}",
+                                    parts.method
+                                ),
+                            )
+                        })?,
+                };
+                Ok(Upstream::from_recorded(&raw))
+            }
+        }
+    }
+
+    async fn modelled(
+        self: Arc<Self>,
+        provider: Provider,
+        parts: Parts,
+        path: &str,
+        body: Value,
+        bytes: Bytes,
+        started: Instant,
+    ) -> Response {
+        let normalized = wire::normalize(parts.uri.path(), &body);
+        let step = self.record_request(provider, &body, &normalized);
+        let model = body
+            .get("model")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned();
+        let upstream = match self.fetch(&parts, path, bytes, Some(&normalized)).await {
+            Ok(u) => u,
+            Err((status, kind, message)) => {
+                let raw =
+                    json!({"status": status, "content_type": "application/json", "error": message});
+                self.record_exchange(
+                    parts.method.as_str(),
+                    path,
+                    None,
+                    &normalized,
+                    &raw,
+                    started.elapsed().as_millis() as u64,
+                );
+                let mut session = lock(&self.session);
+                if kind == "tapedeck_replay_miss" {
+                    session.miss.get_or_insert_with(|| message.clone());
+                }
+                session.last = Some(Last::Error(message.clone()));
+                drop(session);
+                return json_error(status, &kind, &message);
+            }
+        };
+        let status = upstream.status;
+        let ok = (200..300).contains(&status);
+        let method = parts.method.as_str().to_owned();
+        let path = path.to_owned();
+        let streamed = upstream.is_sse();
+        let content_type = upstream.content_type().to_owned();
+        let this = Arc::clone(&self);
+        let on_done = move |chunks: Vec<String>, cut: bool| {
+            let latency = started.elapsed().as_millis() as u64;
+            let answer = if streamed {
+                let mut parser = SseParser::default();
+                let mut asm = Assembler::new(provider);
+                for c in &chunks {
+                    for ev in parser.feed(c.as_bytes()) {
+                        asm.event(&ev);
+                    }
+                }
+                let truncated = cut || !asm.done;
+                (!asm.malformed || asm.done)
+                    .then(|| wire::answer(provider, &asm.body()))
+                    .flatten()
+                    .map(|a| (a, truncated))
+            } else {
+                serde_json::from_str::<Value>(&chunks.concat())
+                    .ok()
+                    .and_then(|v| wire::answer(provider, &v))
+                    .map(|a| (a, cut))
+            };
+            let mut raw = json!({"status": status, "content_type": content_type});
+            if streamed {
+                raw["sse"] = json!(chunks);
+            } else {
+                raw["body"] = Value::String(chunks.concat());
+            }
+            if cut {
+                raw["truncated"] = Value::Bool(true);
+            }
+            match answer.filter(|_| ok) {
+                Some((answer, truncated)) => {
+                    this.record_answer(step, &model, &answer, latency, streamed, truncated);
+                }
+                None => {
+                    let why = if ok {
+                        format!(
+                            "the upstream answered HTTP {status} with a body tapedeck could not read"
+                        )
+                    } else {
+                        format!("the upstream answered HTTP {status}")
+                    };
+                    lock(&this.session).last = Some(Last::Error(why));
+                }
+            }
+            this.record_exchange(&method, &path, Some(status), &normalized, &raw, latency);
+        };
+        self.respond(upstream, on_done).await
+    }
+
+    async fn passthrough(
+        self: Arc<Self>,
+        parts: Parts,
+        path: &str,
+        bytes: Bytes,
+        started: Instant,
+    ) -> Response {
+        let headers = self.redactor.headers(
+            parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        );
+        let request = json!({
+            "method": parts.method.as_str(),
+            "path": self.redactor.path(path),
+            "headers": headers,
+            "body": text(&bytes),
+        });
+        let method = parts.method.as_str().to_owned();
+        let path = path.to_owned();
+        let upstream = match self.fetch(&parts, &path, bytes, None).await {
+            Ok(u) => u,
+            Err((status, kind, message)) => {
+                let raw = json!({"status": status, "error": message});
+                self.record_exchange(
+                    &method,
+                    &path,
+                    None,
+                    &request,
+                    &raw,
+                    started.elapsed().as_millis() as u64,
+                );
+                return json_error(status, &kind, &message);
+            }
+        };
+        let status = upstream.status;
+        let content_type = upstream.content_type().to_owned();
+        let streamed = upstream.is_sse();
+        let this = Arc::clone(&self);
+        let on_done = move |chunks: Vec<String>, cut: bool| {
+            let mut raw = json!({"status": status, "content_type": content_type});
+            if streamed {
+                raw["sse"] = json!(chunks);
+            } else {
+                raw["body"] = Value::String(chunks.concat());
+            }
+            if cut {
+                raw["truncated"] = Value::Bool(true);
+            }
+            this.record_exchange(
+                &method,
+                &path,
+                Some(status),
+                &request,
+                &raw,
+                started.elapsed().as_millis() as u64,
+            );
+        };
+        self.respond(upstream, on_done).await
+    }
+
+    /// Sends the upstream's response to the client as it arrives, while a tee keeps its
+    /// pieces; `on_done` gets them (and whether the body was cut) once the upstream is done,
+    /// even if the client went away meanwhile.
+    async fn respond(
+        self: &Arc<Self>,
+        upstream: Upstream,
+        on_done: impl FnOnce(Vec<String>, bool) + Send + 'static,
+    ) -> Response {
+        let Upstream {
+            status,
+            headers,
+            mut body,
+        } = upstream;
+        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+        let sse = headers.iter().any(|(k, v)| {
+            k.eq_ignore_ascii_case("content-type") && v.contains("text/event-stream")
+        });
+        let task = tokio::spawn(async move {
+            let mut chunks = Vec::new();
+            let mut cut = None;
+            let mut client = true;
+            // The end of a response reaches the client only once it is recorded, so a client
+            // that answers at once (with tool results) finds its calls recorded. A stream's
+            // pieces go on at once, but for the one that ends it; a whole body goes one piece
+            // behind.
+            let mut held: Vec<Bytes> = Vec::new();
+            while let Some(item) = body.next().await {
+                match item {
+                    Ok(bytes) => {
+                        let piece = text(&bytes);
+                        let last =
+                            !sse || piece.contains("[DONE]") || piece.contains("message_stop");
+                        chunks.push(piece);
+                        if last {
+                            for b in std::mem::take(&mut held) {
+                                if client && tx.send(Ok(b)).await.is_err() {
+                                    client = false;
+                                }
+                            }
+                            held.push(bytes);
+                        } else {
+                            held.push(bytes);
+                            for b in std::mem::take(&mut held) {
+                                if client && tx.send(Ok(b)).await.is_err() {
+                                    client = false;
+                                }
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        cut = Some(e);
+                        break;
+                    }
+                }
+            }
+            on_done(chunks, cut.is_some());
+            for b in held {
+                if client && tx.send(Ok(b)).await.is_err() {
+                    client = false;
+                }
+            }
+            if let (Some(e), true) = (cut, client) {
+                let _ = tx.send(Err(std::io::Error::other(e))).await;
+            }
+        });
+        lock(&self.tasks).push(task);
+        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        let mut response = Response::new(Body::from_stream(stream));
+        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+        for (name, value) in headers {
+            let lower = name.to_ascii_lowercase();
+            if matches!(
+                lower.as_str(),
+                "content-length" | "transfer-encoding" | "connection" | "keep-alive"
+            ) {
+                continue;
+            }
+            if let (Ok(name), Ok(value)) = (
+                axum::http::HeaderName::from_bytes(lower.as_bytes()),
+                HeaderValue::from_str(&value),
+            ) {
+                response.headers_mut().append(name, value);
+            }
+        }
+        response
+    }
+}
+
+fn stringify(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A proxy being served.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    proxy: Arc<Proxy>,
+}
+
+/// Serves `proxy` on `addr` (`127.0.0.1:0` for an ephemeral port).
+pub async fn start(proxy: Arc<Proxy>, addr: SocketAddr) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let app = Router::new()
+        .fallback(|State(proxy): State<Arc<Proxy>>, request: Request| proxy.handle(request))
+        .with_state(Arc::clone(&proxy));
+    let server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        shutdown,
+        server,
+        proxy,
+    })
+}
+
+impl Running {
+    /// Stops serving, waits (a little) for responses in flight and for their recording, and
+    /// gives the proxy back.
+    pub async fn stop(self) -> Arc<Proxy> {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        let tasks = std::mem::take(&mut *lock(&self.proxy.tasks));
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+        self.proxy
+    }
+}
+
+/// Serves `proxy` on 127.0.0.1 and runs `command` with `OPENAI_BASE_URL` and
+/// `ANTHROPIC_BASE_URL` pointing at it; returns the child's exit code (128+N if signal N ended
+/// it) once the proxy has recorded everything.
+pub async fn run_child(
+    proxy: Arc<Proxy>,
+    command: &[String],
+) -> std::io::Result<(Arc<Proxy>, Option<i32>)> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(std::io::Error::other("no command to run"));
+    };
+    let running = start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let port = running.addr.port();
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+        .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            running.stop().await;
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot run `{program}`: {e}"),
+            ));
+        }
+    };
+    // Ctrl-C reaches the client too (same process group): let it end, then record the end.
+    let ignore_interrupts = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    let status = child.wait().await;
+    ignore_interrupts.abort();
+    let proxy = running.stop().await;
+    let status = status?;
+    Ok((proxy, exit_code(status)))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if let Some(signal) = status.signal() {
+            return Some(128 + signal);
+        }
+    }
+    status.code()
+}

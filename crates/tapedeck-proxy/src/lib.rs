@@ -7,3 +7,5 @@
 pub mod http;
 pub mod mcp;
 pub mod redact;
+pub mod sse;
+pub mod wire;

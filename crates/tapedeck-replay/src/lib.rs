@@ -17,7 +17,7 @@ pub mod divergence;
 pub mod recording;
 pub mod serve;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
 use serde::Serialize;
@@ -149,7 +149,7 @@ pub fn replay(
     id: &RunId,
     options: &Options,
 ) -> Result<ReplayReport, ReplayError> {
-    let recording = Recording::load(store, id)?;
+    let mut recording = Recording::load(store, id)?;
     if recording.is_proxy_run() {
         return Err(ReplayError::Unreplayable {
             run: id.short(),
@@ -167,7 +167,7 @@ pub fn replay(
     let live_allow: HashSet<String> = options.live_allow.iter().cloned().collect();
     let (config, model, tools, through_step) = match &options.mode {
         Mode::Exact => {
-            let model = RecordedModel::exact(recording.steps.clone());
+            let model = RecordedModel::exact(std::mem::take(&mut recording.steps));
             (
                 recorded_agent.clone(),
                 Box::new(model) as Box<dyn tapedeck_agent::ModelBackend>,
@@ -188,7 +188,7 @@ pub fn replay(
         Mode::Fork { k, agent } => {
             let agent = agent.clone().unwrap_or_else(|| recorded_agent.clone());
             let live = tapedeck_agent::model::from_config(&agent)?;
-            let model = RecordedModel::fork(recording.steps.clone(), *k, live);
+            let model = RecordedModel::fork(std::mem::take(&mut recording.steps), *k, live);
             let tools = ToolSet::from_config(&agent)?;
             (
                 agent,
@@ -223,11 +223,15 @@ pub fn replay(
                 Err(e) => Box::new(Refuse(format!("replay: no approver ({e})"))),
             }),
         ),
-        _ => Box::new(RecordedApprover::new(recording.approvals.clone())),
+        _ => Box::new(RecordedApprover::new(std::mem::take(
+            &mut recording.approvals,
+        ))),
     };
     let mut agent = Agent::new(config, model, tools, approver);
+    // What the replay serves moves out of the recording; its events and blobs stay, for the
+    // divergence check.
     let interceptor = RecordedTools::new(
-        recording.calls.clone(),
+        std::mem::take(&mut recording.calls),
         options.on_miss,
         live_allow,
         options.match_position,
@@ -240,15 +244,14 @@ pub fn replay(
     run.suite = recording.run.suite.clone();
     run.task = recording.run.task.clone();
     run.labels = recording.run.labels.clone();
-    // Run as `Agent::run_recorded` does, keeping the replay's events and blobs as they are
-    // recorded: the divergence check then needs nothing back from the store.
+    // Run as `Agent::run_recorded` does, keeping the replay's events as they are recorded:
+    // the divergence check then reads them from memory, and their blobs from the recording's
+    // (a blob the recording does not have, from the store).
     let input = run.input.clone().unwrap_or_default();
     let mut recorder = writer.start_run(run)?;
     let mut tee = Tee::new(&mut recorder);
     let outcome = agent.run(&input, &mut tee)?;
-    let Tee {
-        mut events, blobs, ..
-    } = tee;
+    let mut events = tee.events;
     let run = recorder.end(Ending {
         stop_reason: outcome.stop_reason.clone(),
         answer: outcome.answer.clone(),
@@ -265,17 +268,12 @@ pub fn replay(
         }),
     });
     let divergence = {
-        let recorded = |hash: &ContentHash| match recording.blobs.get(hash) {
+        let blob = |hash: &ContentHash, run: &RunId| match recording.blobs.get(hash) {
             Some(value) => Ok(value.clone()),
-            None => store
-                .blob(hash, &recording.run.id)
-                .map_err(ReplayError::from),
+            None => store.blob(hash, run).map_err(ReplayError::from),
         };
-        let expected = divergence::moves_with(&recording.events, recorded)?;
-        let actual = divergence::moves_with(&events, |hash| match blobs.get(hash) {
-            Some(value) => Ok(value.clone()),
-            None => store.blob(hash, &run.id).map_err(ReplayError::from),
-        })?;
+        let expected = divergence::moves_with(&recording.events, |h| blob(h, &recording.run.id))?;
+        let actual = divergence::moves_with(&events, |h| blob(h, &run.id))?;
         divergence::first_divergence(&expected, &actual)
     };
     Ok(ReplayReport {
@@ -356,12 +354,11 @@ fn staleness(
     changes
 }
 
-/// A sink that records into a [`Recorder`](tapedeck_store::Recorder) and keeps a copy of what
-/// it recorded: the events, and each blob once.
+/// A sink that records into a [`Recorder`](tapedeck_store::Recorder) and keeps a copy of the
+/// events it recorded.
 struct Tee<'a> {
     inner: &'a mut dyn EventSink,
     events: Vec<Event>,
-    blobs: HashMap<ContentHash, Value>,
 }
 
 impl<'a> Tee<'a> {
@@ -369,18 +366,13 @@ impl<'a> Tee<'a> {
         Self {
             inner,
             events: Vec::new(),
-            blobs: HashMap::new(),
         }
     }
 }
 
 impl EventSink for Tee<'_> {
     fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
-        let hash = self.inner.blob(value)?;
-        if let std::collections::hash_map::Entry::Vacant(slot) = self.blobs.entry(hash) {
-            slot.insert(value.clone());
-        }
-        Ok(hash)
+        self.inner.blob(value)
     }
 
     fn append(&mut self, data: EventData) -> Result<u64, StoreError> {

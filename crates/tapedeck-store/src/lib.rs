@@ -3,7 +3,8 @@
 //! [`Store`] opens (and migrates) the file and answers queries; [`Writer`] owns the one writer
 //! thread of a process, which batches inserts into transactions; a [`Recorder`] records one run
 //! through it. Tapes (portable JSONL) are read and written by [`Store::import_tape`] and
-//! [`Store::export_tape`].
+//! [`Store::export_tape`]; OpenTelemetry (OTLP/JSON) spans by [`Store::import_otel`] and
+//! [`Store::export_otel`].
 //!
 //! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
 //! process being killed, and [`Recorder::committed_seq`] says how far that is. Several
@@ -16,6 +17,7 @@ mod blob;
 mod error;
 mod maintenance;
 mod monitor;
+mod otel;
 mod owner;
 mod query;
 mod schema;

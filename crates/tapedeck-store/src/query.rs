@@ -166,15 +166,41 @@ impl Store {
 
     /// Every event of a run, in order.
     pub fn events(&self, id: &RunId) -> Result<Vec<Event>, StoreError> {
+        self.read_events(id, None)
+    }
+
+    /// The events of a run of the given kinds (`tool_call`, …), in order: only those are read
+    /// and parsed, as a summary of a long run needs a few kinds of many.
+    pub fn events_of_kinds(&self, id: &RunId, kinds: &[&str]) -> Result<Vec<Event>, StoreError> {
+        self.read_events(id, Some(kinds))
+    }
+
+    fn read_events(&self, id: &RunId, kinds: Option<&[&str]>) -> Result<Vec<Event>, StoreError> {
         let key = self
             .run_key(id)?
             .ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
-        let mut stmt = self
-            .conn()
-            .prepare_cached("SELECT seq, at, kind, data FROM events WHERE run = ?1 ORDER BY seq")
-            .map_err(|e| self.err(e))?;
+        let sql = match kinds {
+            None => "SELECT seq, at, kind, data FROM events WHERE run = ?1 ORDER BY seq".to_owned(),
+            Some(kinds) => format!(
+                "SELECT seq, at, kind, data FROM events WHERE run = ?1 AND kind IN ({}) \
+                 ORDER BY seq",
+                (0..kinds.len())
+                    .map(|i| format!("?{}", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        let mut stmt = self.conn().prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let params: Vec<SqlValue> = std::iter::once(SqlValue::Integer(key))
+            .chain(
+                kinds
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|k| SqlValue::Text((*k).to_owned())),
+            )
+            .collect();
         let rows = stmt
-            .query_map([key], |r| {
+            .query_map(params_from_iter(params), |r| {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,

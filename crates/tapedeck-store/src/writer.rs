@@ -8,8 +8,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -98,6 +98,12 @@ pub struct Writer {
 struct WriterInner {
     path: PathBuf,
     tx: SyncSender<Op>,
+    /// Operations sent and not yet committed (in the channel or in the open batch).
+    queued: Arc<AtomicUsize>,
+    /// How many queued operations make a batch: reaching it wakes the writer thread.
+    batch_size: usize,
+    /// The writer thread, to wake (see [`Writer::send`]).
+    waker: std::thread::Thread,
     failure: Arc<Mutex<Option<String>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
@@ -105,6 +111,7 @@ struct WriterInner {
 impl Drop for WriterInner {
     fn drop(&mut self) {
         let _ = self.tx.send(Op::Shutdown);
+        self.waker.unpark();
         if let Some(handle) = self.thread.lock().ok().and_then(|mut t| t.take()) {
             let _ = handle.join();
         }
@@ -131,17 +138,22 @@ impl Writer {
         schema::migrate(&conn, path)?;
         let (tx, rx) = mpsc::sync_channel(options.batch_size * 2);
         let failure = Arc::new(Mutex::new(None));
+        let queued = Arc::new(AtomicUsize::new(0));
         let thread = {
             let failure = Arc::clone(&failure);
+            let queued = Arc::clone(&queued);
             let path = path.to_path_buf();
             std::thread::Builder::new()
                 .name("tapedeck-writer".to_owned())
-                .spawn(move || WriterThread::new(conn, path, options, failure).run(rx))
+                .spawn(move || WriterThread::new(conn, path, options, failure, queued).run(rx))
                 .map_err(StoreError::Io)?
         };
         let inner = Arc::new(WriterInner {
             path: path.to_path_buf(),
             tx,
+            queued,
+            batch_size: options.batch_size.max(1),
+            waker: thread.thread().clone(),
             failure,
             thread: Mutex::new(Some(thread)),
         });
@@ -182,12 +194,21 @@ impl Writer {
         self.wait(wait)
     }
 
+    /// Queues an operation. The writer thread is woken only when it must act at once (an
+    /// urgent operation, a full batch): while a batch is open it sleeps until the flush
+    /// interval, so that recording an event costs no context switch.
     fn send(&self, op: Op) -> Result<(), StoreError> {
         self.check()?;
+        let urgent = op.is_urgent();
+        let queued = self.inner.queued.fetch_add(1, Ordering::AcqRel) + 1;
         self.inner
             .tx
             .send(op)
-            .map_err(|_| self.failed("the writer thread stopped"))
+            .map_err(|_| self.failed("the writer thread stopped"))?;
+        if urgent || queued >= self.inner.batch_size {
+            self.inner.waker.unpark();
+        }
+        Ok(())
     }
 
     fn wait(&self, wait: Receiver<Result<(), Refusal>>) -> Result<(), StoreError> {
@@ -425,6 +446,8 @@ struct WriterThread {
     failure: Arc<Mutex<Option<String>>>,
     owner: String,
     active: HashMap<RunId, ActiveRun>,
+    /// Shared with [`WriterInner::queued`]: lowered as batches are committed.
+    queued: Arc<AtomicUsize>,
 }
 
 /// What applying a batch changed, kept aside until the transaction commits.
@@ -444,6 +467,7 @@ impl WriterThread {
         path: PathBuf,
         options: WriterOptions,
         failure: Arc<Mutex<Option<String>>>,
+        queued: Arc<AtomicUsize>,
     ) -> Self {
         Self {
             conn,
@@ -452,6 +476,7 @@ impl WriterThread {
             failure,
             owner: owner::current(),
             active: HashMap::new(),
+            queued,
         }
     }
 
@@ -459,10 +484,13 @@ impl WriterThread {
         let mut batch: Vec<Op> = Vec::with_capacity(self.options.batch_size);
         let mut deadline = Instant::now();
         loop {
+            // Idle, the thread blocks on the channel: the first operation wakes it. With a batch
+            // open it takes what has arrived and otherwise sleeps until the batch's deadline;
+            // senders wake it early for an urgent operation or a full batch (`Writer::send`).
             let received = if batch.is_empty() {
-                rx.recv().map_err(|_| RecvTimeoutError::Disconnected)
+                rx.recv().map_err(|_| TryRecvError::Disconnected)
             } else {
-                rx.recv_timeout(deadline.saturating_duration_since(Instant::now()))
+                rx.try_recv()
             };
             match received {
                 Ok(Op::Shutdown) => {
@@ -479,8 +507,15 @@ impl WriterThread {
                         self.commit(&mut batch);
                     }
                 }
-                Err(RecvTimeoutError::Timeout) => self.commit(&mut batch),
-                Err(RecvTimeoutError::Disconnected) => {
+                Err(TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        self.commit(&mut batch);
+                    } else {
+                        std::thread::park_timeout(left);
+                    }
+                }
+                Err(TryRecvError::Disconnected) => {
                     self.commit(&mut batch);
                     return;
                 }
@@ -492,6 +527,7 @@ impl WriterThread {
         if batch.is_empty() {
             return;
         }
+        self.queued.fetch_sub(batch.len(), Ordering::AcqRel);
         let failed = self
             .failure
             .lock()

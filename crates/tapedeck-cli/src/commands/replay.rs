@@ -66,6 +66,10 @@ pub struct Args {
     /// Print JSON
     #[arg(long)]
     json: bool,
+    /// With `-- CMD`: replace matches of this regex in message text before matching requests
+    /// (dates, ids; repeatable)
+    #[arg(long, value_name = "REGEX")]
+    ignore: Vec<String>,
     /// The client command of a proxy-recorded run
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -111,7 +115,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     if !args.command.is_empty() {
         let run = store.run(&id)?;
         match run.source {
-            Source::Proxy | Source::Mcp => bail!(
+            Source::Proxy => return replay_proxy(&store, run, &args),
+            Source::Mcp => bail!(
                 "run {} was recorded by the {} proxy: replaying it by running its client again (`-- CMD`) is not available in this build",
                 id.short(),
                 if run.source == Source::Mcp {
@@ -138,6 +143,39 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         print_report(&report);
     }
     Ok(exit_of(&report))
+}
+
+/// `tapedeck replay RUN -- CMD` for a run the HTTP proxy recorded: the client runs again
+/// against the recorded responses (no upstream), and the replay is recorded as a run.
+fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyhow::Result<Exit> {
+    let ignore = args
+        .ignore
+        .iter()
+        .map(|p| regex::Regex::new(p).with_context(|| format!("invalid --ignore pattern `{p}`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let events = store.events(&parent.id)?;
+    let recording = tapedeck_proxy::http::Recording::from_events(
+        &events,
+        |hash| store.blob(hash, &parent.id),
+        ignore,
+    )?;
+    let writer = store.writer()?;
+    let mut run = tapedeck_trace::Run::new(Source::Proxy);
+    run.parent = Some(parent.id);
+    run.mode = Some("proxy".to_owned());
+    run.input = Some(args.command.join(" "));
+    run.task = parent.task.clone();
+    run.suite = parent.suite.clone();
+    let recorder = writer.start_run(run)?;
+    let proxy = tapedeck_proxy::http::Proxy::new(
+        tapedeck_proxy::http::Backend::Replay(Mutex::new(recording)),
+        tapedeck_proxy::redact::Redactor::default(),
+        tapedeck_proxy::http::Pricing::default(),
+        recorder,
+    );
+    let code = super::record::run_client(proxy, &args.command)?;
+    drop(writer);
+    std::process::exit(code);
 }
 
 fn exit_of(report: &ReplayReport) -> Exit {

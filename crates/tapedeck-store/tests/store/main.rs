@@ -5,6 +5,7 @@
 
 mod errors;
 mod maintenance;
+mod otel;
 mod query;
 mod recorder;
 mod resolve;

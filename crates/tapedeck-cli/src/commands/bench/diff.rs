@@ -141,8 +141,10 @@ fn measure(dir: &std::path::Path, args: &Args) -> anyhow::Result<Exit> {
             .map_or_else(|| "none".to_owned(), render::thousands),
     );
     anstream::println!(
-        "  load ×2 + diff: {total:.3} s = {:.2} of the goal (goal < {GOAL_SECONDS:.0} s)",
-        total / GOAL_SECONDS
+        "  load ×2 + diff: {total:.3} s = {:.2} of the goal (goal < {GOAL_SECONDS:.0} s; CPU time \
+         {:.2} s)",
+        total / GOAL_SECONDS,
+        field("cpu_secs")?
     );
     anstream::println!(
         "  peak RSS of a process doing only that: {:.1} MB = {:.2} of the goal (goal < {:.0} MB; \
@@ -285,12 +287,14 @@ pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
     let baseline: RunId = args.baseline.parse()?;
     let candidate: RunId = args.candidate.parse()?;
     let rss_before = super::ingest::peak_rss_bytes().unwrap_or(0);
+    let cpu_before = cpu_seconds().unwrap_or(0.0);
     let began = Instant::now();
     let b = RunSummary::load(&store, &baseline)?;
     let c = RunSummary::load(&store, &candidate)?;
     let loaded = began.elapsed();
     let diff = diff_runs(b, c, &Tolerances::default());
     let total = began.elapsed();
+    let cpu = cpu_seconds().unwrap_or(0.0) - cpu_before;
     anyhow::ensure!(
         diff.baseline.sequence.len() == diff.candidate.sequence.len()
             && !diff.baseline.sequence.is_empty(),
@@ -301,10 +305,22 @@ pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
         "diff_secs": (total - loaded).as_secs_f64(),
         "rss": super::ingest::peak_rss_bytes().unwrap_or(0),
         "rss_before": rss_before,
+        "cpu_secs": cpu,
         "rows": diff.alignment.len(),
         "truncated": diff.alignment_truncated,
         "first_divergence": diff.first_divergence.as_ref().map(|f| f.baseline_index),
     });
     anstream::println!("{figures}");
     Ok(Exit::Ok)
+}
+
+/// CPU time (user and system) this process has used so far, Linux only: on a busy machine
+/// it tells how much of the wall-clock time was waiting for a core.
+fn cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // The fields after the command name (which may hold spaces) in parentheses.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // The kernel reports USER_HZ ticks, 100 a second on Linux.
+    Some(ticks as f64 / 100.0)
 }

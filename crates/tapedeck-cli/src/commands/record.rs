@@ -1,0 +1,115 @@
+//! `tapedeck record -- CMD…`: run a client behind the recording HTTP proxy and record its model
+//! traffic as one run (source `proxy`); exits with the client's own code.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use tapedeck_proxy::http::{self, Backend, Pricing, Proxy, Upstreams};
+use tapedeck_proxy::redact::Redactor;
+use tapedeck_trace::{Run, Source};
+
+use crate::Exit;
+use crate::render::{self, DIM};
+use crate::settings::Settings;
+
+/// Run a client command behind a local proxy and record its OpenAI/Anthropic traffic
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exits with the client's exit code (128+N if a signal N ended it).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
+)]
+pub struct Args {
+    /// Upstream OpenAI base URL, `/v1` included [default: $OPENAI_BASE_URL, else https://api.openai.com/v1]
+    #[arg(long, value_name = "URL")]
+    upstream_openai: Option<String>,
+    /// Upstream Anthropic base URL [default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com]
+    #[arg(long, value_name = "URL")]
+    upstream_anthropic: Option<String>,
+    /// The task id the run belongs to
+    #[arg(long)]
+    task: Option<String>,
+    /// A label for the run (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
+    labels: Vec<(String, String)>,
+    /// Prices per model (YAML `{model: {input_per_mtok, output_per_mtok}}`); without a price a
+    /// call's cost stays unknown
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// Also redact text matching this regular expression (repeatable)
+    #[arg(long = "redact", value_name = "REGEX")]
+    redact: Vec<String>,
+    /// The client command
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Runs `tapedeck record`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    let redactor = Redactor::new(&args.redact).context("invalid --redact pattern")?;
+    let pricing = match &args.pricing {
+        Some(path) => Pricing::load(path).map_err(anyhow::Error::msg)?,
+        None => Pricing::default(),
+    };
+    let defaults = Upstreams::from_env();
+    let upstreams = Upstreams {
+        openai: args.upstream_openai.clone().unwrap_or(defaults.openai),
+        anthropic: args
+            .upstream_anthropic
+            .clone()
+            .unwrap_or(defaults.anthropic),
+    };
+    let client = http::client().context("cannot set up the HTTP client")?;
+    let store = settings.open_store()?;
+    let writer = store.writer()?;
+    let mut run = Run::new(Source::Proxy);
+    run.input = Some(args.command.join(" "));
+    run.task = args.task.clone();
+    run.labels.extend(args.labels.iter().cloned());
+    let recorder = writer.start_run(run)?;
+    let proxy = Proxy::new(
+        Backend::Live { client, upstreams },
+        redactor,
+        pricing,
+        recorder,
+    );
+    let code = run_client(proxy, &args.command)?;
+    drop(writer);
+    drop(store);
+    std::process::exit(code);
+}
+
+/// Runs the client behind `proxy`, ends the run and prints its summary on stderr; returns the
+/// code to exit with (the client's own, 128+N for a signal).
+pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let (proxy, code) = runtime.block_on(http::run_child(proxy, command))?;
+    let run = proxy.finish(code)?;
+    drop(runtime);
+    let dim = DIM;
+    let style = render::status_style(run.status);
+    let t = &run.totals;
+    anstream::eprintln!(
+        "{dim}tapedeck:{dim:#} {style}{} — {}{style:#} {dim}· {} model calls · {} tool calls · {} tokens · {}{dim:#}",
+        run.status,
+        run.stop_reason
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string),
+        t.steps,
+        t.tool_calls_total(),
+        render::count(t.tokens_total()),
+        render::usd(t.cost_usd),
+    );
+    if let Some(error) = &run.error {
+        anstream::eprintln!("{dim}reason:{dim:#} {error}");
+    }
+    anstream::eprintln!(
+        "{dim}run{dim:#} {}  {dim}(tapedeck show {}){dim:#}",
+        run.id.short(),
+        run.id.short()
+    );
+    Ok(code.unwrap_or(1).clamp(0, 255))
+}

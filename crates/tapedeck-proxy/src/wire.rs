@@ -1,0 +1,536 @@
+//! The OpenAI Chat Completions and Anthropic Messages wire formats, as far as the proxy models
+//! them: which endpoint a request is, its normalized (matching) form, the messages and tool
+//! results it carries, and the assistant message, tool calls, finish reason and usage of a
+//! response, whole or assembled from a stream.
+
+use serde_json::{Map, Value, json};
+
+use crate::sse::SseEvent;
+
+/// The API an endpoint belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI Chat Completions.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+}
+
+impl Provider {
+    /// The modelled endpoint a path is, if any.
+    pub fn of_path(path: &str) -> Option<Self> {
+        match path.trim_end_matches('/') {
+            "/v1/chat/completions" | "/chat/completions" => Some(Self::OpenAi),
+            "/v1/messages" => Some(Self::Anthropic),
+            _ => None,
+        }
+    }
+
+    /// `openai` or `anthropic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+        }
+    }
+}
+
+/// Request fields that change between otherwise identical requests, left out of the
+/// matching form.
+pub const VOLATILE_FIELDS: [&str; 4] = ["stream_options", "user", "metadata", "service_tier"];
+
+/// The matching form of a request: the path and the body without volatile fields.
+pub fn normalize(path: &str, body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Value::Object(map) = &mut body {
+        for field in VOLATILE_FIELDS {
+            map.remove(field);
+        }
+    }
+    json!({ "endpoint": path.trim_end_matches('/'), "body": body })
+}
+
+/// The messages of a request, each its own value (Anthropic's `system` first, as a message).
+pub fn request_messages(provider: Provider, body: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    if provider == Provider::Anthropic
+        && let Some(system) = body.get("system")
+    {
+        out.push(json!({"role": "system", "content": system}));
+    }
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        out.extend(messages.iter().cloned());
+    }
+    out
+}
+
+/// The sampling parameters of a request: the body without model, messages, system, tools.
+pub fn request_params(body: &Value) -> Value {
+    let mut params = Map::new();
+    if let Some(map) = body.as_object() {
+        for (k, v) in map {
+            if !matches!(k.as_str(), "model" | "messages" | "system" | "tools") {
+                params.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(params)
+}
+
+/// A tool result a request carries: the call id, its content, whether it is an error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolOutput {
+    /// The call it answers.
+    pub call_id: String,
+    /// What the tool returned.
+    pub content: Value,
+    /// Anthropic's `is_error`.
+    pub is_error: bool,
+}
+
+/// The tool results of a request (OpenAI `role: tool` messages, Anthropic `tool_result`
+/// blocks), in order.
+pub fn tool_outputs(provider: Provider, body: &Value) -> Vec<ToolOutput> {
+    let mut out = Vec::new();
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return out;
+    };
+    for message in messages {
+        match provider {
+            Provider::OpenAi => {
+                if message.get("role").and_then(Value::as_str) == Some("tool")
+                    && let Some(id) = message.get("tool_call_id").and_then(Value::as_str)
+                {
+                    out.push(ToolOutput {
+                        call_id: id.to_owned(),
+                        content: message.get("content").cloned().unwrap_or(Value::Null),
+                        is_error: false,
+                    });
+                }
+            }
+            Provider::Anthropic => {
+                let blocks = message.get("content").and_then(Value::as_array);
+                for block in blocks.into_iter().flatten() {
+                    if block.get("type").and_then(Value::as_str) == Some("tool_result")
+                        && let Some(id) = block.get("tool_use_id").and_then(Value::as_str)
+                    {
+                        out.push(ToolOutput {
+                            call_id: id.to_owned(),
+                            content: block.get("content").cloned().unwrap_or(Value::Null),
+                            is_error: block.get("is_error").and_then(Value::as_bool) == Some(true),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the proxy records of a model response.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Answer {
+    /// The model that answered, when the response says.
+    pub model: Option<String>,
+    /// The assistant message.
+    pub message: Value,
+    /// Tool calls: id, name, arguments.
+    pub tool_calls: Vec<(String, String, Value)>,
+    /// The finish reason as the API said it.
+    pub finish_reason: Option<String>,
+    /// Input and output tokens, when reported.
+    pub usage: Option<(u64, u64)>,
+    /// The text of the message.
+    pub text: String,
+}
+
+/// Reads a whole (non-streamed, or assembled) response body.
+pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
+    let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
+    match provider {
+        Provider::OpenAi => {
+            let choice = body.get("choices")?.as_array()?.first()?;
+            let message = choice.get("message")?.clone();
+            let text = match message.get("content") {
+                Some(Value::String(s)) => s.clone(),
+                _ => String::new(),
+            };
+            let tool_calls = message
+                .get("tool_calls")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .map(|call| {
+                    let f = call.get("function");
+                    let args = f
+                        .and_then(|f| f.get("arguments"))
+                        .and_then(Value::as_str)
+                        .map(|s| {
+                            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
+                        })
+                        .unwrap_or(Value::Null);
+                    (
+                        str_at(call, "id"),
+                        f.map(|f| str_at(f, "name")).unwrap_or_default(),
+                        args,
+                    )
+                })
+                .collect();
+            let usage = body.get("usage").and_then(|u| {
+                Some((
+                    u.get("prompt_tokens")?.as_u64()?,
+                    u.get("completion_tokens")?.as_u64()?,
+                ))
+            });
+            Some(Answer {
+                model,
+                message,
+                tool_calls,
+                finish_reason: choice
+                    .get("finish_reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                usage,
+                text,
+            })
+        }
+        Provider::Anthropic => {
+            let content = body.get("content")?.as_array()?.clone();
+            let mut text = String::new();
+            let mut tool_calls = Vec::new();
+            for block in &content {
+                match block.get("type").and_then(Value::as_str) {
+                    Some("text") => text.push_str(block.get("text").and_then(Value::as_str)?),
+                    Some("tool_use") => tool_calls.push((
+                        str_at(block, "id"),
+                        str_at(block, "name"),
+                        block.get("input").cloned().unwrap_or(Value::Null),
+                    )),
+                    _ => {}
+                }
+            }
+            let usage = body.get("usage").and_then(|u| {
+                Some((
+                    u.get("input_tokens")?.as_u64()?,
+                    u.get("output_tokens")?.as_u64()?,
+                ))
+            });
+            Some(Answer {
+                model,
+                message: json!({"role": "assistant", "content": content}),
+                tool_calls,
+                finish_reason: body
+                    .get("stop_reason")
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                usage,
+                text,
+            })
+        }
+    }
+}
+
+fn str_at(v: &Value, key: &str) -> String {
+    v.get(key)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// Assembles a streamed response into the body the API would have sent unstreamed.
+#[derive(Debug)]
+pub struct Assembler {
+    provider: Provider,
+    model: Option<String>,
+    text: String,
+    // OpenAI: (id, name, arguments) by index. Anthropic: content blocks by index.
+    calls: Vec<(String, String, String)>,
+    blocks: Vec<Value>,
+    partial_json: Vec<String>,
+    finish: Option<String>,
+    usage_in: Option<u64>,
+    usage_out: Option<u64>,
+    /// Whether the stream said it was complete (`[DONE]` or `message_stop`).
+    pub done: bool,
+    /// Whether any event was not understood (not JSON).
+    pub malformed: bool,
+}
+
+impl Assembler {
+    /// An assembler for a provider's stream.
+    pub fn new(provider: Provider) -> Self {
+        Self {
+            provider,
+            model: None,
+            text: String::new(),
+            calls: Vec::new(),
+            blocks: Vec::new(),
+            partial_json: Vec::new(),
+            finish: None,
+            usage_in: None,
+            usage_out: None,
+            done: false,
+            malformed: false,
+        }
+    }
+
+    /// Takes in one event.
+    pub fn event(&mut self, event: &SseEvent) {
+        if event.data.trim() == "[DONE]" {
+            self.done = true;
+            return;
+        }
+        let Ok(v) = serde_json::from_str::<Value>(&event.data) else {
+            if !event.data.trim().is_empty() {
+                self.malformed = true;
+            }
+            return;
+        };
+        if let Some(m) = v.get("model").and_then(Value::as_str) {
+            self.model = Some(m.to_owned());
+        }
+        match self.provider {
+            Provider::OpenAi => self.openai(&v),
+            Provider::Anthropic => self.anthropic(&v),
+        }
+    }
+
+    fn openai(&mut self, v: &Value) {
+        if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
+            self.usage_in = u.get("prompt_tokens").and_then(Value::as_u64);
+            self.usage_out = u.get("completion_tokens").and_then(Value::as_u64);
+        }
+        let choices = v.get("choices").and_then(Value::as_array);
+        for choice in choices.into_iter().flatten() {
+            if let Some(f) = choice.get("finish_reason").and_then(Value::as_str) {
+                self.finish = Some(f.to_owned());
+            }
+            let Some(delta) = choice.get("delta") else {
+                continue;
+            };
+            if let Some(t) = delta.get("content").and_then(Value::as_str) {
+                self.text.push_str(t);
+            }
+            let calls = delta.get("tool_calls").and_then(Value::as_array);
+            for call in calls.into_iter().flatten() {
+                let index = call
+                    .get("index")
+                    .and_then(Value::as_u64)
+                    .map_or(self.calls.len().saturating_sub(1), |i| i as usize);
+                while self.calls.len() <= index {
+                    self.calls.push(Default::default());
+                }
+                let slot = &mut self.calls[index];
+                if let Some(id) = call.get("id").and_then(Value::as_str) {
+                    slot.0 = id.to_owned();
+                }
+                if let Some(f) = call.get("function") {
+                    if let Some(n) = f.get("name").and_then(Value::as_str) {
+                        slot.1.push_str(n);
+                    }
+                    if let Some(a) = f.get("arguments").and_then(Value::as_str) {
+                        slot.2.push_str(a);
+                    }
+                }
+            }
+        }
+    }
+
+    fn anthropic(&mut self, v: &Value) {
+        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+        match v.get("type").and_then(Value::as_str) {
+            Some("message_start") => {
+                let m = v.get("message");
+                if let Some(model) = m.and_then(|m| m.get("model")).and_then(Value::as_str) {
+                    self.model = Some(model.to_owned());
+                }
+                let u = m.and_then(|m| m.get("usage"));
+                self.usage_in = u
+                    .and_then(|u| u.get("input_tokens"))
+                    .and_then(Value::as_u64);
+                self.usage_out = u
+                    .and_then(|u| u.get("output_tokens"))
+                    .and_then(Value::as_u64);
+            }
+            Some("content_block_start") => {
+                while self.blocks.len() <= index {
+                    self.blocks.push(Value::Null);
+                    self.partial_json.push(String::new());
+                }
+                self.blocks[index] = v.get("content_block").cloned().unwrap_or(Value::Null);
+            }
+            Some("content_block_delta") => {
+                let (Some(block), Some(delta)) = (self.blocks.get_mut(index), v.get("delta"))
+                else {
+                    return;
+                };
+                if let Some(t) = delta.get("text").and_then(Value::as_str) {
+                    let old = block.get("text").and_then(Value::as_str).unwrap_or("");
+                    block["text"] = Value::String(format!("{old}{t}"));
+                    self.text.push_str(t);
+                }
+                if let Some(p) = delta.get("partial_json").and_then(Value::as_str) {
+                    self.partial_json[index].push_str(p);
+                }
+            }
+            Some("content_block_stop") => {
+                if let (Some(block), Some(json)) =
+                    (self.blocks.get_mut(index), self.partial_json.get(index))
+                    && block.get("type").and_then(Value::as_str) == Some("tool_use")
+                {
+                    let input = if json.trim().is_empty() {
+                        json!({})
+                    } else {
+                        serde_json::from_str(json).unwrap_or_else(|_| Value::String(json.clone()))
+                    };
+                    block["input"] = input;
+                }
+            }
+            Some("message_delta") => {
+                if let Some(s) = v
+                    .get("delta")
+                    .and_then(|d| d.get("stop_reason"))
+                    .and_then(Value::as_str)
+                {
+                    self.finish = Some(s.to_owned());
+                }
+                if let Some(o) = v
+                    .get("usage")
+                    .and_then(|u| u.get("output_tokens"))
+                    .and_then(Value::as_u64)
+                {
+                    self.usage_out = Some(o);
+                }
+            }
+            Some("message_stop") => self.done = true,
+            _ => {}
+        }
+    }
+
+    /// The response body the stream amounts to so far.
+    pub fn body(&self) -> Value {
+        match self.provider {
+            Provider::OpenAi => {
+                let mut message = json!({"role": "assistant", "content": if self.text.is_empty() && !self.calls.is_empty() { Value::Null } else { Value::String(self.text.clone()) }});
+                if !self.calls.is_empty() {
+                    message["tool_calls"] = self
+                        .calls
+                        .iter()
+                        .map(|(id, name, args)| {
+                            json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
+                        })
+                        .collect();
+                }
+                let mut body = json!({
+                    "model": self.model,
+                    "choices": [{"index": 0, "message": message, "finish_reason": self.finish}],
+                });
+                if let (Some(i), Some(o)) = (self.usage_in, self.usage_out) {
+                    body["usage"] = json!({"prompt_tokens": i, "completion_tokens": o});
+                }
+                body
+            }
+            Provider::Anthropic => {
+                let content: Vec<Value> = self
+                    .blocks
+                    .iter()
+                    .filter(|b| !b.is_null())
+                    .cloned()
+                    .collect();
+                let mut body = json!({
+                    "model": self.model,
+                    "role": "assistant",
+                    "content": content,
+                    "stop_reason": self.finish,
+                });
+                if let (Some(i), Some(o)) = (self.usage_in, self.usage_out) {
+                    body["usage"] = json!({"input_tokens": i, "output_tokens": o});
+                }
+                body
+            }
+        }
+    }
+}
+
+/// The first place two JSON values differ, as a path like `body.messages[2].content`.
+pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => {
+            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
+            keys.sort();
+            keys.dedup();
+            keys.into_iter().find_map(|k| {
+                let sub = if path.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{path}.{k}")
+                };
+                match (x.get(k), y.get(k)) {
+                    (Some(p), Some(q)) => first_difference(p, q, &sub),
+                    _ => Some(sub),
+                }
+            })
+        }
+        (Value::Array(x), Value::Array(y)) => {
+            for (i, (p, q)) in x.iter().zip(y).enumerate() {
+                if let Some(d) = first_difference(p, q, &format!("{path}[{i}]")) {
+                    return Some(d);
+                }
+            }
+            (x.len() != y.len()).then(|| format!("{path} (length {} vs {})", x.len(), y.len()))
+        }
+        _ => (a != b).then(|| path.to_owned()),
+    }
+}
+
+/// How many leaf values two JSON values share, a crude closeness score.
+pub fn similarity(a: &Value, b: &Value) -> usize {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x
+            .iter()
+            .filter_map(|(k, v)| y.get(k).map(|w| similarity(v, w)))
+            .sum(),
+        (Value::Array(x), Value::Array(y)) => x.iter().zip(y).map(|(p, q)| similarity(p, q)).sum(),
+        _ => usize::from(a == b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn openai_stream_assembles_tool_calls_and_usage() {
+        let mut a = Assembler::new(Provider::OpenAi);
+        for data in [
+            r#"{"model":"m","choices":[{"index":0,"delta":{"role":"assistant","tool_calls":[{"index":0,"id":"c1","type":"function","function":{"name":"get","arguments":""}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":0,"function":{"arguments":"{\"q\":1}"}}]}}]}"#,
+            r#"{"choices":[{"index":0,"delta":{},"finish_reason":"tool_calls"}]}"#,
+            r#"{"choices":[],"usage":{"prompt_tokens":5,"completion_tokens":7}}"#,
+            "[DONE]",
+        ] {
+            a.event(&SseEvent {
+                event: None,
+                data: data.to_owned(),
+            });
+        }
+        assert!(a.done);
+        let ans = answer(Provider::OpenAi, &a.body()).expect("an answer");
+        assert_eq!(
+            ans.tool_calls,
+            vec![("c1".into(), "get".into(), json!({"q": 1}))]
+        );
+        assert_eq!(ans.usage, Some((5, 7)));
+        assert_eq!(ans.finish_reason.as_deref(), Some("tool_calls"));
+    }
+
+    #[test]
+    fn differences_are_named() {
+        let a = json!({"body": {"messages": [{"content": "a"}]}});
+        let b = json!({"body": {"messages": [{"content": "b"}]}});
+        assert_eq!(
+            first_difference(&a, &b, "").as_deref(),
+            Some("body.messages[0].content")
+        );
+    }
+}

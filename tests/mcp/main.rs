@@ -1,0 +1,588 @@
+//! End-to-end tests of `tapedeck mcp record` and `tapedeck mcp replay`: a small fake MCP server
+//! in Python (newline-delimited JSON-RPC on stdio: `initialize`, `server/discover`,
+//! `tools/list` with one tool, `tools/call` of `echo`), driven by the test itself as the client
+//! writing requests to tapedeck's stdin and reading its answers from tapedeck's stdout. Both
+//! protocol eras are covered: the `initialize` handshake and the 2026-07-28 era's
+//! `server/discover` with per-request `_meta`. One more test drives a registry server
+//! (`mcp-server-time`) with the official `mcp` Python client, when both are installed
+//! (`python3 -m pip install mcp mcp-server-time`, as `.ci/run` does).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use serde_json::{Value, json};
+
+const SERVER: &str = r#"import json, sys
+sys.stderr.write("fake server up\n")
+sys.stderr.flush()
+for line in sys.stdin:
+    msg = json.loads(line)
+    if "id" not in msg:
+        continue
+    m = msg.get("method")
+    p = msg.get("params") or {}
+    if m == "initialize":
+        res = {"protocolVersion": "2025-06-18", "capabilities": {"tools": {}},
+               "serverInfo": {"name": "fake", "version": "1.0"}}
+    elif m == "server/discover":
+        res = {"resultType": "complete", "supportedVersions": ["2026-07-28"],
+               "capabilities": {"tools": {}},
+               "_meta": {"io.modelcontextprotocol/serverInfo": {"name": "fake", "version": "1.0"}}}
+    elif m == "tools/list":
+        res = {"tools": [{"name": "echo", "description": "Echo the text back",
+                          "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}},
+                                          "required": ["text"]}}]}
+    elif m == "tools/call" and p.get("name") == "echo":
+        res = {"content": [{"type": "text", "text": p["arguments"]["text"]}], "isError": False}
+    elif m == "tools/call":
+        res = {"content": [{"type": "text", "text": "unknown tool " + p.get("name", "")}], "isError": True}
+    else:
+        print(json.dumps({"jsonrpc": "2.0", "id": msg["id"],
+                          "error": {"code": -32601, "message": "Method not found"}}), flush=True)
+        continue
+    print(json.dumps({"jsonrpc": "2.0", "id": msg["id"], "result": res}), flush=True)
+sys.exit(int(sys.argv[1]) if len(sys.argv) > 1 else 0)
+"#;
+
+/// A test's folder: the store and the fake server script.
+struct Env {
+    dir: tempfile::TempDir,
+}
+
+/// What one tapedeck process did.
+struct Session {
+    /// The answers to the requests that had ids, in order.
+    responses: Vec<Value>,
+    /// Every line tapedeck wrote to stdout.
+    lines: Vec<String>,
+    stderr: String,
+    code: Option<i32>,
+}
+
+impl Env {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        std::fs::write(dir.path().join("server.py"), SERVER).expect("the server script");
+        Self { dir }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn tapedeck(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapedeck"));
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env_remove("TAPEDECK_STORE")
+            .arg("--store")
+            .arg("t.db");
+        cmd
+    }
+
+    /// Runs `tapedeck ARGS` as an MCP server for a scripted client: each request is written
+    /// in turn, and a request with an id waits for its answer.
+    fn session(&self, args: &[&str], requests: &[Value]) -> Session {
+        let mut child = self
+            .tapedeck()
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tapedeck starts");
+        let mut stdin = child.stdin.take().expect("stdin");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut responses = Vec::new();
+        let mut lines = Vec::new();
+        for request in requests {
+            writeln!(stdin, "{request}").expect("tapedeck reads");
+            stdin.flush().expect("flush");
+            if request.get("id").is_some() {
+                let mut line = String::new();
+                stdout.read_line(&mut line).expect("tapedeck answers");
+                assert!(line.ends_with('\n'), "one message per line: {line:?}");
+                responses.push(serde_json::from_str(&line).expect("the answer is JSON"));
+                lines.push(line);
+            }
+        }
+        drop(stdin);
+        let mut rest = String::new();
+        std::io::Read::read_to_string(&mut stdout, &mut rest).expect("stdout");
+        lines.extend(rest.lines().map(str::to_owned));
+        let output = child.wait_with_output().expect("tapedeck ends");
+        Session {
+            responses,
+            lines,
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+            code: output.status.code(),
+        }
+    }
+
+    fn record(&self, requests: &[Value]) -> (String, Session) {
+        let session = self.session(
+            &[
+                "mcp",
+                "record",
+                "--task",
+                "echo",
+                "--label",
+                "era=test",
+                "--",
+                "python3",
+                "server.py",
+            ],
+            requests,
+        );
+        assert_eq!(session.code, Some(0), "stderr: {}", session.stderr);
+        (run_id_of(&session.stderr, "recorded MCP run "), session)
+    }
+
+    fn show(&self, run: &str) -> Value {
+        let output = self
+            .tapedeck()
+            .args(["show", run, "--json"])
+            .output()
+            .expect("show runs");
+        assert!(output.status.success(), "{output:?}");
+        serde_json::from_slice(&output.stdout).expect("show --json is JSON")
+    }
+}
+
+/// The short run id that follows `prefix` on stderr.
+fn run_id_of(stderr: &str, prefix: &str) -> String {
+    let at = stderr
+        .find(prefix)
+        .unwrap_or_else(|| panic!("no `{prefix}` in stderr:\n{stderr}"));
+    stderr[at + prefix.len()..]
+        .split_whitespace()
+        .next()
+        .expect("a run id")
+        .to_owned()
+}
+
+fn request(id: Value, method: &str, params: Value) -> Value {
+    let mut message = json!({ "jsonrpc": "2.0", "id": id, "method": method });
+    if !params.is_null() {
+        message["params"] = params;
+    }
+    message
+}
+
+fn notification(method: &str) -> Value {
+    json!({ "jsonrpc": "2.0", "method": method })
+}
+
+fn call(id: Value, tool: &str, arguments: Value, meta: Option<Value>) -> Value {
+    let mut params = json!({ "name": tool, "arguments": arguments });
+    if let Some(meta) = meta {
+        params["_meta"] = meta;
+    }
+    request(id, "tools/call", params)
+}
+
+/// A 2026-07-28 era `_meta` from a client of this version.
+fn meta(client_version: &str) -> Value {
+    json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientInfo": { "name": "test-client", "version": client_version },
+    })
+}
+
+/// The response without its id.
+fn without_id(mut response: Value) -> Value {
+    response
+        .as_object_mut()
+        .expect("a response is an object")
+        .remove("id");
+    response
+}
+
+/// The events of a `show --json`, as (kind, data).
+fn event_list(show: &Value) -> Vec<(String, Value)> {
+    show["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["data"].clone(),
+            )
+        })
+        .collect()
+}
+
+fn legacy_requests(ids: [Value; 4]) -> Vec<Value> {
+    let [a, b, c, d] = ids;
+    vec![
+        request(
+            a,
+            "initialize",
+            json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": {},
+                "clientInfo": { "name": "test-client", "version": "1.0" },
+            }),
+        ),
+        notification("notifications/initialized"),
+        request(b, "tools/list", Value::Null),
+        call(c, "echo", json!({ "text": "hello" }), None),
+        call(d, "nope", json!({}), None),
+    ]
+}
+
+#[test]
+fn records_the_handshake_era_and_replays_it_without_the_server() {
+    let env = Env::new();
+    let (run, recorded) = env.record(&legacy_requests([
+        json!(1),
+        json!(2),
+        json!("c-3"),
+        json!(4),
+    ]));
+
+    // Pass-through: the server's answers, with its ids, one per line.
+    assert_eq!(recorded.responses.len(), 4);
+    assert_eq!(recorded.responses[0]["id"], json!(1));
+    assert_eq!(
+        recorded.responses[0]["result"]["serverInfo"]["name"],
+        json!("fake")
+    );
+    assert_eq!(
+        recorded.responses[1]["result"]["tools"][0]["name"],
+        json!("echo")
+    );
+    assert_eq!(recorded.responses[2]["id"], json!("c-3"));
+    assert_eq!(
+        recorded.responses[2]["result"]["content"][0]["text"],
+        json!("hello")
+    );
+    assert_eq!(recorded.responses[3]["result"]["isError"], json!(true));
+    // The server's stderr passes through; lines are the server's own bytes.
+    assert!(
+        recorded.stderr.contains("fake server up"),
+        "{}",
+        recorded.stderr
+    );
+    assert!(
+        recorded.lines[0].starts_with("{\"jsonrpc\": \"2.0\", \"id\": 1,"),
+        "{:?}",
+        recorded.lines
+    );
+
+    let show = env.show(&run);
+    assert_eq!(show["run"]["source"], json!("mcp"));
+    assert_eq!(show["run"]["task"], json!("echo"));
+    assert_eq!(show["run"]["labels"]["era"], json!("test"));
+    assert_eq!(show["run"]["status"], json!("ok"));
+    let events = event_list(&show);
+    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "tool_call").count(),
+        2,
+        "{kinds:?}"
+    );
+    assert_eq!(kinds.iter().filter(|k| **k == "tool_result").count(), 2);
+    assert_eq!(kinds.last(), Some(&"run_finished"));
+    let methods: Vec<&str> = events
+        .iter()
+        .filter(|(k, d)| k == "mcp_message" && d["direction"] == json!("client_to_server"))
+        .filter_map(|(_, d)| d["method"].as_str())
+        .collect();
+    assert_eq!(
+        methods,
+        ["initialize", "notifications/initialized", "tools/list"]
+    );
+    let (_, echo) = events
+        .iter()
+        .find(|(k, d)| k == "tool_call" && d["tool"] == json!("echo"))
+        .expect("the echo call");
+    assert_eq!(echo["call_id"], json!("c-3"));
+    let args = &show["blobs"][echo["args"].as_str().expect("an args ref")];
+    assert_eq!(args, &json!({ "text": "hello" }), "{}", show["blobs"]);
+    let (_, result) = events
+        .iter()
+        .find(|(k, d)| k == "tool_result" && d["call_id"] == json!("c-3"))
+        .expect("the echo result");
+    assert!(
+        result["output"].is_string() && result.get("error").is_none(),
+        "{result}"
+    );
+    let (_, failed) = events
+        .iter()
+        .find(|(k, d)| k == "tool_result" && d["tool"] == json!("nope"))
+        .expect("the failed call's result");
+    assert_eq!(failed["error"], json!("unknown tool nope"));
+    assert_eq!(failed["call_id"], json!("4"));
+
+    // Replay with the server gone and other ids (and another client version).
+    std::fs::remove_file(env.path("server.py")).expect("the server is removed");
+    let mut requests = legacy_requests([json!(10), json!("list"), json!(12), json!(13)]);
+    requests[0]["params"]["clientInfo"]["version"] = json!("2.0");
+    requests.push(request(json!(14), "ping", Value::Null));
+    let replayed = env.session(&["mcp", "replay", &run], &requests);
+    assert_eq!(replayed.code, Some(0), "stderr: {}", replayed.stderr);
+    let ids: Vec<&Value> = replayed.responses.iter().map(|r| &r["id"]).collect();
+    assert_eq!(
+        ids,
+        [
+            &json!(10),
+            &json!("list"),
+            &json!(12),
+            &json!(13),
+            &json!(14)
+        ]
+    );
+    for (live, replay) in recorded.responses.iter().zip(&replayed.responses) {
+        assert_eq!(without_id(live.clone()), without_id(replay.clone()));
+    }
+    assert_eq!(replayed.responses[4]["result"], json!({}));
+
+    let replay_run = run_id_of(&replayed.stderr, " as ");
+    let show = env.show(&replay_run);
+    assert_eq!(show["run"]["source"], json!("mcp"));
+    assert_eq!(show["run"]["mode"], json!("mcp"));
+    assert!(
+        show["run"]["parent"]
+            .as_str()
+            .is_some_and(|p| p.ends_with(&run)),
+        "{}",
+        show["run"]
+    );
+    let origins: Vec<Value> = event_list(&show)
+        .into_iter()
+        .filter(|(k, _)| k == "tool_result")
+        .map(|(_, d)| d["origin"].clone())
+        .collect();
+    assert_eq!(origins, [json!("recorded"), json!("recorded")]);
+    // The replay diffs clean against its recording.
+    let diff = env
+        .tapedeck()
+        .args(["diff", &run, &replay_run])
+        .output()
+        .expect("diff runs");
+    assert_eq!(diff.status.code(), Some(0), "{diff:?}");
+}
+
+#[test]
+fn records_the_stateless_era_and_replays_it_with_other_meta() {
+    let env = Env::new();
+    let requests = |version: &str, ids: [Value; 3]| {
+        let [a, b, c] = ids;
+        vec![
+            request(a, "server/discover", json!({ "_meta": meta(version) })),
+            request(b, "tools/list", json!({ "_meta": meta(version) })),
+            call(
+                c,
+                "echo",
+                json!({ "text": "stateless" }),
+                Some(meta(version)),
+            ),
+        ]
+    };
+    let (run, recorded) = env.record(&requests("1.0", [json!(1), json!(2), json!(3)]));
+    assert_eq!(
+        recorded.responses[0]["result"]["supportedVersions"],
+        json!(["2026-07-28"])
+    );
+    let events = event_list(&env.show(&run));
+    let methods: Vec<&str> = events
+        .iter()
+        .filter_map(|(_, d)| d["method"].as_str())
+        .collect();
+    assert_eq!(methods, ["server/discover", "tools/list"]);
+    assert!(events.iter().any(|(k, d)| k == "tool_call"
+        && d["tool"] == json!("echo")
+        && d["call_id"] == json!("3")));
+
+    std::fs::remove_file(env.path("server.py")).expect("the server is removed");
+    let replayed = env.session(
+        &["mcp", "replay", &run],
+        &requests("9.9", [json!("a"), json!("b"), json!("c")]),
+    );
+    assert_eq!(replayed.code, Some(0), "stderr: {}", replayed.stderr);
+    assert_eq!(replayed.responses.len(), 3);
+    for ((live, replay), id) in recorded
+        .responses
+        .iter()
+        .zip(&replayed.responses)
+        .zip(["a", "b", "c"])
+    {
+        assert_eq!(replay["id"], json!(id));
+        assert_eq!(without_id(live.clone()), without_id(replay.clone()));
+    }
+}
+
+#[test]
+fn an_unrecorded_call_gets_an_error_naming_the_closest_recorded_call() {
+    let env = Env::new();
+    let (run, _) = env.record(&legacy_requests([json!(1), json!(2), json!(3), json!(4)]));
+    let replayed = env.session(
+        &["mcp", "replay", &run],
+        &[
+            call(json!(7), "echo", json!({ "text": "goodbye" }), None),
+            request(json!(8), "resources/list", Value::Null),
+        ],
+    );
+    assert_eq!(replayed.code, Some(1), "stderr: {}", replayed.stderr);
+    let error = &replayed.responses[0]["error"];
+    assert_eq!(replayed.responses[0]["id"], json!(7));
+    let message = error["message"].as_str().expect("an error message");
+    assert!(
+        message.contains("echo({\"text\":\"goodbye\"})"),
+        "{message}"
+    );
+    assert!(
+        message.contains("closest recorded call is echo({\"text\":\"hello\"})"),
+        "{message}"
+    );
+    assert_eq!(replayed.responses[1]["error"]["code"], json!(-32601));
+    let show = env.show(&run_id_of(&replayed.stderr, " as "));
+    assert_eq!(show["run"]["stop_reason"], json!("replay_miss:echo"));
+}
+
+#[test]
+fn record_exits_with_the_server_code() {
+    let env = Env::new();
+    let session = env.session(
+        &["mcp", "record", "--", "python3", "server.py", "3"],
+        &[request(json!(1), "tools/list", Value::Null)],
+    );
+    assert_eq!(session.code, Some(3), "stderr: {}", session.stderr);
+    assert_eq!(
+        session.responses[0]["result"]["tools"][0]["name"],
+        json!("echo")
+    );
+    let run = run_id_of(&session.stderr, "recorded MCP run ");
+    let show = env.show(&run);
+    assert_eq!(
+        show["run"]["error"],
+        json!("the MCP server exited with code 3")
+    );
+}
+
+#[test]
+fn a_server_that_cannot_start_is_an_input_error() {
+    let env = Env::new();
+    let output = env
+        .tapedeck()
+        .args(["mcp", "record", "--", "./no-such-server"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("tapedeck runs");
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot start the MCP server"), "{stderr}");
+}
+
+const OFFICIAL_CLIENT: &str = r#"import asyncio, json, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+async def main():
+    params = StdioServerParameters(command=sys.argv[1], args=sys.argv[2:])
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("get_current_time", {"timezone": "UTC"})
+            print(json.dumps({
+                "tools": sorted(t.name for t in tools.tools),
+                "time": [c.text for c in result.content if c.type == "text"],
+            }))
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn the_official_python_client_records_and_replays_mcp_server_time() {
+    let available = Command::new("python3")
+        .args(["-c", "import mcp, mcp_server_time"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        eprintln!("skipped: `python3 -m pip install mcp mcp-server-time` to run this test");
+        return;
+    }
+    let env = Env::new();
+    std::fs::write(env.path("client.py"), OFFICIAL_CLIENT).expect("the client script");
+    let client = |args: &[&str]| {
+        let output = Command::new("python3")
+            .current_dir(env.dir.path())
+            .arg("client.py")
+            .arg(env!("CARGO_BIN_EXE_tapedeck"))
+            .args(["--store", "t.db"])
+            .args(args)
+            .env_remove("TAPEDECK_STORE")
+            .output()
+            .expect("the client runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let out: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+        (out, stderr)
+    };
+    let (live, stderr) = client(&["mcp", "record", "--", "python3", "-m", "mcp_server_time"]);
+    assert_eq!(live["tools"], json!(["convert_time", "get_current_time"]));
+    let run = run_id_of(&stderr, "recorded MCP run ");
+    let events = event_list(&env.show(&run));
+    assert!(
+        events
+            .iter()
+            .any(|(k, d)| k == "tool_call" && d["tool"] == json!("get_current_time")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|(k, _)| k == "tool_result"));
+    // The replay answers with the recorded time: the output is the same.
+    let (replayed, _) = client(&["mcp", "replay", &run]);
+    assert_eq!(replayed, live);
+}
+
+#[test]
+fn a_server_that_lingers_after_the_client_closed_is_stopped() {
+    let env = Env::new();
+    std::fs::write(
+        env.path("linger.py"),
+        "import sys, time\nfor line in sys.stdin:\n    pass\ntime.sleep(120)\n",
+    )
+    .expect("the script");
+    let started = std::time::Instant::now();
+    let session = env.session(
+        &["mcp", "record", "--", "python3", "linger.py"],
+        &[notification("notifications/initialized")],
+    );
+    assert!(
+        started.elapsed().as_secs() < 60,
+        "the server was not stopped"
+    );
+    assert_ne!(session.code, Some(0), "stderr: {}", session.stderr);
+    let run = run_id_of(&session.stderr, "recorded MCP run ");
+    let show = env.show(&run);
+    assert_eq!(
+        show["run"]["error"],
+        json!("the MCP server was killed by a signal")
+    );
+}
+
+#[test]
+fn help_has_examples() {
+    for args in [
+        &["mcp", "--help"][..],
+        &["mcp", "record", "--help"],
+        &["mcp", "replay", "-h"],
+        &["help", "mcp"],
+    ] {
+        let output = Command::new(env!("CARGO_BIN_EXE_tapedeck"))
+            .args(args)
+            .env("COLUMNS", "100")
+            .output()
+            .expect("help runs");
+        let out = String::from_utf8_lossy(&output.stdout);
+        assert!(output.status.success(), "{args:?}");
+        assert!(
+            out.contains("Examples:\n  tapedeck mcp "),
+            "{args:?}:\n{out}"
+        );
+    }
+}

@@ -1,0 +1,157 @@
+//! End-to-end tests of `tapedeck record -- CMD` and `tapedeck replay RUN -- CMD`: a real client
+//! (the official `openai` Python SDK when it is installed, else a python-urllib client) talks
+//! to the proxy, which forwards to a fake upstream on 127.0.0.1; the run is read back with
+//! `show RUN --json`, then replayed with the upstream gone.
+
+mod anthropic;
+mod openai;
+mod robust;
+mod server;
+
+use std::path::PathBuf;
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The API key the clients send: it must appear nowhere in the store.
+pub const KEY: &str = "sk-test-VERYSECRET-0123456789";
+
+/// A temporary folder holding the client script and the store `t.db`.
+pub struct Env {
+    /// The folder (removed when the test ends).
+    pub dir: tempfile::TempDir,
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code.
+    pub code: Option<i32>,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+}
+
+impl Outcome {
+    /// Checks the exit code, showing both streams when it is another.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
+        self
+    }
+
+    /// The run id printed on stderr (`run 3f9c2e1a  (tapedeck show …)`).
+    pub fn run_id(&self) -> String {
+        self.stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("run "))
+            .and_then(|l| l.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no run id on stderr:\n{}", self.stderr))
+            .to_owned()
+    }
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Env {
+    /// An empty folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    /// A path in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file in the folder.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write the file");
+        path
+    }
+
+    /// `tapedeck --store t.db`, run in the folder, with plain output and the test key.
+    pub fn tapedeck(&self) -> Command {
+        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
+        cmd.current_dir(self.dir.path())
+            .env("NO_COLOR", "1")
+            .env("OPENAI_API_KEY", KEY)
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env_remove("OPENAI_BASE_URL")
+            .env_remove("ANTHROPIC_BASE_URL")
+            .env_remove("TAPEDECK_STORE")
+            .arg("--store")
+            .arg("t.db");
+        cmd
+    }
+
+    /// Runs a command to its end.
+    pub fn exec(&self, cmd: &mut Command) -> Outcome {
+        let output = cmd
+            .timeout(std::time::Duration::from_secs(60))
+            .output()
+            .expect("tapedeck runs");
+        Outcome {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    /// `show RUN --json`.
+    pub fn show(&self, run: &str) -> Value {
+        let out = self.exec(self.tapedeck().args(["show", run, "--json"]));
+        out.expect_code(0);
+        serde_json::from_str(&out.stdout).expect("show --json prints JSON")
+    }
+
+    /// Every byte of the store (the database and its WAL).
+    pub fn store_bytes(&self) -> Vec<u8> {
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).expect("list the folder") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| n.starts_with("t.db")) {
+                bytes.extend(std::fs::read(&path).expect("read a store file"));
+            }
+        }
+        bytes
+    }
+}
+
+/// The event kinds of a `show --json` document, in order.
+pub fn kinds(show: &Value) -> Vec<String> {
+    show["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+/// Whether the `openai` Python SDK is importable.
+pub fn has_openai_sdk() -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", "import openai"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Whether `haystack` contains `needle`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}

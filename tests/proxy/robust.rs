@@ -1,0 +1,159 @@
+//! The proxy's edge cases, with a raw python `http.client` client: a stream cut before its end,
+//! a malformed request body, an unmodelled endpoint passed through (and replayed), a request
+//! body over the limit, an upstream that is down.
+
+use serde_json::{Value, json};
+
+use crate::server::{FakeServer, Reply};
+use crate::{Env, KEY, contains, kinds};
+
+/// `raw.py METHOD PATH [BODY]`: one request to the proxy (OpenAI base), prints the status on
+/// the first line and the body after it. BODY `@big` sends 33 MiB.
+const RAW: &str = r#"
+import http.client, os, sys, urllib.parse
+base = urllib.parse.urlparse(os.environ["OPENAI_BASE_URL"])
+method, path = sys.argv[1], sys.argv[2]
+body = sys.argv[3] if len(sys.argv) > 3 else None
+if body == "@big":
+    body = '{"model": "m", "messages": [{"role": "user", "content": "' + "x" * (33 << 20) + '"}]}'
+conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+headers = {"content-type": "application/json", "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+try:
+    conn.request(method, path, body=body, headers=headers)
+    r = conn.getresponse()
+    print(r.status)
+    print(r.read().decode(errors="replace"))
+except Exception as e:
+    print("failed", type(e).__name__)
+"#;
+
+fn record(env: &Env, server: &FakeServer, args: &[&str]) -> crate::Outcome {
+    env.write("raw.py", RAW);
+    let upstream = format!("{}/v1", server.base);
+    let mut cmd = env.tapedeck();
+    cmd.args([
+        "record",
+        "--upstream-openai",
+        &upstream,
+        "--",
+        "python3",
+        "raw.py",
+    ])
+    .args(args);
+    env.exec(&mut cmd)
+}
+
+#[test]
+fn proxy_records_a_cut_stream_as_truncated() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![Reply::Sse(vec![
+        format!(
+            "data: {}\n\n",
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": "Hel"}}]})
+        ),
+        "data: {\"choices\": [{\"ind".to_owned(),
+    ])]);
+    let body =
+        json!({"model": "m", "stream": true, "messages": [{"role": "user", "content": "hi"}]});
+    let out = record(
+        &env,
+        &server,
+        &["POST", "/v1/chat/completions", &body.to_string()],
+    );
+    out.expect_code(0);
+    assert!(out.stdout.starts_with("200\n"), "{}", out.stdout);
+    assert!(out.stdout.contains("Hel"));
+    let show = env.show(&out.run_id());
+    let events = show["events"].as_array().expect("events");
+    let response = events
+        .iter()
+        .find(|e| e["kind"] == "llm_response")
+        .expect("a response");
+    assert_eq!(response["data"]["truncated"], true);
+    assert_eq!(response["data"]["streamed"], true);
+    let message = &show["blobs"][response["data"]["message"].as_str().expect("a ref")];
+    assert_eq!(message["content"], "Hel");
+}
+
+#[test]
+fn proxy_records_malformed_json_and_unmodelled_endpoints_as_exchanges() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![
+        Reply::text(400, "application/json", "{\"error\": \"bad json\"}"),
+        Reply::json(200, &json!({"data": [{"id": "gpt-test"}]})),
+    ]);
+    env.write("raw.py", RAW);
+    env.write(
+        "two.sh",
+        "python3 raw.py POST /v1/chat/completions '{not json' && python3 raw.py GET '/v1/models?api-key=QUERYSECRET1'\n",
+    );
+    let upstream = format!("{}/v1", server.base);
+    let rec = env.exec(env.tapedeck().args([
+        "record",
+        "--upstream-openai",
+        &upstream,
+        "--",
+        "sh",
+        "two.sh",
+    ]));
+    rec.expect_code(0);
+    assert_eq!(
+        rec.stdout,
+        "400\n{\"error\": \"bad json\"}\n200\n{\"data\":[{\"id\":\"gpt-test\"}]}\n"
+    );
+    let requests = server.requests();
+    assert_eq!(requests[1].path, "/v1/models?api-key=QUERYSECRET1");
+    let id = rec.run_id();
+    let show = env.show(&id);
+    assert_eq!(
+        kinds(&show),
+        ["http_exchange", "http_exchange", "run_finished"].map(str::to_owned)
+    );
+    let events = show["events"].as_array().expect("events");
+    assert_eq!(events[0]["data"]["status"], 400);
+    let request = &show["blobs"][events[0]["data"]["request"].as_str().expect("a ref")];
+    assert_eq!(request["body"], "{not json");
+    assert!(request["headers"].get("authorization").is_none());
+    assert_eq!(events[1]["data"]["path"], "/v1/models?api-key=[REDACTED]");
+    let bytes = env.store_bytes();
+    assert!(!contains(&bytes, KEY.as_bytes()));
+    assert!(!contains(&bytes, b"QUERYSECRET1"));
+
+    // Both come back in replay, from the recording.
+    drop(server);
+    let rep = env.exec(env.tapedeck().args(["replay", &id, "--", "sh", "two.sh"]));
+    rep.expect_code(0);
+    assert_eq!(rep.stdout, rec.stdout);
+}
+
+#[test]
+fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
+    let env = Env::new();
+    // Nothing listens there once the server has answered its only reply.
+    let server = FakeServer::start(vec![Reply::json(200, &Value::Null)]);
+    let out = record(&env, &server, &["POST", "/v1/chat/completions", "@big"]);
+    out.expect_code(0);
+    assert!(
+        out.stdout.starts_with("413\n") || out.stdout.starts_with("failed"),
+        "{}",
+        out.stdout
+    );
+    assert!(server.requests().is_empty(), "nothing reached the upstream");
+
+    let gone = FakeServer::start(vec![]);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    let body = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}]});
+    let out = record(
+        &env,
+        &gone,
+        &["POST", "/v1/chat/completions", &body.to_string()],
+    );
+    out.expect_code(0);
+    assert!(out.stdout.starts_with("502\n"), "{}", out.stdout);
+    let show = env.show(&out.run_id());
+    assert_eq!(show["run"]["stop_reason"], "model_error");
+    assert_eq!(
+        kinds(&show),
+        ["llm_request", "http_exchange", "run_finished"].map(str::to_owned)
+    );
+}

@@ -1,0 +1,177 @@
+//! A fake model API on 127.0.0.1 (port 0), [`FakeServer`] (copied from tests/run): it records
+//! each request and answers with the next canned [`Reply`], one connection per reply
+//! (`connection: close`), then stops listening.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::thread;
+
+use serde_json::Value;
+
+/// What the server answers one request with.
+pub enum Reply {
+    /// A whole body.
+    Body {
+        status: u16,
+        headers: Vec<(&'static str, String)>,
+        content_type: &'static str,
+        body: String,
+    },
+    /// A server-sent-events stream, written in pieces and ended by closing the connection.
+    Sse(Vec<String>),
+}
+
+impl Reply {
+    /// A JSON body with a status.
+    pub fn json(status: u16, body: &Value) -> Self {
+        Self::Body {
+            status,
+            headers: vec![],
+            content_type: "application/json",
+            body: body.to_string(),
+        }
+    }
+
+    /// A body of any text.
+    pub fn text(status: u16, content_type: &'static str, body: &str) -> Self {
+        Self::Body {
+            status,
+            headers: vec![],
+            content_type,
+            body: body.to_owned(),
+        }
+    }
+}
+
+/// A request as the server received it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub path: String,
+    /// Header names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.body).expect("the request body is JSON")
+    }
+}
+
+/// A running fake server; it stops after its last reply.
+pub struct FakeServer {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+impl FakeServer {
+    /// Serves `replies`, one connection each, in order.
+    pub fn start(replies: Vec<Reply>) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let base = format!(
+            "http://{}",
+            listener.local_addr().expect("the listener's address")
+        );
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = Arc::clone(&requests);
+        thread::spawn(move || {
+            for reply in replies {
+                let Ok((stream, _)) = listener.accept() else {
+                    return;
+                };
+                serve(stream, reply, &seen);
+            }
+        });
+        Self { base, requests }
+    }
+
+    /// The requests received so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().expect("the request log").clone()
+    }
+}
+
+fn serve(stream: TcpStream, reply: Reply, seen: &Mutex<Vec<Recorded>>) {
+    let mut reader = BufReader::new(stream.try_clone().expect("clone the stream"));
+    let Some(request) = read_request(&mut reader) else {
+        return;
+    };
+    seen.lock().expect("the request log").push(request);
+    let mut out = stream;
+    // An error writing means the client went away: nothing to do about it here.
+    let _ = write_reply(&mut out, reply);
+}
+
+fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
+    let mut line = String::new();
+    reader.read_line(&mut line).ok()?;
+    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).ok()?;
+        let line = line.trim_end();
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line.split_once(':')?;
+        headers.push((name.trim().to_ascii_lowercase(), value.trim().to_owned()));
+    }
+    let length: usize = headers
+        .iter()
+        .find(|(n, _)| n == "content-length")
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some(Recorded {
+        path,
+        headers,
+        body,
+    })
+}
+
+fn write_reply(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
+    match reply {
+        Reply::Body {
+            status,
+            headers,
+            content_type,
+            body,
+        } => {
+            let mut head = format!(
+                "HTTP/1.1 {status} Whatever\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n",
+                body.len()
+            );
+            for (name, value) in headers {
+                head.push_str(&format!("{name}: {value}\r\n"));
+            }
+            head.push_str("\r\n");
+            out.write_all(head.as_bytes())?;
+            out.write_all(body.as_bytes())?;
+            out.flush()
+        }
+        Reply::Sse(pieces) => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n"
+            )?;
+            out.flush()?;
+            for piece in pieces {
+                out.write_all(piece.as_bytes())?;
+                out.flush()?;
+                thread::sleep(std::time::Duration::from_millis(1));
+            }
+            out.shutdown(std::net::Shutdown::Write)
+        }
+    }
+}
