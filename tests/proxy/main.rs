@@ -4,7 +4,9 @@
 //! `show RUN --json`, then replayed with the upstream gone.
 
 mod anthropic;
+mod long_lived;
 mod openai;
+mod responses;
 mod robust;
 mod server;
 

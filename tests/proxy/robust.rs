@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::server::{FakeServer, Reply};
+use crate::server::{FakeServer, PAUSE, Reply};
 use crate::{Env, KEY, contains, kinds};
 
 /// `raw.py METHOD PATH [BODY]`: one request to the proxy (OpenAI base), prints the status on
@@ -156,4 +156,125 @@ fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
         kinds(&show),
         ["llm_request", "http_exchange", "run_finished"].map(str::to_owned)
     );
+}
+
+/// Reads a stream line by line; prints when the first data line came and when it ended.
+const TIMED: &str = r#"
+import http.client, json, os, sys, time, urllib.parse
+base = urllib.parse.urlparse(os.environ["OPENAI_BASE_URL"])
+conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+t0 = time.time()
+conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"content-type": "application/json"})
+r = conn.getresponse()
+first = None
+while True:
+    line = r.readline()
+    if not line:
+        break
+    if line.startswith(b"data:") and first is None:
+        first = time.time() - t0
+print(json.dumps({"first": first, "end": time.time() - t0}))
+"#;
+
+#[test]
+fn proxy_streams_pieces_as_they_arrive() {
+    let env = Env::new();
+    env.write("timed.py", TIMED);
+    let piece = |text: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
+        )
+    };
+    let server = FakeServer::start(vec![Reply::Sse(vec![
+        piece("first"),
+        PAUSE.to_owned(),
+        piece(" second"),
+        format!(
+            "data: {}\n\n",
+            json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ])]);
+    let upstream = format!("{}/v1", server.base);
+    let out = env.exec(env.tapedeck().args([
+        "record",
+        "--upstream-openai",
+        &upstream,
+        "--",
+        "python3",
+        "timed.py",
+    ]));
+    out.expect_code(0);
+    let times: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
+    let first = times["first"].as_f64().expect("a first piece");
+    let end = times["end"].as_f64().expect("an end");
+    assert!(
+        end - first > 0.7,
+        "the first piece waited for the end: {times}"
+    );
+    let show = env.show(&out.run_id());
+    assert_eq!(show["run"]["answer"], "first second");
+
+    // Replay re-emits the recorded pieces: the same text.
+    drop(server);
+    let rep = env.exec(
+        env.tapedeck()
+            .args(["replay", &out.run_id(), "--", "python3", "timed.py"]),
+    );
+    rep.expect_code(0);
+}
+
+/// Reads the first line of a stream, then hangs up.
+const HANG_UP: &str = r#"
+import http.client, json, os, urllib.parse
+base = urllib.parse.urlparse(os.environ["OPENAI_BASE_URL"])
+conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"content-type": "application/json"})
+r = conn.getresponse()
+print(r.readline().decode().strip())
+conn.sock.close()
+"#;
+
+#[test]
+fn proxy_keeps_recording_after_the_client_hangs_up() {
+    let env = Env::new();
+    env.write("hang.py", HANG_UP);
+    let piece = |text: &str| {
+        format!(
+            "data: {}\n\n",
+            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
+        )
+    };
+    let server = FakeServer::start(vec![Reply::Sse(vec![
+        piece("first"),
+        PAUSE.to_owned(),
+        piece(" second"),
+        format!(
+            "data: {}\n\n",
+            json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+        ),
+        "data: [DONE]\n\n".to_owned(),
+    ])]);
+    let upstream = format!("{}/v1", server.base);
+    let out = env.exec(env.tapedeck().args([
+        "record",
+        "--upstream-openai",
+        &upstream,
+        "--",
+        "python3",
+        "hang.py",
+    ]));
+    out.expect_code(0);
+    assert!(out.stdout.contains("first"), "{}", out.stdout);
+    let show = env.show(&out.run_id());
+    let events = show["events"].as_array().expect("events");
+    let response = events
+        .iter()
+        .find(|e| e["kind"] == "llm_response")
+        .expect("the response is recorded");
+    assert!(response["data"].get("truncated").is_none(), "{response}");
+    assert_eq!(show["run"]["answer"], "first second");
 }

@@ -9,6 +9,9 @@ use std::thread;
 
 use serde_json::Value;
 
+/// A piece of a [`Reply::Sse`] that is not sent: the server waits a second there.
+pub const PAUSE: &str = "<pause>";
+
 /// What the server answers one request with.
 pub enum Reply {
     /// A whole body.
@@ -167,6 +170,10 @@ fn write_reply(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             )?;
             out.flush()?;
             for piece in pieces {
+                if piece == PAUSE {
+                    thread::sleep(std::time::Duration::from_secs(1));
+                    continue;
+                }
                 out.write_all(piece.as_bytes())?;
                 out.flush()?;
                 thread::sleep(std::time::Duration::from_millis(1));

@@ -1155,3 +1155,85 @@ fn exit_code(status: std::process::ExitStatus) -> Option<i32> {
     }
     status.code()
 }
+
+/// Makes the proxy of a new run; its argument is the `x-tapedeck-run` header value, if any.
+pub type MakeProxy = dyn Fn(Option<&str>) -> Result<Arc<Proxy>, StoreError> + Send + Sync;
+
+/// The long-lived proxy (`tapedeck proxy`): one run per `x-tapedeck-run` header value, and a
+/// new one after an idle gap.
+pub struct Hub {
+    make: Box<MakeProxy>,
+    split_idle: Option<Duration>,
+    sessions: Mutex<HashMap<String, (Arc<Proxy>, Instant)>>,
+    ended: Mutex<Vec<Result<Run, StoreError>>>,
+}
+
+impl Hub {
+    /// A hub making its runs with `make`.
+    pub fn new(make: Box<MakeProxy>, split_idle: Option<Duration>) -> Arc<Self> {
+        Arc::new(Self {
+            make,
+            split_idle,
+            sessions: Mutex::new(HashMap::new()),
+            ended: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn session(&self, key: Option<&str>) -> Result<Arc<Proxy>, StoreError> {
+        let mut sessions = lock(&self.sessions);
+        let name = key.unwrap_or_default().to_owned();
+        if let Some((proxy, last)) = sessions.get_mut(&name) {
+            let idle = self.split_idle.is_some_and(|gap| last.elapsed() >= gap);
+            if !idle {
+                *last = Instant::now();
+                return Ok(Arc::clone(proxy));
+            }
+            let old = Arc::clone(proxy);
+            sessions.remove(&name);
+            lock(&self.ended).push(old.finish(Some(0)));
+        }
+        let proxy = (self.make)(key)?;
+        sessions.insert(name, (Arc::clone(&proxy), Instant::now()));
+        Ok(proxy)
+    }
+
+    async fn handle(self: Arc<Self>, request: Request) -> Response {
+        let key = request
+            .headers()
+            .get("x-tapedeck-run")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match self.session(key.as_deref()) {
+            Ok(proxy) => proxy.handle(request).await,
+            Err(e) => json_error(
+                500,
+                "tapedeck_store_error",
+                &format!("tapedeck: cannot record: {e}"),
+            ),
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then ends every open run; returns the
+    /// runs ended, in the order they ended.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<Vec<Result<Run, StoreError>>> {
+        let app = Router::new()
+            .fallback(|State(hub): State<Arc<Hub>>, request: Request| hub.handle(request))
+            .with_state(Arc::clone(&self));
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, (p, _))| p).collect();
+        for proxy in sessions {
+            let tasks = std::mem::take(&mut *lock(&proxy.tasks));
+            for task in tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+            }
+            lock(&self.ended).push(proxy.finish(Some(0)));
+        }
+        Ok(std::mem::take(&mut *lock(&self.ended)))
+    }
+}

@@ -14,6 +14,8 @@ pub enum Provider {
     OpenAi,
     /// Anthropic Messages.
     Anthropic,
+    /// OpenAI Responses.
+    Responses,
 }
 
 impl Provider {
@@ -22,6 +24,7 @@ impl Provider {
         match path.trim_end_matches('/') {
             "/v1/chat/completions" | "/chat/completions" => Some(Self::OpenAi),
             "/v1/messages" => Some(Self::Anthropic),
+            "/v1/responses" | "/responses" => Some(Self::Responses),
             _ => None,
         }
     }
@@ -31,6 +34,7 @@ impl Provider {
         match self {
             Self::OpenAi => "openai",
             Self::Anthropic => "anthropic",
+            Self::Responses => "openai",
         }
     }
 }
@@ -58,6 +62,17 @@ pub fn request_messages(provider: Provider, body: &Value) -> Vec<Value> {
     {
         out.push(json!({"role": "system", "content": system}));
     }
+    if provider == Provider::Responses {
+        if let Some(system) = body.get("instructions") {
+            out.push(json!({"role": "system", "content": system}));
+        }
+        match body.get("input") {
+            Some(Value::String(text)) => out.push(json!({"role": "user", "content": text})),
+            Some(Value::Array(items)) => out.extend(items.iter().cloned()),
+            _ => {}
+        }
+        return out;
+    }
     if let Some(messages) = body.get("messages").and_then(Value::as_array) {
         out.extend(messages.iter().cloned());
     }
@@ -69,7 +84,10 @@ pub fn request_params(body: &Value) -> Value {
     let mut params = Map::new();
     if let Some(map) = body.as_object() {
         for (k, v) in map {
-            if !matches!(k.as_str(), "model" | "messages" | "system" | "tools") {
+            if !matches!(
+                k.as_str(),
+                "model" | "messages" | "system" | "tools" | "input" | "instructions"
+            ) {
                 params.insert(k.clone(), v.clone());
             }
         }
@@ -92,6 +110,21 @@ pub struct ToolOutput {
 /// blocks), in order.
 pub fn tool_outputs(provider: Provider, body: &Value) -> Vec<ToolOutput> {
     let mut out = Vec::new();
+    if provider == Provider::Responses {
+        let items = body.get("input").and_then(Value::as_array);
+        for item in items.into_iter().flatten() {
+            if item.get("type").and_then(Value::as_str) == Some("function_call_output")
+                && let Some(id) = item.get("call_id").and_then(Value::as_str)
+            {
+                out.push(ToolOutput {
+                    call_id: id.to_owned(),
+                    content: item.get("output").cloned().unwrap_or(Value::Null),
+                    is_error: false,
+                });
+            }
+        }
+        return out;
+    }
     let Some(messages) = body.get("messages").and_then(Value::as_array) else {
         return out;
     };
@@ -108,6 +141,7 @@ pub fn tool_outputs(provider: Provider, body: &Value) -> Vec<ToolOutput> {
                     });
                 }
             }
+            Provider::Responses => {}
             Provider::Anthropic => {
                 let blocks = message.get("content").and_then(Value::as_array);
                 for block in blocks.into_iter().flatten() {
@@ -148,6 +182,63 @@ pub struct Answer {
 pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
     let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
     match provider {
+        Provider::Responses => {
+            let output = body.get("output")?.as_array()?.clone();
+            let mut text = String::new();
+            let mut tool_calls = Vec::new();
+            for item in &output {
+                match item.get("type").and_then(Value::as_str) {
+                    Some("message") => {
+                        let parts = item.get("content").and_then(Value::as_array);
+                        for part in parts.into_iter().flatten() {
+                            if let Some(t) = part.get("text").and_then(Value::as_str) {
+                                text.push_str(t);
+                            }
+                        }
+                    }
+                    Some("function_call") => {
+                        let args = str_at(item, "arguments");
+                        tool_calls.push((
+                            str_at(item, "call_id"),
+                            str_at(item, "name"),
+                            serde_json::from_str(&args).unwrap_or(Value::String(args)),
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+            // The Responses API has no finish reason: it is derived, in Chat Completions' words.
+            let finish = match body.get("status").and_then(Value::as_str) {
+                Some("completed") if !tool_calls.is_empty() => Some("tool_calls".to_owned()),
+                Some("completed") => Some("stop".to_owned()),
+                Some("incomplete") => Some(
+                    match body
+                        .pointer("/incomplete_details/reason")
+                        .and_then(Value::as_str)
+                    {
+                        Some("max_output_tokens") => "length".to_owned(),
+                        Some(other) => other.to_owned(),
+                        None => "incomplete".to_owned(),
+                    },
+                ),
+                Some(other) => Some(other.to_owned()),
+                None => None,
+            };
+            let usage = body.get("usage").and_then(|u| {
+                Some((
+                    u.get("input_tokens")?.as_u64()?,
+                    u.get("output_tokens")?.as_u64()?,
+                ))
+            });
+            Some(Answer {
+                model,
+                message: json!({"role": "assistant", "output": output}),
+                tool_calls,
+                finish_reason: finish,
+                usage,
+                text,
+            })
+        }
         Provider::OpenAi => {
             let choice = body.get("choices")?.as_array()?.first()?;
             let message = choice.get("message")?.clone();
@@ -247,6 +338,7 @@ pub struct Assembler {
     calls: Vec<(String, String, String)>,
     blocks: Vec<Value>,
     partial_json: Vec<String>,
+    final_body: Option<Value>,
     finish: Option<String>,
     usage_in: Option<u64>,
     usage_out: Option<u64>,
@@ -266,6 +358,7 @@ impl Assembler {
             calls: Vec::new(),
             blocks: Vec::new(),
             partial_json: Vec::new(),
+            final_body: None,
             finish: None,
             usage_in: None,
             usage_out: None,
@@ -292,6 +385,7 @@ impl Assembler {
         match self.provider {
             Provider::OpenAi => self.openai(&v),
             Provider::Anthropic => self.anthropic(&v),
+            Provider::Responses => self.responses(&v),
         }
     }
 
@@ -333,6 +427,21 @@ impl Assembler {
                     }
                 }
             }
+        }
+    }
+
+    fn responses(&mut self, v: &Value) {
+        match v.get("type").and_then(Value::as_str) {
+            Some("response.output_text.delta") => {
+                if let Some(t) = v.get("delta").and_then(Value::as_str) {
+                    self.text.push_str(t);
+                }
+            }
+            Some("response.completed" | "response.incomplete" | "response.failed") => {
+                self.final_body = v.get("response").cloned();
+                self.done = true;
+            }
+            _ => {}
         }
     }
 
@@ -410,6 +519,13 @@ impl Assembler {
     /// The response body the stream amounts to so far.
     pub fn body(&self) -> Value {
         match self.provider {
+            Provider::Responses => self.final_body.clone().unwrap_or_else(|| {
+                json!({
+                    "model": self.model,
+                    "status": "incomplete",
+                    "output": [{"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": self.text}]}],
+                })
+            }),
             Provider::OpenAi => {
                 let mut message = json!({"role": "assistant", "content": if self.text.is_empty() && !self.calls.is_empty() { Value::Null } else { Value::String(self.text.clone()) }});
                 if !self.calls.is_empty() {

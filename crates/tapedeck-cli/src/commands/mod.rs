@@ -12,6 +12,7 @@ pub mod import;
 pub mod ls;
 pub mod mcp;
 pub mod merge;
+pub mod proxy;
 pub mod record;
 pub mod replay;
 pub mod rm;

@@ -17,7 +17,7 @@ use crate::settings::Settings;
 /// Run tapedeck's benchmarks and print ratios against their baselines
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20"
+    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10"
 )]
 pub struct Args {
     #[command(subcommand)]

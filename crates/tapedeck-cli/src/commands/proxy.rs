@@ -1,0 +1,190 @@
+//! `tapedeck proxy --listen ADDR --mode record|replay`: the long-lived HTTP proxy, one run per
+//! `x-tapedeck-run` header value (and a new one after `--split-idle`), until Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use tapedeck_proxy::http::{self, Backend, Hub, Pricing, Proxy, Recording, Upstreams};
+use tapedeck_proxy::redact::Redactor;
+use tapedeck_trace::{Run, Source};
+
+use crate::Exit;
+use crate::settings::Settings;
+
+/// Record or replay.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Mode {
+    /// Forward to the upstreams and record
+    Record,
+    /// Answer from the recording of --run
+    Replay,
+}
+
+/// Serve the recording (or replaying) HTTP proxy until Ctrl-C, one run per client session
+#[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. Ctrl-C ends every open run.\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
+)]
+pub struct Args {
+    /// The address to listen on (port 0: any free port; the address is printed on stderr)
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8411")]
+    listen: SocketAddr,
+    /// Record (forward to the upstreams) or replay (answer from --run)
+    #[arg(long, value_enum, default_value = "record")]
+    mode: Mode,
+    /// The recorded proxy run to replay (with --mode replay)
+    #[arg(long, value_name = "RUN")]
+    run: Option<String>,
+    /// Start a new run after this long without requests (e.g. 30s, 5m)
+    #[arg(long, value_name = "AGE", value_parser = crate::when::age_arg)]
+    split_idle: Option<i64>,
+    /// Upstream OpenAI base URL, `/v1` included [default: $OPENAI_BASE_URL, else https://api.openai.com/v1]
+    #[arg(long, value_name = "URL")]
+    upstream_openai: Option<String>,
+    /// Upstream Anthropic base URL [default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com]
+    #[arg(long, value_name = "URL")]
+    upstream_anthropic: Option<String>,
+    /// The task id of the runs
+    #[arg(long)]
+    task: Option<String>,
+    /// A label for the runs (repeatable)
+    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
+    labels: Vec<(String, String)>,
+    /// Prices per model (YAML `{model: {input_per_mtok, output_per_mtok}}`)
+    #[arg(long, value_name = "FILE")]
+    pricing: Option<PathBuf>,
+    /// Also redact text matching this regular expression (repeatable)
+    #[arg(long = "redact", value_name = "REGEX")]
+    redact: Vec<String>,
+    /// In replay, replace matches of this regex in message text before matching (repeatable)
+    #[arg(long, value_name = "REGEX")]
+    ignore: Vec<String>,
+}
+
+/// Runs `tapedeck proxy`.
+pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    for pattern in &args.redact {
+        regex::Regex::new(pattern)
+            .with_context(|| format!("invalid --redact pattern `{pattern}`"))?;
+    }
+    let ignore = args
+        .ignore
+        .iter()
+        .map(|p| regex::Regex::new(p).with_context(|| format!("invalid --ignore pattern `{p}`")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let pricing = match &args.pricing {
+        Some(path) => Pricing::load(path).map_err(anyhow::Error::msg)?,
+        None => Pricing::default(),
+    };
+    let store = settings.open_store()?;
+    let parent = match (args.mode, &args.run) {
+        (Mode::Replay, None) => bail!("--mode replay needs --run RUN"),
+        (Mode::Record, Some(_)) => bail!("--run is for --mode replay"),
+        (Mode::Replay, Some(query)) => {
+            let id = store.resolve_run(query)?;
+            let run = store.run(&id)?;
+            if run.source != Source::Proxy {
+                bail!(
+                    "run {} was recorded by the {}, not the HTTP proxy",
+                    id.short(),
+                    run.source
+                );
+            }
+            let events = store.events(&id)?;
+            // Checked once here; each new run gets a fresh copy below.
+            Recording::from_events(&events, |h| store.blob(h, &id), Vec::new())?;
+            Some((id, events))
+        }
+        (Mode::Record, None) => None,
+    };
+    let defaults = Upstreams::from_env();
+    let upstreams = Upstreams {
+        openai: args.upstream_openai.clone().unwrap_or(defaults.openai),
+        anthropic: args
+            .upstream_anthropic
+            .clone()
+            .unwrap_or(defaults.anthropic),
+    };
+    let client = http::client().context("cannot set up the HTTP client")?;
+    let writer = store.writer()?;
+    let reader = settings.open_store()?;
+    let reader = Mutex::new(reader);
+    let redact = args.redact.clone();
+    let task = args.task.clone();
+    let labels = args.labels.clone();
+    let make = move |key: Option<&str>| {
+        let mut run = Run::new(Source::Proxy);
+        run.task = task.clone();
+        run.labels.extend(labels.iter().cloned());
+        if let Some(key) = key {
+            run.labels
+                .insert("x-tapedeck-run".to_owned(), key.to_owned());
+        }
+        let backend = match &parent {
+            None => Backend::Live {
+                client: client.clone(),
+                upstreams: upstreams.clone(),
+            },
+            Some((id, events)) => {
+                run.parent = Some(*id);
+                run.mode = Some("proxy".to_owned());
+                let reader = reader
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                Backend::Replay(Mutex::new(Recording::from_events(
+                    events,
+                    |h| reader.blob(h, id),
+                    ignore.clone(),
+                )?))
+            }
+        };
+        let recorder = writer.start_run(run)?;
+        let redactor = Redactor::new(&redact).unwrap_or_default();
+        Ok(Proxy::new(backend, redactor, pricing.clone(), recorder))
+    };
+    let hub = Hub::new(
+        Box::new(make),
+        args.split_idle
+            .map(|micros| Duration::from_micros(micros.unsigned_abs())),
+    );
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let ended = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener.local_addr()?;
+        anstream::eprintln!("tapedeck proxy listening on http://{addr} (Ctrl-C to stop)");
+        let shutdown = async {
+            let _ = tokio::signal::ctrl_c().await;
+        };
+        Arc::clone(&hub)
+            .serve(listener, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    let mut failed = false;
+    for run in ended {
+        match run {
+            Ok(run) => anstream::eprintln!(
+                "run {}  {} — {}",
+                run.id.short(),
+                run.status,
+                run.stop_reason
+                    .as_ref()
+                    .map_or_else(|| "-".to_owned(), ToString::to_string)
+            ),
+            Err(e) => {
+                failed = true;
+                crate::render::error(&anyhow::Error::from(e));
+            }
+        }
+    }
+    Ok(if failed { Exit::Findings } else { Exit::Ok })
+}

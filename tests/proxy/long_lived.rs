@@ -1,0 +1,156 @@
+//! `tapedeck proxy`: the long-lived proxy, one run per `x-tapedeck-run` header value, ended by
+//! Ctrl-C (SIGINT).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::process::{Command, Stdio};
+
+use serde_json::json;
+
+use crate::server::{FakeServer, Reply};
+use crate::{Env, KEY, contains};
+
+fn answer(text: &str) -> serde_json::Value {
+    json!({"id": "x", "object": "chat.completion", "model": "gpt-test",
+           "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+           "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
+}
+
+/// One request over a fresh connection; returns the whole response.
+fn post(addr: &str, run: &str, content: &str) -> String {
+    let body = json!({"model": "gpt-test", "messages": [{"role": "user", "content": content}]})
+        .to_string();
+    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
+    write!(
+        s,
+        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {KEY}\r\nx-tapedeck-run: {run}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the response");
+    out
+}
+
+#[test]
+fn proxy_serves_one_run_per_session_header() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![
+        Reply::json(200, &answer("one")),
+        Reply::json(200, &answer("two")),
+        Reply::json(200, &answer("three")),
+    ]);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "--store",
+            "t.db",
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--upstream-openai",
+        ])
+        .arg(format!("{}/v1", server.base))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tapedeck proxy");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(post(&addr, "a", "first").contains("one"));
+    assert!(post(&addr, "b", "second").contains("two"));
+    assert!(post(&addr, "a", "third").contains("three"));
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(status.success());
+    let mut rest = String::new();
+    stderr
+        .read_to_string(&mut rest)
+        .expect("the rest of stderr");
+    let exit = child.wait().expect("tapedeck proxy ends");
+    assert_eq!(exit.code(), Some(0), "{rest}");
+    let ids: Vec<String> = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("run "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect();
+    assert_eq!(ids.len(), 2, "{rest}");
+    let mut steps: Vec<(String, u64)> = ids
+        .iter()
+        .map(|id| {
+            let show = env.show(id);
+            assert_eq!(show["run"]["source"], "proxy");
+            (
+                show["run"]["labels"]["x-tapedeck-run"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                show["run"]["totals"]["steps"].as_u64().unwrap_or(0),
+            )
+        })
+        .collect();
+    steps.sort();
+    assert_eq!(steps, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+    assert!(!contains(&env.store_bytes(), KEY.as_bytes()));
+}
+
+#[test]
+fn proxy_splits_runs_after_an_idle_gap() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![
+        Reply::json(200, &answer("one")),
+        Reply::json(200, &answer("two")),
+    ]);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "--store",
+            "t.db",
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--split-idle",
+            "1s",
+        ])
+        .arg("--upstream-openai")
+        .arg(format!("{}/v1", server.base))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tapedeck proxy");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    assert!(post(&addr, "a", "first").contains("one"));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert!(post(&addr, "a", "second").contains("two"));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    let mut rest = String::new();
+    stderr
+        .read_to_string(&mut rest)
+        .expect("the rest of stderr");
+    assert_eq!(child.wait().expect("it ends").code(), Some(0), "{rest}");
+    assert_eq!(
+        rest.lines().filter(|l| l.starts_with("run ")).count(),
+        2,
+        "{rest}"
+    );
+}
