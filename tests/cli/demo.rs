@@ -10,7 +10,9 @@ use crate::{Env, stdout, tapedeck_in};
 /// The runs the demo's agents made, without the replays of its closing drift check (those
 /// carry a `mode`).
 fn agent_runs(runs: Vec<Value>) -> Vec<Value> {
-    runs.into_iter().filter(|run| run.get("mode").is_none()).collect()
+    runs.into_iter()
+        .filter(|run| run.get("mode").is_none())
+        .collect()
 }
 
 /// The demo's incident run among `runs` (`ls --json` rows): the one run stopped by
@@ -190,7 +192,11 @@ fn output() {
     for run in runs.as_array().expect("an array") {
         let short = run["short_id"].as_str().expect("a short id");
         let task = run["task"].as_str().expect("a task");
-        let what = if run.get("mode").is_some() { "REPLAY" } else { "ID" };
+        let what = if run.get("mode").is_some() {
+            "REPLAY"
+        } else {
+            "ID"
+        };
         settings.add_filter(&format!(r"\b{short}\b"), format!("[{what}:{task}]"));
     }
     settings.bind(|| insta::assert_snapshot!("demo_output", out));

@@ -267,7 +267,19 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
     assert_eq!(replay["run"]["parent"], show["run"]["id"]);
     assert_eq!(replay["run"]["mode"], "proxy");
     assert_eq!(replay["run"]["stop_reason"], "ok");
+    assert_eq!(
+        replay["run"]["totals"]["cost_usd"], show["run"]["totals"]["cost_usd"],
+        "the recorded costs come back"
+    );
     assert_eq!(kinds(&replay), kinds(&show));
+
+    // Proxy runs show and diff like runtime runs.
+    let text = env.exec(env.tapedeck().args(["show", &id]));
+    text.expect_code(0);
+    assert!(text.stdout.contains("get_weather"), "{}", text.stdout);
+    let diff = env.exec(env.tapedeck().args(["diff", &id, &rep.run_id()]));
+    println!("{}", diff.stdout);
+    diff.expect_code(0);
 }
 
 #[test]

@@ -278,3 +278,54 @@ fn proxy_keeps_recording_after_the_client_hangs_up() {
     assert!(response["data"].get("truncated").is_none(), "{response}");
     assert_eq!(show["run"]["answer"], "first second");
 }
+
+#[test]
+fn proxy_redacts_configured_patterns_and_replays_with_them() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![Reply::json(
+        200,
+        &json!({"model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+                "message": {"role": "assistant", "content": "noted secret-42"}}]}),
+    )]);
+    let body =
+        json!({"model": "m", "messages": [{"role": "user", "content": "my id is secret-42"}]});
+    env.write("raw.py", RAW);
+    let upstream = format!("{}/v1", server.base);
+    let rec = env.exec(env.tapedeck().args([
+        "record",
+        "--upstream-openai",
+        &upstream,
+        "--redact",
+        r"secret-\d+",
+        "--",
+        "python3",
+        "raw.py",
+        "POST",
+        "/v1/chat/completions",
+        &body.to_string(),
+    ]));
+    rec.expect_code(0);
+    assert!(
+        rec.stdout.contains("noted secret-42"),
+        "the client gets it as it was"
+    );
+    assert!(!contains(&env.store_bytes(), b"secret-42"));
+    drop(server);
+    let id = rec.run_id();
+    let rep = env.exec(env.tapedeck().args([
+        "replay",
+        &id,
+        "--redact",
+        r"secret-\d+",
+        "--",
+        "python3",
+        "raw.py",
+        "POST",
+        "/v1/chat/completions",
+        &body.to_string(),
+    ]));
+    rep.expect_code(0);
+    assert!(rep.stdout.starts_with("200\n"), "{}", rep.stdout);
+    // Served from the recording: redacted there.
+    assert!(rep.stdout.contains("noted [REDACTED]"), "{}", rep.stdout);
+}

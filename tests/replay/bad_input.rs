@@ -47,7 +47,9 @@ fn a_store_with_missing_blobs() {
     assert!(removed > 0);
     drop(conn);
     let line = refused(&env, &[&id]);
-    assert!(line.starts_with(&format!("error: run ")), "{line}");
+    // The run's full id, which ends with its short one.
+    assert!(line.starts_with("error: run "), "{line}");
+    assert!(line.contains(&format!("{id}: blob sha256:")), "{line}");
     assert!(line.contains("is missing from the store"), "{line}");
     assert!(line.contains("re-import the run"), "{line}");
 }

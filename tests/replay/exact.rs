@@ -188,6 +188,53 @@ fn the_browser_retry_incident_replays_offline_and_stops_at_max_tool_calls_again(
     );
 }
 
+/// The model fails and is retried, then fails for good: the replay serves the recorded
+/// failures (at once, without the backoff) and ends as the recording did.
+#[test]
+fn model_retries_and_failures_replay_event_for_event() {
+    let env = Env::new();
+    let agent = |name: &str, script: &str| {
+        env.write(&format!("{name}.script.yaml"), script);
+        env.write(
+            &format!("{name}.yaml"),
+            &format!(
+                "name: {name}\nmodel: {{ provider: scripted, name: m, script: {name}.script.yaml }}\n\
+                 tools:\n  allow: [kb.read]\n  defs:\n    - name: kb.read\n      builtin: mock\n      \
+                 mock: [{{ output: {{ ok: true }} }}]\n"
+            ),
+        );
+    };
+    agent(
+        "flaky",
+        r#"responses:
+  - error: { status: 429, message: "slow down", retry_after_ms: 30 }
+    times: 2
+    then: { tool_calls: [{ name: kb.read, arguments: { article: a } }] }
+  - content: "done"
+"#,
+    );
+    agent(
+        "down",
+        r#"responses:
+  - error: { status: 503, message: "overloaded", retry_after_ms: 10 }
+"#,
+    );
+    agent("broken", "responses:\n  - malformed: \"not JSON\"\n");
+    for (name, code, stop, retries) in [
+        ("flaky", 0, "ok", 2),
+        ("down", 1, "model_error", 3),
+        ("broken", 1, "model_error", 0),
+    ] {
+        let (_, replayed) = record_and_replay(&env, &format!("{name}.yaml"), "hi", code);
+        assert_eq!(replayed["run"]["stop_reason"], stop, "{name}");
+        let served = data_of(&replayed, "llm_retry");
+        assert_eq!(served.len(), retries, "{name}");
+        for retry in served {
+            assert_eq!(retry["wait_ms"], 0, "{name}");
+        }
+    }
+}
+
 /// A tool that counts its calls: three identical calls get 1, 2 and 3. A replay serves the
 /// first recorded answer to the first call, the second to the second…: by occurrence.
 #[test]

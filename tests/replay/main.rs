@@ -240,8 +240,8 @@ pub fn short(id: &Value) -> String {
 }
 
 /// The events of a `show --json` with everything a replay may change taken out: times,
-/// latencies, the model provider (`replay` instead of `scripted`) and tool results' origin
-/// (`recorded` instead of `live`). What is left — every kind, payload and blob hash, in order
+/// latencies and retry waits (a replay serves recorded failures at once), the model provider
+/// (`replay` instead of `scripted`) and tool results' origin (`recorded` instead of `live`). What is left — every kind, payload and blob hash, in order
 /// — must be the recording's.
 pub fn normalized_events(shown: &Value) -> Vec<Value> {
     let events = shown["events"].as_array().expect("`events` is a list");
@@ -253,6 +253,7 @@ pub fn normalized_events(shown: &Value) -> Vec<Value> {
             object.remove("at");
             if let Some(data) = object.get_mut("data").and_then(Value::as_object_mut) {
                 data.remove("latency_ms");
+                data.remove("wait_ms");
                 data.remove("provider");
                 data.remove("origin");
             }

@@ -271,25 +271,25 @@ fn on_miss_live_refuses_a_write_tool() {
         &[("require_approval: true", "require_approval: false")],
     );
     let id = env.record("support-bot.yaml", REFUND, 0);
-    // Asking for it is an input error: nothing runs.
+    // Asking for it is an input error, in every mode: nothing runs.
     let runs = env.ls().len();
-    let line = env
-        .exec(&[
-            "replay",
-            &id,
-            "--agent",
-            "v2.yaml",
-            "--on-miss",
-            "live",
-            "--live-allow",
-            "orders.refund",
-        ])
-        .expect_input_error()
-        .to_owned();
-    assert_eq!(
-        line,
-        "error: --live-allow orders.refund: `orders.refund` is a write tool; only read tools may run live in a replay"
-    );
+    for mode in [
+        &["--agent", "v2.yaml"][..],
+        &[][..],
+        &["--from-step", "1"][..],
+    ] {
+        let mut args = vec![id.as_str()];
+        args.extend_from_slice(mode);
+        args.extend_from_slice(&["--on-miss", "live", "--live-allow", "orders.refund"]);
+        let mut all = vec!["replay"];
+        all.extend_from_slice(&args);
+        let line = env.exec(&all).expect_input_error().to_owned();
+        assert_eq!(
+            line,
+            "error: --live-allow orders.refund: `orders.refund` is a write tool; only read tools may run live in a replay",
+            "{mode:?}"
+        );
+    }
     assert_eq!(env.ls().len(), runs, "no replay was recorded");
     // A write the recording has no answer for never runs live, whatever is allowed.
     let report = env.replay_json(

@@ -1,7 +1,9 @@
-//! The HTTP record/replay proxy for the OpenAI Chat Completions and Anthropic Messages APIs.
+//! The HTTP record/replay proxy for the OpenAI Chat Completions and Responses APIs and the
+//! Anthropic Messages API.
 //!
 //! [`Proxy`] is the shared state of one recorded run; [`start`] serves it on 127.0.0.1 (an
-//! ephemeral port) and [`run_child`] runs a client command against it. In record mode
+//! ephemeral port) and [`run_child`] runs a client command against it. [`Hub`] is the
+//! long-lived form: one [`Proxy`] (one run) per `x-tapedeck-run` header value. In record mode
 //! ([`Backend::Live`]) requests go to the real upstream and responses stream back to the client
 //! as they arrive while a tee keeps the raw bytes; in replay mode ([`Backend::Replay`]) the
 //! recorded responses are served again, streams re-emitted with their recorded chunking.
@@ -121,6 +123,8 @@ pub struct RecordedCall {
     pub request: Value,
     /// The raw response (`status`, `content_type`, and `body` or `sse`).
     pub response: Value,
+    /// The cost recorded for it, served again with it.
+    pub cost_usd: Option<f64>,
     used: bool,
 }
 
@@ -168,8 +172,12 @@ impl Recording {
         // A modelled call's exchange holds the request's matching form, whose hash is the
         // request's `request_hash`: that pairs them even when calls overlapped.
         let mut pending: HashMap<tapedeck_trace::ContentHash, Vec<u64>> = HashMap::new();
+        let mut costs: HashMap<u64, Option<f64>> = HashMap::new();
         for event in events {
             match &event.data {
+                EventData::LlmResponse(r) => {
+                    costs.insert(r.step, r.cost_usd);
+                }
                 EventData::LlmRequest(r) => pending.entry(r.request_hash).or_default().push(r.step),
                 EventData::HttpExchange(x) => {
                     let (Some(req), Some(resp)) = (x.request, x.response) else {
@@ -183,6 +191,7 @@ impl Recording {
                     match step {
                         Some(step) => out.calls.push(RecordedCall {
                             step,
+                            cost_usd: costs.get(&step).copied().flatten(),
                             request: blob(&req)?,
                             response,
                             used: false,
@@ -230,7 +239,7 @@ impl Recording {
 
     /// The recorded response for a request's matching form (the first unused equal one), or
     /// an explanation naming the closest recorded request and where it differs.
-    fn take(&mut self, request: &Value) -> Result<Value, String> {
+    fn take(&mut self, request: &Value) -> Result<(Value, Option<f64>), String> {
         let wanted = self.scrub(request);
         let found = self
             .calls
@@ -238,7 +247,7 @@ impl Recording {
             .position(|c| !c.used && self.scrub(&c.request) == wanted);
         if let Some(i) = found {
             self.calls[i].used = true;
-            return Ok(self.calls[i].response.clone());
+            return Ok((self.calls[i].response.clone(), self.calls[i].cost_usd));
         }
         let closest = self
             .calls
@@ -321,6 +330,8 @@ type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
 
 /// What the upstream (live or recorded) answered.
 struct Upstream {
+    /// In replay, the cost recorded for the call.
+    recorded_cost: Option<f64>,
     status: u16,
     headers: Vec<(String, String)>,
     body: ByteStream,
@@ -367,6 +378,7 @@ impl Upstream {
             status,
             headers,
             body: Box::pin(futures_util::stream::iter(body)),
+            recorded_cost: None,
         }
     }
 }
@@ -465,6 +477,7 @@ impl Proxy {
     /// upstream error or status) → `model_error`; a client that exits 0 without a final
     /// answer → `ok`; one that exits non-zero without a final answer → `model_error`.
     pub fn finish(&self, exit_code: Option<i32>) -> Result<Run, StoreError> {
+        // The answer and error are redacted like everything else.
         let mut session = lock(&self.session);
         let Some(recorder) = session.recorder.take() else {
             return Err(StoreError::RunFinished("proxy run".to_owned()));
@@ -521,6 +534,11 @@ impl Proxy {
         };
         let write_error = session.write_error.take();
         drop(session);
+        let ending = Ending {
+            answer: ending.answer.map(|a| self.redactor.text(&a)),
+            error: ending.error.map(|e| self.redactor.text(&e)),
+            ..ending
+        };
         let run = recorder.end(ending)?;
         if let Some(e) = write_error {
             return Err(StoreError::RunFinished(format!(
@@ -534,6 +552,21 @@ impl Proxy {
     async fn handle(self: Arc<Self>, request: Request) -> Response {
         let (parts, body) = request.into_parts();
         let started = Instant::now();
+        // Learn the secrets first, so they are scrubbed from everything recorded after.
+        for (name, value) in &parts.headers {
+            if Redactor::is_secret_name(name.as_str())
+                && let Ok(v) = value.to_str()
+            {
+                self.redactor.learn(v);
+            }
+        }
+        for pair in parts.uri.query().unwrap_or_default().split('&') {
+            if let Some((name, value)) = pair.split_once('=')
+                && Redactor::is_secret_name(name)
+            {
+                self.redactor.learn(value);
+            }
+        }
         let bytes = match axum::body::to_bytes(body, self.body_limit).await {
             Ok(b) => b,
             Err(_) => {
@@ -655,7 +688,7 @@ impl Proxy {
     fn record_answer(
         &self,
         step: u64,
-        request_model: &str,
+        cost_usd: Option<f64>,
         answer: &Answer,
         latency_ms: u64,
         streamed: bool,
@@ -668,11 +701,6 @@ impl Proxy {
             input_tokens: i,
             output_tokens: o,
         });
-        let mut models = vec![request_model];
-        if let Some(m) = &answer.model {
-            models.push(m);
-        }
-        let cost_usd = self.pricing.cost(&models, usage);
         self.record(|r| {
             r.append(EventData::LlmResponse(LlmResponse {
                 step,
@@ -774,11 +802,12 @@ impl Proxy {
                     status,
                     headers,
                     body: Box::pin(body),
+                    recorded_cost: None,
                 })
             }
             Backend::Replay(recording) => {
                 let mut recording = lock(recording);
-                let raw = match normalized {
+                let (raw, cost) = match normalized {
                     Some(request) => {
                         let mut request = request.clone();
                         self.redactor.value(&mut request);
@@ -801,9 +830,13 @@ impl Proxy {
                                     parts.method
                                 ),
                             )
-                        })?,
+                        })
+                        .map(|raw| (raw, None))?,
                 };
-                Ok(Upstream::from_recorded(&raw))
+                Ok(Upstream {
+                    recorded_cost: cost,
+                    ..Upstream::from_recorded(&raw)
+                })
             }
         }
     }
@@ -847,6 +880,7 @@ impl Proxy {
             }
         };
         let status = upstream.status;
+        let recorded_cost = upstream.recorded_cost;
         let ok = (200..300).contains(&status);
         let method = parts.method.as_str().to_owned();
         let path = path.to_owned();
@@ -885,7 +919,17 @@ impl Proxy {
             }
             match answer.filter(|_| ok) {
                 Some((answer, truncated)) => {
-                    this.record_answer(step, &model, &answer, latency, streamed, truncated);
+                    let usage = answer.usage.map(|(i, o)| Usage {
+                        input_tokens: i,
+                        output_tokens: o,
+                    });
+                    let mut models = vec![model.as_str()];
+                    if let Some(m) = &answer.model {
+                        models.push(m);
+                    }
+                    // In replay, the recorded cost; else from the prices (unknown stays unknown).
+                    let cost = recorded_cost.or_else(|| this.pricing.cost(&models, usage));
+                    this.record_answer(step, cost, &answer, latency, streamed, truncated);
                 }
                 None => {
                     let why = if ok {
@@ -977,6 +1021,7 @@ impl Proxy {
             status,
             headers,
             mut body,
+            ..
         } = upstream;
         let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
         let sse = headers.iter().any(|(k, v)| {

@@ -640,6 +640,16 @@ pub fn replay(
     Ok(ReplayOutcome { run, misses })
 }
 
+/// A new MCP run. The client's model calls never cross this proxy, so its tokens and cost are
+/// unknown — not 0.
+fn mcp_run() -> Run {
+    let mut run = Run::new(Source::Mcp);
+    run.totals.tokens_in = None;
+    run.totals.tokens_out = None;
+    run.totals.cost_usd = None;
+    run
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -742,14 +752,4 @@ mod tests {
         assert_eq!(id_text(&json!(7)), "7");
         assert_eq!(id_text(&json!("a-1")), "a-1");
     }
-}
-
-/// A new MCP run. The client's model calls never cross this proxy, so its tokens and cost are
-/// unknown — not 0.
-fn mcp_run() -> Run {
-    let mut run = Run::new(Source::Mcp);
-    run.totals.tokens_in = None;
-    run.totals.tokens_out = None;
-    run.totals.cost_usd = None;
-    run
 }

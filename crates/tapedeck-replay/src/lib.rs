@@ -167,11 +167,18 @@ pub fn replay(
     let live_allow: HashSet<String> = options.live_allow.iter().cloned().collect();
     let (config, model, tools, through_step) = match &options.mode {
         Mode::Exact => {
+            check_live_allow(&recorded_agent, &live_allow)?;
             let model = RecordedModel::exact(std::mem::take(&mut recording.steps));
+            // No tool runs, unless `--on-miss live` allows a read tool to.
+            let tools = if live_allow.is_empty() {
+                ToolSet::default()
+            } else {
+                ToolSet::from_config(&recorded_agent)?
+            };
             (
                 recorded_agent.clone(),
                 Box::new(model) as Box<dyn tapedeck_agent::ModelBackend>,
-                ToolSet::default(),
+                tools,
                 u64::MAX,
             )
         }
@@ -187,6 +194,7 @@ pub fn replay(
         }
         Mode::Fork { k, agent } => {
             let agent = agent.clone().unwrap_or_else(|| recorded_agent.clone());
+            check_live_allow(&agent, &live_allow)?;
             let live = tapedeck_agent::model::from_config(&agent)?;
             let model = RecordedModel::fork(std::mem::take(&mut recording.steps), *k, live);
             let tools = ToolSet::from_config(&agent)?;

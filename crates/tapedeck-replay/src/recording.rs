@@ -9,7 +9,7 @@ use serde_json::Value;
 use tapedeck_agent::config::{AgentConfig, LoadedConfig};
 use tapedeck_agent::{FinishReason, Message, ModelError, ModelResponse};
 use tapedeck_store::Store;
-use tapedeck_trace::{ContentHash, Decision, Event, EventData, Run, RunId, Source};
+use tapedeck_trace::{ContentHash, Decision, Event, EventData, Run, RunId, Source, StopReason};
 
 use crate::ReplayError;
 
@@ -24,6 +24,8 @@ pub struct RecordedStep {
     pub retries: Vec<ModelError>,
     /// The answer, when one was recorded.
     pub response: Option<ModelResponse>,
+    /// The failure that ended the run at this step instead (`model_error`), when recorded.
+    pub error: Option<ModelError>,
 }
 
 /// One recorded tool call and its result.
@@ -115,18 +117,23 @@ impl Recording {
                             request_hash: e.request_hash,
                             retries: Vec::new(),
                             response: None,
+                            error: None,
                         },
                     );
                 }
                 EventData::LlmRetry(e) => {
                     if let Some(step) = steps.get_mut(&e.step) {
-                        step.retries.push(match e.status {
-                            Some(status) => ModelError::Status {
+                        let text = e.error.as_deref().unwrap_or_default();
+                        step.retries.push(match model_error(text, e.status) {
+                            // Served at once: a replay does not wait out the recorded backoff.
+                            ModelError::Status {
+                                status, message, ..
+                            } => ModelError::Status {
                                 status,
-                                message: e.error.clone().unwrap_or_default(),
+                                message,
                                 retry_after: Some(std::time::Duration::ZERO),
                             },
-                            None => ModelError::Connect(e.error.clone().unwrap_or_default()),
+                            other => other,
                         });
                     }
                 }
@@ -171,6 +178,17 @@ impl Recording {
                     };
                     if let Some(call) = calls.iter_mut().rev().find(|c| c.call_id == e.call_id) {
                         call.result = Some(result);
+                    }
+                }
+                EventData::RunFinished(e) if e.stop_reason == StopReason::ModelError => {
+                    // The model failed for good at the last step asked: serve that failure.
+                    if let Some(step) = steps
+                        .values_mut()
+                        .next_back()
+                        .filter(|s| s.response.is_none())
+                    {
+                        step.error =
+                            Some(model_error(e.error.as_deref().unwrap_or_default(), None));
                     }
                 }
                 EventData::PolicyDecision(e) => {
@@ -238,6 +256,45 @@ impl Recording {
             warnings: Vec::new(),
         })
     }
+}
+
+/// The model failure whose message is `text` (as the runtime records it: the error's
+/// `Display`), so that serving it again records the same text. The status, when recorded, or
+/// the text's own prefix tells which failure it was; text of no known shape becomes a
+/// connection failure carrying it.
+fn model_error(text: &str, status: Option<u16>) -> ModelError {
+    let status = status.or_else(|| {
+        let rest = text.strip_prefix("HTTP ")?;
+        rest.split_once(": ")?.0.parse().ok()
+    });
+    let strip = |empty: ModelError| {
+        let prefix = empty.to_string();
+        text.strip_prefix(prefix.as_str()).map(str::to_owned)
+    };
+    if let Some(status) = status {
+        let empty = ModelError::Status {
+            status,
+            message: String::new(),
+            retry_after: None,
+        };
+        return ModelError::Status {
+            status,
+            message: strip(empty).unwrap_or_else(|| text.to_owned()),
+            retry_after: None,
+        };
+    }
+    if text == ModelError::Timeout.to_string() {
+        return ModelError::Timeout;
+    }
+    if let Some(message) = strip(ModelError::Malformed(String::new())) {
+        return ModelError::Malformed(message);
+    }
+    if let Some(message) = strip(ModelError::Script(String::new())) {
+        return ModelError::Script(message);
+    }
+    ModelError::Connect(
+        strip(ModelError::Connect(String::new())).unwrap_or_else(|| text.to_owned()),
+    )
 }
 
 /// The neutral finish reason of a provider's own word.

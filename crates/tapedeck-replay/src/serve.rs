@@ -98,12 +98,14 @@ impl ModelBackend for RecordedModel {
             *served += 1;
             return Err(error.clone());
         }
-        recorded.response.clone().ok_or_else(|| {
-            ModelError::Unrecorded(format!(
+        match (&recorded.response, &recorded.error) {
+            (Some(response), _) => Ok(response.clone()),
+            (None, Some(error)) => Err(error.clone()),
+            (None, None) => Err(ModelError::Unrecorded(format!(
                 "step {}: the recording ends before the model answered",
                 request.step
-            ))
-        })
+            ))),
+        }
     }
 }
 

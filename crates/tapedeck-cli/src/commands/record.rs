@@ -62,7 +62,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let mut run = Run::new(Source::Proxy);
-    run.input = Some(args.command.join(" "));
+    run.input = Some(redactor.text(&args.command.join(" ")));
     run.task = args.task.clone();
     run.labels.extend(args.labels.iter().cloned());
     let recorder = writer.start_run(run)?;
@@ -86,7 +86,17 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> 
         .enable_all()
         .build()
         .context("cannot start the async runtime")?;
-    let (proxy, code) = runtime.block_on(http::run_child(proxy, command))?;
+    let run_of_proxy = Arc::clone(&proxy);
+    let (proxy, code) = match runtime.block_on(http::run_child(proxy, command)) {
+        Ok(done) => done,
+        Err(e) => {
+            // The client never ran: end its run (as a client exiting 127 would) rather than
+            // leave it running.
+            let _ = run_of_proxy.finish(Some(127));
+            return Err(e.into());
+        }
+    };
+    drop(run_of_proxy);
     let run = proxy.finish(code)?;
     drop(runtime);
     let dim = DIM;

@@ -70,6 +70,9 @@ pub struct Args {
     /// (dates, ids; repeatable)
     #[arg(long, value_name = "REGEX")]
     ignore: Vec<String>,
+    /// With `-- CMD`: the `--redact` patterns the run was recorded with (repeatable)
+    #[arg(long, value_name = "REGEX")]
+    redact: Vec<String>,
     /// The client command of a proxy-recorded run
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -163,13 +166,15 @@ fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyh
     let mut run = tapedeck_trace::Run::new(Source::Proxy);
     run.parent = Some(parent.id);
     run.mode = Some("proxy".to_owned());
-    run.input = Some(args.command.join(" "));
+    let redactor =
+        tapedeck_proxy::redact::Redactor::new(&args.redact).context("invalid --redact pattern")?;
+    run.input = Some(redactor.text(&args.command.join(" ")));
     run.task = parent.task.clone();
     run.suite = parent.suite.clone();
     let recorder = writer.start_run(run)?;
     let proxy = tapedeck_proxy::http::Proxy::new(
         tapedeck_proxy::http::Backend::Replay(Mutex::new(recording)),
-        tapedeck_proxy::redact::Redactor::default(),
+        redactor,
         tapedeck_proxy::http::Pricing::default(),
         recorder,
     );
@@ -196,8 +201,9 @@ fn print_report(report: &ReplayReport) {
     let dim = DIM;
     let style = render::status_style(report.run.status);
     let t = &report.run.totals;
+    let plural = |n: u64| if n == 1 { "" } else { "s" };
     anstream::println!(
-        "{h}replayed {} ({}){h:#} as {}: {style}{} — {}{style:#} {dim}· {} steps · {} tool calls · {}{dim:#}",
+        "{h}replayed {} ({}){h:#} as {}: {style}{} — {}{style:#} {dim}· {} step{} · {} tool call{} · {}{dim:#}",
         report.parent.id.short(),
         report.mode,
         report.run.id.short(),
@@ -208,7 +214,9 @@ fn print_report(report: &ReplayReport) {
             .as_ref()
             .map_or_else(String::new, ToString::to_string),
         t.steps,
+        plural(t.steps),
         t.tool_calls_total(),
+        plural(t.tool_calls_total()),
         render::usd(t.cost_usd),
     );
     if let Some(error) = &report.run.error {

@@ -386,6 +386,7 @@ fn steps(requests: &[&ModelRequest]) -> BTreeMap<u64, RecordedStep> {
                     request_hash: r.matching_form().2,
                     retries: Vec::new(),
                     response: Some(response(&format!("answer {}", r.step))),
+                    error: None,
                 },
             )
         })
