@@ -5,6 +5,7 @@
 
 mod anthropic;
 mod long_lived;
+mod node;
 mod openai;
 mod responses;
 mod robust;

@@ -1,0 +1,212 @@
+//! The official `openai` npm package as a real client: a tool-calling conversation,
+//! non-streamed and streamed, recorded through `tapedeck record -- node client.mjs` against the
+//! fake upstream, then replayed with the upstream gone.
+//!
+//! The package is installed in `tests/proxy/node` (`npm ci` there; CI does it). Without its
+//! `node_modules` the tests fail, unless `TAPEDECK_SKIP_NODE=1` says to skip them.
+
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::server::{FakeServer, Reply};
+use crate::{Env, KEY, contains, kinds};
+
+/// The folder holding `client.mjs`, `package.json` and `node_modules`.
+fn node_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/proxy/node")
+}
+
+/// The client script, or `None` when the tests are to be skipped.
+fn client() -> Option<PathBuf> {
+    if std::env::var("TAPEDECK_SKIP_NODE").is_ok_and(|v| v == "1") {
+        eprintln!("note: TAPEDECK_SKIP_NODE=1: skipping the openai npm client tests");
+        return None;
+    }
+    let dir = node_dir();
+    assert!(
+        dir.join("node_modules/openai/package.json").is_file(),
+        "the openai npm package is not installed: run `(cd tests/proxy/node && npm ci)`, or set TAPEDECK_SKIP_NODE=1 to skip"
+    );
+    Some(dir.join("client.mjs"))
+}
+
+fn chunk(choices: Value, usage: Value) -> Value {
+    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test", "choices": choices, "usage": usage})
+}
+
+fn sse(chunks: &[Value]) -> Vec<String> {
+    let mut out: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
+    out.push("data: [DONE]\n\n".to_owned());
+    out
+}
+
+fn plain_replies() -> Vec<Reply> {
+    vec![
+        Reply::json(
+            200,
+            &json!({
+                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-test",
+                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+                    "role": "assistant", "content": null,
+                    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
+                }}],
+                "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
+            }),
+        ),
+        Reply::json(
+            200,
+            &json!({
+                "id": "chatcmpl-2", "object": "chat.completion", "created": 2, "model": "gpt-test",
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "It is 21 °C in Paris."}}],
+                "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}
+            }),
+        ),
+    ]
+}
+
+fn streamed_replies() -> Vec<Reply> {
+    vec![
+        Reply::Sse(sse(&[
+            chunk(
+                json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, "finish_reason": null}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([]),
+                json!({"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}),
+            ),
+        ])),
+        Reply::Sse(sse(&[
+            chunk(
+                json!([{"index": 0, "delta": {"role": "assistant", "content": "It is "}, "finish_reason": null}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([{"index": 0, "delta": {"content": "21 °C in Paris."}, "finish_reason": null}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
+                Value::Null,
+            ),
+            chunk(
+                json!([]),
+                json!({"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}),
+            ),
+        ])),
+    ]
+}
+
+/// Records the conversation with the npm client (`mode` is `plain` or `stream`), checks the
+/// run, replays it with the upstream gone and checks the client printed the same.
+fn record_and_replay(mode: &str, replies: Vec<Reply>) {
+    let Some(script) = client() else { return };
+    let script = script.to_string_lossy().into_owned();
+    let env = Env::new();
+    let server = FakeServer::start(replies);
+    let rec = env.exec(env.tapedeck().args([
+        "record",
+        "--upstream-openai",
+        &format!("{}/v1", server.base),
+        "--",
+        "node",
+        &script,
+        mode,
+    ]));
+    rec.expect_code(0);
+    let lines: Vec<Value> = rec
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("the client prints JSON lines"))
+        .collect();
+    assert_eq!(lines.len(), 2, "{}", rec.stdout);
+    assert_eq!(lines[0]["calls"][0]["id"], "call_1");
+    assert_eq!(lines[0]["calls"][0]["name"], "get_weather");
+    assert_eq!(lines[0]["calls"][0]["arguments"], "{\"city\":\"Paris\"}");
+    assert_eq!(lines[0]["finish"], "tool_calls");
+    assert_eq!(lines[1]["content"], "It is 21 °C in Paris.");
+    assert_eq!(lines[1]["finish"], "stop");
+
+    // The upstream got the key and both requests, the second with the tool result.
+    let requests = server.requests();
+    assert_eq!(requests.len(), 2);
+    assert_eq!(requests[0].path, "/v1/chat/completions");
+    assert_eq!(
+        requests[0].header("authorization"),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let second = requests[1].json();
+    assert_eq!(second["messages"][2]["role"], "tool");
+    assert_eq!(second["messages"][2]["tool_call_id"], "call_1");
+
+    let id = rec.run_id();
+    let show = env.show(&id);
+    assert_eq!(show["run"]["source"], "proxy");
+    assert_eq!(show["run"]["status"], "ok");
+    assert_eq!(show["run"]["answer"], "It is 21 °C in Paris.");
+    assert_eq!(
+        kinds(&show),
+        [
+            "llm_request",
+            "llm_response",
+            "tool_call",
+            "http_exchange",
+            "tool_result",
+            "llm_request",
+            "llm_response",
+            "http_exchange",
+            "run_finished"
+        ]
+        .map(str::to_owned),
+        "{show:#}"
+    );
+    let events = show["events"].as_array().expect("events");
+    assert_eq!(
+        events[1]["data"]["streamed"].as_bool().unwrap_or(false),
+        mode == "stream"
+    );
+    assert_eq!(events[2]["data"]["call_id"], "call_1");
+    assert_eq!(events[2]["data"]["tool"], "get_weather");
+    assert_eq!(events[4]["data"]["call_id"], "call_1");
+    assert_eq!(events[4]["data"]["tool"], "get_weather");
+    assert!(
+        !contains(&env.store_bytes(), KEY.as_bytes()),
+        "the API key is in the store"
+    );
+
+    // Replay with the upstream gone: the client prints the same.
+    drop(server);
+    let rep = env.exec(
+        env.tapedeck()
+            .args(["replay", &id, "--", "node", &script, mode]),
+    );
+    rep.expect_code(0);
+    assert_eq!(rep.stdout, rec.stdout);
+    let replay = env.show(&rep.run_id());
+    assert_eq!(replay["run"]["parent"], show["run"]["id"]);
+    assert_eq!(replay["run"]["stop_reason"], "ok");
+    assert_eq!(kinds(&replay), kinds(&show));
+}
+
+#[test]
+fn openai_npm_client_records_and_replays_a_tool_conversation() {
+    record_and_replay("plain", plain_replies());
+}
+
+#[test]
+fn openai_npm_client_records_and_replays_a_streamed_tool_conversation() {
+    record_and_replay("stream", streamed_replies());
+}
