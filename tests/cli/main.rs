@@ -9,6 +9,7 @@
 mod bad_input;
 mod compare;
 mod demo;
+mod diff;
 mod help;
 mod ls;
 mod show;

@@ -477,22 +477,28 @@ pub fn answer_diff(baseline: &str, candidate: &str) -> AnswerDiff {
         .algorithm(Algorithm::Myers)
         .timeout(ALIGN_DEADLINE)
         .diff_words(baseline, candidate);
+    // Runs of removed or added words are marked once: `[-three removed words-]`.
     let mut text = String::new();
+    let mut open: Option<similar::ChangeTag> = None;
+    let close = |text: &mut String, tag: Option<similar::ChangeTag>| match tag {
+        Some(similar::ChangeTag::Delete) => text.push_str("-]"),
+        Some(similar::ChangeTag::Insert) => text.push_str("+}"),
+        _ => {}
+    };
     for change in diff.iter_all_changes() {
-        match change.tag() {
-            similar::ChangeTag::Equal => text.push_str(change.value()),
-            similar::ChangeTag::Delete => {
-                text.push_str("[-");
-                text.push_str(change.value());
-                text.push_str("-]");
+        let tag = change.tag();
+        if open != Some(tag) {
+            close(&mut text, open);
+            match tag {
+                similar::ChangeTag::Delete => text.push_str("[-"),
+                similar::ChangeTag::Insert => text.push_str("{+"),
+                similar::ChangeTag::Equal => {}
             }
-            similar::ChangeTag::Insert => {
-                text.push_str("{+");
-                text.push_str(change.value());
-                text.push_str("+}");
-            }
+            open = Some(tag);
         }
+        text.push_str(change.value());
     }
+    close(&mut text, open);
     let similarity = if baseline.is_empty() && candidate.is_empty() {
         1.0
     } else {

@@ -147,7 +147,7 @@ pub fn markdown(diff: &RunDiff) -> String {
     if diff.answer.similarity < 1.0 {
         let _ = writeln!(
             out,
-            "\n<details><summary>answer diff (similarity {:.2})</summary>\n\n```diff\n{}\n```\n</details>",
+            "\n<details><summary>answer diff (similarity {:.2})</summary>\n\n```text\n{}\n```\n</details>",
             diff.answer.similarity,
             diff.answer.diff.replace("```", "`` `")
         );
