@@ -23,6 +23,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts};
@@ -1075,7 +1076,13 @@ impl Proxy {
                 let _ = tx.send(Err(std::io::Error::other(e))).await;
             }
         });
-        lock(&self.tasks).push(task);
+        {
+            // Only the tasks still running are waited for at the end: a finished one's handle
+            // would keep its memory for the rest of the run.
+            let mut tasks = lock(&self.tasks);
+            tasks.retain(|t| !t.is_finished());
+            tasks.push(task);
+        }
         let stream = futures_util::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
@@ -1116,6 +1123,14 @@ pub struct Running {
     proxy: Arc<Proxy>,
 }
 
+/// Sets TCP_NODELAY on a client's connection: a streamed response goes out in several writes
+/// (the head, then each piece), and with Nagle's algorithm against the client's delayed ACK each
+/// one after the first would wait ~40 ms.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    // Without it the proxy still works, only slower.
+    let _ = tcp.set_nodelay(true);
+}
+
 /// Serves `proxy` on `addr` (`127.0.0.1:0` for an ephemeral port).
 pub async fn start(proxy: Arc<Proxy>, addr: SocketAddr) -> std::io::Result<Running> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
@@ -1125,7 +1140,7 @@ pub async fn start(proxy: Arc<Proxy>, addr: SocketAddr) -> std::io::Result<Runni
         .fallback(|State(proxy): State<Arc<Proxy>>, request: Request| proxy.handle(request))
         .with_state(Arc::clone(&proxy));
     let server = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(async move {
                 let _ = stop.await;
             })
@@ -1268,7 +1283,7 @@ impl Hub {
         let app = Router::new()
             .fallback(|State(hub): State<Arc<Hub>>, request: Request| hub.handle(request))
             .with_state(Arc::clone(&self));
-        axum::serve(listener, app)
+        axum::serve(listener.tap_io(no_delay), app)
             .with_graceful_shutdown(shutdown)
             .await?;
         let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, (p, _))| p).collect();

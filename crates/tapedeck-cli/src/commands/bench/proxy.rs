@@ -126,7 +126,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let run = proxy.finish(Some(0))?;
     drop(runtime);
     let events = store.last_seq(&run.id)?;
-    let calls = 10 * args.clients * 2 + args.requests + streamed;
+    let calls = 10 * args.clients + args.requests + streamed;
     anyhow::ensure!(
         events >= 3 * calls as u64,
         "the proxy recorded {events} events for {calls} calls"
