@@ -21,7 +21,9 @@ pub mod tool;
 
 pub use config::{AgentConfig, LoadedConfig};
 pub use error::AgentError;
-pub use message::{FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest, ToolSpec};
+pub use message::{
+    FinishReason, MatchingForm, Message, ModelRequest, ModelResponse, ToolCallRequest, ToolSpec,
+};
 pub use model::{ModelBackend, ModelError};
 pub use runtime::{Agent, RunOutcome};
 pub use sink::EventSink;

@@ -157,3 +157,106 @@ impl ModelRequest {
         (form, messages, hash)
     }
 }
+
+/// [`ModelRequest::matching_form`]'s hash and message JSON, kept up to date from one request
+/// of a run to the next.
+///
+/// A run's conversation only grows, and every request resends all of it: hashing each request
+/// from scratch serializes the whole history again at every step. This keeps each message's
+/// JSON and canonical text (and the tools'), serializes only messages that are new or changed,
+/// and hashes the same canonical text as `matching_form`: `{"messages":[…],"model":…,
+/// "tools":…}` (keys in canonical order, `tools` left out when none are offered).
+#[derive(Debug, Default)]
+pub struct MatchingForm {
+    messages: Vec<FormMessage>,
+    tools: Option<(Vec<ToolSpec>, String)>,
+}
+
+#[derive(Debug)]
+struct FormMessage {
+    message: Message,
+    value: Value,
+    text: String,
+    /// Its blob, once stored.
+    blob: Option<tapedeck_trace::ContentHash>,
+}
+
+impl MatchingForm {
+    /// Brings the form up to `request`; returns the request's hash (its `request_hash`).
+    pub fn update(&mut self, request: &ModelRequest) -> tapedeck_trace::ContentHash {
+        self.messages.truncate(request.messages.len());
+        for (i, message) in request.messages.iter().enumerate() {
+            if self.messages.get(i).is_some_and(|m| m.message == *message) {
+                continue;
+            }
+            let value = serde_json::to_value(message).unwrap_or(Value::Null);
+            let entry = FormMessage {
+                message: message.clone(),
+                text: canonical(&value),
+                value,
+                blob: None,
+            };
+            match self.messages.get_mut(i) {
+                Some(slot) => *slot = entry,
+                None => self.messages.push(entry),
+            }
+        }
+        let size: usize = self.messages.iter().map(|m| m.text.len() + 1).sum();
+        let mut form = String::with_capacity(size + request.model.len() + 32);
+        form.push_str("{\"messages\":[");
+        for (i, m) in self.messages.iter().enumerate() {
+            if i > 0 {
+                form.push(',');
+            }
+            form.push_str(&m.text);
+        }
+        form.push_str("],\"model\":");
+        form.push_str(&canonical(&Value::String(request.model.clone())));
+        if !request.tools.is_empty() {
+            if self
+                .tools
+                .as_ref()
+                .is_none_or(|(tools, _)| *tools != request.tools)
+            {
+                let value = serde_json::to_value(&request.tools).unwrap_or(Value::Null);
+                self.tools = Some((request.tools.clone(), canonical(&value)));
+            }
+            form.push_str(",\"tools\":");
+            form.push_str(
+                self.tools
+                    .as_ref()
+                    .map_or("null", |(_, text)| text.as_str()),
+            );
+        }
+        form.push('}');
+        tapedeck_trace::hash_bytes(form.as_bytes())
+    }
+
+    /// The blob of every message of the last request, in order; `store` stores those not
+    /// stored yet (a message's JSON, as `matching_form` gives it) and returns its hash.
+    pub fn message_blobs<E>(
+        &mut self,
+        mut store: impl FnMut(&Value) -> Result<tapedeck_trace::ContentHash, E>,
+    ) -> Result<Vec<tapedeck_trace::ContentHash>, E> {
+        self.messages
+            .iter_mut()
+            .map(|m| match m.blob {
+                Some(hash) => Ok(hash),
+                None => {
+                    let hash = store(&m.value)?;
+                    m.blob = Some(hash);
+                    Ok(hash)
+                }
+            })
+            .collect()
+    }
+}
+
+/// The canonical text of a value (`null` in the impossible case it has none).
+fn canonical(value: &Value) -> String {
+    let mut text = String::new();
+    if tapedeck_trace::write_canonical(value, &mut text).is_err() {
+        text = "null".to_owned();
+    }
+    text
+}

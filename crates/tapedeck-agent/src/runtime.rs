@@ -16,7 +16,9 @@ use crate::AgentError;
 use crate::approvals::{ApprovalSource, Approver};
 use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError, ToolKind};
 use crate::gateway::{Gateway, Ruling, Verdict, idempotency_key, validate};
-use crate::message::{FinishReason, Message, ModelRequest, ToolCallRequest, ToolSpec};
+use crate::message::{
+    FinishReason, MatchingForm, Message, ModelRequest, ToolCallRequest, ToolSpec,
+};
 use crate::model::{ModelBackend, ModelError};
 use crate::sink::EventSink;
 use crate::tool::{Intercepted, ToolFailure, ToolInterceptor, ToolSet};
@@ -59,6 +61,8 @@ struct RunState {
     usd: f64,
     messages: Vec<Message>,
     last_text: Option<String>,
+    /// The requests' matching form, kept up to date from step to step.
+    form: MatchingForm,
 }
 
 /// An agent version ready to run: its config, model, tools and approver.
@@ -176,6 +180,7 @@ impl Agent {
             usd: 0.0,
             messages: Vec::new(),
             last_text: None,
+            form: MatchingForm::default(),
         };
         self.record_start(input, sink)?;
         if let Some(prompt) = &self.config.system_prompt {
@@ -219,7 +224,7 @@ impl Agent {
                 max_output_tokens: self.config.model()?.max_output_tokens,
                 step: state.steps,
             };
-            self.record_request(&request, sink)?;
+            self.record_request(&request, &mut state.form, sink)?;
             let response = match self.call_model(&request, state, sink)? {
                 Ok(response) => response,
                 Err(outcome) => return Ok(outcome),
@@ -323,13 +328,12 @@ impl Agent {
     fn record_request(
         &self,
         request: &ModelRequest,
+        form: &mut MatchingForm,
         sink: &mut dyn EventSink,
     ) -> Result<(), AgentError> {
-        let (_, messages, request_hash) = request.matching_form();
-        let refs = messages
-            .iter()
-            .map(|m| sink.blob(m))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        // Only the messages new since the last request are serialized, hashed and stored.
+        let request_hash = form.update(request);
+        let refs = form.message_blobs(|m| sink.blob(m))?;
         let tools_ref = if request.tools.is_empty() {
             None
         } else {

@@ -23,11 +23,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::serve::ListenerExt as _;
 use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, request::Parts};
 use axum::response::Response;
+use axum::serve::ListenerExt as _;
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt as _};
 use regex::Regex;

@@ -9,10 +9,10 @@ use serde_json::Value;
 use tapedeck_agent::approvals::{ApprovalAnswer, Approver};
 use tapedeck_agent::config::ToolKind;
 use tapedeck_agent::{
-    Intercepted, Message, ModelBackend, ModelError, ModelRequest, ModelResponse, ToolCallRequest,
-    ToolFailure, ToolInterceptor, ToolSpec,
+    Intercepted, MatchingForm, ModelBackend, ModelError, ModelRequest, ModelResponse,
+    ToolCallRequest, ToolFailure, ToolInterceptor,
 };
-use tapedeck_trace::{ContentHash, Origin, hash_bytes, hash_json, write_canonical};
+use tapedeck_trace::{ContentHash, Origin, hash_json};
 
 use crate::recording::{RecordedApproval, RecordedCall, RecordedStep};
 
@@ -27,7 +27,8 @@ pub struct RecordedModel {
     through_step: u64,
     live: Option<Box<dyn ModelBackend>>,
     retries_served: HashMap<u64, usize>,
-    hasher: RequestHasher,
+    /// The requests' matching form, kept up to date from step to step.
+    form: MatchingForm,
 }
 
 impl RecordedModel {
@@ -39,7 +40,7 @@ impl RecordedModel {
             through_step: u64::MAX,
             live: None,
             retries_served: HashMap::new(),
-            hasher: RequestHasher::default(),
+            form: MatchingForm::default(),
         }
     }
 
@@ -51,7 +52,7 @@ impl RecordedModel {
             through_step: k,
             live: Some(live),
             retries_served: HashMap::new(),
-            hasher: RequestHasher::default(),
+            form: MatchingForm::default(),
         }
     }
 }
@@ -83,7 +84,7 @@ impl ModelBackend for RecordedModel {
             )));
         };
         if self.check_requests {
-            let hash = self.hasher.hash(request);
+            let hash = self.form.update(request);
             if hash != recorded.request_hash {
                 return Err(ModelError::Unrecorded(format!(
                     "step {}: the request differs from the recorded one (hash {} ≠ {})",
@@ -106,67 +107,6 @@ impl ModelBackend for RecordedModel {
                 request.step
             ))),
         }
-    }
-}
-
-/// The request hash of [`ModelRequest::matching_form`], computed incrementally.
-///
-/// A run's history only grows, so hashing every request from scratch serializes the whole
-/// conversation again at every step. This keeps each message's canonical text (and the tools')
-/// and serializes only what is new or changed; the hash is that of the same canonical text,
-/// `{"messages":[…],"model":…,"tools":…}` (keys in canonical order).
-#[derive(Debug, Default)]
-pub struct RequestHasher {
-    messages: Vec<(Message, String)>,
-    tools: Option<(Vec<ToolSpec>, String)>,
-}
-
-impl RequestHasher {
-    /// The request's hash: the `request_hash` its `llm_request` records.
-    pub fn hash(&mut self, request: &ModelRequest) -> ContentHash {
-        self.try_hash(request)
-            .unwrap_or_else(|| request.matching_form().2)
-    }
-
-    fn try_hash(&mut self, request: &ModelRequest) -> Option<ContentHash> {
-        fn canonical<T: serde::Serialize>(value: &T) -> Option<String> {
-            let value = serde_json::to_value(value).ok()?;
-            let mut text = String::new();
-            write_canonical(&value, &mut text).ok()?;
-            Some(text)
-        }
-        self.messages.truncate(request.messages.len());
-        for (i, message) in request.messages.iter().enumerate() {
-            match self.messages.get_mut(i) {
-                Some((cached, _)) if cached == message => {}
-                Some(slot) => *slot = (message.clone(), canonical(message)?),
-                None => self.messages.push((message.clone(), canonical(message)?)),
-            }
-        }
-        let size: usize = self.messages.iter().map(|(_, t)| t.len() + 1).sum();
-        let mut form = String::with_capacity(size + request.model.len() + 64);
-        form.push_str("{\"messages\":[");
-        for (i, (_, text)) in self.messages.iter().enumerate() {
-            if i > 0 {
-                form.push(',');
-            }
-            form.push_str(text);
-        }
-        form.push_str("],\"model\":");
-        write_canonical(&Value::String(request.model.clone()), &mut form).ok()?;
-        if !request.tools.is_empty() {
-            if !self
-                .tools
-                .as_ref()
-                .is_some_and(|(tools, _)| *tools == request.tools)
-            {
-                self.tools = Some((request.tools.clone(), canonical(&request.tools)?));
-            }
-            form.push_str(",\"tools\":");
-            form.push_str(&self.tools.as_ref()?.1);
-        }
-        form.push('}');
-        Some(hash_bytes(form.as_bytes()))
     }
 }
 

@@ -1,5 +1,5 @@
 //! What a replay serves: [`RecordedTools`] (occurrence, reuse, position, the miss policies),
-//! [`RecordedModel`] with its request hashes ([`RequestHasher`]), [`RecordedApprover`].
+//! [`RecordedModel`] with its request hashes ([`MatchingForm`]), [`RecordedApprover`].
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -8,11 +8,10 @@ use serde_json::{Value, json};
 use tapedeck_agent::approvals::{ApprovalAnswer, Approver};
 use tapedeck_agent::config::ToolKind;
 use tapedeck_agent::{
-    FinishReason, Intercepted, Message, ModelBackend, ModelError, ModelRequest, ModelResponse,
-    ToolCallRequest, ToolFailure, ToolInterceptor, ToolSpec,
+    FinishReason, Intercepted, MatchingForm, Message, ModelBackend, ModelError, ModelRequest,
+    ModelResponse, ToolCallRequest, ToolFailure, ToolInterceptor, ToolSpec,
 };
 use tapedeck_replay::recording::{RecordedApproval, RecordedCall, RecordedStep};
-use tapedeck_replay::serve::RequestHasher;
 use tapedeck_replay::{MissPolicy, RecordedApprover, RecordedModel, RecordedTools};
 use tapedeck_trace::{ContentHash, Origin, hash_json};
 
@@ -330,20 +329,49 @@ fn model_request(step: u64, messages: Vec<Message>, tools: bool) -> ModelRequest
     }
 }
 
-/// The incremental hash is the `request_hash` the runtime records, whatever changed between
-/// two requests.
+/// The incremental form gives `matching_form`'s hash and message JSON, whatever changed
+/// between two requests, and stores each message once.
 #[test]
-fn the_request_hasher_agrees_with_the_matching_form() {
-    let mut hasher = RequestHasher::default();
-    let check = |hasher: &mut RequestHasher, request: &ModelRequest| {
-        assert_eq!(hasher.hash(request), request.matching_form().2);
-    };
-    for turns in 0..6 {
-        check(&mut hasher, &model_request(1, conversation(turns), true));
+fn the_incremental_matching_form_agrees_with_the_matching_form() {
+    /// Updates `form` to `request`, checks it against `matching_form`, and stores the new
+    /// messages into `stored`.
+    fn check(form: &mut MatchingForm, stored: &mut Vec<Value>, request: &ModelRequest) {
+        let (_, messages, hash) = request.matching_form();
+        assert_eq!(form.update(request), hash);
+        let blobs = form
+            .message_blobs(|value| -> Result<ContentHash, ()> {
+                stored.push(value.clone());
+                Ok(hash_json(value).expect("hashable").0)
+            })
+            .expect("stored");
+        let expected: Vec<ContentHash> = messages
+            .iter()
+            .map(|m| hash_json(m).expect("hashable").0)
+            .collect();
+        assert_eq!(blobs, expected);
     }
+    let mut form = MatchingForm::default();
+    let mut stored = Vec::new();
+    for turns in 0..6 {
+        check(
+            &mut form,
+            &mut stored,
+            &model_request(1, conversation(turns), true),
+        );
+    }
+    // Each message was stored once, as it first appeared.
+    assert_eq!(stored.len(), conversation(5).len());
     // Fewer messages, no tools, then a message changed in the middle.
-    check(&mut hasher, &model_request(1, conversation(2), true));
-    check(&mut hasher, &model_request(1, conversation(2), false));
+    check(
+        &mut form,
+        &mut stored,
+        &model_request(1, conversation(2), true),
+    );
+    check(
+        &mut form,
+        &mut stored,
+        &model_request(1, conversation(2), false),
+    );
     let mut changed = conversation(4);
     changed[3] = Message::Tool {
         tool_call_id: "call_0".to_owned(),
@@ -351,12 +379,16 @@ fn the_request_hasher_agrees_with_the_matching_form() {
         content: "changed".to_owned(),
         is_error: false,
     };
-    check(&mut hasher, &model_request(1, changed, true));
+    let before = stored.len();
+    check(&mut form, &mut stored, &model_request(1, changed, true));
+    // Only the changed message and the four past the end of the last request were new.
+    assert_eq!(stored.len(), before + 5);
     let mut other_model = model_request(1, conversation(4), true);
     other_model.model = "other".to_owned();
-    check(&mut hasher, &other_model);
+    check(&mut form, &mut stored, &other_model);
     check(
-        &mut RequestHasher::default(),
+        &mut MatchingForm::default(),
+        &mut Vec::new(),
         &model_request(1, Vec::new(), false),
     );
 }

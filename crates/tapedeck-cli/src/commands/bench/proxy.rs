@@ -277,8 +277,7 @@ impl Conn {
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
-        let first;
-        if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
+        let first = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             let mut seen = None;
             loop {
                 let mut line = String::new();
@@ -292,15 +291,15 @@ impl Conn {
                 }
                 seen.get_or_insert_with(|| start.elapsed());
             }
-            first = seen.unwrap_or_else(|| start.elapsed());
+            seen.unwrap_or_else(|| start.elapsed())
         } else {
             let length: usize = header("content-length")
                 .and_then(|v| v.parse().ok())
                 .context("a response with neither a length nor chunks")?;
             let mut body = vec![0; length];
             self.reader.read_exact(&mut body)?;
-            first = start.elapsed();
-        }
+            start.elapsed()
+        };
         let total = start.elapsed();
         Ok((first.as_micros() as u64, total.as_micros() as u64))
     }
@@ -362,9 +361,8 @@ fn serve(stream: TcpStream) -> anyhow::Result<()> {
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
     loop {
-        let (_, headers) = match read_head_request(&mut reader)? {
-            Some(h) => h,
-            None => return Ok(()),
+        let Some(headers) = read_head_request(&mut reader)? else {
+            return Ok(());
         };
         let length: usize = headers
             .iter()
@@ -401,10 +399,11 @@ fn serve(stream: TcpStream) -> anyhow::Result<()> {
     }
 }
 
-/// Reads a request line and headers; `None` when the client closed the connection.
+/// Reads a request line and headers (names in lower case); `None` when the client closed the
+/// connection.
 fn read_head_request(
     reader: &mut BufReader<TcpStream>,
-) -> anyhow::Result<Option<(String, Vec<(String, String)>)>> {
+) -> anyhow::Result<Option<Vec<(String, String)>>> {
     let mut line = String::new();
     if reader.read_line(&mut line)? == 0 {
         return Ok(None);
@@ -423,7 +422,7 @@ fn read_head_request(
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
         }
     }
-    Ok(Some((line, headers)))
+    Ok(Some(headers))
 }
 
 #[cfg(test)]
