@@ -12,7 +12,7 @@ mod config_check;
 mod http;
 mod output;
 mod policy;
-mod server;
+use tapedeck_testkit::fake_http as server;
 mod stop_reasons;
 
 use std::path::PathBuf;

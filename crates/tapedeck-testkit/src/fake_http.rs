@@ -1,6 +1,6 @@
-//! A fake model API on 127.0.0.1 (port 0), [`FakeServer`] (copied from tests/run): it records
-//! each request and answers with the next canned [`Reply`], one connection per reply
-//! (`connection: close`), then stops listening.
+//! A fake model API on 127.0.0.1 (port 0), [`FakeServer`], for the end-to-end tests of runs and
+//! proxies: it records each request (head and body, read by `Content-Length`) and answers with
+//! the next canned [`Reply`], one connection per reply (`connection: close`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -16,13 +16,19 @@ pub const PAUSE: &str = "<pause>";
 pub enum Reply {
     /// A whole body.
     Body {
+        /// The HTTP status.
         status: u16,
+        /// Extra headers.
         headers: Vec<(&'static str, String)>,
+        /// The `content-type`.
         content_type: &'static str,
+        /// The body.
         body: String,
     },
     /// A server-sent-events stream, written in pieces and ended by closing the connection.
     Sse(Vec<String>),
+    /// Reads the request and answers nothing for this long.
+    Silent(std::time::Duration),
 }
 
 impl Reply {
@@ -45,18 +51,29 @@ impl Reply {
             body: body.to_owned(),
         }
     }
+
+    /// With an extra header (for `Body` replies).
+    pub fn header(mut self, name: &'static str, value: &str) -> Self {
+        if let Self::Body { headers, .. } = &mut self {
+            headers.push((name, value.to_owned()));
+        }
+        self
+    }
 }
 
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// The request path.
     pub path: String,
     /// Header names in lower case.
     pub headers: Vec<(String, String)>,
+    /// The body.
     pub body: Vec<u8>,
 }
 
 impl Recorded {
+    /// A header's value (`name` in lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -64,6 +81,7 @@ impl Recorded {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as JSON; a body that is not JSON fails the test.
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("the request body is JSON")
     }
@@ -179,6 +197,10 @@ fn write_reply(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
                 thread::sleep(std::time::Duration::from_millis(1));
             }
             out.shutdown(std::net::Shutdown::Write)
+        }
+        Reply::Silent(pause) => {
+            thread::sleep(pause);
+            Ok(())
         }
     }
 }
