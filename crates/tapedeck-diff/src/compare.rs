@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use similar::{Algorithm, DiffOp};
+use similar::Algorithm;
 
 use crate::DiffError;
 use crate::summary::{CallKey, RunSummary};
@@ -401,72 +401,20 @@ fn align(a: &[CallKey], b: &[CallKey]) -> (Vec<Aligned>, bool, Option<FirstDiver
     let mut rows = Vec::with_capacity(a.len().max(b.len()));
     let mut first = None;
     for op in ops {
-        match op {
-            DiffOp::Equal { old_index, len, .. } => {
-                rows.extend(
-                    a[old_index..old_index + len]
-                        .iter()
-                        .map(|c| Aligned::Same { call: c.clone() }),
-                );
-            }
-            DiffOp::Delete {
-                old_index,
-                old_len,
-                new_index,
-            } => {
-                first.get_or_insert_with(|| FirstDivergence {
-                    baseline_index: old_index,
-                    candidate_index: new_index,
-                    expected: a.get(old_index).cloned(),
-                    actual: b.get(new_index).cloned(),
-                });
-                rows.extend(
-                    a[old_index..old_index + old_len]
-                        .iter()
-                        .map(|c| Aligned::Removed { call: c.clone() }),
-                );
-            }
-            DiffOp::Insert {
-                old_index,
-                new_index,
-                new_len,
-            } => {
-                first.get_or_insert_with(|| FirstDivergence {
-                    baseline_index: old_index,
-                    candidate_index: new_index,
-                    expected: a.get(old_index).cloned(),
-                    actual: b.get(new_index).cloned(),
-                });
-                rows.extend(
-                    b[new_index..new_index + new_len]
-                        .iter()
-                        .map(|c| Aligned::Added { call: c.clone() }),
-                );
-            }
-            DiffOp::Replace {
-                old_index,
-                old_len,
-                new_index,
-                new_len,
-            } => {
-                first.get_or_insert_with(|| FirstDivergence {
-                    baseline_index: old_index,
-                    candidate_index: new_index,
-                    expected: a.get(old_index).cloned(),
-                    actual: b.get(new_index).cloned(),
-                });
-                rows.extend(
-                    a[old_index..old_index + old_len]
-                        .iter()
-                        .map(|c| Aligned::Removed { call: c.clone() }),
-                );
-                rows.extend(
-                    b[new_index..new_index + new_len]
-                        .iter()
-                        .map(|c| Aligned::Added { call: c.clone() }),
-                );
-            }
+        // Every op is a run of baseline calls (`old`) against a run of candidate calls (`new`).
+        let (old, new) = (op.old_range(), op.new_range());
+        if op.tag() == similar::DiffTag::Equal {
+            rows.extend(a[old].iter().map(|c| Aligned::Same { call: c.clone() }));
+            continue;
         }
+        first.get_or_insert_with(|| FirstDivergence {
+            baseline_index: old.start,
+            candidate_index: new.start,
+            expected: a.get(old.start).cloned(),
+            actual: b.get(new.start).cloned(),
+        });
+        rows.extend(a[old].iter().map(|c| Aligned::Removed { call: c.clone() }));
+        rows.extend(b[new].iter().map(|c| Aligned::Added { call: c.clone() }));
     }
     (rows, truncated, first)
 }
