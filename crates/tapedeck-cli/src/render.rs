@@ -137,3 +137,17 @@ pub fn warning(message: &str) {
     let style = WARN;
     anstream::eprintln!("{style}warning:{style:#} {message}");
 }
+
+/// A progress bar on stderr when it is a terminal; a hidden one elsewhere (CI logs, pipes).
+pub fn progress_bar(len: u64, what: &str) -> indicatif::ProgressBar {
+    use std::io::IsTerminal;
+    if !std::io::stderr().is_terminal() {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new(len);
+    let template = format!("{{bar:40}} {{pos}}/{{len}} {what} ({{eta}} left)");
+    if let Ok(style) = indicatif::ProgressStyle::with_template(&template) {
+        bar.set_style(style);
+    }
+    bar
+}

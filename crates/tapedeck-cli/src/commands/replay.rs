@@ -310,7 +310,7 @@ fn replay_tapes(
         });
     }
     let writer = store.writer()?;
-    let bar = progress_bar(ids.len() as u64);
+    let bar = render::progress_bar(ids.len() as u64, "tapes replayed");
     let next = AtomicUsize::new(0);
     let reports: Mutex<Vec<(usize, Result<ReplayReport, String>)>> = Mutex::new(Vec::new());
     std::thread::scope(|scope| {
@@ -399,19 +399,4 @@ fn replay_tapes(
     } else {
         Exit::Ok
     })
-}
-
-/// A progress bar on a terminal; nothing elsewhere.
-fn progress_bar(len: u64) -> indicatif::ProgressBar {
-    use std::io::IsTerminal;
-    if !std::io::stderr().is_terminal() {
-        return indicatif::ProgressBar::hidden();
-    }
-    let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} tapes replayed ({eta} left)")
-    {
-        bar.set_style(style);
-    }
-    bar
 }

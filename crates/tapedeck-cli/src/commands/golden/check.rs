@@ -316,10 +316,12 @@ fn run_all(
 ) -> Vec<anyhow::Result<Replayed>> {
     let next = AtomicUsize::new(0);
     let done: Mutex<Vec<(usize, anyhow::Result<Replayed>)>> = Mutex::new(Vec::new());
+    let bar = render::progress_bar(prepared.len() as u64, "task runs checked");
     let push = |i: usize, r: anyhow::Result<Replayed>| {
         done.lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .push((i, r));
+        bar.inc(1);
     };
     std::thread::scope(|scope| {
         for _ in 0..(jobs as usize).min(prepared.len()) {
@@ -337,6 +339,7 @@ fn run_all(
             });
         }
     });
+    bar.finish_and_clear();
     let mut done = done
         .into_inner()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
