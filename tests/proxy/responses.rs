@@ -116,3 +116,68 @@ fn proxy_records_and_replays_a_responses_api_conversation() {
     rep.expect_code(0);
     assert_eq!(rep.stdout, rec.stdout);
 }
+
+/// The Responses API can send only the new items with `previous_response_id`: the recorded
+/// response ids are served again on replay, so the client's follow-up request (which names
+/// that id) matches the recorded one, and its tool output still links to the call.
+const CLIENT_CHAINED: &str = r#"
+import json
+import openai
+client = openai.OpenAI(max_retries=0)
+tools = [{"type": "function", "name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}]
+r = client.responses.create(model="gpt-test", input="Weather in Paris?", tools=tools)
+calls = [o for o in r.output if o.type == "function_call"]
+items = [{"type": "function_call_output", "call_id": c.call_id, "output": json.dumps({"temp_c": 21})} for c in calls]
+final = client.responses.create(model="gpt-test", previous_response_id=r.id, input=items, tools=tools)
+print(r.id, final.output_text)
+"#;
+
+#[test]
+fn previous_response_id_chains_record_and_replay() {
+    if !has_openai_sdk() {
+        eprintln!("skipped: the openai Python SDK is not installed");
+        return;
+    }
+    let env = Env::new();
+    env.write("client.py", CLIENT_CHAINED);
+    let server = FakeServer::start(vec![
+        Reply::json(200, &response("resp_1", call_output(), (20, 5))),
+        Reply::json(
+            200,
+            &response("resp_2", message_output("21 °C in Paris."), (30, 6)),
+        ),
+    ]);
+    let rec = env.exec(env.tapedeck().args([
+        "record",
+        "--upstream-openai",
+        &format!("{}/v1", server.base),
+        "--",
+        "python3",
+        "client.py",
+    ]));
+    rec.expect_code(0);
+    assert_eq!(rec.stdout, "resp_1 21 °C in Paris.\n");
+    assert_eq!(
+        server.requests()[1].json()["previous_response_id"],
+        "resp_1",
+        "the follow-up sends only new items"
+    );
+    let id = rec.run_id();
+    let show = env.show(&id);
+    let results: Vec<&Value> = show["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "tool_result")
+        .collect();
+    assert_eq!(results.len(), 1, "{show:#}");
+    assert_eq!(results[0]["data"]["call_id"], "call_1");
+
+    drop(server);
+    let rep = env.exec(
+        env.tapedeck()
+            .args(["replay", &id, "--", "python3", "client.py"]),
+    );
+    rep.expect_code(0);
+    assert_eq!(rep.stdout, rec.stdout);
+}
