@@ -1,0 +1,188 @@
+//! Serving a [`Proxy`]: [`start`] on a local port, [`run_child`] for `tapedeck record` /
+//! `replay -- CMD`, and the long-lived [`Hub`] of `tapedeck proxy`.
+
+use super::*;
+
+/// A proxy being served.
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    shutdown: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+    proxy: Arc<Proxy>,
+}
+
+/// Sets TCP_NODELAY on a client's connection: a streamed response goes out in several writes
+/// (the head, then each piece), and with Nagle's algorithm against the client's delayed ACK each
+/// one after the first would wait ~40 ms.
+fn no_delay(tcp: &mut tokio::net::TcpStream) {
+    // Without it the proxy still works, only slower.
+    let _ = tcp.set_nodelay(true);
+}
+
+/// Serves `proxy` on `addr` (`127.0.0.1:0` for an ephemeral port).
+pub async fn start(proxy: Arc<Proxy>, addr: SocketAddr) -> std::io::Result<Running> {
+    let listener = tokio::net::TcpListener::bind(addr).await?;
+    let addr = listener.local_addr()?;
+    let (shutdown, stop) = oneshot::channel::<()>();
+    let app = Router::new()
+        .fallback(|State(proxy): State<Arc<Proxy>>, request: Request| proxy.handle(request))
+        .with_state(Arc::clone(&proxy));
+    let server = tokio::spawn(async move {
+        axum::serve(listener.tap_io(no_delay), app)
+            .with_graceful_shutdown(async move {
+                let _ = stop.await;
+            })
+            .await
+    });
+    Ok(Running {
+        addr,
+        shutdown,
+        server,
+        proxy,
+    })
+}
+
+impl Running {
+    /// Stops serving, waits (a little) for responses in flight and for their recording, and
+    /// gives the proxy back.
+    pub async fn stop(self) -> Arc<Proxy> {
+        let _ = self.shutdown.send(());
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.server).await;
+        let tasks = std::mem::take(&mut *lock(&self.proxy.tasks));
+        for task in tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+        }
+        self.proxy
+    }
+}
+
+/// Serves `proxy` on 127.0.0.1 and runs `command` with `OPENAI_BASE_URL` and
+/// `ANTHROPIC_BASE_URL` pointing at it; returns the child's exit code (128+N if signal N ended
+/// it) once the proxy has recorded everything.
+pub async fn run_child(
+    proxy: Arc<Proxy>,
+    command: &[String],
+) -> std::io::Result<(Arc<Proxy>, Option<i32>)> {
+    let Some((program, args)) = command.split_first() else {
+        return Err(std::io::Error::other("no command to run"));
+    };
+    let running = start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
+    let port = running.addr.port();
+    let child = tokio::process::Command::new(program)
+        .args(args)
+        .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
+        .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => {
+            running.stop().await;
+            return Err(std::io::Error::new(
+                e.kind(),
+                format!("cannot run `{program}`: {e}"),
+            ));
+        }
+    };
+    // Ctrl-C reaches the client too (same process group): let it end, then record the end.
+    let ignore_interrupts = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
+    let status = child.wait().await;
+    ignore_interrupts.abort();
+    let proxy = running.stop().await;
+    let status = status?;
+    Ok((proxy, exit_code(status)))
+}
+
+fn exit_code(status: std::process::ExitStatus) -> Option<i32> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::ExitStatusExt as _;
+        if let Some(signal) = status.signal() {
+            return Some(128 + signal);
+        }
+    }
+    status.code()
+}
+
+/// Makes the proxy of a new run; its argument is the `x-tapedeck-run` header value, if any.
+pub type MakeProxy = dyn Fn(Option<&str>) -> Result<Arc<Proxy>, StoreError> + Send + Sync;
+
+/// The long-lived proxy (`tapedeck proxy`): one run per `x-tapedeck-run` header value, and a
+/// new one after an idle gap.
+pub struct Hub {
+    make: Box<MakeProxy>,
+    split_idle: Option<Duration>,
+    sessions: Mutex<HashMap<String, (Arc<Proxy>, Instant)>>,
+    ended: Mutex<Vec<Result<Run, StoreError>>>,
+}
+
+impl Hub {
+    /// A hub making its runs with `make`.
+    pub fn new(make: Box<MakeProxy>, split_idle: Option<Duration>) -> Arc<Self> {
+        Arc::new(Self {
+            make,
+            split_idle,
+            sessions: Mutex::new(HashMap::new()),
+            ended: Mutex::new(Vec::new()),
+        })
+    }
+
+    fn session(&self, key: Option<&str>) -> Result<Arc<Proxy>, StoreError> {
+        let mut sessions = lock(&self.sessions);
+        let name = key.unwrap_or_default().to_owned();
+        if let Some((proxy, last)) = sessions.get_mut(&name) {
+            let idle = self.split_idle.is_some_and(|gap| last.elapsed() >= gap);
+            if !idle {
+                *last = Instant::now();
+                return Ok(Arc::clone(proxy));
+            }
+            let old = Arc::clone(proxy);
+            sessions.remove(&name);
+            lock(&self.ended).push(old.finish(Some(0)));
+        }
+        let proxy = (self.make)(key)?;
+        sessions.insert(name, (Arc::clone(&proxy), Instant::now()));
+        Ok(proxy)
+    }
+
+    async fn handle(self: Arc<Self>, request: Request) -> Response {
+        let key = request
+            .headers()
+            .get("x-tapedeck-run")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match self.session(key.as_deref()) {
+            Ok(proxy) => proxy.handle(request).await,
+            Err(e) => json_error(
+                500,
+                "tapedeck_store_error",
+                &format!("tapedeck: cannot record: {e}"),
+            ),
+        }
+    }
+
+    /// Serves on `listener` until `shutdown` resolves, then ends every open run; returns the
+    /// runs ended, in the order they ended.
+    pub async fn serve(
+        self: Arc<Self>,
+        listener: tokio::net::TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<Vec<Result<Run, StoreError>>> {
+        let app = Router::new()
+            .fallback(|State(hub): State<Arc<Hub>>, request: Request| hub.handle(request))
+            .with_state(Arc::clone(&self));
+        axum::serve(listener.tap_io(no_delay), app)
+            .with_graceful_shutdown(shutdown)
+            .await?;
+        let sessions: Vec<_> = lock(&self.sessions).drain().map(|(_, (p, _))| p).collect();
+        for proxy in sessions {
+            let tasks = std::mem::take(&mut *lock(&proxy.tasks));
+            for task in tasks {
+                let _ = tokio::time::timeout(Duration::from_secs(30), task).await;
+            }
+            lock(&self.ended).push(proxy.finish(Some(0)));
+        }
+        Ok(std::mem::take(&mut *lock(&self.ended)))
+    }
+}
