@@ -91,11 +91,11 @@ impl Store {
         for ((agent, fingerprint), runs) in groups {
             let mut tokens = Vec::new();
             for run in &runs {
-                for event in self.events(&run.id)? {
+                for event in self.events_of_kinds(&run.id, &["llm_response"])? {
                     if let EventData::LlmResponse(r) = event.data
                         && let Some(u) = r.usage
                     {
-                        tokens.push((u.input_tokens + u.output_tokens) as f64);
+                        tokens.push(u.input_tokens.saturating_add(u.output_tokens) as f64);
                     }
                 }
             }
