@@ -1,11 +1,12 @@
 //! End-to-end tests of `tapedeck mcp record` and `tapedeck mcp replay`: a small fake MCP server
 //! in Python (newline-delimited JSON-RPC on stdio: `initialize`, `server/discover`,
-//! `tools/list` with one tool, `tools/call` of `echo`), driven by the test itself as the client
-//! writing requests to tapedeck's stdin and reading its answers from tapedeck's stdout. Both
-//! protocol eras are covered: the `initialize` handshake and the 2026-07-28 era's
-//! `server/discover` with per-request `_meta`. One more test drives a registry server
-//! (`mcp-server-time`) with the official `mcp` Python client, when both are installed
-//! (`python3 -m pip install mcp mcp-server-time`, as `.ci/run` does).
+//! `tools/list` with one tool, `tools/call` of `echo`; with `FAKE_CHATTY` set it also logs,
+//! reports progress, and asks the client for roots and a sampled message), driven by the test
+//! itself as the client writing requests to tapedeck's stdin and reading its answers from
+//! tapedeck's stdout. Both protocol eras are covered: the `initialize` handshake and the
+//! 2026-07-28 era's `server/discover` with per-request `_meta`. The official `mcp` Python client
+//! drives the chatty fake server and a registry server (`mcp-server-time`), when both are
+//! installed (`python3 -m pip install mcp mcp-server-time`, as `.ci/run` does).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -13,12 +14,40 @@ use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
 
-const SERVER: &str = r#"import json, sys
+const SERVER: &str = r#"import json, os, sys
 sys.stderr.write("fake server up\n")
 sys.stderr.flush()
-for line in sys.stdin:
-    msg = json.loads(line)
-    if "id" not in msg:
+chatty = bool(os.environ.get("FAKE_CHATTY"))
+backlog = []
+def send(msg):
+    print(json.dumps(msg), flush=True)
+def log(text):
+    send({"jsonrpc": "2.0", "method": "notifications/message",
+          "params": {"level": "info", "logger": "fake", "data": text}})
+def ask(id, method, params=None):
+    # A request to the client: other messages that come meanwhile wait their turn.
+    send({"jsonrpc": "2.0", "id": id, "method": method, "params": params or {}})
+    while True:
+        msg = json.loads(sys.stdin.readline())
+        if msg.get("id") == id and "method" not in msg:
+            return msg
+        backlog.append(msg)
+def messages():
+    while True:
+        if backlog:
+            yield backlog.pop(0)
+            continue
+        line = sys.stdin.readline()
+        if not line:
+            return
+        yield json.loads(line)
+if chatty:
+    log("starting")
+for msg in messages():
+    if msg.get("method") == "notifications/initialized" and chatty:
+        roots = ask("srv-roots", "roots/list")
+        log("roots: " + ",".join(r["uri"] for r in roots["result"]["roots"]))
+    if "id" not in msg or "method" not in msg:
         continue
     m = msg.get("method")
     p = msg.get("params") or {}
@@ -33,6 +62,19 @@ for line in sys.stdin:
         res = {"tools": [{"name": "echo", "description": "Echo the text back",
                           "inputSchema": {"type": "object", "properties": {"text": {"type": "string"}},
                                           "required": ["text"]}}]}
+    elif m == "tools/call" and p.get("name") == "summarize":
+        # Logs and progress while it works, asks the client's model, then says its tools changed.
+        log("summarizing")
+        send({"jsonrpc": "2.0", "method": "notifications/progress",
+              "params": {"progressToken": "p1", "progress": 1, "total": 2}})
+        sampled = ask("srv-1", "sampling/createMessage",
+                      {"messages": [{"role": "user", "content": {"type": "text", "text": p["arguments"]["text"]}}],
+                       "maxTokens": 50})
+        res = {"content": [{"type": "text", "text": "summary: " + sampled["result"]["content"]["text"]}],
+               "isError": False}
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": res})
+        send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
+        continue
     elif m == "tools/call" and p.get("name") == "echo":
         res = {"content": [{"type": "text", "text": p["arguments"]["text"]}], "isError": False}
     elif m == "tools/call":
@@ -84,9 +126,17 @@ impl Env {
     /// Runs `tapedeck ARGS` as an MCP server for a scripted client: each request is written
     /// in turn, and a request with an id waits for its answer.
     fn session(&self, args: &[&str], requests: &[Value]) -> Session {
+        self.session_with(args, requests, &[])
+    }
+
+    /// [`Env::session`] with environment variables for tapedeck (and so for the server it
+    /// starts). Requests the server sends meanwhile (`roots/list`, `sampling/createMessage`)
+    /// get a canned answer.
+    fn session_with(&self, args: &[&str], requests: &[Value], env: &[(&str, &str)]) -> Session {
         let mut child = self
             .tapedeck()
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -99,12 +149,31 @@ impl Env {
         for request in requests {
             writeln!(stdin, "{request}").expect("tapedeck reads");
             stdin.flush().expect("flush");
-            if request.get("id").is_some() {
+            let Some(id) = request.get("id") else {
+                continue;
+            };
+            loop {
                 let mut line = String::new();
                 stdout.read_line(&mut line).expect("tapedeck answers");
                 assert!(line.ends_with('\n'), "one message per line: {line:?}");
-                responses.push(serde_json::from_str(&line).expect("the answer is JSON"));
+                let message: Value = serde_json::from_str(&line).expect("the message is JSON");
                 lines.push(line);
+                match (message.get("method"), message.get("id")) {
+                    (None, Some(answered)) if answered == id => {
+                        responses.push(message);
+                        break;
+                    }
+                    (Some(method), Some(server_id)) => {
+                        let answer = json!({
+                            "jsonrpc": "2.0",
+                            "id": server_id,
+                            "result": client_answer(method.as_str().unwrap_or_default()),
+                        });
+                        writeln!(stdin, "{answer}").expect("tapedeck reads");
+                        stdin.flush().expect("flush");
+                    }
+                    _ => {}
+                }
             }
         }
         drop(stdin);
@@ -147,6 +216,20 @@ impl Env {
             .expect("show runs");
         assert!(output.status.success(), "{output:?}");
         serde_json::from_slice(&output.stdout).expect("show --json is JSON")
+    }
+}
+
+/// The scripted client's answer to a request from the server.
+fn client_answer(method: &str) -> Value {
+    match method {
+        "roots/list" => json!({ "roots": [{ "uri": "file:///work", "name": "work" }] }),
+        "sampling/createMessage" => json!({
+            "role": "assistant",
+            "content": { "type": "text", "text": "it is short" },
+            "model": "test-model",
+            "stopReason": "endTurn",
+        }),
+        _ => json!({}),
     }
 }
 
@@ -367,6 +450,80 @@ fn records_the_handshake_era_and_replays_it_without_the_server() {
 }
 
 #[test]
+fn messages_the_server_sends_on_its_own_are_replayed_where_they_came() {
+    let env = Env::new();
+    let mut requests = legacy_requests([json!(1), json!(2), json!(3), json!(4)]);
+    requests[3] = call(
+        json!(3),
+        "summarize",
+        json!({ "text": "a long text" }),
+        None,
+    );
+    requests[4] = call(json!(5), "echo", json!({ "text": "after" }), None);
+    let recorded = env.session_with(
+        &["mcp", "record", "--", "python3", "server.py"],
+        &requests,
+        &[("FAKE_CHATTY", "1")],
+    );
+    assert_eq!(recorded.code, Some(0), "stderr: {}", recorded.stderr);
+    let messages = |session: &Session| -> Vec<Value> {
+        session
+            .lines
+            .iter()
+            .map(|l| serde_json::from_str(l).expect("JSON"))
+            .collect()
+    };
+    let live = messages(&recorded);
+    let methods: Vec<&str> = live.iter().filter_map(|m| m["method"].as_str()).collect();
+    assert_eq!(
+        methods,
+        [
+            "notifications/message",
+            "roots/list",
+            "notifications/message",
+            "notifications/message",
+            "notifications/progress",
+            "sampling/createMessage",
+            "notifications/tools/list_changed",
+        ],
+        "{live:#?}"
+    );
+    // The server got the client's answers: the roots, and the sampled text.
+    assert!(
+        live.iter()
+            .any(|m| m["params"]["data"] == json!("roots: file:///work"))
+    );
+    assert_eq!(
+        recorded.responses[2]["result"]["content"][0]["text"],
+        json!("summary: it is short")
+    );
+    let run = run_id_of(&recorded.stderr, "recorded MCP run ");
+    let events = event_list(&env.show(&run));
+    let sampling_answered = events.iter().any(|(k, d)| {
+        k == "mcp_message" && d["direction"] == json!("client_to_server") && d["method"].is_null()
+    });
+    assert!(sampling_answered, "{events:#?}");
+
+    // Without the server, the client gets the same messages in the same order, and each
+    // request of the server's own waits for the client's answer as it did.
+    std::fs::remove_file(env.path("server.py")).expect("the server is removed");
+    let replayed = env.session(&["mcp", "replay", &run], &requests);
+    assert_eq!(replayed.code, Some(0), "stderr: {}", replayed.stderr);
+    assert_eq!(messages(&replayed), live);
+    let replay_run = run_id_of(&replayed.stderr, " as ");
+    let events = event_list(&env.show(&replay_run));
+    let answers_from_client = events
+        .iter()
+        .filter(|(k, d)| {
+            k == "mcp_message"
+                && d["direction"] == json!("client_to_server")
+                && d["method"].is_null()
+        })
+        .count();
+    assert_eq!(answers_from_client, 2, "{events:#?}");
+}
+
+#[test]
 fn records_the_stateless_era_and_replays_it_with_other_meta() {
     let env = Env::new();
     let requests = |version: &str, ids: [Value; 3]| {
@@ -535,6 +692,81 @@ fn the_official_python_client_records_and_replays_mcp_server_time() {
     );
     assert!(events.iter().any(|(k, _)| k == "tool_result"));
     // The replay answers with the recorded time: the output is the same.
+    let (replayed, _) = client(&["mcp", "replay", &run]);
+    assert_eq!(replayed, live);
+}
+
+const CALLBACK_CLIENT: &str = r#"import asyncio, json, os, sys
+from mcp import ClientSession, StdioServerParameters, types
+from mcp.client.stdio import stdio_client
+
+logs, asked = [], []
+
+async def on_log(params):
+    logs.append(params.data)
+
+async def sample(context, params):
+    asked.append("sampling")
+    return types.CreateMessageResult(
+        role="assistant", model="test-model", stopReason="endTurn",
+        content=types.TextContent(type="text", text="it is short"))
+
+async def roots(context):
+    asked.append("roots")
+    return types.ListRootsResult(roots=[types.Root(uri="file:///work", name="work")])
+
+async def main():
+    params = StdioServerParameters(command=sys.argv[1], args=sys.argv[2:], env=dict(os.environ))
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write, sampling_callback=sample,
+                                 list_roots_callback=roots, logging_callback=on_log) as session:
+            await session.initialize()
+            result = await session.call_tool("summarize", {"text": "a long text"})
+            print(json.dumps({"logs": logs, "asked": sorted(asked),
+                              "result": [c.text for c in result.content if c.type == "text"]}))
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn the_official_python_client_gets_the_servers_own_messages_in_replay() {
+    let available = Command::new("python3")
+        .args(["-c", "import mcp"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !available {
+        eprintln!("skipped: `python3 -m pip install mcp` to run this test");
+        return;
+    }
+    let env = Env::new();
+    std::fs::write(env.path("client.py"), CALLBACK_CLIENT).expect("the client script");
+    let client = |args: &[&str]| {
+        let output = Command::new("python3")
+            .current_dir(env.dir.path())
+            .arg("client.py")
+            .arg(env!("CARGO_BIN_EXE_tapedeck"))
+            .args(["--store", "t.db"])
+            .args(args)
+            .env_remove("TAPEDECK_STORE")
+            .env("FAKE_CHATTY", "1")
+            .output()
+            .expect("the client runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let out: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+        (out, stderr)
+    };
+    let (live, stderr) = client(&["mcp", "record", "--", "python3", "server.py"]);
+    assert_eq!(
+        live,
+        json!({
+            "logs": ["starting", "roots: file:///work", "summarizing"],
+            "asked": ["roots", "sampling"],
+            "result": ["summary: it is short"],
+        })
+    );
+    let run = run_id_of(&stderr, "recorded MCP run ");
+    std::fs::remove_file(env.path("server.py")).expect("the server is removed");
     let (replayed, _) = client(&["mcp", "replay", &run]);
     assert_eq!(replayed, live);
 }

@@ -111,6 +111,11 @@ pub fn table(header: &[&str]) -> Table {
     table
 }
 
+/// The plural `s` for a count of `n`.
+pub fn plural(n: u64) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
 /// A string cut to `max` characters, with `…` when cut.
 pub fn truncate(text: &str, max: usize) -> String {
     let single_line: String = text

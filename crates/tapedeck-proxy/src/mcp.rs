@@ -8,7 +8,11 @@
 //! run without starting the server: whatever request methods were recorded (`initialize` of
 //! the handshake era, `server/discover` of the 2026-07-28 era, `tools/list`, `tools/call`, …),
 //! matched by method and canonical params without the volatile `_meta` and ids, answered with
-//! the client's own ids. The replay is itself recorded (parent and mode `mcp`).
+//! the client's own ids. Messages the server sent on its own (notifications, and requests to
+//! the client such as `sampling/createMessage`) are sent again where they came: before the
+//! client's first message, while a request was open, or after an answer or a notification; a
+//! server request holds back what follows it until the client has answered. The replay is
+//! itself recorded (parent and mode `mcp`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -371,20 +375,35 @@ pub fn record(
     Ok(RecordOutcome { run, exit_code })
 }
 
-/// One recorded request and its answer.
+/// One recorded client message (a request, or a notification) with what the server sent for
+/// it.
 struct Recorded {
     method: String,
     /// Canonical params without `_meta`.
     key: String,
     /// For `tools/call`: the tool and its arguments, for naming the closest call.
     tool: Option<(String, Value)>,
-    answer: Answer,
+    /// The answer to a request; `None` for a notification.
+    answer: Option<Answer>,
+    /// Messages the server sent on its own while the request was open (log and progress
+    /// notifications, requests to the client such as `sampling/createMessage`).
+    during: Vec<Value>,
+    /// Messages the server sent on its own after the answer (or after the notification),
+    /// before the client's next message.
+    after: Vec<Value>,
     served: bool,
 }
 
 enum Answer {
     Result(Value),
     Error(Value),
+}
+
+/// A recorded MCP run, as replay serves it.
+struct Recording {
+    /// Messages the server sent before the client's first message.
+    prelude: Vec<Value>,
+    messages: Vec<Recorded>,
 }
 
 /// The canonical form of a request's params, without the volatile `_meta`.
@@ -399,8 +418,38 @@ fn params_key(params: Option<&Value>) -> String {
     canonical_json(&params).unwrap_or_default()
 }
 
-/// The requests of a recorded MCP run, with their answers, in order.
-fn load_recording(store: &Store, id: &RunId) -> Result<Vec<Recorded>, McpError> {
+/// Where a message the server sent on its own belongs: while a request is open, to the
+/// latest one opened; else after the client's latest message (or the answer to it).
+#[derive(Default)]
+struct Placement {
+    /// Open requests, as indexes into the recording, in the order they were opened.
+    open: Vec<usize>,
+    /// The latest answered request or notification.
+    latest: Option<usize>,
+}
+
+impl Placement {
+    fn place(&self, recording: &mut Recording, message: Value) {
+        match (self.open.last(), self.latest) {
+            (Some(&i), _) => recording.messages[i].during.push(message),
+            (None, Some(i)) => recording.messages[i].after.push(message),
+            (None, None) => recording.prelude.push(message),
+        }
+    }
+
+    fn opened(&mut self, i: usize) {
+        self.open.push(i);
+    }
+
+    fn closed(&mut self, i: usize) {
+        self.open.retain(|&o| o != i);
+        self.latest = Some(i);
+    }
+}
+
+/// The messages of a recorded MCP run, with the server's answers and the messages it sent on
+/// its own, in order.
+fn load_recording(store: &Store, id: &RunId) -> Result<Recording, McpError> {
     let run = store.run(id)?;
     if run.source != Source::Mcp {
         return Err(McpError::NotMcp {
@@ -412,90 +461,118 @@ fn load_recording(store: &Store, id: &RunId) -> Result<Vec<Recorded>, McpError> 
     let hashes: Vec<ContentHash> = events.iter().flat_map(|e| e.data.blob_refs()).collect();
     let blobs = store.blobs(hashes, id)?;
     let blob = |h: &ContentHash| blobs.get(h).cloned().unwrap_or(Value::Null);
-    let mut recorded = Vec::new();
-    // Requests waiting for their responses, by id text: index into `recorded`.
+    let mut recording = Recording {
+        prelude: Vec::new(),
+        messages: Vec::new(),
+    };
+    let mut placement = Placement::default();
+    // Requests waiting for their responses, by id text: index into `recording.messages`.
     let mut waiting: HashMap<String, usize> = HashMap::new();
     let mut tool_calls: HashMap<String, usize> = HashMap::new();
+    let recorded = |method: &str, params: Option<&Value>, tool| Recorded {
+        method: method.to_owned(),
+        key: params_key(params),
+        tool,
+        answer: None,
+        during: Vec::new(),
+        after: Vec::new(),
+        served: false,
+    };
     for event in &events {
         match &event.data {
             EventData::McpMessage(m) => {
                 let message = blob(&m.message);
                 let id = message.get("id").filter(|id| !id.is_null()).map(id_text);
                 match (m.direction, m.method.as_deref(), id) {
-                    (Direction::ClientToServer, Some(method), Some(id)) => {
-                        waiting.insert(id, recorded.len());
-                        recorded.push(Recorded {
-                            method: method.to_owned(),
-                            key: params_key(message.get("params")),
-                            tool: None,
-                            answer: Answer::Error(Value::Null),
-                            served: false,
-                        });
+                    (Direction::ClientToServer, Some(method), id) => {
+                        let i = recording.messages.len();
+                        recording
+                            .messages
+                            .push(recorded(method, message.get("params"), None));
+                        match id {
+                            Some(id) => {
+                                waiting.insert(id, i);
+                                placement.opened(i);
+                            }
+                            None => placement.closed(i),
+                        }
                     }
                     (Direction::ServerToClient, None, Some(id)) => {
                         if let Some(i) = waiting.remove(&id) {
-                            recorded[i].answer = match message.get("result") {
+                            recording.messages[i].answer = Some(match message.get("result") {
                                 Some(result) => Answer::Result(result.clone()),
                                 None => Answer::Error(
                                     message.get("error").cloned().unwrap_or(Value::Null),
                                 ),
-                            };
-                            recorded[i].served = true;
+                            });
+                            placement.closed(i);
                         }
                     }
+                    (Direction::ServerToClient, Some(_), _) => {
+                        placement.place(&mut recording, message);
+                    }
+                    // The client's answers to the server's requests: replay gets them anew.
                     _ => {}
                 }
             }
             EventData::ToolCall(c) => {
                 let arguments = blob(&c.args);
                 let params = json!({ "name": c.tool, "arguments": arguments });
-                tool_calls.insert(c.call_id.clone(), recorded.len());
-                recorded.push(Recorded {
-                    method: "tools/call".to_owned(),
-                    key: params_key(Some(&params)),
-                    tool: Some((c.tool.clone(), arguments)),
-                    answer: Answer::Error(Value::Null),
-                    served: false,
-                });
+                let i = recording.messages.len();
+                tool_calls.insert(c.call_id.clone(), i);
+                recording.messages.push(recorded(
+                    "tools/call",
+                    Some(&params),
+                    Some((c.tool.clone(), arguments)),
+                ));
+                placement.opened(i);
             }
             EventData::ToolResult(r) => {
                 if let Some(i) = tool_calls.remove(&r.call_id) {
-                    recorded[i].answer = match (&r.output, &r.error) {
+                    recording.messages[i].answer = Some(match (&r.output, &r.error) {
                         (Some(output), _) => Answer::Result(blob(output)),
                         (None, error) => Answer::Error(json!({
                             "code": -32603,
                             "message": error.clone().unwrap_or_default(),
                         })),
-                    };
-                    recorded[i].served = true;
+                    });
+                    placement.closed(i);
                 }
             }
             _ => {}
         }
     }
-    // `served` marked "has an answer" while loading; requests never answered are dropped.
-    recorded.retain(|r| r.served);
-    for r in &mut recorded {
-        r.served = false;
-    }
-    Ok(recorded)
+    Ok(recording)
 }
 
-/// Picks the recorded answer for a request: the first unserved exact match (method and
-/// canonical params), else the last exact match again, else (for methods other than
-/// `tools/call`, whose params carry client details such as `clientInfo`) the first of the same
-/// method.
+/// Picks the recorded request answering one of the client's: the first unserved exact match
+/// (method and canonical params), else the last exact match again, else (for methods other
+/// than `tools/call`, whose params carry client details such as `clientInfo`) the first of the
+/// same method.
 fn find(recorded: &mut [Recorded], method: &str, key: &str) -> Option<usize> {
-    let exact = |r: &Recorded| r.method == method && r.key == key;
+    let answerable = |r: &Recorded| r.answer.is_some() && r.method == method;
+    let exact = |r: &Recorded| answerable(r) && r.key == key;
     let i = recorded
         .iter()
         .position(|r| exact(r) && !r.served)
         .or_else(|| recorded.iter().rposition(exact))
         .or_else(|| {
             (method != "tools/call")
-                .then(|| recorded.iter().position(|r| r.method == method))
+                .then(|| recorded.iter().position(answerable))
                 .flatten()
         })?;
+    recorded[i].served = true;
+    Some(i)
+}
+
+/// Picks the recorded notification matching one of the client's, each served once: the first
+/// unserved exact match, else the first unserved of the same method.
+fn find_notification(recorded: &mut [Recorded], method: &str, key: &str) -> Option<usize> {
+    let unserved = |r: &Recorded| r.answer.is_none() && r.method == method && !r.served;
+    let i = recorded
+        .iter()
+        .position(|r| unserved(r) && r.key == key)
+        .or_else(|| recorded.iter().position(unserved))?;
     recorded[i].served = true;
     Some(i)
 }
@@ -533,8 +610,52 @@ fn write_message(out: &mut impl Write, message: &Value) -> std::io::Result<()> {
     out.flush()
 }
 
+/// What replay writes to the client, in order. A request of the server's own (such as
+/// `sampling/createMessage`) holds back what follows it until the client has answered it, as
+/// the server it stands for did.
+#[derive(Default)]
+struct Outbox {
+    queue: std::collections::VecDeque<Value>,
+    /// The id (as text) of the server request whose answer is awaited.
+    awaiting: Option<String>,
+}
+
+impl Outbox {
+    fn extend(&mut self, messages: impl IntoIterator<Item = Value>) {
+        self.queue.extend(messages);
+    }
+
+    /// Takes the client's answer to a server request.
+    fn answered(&mut self, id: &str) {
+        if self.awaiting.as_deref() == Some(id) {
+            self.awaiting = None;
+        }
+    }
+
+    /// Writes what may go now, recording each message.
+    fn flush(&mut self, session: &mut Session, out: &mut impl Write) -> std::io::Result<()> {
+        while self.awaiting.is_none() {
+            let Some(message) = self.queue.pop_front() else {
+                break;
+            };
+            session.observe(Direction::ServerToClient, &message, Origin::Recorded);
+            write_message(out, &message)?;
+            if message.get("method").is_some()
+                && let Some(id) = message.get("id").filter(|id| !id.is_null())
+            {
+                self.awaiting = Some(id_text(id));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Replays the MCP run `id` to the client on `client_in`/`client_out` without a server, and
 /// records the replay as a run (parent `id`, mode `mcp`). Ends when the client closes its end.
+///
+/// The messages the server sent on its own are sent again where they were: before the client's
+/// first message, while a request is open (before its answer), or after an answer or a
+/// notification.
 pub fn replay(
     store: &Store,
     writer: &Writer,
@@ -542,7 +663,10 @@ pub fn replay(
     client_in: impl Read,
     mut client_out: impl Write,
 ) -> Result<ReplayOutcome, McpError> {
-    let mut recorded = load_recording(store, id)?;
+    let Recording {
+        prelude,
+        messages: mut recorded,
+    } = load_recording(store, id)?;
     let parent = store.run(id)?;
     let mut run = mcp_run();
     run.parent = Some(*id);
@@ -551,6 +675,9 @@ pub fn replay(
     run.suite.clone_from(&parent.suite);
     let mut session = Session::new(writer.start_run(run)?);
     let mut misses = Vec::new();
+    let mut outbox = Outbox::default();
+    outbox.extend(prelude);
+    outbox.flush(&mut session, &mut client_out)?;
     let mut reader = BufReader::new(client_in);
     while let Some(line) = read_line(&mut reader)? {
         let Some(message) = parse_line(&line) else {
@@ -569,13 +696,31 @@ pub fn replay(
         session.observe(Direction::ClientToServer, &message, Origin::Recorded);
         let method = message.get("method").and_then(Value::as_str);
         let request_id = message.get("id").filter(|id| !id.is_null());
-        let (Some(method), Some(request_id)) = (method, request_id) else {
-            // A notification, or the client's answer to a request: nothing to say.
-            continue;
-        };
         let key = params_key(message.get("params"));
-        let answer = match find(&mut recorded, method, &key) {
-            Some(i) => response(request_id, &recorded[i].answer),
+        let (method, request_id) = match (method, request_id) {
+            (Some(method), Some(request_id)) => (method, request_id),
+            (Some(method), None) => {
+                if let Some(i) = find_notification(&mut recorded, method, &key) {
+                    outbox.extend(recorded[i].after.clone());
+                }
+                outbox.flush(&mut session, &mut client_out)?;
+                continue;
+            }
+            (None, Some(answer_id)) => {
+                outbox.answered(&id_text(answer_id));
+                outbox.flush(&mut session, &mut client_out)?;
+                continue;
+            }
+            (None, None) => continue,
+        };
+        let found = find(&mut recorded, method, &key).map(|i| &recorded[i]);
+        let mut after = Vec::new();
+        let answer = match found.and_then(|r| Some((r, r.answer.as_ref()?))) {
+            Some((r, answer)) => {
+                outbox.extend(r.during.iter().cloned());
+                after.extend(r.after.iter().cloned());
+                response(request_id, answer)
+            }
             // `ping` needs no recording: its answer is always empty.
             None if method == "ping" => response(request_id, &Answer::Result(json!({}))),
             None if method == "tools/call" => {
@@ -617,8 +762,9 @@ pub fn replay(
                 )
             }
         };
-        session.observe(Direction::ServerToClient, &answer, Origin::Recorded);
-        write_message(&mut client_out, &answer)?;
+        outbox.extend([answer]);
+        outbox.extend(after);
+        outbox.flush(&mut session, &mut client_out)?;
     }
     let stop_reason = match misses.first() {
         None => StopReason::Ok,
@@ -664,7 +810,9 @@ mod tests {
                     params["arguments"].clone(),
                 )
             }),
-            answer: Answer::Result(answer),
+            answer: Some(Answer::Result(answer)),
+            during: Vec::new(),
+            after: Vec::new(),
             served: false,
         }
     }

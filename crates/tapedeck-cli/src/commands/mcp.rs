@@ -80,10 +80,11 @@ fn record(settings: &Settings, args: RecordArgs) -> anyhow::Result<Exit> {
         std::io::stdin(),
         std::io::stdout(),
     )?;
+    let calls = outcome.run.totals.tool_calls_total();
     eprintln!(
-        "tapedeck: recorded MCP run {} ({} tool calls)",
+        "tapedeck: recorded MCP run {} ({calls} tool call{})",
         outcome.run.id.short(),
-        outcome.run.totals.tool_calls_total()
+        crate::render::plural(calls)
     );
     drop(writer);
     drop(store);

@@ -201,7 +201,6 @@ fn print_report(report: &ReplayReport) {
     let dim = DIM;
     let style = render::status_style(report.run.status);
     let t = &report.run.totals;
-    let plural = |n: u64| if n == 1 { "" } else { "s" };
     anstream::println!(
         "{h}replayed {} ({}){h:#} as {}: {style}{} — {}{style:#} {dim}· {} step{} · {} tool call{} · {}{dim:#}",
         report.parent.id.short(),
@@ -214,9 +213,9 @@ fn print_report(report: &ReplayReport) {
             .as_ref()
             .map_or_else(String::new, ToString::to_string),
         t.steps,
-        plural(t.steps),
+        render::plural(t.steps),
         t.tool_calls_total(),
-        plural(t.tool_calls_total()),
+        render::plural(t.tool_calls_total()),
         render::usd(t.cost_usd),
     );
     if let Some(error) = &report.run.error {

@@ -52,17 +52,17 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         for id in &ids {
             anstream::println!("would remove {}", id.short());
         }
-        anstream::println!("{} run{} would be removed", ids.len(), plural(ids.len()));
+        anstream::println!(
+            "{} run{} would be removed",
+            ids.len(),
+            crate::render::plural(ids.len() as u64)
+        );
         return Ok(Exit::Ok);
     }
     let removed = store.remove_runs(&ids)?;
     anstream::println!(
         "removed {removed} run{}; `tapedeck gc` reclaims the space of blobs no run uses",
-        plural(removed)
+        crate::render::plural(removed as u64)
     );
     Ok(Exit::Ok)
-}
-
-fn plural(n: usize) -> &'static str {
-    if n == 1 { "" } else { "s" }
 }

@@ -49,15 +49,14 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         anstream::println!("{answer}\n");
     }
     let t = &run.totals;
-    let plural = |n: u64| if n == 1 { "" } else { "s" };
     anstream::println!(
         "{style}{} — {}{style:#} {dim}· {} step{} · {} tool call{} · {} tokens · {}{dim:#}",
         run.status,
         outcome.stop_reason,
         t.steps,
-        plural(t.steps),
+        render::plural(t.steps),
         t.tool_calls_total(),
-        plural(t.tool_calls_total()),
+        render::plural(t.tool_calls_total()),
         render::count(t.tokens_total()),
         render::usd(t.cost_usd),
     );
