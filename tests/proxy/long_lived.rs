@@ -154,3 +154,103 @@ fn proxy_splits_runs_after_an_idle_gap() {
         "{rest}"
     );
 }
+
+/// One Responses API request over a fresh connection, continuing `previous` if given.
+fn post_response(addr: &str, content: &str, previous: Option<&str>) -> String {
+    let mut body = json!({"model": "gpt-test", "input": content});
+    if let Some(previous) = previous {
+        body["previous_response_id"] = json!(previous);
+    }
+    let body = body.to_string();
+    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
+    write!(
+        s,
+        "POST /v1/responses HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send");
+    let mut out = String::new();
+    s.read_to_string(&mut out).expect("read the response");
+    out
+}
+
+fn response(id: &str, text: &str) -> serde_json::Value {
+    json!({"id": id, "object": "response", "model": "gpt-test", "status": "completed",
+           "output": [{"type": "message", "role": "assistant",
+                       "content": [{"type": "output_text", "text": text}]}],
+           "usage": {"input_tokens": 3, "output_tokens": 2}})
+}
+
+#[test]
+fn proxy_keeps_a_continued_response_in_its_run_across_an_idle_gap() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![
+        Reply::json(200, &response("resp_1", "one")),
+        Reply::json(200, &response("resp_2", "two")),
+        Reply::json(200, &response("resp_3", "three")),
+    ]);
+    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
+        .current_dir(env.dir.path())
+        .env("NO_COLOR", "1")
+        .args([
+            "--store",
+            "t.db",
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--split-idle",
+            "1s",
+        ])
+        .arg("--upstream-openai")
+        .arg(format!("{}/v1", server.base))
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tapedeck proxy");
+    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+    let mut line = String::new();
+    stderr.read_line(&mut line).expect("the first line");
+    let addr = line
+        .split("http://")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("no address in {line:?}"))
+        .to_owned();
+    let gap = std::time::Duration::from_millis(1200);
+    assert!(post_response(&addr, "first", None).contains("one"));
+    std::thread::sleep(gap);
+    // A continuation joins the run of the response it continues, gap or not …
+    assert!(post_response(&addr, "second", Some("resp_1")).contains("two"));
+    std::thread::sleep(gap);
+    // … while a new conversation after the gap starts a run of its own.
+    assert!(post_response(&addr, "third", None).contains("three"));
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    let mut rest = String::new();
+    stderr
+        .read_to_string(&mut rest)
+        .expect("the rest of stderr");
+    assert_eq!(child.wait().expect("it ends").code(), Some(0), "{rest}");
+    let mut answers: Vec<(u64, String)> = rest
+        .lines()
+        .filter_map(|l| l.strip_prefix("run "))
+        .filter_map(|l| l.split_whitespace().next())
+        .map(|id| {
+            let show = env.show(id);
+            (
+                show["run"]["totals"]["steps"].as_u64().unwrap_or(0),
+                show["run"]["answer"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    answers.sort();
+    assert_eq!(
+        answers,
+        [(1, "three".to_owned()), (2, "two".to_owned())],
+        "{rest}"
+    );
+}

@@ -139,6 +139,22 @@ fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
         out.stdout
     );
     assert!(server.requests().is_empty(), "nothing reached the upstream");
+    // The refusal is recorded, and as the last model call it ends the run.
+    let show = env.show(&out.run_id());
+    assert_eq!(
+        kinds(&show),
+        ["http_exchange", "run_finished"].map(str::to_owned)
+    );
+    let exchange = &show["events"][0]["data"];
+    assert_eq!(exchange["status"], 413);
+    assert_eq!(exchange["path"], "/v1/chat/completions");
+    let request = &show["blobs"][exchange["request"].as_str().expect("a ref")];
+    assert_eq!(
+        request["body_error"],
+        "the request body is over the proxy's limit of 33554432 bytes"
+    );
+    assert!(request["headers"].get("authorization").is_none());
+    assert_eq!(show["run"]["stop_reason"], "model_error");
 
     let gone = FakeServer::start(vec![]);
     std::thread::sleep(std::time::Duration::from_millis(50));

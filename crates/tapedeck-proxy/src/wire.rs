@@ -164,6 +164,9 @@ pub fn tool_outputs(provider: Provider, body: &Value) -> Vec<ToolOutput> {
 /// What the proxy records of a model response.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Answer {
+    /// The response's own id, when it has one (upstream ids are not unique: identical requests
+    /// can get identical ids).
+    pub id: Option<String>,
     /// The model that answered, when the response says.
     pub model: Option<String>,
     /// The assistant message.
@@ -181,6 +184,7 @@ pub struct Answer {
 /// Reads a whole (non-streamed, or assembled) response body.
 pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
     let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
+    let id = body.get("id").and_then(Value::as_str).map(str::to_owned);
     match provider {
         Provider::Responses => {
             let output = body.get("output")?.as_array()?.clone();
@@ -231,6 +235,7 @@ pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
                 ))
             });
             Some(Answer {
+                id,
                 model,
                 message: json!({"role": "assistant", "output": output}),
                 tool_calls,
@@ -274,6 +279,7 @@ pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
                 ))
             });
             Some(Answer {
+                id,
                 model,
                 message,
                 tool_calls,
@@ -307,6 +313,7 @@ pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
                 ))
             });
             Some(Answer {
+                id,
                 model,
                 message: json!({"role": "assistant", "content": content}),
                 tool_calls,

@@ -15,7 +15,7 @@
 //! become `tool_result` events. Anything else is passed through and recorded as
 //! `http_exchange`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
@@ -78,6 +78,9 @@ struct Session {
     last: Option<Last>,
     miss: Option<String>,
     write_error: Option<String>,
+    /// The ids of the responses given, so a Responses API request continuing one
+    /// (`previous_response_id`) finds its run.
+    response_ids: HashSet<String>,
 }
 
 /// The state of one recorded run behind the proxy.
@@ -188,6 +191,54 @@ fn json_error(status: u16, kind: &str, message: &str) -> Response {
         .unwrap_or_default()
 }
 
+/// Why a request's body was not taken.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    /// It is over the proxy's limit.
+    #[error("the request body is over the proxy's limit of {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The client's connection failed while sending it.
+    #[error("the request body could not be read: {0}")]
+    Read(String),
+}
+
+/// Reads a request body of at most `limit` bytes; one whose `content-length` says it is over
+/// the limit is not read at all.
+async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, BodyError> {
+    let declared = parts
+        .headers
+        .get("content-length")
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(BodyError::TooLarge { limit });
+    }
+    let mut stream = body.into_data_stream();
+    let mut first: Option<Bytes> = None;
+    let mut rest: Vec<u8> = Vec::new();
+    let mut len = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
+        len += chunk.len();
+        if len > limit {
+            return Err(BodyError::TooLarge { limit });
+        }
+        // A body in one piece (the usual case) is kept as it came, without a copy.
+        match &first {
+            None if rest.is_empty() => first = Some(chunk),
+            _ => {
+                if let Some(first) = first.take() {
+                    rest.extend_from_slice(&first);
+                }
+                rest.extend_from_slice(&chunk);
+            }
+        }
+    }
+    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -212,6 +263,7 @@ impl Proxy {
                 last: None,
                 miss: None,
                 write_error: None,
+                response_ids: HashSet::new(),
             }),
             tasks: Mutex::new(Vec::new()),
         })
@@ -328,6 +380,22 @@ impl Proxy {
     async fn handle(self: Arc<Self>, request: Request) -> Response {
         let (parts, body) = request.into_parts();
         let started = Instant::now();
+        let body = read_body(&parts, body, self.body_limit).await;
+        self.serve(parts, body, started).await
+    }
+
+    /// Whether this run gave the response with this id.
+    pub fn answered(&self, response_id: &str) -> bool {
+        lock(&self.session).response_ids.contains(response_id)
+    }
+
+    /// Answers a request whose body has been read (or could not be).
+    async fn serve(
+        self: Arc<Self>,
+        parts: Parts,
+        body: Result<Bytes, BodyError>,
+        started: Instant,
+    ) -> Response {
         // Learn the secrets first, so they are scrubbed from everything recorded after.
         for (name, value) in &parts.headers {
             if Redactor::is_secret_name(name.as_str())
@@ -343,18 +411,9 @@ impl Proxy {
                 self.redactor.learn(value);
             }
         }
-        let bytes = match axum::body::to_bytes(body, self.body_limit).await {
-            Ok(b) => b,
-            Err(_) => {
-                return json_error(
-                    413,
-                    "request_too_large",
-                    &format!(
-                        "tapedeck: the request body is over the proxy's limit of {} bytes",
-                        self.body_limit
-                    ),
-                );
-            }
+        let bytes = match body {
+            Ok(bytes) => bytes,
+            Err(e) => return self.refuse(&parts, &e, started),
         };
         let path = parts
             .uri
@@ -375,6 +434,47 @@ impl Proxy {
             }
             _ => self.passthrough(parts, &path, bytes, started).await,
         }
+    }
+
+    /// Answers (and records) a request whose body was too large or could not be read. For a
+    /// modelled endpoint it counts as a failed model call.
+    fn refuse(&self, parts: &Parts, error: &BodyError, started: Instant) -> Response {
+        let (status, kind) = match error {
+            BodyError::TooLarge { .. } => (413, "request_too_large"),
+            BodyError::Read(_) => (400, "request_unreadable"),
+        };
+        let message = format!("tapedeck: {error}");
+        let path = parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        let headers = self.redactor.headers(
+            parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        );
+        let request = json!({
+            "method": parts.method.as_str(),
+            "path": self.redactor.path(&path),
+            "headers": headers,
+            "body_error": error.to_string(),
+        });
+        let body = json!({"error": {"type": kind, "message": message}});
+        let raw =
+            json!({"status": status, "content_type": "application/json", "body": body.to_string()});
+        self.record_exchange(
+            parts.method.as_str(),
+            &path,
+            Some(status),
+            &request,
+            &raw,
+            started.elapsed().as_millis() as u64,
+        );
+        if parts.method == Method::POST && Provider::of_path(parts.uri.path()).is_some() {
+            lock(&self.session).last = Some(Last::Error(message.clone()));
+        }
+        json_error(status, kind, &message)
     }
 
     /// Records the tool results and the request of a modelled call; returns its step.
@@ -514,7 +614,11 @@ impl Proxy {
                 .pending
                 .insert(id.clone(), (name.clone(), Instant::now()));
         }
-        lock(&self.session).last = Some(Last::Answer {
+        let mut session = lock(&self.session);
+        if let Some(id) = &answer.id {
+            session.response_ids.insert(id.clone());
+        }
+        session.last = Some(Last::Answer {
             finish: if truncated && answer.finish_reason.is_none() {
                 None
             } else {
@@ -886,5 +990,50 @@ fn stringify(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn chunked(pieces: &[&'static str]) -> (Parts, Body) {
+        let (parts, ()) = Request::builder()
+            .method("POST")
+            .uri("/v1/chat/completions")
+            .body(())
+            .expect("a request")
+            .into_parts();
+        let stream = futures_util::stream::iter(
+            pieces
+                .iter()
+                .map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p.as_bytes())))
+                .collect::<Vec<_>>(),
+        );
+        (parts, Body::from_stream(stream))
+    }
+
+    #[tokio::test]
+    async fn a_body_in_pieces_is_joined_up_to_the_limit() {
+        let (parts, body) = chunked(&["ab", "cd", "e"]);
+        let bytes = read_body(&parts, body, 5).await.expect("at the limit");
+        assert_eq!(&bytes[..], b"abcde");
+        let (parts, body) = chunked(&["ab", "cd", "ef"]);
+        assert!(matches!(
+            read_body(&parts, body, 5).await,
+            Err(BodyError::TooLarge { limit: 5 })
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_declared_length_over_the_limit_is_refused_unread() {
+        let (mut parts, body) = chunked(&["ab"]);
+        parts
+            .headers
+            .insert("content-length", HeaderValue::from_static("6"));
+        assert!(matches!(
+            read_body(&parts, body, 5).await,
+            Err(BodyError::TooLarge { limit: 5 })
+        ));
     }
 }

@@ -105,11 +105,23 @@ fn exit_code(status: std::process::ExitStatus) -> Option<i32> {
     status.code()
 }
 
+/// The `previous_response_id` of a Responses API request body.
+fn previous_response_id(body: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    struct Continues {
+        previous_response_id: Option<String>,
+    }
+    serde_json::from_slice::<Continues>(body)
+        .ok()?
+        .previous_response_id
+}
+
 /// Makes the proxy of a new run; its argument is the `x-tapedeck-run` header value, if any.
 pub type MakeProxy = dyn Fn(Option<&str>) -> Result<Arc<Proxy>, StoreError> + Send + Sync;
 
 /// The long-lived proxy (`tapedeck proxy`): one run per `x-tapedeck-run` header value, and a
-/// new one after an idle gap.
+/// new one after an idle gap; a Responses API request continuing an earlier response
+/// (`previous_response_id`) joins that response's run.
 pub struct Hub {
     make: Box<MakeProxy>,
     split_idle: Option<Duration>,
@@ -128,8 +140,27 @@ impl Hub {
         })
     }
 
-    fn session(&self, key: Option<&str>) -> Result<Arc<Proxy>, StoreError> {
+    /// The run a request belongs to: its `x-tapedeck-run` header's (`key`); without one, the
+    /// run that gave the response a Responses API request continues (`continues`, its
+    /// `previous_response_id`), even after an idle gap; else the run of requests without the
+    /// header.
+    fn session(
+        &self,
+        key: Option<&str>,
+        continues: Option<&str>,
+    ) -> Result<Arc<Proxy>, StoreError> {
         let mut sessions = lock(&self.sessions);
+        if let (None, Some(response_id)) = (key, continues) {
+            // Identical requests can get identical ids: the run most recently active wins.
+            let found = sessions
+                .values_mut()
+                .filter(|(proxy, _)| proxy.answered(response_id))
+                .max_by_key(|(_, last)| *last);
+            if let Some((proxy, last)) = found {
+                *last = Instant::now();
+                return Ok(Arc::clone(proxy));
+            }
+        }
         let name = key.unwrap_or_default().to_owned();
         if let Some((proxy, last)) = sessions.get_mut(&name) {
             let idle = self.split_idle.is_some_and(|gap| last.elapsed() >= gap);
@@ -147,13 +178,26 @@ impl Hub {
     }
 
     async fn handle(self: Arc<Self>, request: Request) -> Response {
-        let key = request
-            .headers()
+        let (parts, body) = request.into_parts();
+        let started = Instant::now();
+        let key = parts
+            .headers
             .get("x-tapedeck-run")
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        match self.session(key.as_deref()) {
-            Ok(proxy) => proxy.handle(request).await,
+        let body = read_body(&parts, body, DEFAULT_BODY_LIMIT).await;
+        let continues = match &body {
+            Ok(bytes)
+                if key.is_none()
+                    && parts.method == Method::POST
+                    && Provider::of_path(parts.uri.path()) == Some(Provider::Responses) =>
+            {
+                previous_response_id(bytes)
+            }
+            _ => None,
+        };
+        match self.session(key.as_deref(), continues.as_deref()) {
+            Ok(proxy) => proxy.serve(parts, body, started).await,
             Err(e) => json_error(
                 500,
                 "tapedeck_store_error",
@@ -184,5 +228,19 @@ impl Hub {
             lock(&self.ended).push(proxy.finish(Some(0)));
         }
         Ok(std::mem::take(&mut *lock(&self.ended)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::previous_response_id;
+
+    #[test]
+    fn previous_response_id_is_read_from_any_body() {
+        let body =
+            br#"{"model": "m", "input": [{"big": [1, 2, 3]}], "previous_response_id": "resp_7"}"#;
+        assert_eq!(previous_response_id(body).as_deref(), Some("resp_7"));
+        assert_eq!(previous_response_id(br#"{"model": "m"}"#), None);
+        assert_eq!(previous_response_id(b"not json"), None);
     }
 }
