@@ -15,7 +15,7 @@ fn a_run_against_itself_has_no_drift() {
         out.starts_with(&format!("no drift: baseline {CLEAN} → candidate {CLEAN}")),
         "{out}"
     );
-    assert!(out.contains("the same 1 calls in the same order"), "{out}");
+    assert!(out.contains("tool calls\n  the same call\n"), "{out}");
     assert!(out.contains("answer (similarity 1.00)"), "{out}");
 }
 

@@ -9,6 +9,7 @@ mod node;
 mod openai;
 mod responses;
 mod robust;
+mod runtime;
 use tapedeck_testkit::fake_http as server;
 
 use std::path::PathBuf;

@@ -122,13 +122,26 @@ fn default_max_output_tokens() -> u64 {
 
 impl ModelConfig {
     /// The base URL, or the provider's public default.
+    ///
+    /// Without `base_url`, the variable the provider's own SDKs read (`OPENAI_BASE_URL`,
+    /// `ANTHROPIC_BASE_URL`) if set, so `tapedeck record -- tapedeck run …` records through the
+    /// proxy like any other client; else the provider's public URL.
     pub fn base_url(&self) -> String {
-        match (&self.base_url, self.provider) {
-            (Some(url), _) => url.trim_end_matches('/').to_owned(),
-            (None, Provider::Openai) => "https://api.openai.com/v1".to_owned(),
-            (None, Provider::Anthropic) => "https://api.anthropic.com".to_owned(),
+        let from_env = |var: &str, default: &str| {
+            std::env::var(var)
+                .ok()
+                .filter(|url| !url.is_empty())
+                .unwrap_or_else(|| default.to_owned())
+        };
+        let url = match (&self.base_url, self.provider) {
+            (Some(url), _) => url.clone(),
+            (None, Provider::Openai) => from_env("OPENAI_BASE_URL", "https://api.openai.com/v1"),
+            (None, Provider::Anthropic) => {
+                from_env("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+            }
             (None, Provider::Scripted) => String::new(),
-        }
+        };
+        url.trim_end_matches('/').to_owned()
     }
 
     /// The environment variable of the API key, or the provider's usual one.

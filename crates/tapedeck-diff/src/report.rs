@@ -55,11 +55,12 @@ pub fn text(diff: &RunDiff) -> String {
     let _ = writeln!(out, "\ntool calls");
     match &diff.first_divergence {
         None => {
-            let _ = writeln!(
-                out,
-                "  the same {} calls in the same order",
-                diff.baseline.sequence.len()
-            );
+            let n = diff.baseline.sequence.len();
+            let _ = match n {
+                0 => writeln!(out, "  no tool calls on either side"),
+                1 => writeln!(out, "  the same call"),
+                n => writeln!(out, "  the same {n} calls in the same order"),
+            };
         }
         Some(d) => {
             let show = |c: &Option<crate::CallKey>| {
