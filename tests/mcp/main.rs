@@ -208,6 +208,26 @@ impl Env {
         (run_id_of(&session.stderr, "recorded MCP run "), session)
     }
 
+    /// Runs the Python client script `client.py` with tapedeck (`--store t.db`, then `args`) as
+    /// its server command and `FAKE_CHATTY` set; checks it succeeded and returns the JSON it
+    /// printed, and its stderr (tapedeck's included).
+    fn python_client(&self, args: &[&str]) -> (Value, String) {
+        let output = Command::new("python3")
+            .current_dir(self.dir.path())
+            .arg("client.py")
+            .arg(env!("CARGO_BIN_EXE_tapedeck"))
+            .args(["--store", "t.db"])
+            .args(args)
+            .env_remove("TAPEDECK_STORE")
+            .env("FAKE_CHATTY", "1")
+            .output()
+            .expect("the client runs");
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(output.status.success(), "{stderr}");
+        let out: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
+        (out, stderr)
+    }
+
     fn show(&self, run: &str) -> Value {
         let output = self
             .tapedeck()
@@ -665,22 +685,8 @@ fn the_official_python_client_records_and_replays_mcp_server_time() {
     }
     let env = Env::new();
     std::fs::write(env.path("client.py"), OFFICIAL_CLIENT).expect("the client script");
-    let client = |args: &[&str]| {
-        let output = Command::new("python3")
-            .current_dir(env.dir.path())
-            .arg("client.py")
-            .arg(env!("CARGO_BIN_EXE_tapedeck"))
-            .args(["--store", "t.db"])
-            .args(args)
-            .env_remove("TAPEDECK_STORE")
-            .output()
-            .expect("the client runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{stderr}");
-        let out: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
-        (out, stderr)
-    };
-    let (live, stderr) = client(&["mcp", "record", "--", "python3", "-m", "mcp_server_time"]);
+    let (live, stderr) =
+        env.python_client(&["mcp", "record", "--", "python3", "-m", "mcp_server_time"]);
     assert_eq!(live["tools"], json!(["convert_time", "get_current_time"]));
     let run = run_id_of(&stderr, "recorded MCP run ");
     let events = event_list(&env.show(&run));
@@ -692,7 +698,7 @@ fn the_official_python_client_records_and_replays_mcp_server_time() {
     );
     assert!(events.iter().any(|(k, _)| k == "tool_result"));
     // The replay answers with the recorded time: the output is the same.
-    let (replayed, _) = client(&["mcp", "replay", &run]);
+    let (replayed, _) = env.python_client(&["mcp", "replay", &run]);
     assert_eq!(replayed, live);
 }
 
@@ -740,23 +746,7 @@ fn the_official_python_client_gets_the_servers_own_messages_in_replay() {
     }
     let env = Env::new();
     std::fs::write(env.path("client.py"), CALLBACK_CLIENT).expect("the client script");
-    let client = |args: &[&str]| {
-        let output = Command::new("python3")
-            .current_dir(env.dir.path())
-            .arg("client.py")
-            .arg(env!("CARGO_BIN_EXE_tapedeck"))
-            .args(["--store", "t.db"])
-            .args(args)
-            .env_remove("TAPEDECK_STORE")
-            .env("FAKE_CHATTY", "1")
-            .output()
-            .expect("the client runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert!(output.status.success(), "{stderr}");
-        let out: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
-        (out, stderr)
-    };
-    let (live, stderr) = client(&["mcp", "record", "--", "python3", "server.py"]);
+    let (live, stderr) = env.python_client(&["mcp", "record", "--", "python3", "server.py"]);
     assert_eq!(
         live,
         json!({
@@ -767,7 +757,7 @@ fn the_official_python_client_gets_the_servers_own_messages_in_replay() {
     );
     let run = run_id_of(&stderr, "recorded MCP run ");
     std::fs::remove_file(env.path("server.py")).expect("the server is removed");
-    let (replayed, _) = client(&["mcp", "replay", &run]);
+    let (replayed, _) = env.python_client(&["mcp", "replay", &run]);
     assert_eq!(replayed, live);
 }
 

@@ -32,6 +32,60 @@ fn post(addr: &str, run: &str, content: &str) -> String {
     out
 }
 
+/// A `tapedeck proxy` process, started with `args` after `--listen 127.0.0.1:0`.
+struct LongLived {
+    child: std::process::Child,
+    stderr: BufReader<std::process::ChildStderr>,
+    /// The address it listens on.
+    addr: String,
+}
+
+impl LongLived {
+    fn start(env: &Env, args: &[&str]) -> Self {
+        let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
+            .current_dir(env.dir.path())
+            .env("NO_COLOR", "1")
+            .args(["--store", "t.db", "proxy", "--listen", "127.0.0.1:0"])
+            .args(args)
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start tapedeck proxy");
+        let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
+        let mut line = String::new();
+        stderr.read_line(&mut line).expect("the first line");
+        let addr = line
+            .split("http://")
+            .nth(1)
+            .and_then(|r| r.split_whitespace().next())
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .to_owned();
+        Self {
+            child,
+            stderr,
+            addr,
+        }
+    }
+
+    /// Ctrl-C (SIGINT), then checks it exited 0; returns the ids of the runs it printed.
+    fn stop(mut self) -> Vec<String> {
+        let status = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .expect("kill -INT");
+        assert!(status.success());
+        let mut rest = String::new();
+        self.stderr
+            .read_to_string(&mut rest)
+            .expect("the rest of stderr");
+        let exit = self.child.wait().expect("tapedeck proxy ends");
+        assert_eq!(exit.code(), Some(0), "{rest}");
+        rest.lines()
+            .filter_map(|l| l.strip_prefix("run "))
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    }
+}
+
 #[test]
 fn proxy_serves_one_run_per_session_header() {
     let env = Env::new();
@@ -40,50 +94,13 @@ fn proxy_serves_one_run_per_session_header() {
         Reply::json(200, &answer("two")),
         Reply::json(200, &answer("three")),
     ]);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
-        .current_dir(env.dir.path())
-        .env("NO_COLOR", "1")
-        .args([
-            "--store",
-            "t.db",
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--upstream-openai",
-        ])
-        .arg(format!("{}/v1", server.base))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tapedeck proxy");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    assert!(post(&addr, "a", "first").contains("one"));
-    assert!(post(&addr, "b", "second").contains("two"));
-    assert!(post(&addr, "a", "third").contains("three"));
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(status.success());
-    let mut rest = String::new();
-    stderr
-        .read_to_string(&mut rest)
-        .expect("the rest of stderr");
-    let exit = child.wait().expect("tapedeck proxy ends");
-    assert_eq!(exit.code(), Some(0), "{rest}");
-    let ids: Vec<String> = rest
-        .lines()
-        .filter_map(|l| l.strip_prefix("run "))
-        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-        .collect();
-    assert_eq!(ids.len(), 2, "{rest}");
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(&env, &["--upstream-openai", &upstream]);
+    assert!(post(&proxy.addr, "a", "first").contains("one"));
+    assert!(post(&proxy.addr, "b", "second").contains("two"));
+    assert!(post(&proxy.addr, "a", "third").contains("three"));
+    let ids = proxy.stop();
+    assert_eq!(ids.len(), 2, "{ids:?}");
     let mut steps: Vec<(String, u64)> = ids
         .iter()
         .map(|id| {
@@ -110,49 +127,15 @@ fn proxy_splits_runs_after_an_idle_gap() {
         Reply::json(200, &answer("one")),
         Reply::json(200, &answer("two")),
     ]);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
-        .current_dir(env.dir.path())
-        .env("NO_COLOR", "1")
-        .args([
-            "--store",
-            "t.db",
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--split-idle",
-            "1s",
-        ])
-        .arg("--upstream-openai")
-        .arg(format!("{}/v1", server.base))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tapedeck proxy");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
-    assert!(post(&addr, "a", "first").contains("one"));
-    std::thread::sleep(std::time::Duration::from_millis(1200));
-    assert!(post(&addr, "a", "second").contains("two"));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    let mut rest = String::new();
-    stderr
-        .read_to_string(&mut rest)
-        .expect("the rest of stderr");
-    assert_eq!(child.wait().expect("it ends").code(), Some(0), "{rest}");
-    assert_eq!(
-        rest.lines().filter(|l| l.starts_with("run ")).count(),
-        2,
-        "{rest}"
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(
+        &env,
+        &["--split-idle", "1s", "--upstream-openai", &upstream],
     );
+    assert!(post(&proxy.addr, "a", "first").contains("one"));
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    assert!(post(&proxy.addr, "a", "second").contains("two"));
+    assert_eq!(proxy.stop().len(), 2);
 }
 
 /// One Responses API request over a fresh connection, continuing `previous` if given.
@@ -189,32 +172,12 @@ fn proxy_keeps_a_continued_response_in_its_run_across_an_idle_gap() {
         Reply::json(200, &response("resp_2", "two")),
         Reply::json(200, &response("resp_3", "three")),
     ]);
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
-        .current_dir(env.dir.path())
-        .env("NO_COLOR", "1")
-        .args([
-            "--store",
-            "t.db",
-            "proxy",
-            "--listen",
-            "127.0.0.1:0",
-            "--split-idle",
-            "1s",
-        ])
-        .arg("--upstream-openai")
-        .arg(format!("{}/v1", server.base))
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tapedeck proxy");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(
+        &env,
+        &["--split-idle", "1s", "--upstream-openai", &upstream],
+    );
+    let addr = proxy.addr.clone();
     let gap = std::time::Duration::from_millis(1200);
     assert!(post_response(&addr, "first", None).contains("one"));
     std::thread::sleep(gap);
@@ -223,19 +186,9 @@ fn proxy_keeps_a_continued_response_in_its_run_across_an_idle_gap() {
     std::thread::sleep(gap);
     // … while a new conversation after the gap starts a run of its own.
     assert!(post_response(&addr, "third", None).contains("three"));
-    Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    let mut rest = String::new();
-    stderr
-        .read_to_string(&mut rest)
-        .expect("the rest of stderr");
-    assert_eq!(child.wait().expect("it ends").code(), Some(0), "{rest}");
-    let mut answers: Vec<(u64, String)> = rest
-        .lines()
-        .filter_map(|l| l.strip_prefix("run "))
-        .filter_map(|l| l.split_whitespace().next())
+    let ids = proxy.stop();
+    let mut answers: Vec<(u64, String)> = ids
+        .iter()
         .map(|id| {
             let show = env.show(id);
             (
@@ -248,9 +201,5 @@ fn proxy_keeps_a_continued_response_in_its_run_across_an_idle_gap() {
         })
         .collect();
     answers.sort();
-    assert_eq!(
-        answers,
-        [(1, "three".to_owned()), (2, "two".to_owned())],
-        "{rest}"
-    );
+    assert_eq!(answers, [(1, "three".to_owned()), (2, "two".to_owned())]);
 }

@@ -239,6 +239,14 @@ async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, Bod
     Ok(first.unwrap_or_else(|| Bytes::from(rest)))
 }
 
+/// A request's path with its query.
+fn path_of(parts: &Parts) -> String {
+    parts
+        .uri
+        .path_and_query()
+        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned())
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -415,10 +423,7 @@ impl Proxy {
             Ok(bytes) => bytes,
             Err(e) => return self.refuse(&parts, &e, started),
         };
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
+        let path = path_of(&parts);
         let provider = (parts.method == Method::POST)
             .then(|| Provider::of_path(parts.uri.path()))
             .flatten();
@@ -444,22 +449,9 @@ impl Proxy {
             BodyError::Read(_) => (400, "request_unreadable"),
         };
         let message = format!("tapedeck: {error}");
-        let path = parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned());
-        let headers = self.redactor.headers(
-            parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-        );
-        let request = json!({
-            "method": parts.method.as_str(),
-            "path": self.redactor.path(&path),
-            "headers": headers,
-            "body_error": error.to_string(),
-        });
+        let path = path_of(parts);
+        let mut request = self.raw_request(parts, &path);
+        request["body_error"] = Value::String(error.to_string());
         let body = json!({"error": {"type": kind, "message": message}});
         let raw =
             json!({"status": status, "content_type": "application/json", "body": body.to_string()});
@@ -475,6 +467,22 @@ impl Proxy {
             lock(&self.session).last = Some(Last::Error(message.clone()));
         }
         json_error(status, kind, &message)
+    }
+
+    /// A request as a pass-through exchange records it: method, redacted path and headers (the
+    /// caller adds the body).
+    fn raw_request(&self, parts: &Parts, path: &str) -> Value {
+        let headers = self.redactor.headers(
+            parts
+                .headers
+                .iter()
+                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
+        );
+        json!({
+            "method": parts.method.as_str(),
+            "path": self.redactor.path(path),
+            "headers": headers,
+        })
     }
 
     /// Records the tool results and the request of a modelled call; returns its step.
@@ -834,18 +842,8 @@ impl Proxy {
         bytes: Bytes,
         started: Instant,
     ) -> Response {
-        let headers = self.redactor.headers(
-            parts
-                .headers
-                .iter()
-                .filter_map(|(k, v)| Some((k.as_str(), v.to_str().ok()?))),
-        );
-        let request = json!({
-            "method": parts.method.as_str(),
-            "path": self.redactor.path(path),
-            "headers": headers,
-            "body": text(&bytes),
-        });
+        let mut request = self.raw_request(&parts, path);
+        request["body"] = Value::String(text(&bytes));
         let method = parts.method.as_str().to_owned();
         let path = path.to_owned();
         let upstream = match self.fetch(&parts, &path, bytes, None).await {
