@@ -75,6 +75,10 @@ for msg in messages():
         send({"jsonrpc": "2.0", "id": msg["id"], "result": res})
         send({"jsonrpc": "2.0", "method": "notifications/tools/list_changed"})
         continue
+    elif m == "tools/call" and p.get("name") == "rpc_error":
+        send({"jsonrpc": "2.0", "id": msg["id"],
+              "error": {"code": -32602, "message": "bad arguments", "data": {"field": "x"}}})
+        continue
     elif m == "tools/call" and p.get("name") == "echo":
         res = {"content": [{"type": "text", "text": p["arguments"]["text"]}], "isError": False}
     elif m == "tools/call":
@@ -480,6 +484,7 @@ fn messages_the_server_sends_on_its_own_are_replayed_where_they_came() {
         None,
     );
     requests[4] = call(json!(5), "echo", json!({ "text": "after" }), None);
+    requests.push(call(json!(6), "rpc_error", json!({}), None));
     let recorded = env.session_with(
         &["mcp", "record", "--", "python3", "server.py"],
         &requests,
@@ -517,6 +522,7 @@ fn messages_the_server_sends_on_its_own_are_replayed_where_they_came() {
         recorded.responses[2]["result"]["content"][0]["text"],
         json!("summary: it is short")
     );
+    assert_eq!(recorded.responses[4]["error"]["code"], json!(-32602));
     let run = run_id_of(&recorded.stderr, "recorded MCP run ");
     let events = event_list(&env.show(&run));
     let sampling_answered = events.iter().any(|(k, d)| {

@@ -204,7 +204,7 @@ fn id_text(id: &Value) -> String {
 }
 
 /// A `tools/call` response as (output, error): the result (with `isError` content as the
-/// error), or a JSON-RPC error's message.
+/// error), or for a JSON-RPC error `{"error": …}` and its message.
 fn tool_outcome(response: &Value) -> (Option<Value>, Option<String>) {
     if let Some(result) = response.get("result") {
         let error = (result.get("isError") == Some(&Value::Bool(true))).then(|| {
@@ -223,13 +223,20 @@ fn tool_outcome(response: &Value) -> (Option<Value>, Option<String>) {
         });
         return (Some(result.clone()), error);
     }
-    let message = response
-        .get("error")
-        .and_then(|e| e.get("message"))
+    let error = response.get("error").cloned().unwrap_or(Value::Null);
+    let message = error
+        .get("message")
         .and_then(Value::as_str)
         .unwrap_or("error without a message")
         .to_owned();
-    (None, Some(message))
+    // The whole JSON-RPC error is kept as the output, so replay answers with its code and data.
+    (Some(json!({ "error": error })), Some(message))
+}
+
+/// The JSON-RPC error a failed call's output holds (see [`tool_outcome`]), if it is one.
+fn rpc_error(output: &Value) -> Option<&Value> {
+    let map = output.as_object()?;
+    (map.len() == 1).then(|| map.get("error")).flatten()
 }
 
 /// Reads one line (its newline included); `None` at the end of the stream.
@@ -530,7 +537,13 @@ fn load_recording(store: &Store, id: &RunId) -> Result<Recording, McpError> {
             EventData::ToolResult(r) => {
                 if let Some(i) = tool_calls.remove(&r.call_id) {
                     recording.messages[i].answer = Some(match (&r.output, &r.error) {
-                        (Some(output), _) => Answer::Result(blob(output)),
+                        (Some(output), error) => {
+                            let output = blob(output);
+                            match rpc_error(&output).filter(|_| error.is_some()) {
+                                Some(rpc) => Answer::Error(rpc.clone()),
+                                None => Answer::Result(output),
+                            }
+                        }
                         (None, error) => Answer::Error(json!({
                             "code": -32603,
                             "message": error.clone().unwrap_or_default(),
@@ -891,8 +904,12 @@ mod tests {
         let (output, error) = tool_outcome(&failed);
         assert!(output.is_some());
         assert_eq!(error.as_deref(), Some("no such city"));
-        let rpc = json!({ "id": 1, "error": { "code": -32602, "message": "Unknown tool" } });
-        assert_eq!(tool_outcome(&rpc), (None, Some("Unknown tool".to_owned())));
+        let error = json!({ "code": -32602, "message": "Unknown tool" });
+        let rpc = json!({ "id": 1, "error": error });
+        let (output, message) = tool_outcome(&rpc);
+        assert_eq!(message.as_deref(), Some("Unknown tool"));
+        assert_eq!(output.as_ref().and_then(rpc_error), Some(&error));
+        assert_eq!(rpc_error(&failed["result"]), None);
     }
 
     #[test]
