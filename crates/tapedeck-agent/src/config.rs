@@ -781,7 +781,7 @@ fn with_suggestion(message: &str) -> String {
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     let best = candidates
         .iter()
-        .map(|c| (edit_distance(field, c), *c))
+        .map(|c| (strsim::levenshtein(field, c), *c))
         .min();
     match best {
         Some((d, c)) if d <= field.len().max(3) / 2 + 1 => {
@@ -795,26 +795,6 @@ fn with_suggestion(message: &str) -> String {
             candidates.join(", ")
         ),
     }
-}
-
-/// Levenshtein distance.
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(cur).min(row[j])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
 }
 
 #[cfg(test)]

@@ -105,7 +105,7 @@ impl Tolerances {
             _ => {
                 let hint = TOLERANCE_KEYS
                     .iter()
-                    .map(|k| (crate::edit_distance(key, k), *k))
+                    .map(|k| (strsim::levenshtein(key, k), *k))
                     .min()
                     .filter(|(d, _)| *d <= 3)
                     .map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?"));

@@ -276,7 +276,7 @@ impl Suite {
         let hint = self
             .tasks
             .iter()
-            .map(|t| (crate::edit_distance(id, &t.id), t.id.as_str()))
+            .map(|t| (strsim::levenshtein(id, &t.id), t.id.as_str()))
             .min()
             .filter(|(d, _)| *d <= 3)
             .map_or_else(String::new, |(_, t)| format!("; did you mean `{t}`?"));
@@ -364,7 +364,7 @@ fn with_suggestion(message: &str) -> String {
         .split('`')
         .skip(1)
         .step_by(2)
-        .map(|k| (crate::edit_distance(field, k), k))
+        .map(|k| (strsim::levenshtein(field, k), k))
         .min()
         .filter(|(d, _)| *d <= 3);
     match best {
