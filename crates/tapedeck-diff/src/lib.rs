@@ -41,4 +41,3 @@ pub enum DiffError {
         message: String,
     },
 }
-

@@ -1,11 +1,12 @@
-//! A fake model API on 127.0.0.1 (port 0), [`FakeServer`], for the end-to-end tests of runs and
-//! proxies: it records each request (head and body, read by `Content-Length`) and answers with
-//! the next canned [`Reply`], one connection per reply (`connection: close`).
+//! A fake model API on 127.0.0.1 (port 0), [`FakeServer`], for the tests of the model backends,
+//! runs and proxies: it records each request (head and body, read by `Content-Length`) and
+//! answers with the next canned [`Reply`], one connection per reply (`connection: close`).
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 
 use serde_json::Value;
 
@@ -27,8 +28,26 @@ pub enum Reply {
     },
     /// A server-sent-events stream, written in pieces and ended by closing the connection.
     Sse(Vec<String>),
+    /// A server-sent-events stream written piece by piece. `chunked` uses
+    /// `Transfer-Encoding: chunked` (else the body ends at the close); `cut` closes the
+    /// connection after the pieces without finishing the body.
+    Stream {
+        /// The pieces, each written and flushed on its own.
+        pieces: Vec<String>,
+        /// Whether to use chunked transfer encoding.
+        chunked: bool,
+        /// Whether to end without finishing the body.
+        cut: bool,
+    },
     /// Reads the request and answers nothing for this long.
-    Silent(std::time::Duration),
+    Silent(Duration),
+    /// Sends the head of an SSE answer and the pieces, then nothing for `pause`.
+    StallStream {
+        /// What is sent before the stall.
+        pieces: Vec<String>,
+        /// How long it stalls.
+        pause: Duration,
+    },
 }
 
 impl Reply {
@@ -59,11 +78,31 @@ impl Reply {
         }
         self
     }
+
+    /// An SSE stream of `text` cut into pieces of `size` bytes (so lines and even `\r\n`
+    /// pairs are split across writes).
+    pub fn sse(text: &str, size: usize) -> Self {
+        Self::Stream {
+            pieces: pieces(text, size),
+            chunked: false,
+            cut: false,
+        }
+    }
+}
+
+/// `text` in pieces of at most `size` bytes.
+pub fn pieces(text: &str, size: usize) -> Vec<String> {
+    text.as_bytes()
+        .chunks(size)
+        .map(|c| String::from_utf8_lossy(c).into_owned())
+        .collect()
 }
 
 /// A request as the server received it.
 #[derive(Clone, Debug)]
 pub struct Recorded {
+    /// The request method.
+    pub method: String,
     /// The request path.
     pub path: String,
     /// Header names in lower case.
@@ -119,6 +158,13 @@ impl FakeServer {
     pub fn requests(&self) -> Vec<Recorded> {
         self.requests.lock().expect("the request log").clone()
     }
+
+    /// The only request received; another count fails the test.
+    pub fn only_request(&self) -> Recorded {
+        let requests = self.requests();
+        assert_eq!(requests.len(), 1, "expected one request");
+        requests.into_iter().next().expect("one request")
+    }
 }
 
 fn serve(stream: TcpStream, reply: Reply, seen: &Mutex<Vec<Recorded>>) {
@@ -135,7 +181,9 @@ fn serve(stream: TcpStream, reply: Reply, seen: &Mutex<Vec<Recorded>>) {
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
     let mut line = String::new();
     reader.read_line(&mut line).ok()?;
-    let path = line.split_whitespace().nth(1)?.to_owned();
+    let mut words = line.split_whitespace();
+    let method = words.next()?.to_owned();
+    let path = words.next()?.to_owned();
     let mut headers = Vec::new();
     loop {
         let mut line = String::new();
@@ -155,6 +203,7 @@ fn read_request(reader: &mut BufReader<TcpStream>) -> Option<Recorded> {
     let mut body = vec![0; length];
     reader.read_exact(&mut body).ok()?;
     Some(Recorded {
+        method,
         path,
         headers,
         body,
@@ -181,26 +230,67 @@ fn write_reply(out: &mut TcpStream, reply: Reply) -> std::io::Result<()> {
             out.write_all(body.as_bytes())?;
             out.flush()
         }
-        Reply::Sse(pieces) => {
-            write!(
-                out,
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\nconnection: close\r\n\r\n"
-            )?;
-            out.flush()?;
-            for piece in pieces {
-                if piece == PAUSE {
-                    thread::sleep(std::time::Duration::from_secs(1));
-                    continue;
-                }
-                out.write_all(piece.as_bytes())?;
-                out.flush()?;
-                thread::sleep(std::time::Duration::from_millis(1));
-            }
-            out.shutdown(std::net::Shutdown::Write)
-        }
+        Reply::Sse(pieces) => write_stream(out, pieces, false, false),
+        Reply::Stream {
+            pieces,
+            chunked,
+            cut,
+        } => write_stream(out, pieces, chunked, cut),
         Reply::Silent(pause) => {
             thread::sleep(pause);
             Ok(())
         }
+        Reply::StallStream { pieces, pause } => {
+            write!(
+                out,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\nconnection: close\r\n\r\n"
+            )?;
+            for piece in pieces {
+                out.write_all(piece.as_bytes())?;
+            }
+            out.flush()?;
+            thread::sleep(pause);
+            Ok(())
+        }
     }
+}
+
+/// Writes an SSE answer piece by piece, flushing each; a [`PAUSE`] piece waits a second.
+fn write_stream(
+    out: &mut TcpStream,
+    pieces: Vec<String>,
+    chunked: bool,
+    cut: bool,
+) -> std::io::Result<()> {
+    let encoding = if chunked {
+        "transfer-encoding: chunked\r\n"
+    } else {
+        ""
+    };
+    write!(
+        out,
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncache-control: no-cache\r\n{encoding}connection: close\r\n\r\n"
+    )?;
+    out.flush()?;
+    for piece in pieces {
+        if piece == PAUSE {
+            thread::sleep(Duration::from_secs(1));
+            continue;
+        }
+        if chunked {
+            write!(out, "{:x}\r\n{piece}\r\n", piece.len())?;
+        } else {
+            out.write_all(piece.as_bytes())?;
+        }
+        out.flush()?;
+        thread::sleep(Duration::from_millis(1));
+    }
+    if cut {
+        return out.shutdown(std::net::Shutdown::Both);
+    }
+    if chunked {
+        out.write_all(b"0\r\n\r\n")?;
+        out.flush()?;
+    }
+    out.shutdown(std::net::Shutdown::Write)
 }

@@ -240,7 +240,7 @@ fn streaming_assembles_text_and_tool_use_from_json_pieces() {
 #[test]
 fn streaming_with_crlf_over_chunked_encoding() {
     let text: String = stream_events().concat().replace('\n', "\r\n");
-    let server = FakeServer::start(vec![Reply::Sse {
+    let server = FakeServer::start(vec![Reply::Stream {
         pieces: pieces(&text, 17),
         chunked: true,
         cut: false,
@@ -297,7 +297,7 @@ fn stream_cut_midway_is_truncated_with_what_arrived() {
     let mut text: String = events[..9].concat();
     text.push_str(&events[9][..40]);
     for chunked in [false, true] {
-        let server = FakeServer::start(vec![Reply::Sse {
+        let server = FakeServer::start(vec![Reply::Stream {
             pieces: pieces(&text, 10),
             chunked,
             cut: true,
@@ -480,7 +480,7 @@ fn nothing_listening_is_a_connect_error() {
 
 #[test]
 fn silent_server_times_out_at_the_deadline() {
-    let server = FakeServer::start(vec![Reply::Silent { secs: 5 }]);
+    let server = FakeServer::start(vec![Reply::Silent(Duration::from_secs(5))]);
     let mut model = backend(&server, true);
     let started = Instant::now();
     let error = model

@@ -4,7 +4,7 @@
 mod anthropic;
 mod openai;
 mod scripted;
-mod server;
+use tapedeck_testkit::fake_http as server;
 
 use std::time::{Duration, Instant};
 

@@ -214,7 +214,7 @@ fn streaming_assembles_text_tool_call_deltas_and_usage() {
 
 #[test]
 fn streaming_over_chunked_encoding() {
-    let server = FakeServer::start(vec![Reply::Sse {
+    let server = FakeServer::start(vec![Reply::Stream {
         pieces: pieces(STREAM, 13),
         chunked: true,
         cut: false,
@@ -234,7 +234,7 @@ fn stream_cut_midway_is_truncated_with_what_arrived() {
     let line = STREAM[..second].rfind("data:").expect("its line");
     let partial = &STREAM[..line + 30];
     for chunked in [false, true] {
-        let server = FakeServer::start(vec![Reply::Sse {
+        let server = FakeServer::start(vec![Reply::Stream {
             pieces: pieces(partial, 11),
             chunked,
             cut: true,
@@ -404,7 +404,7 @@ fn nothing_listening_is_a_connect_error() {
 
 #[test]
 fn silent_server_times_out_at_the_deadline() {
-    let server = FakeServer::start(vec![Reply::Silent { secs: 5 }]);
+    let server = FakeServer::start(vec![Reply::Silent(Duration::from_secs(5))]);
     let mut model = backend(&server, false);
     let started = Instant::now();
     let error = model
@@ -420,7 +420,7 @@ fn silent_server_times_out_at_the_deadline() {
 fn stalled_stream_times_out_at_the_deadline() {
     let server = FakeServer::start(vec![Reply::StallStream {
         pieces: pieces(&STREAM[..200], 50),
-        secs: 5,
+        pause: Duration::from_secs(5),
     }]);
     let mut model = backend(&server, true);
     let started = Instant::now();
