@@ -2,15 +2,14 @@
 //! `x-tapedeck-run` header value (and a new one after `--split-idle`), until Ctrl-C.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tapedeck_proxy::http::{self, Backend, Hub, Pricing, Proxy, Recording, Upstreams};
-use tapedeck_proxy::redact::Redactor;
-use tapedeck_trace::{Run, Source};
+use tapedeck_proxy::http::{self, Backend, Hub, Proxy, Recording};
+use tapedeck_trace::Source;
 
+use super::record::RecordingArgs;
 use crate::Exit;
 use crate::settings::Settings;
 
@@ -26,7 +25,7 @@ enum Mode {
 /// Serve the recording (or replaying) HTTP proxy until Ctrl-C, one run per client session
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. Ctrl-C ends every open run.\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
+    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C ends every open run.\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
 )]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the address is printed on stderr)
@@ -41,24 +40,8 @@ pub struct Args {
     /// Start a new run after this long without requests (e.g. 30s, 5m)
     #[arg(long, value_name = "AGE", value_parser = crate::when::age_arg)]
     split_idle: Option<i64>,
-    /// Upstream OpenAI base URL, `/v1` included [default: $OPENAI_BASE_URL, else https://api.openai.com/v1]
-    #[arg(long, value_name = "URL")]
-    upstream_openai: Option<String>,
-    /// Upstream Anthropic base URL [default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com]
-    #[arg(long, value_name = "URL")]
-    upstream_anthropic: Option<String>,
-    /// The task id of the runs
-    #[arg(long)]
-    task: Option<String>,
-    /// A label for the runs (repeatable)
-    #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
-    labels: Vec<(String, String)>,
-    /// Prices per model (YAML `{model: {input_per_mtok, output_per_mtok}}`)
-    #[arg(long, value_name = "FILE")]
-    pricing: Option<PathBuf>,
-    /// Also redact text matching this regular expression (repeatable)
-    #[arg(long = "redact", value_name = "REGEX")]
-    redact: Vec<String>,
+    #[command(flatten)]
+    recording: RecordingArgs,
     /// In replay, replace matches of this regex in message text before matching (repeatable)
     #[arg(long, value_name = "REGEX")]
     ignore: Vec<String>,
@@ -66,19 +49,15 @@ pub struct Args {
 
 /// Runs `tapedeck proxy`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    for pattern in &args.redact {
-        regex::Regex::new(pattern)
-            .with_context(|| format!("invalid --redact pattern `{pattern}`"))?;
-    }
+    let options = &args.recording;
+    // Checked once here; each new run makes its own redactor, which learns the keys it sees.
+    options.redactor()?;
     let ignore = args
         .ignore
         .iter()
         .map(|p| regex::Regex::new(p).with_context(|| format!("invalid --ignore pattern `{p}`")))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let pricing = match &args.pricing {
-        Some(path) => Pricing::load(path).map_err(anyhow::Error::msg)?,
-        None => Pricing::default(),
-    };
+    let pricing = options.pricing()?;
     let store = settings.open_store()?;
     let parent = match (args.mode, &args.run) {
         (Mode::Replay, None) => bail!("--mode replay needs --run RUN"),
@@ -100,25 +79,14 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         }
         (Mode::Record, None) => None,
     };
-    let defaults = Upstreams::from_env();
-    let upstreams = Upstreams {
-        openai: args.upstream_openai.clone().unwrap_or(defaults.openai),
-        anthropic: args
-            .upstream_anthropic
-            .clone()
-            .unwrap_or(defaults.anthropic),
-    };
+    let upstreams = options.upstreams();
     let client = http::client().context("cannot set up the HTTP client")?;
     let writer = store.writer()?;
     let reader = settings.open_store()?;
     let reader = Mutex::new(reader);
-    let redact = args.redact.clone();
-    let task = args.task.clone();
-    let labels = args.labels.clone();
+    let recording = args.recording;
     let make = move |key: Option<&str>| {
-        let mut run = Run::new(Source::Proxy);
-        run.task = task.clone();
-        run.labels.extend(labels.iter().cloned());
+        let mut run = recording.new_run();
         if let Some(key) = key {
             run.labels
                 .insert("x-tapedeck-run".to_owned(), key.to_owned());
@@ -142,7 +110,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             }
         };
         let recorder = writer.start_run(run)?;
-        let redactor = Redactor::new(&redact).unwrap_or_default();
+        let redactor = recording.redactor().unwrap_or_default();
         Ok(Proxy::new(backend, redactor, pricing.clone(), recorder))
     };
     let hub = Hub::new(

@@ -19,16 +19,26 @@ use crate::settings::Settings;
     after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exits with the client's exit code (128+N if a signal N ended it).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
 )]
 pub struct Args {
+    #[command(flatten)]
+    recording: RecordingArgs,
+    /// The client command
+    #[arg(last = true, required = true, value_name = "CMD")]
+    command: Vec<String>,
+}
+
+/// Where the recording proxy forwards, and what it writes: shared by `record` and `proxy`.
+#[derive(Debug, clap::Args)]
+pub struct RecordingArgs {
     /// Upstream OpenAI base URL, `/v1` included [default: $OPENAI_BASE_URL, else https://api.openai.com/v1]
     #[arg(long, value_name = "URL")]
     upstream_openai: Option<String>,
     /// Upstream Anthropic base URL [default: $ANTHROPIC_BASE_URL, else https://api.anthropic.com]
     #[arg(long, value_name = "URL")]
     upstream_anthropic: Option<String>,
-    /// The task id the run belongs to
+    /// The task id of the recorded runs
     #[arg(long)]
     task: Option<String>,
-    /// A label for the run (repeatable)
+    /// A label for the recorded runs (repeatable)
     #[arg(long = "label", value_name = "KEY=VALUE", value_parser = super::parse_label)]
     labels: Vec<(String, String)>,
     /// Prices per model (YAML `{model: {input_per_mtok, output_per_mtok}}`); without a price a
@@ -38,33 +48,54 @@ pub struct Args {
     /// Also redact text matching this regular expression (repeatable)
     #[arg(long = "redact", value_name = "REGEX")]
     redact: Vec<String>,
-    /// The client command
-    #[arg(last = true, required = true, value_name = "CMD")]
-    command: Vec<String>,
+}
+
+impl RecordingArgs {
+    /// The redactor of `--redact`.
+    pub fn redactor(&self) -> anyhow::Result<Redactor> {
+        Redactor::new(&self.redact).context("invalid --redact pattern")
+    }
+
+    /// The prices of `--pricing` (none without it).
+    pub fn pricing(&self) -> anyhow::Result<Pricing> {
+        match &self.pricing {
+            Some(path) => Pricing::load(path).map_err(anyhow::Error::msg),
+            None => Ok(Pricing::default()),
+        }
+    }
+
+    /// The upstreams: the flags, else the environment's, else the public APIs.
+    pub fn upstreams(&self) -> Upstreams {
+        let defaults = Upstreams::from_env();
+        Upstreams {
+            openai: self.upstream_openai.clone().unwrap_or(defaults.openai),
+            anthropic: self
+                .upstream_anthropic
+                .clone()
+                .unwrap_or(defaults.anthropic),
+        }
+    }
+
+    /// A new proxy run with the task and labels.
+    pub fn new_run(&self) -> Run {
+        let mut run = Run::new(Source::Proxy);
+        run.task.clone_from(&self.task);
+        run.labels.extend(self.labels.iter().cloned());
+        run
+    }
 }
 
 /// Runs `tapedeck record`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    let redactor = Redactor::new(&args.redact).context("invalid --redact pattern")?;
-    let pricing = match &args.pricing {
-        Some(path) => Pricing::load(path).map_err(anyhow::Error::msg)?,
-        None => Pricing::default(),
-    };
-    let defaults = Upstreams::from_env();
-    let upstreams = Upstreams {
-        openai: args.upstream_openai.clone().unwrap_or(defaults.openai),
-        anthropic: args
-            .upstream_anthropic
-            .clone()
-            .unwrap_or(defaults.anthropic),
-    };
+    let options = &args.recording;
+    let redactor = options.redactor()?;
+    let pricing = options.pricing()?;
+    let upstreams = options.upstreams();
     let client = http::client().context("cannot set up the HTTP client")?;
     let store = settings.open_store()?;
     let writer = store.writer()?;
-    let mut run = Run::new(Source::Proxy);
+    let mut run = options.new_run();
     run.input = Some(redactor.text(&args.command.join(" ")));
-    run.task = args.task.clone();
-    run.labels.extend(args.labels.iter().cloned());
     let recorder = writer.start_run(run)?;
     let proxy = Proxy::new(
         Backend::Live { client, upstreams },
@@ -103,13 +134,15 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> 
     let style = render::status_style(run.status);
     let t = &run.totals;
     anstream::eprintln!(
-        "{dim}tapedeck:{dim:#} {style}{} — {}{style:#} {dim}· {} model calls · {} tool calls · {} tokens · {}{dim:#}",
+        "{dim}tapedeck:{dim:#} {style}{} — {}{style:#} {dim}· {} model call{} · {} tool call{} · {} tokens · {}{dim:#}",
         run.status,
         run.stop_reason
             .as_ref()
             .map_or_else(|| "-".to_owned(), ToString::to_string),
         t.steps,
+        render::plural(t.steps),
         t.tool_calls_total(),
+        render::plural(t.tool_calls_total()),
         render::count(t.tokens_total()),
         render::usd(t.cost_usd),
     );
