@@ -47,7 +47,7 @@ pub struct RecordArgs {
 /// Answer an MCP client from a recorded session, without starting the server
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Answers every request method that was recorded (initialize or server/discover, tools/list,\ntools/call, …) matched by method and params (without `_meta`), with the client's ids. An\nunrecorded tools/call gets a JSON-RPC error naming the closest recorded call. The replay is\nrecorded as a run (parent RUN, mode mcp). Exit codes: 0 every request was answered; 1 some\nwere not.\n\nExamples:\n  tapedeck mcp replay 3f9c2e1a"
+    after_help = "Answers every request method that was recorded (initialize or server/discover, tools/list,\ntools/call, …) matched by method and params (without `_meta`), with the client's ids.\nMessages the server sent on its own (logs, progress, sampling/createMessage, roots/list, …)\nare sent again where they came; a request of the server's waits for the client's answer. An\nunrecorded tools/call gets a JSON-RPC error naming the closest recorded call. The replay is\nrecorded as a run (parent RUN, mode mcp). Exit codes: 0 every request was answered; 1 some\nwere not.\n\nExamples:\n  tapedeck mcp replay 3f9c2e1a"
 )]
 pub struct ReplayArgs {
     /// The run to replay: its short id or a unique prefix of its full id
