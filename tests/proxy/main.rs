@@ -26,41 +26,7 @@ pub struct Env {
     pub dir: tempfile::TempDir,
 }
 
-/// How a command ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code.
-    pub code: Option<i32>,
-    /// What it printed on stdout.
-    pub stdout: String,
-    /// What it printed on stderr.
-    pub stderr: String,
-}
-
-impl Outcome {
-    /// Checks the exit code, showing both streams when it is another.
-    pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert!(!self.stderr.contains("panicked"), "{}", self.stderr);
-        self
-    }
-
-    /// The run id printed on stderr (`run 3f9c2e1a  (tapedeck show …)`).
-    pub fn run_id(&self) -> String {
-        self.stderr
-            .lines()
-            .find_map(|l| l.strip_prefix("run "))
-            .and_then(|l| l.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no run id on stderr:\n{}", self.stderr))
-            .to_owned()
-    }
-}
+pub use tapedeck_testkit::cli::Outcome;
 
 impl Default for Env {
     fn default() -> Self {
@@ -88,32 +54,17 @@ impl Env {
         path
     }
 
-    /// `tapedeck --store t.db`, run in the folder, with plain output and the test key.
+    /// `tapedeck --store t.db` in the folder ([`tapedeck_testkit::cli::tapedeck`]), with the
+    /// test key.
     pub fn tapedeck(&self) -> Command {
-        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
-        cmd.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env("OPENAI_API_KEY", KEY)
-            .env("ANTHROPIC_API_KEY", KEY)
-            .env_remove("OPENAI_BASE_URL")
-            .env_remove("ANTHROPIC_BASE_URL")
-            .env_remove("TAPEDECK_STORE")
-            .arg("--store")
-            .arg("t.db");
+        let mut cmd = tapedeck_testkit::cli::tapedeck(self.dir.path());
+        cmd.env("OPENAI_API_KEY", KEY).env("ANTHROPIC_API_KEY", KEY);
         cmd
     }
 
-    /// Runs a command to its end.
+    /// Runs a command to its end (a minute at most).
     pub fn exec(&self, cmd: &mut Command) -> Outcome {
-        let output = cmd
-            .timeout(std::time::Duration::from_secs(60))
-            .output()
-            .expect("tapedeck runs");
-        Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
-        }
+        Outcome::of(cmd.timeout(std::time::Duration::from_secs(60)))
     }
 
     /// `show RUN --json`.

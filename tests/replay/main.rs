@@ -18,8 +18,7 @@ use std::path::PathBuf;
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// The name of the store file in a test's folder.
-pub const STORE: &str = "t.db";
+pub use tapedeck_testkit::cli::{Outcome, STORE};
 
 /// The support bot's password question: `kb.search`, `kb.read`, then the answer.
 pub const PASSWORD: &str = "How do I reset my password?";
@@ -34,66 +33,6 @@ pub const WEBHOOK: &str = "Send a test webhook";
 pub struct Env {
     /// The folder (removed when the test ends).
     pub dir: tempfile::TempDir,
-}
-
-/// How a command ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code (`None`: killed by a signal).
-    pub code: Option<i32>,
-    /// What it printed on stdout.
-    pub stdout: String,
-    /// What it printed on stderr.
-    pub stderr: String,
-}
-
-impl Outcome {
-    /// Checks the exit code (and that nothing panicked), showing both streams when it is
-    /// another.
-    pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert!(
-            !self.stderr.contains("panicked"),
-            "tapedeck panicked:\n{}",
-            self.stderr
-        );
-        self
-    }
-
-    /// An input error: exit 2, nothing on stdout, one `error:` line on stderr. Returns it.
-    pub fn expect_input_error(&self) -> &str {
-        self.expect_code(2);
-        assert_eq!(self.stdout, "", "an input error prints nothing on stdout");
-        let lines: Vec<&str> = self.stderr.lines().collect();
-        assert_eq!(
-            lines.len(),
-            1,
-            "expected one line on stderr:\n{}",
-            self.stderr
-        );
-        assert!(
-            lines[0].starts_with("error: "),
-            "the line does not start with `error: `: {}",
-            self.stderr
-        );
-        lines[0]
-    }
-
-    /// Stdout as JSON (`--json`).
-    pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
-            panic!(
-                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
-                self.stdout, self.stderr
-            )
-        })
-    }
 }
 
 impl Default for Env {
@@ -156,30 +95,18 @@ impl Env {
         std::fs::remove_file(self.path(name)).expect("remove the file");
     }
 
-    /// `tapedeck --store t.db`, run in the folder, with plain output and no terminal.
+    /// `tapedeck --store t.db` in the folder ([`tapedeck_testkit::cli::tapedeck`]), without
+    /// API keys.
     pub fn tapedeck(&self) -> Command {
-        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
-        cmd.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env_remove("TAPEDECK_STORE")
-            .env_remove("CLICOLOR_FORCE")
-            .env_remove("FORCE_COLOR")
-            .env_remove("OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY")
-            .arg("--store")
-            .arg(STORE);
+        let mut cmd = tapedeck_testkit::cli::tapedeck(self.dir.path());
+        cmd.env_remove("OPENAI_API_KEY")
+            .env_remove("ANTHROPIC_API_KEY");
         cmd
     }
 
     /// Runs `tapedeck ARGS…` to its end.
     pub fn exec(&self, args: &[&str]) -> Outcome {
-        let output = self.tapedeck().args(args).output().expect("tapedeck runs");
-        Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-        }
+        Outcome::of(self.tapedeck().args(args))
     }
 
     /// Runs a command that must succeed quietly and returns its stdout.
@@ -195,12 +122,7 @@ impl Env {
     pub fn record(&self, agent: &str, input: &str, code: i32) -> String {
         let out = self.exec(&["run", agent, "--input", input]);
         out.expect_code(code);
-        out.stdout
-            .lines()
-            .find_map(|l| l.strip_prefix("run "))
-            .and_then(|rest| rest.split_whitespace().next())
-            .unwrap_or_else(|| panic!("no `run ID` line:\n{}", out.stdout))
-            .to_owned()
+        out.run_id()
     }
 
     /// `tapedeck replay ARGS… --json`, which must end with `code`; returns the report.

@@ -16,63 +16,17 @@ use tapedeck_testkit::fake_http as server;
 mod stop_reasons;
 
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
 use serde_json::Value;
 
-/// The name of the store file in a test's folder.
-pub const STORE: &str = "t.db";
+pub use tapedeck_testkit::cli::{Outcome, STORE};
 
 /// A temporary folder holding agent files and the store `t.db`; the working directory of its
 /// commands.
 pub struct Env {
     /// The folder (removed when the test ends).
     pub dir: tempfile::TempDir,
-}
-
-/// How a command ended.
-#[derive(Debug)]
-pub struct Outcome {
-    /// The exit code (`None`: killed by a signal).
-    pub code: Option<i32>,
-    /// What it printed on stdout.
-    pub stdout: String,
-    /// What it printed on stderr.
-    pub stderr: String,
-    /// How long it took, start to exit.
-    pub elapsed: Duration,
-}
-
-impl Outcome {
-    /// Checks the exit code, showing both streams when it is another.
-    pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(
-            self.code,
-            Some(code),
-            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
-            self.stdout,
-            self.stderr
-        );
-        assert!(
-            !self.stderr.contains("panicked"),
-            "tapedeck panicked:\n{}",
-            self.stderr
-        );
-        self
-    }
-
-    /// An input error: exit 2, nothing on stdout, an `error:` line on stderr. Returns stderr.
-    pub fn expect_input_error(&self) -> &str {
-        self.expect_code(2);
-        assert_eq!(self.stdout, "", "an input error prints nothing on stdout");
-        assert!(
-            self.stderr.lines().any(|l| l.starts_with("error: ")),
-            "no `error:` line on stderr:\n{}",
-            self.stderr
-        );
-        &self.stderr
-    }
 }
 
 impl Default for Env {
@@ -120,30 +74,14 @@ impl Env {
         self.write("agent.yaml", &config);
     }
 
-    /// `tapedeck --store t.db`, run in the folder, with plain output and no terminal.
+    /// `tapedeck --store t.db` in the folder ([`tapedeck_testkit::cli::tapedeck`]).
     pub fn tapedeck(&self) -> Command {
-        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
-        cmd.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env_remove("TAPEDECK_STORE")
-            .env_remove("CLICOLOR_FORCE")
-            .env_remove("FORCE_COLOR")
-            .arg("--store")
-            .arg(STORE);
-        cmd
+        tapedeck_testkit::cli::tapedeck(self.dir.path())
     }
 
     /// Runs a command to its end.
     pub fn exec(&self, cmd: &mut Command) -> Outcome {
-        let began = Instant::now();
-        let output = cmd.output().expect("tapedeck runs");
-        Outcome {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
-            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
-            elapsed: began.elapsed(),
-        }
+        Outcome::of(cmd)
     }
 
     /// `tapedeck run agent.yaml --input INPUT`.

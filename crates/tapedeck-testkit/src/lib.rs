@@ -1,5 +1,6 @@
 //! Test support for tapedeck: deterministic tapes ([`TapeBuilder`]), the fixture runs every part
-//! tests against ([`scenarios`]), a fake model API on 127.0.0.1 ([`fake_http`]), and the filters that make CLI output snapshot-stable
+//! tests against ([`scenarios`]), a fake model API on 127.0.0.1 ([`fake_http`]), the binary run
+//! from a test's folder ([`cli`]), and the filters that make CLI output snapshot-stable
 //! ([`snapshot`]).
 //!
 //! Nothing here is used by a shipped binary. The tapes it builds are byte-identical to what the
@@ -8,6 +9,7 @@
 #![warn(missing_docs)]
 
 mod builder;
+pub mod cli;
 pub mod fake_http;
 pub mod message;
 pub mod scenarios;

@@ -1,0 +1,121 @@
+//! Running the `tapedeck` binary from end-to-end tests: [`tapedeck`] builds the command in a
+//! test's folder, [`Outcome::of`] runs it to its end and keeps how it ended.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use assert_cmd::Command;
+use serde_json::Value;
+
+/// The name of the store file in a test's folder.
+pub const STORE: &str = "t.db";
+
+/// `tapedeck --store t.db`, run in `dir`, with plain 100-column output and no terminal (so
+/// nobody can approve a write), and no store, colour or upstream settings inherited from the
+/// environment.
+pub fn tapedeck(dir: &Path) -> Command {
+    let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("COLUMNS", "100")
+        .env_remove("TAPEDECK_STORE")
+        .env_remove("CLICOLOR_FORCE")
+        .env_remove("FORCE_COLOR")
+        .env_remove("OPENAI_BASE_URL")
+        .env_remove("ANTHROPIC_BASE_URL")
+        .arg("--store")
+        .arg(STORE);
+    cmd
+}
+
+/// How a command ended.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The exit code (`None`: killed by a signal).
+    pub code: Option<i32>,
+    /// What it printed on stdout.
+    pub stdout: String,
+    /// What it printed on stderr.
+    pub stderr: String,
+    /// How long it took, start to exit.
+    pub elapsed: Duration,
+}
+
+impl Outcome {
+    /// Runs `cmd` to its end.
+    pub fn of(cmd: &mut Command) -> Self {
+        let began = Instant::now();
+        let output = cmd.output().expect("the command runs");
+        Self {
+            code: output.status.code(),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+            elapsed: began.elapsed(),
+        }
+    }
+
+    /// Checks the exit code (and that nothing panicked), showing both streams when it is
+    /// another.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(
+            self.code,
+            Some(code),
+            "expected exit {code}\n--- stdout\n{}\n--- stderr\n{}",
+            self.stdout,
+            self.stderr
+        );
+        assert!(
+            !self.stderr.contains("panicked"),
+            "tapedeck panicked:\n{}",
+            self.stderr
+        );
+        self
+    }
+
+    /// An input error as the exit-code contract has it: exit 2, nothing on stdout, one line on
+    /// stderr starting `error: `. Returns that line.
+    pub fn expect_input_error(&self) -> &str {
+        self.expect_code(2);
+        assert_eq!(self.stdout, "", "an input error prints nothing on stdout");
+        let lines: Vec<&str> = self.stderr.lines().collect();
+        assert_eq!(
+            lines.len(),
+            1,
+            "expected one line on stderr:\n{}",
+            self.stderr
+        );
+        assert!(
+            lines[0].starts_with("error: "),
+            "the line does not start with `error: `: {}",
+            self.stderr
+        );
+        lines[0]
+    }
+
+    /// Stdout as JSON (`--json`).
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!(
+                "stdout is not JSON ({e}):\n{}\n--- stderr\n{}",
+                self.stdout, self.stderr
+            )
+        })
+    }
+
+    /// The short run id on the `run 3f9c2e1a …` line of stderr (where `record` and `replay
+    /// -- CMD` print it, leaving stdout to the client), else of stdout (where `run` prints it).
+    pub fn run_id(&self) -> String {
+        self.stderr
+            .lines()
+            .chain(self.stdout.lines())
+            .find_map(|l| l.strip_prefix("run "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .unwrap_or_else(|| {
+                panic!(
+                    "no `run ID` line:\n--- stdout\n{}\n--- stderr\n{}",
+                    self.stdout, self.stderr
+                )
+            })
+            .to_owned()
+    }
+}
