@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
-use crate::{Env, KEY, contains, kinds};
+use crate::{Env, KEY, TOOL_CONVERSATION, contains, kinds};
 
 const CLIENT: &str = r#"
 import json, sys
@@ -83,14 +83,10 @@ fn proxy_records_and_replays_a_streamed_anthropic_tool_conversation() {
         Reply::Sse(tool_use_stream()),
         Reply::Sse(answer_stream()),
     ]);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-anthropic",
-        &server.base,
-        "--",
-        "python3",
-        "client.py",
-    ]));
+    let rec = env.record(
+        &["--upstream-anthropic", &server.base],
+        &["python3", "client.py"],
+    );
     rec.expect_code(0);
     assert_eq!(rec.stdout.lines().count(), 2, "{}", rec.stdout);
     assert!(rec.stdout.contains("in Paris."));
@@ -110,21 +106,7 @@ fn proxy_records_and_replays_a_streamed_anthropic_tool_conversation() {
     let show = env.show(&id);
     assert_eq!(show["run"]["stop_reason"], "ok");
     assert_eq!(show["run"]["answer"], "21 °C in Paris.");
-    assert_eq!(
-        kinds(&show),
-        [
-            "llm_request",
-            "llm_response",
-            "tool_call",
-            "http_exchange",
-            "tool_result",
-            "llm_request",
-            "llm_response",
-            "http_exchange",
-            "run_finished"
-        ]
-        .map(str::to_owned)
-    );
+    assert_eq!(kinds(&show), TOOL_CONVERSATION.map(str::to_owned));
     let events = show["events"].as_array().expect("events");
     assert_eq!(events[1]["data"]["finish_reason"], "tool_use");
     assert_eq!(events[1]["data"]["usage"]["output_tokens"], 12);
@@ -139,10 +121,5 @@ fn proxy_records_and_replays_a_streamed_anthropic_tool_conversation() {
     assert!(!contains(&env.store_bytes(), KEY.as_bytes()));
 
     drop(server);
-    let rep = env.exec(
-        env.tapedeck()
-            .args(["replay", &id, "--", "python3", "client.py"]),
-    );
-    rep.expect_code(0);
-    assert_eq!(rep.stdout, rec.stdout);
+    env.replay_same(&id, &["python3", "client.py"], &rec);
 }

@@ -67,6 +67,26 @@ impl Env {
         Outcome::of(cmd.timeout(std::time::Duration::from_secs(60)))
     }
 
+    /// `tapedeck record FLAGS… -- CMD…` to its end.
+    pub fn record(&self, flags: &[&str], command: &[&str]) -> Outcome {
+        self.exec(
+            self.tapedeck()
+                .arg("record")
+                .args(flags)
+                .arg("--")
+                .args(command),
+        )
+    }
+
+    /// `tapedeck replay RUN -- CMD…`, which must exit 0 with the client printing what it printed
+    /// in `recorded`; returns how it ended.
+    pub fn replay_same(&self, run: &str, command: &[&str], recorded: &Outcome) -> Outcome {
+        let rep = self.exec(self.tapedeck().args(["replay", run, "--"]).args(command));
+        rep.expect_code(0);
+        assert_eq!(rep.stdout, recorded.stdout, "the client printed otherwise");
+        rep
+    }
+
     /// `show RUN --json`.
     pub fn show(&self, run: &str) -> Value {
         let out = self.exec(self.tapedeck().args(["show", run, "--json"]));
@@ -87,6 +107,20 @@ impl Env {
         bytes
     }
 }
+
+/// The events of a recorded tool conversation: a model call asking for a tool, the tool's
+/// result in the next request, and the answer.
+pub const TOOL_CONVERSATION: [&str; 9] = [
+    "llm_request",
+    "llm_response",
+    "tool_call",
+    "http_exchange",
+    "tool_result",
+    "llm_request",
+    "llm_response",
+    "http_exchange",
+    "run_finished",
+];
 
 /// The event kinds of a `show --json` document, in order.
 pub fn kinds(show: &Value) -> Vec<String> {

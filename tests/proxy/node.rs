@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
-use crate::{Env, KEY, contains, kinds};
+use crate::{Env, KEY, TOOL_CONVERSATION, contains, kinds};
 
 /// The folder holding `client.mjs`, `package.json` and `node_modules`.
 fn node_dir() -> PathBuf {
@@ -117,15 +117,10 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
     let script = script.to_string_lossy().into_owned();
     let env = Env::new();
     let server = FakeServer::start(replies);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &format!("{}/v1", server.base),
-        "--",
-        "node",
-        &script,
-        mode,
-    ]));
+    let rec = env.record(
+        &["--upstream-openai", &format!("{}/v1", server.base)],
+        &["node", &script, mode],
+    );
     rec.expect_code(0);
     let lines: Vec<Value> = rec
         .stdout
@@ -159,18 +154,7 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
     assert_eq!(show["run"]["answer"], "It is 21 °C in Paris.");
     assert_eq!(
         kinds(&show),
-        [
-            "llm_request",
-            "llm_response",
-            "tool_call",
-            "http_exchange",
-            "tool_result",
-            "llm_request",
-            "llm_response",
-            "http_exchange",
-            "run_finished"
-        ]
-        .map(str::to_owned),
+        TOOL_CONVERSATION.map(str::to_owned),
         "{show:#}"
     );
     let events = show["events"].as_array().expect("events");
@@ -189,12 +173,7 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
 
     // Replay with the upstream gone: the client prints the same.
     drop(server);
-    let rep = env.exec(
-        env.tapedeck()
-            .args(["replay", &id, "--", "node", &script, mode]),
-    );
-    rep.expect_code(0);
-    assert_eq!(rep.stdout, rec.stdout);
+    let rep = env.replay_same(&id, &["node", &script, mode], &rec);
     let replay = env.show(&rep.run_id());
     assert_eq!(replay["run"]["parent"], show["run"]["id"]);
     assert_eq!(replay["run"]["stop_reason"], "ok");

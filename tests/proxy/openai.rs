@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
-use crate::{Env, KEY, contains, has_openai_sdk, kinds};
+use crate::{Env, KEY, TOOL_CONVERSATION, contains, has_openai_sdk, kinds};
 
 /// A client that asks about the weather, runs the `get_weather` tool the model asks for, sends
 /// the result back, and prints every assistant turn as JSON lines. `argv[1]` is `stream` or
@@ -168,19 +168,17 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
         "gpt-test: {input_per_mtok: 1.0, output_per_mtok: 2.0}\n",
     );
     let server = FakeServer::start(replies);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &format!("{}/v1", server.base),
-        "--pricing",
-        "prices.yaml",
-        "--task",
-        "weather",
-        "--",
-        "python3",
-        "client.py",
-        mode,
-    ]));
+    let rec = env.record(
+        &[
+            "--upstream-openai",
+            &format!("{}/v1", server.base),
+            "--pricing",
+            "prices.yaml",
+            "--task",
+            "weather",
+        ],
+        &["python3", "client.py", mode],
+    );
     rec.expect_code(0);
     let lines: Vec<Value> = rec
         .stdout
@@ -211,18 +209,7 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
     assert_eq!(show["run"]["task"], "weather");
     assert_eq!(
         kinds(&show),
-        [
-            "llm_request",
-            "llm_response",
-            "tool_call",
-            "http_exchange",
-            "tool_result",
-            "llm_request",
-            "llm_response",
-            "http_exchange",
-            "run_finished"
-        ]
-        .map(str::to_owned),
+        TOOL_CONVERSATION.map(str::to_owned),
         "{show:#}"
     );
     let events = show["events"].as_array().expect("events");
@@ -263,12 +250,7 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
 
     // Replay with the upstream gone: the client prints the same.
     drop(server);
-    let rep = env.exec(
-        env.tapedeck()
-            .args(["replay", &id, "--", "python3", "client.py", mode]),
-    );
-    rep.expect_code(0);
-    assert_eq!(rep.stdout, rec.stdout);
+    let rep = env.replay_same(&id, &["python3", "client.py", mode], &rec);
     let replay = env.show(&rep.run_id());
     assert_eq!(replay["run"]["parent"], show["run"]["id"]);
     assert_eq!(replay["run"]["mode"], "proxy");
@@ -318,15 +300,10 @@ fn proxy_passes_a_5xx_through_and_records_it() {
         503,
         &json!({"error": {"message": "overloaded", "type": "server_error"}}),
     )]);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &format!("{}/v1", server.base),
-        "--",
-        "python3",
-        "client.py",
-        "plain",
-    ]));
+    let rec = env.record(
+        &["--upstream-openai", &format!("{}/v1", server.base)],
+        &["python3", "client.py", "plain"],
+    );
     assert_ne!(rec.code, Some(0), "the client fails on a 503: {rec:?}");
     assert!(
         rec.stderr.contains("overloaded") || rec.stderr.contains("503"),
@@ -354,15 +331,10 @@ fn proxy_replay_of_an_unmatched_request_names_the_closest() {
         Reply::json(200, &tool_call_body()),
         Reply::json(200, &answer_body()),
     ]);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &format!("{}/v1", server.base),
-        "--",
-        "python3",
-        "client.py",
-        "plain",
-    ]));
+    let rec = env.record(
+        &["--upstream-openai", &format!("{}/v1", server.base)],
+        &["python3", "client.py", "plain"],
+    );
     rec.expect_code(0);
     drop(server);
     let id = rec.run_id();

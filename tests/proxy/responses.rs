@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
-use crate::{Env, has_openai_sdk, kinds};
+use crate::{Env, TOOL_CONVERSATION, has_openai_sdk, kinds};
 
 const CLIENT: &str = r#"
 import json
@@ -69,14 +69,10 @@ fn proxy_records_and_replays_a_responses_api_conversation() {
         Reply::json(200, &response("resp_1", call_output(), (20, 5))),
         Reply::Sse(stream()),
     ]);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &format!("{}/v1", server.base),
-        "--",
-        "python3",
-        "client.py",
-    ]));
+    let rec = env.record(
+        &["--upstream-openai", &format!("{}/v1", server.base)],
+        &["python3", "client.py"],
+    );
     rec.expect_code(0);
     assert_eq!(
         rec.stdout,
@@ -87,21 +83,7 @@ fn proxy_records_and_replays_a_responses_api_conversation() {
     let show = env.show(&id);
     assert_eq!(show["run"]["stop_reason"], "ok");
     assert_eq!(show["run"]["answer"], "21 °C in Paris.");
-    assert_eq!(
-        kinds(&show),
-        [
-            "llm_request",
-            "llm_response",
-            "tool_call",
-            "http_exchange",
-            "tool_result",
-            "llm_request",
-            "llm_response",
-            "http_exchange",
-            "run_finished"
-        ]
-        .map(str::to_owned)
-    );
+    assert_eq!(kinds(&show), TOOL_CONVERSATION.map(str::to_owned));
     let events = show["events"].as_array().expect("events");
     assert_eq!(events[1]["data"]["finish_reason"], "tool_calls");
     assert_eq!(events[4]["data"]["call_id"], "call_1");
@@ -109,12 +91,7 @@ fn proxy_records_and_replays_a_responses_api_conversation() {
     assert_eq!(events[6]["data"]["usage"]["input_tokens"], 30);
 
     drop(server);
-    let rep = env.exec(
-        env.tapedeck()
-            .args(["replay", &id, "--", "python3", "client.py"]),
-    );
-    rep.expect_code(0);
-    assert_eq!(rep.stdout, rec.stdout);
+    env.replay_same(&id, &["python3", "client.py"], &rec);
 }
 
 /// The Responses API can send only the new items with `previous_response_id`: the recorded
@@ -147,14 +124,10 @@ fn previous_response_id_chains_record_and_replay() {
             &response("resp_2", message_output("21 °C in Paris."), (30, 6)),
         ),
     ]);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &format!("{}/v1", server.base),
-        "--",
-        "python3",
-        "client.py",
-    ]));
+    let rec = env.record(
+        &["--upstream-openai", &format!("{}/v1", server.base)],
+        &["python3", "client.py"],
+    );
     rec.expect_code(0);
     assert_eq!(rec.stdout, "resp_1 21 °C in Paris.\n");
     assert_eq!(
@@ -174,10 +147,5 @@ fn previous_response_id_chains_record_and_replay() {
     assert_eq!(results[0]["data"]["call_id"], "call_1");
 
     drop(server);
-    let rep = env.exec(
-        env.tapedeck()
-            .args(["replay", &id, "--", "python3", "client.py"]),
-    );
-    rep.expect_code(0);
-    assert_eq!(rep.stdout, rec.stdout);
+    env.replay_same(&id, &["python3", "client.py"], &rec);
 }
