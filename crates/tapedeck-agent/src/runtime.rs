@@ -305,6 +305,17 @@ impl Agent {
         Ok(RunOutcome::stop(budget.stop_reason()))
     }
 
+    /// Stops the run on `max_seconds`, with the seconds used so far.
+    fn out_of_seconds(
+        &self,
+        sink: &mut dyn EventSink,
+        state: &RunState,
+    ) -> Result<RunOutcome, AgentError> {
+        let used = state.started.elapsed().as_secs_f64();
+        let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
+        self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, None)
+    }
+
     fn record_start(&self, input: &str, sink: &mut dyn EventSink) -> Result<(), AgentError> {
         let c = &self.config.config;
         let agent_config = sink.blob(&self.config.effective())?;
@@ -385,15 +396,7 @@ impl Agent {
                 || matches!(error, ModelError::Timeout)
                     && state.deadline.is_some_and(|d| Instant::now() >= d)
             {
-                let used = state.started.elapsed().as_secs_f64();
-                let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-                return Ok(Err(self.exceeded(
-                    sink,
-                    BudgetKind::MaxSeconds,
-                    limit,
-                    used,
-                    None,
-                )?));
+                return Ok(Err(self.out_of_seconds(sink, state)?));
             }
             if let ModelError::Unrecorded(detail) = &error {
                 return Ok(Err(RunOutcome {
@@ -419,15 +422,7 @@ impl Agent {
                 wait_ms: wait.as_millis() as u64,
             }))?;
             if state.deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                let used = state.started.elapsed().as_secs_f64();
-                let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-                return Ok(Err(self.exceeded(
-                    sink,
-                    BudgetKind::MaxSeconds,
-                    limit,
-                    used,
-                    None,
-                )?));
+                return Ok(Err(self.out_of_seconds(sink, state)?));
             }
             std::thread::sleep(wait);
         }

@@ -181,6 +181,15 @@ pub struct Answer {
     pub text: String,
 }
 
+/// `usage.input_tokens` and `usage.output_tokens`, as the Responses and Messages APIs name them.
+fn input_output_tokens(body: &Value) -> Option<(u64, u64)> {
+    let usage = body.get("usage")?;
+    Some((
+        usage.get("input_tokens")?.as_u64()?,
+        usage.get("output_tokens")?.as_u64()?,
+    ))
+}
+
 /// Reads a whole (non-streamed, or assembled) response body.
 pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
     let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
@@ -228,12 +237,7 @@ pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
                 Some(other) => Some(other.to_owned()),
                 None => None,
             };
-            let usage = body.get("usage").and_then(|u| {
-                Some((
-                    u.get("input_tokens")?.as_u64()?,
-                    u.get("output_tokens")?.as_u64()?,
-                ))
-            });
+            let usage = input_output_tokens(body);
             Some(Answer {
                 id,
                 model,
@@ -306,12 +310,7 @@ pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
                     _ => {}
                 }
             }
-            let usage = body.get("usage").and_then(|u| {
-                Some((
-                    u.get("input_tokens")?.as_u64()?,
-                    u.get("output_tokens")?.as_u64()?,
-                ))
-            });
+            let usage = input_output_tokens(body);
             Some(Answer {
                 id,
                 model,
