@@ -1,9 +1,11 @@
 //! The HTTP record/replay proxy for the OpenAI Chat Completions and Responses APIs and the
 //! Anthropic Messages API.
 //!
-//! [`Proxy`] is the shared state of one recorded run; [`start`] serves it on 127.0.0.1 (an
-//! ephemeral port) and [`run_child`] runs a client command against it. [`Hub`] is the
-//! long-lived form: one [`Proxy`] (one run) per `x-tapedeck-run` header value. In record mode
+//! [`Proxy`] is the shared state of one recorded run (this module: what is recorded of each
+//! request); [`start`] serves it on 127.0.0.1 (an ephemeral port) and [`run_child`] runs a
+//! client command against it (`serve`). [`Hub`] is the long-lived form: one [`Proxy`] (one run)
+//! per `x-tapedeck-run` header value. A request's body is taken whole up to a limit (`body`);
+//! `forward` sends it on and tees the answer back. In record mode
 //! ([`Backend::Live`]) requests go to the real upstream and responses stream back to the client
 //! as they arrive while a tee keeps the raw bytes; in replay mode ([`Backend::Replay`]) the
 //! recorded responses are served again, streams re-emitted with their recorded chunking.
@@ -45,10 +47,15 @@ use crate::redact::Redactor;
 use crate::sse::SseParser;
 use crate::wire::{self, Answer, Assembler, Provider};
 
+mod body;
+mod forward;
 mod recording;
 mod serve;
 mod settings;
 
+pub use body::BodyError;
+use body::{path_of, read_body};
+pub use forward::client;
 pub use recording::*;
 pub use serve::*;
 pub use settings::*;
@@ -93,91 +100,6 @@ pub struct Proxy {
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
-/// An async client for the upstreams (rustls with the ring provider).
-pub fn client() -> Result<reqwest::Client, reqwest::Error> {
-    static INSTALL: std::sync::Once = std::sync::Once::new();
-    INSTALL.call_once(|| {
-        // Err means a provider is already installed by the host program: keep that one.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-    });
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(30))
-        .build()
-}
-
-type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
-
-/// What the upstream (live or recorded) answered.
-struct Upstream {
-    /// In replay, the cost recorded for the call.
-    recorded_cost: Option<f64>,
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: ByteStream,
-}
-
-impl Upstream {
-    fn content_type(&self) -> &str {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
-            .map_or("", |(_, v)| v.as_str())
-    }
-
-    fn is_sse(&self) -> bool {
-        self.content_type().contains("text/event-stream")
-    }
-
-    /// Rebuilds a recorded response.
-    fn from_recorded(raw: &Value) -> Self {
-        let status = raw.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;
-        let mut headers = Vec::new();
-        if let Some(ct) = raw.get("content_type").and_then(Value::as_str) {
-            headers.push(("content-type".to_owned(), ct.to_owned()));
-        }
-        let chunks: Vec<Result<Bytes, String>> = match raw.get("sse").and_then(Value::as_array) {
-            Some(chunks) => chunks
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|c| Ok(Bytes::from(c.to_owned())))
-                .collect(),
-            None => vec![Ok(Bytes::from(match raw.get("body").and_then(Value::as_str) {
-                Some(body) => body.to_owned(),
-                // A call the proxy itself failed (upstream down): its error, as it was sent.
-                None => json!({"error": {"type": "upstream_unreachable", "message": raw.get("error")}})
-                    .to_string(),
-            }))],
-        };
-        let truncated = raw.get("truncated").and_then(Value::as_bool) == Some(true);
-        let mut body: Vec<Result<Bytes, String>> = chunks;
-        if truncated {
-            body.push(Err("the recorded stream was cut here".to_owned()));
-        }
-        Self {
-            status,
-            headers,
-            body: Box::pin(futures_util::stream::iter(body)),
-            recorded_cost: None,
-        }
-    }
-}
-
-/// Request headers not forwarded upstream.
-fn hop_by_hop(name: &str) -> bool {
-    matches!(
-        name,
-        "host"
-            | "content-length"
-            | "connection"
-            | "keep-alive"
-            | "transfer-encoding"
-            | "accept-encoding"
-            | "te"
-            | "upgrade"
-            | "proxy-connection"
-    ) || name.starts_with("x-tapedeck-")
-}
-
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
@@ -189,62 +111,6 @@ fn json_error(status: u16, kind: &str, message: &str) -> Response {
         .header("content-type", "application/json")
         .body(Body::from(body.to_string()))
         .unwrap_or_default()
-}
-
-/// Why a request's body was not taken.
-#[derive(Debug, thiserror::Error)]
-pub enum BodyError {
-    /// It is over the proxy's limit.
-    #[error("the request body is over the proxy's limit of {limit} bytes")]
-    TooLarge {
-        /// The limit, in bytes.
-        limit: usize,
-    },
-    /// The client's connection failed while sending it.
-    #[error("the request body could not be read: {0}")]
-    Read(String),
-}
-
-/// Reads a request body of at most `limit` bytes; one whose `content-length` says it is over
-/// the limit is not read at all.
-async fn read_body(parts: &Parts, body: Body, limit: usize) -> Result<Bytes, BodyError> {
-    let declared = parts
-        .headers
-        .get("content-length")
-        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > limit as u64) {
-        return Err(BodyError::TooLarge { limit });
-    }
-    let mut stream = body.into_data_stream();
-    let mut first: Option<Bytes> = None;
-    let mut rest: Vec<u8> = Vec::new();
-    let mut len = 0usize;
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BodyError::Read(e.to_string()))?;
-        len += chunk.len();
-        if len > limit {
-            return Err(BodyError::TooLarge { limit });
-        }
-        // A body in one piece (the usual case) is kept as it came, without a copy.
-        match &first {
-            None if rest.is_empty() => first = Some(chunk),
-            _ => {
-                if let Some(first) = first.take() {
-                    rest.extend_from_slice(&first);
-                }
-                rest.extend_from_slice(&chunk);
-            }
-        }
-    }
-    Ok(first.unwrap_or_else(|| Bytes::from(rest)))
-}
-
-/// A request's path with its query.
-fn path_of(parts: &Parts) -> String {
-    parts
-        .uri
-        .path_and_query()
-        .map_or_else(|| parts.uri.path().to_owned(), |p| p.as_str().to_owned())
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -636,99 +502,6 @@ impl Proxy {
         });
     }
 
-    async fn fetch(
-        &self,
-        parts: &Parts,
-        path: &str,
-        bytes: Bytes,
-        normalized: Option<&Value>,
-    ) -> Result<Upstream, (u16, String, String)> {
-        match &self.backend {
-            Backend::Live { client, upstreams } => {
-                let anthropic = parts.uri.path().starts_with("/v1/messages")
-                    || parts.headers.contains_key("anthropic-version");
-                let url = if anthropic {
-                    format!("{}{path}", upstreams.anthropic.trim_end_matches('/'))
-                } else {
-                    let rest = path.strip_prefix("/v1").unwrap_or(path);
-                    format!("{}{rest}", upstreams.openai.trim_end_matches('/'))
-                };
-                let mut headers = HeaderMap::new();
-                for (name, value) in &parts.headers {
-                    if !hop_by_hop(name.as_str()) {
-                        headers.append(name.clone(), value.clone());
-                    }
-                    if Redactor::is_secret_name(name.as_str())
-                        && let Ok(v) = value.to_str()
-                    {
-                        self.redactor.learn(v);
-                    }
-                }
-                let response = client
-                    .request(parts.method.clone(), &url)
-                    .headers(headers)
-                    .body(bytes)
-                    .send()
-                    .await
-                    .map_err(|e| {
-                        (
-                            502,
-                            "upstream_unreachable".to_owned(),
-                            format!("tapedeck: the upstream {url} could not be reached: {e}"),
-                        )
-                    })?;
-                let status = response.status().as_u16();
-                let headers = response
-                    .headers()
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                    .collect();
-                let body = response
-                    .bytes_stream()
-                    .map(|r| r.map_err(|e| e.to_string()));
-                Ok(Upstream {
-                    status,
-                    headers,
-                    body: Box::pin(body),
-                    recorded_cost: None,
-                })
-            }
-            Backend::Replay(recording) => {
-                let mut recording = lock(recording);
-                let (raw, cost) = match normalized {
-                    Some(request) => {
-                        let mut request = request.clone();
-                        self.redactor.value(&mut request);
-                        recording.take(&request).map_err(|m| {
-                            (
-                                400,
-                                "tapedeck_replay_miss".to_owned(),
-                                format!("tapedeck replay: {m}"),
-                            )
-                        })?
-                    }
-                    None => recording
-                        .take_exchange(parts.method.as_str(), &self.redactor.path(path))
-                        .ok_or_else(|| {
-                            (
-                                404,
-                                "tapedeck_replay_miss".to_owned(),
-                                format!(
-                                    "tapedeck replay: no recorded exchange for {} {path}",
-                                    parts.method
-                                ),
-                            )
-                        })
-                        .map(|raw| (raw, None))?,
-                };
-                Ok(Upstream {
-                    recorded_cost: cost,
-                    ..Upstream::from_recorded(&raw)
-                })
-            }
-        }
-    }
-
     async fn modelled(
         self: Arc<Self>,
         provider: Provider,
@@ -886,152 +659,11 @@ impl Proxy {
         };
         self.respond(upstream, on_done).await
     }
-
-    /// Sends the upstream's response to the client as it arrives, while a tee keeps its
-    /// pieces; `on_done` gets them (and whether the body was cut) once the upstream is done,
-    /// even if the client went away meanwhile.
-    async fn respond(
-        self: &Arc<Self>,
-        upstream: Upstream,
-        on_done: impl FnOnce(Vec<String>, bool) + Send + 'static,
-    ) -> Response {
-        let Upstream {
-            status,
-            headers,
-            mut body,
-            ..
-        } = upstream;
-        let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(64);
-        let sse = headers.iter().any(|(k, v)| {
-            k.eq_ignore_ascii_case("content-type") && v.contains("text/event-stream")
-        });
-        let task = tokio::spawn(async move {
-            let mut chunks = Vec::new();
-            let mut cut = None;
-            let mut client = true;
-            // The end of a response reaches the client only once it is recorded, so a client
-            // that answers at once (with tool results) finds its calls recorded. A stream's
-            // pieces go on at once, but for the one that ends it; a whole body goes one piece
-            // behind.
-            let mut held: Vec<Bytes> = Vec::new();
-            while let Some(item) = body.next().await {
-                match item {
-                    Ok(bytes) => {
-                        let piece = text(&bytes);
-                        let last =
-                            !sse || piece.contains("[DONE]") || piece.contains("message_stop");
-                        chunks.push(piece);
-                        if last {
-                            for b in std::mem::take(&mut held) {
-                                if client && tx.send(Ok(b)).await.is_err() {
-                                    client = false;
-                                }
-                            }
-                            held.push(bytes);
-                        } else {
-                            held.push(bytes);
-                            for b in std::mem::take(&mut held) {
-                                if client && tx.send(Ok(b)).await.is_err() {
-                                    client = false;
-                                }
-                            }
-                        }
-                    }
-                    Err(e) => {
-                        cut = Some(e);
-                        break;
-                    }
-                }
-            }
-            on_done(chunks, cut.is_some());
-            for b in held {
-                if client && tx.send(Ok(b)).await.is_err() {
-                    client = false;
-                }
-            }
-            if let (Some(e), true) = (cut, client) {
-                let _ = tx.send(Err(std::io::Error::other(e))).await;
-            }
-        });
-        {
-            // Only the tasks still running are waited for at the end: a finished one's handle
-            // would keep its memory for the rest of the run.
-            let mut tasks = lock(&self.tasks);
-            tasks.retain(|t| !t.is_finished());
-            tasks.push(task);
-        }
-        let stream = futures_util::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
-        let mut response = Response::new(Body::from_stream(stream));
-        *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
-        for (name, value) in headers {
-            let lower = name.to_ascii_lowercase();
-            if matches!(
-                lower.as_str(),
-                "content-length" | "transfer-encoding" | "connection" | "keep-alive"
-            ) {
-                continue;
-            }
-            if let (Ok(name), Ok(value)) = (
-                axum::http::HeaderName::from_bytes(lower.as_bytes()),
-                HeaderValue::from_str(&value),
-            ) {
-                response.headers_mut().append(name, value);
-            }
-        }
-        response
-    }
 }
 
 fn stringify(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         other => other.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn chunked(pieces: &[&'static str]) -> (Parts, Body) {
-        let (parts, ()) = Request::builder()
-            .method("POST")
-            .uri("/v1/chat/completions")
-            .body(())
-            .expect("a request")
-            .into_parts();
-        let stream = futures_util::stream::iter(
-            pieces
-                .iter()
-                .map(|p| Ok::<_, std::io::Error>(Bytes::from_static(p.as_bytes())))
-                .collect::<Vec<_>>(),
-        );
-        (parts, Body::from_stream(stream))
-    }
-
-    #[tokio::test]
-    async fn a_body_in_pieces_is_joined_up_to_the_limit() {
-        let (parts, body) = chunked(&["ab", "cd", "e"]);
-        let bytes = read_body(&parts, body, 5).await.expect("at the limit");
-        assert_eq!(&bytes[..], b"abcde");
-        let (parts, body) = chunked(&["ab", "cd", "ef"]);
-        assert!(matches!(
-            read_body(&parts, body, 5).await,
-            Err(BodyError::TooLarge { limit: 5 })
-        ));
-    }
-
-    #[tokio::test]
-    async fn a_declared_length_over_the_limit_is_refused_unread() {
-        let (mut parts, body) = chunked(&["ab"]);
-        parts
-            .headers
-            .insert("content-length", HeaderValue::from_static("6"));
-        assert!(matches!(
-            read_body(&parts, body, 5).await,
-            Err(BodyError::TooLarge { limit: 5 })
-        ));
     }
 }
