@@ -345,3 +345,87 @@ fn proxy_redacts_configured_patterns_and_replays_with_them() {
     // Served from the recording: redacted there.
     assert!(rep.stdout.contains("noted [REDACTED]"), "{}", rep.stdout);
 }
+
+/// Two calls: the first whole, then a stream; prints a line after the first.
+const TWO_CALLS: &str = r#"
+import http.client, json, os, sys, urllib.parse
+base = urllib.parse.urlparse(os.environ["OPENAI_BASE_URL"])
+def post(body):
+    conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+    conn.request("POST", "/v1/chat/completions", body=json.dumps(body), headers={"content-type": "application/json"})
+    return conn.getresponse()
+r = post({"model": "m", "messages": [{"role": "user", "content": "one"}]})
+print(r.status, json.loads(r.read())["choices"][0]["message"]["content"], flush=True)
+r = post({"model": "m", "stream": True, "messages": [{"role": "user", "content": "two"}]})
+print(r.readline().decode().strip(), flush=True)
+r.read()
+"#;
+
+#[test]
+fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::process::CommandExt as _;
+
+    let env = Env::new();
+    env.write("two.py", TWO_CALLS);
+    let server = FakeServer::start(vec![
+        Reply::json(
+            200,
+            &json!({"model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+                    "message": {"role": "assistant", "content": "first"}}]}),
+        ),
+        // The second answer starts, then stalls: the proxy is killed meanwhile.
+        Reply::Sse(vec![
+            format!(
+                "data: {}\n\n",
+                json!({"model": "m", "choices": [{"index": 0, "delta": {"content": "sec"}}]})
+            ),
+            PAUSE.to_owned(),
+            PAUSE.to_owned(),
+            PAUSE.to_owned(),
+        ]),
+    ]);
+    let upstream = format!("{}/v1", server.base);
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tapedeck"));
+    cmd.current_dir(env.dir.path())
+        .args(["--store", "t.db", "record", "--upstream-openai", &upstream])
+        .args(["--", "python3", "two.py"])
+        .env_remove("TAPEDECK_STORE")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        // Its own process group, so the kill takes the client too.
+        .process_group(0);
+    let mut child = cmd.spawn().expect("tapedeck starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let first = lines.next().expect("a line").expect("text");
+    assert_eq!(first, "200 first");
+    let second = lines.next().expect("a line").expect("text");
+    assert!(second.starts_with("data:"), "{second}");
+    // Past the store's flush interval, then SIGKILL the whole group mid-stream.
+    std::thread::sleep(std::time::Duration::from_millis(400));
+    let killed = std::process::Command::new("kill")
+        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    child.wait().expect("tapedeck ends");
+
+    let runs = env.exec(env.tapedeck().args(["ls", "--json"]));
+    runs.expect_code(0);
+    let runs = runs.json();
+    let run = &runs.as_array().expect("runs")[0];
+    assert_eq!(run["status"], "incomplete", "{run}");
+    let show = env.show(run["short_id"].as_str().expect("an id"));
+    let kinds = kinds(&show);
+    assert_eq!(
+        kinds[..4],
+        [
+            "llm_request",
+            "llm_response",
+            "http_exchange",
+            "llm_request"
+        ],
+        "the first call and the second request were committed: {kinds:?}"
+    );
+    assert_eq!(show["run"]["status"], "incomplete");
+}
