@@ -1,6 +1,7 @@
 //! The proxy's edge cases, with a raw python `http.client` client: a stream cut before its end,
 //! a malformed request body, an unmodelled endpoint passed through (and replayed), a request
-//! body over the limit, an upstream that is down.
+//! body over the limit, an upstream that is down, a client that hangs up mid-stream, and the
+//! proxy itself killed mid-stream.
 
 use serde_json::{Value, json};
 
