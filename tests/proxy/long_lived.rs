@@ -203,3 +203,91 @@ fn proxy_keeps_a_continued_response_in_its_run_across_an_idle_gap() {
     answers.sort();
     assert_eq!(answers, [(1, "three".to_owned()), (2, "two".to_owned())]);
 }
+
+#[test]
+fn proxy_replays_a_recorded_run_to_each_session_without_the_upstream() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![
+        Reply::json(200, &answer("one")),
+        Reply::json(200, &answer("two")),
+    ]);
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(&env, &["--upstream-openai", &upstream]);
+    assert!(post(&proxy.addr, "a", "first").contains("one"));
+    assert!(post(&proxy.addr, "a", "second").contains("two"));
+    let recorded = proxy.stop();
+    assert_eq!(recorded.len(), 1);
+    drop(server);
+
+    let proxy = LongLived::start(&env, &["--mode", "replay", "--run", &recorded[0]]);
+    // Each session gets the whole recording: two clients, the same answers.
+    for session in ["x", "y"] {
+        assert!(post(&proxy.addr, session, "first").contains("one"));
+        assert!(post(&proxy.addr, session, "second").contains("two"));
+    }
+    let miss = post(&proxy.addr, "z", "never asked");
+    assert!(miss.starts_with("HTTP/1.1 400"), "{miss}");
+    assert!(miss.contains("tapedeck_replay_miss"), "{miss}");
+    assert!(miss.contains("body.messages[0].content"), "{miss}");
+    let replays = proxy.stop();
+    assert_eq!(replays.len(), 3, "{replays:?}");
+    let mut stops: Vec<(String, String)> = replays
+        .iter()
+        .map(|id| {
+            let show = env.show(id);
+            assert!(
+                show["run"]["parent"]
+                    .as_str()
+                    .is_some_and(|p| p.ends_with(&recorded[0])),
+                "{}",
+                show["run"]
+            );
+            assert_eq!(show["run"]["mode"], "proxy");
+            (
+                show["run"]["labels"]["x-tapedeck-run"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+                show["run"]["stop_reason"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned(),
+            )
+        })
+        .collect();
+    stops.sort();
+    assert_eq!(
+        stops,
+        [
+            ("x".to_owned(), "ok".to_owned()),
+            ("y".to_owned(), "ok".to_owned()),
+            ("z".to_owned(), "replay_miss:llm".to_owned()),
+        ]
+    );
+}
+
+#[test]
+fn proxy_replay_needs_a_recorded_proxy_run() {
+    let env = Env::new();
+    let out =
+        env.exec(
+            env.tapedeck()
+                .args(["proxy", "--listen", "127.0.0.1:0", "--mode", "replay"]),
+        );
+    assert!(
+        out.expect_input_error()
+            .contains("--mode replay needs --run RUN"),
+        "{}",
+        out.stderr
+    );
+    let out = env.exec(env.tapedeck().args([
+        "proxy",
+        "--listen",
+        "127.0.0.1:0",
+        "--mode",
+        "replay",
+        "--run",
+        "nosuchrun",
+    ]));
+    out.expect_input_error();
+}
