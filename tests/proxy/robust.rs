@@ -9,7 +9,8 @@ use crate::server::{FakeServer, PAUSE, Reply};
 use crate::{Env, KEY, contains, kinds};
 
 /// `raw.py METHOD PATH [BODY]`: one request to the proxy (OpenAI base), prints the status on
-/// the first line and the body after it. BODY `@big` sends 33 MiB.
+/// the first line and the body after it. BODY `@big` sends 33 MiB; `RAW_HEADER="name: value"`
+/// adds a header.
 const RAW: &str = r#"
 import http.client, os, sys, urllib.parse
 base = urllib.parse.urlparse(os.environ["OPENAI_BASE_URL"])
@@ -19,6 +20,9 @@ if body == "@big":
     body = '{"model": "m", "messages": [{"role": "user", "content": "' + "x" * (33 << 20) + '"}]}'
 conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
 headers = {"content-type": "application/json", "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]}
+if os.environ.get("RAW_HEADER"):
+    name, value = os.environ["RAW_HEADER"].split(": ", 1)
+    headers[name] = value
 try:
     conn.request(method, path, body=body, headers=headers)
     r = conn.getresponse()
@@ -429,4 +433,37 @@ fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
         "the first call and the second request were committed: {kinds:?}"
     );
     assert_eq!(show["run"]["status"], "incomplete");
+}
+
+#[test]
+fn record_forwards_to_the_clients_own_base_urls_by_default() {
+    let env = Env::new();
+    env.write("raw.py", RAW);
+    let openai = FakeServer::start(vec![Reply::json(200, &json!({"data": []}))]);
+    let anthropic = FakeServer::start(vec![Reply::json(200, &json!({"data": []}))]);
+    // The Anthropic SDK marks its requests with `anthropic-version`: that picks the upstream.
+    let cases = [
+        ("/v1/models", None, &openai),
+        (
+            "/v1/models?beta=true",
+            Some("anthropic-version: 2023-06-01"),
+            &anthropic,
+        ),
+    ];
+    for (path, header, server) in cases {
+        let mut cmd = env.tapedeck();
+        cmd.env("OPENAI_BASE_URL", format!("{}/v1", openai.base))
+            .env("ANTHROPIC_BASE_URL", &anthropic.base)
+            .args(["record", "--", "python3", "raw.py", "GET", path]);
+        if let Some(header) = header {
+            cmd.env("RAW_HEADER", header);
+        }
+        let out = env.exec(&mut cmd);
+        out.expect_code(0);
+        assert!(out.stdout.starts_with("200\n"), "{}", out.stdout);
+        assert_eq!(
+            server.requests().last().map(|r| r.path.as_str()),
+            Some(path)
+        );
+    }
 }
