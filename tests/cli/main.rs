@@ -52,18 +52,9 @@ pub fn fixture(name: &str) -> PathBuf {
     tapedeck_testkit::fixtures_dir().join("tapes").join(name)
 }
 
-/// `tapedeck`, run in `dir`, with plain output: no terminal (assert_cmd pipes every stream),
-/// `NO_COLOR=1`, help wrapped at 100 columns, and no store or colour settings inherited from
-/// the environment of the test run.
+/// `tapedeck`, run in `dir`, with plain output ([`tapedeck_testkit::cli::tapedeck_in`]).
 pub fn tapedeck_in(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
-    cmd.current_dir(dir)
-        .env("NO_COLOR", "1")
-        .env("COLUMNS", "100")
-        .env_remove("TAPEDECK_STORE")
-        .env_remove("CLICOLOR_FORCE")
-        .env_remove("FORCE_COLOR");
-    cmd
+    tapedeck_testkit::cli::tapedeck_in(dir)
 }
 
 /// `tapedeck --store <store>`, run in the store's folder. The store is named relative to that

@@ -100,16 +100,7 @@ impl Env {
 
     /// `tapedeck --store t.db`, run in the folder with plain output.
     pub fn tapedeck(&self) -> Command {
-        let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
-        cmd.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env("COLUMNS", "100")
-            .env_remove("TAPEDECK_STORE")
-            .env_remove("CLICOLOR_FORCE")
-            .env_remove("FORCE_COLOR")
-            .arg("--store")
-            .arg("t.db");
-        cmd
+        tapedeck_testkit::cli::tapedeck(self.dir.path())
     }
 
     /// `tapedeck golden ARGS…`: its exit code, stdout and stderr.

@@ -10,10 +10,9 @@ use serde_json::Value;
 /// The name of the store file in a test's folder.
 pub const STORE: &str = "t.db";
 
-/// `tapedeck --store t.db`, run in `dir`, with plain 100-column output and no terminal (so
-/// nobody can approve a write), and no store, colour or upstream settings inherited from the
-/// environment.
-pub fn tapedeck(dir: &Path) -> Command {
+/// `tapedeck`, run in `dir`, with plain 100-column output and no terminal (so nobody can
+/// approve a write), and no store, colour or upstream settings inherited from the environment.
+pub fn tapedeck_in(dir: &Path) -> Command {
     let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
@@ -22,9 +21,14 @@ pub fn tapedeck(dir: &Path) -> Command {
         .env_remove("CLICOLOR_FORCE")
         .env_remove("FORCE_COLOR")
         .env_remove("OPENAI_BASE_URL")
-        .env_remove("ANTHROPIC_BASE_URL")
-        .arg("--store")
-        .arg(STORE);
+        .env_remove("ANTHROPIC_BASE_URL");
+    cmd
+}
+
+/// [`tapedeck_in`] `dir` with the store `t.db` there (`--store t.db`).
+pub fn tapedeck(dir: &Path) -> Command {
+    let mut cmd = tapedeck_in(dir);
+    cmd.arg("--store").arg(STORE);
     cmd
 }
 
