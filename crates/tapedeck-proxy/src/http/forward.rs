@@ -95,7 +95,7 @@ impl Proxy {
         parts: &Parts,
         path: &str,
         bytes: Bytes,
-        normalized: Option<&Value>,
+        matching: Option<&Value>,
     ) -> Result<Upstream, (u16, String, String)> {
         match &self.backend {
             Backend::Live { client, upstreams } => {
@@ -149,18 +149,14 @@ impl Proxy {
             }
             Backend::Replay(recording) => {
                 let mut recording = lock(recording);
-                let (raw, cost) = match normalized {
-                    Some(request) => {
-                        let mut request = request.clone();
-                        self.redactor.value(&mut request);
-                        recording.take(&request).map_err(|m| {
-                            (
-                                400,
-                                "tapedeck_replay_miss".to_owned(),
-                                format!("tapedeck replay: {m}"),
-                            )
-                        })?
-                    }
+                let (raw, cost) = match matching {
+                    Some(request) => recording.take(request).map_err(|m| {
+                        (
+                            400,
+                            "tapedeck_replay_miss".to_owned(),
+                            format!("tapedeck replay: {m}"),
+                        )
+                    })?,
                     None => recording
                         .take_exchange(parts.method.as_str(), &self.redactor.path(path))
                         .ok_or_else(|| {

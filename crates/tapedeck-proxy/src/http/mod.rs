@@ -37,8 +37,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tapedeck_store::{Ending, Recorder, StoreError};
 use tapedeck_trace::{
-    Event, EventData, HttpExchange, LlmRequest, LlmResponse, Origin, Run, StopReason, ToolCall,
-    ToolCallSummary, ToolResult, Usage, Validation, hash_json,
+    ContentHash, Event, EventData, HttpExchange, LlmRequest, LlmResponse, Origin, Run, StopReason,
+    ToolCall, ToolCallSummary, ToolResult, Usage, Validation,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -104,13 +104,21 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-fn json_error(status: u16, kind: &str, message: &str) -> Response {
-    let body = json!({"error": {"type": kind, "message": message}});
+/// The JSON body of an error the proxy answers itself.
+fn error_body(kind: &str, message: &str) -> String {
+    json!({"error": {"type": kind, "message": message}}).to_string()
+}
+
+fn json_response(status: u16, body: String) -> Response {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .body(Body::from(body.to_string()))
+        .body(Body::from(body))
         .unwrap_or_default()
+}
+
+fn json_error(status: u16, kind: &str, message: &str) -> Response {
+    json_response(status, error_body(kind, message))
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -164,7 +172,7 @@ impl Proxy {
         }
     }
 
-    fn blob(&self, value: &Value) -> Option<tapedeck_trace::ContentHash> {
+    fn blob(&self, value: &Value) -> Option<ContentHash> {
         let mut value = value.clone();
         self.redactor.value(&mut value);
         self.record(|r| r.blob(&value))
@@ -318,21 +326,21 @@ impl Proxy {
         let path = path_of(parts);
         let mut request = self.raw_request(parts, &path);
         request["body_error"] = Value::String(error.to_string());
-        let body = json!({"error": {"type": kind, "message": message}});
-        let raw =
-            json!({"status": status, "content_type": "application/json", "body": body.to_string()});
+        let body = error_body(kind, &message);
+        let raw = json!({"status": status, "content_type": "application/json", "body": body});
+        let request = self.blob(&request);
         self.record_exchange(
             parts.method.as_str(),
             &path,
             Some(status),
-            &request,
+            request,
             &raw,
             started.elapsed().as_millis() as u64,
         );
         if parts.method == Method::POST && Provider::of_path(parts.uri.path()).is_some() {
-            lock(&self.session).last = Some(Last::Error(message.clone()));
+            lock(&self.session).last = Some(Last::Error(message));
         }
-        json_error(status, kind, &message)
+        json_response(status, body)
     }
 
     /// A request as a pass-through exchange records it: method, redacted path and headers (the
@@ -351,8 +359,14 @@ impl Proxy {
         })
     }
 
-    /// Records the tool results and the request of a modelled call; returns its step.
-    fn record_request(&self, provider: Provider, body: &Value, normalized: &Value) -> u64 {
+    /// Records the tool results and the request of a modelled call (`matching` is its redacted
+    /// matching form, stored as a blob); returns its step and the matching form's hash.
+    fn record_request(
+        &self,
+        provider: Provider,
+        body: &Value,
+        matching: &Value,
+    ) -> (u64, Option<ContentHash>) {
         // Tool results the client sends back for calls still open.
         for output in wire::tool_outputs(provider, body) {
             let open = lock(&self.session).pending.remove(&output.call_id);
@@ -380,9 +394,7 @@ impl Proxy {
             .filter_map(|m| self.blob(m))
             .collect();
         let tools = body.get("tools").and_then(|t| self.blob(t));
-        let mut redacted = normalized.clone();
-        self.redactor.value(&mut redacted);
-        let request_hash = hash_json(&redacted).map(|(h, _)| h).ok();
+        let request_hash = self.record(|r| r.blob(matching));
         let mut params = wire::request_params(body);
         self.redactor.value(&mut params);
         let step = {
@@ -408,20 +420,20 @@ impl Proxy {
                 }))
             });
         }
-        step
+        (step, request_hash)
     }
 
-    /// Records the exchange that carries a call's raw response (what replay serves).
+    /// Records the exchange that carries a call's raw response (what replay serves); `request`
+    /// is the blob of the request as recorded.
     fn record_exchange(
         &self,
         method: &str,
         path: &str,
         status: Option<u16>,
-        request: &Value,
+        request: Option<ContentHash>,
         raw: &Value,
         latency_ms: u64,
     ) {
-        let request = self.blob(request);
         let response = self.blob(raw);
         self.record(|r| {
             r.append(EventData::HttpExchange(HttpExchange {
@@ -511,14 +523,16 @@ impl Proxy {
         bytes: Bytes,
         started: Instant,
     ) -> Response {
-        let normalized = wire::normalize(parts.uri.path(), &body);
-        let step = self.record_request(provider, &body, &normalized);
+        // The matching form, redacted once: recorded, and in replay matched against the recording.
+        let mut matching = wire::normalize(parts.uri.path(), &body);
+        self.redactor.value(&mut matching);
+        let (step, request) = self.record_request(provider, &body, &matching);
         let model = body
             .get("model")
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let upstream = match self.fetch(&parts, path, bytes, Some(&normalized)).await {
+        let upstream = match self.fetch(&parts, path, bytes, Some(&matching)).await {
             Ok(u) => u,
             Err((status, kind, message)) => {
                 let raw =
@@ -527,7 +541,7 @@ impl Proxy {
                     parts.method.as_str(),
                     path,
                     None,
-                    &normalized,
+                    request,
                     &raw,
                     started.elapsed().as_millis() as u64,
                 );
@@ -603,7 +617,7 @@ impl Proxy {
                     lock(&this.session).last = Some(Last::Error(why));
                 }
             }
-            this.record_exchange(&method, &path, Some(status), &normalized, &raw, latency);
+            this.record_exchange(&method, &path, Some(status), request, &raw, latency);
         };
         self.respond(upstream, on_done).await
     }
@@ -617,6 +631,7 @@ impl Proxy {
     ) -> Response {
         let mut request = self.raw_request(&parts, path);
         request["body"] = Value::String(text(&bytes));
+        let request = self.blob(&request);
         let method = parts.method.as_str().to_owned();
         let path = path.to_owned();
         let upstream = match self.fetch(&parts, &path, bytes, None).await {
@@ -627,7 +642,7 @@ impl Proxy {
                     &method,
                     &path,
                     None,
-                    &request,
+                    request,
                     &raw,
                     started.elapsed().as_millis() as u64,
                 );
@@ -652,7 +667,7 @@ impl Proxy {
                 &method,
                 &path,
                 Some(status),
-                &request,
+                request,
                 &raw,
                 started.elapsed().as_millis() as u64,
             );

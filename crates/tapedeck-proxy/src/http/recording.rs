@@ -51,7 +51,7 @@ impl Recording {
     /// Reads the recorded calls from a proxy run's events; `blob` fetches a blob.
     pub fn from_events(
         events: &[Event],
-        mut blob: impl FnMut(&tapedeck_trace::ContentHash) -> Result<Value, StoreError>,
+        mut blob: impl FnMut(&ContentHash) -> Result<Value, StoreError>,
         ignore: Vec<Regex>,
     ) -> Result<Self, StoreError> {
         let mut out = Self {
@@ -60,7 +60,7 @@ impl Recording {
         };
         // A modelled call's exchange holds the request's matching form, whose hash is the
         // request's `request_hash`: that pairs them even when calls overlapped.
-        let mut pending: HashMap<tapedeck_trace::ContentHash, Vec<u64>> = HashMap::new();
+        let mut pending: HashMap<ContentHash, Vec<u64>> = HashMap::new();
         let mut costs: HashMap<u64, Option<f64>> = HashMap::new();
         for event in events {
             match &event.data {
