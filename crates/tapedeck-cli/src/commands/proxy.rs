@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use tapedeck_proxy::http::{self, Backend, Hub, Proxy, Recording};
 use tapedeck_trace::Source;
 
-use super::record::RecordingArgs;
+use super::record::{self, RecordingArgs};
 use crate::Exit;
 use crate::settings::Settings;
 
@@ -52,11 +52,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let options = &args.recording;
     // Checked once here; each new run makes its own redactor, which learns the keys it sees.
     options.redactor()?;
-    let ignore = args
-        .ignore
-        .iter()
-        .map(|p| regex::Regex::new(p).with_context(|| format!("invalid --ignore pattern `{p}`")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ignore = record::ignore_patterns(&args.ignore)?;
     let pricing = options.pricing()?;
     let store = settings.open_store()?;
     let parent = match (args.mode, &args.run) {
@@ -73,17 +69,15 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                 );
             }
             let events = store.events(&id)?;
-            // Checked once here; each new run gets a fresh copy below.
-            Recording::from_events(&events, |h| store.blob(h, &id), Vec::new())?;
-            Some((id, events))
+            // Read once here; each new run answers from a fresh copy.
+            let recording = Recording::from_events(&events, |h| store.blob(h, &id), ignore)?;
+            Some((id, recording))
         }
         (Mode::Record, None) => None,
     };
     let upstreams = options.upstreams();
     let client = http::client().context("cannot set up the HTTP client")?;
     let writer = store.writer()?;
-    let reader = settings.open_store()?;
-    let reader = Mutex::new(reader);
     let recording = args.recording;
     let make = move |key: Option<&str>| {
         let mut run = recording.new_run();
@@ -96,17 +90,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                 client: client.clone(),
                 upstreams: upstreams.clone(),
             },
-            Some((id, events)) => {
+            Some((id, recorded)) => {
                 run.parent = Some(*id);
                 run.mode = Some("proxy".to_owned());
-                let reader = reader
-                    .lock()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                Backend::Replay(Mutex::new(Recording::from_events(
-                    events,
-                    |h| reader.blob(h, id),
-                    ignore.clone(),
-                )?))
+                Backend::Replay(Mutex::new(recorded.clone()))
             }
         };
         let recorder = writer.start_run(run)?;
@@ -118,11 +105,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         args.split_idle
             .map(|micros| Duration::from_micros(micros.unsigned_abs())),
     );
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = record::proxy_runtime()?;
     let ended = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

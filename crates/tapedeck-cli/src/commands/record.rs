@@ -50,10 +50,32 @@ pub struct RecordingArgs {
     redact: Vec<String>,
 }
 
+/// A redactor of `--redact` patterns.
+pub fn redactor(patterns: &[String]) -> anyhow::Result<Redactor> {
+    Redactor::new(patterns).context("invalid --redact pattern")
+}
+
+/// The `--ignore` patterns of a replay, compiled.
+pub fn ignore_patterns(patterns: &[String]) -> anyhow::Result<Vec<regex::Regex>> {
+    patterns
+        .iter()
+        .map(|p| regex::Regex::new(p).with_context(|| format!("invalid --ignore pattern `{p}`")))
+        .collect()
+}
+
+/// The async runtime the HTTP proxy is served on (and `bench proxy` measures it on).
+pub fn proxy_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
 impl RecordingArgs {
     /// The redactor of `--redact`.
     pub fn redactor(&self) -> anyhow::Result<Redactor> {
-        Redactor::new(&self.redact).context("invalid --redact pattern")
+        redactor(&self.redact)
     }
 
     /// The prices of `--pricing` (none without it).
@@ -112,11 +134,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
 /// Runs the client behind `proxy`, ends the run and prints its summary on stderr; returns the
 /// code to exit with (the client's own, 128+N for a signal).
 pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = proxy_runtime()?;
     let run_of_proxy = Arc::clone(&proxy);
     let (proxy, code) = match runtime.block_on(http::run_child(proxy, command)) {
         Ok(done) => done,

@@ -151,11 +151,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
 /// `tapedeck replay RUN -- CMD` for a run the HTTP proxy recorded: the client runs again
 /// against the recorded responses (no upstream), and the replay is recorded as a run.
 fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyhow::Result<Exit> {
-    let ignore = args
-        .ignore
-        .iter()
-        .map(|p| regex::Regex::new(p).with_context(|| format!("invalid --ignore pattern `{p}`")))
-        .collect::<anyhow::Result<Vec<_>>>()?;
+    let ignore = super::record::ignore_patterns(&args.ignore)?;
     let events = store.events(&parent.id)?;
     let recording = tapedeck_proxy::http::Recording::from_events(
         &events,
@@ -166,8 +162,7 @@ fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyh
     let mut run = tapedeck_trace::Run::new(Source::Proxy);
     run.parent = Some(parent.id);
     run.mode = Some("proxy".to_owned());
-    let redactor =
-        tapedeck_proxy::redact::Redactor::new(&args.redact).context("invalid --redact pattern")?;
+    let redactor = super::record::redactor(&args.redact)?;
     run.input = Some(redactor.text(&args.command.join(" ")));
     run.task = parent.task.clone();
     run.suite = parent.suite.clone();

@@ -40,7 +40,7 @@ pub enum Backend {
 }
 
 /// A run's recorded responses, for replay.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct Recording {
     calls: Vec<RecordedCall>,
     exchanges: Vec<RecordedExchange>,

@@ -65,11 +65,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         recorder,
     );
     // As `tapedeck record` runs it.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
+    let runtime = crate::commands::record::proxy_runtime()?;
     let running = runtime.block_on(http::start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))))?;
     let through = running.addr;
 
