@@ -117,10 +117,7 @@ pub fn moves_with(
             }
             EventData::BudgetExceeded(e) => (
                 "budget_exceeded",
-                serde_json::to_value(e.budget)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_owned))
-                    .unwrap_or_default(),
+                e.budget.as_str().to_owned(),
                 None,
             ),
             EventData::RunFinished(e) => ("run_finished", e.stop_reason.to_string(), None),

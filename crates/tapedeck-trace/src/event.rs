@@ -433,6 +433,17 @@ pub enum BudgetKind {
 }
 
 impl BudgetKind {
+    /// Its name, as serialized (`max_steps`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::MaxSteps => "max_steps",
+            Self::MaxSeconds => "max_seconds",
+            Self::MaxToolCalls => "max_tool_calls",
+            Self::MaxUsd => "max_usd",
+            Self::MaxTokens => "max_tokens",
+        }
+    }
+
     /// The stop reason of a run that exceeded this budget.
     pub fn stop_reason(self) -> StopReason {
         match self {

@@ -19,7 +19,7 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     anstream::println!(
         "removed {} unreferenced blob{}; store {} → {}",
         report.blobs_removed,
-        if report.blobs_removed == 1 { "" } else { "s" },
+        crate::render::plural(report.blobs_removed),
         bytes(report.bytes_before),
         bytes(report.bytes_after)
     );

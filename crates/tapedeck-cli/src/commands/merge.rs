@@ -40,7 +40,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     anstream::println!(
         "merged {} run{} from {} ({} already present)",
         report.added.len(),
-        if report.added.len() == 1 { "" } else { "s" },
+        crate::render::plural(report.added.len() as u64),
         args.other.display(),
         report.skipped
     );

@@ -120,13 +120,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         match run.source {
             Source::Proxy => return replay_proxy(&store, run, &args),
             Source::Mcp => bail!(
-                "run {} was recorded by the {} proxy: replaying it by running its client again (`-- CMD`) is not available in this build",
-                id.short(),
-                if run.source == Source::Mcp {
-                    "MCP"
-                } else {
-                    "HTTP"
-                }
+                "run {} was recorded by the MCP proxy: replaying it by running its client again (`-- CMD`) is not available in this build",
+                id.short()
             ),
             _ => bail!(
                 "run {} was recorded by the {}, not a proxy: replay it without `-- CMD`",

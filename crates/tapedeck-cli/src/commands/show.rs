@@ -89,14 +89,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let run = store.run(&id)?;
     let events = store.events(&id)?;
     if args.json {
-        let mut blobs = BTreeMap::new();
-        for event in &events {
-            for hash in event.data.blob_refs() {
-                if let std::collections::btree_map::Entry::Vacant(slot) = blobs.entry(hash) {
-                    slot.insert(store.blob(&hash, &id)?);
-                }
-            }
-        }
+        let blobs: BTreeMap<_, _> = store
+            .blobs(events.iter().flat_map(|e| e.data.blob_refs()), &id)?
+            .into_iter()
+            .collect();
         render::json(&JsonShow {
             short_id: id.short(),
             run: &run,
@@ -214,10 +210,7 @@ pub fn summary(run: &Run, events: &[Event]) {
                 "budget",
                 format!(
                     "{w}{} exceeded{w:#}: {} used of {}{by}",
-                    serde_json::to_value(b.budget)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
+                    b.budget.as_str(),
                     trim_number(b.used),
                     trim_number(b.limit)
                 ),
@@ -451,10 +444,7 @@ fn describe(
         EventData::RunFinished(e) => format!("{} — {}", e.status, e.stop_reason),
     };
     let kind = match &event.data {
-        EventData::BudgetExceeded(e) => serde_json::to_value(e.budget)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_owned))
-            .unwrap_or_else(|| "budget".to_owned()),
+        EventData::BudgetExceeded(e) => e.budget.as_str().to_owned(),
         EventData::PolicyDecision(_) => "policy".to_owned(),
         other => other.kind().to_owned(),
     };

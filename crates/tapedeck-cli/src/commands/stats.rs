@@ -62,7 +62,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             "{h}{}{h:#}{fp} · {} run{}",
             agent.agent,
             agent.runs,
-            if agent.runs == 1 { "" } else { "s" }
+            render::plural(agent.runs as u64)
         );
         let line = |label: &str, value: String| {
             anstream::println!("  {dim}{label:<20}{dim:#} {value}");
@@ -92,7 +92,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             0 => String::new(),
             n => format!(
                 " ({n} run{} of unknown cost not counted)",
-                if n == 1 { "" } else { "s" }
+                render::plural(n as u64)
             ),
         };
         line(

@@ -143,3 +143,21 @@ fn run_status_round_trips_and_follows_the_stop_reason() {
         assert_eq!(status(stopped), RunStatus::Stopped, "{stopped}");
     }
 }
+
+#[test]
+fn budget_names_are_their_serialized_form_and_their_stop_reason() {
+    use tapedeck_trace::BudgetKind;
+    for budget in [
+        BudgetKind::MaxSteps,
+        BudgetKind::MaxSeconds,
+        BudgetKind::MaxToolCalls,
+        BudgetKind::MaxUsd,
+        BudgetKind::MaxTokens,
+    ] {
+        assert_eq!(
+            serde_json::to_value(budget).expect("serializes"),
+            budget.as_str()
+        );
+        assert_eq!(budget.stop_reason().to_string(), budget.as_str());
+    }
+}

@@ -138,7 +138,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                     "{}: task `{}` has {recorded} baseline run{} but the check needs {repeat}: record them with `tapedeck golden record {} --repeat {repeat}`",
                     suite.dir.join("tapes").join(&task.id).display(),
                     task.id,
-                    if recorded == 1 { "" } else { "s" },
+                    render::plural(recorded as u64),
                     suite.dir.display()
                 );
             }
@@ -432,19 +432,24 @@ fn print_summary(
 }
 
 fn write_reports(args: &Args, suite: &str, results: &[TaskResult]) -> anyhow::Result<()> {
-    let write = |path: &Option<PathBuf>, text: String| -> anyhow::Result<()> {
+    // Each report is rendered only when its file was asked for.
+    let write = |path: &Option<PathBuf>,
+                 render: &dyn Fn() -> anyhow::Result<String>|
+     -> anyhow::Result<()> {
         if let Some(path) = path {
-            std::fs::write(path, text)
+            std::fs::write(path, render()?)
                 .with_context(|| format!("cannot write `{}`", path.display()))?;
         }
         Ok(())
     };
-    write(&args.junit, golden::report::junit(suite, results))?;
-    if args.json.is_some() {
-        write(&args.json, serde_json::to_string_pretty(results)? + "\n")?;
-    }
-    write(&args.markdown, golden::report::markdown(suite, results))?;
-    write(&args.html, golden::report::html(suite, results))?;
+    write(&args.junit, &|| Ok(golden::report::junit(suite, results)))?;
+    write(&args.json, &|| {
+        Ok(serde_json::to_string_pretty(results)? + "\n")
+    })?;
+    write(&args.markdown, &|| {
+        Ok(golden::report::markdown(suite, results))
+    })?;
+    write(&args.html, &|| Ok(golden::report::html(suite, results)))?;
     Ok(())
 }
 

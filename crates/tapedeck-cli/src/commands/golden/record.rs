@@ -87,7 +87,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     anstream::println!(
         "\nrecorded {} task{}{} of suite `{}` with {} {dim}(tapes in {}, snapshots in {}){dim:#}",
         tasks.len(),
-        if tasks.len() == 1 { "" } else { "s" },
+        render::plural(tasks.len() as u64),
         if repeat > 1 {
             format!(" × {repeat} runs")
         } else {

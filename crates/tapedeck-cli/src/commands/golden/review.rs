@@ -221,7 +221,7 @@ pub fn review(args: ReviewArgs) -> anyhow::Result<Exit> {
         anstream::println!(
             "{} pending snapshot{}: not a terminal, so nothing was decided; take them with `tapedeck golden accept {}` or drop them with `tapedeck golden reject {}` (both take task ids)",
             tasks.len(),
-            if tasks.len() == 1 { "" } else { "s" },
+            crate::render::plural(tasks.len() as u64),
             suite.dir.display(),
             suite.dir.display()
         );
