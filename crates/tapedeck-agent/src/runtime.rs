@@ -5,11 +5,11 @@
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tapedeck_store::{Ending, StoreError, Writer};
+use tapedeck_store::{Ending, Writer};
 use tapedeck_trace::{
     AgentInfo, BudgetExceeded, BudgetKind, ContentHash, EventData, LlmRequest, LlmResponse,
     LlmRetry, Origin, PolicyDecision, Run, RunStarted, Source, StopReason, ToolCall,
-    ToolCallSummary, ToolResult, Usage, Validation, hash_json,
+    ToolCallSummary, ToolResult, Usage, Validation,
 };
 
 use crate::AgentError;
@@ -305,15 +305,16 @@ impl Agent {
         Ok(RunOutcome::stop(budget.stop_reason()))
     }
 
-    /// Stops the run on `max_seconds`, with the seconds used so far.
+    /// Stops the run on `max_seconds` (during a call of `tool`), with the seconds used so far.
     fn out_of_seconds(
         &self,
         sink: &mut dyn EventSink,
         state: &RunState,
+        tool: Option<&str>,
     ) -> Result<RunOutcome, AgentError> {
         let used = state.started.elapsed().as_secs_f64();
         let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-        self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, None)
+        self.exceeded(sink, BudgetKind::MaxSeconds, limit, used, tool)
     }
 
     fn record_start(&self, input: &str, sink: &mut dyn EventSink) -> Result<(), AgentError> {
@@ -392,11 +393,8 @@ impl Agent {
                 }
                 Err(e) => e,
             };
-            if over_seconds(state).is_some()
-                || matches!(error, ModelError::Timeout)
-                    && state.deadline.is_some_and(|d| Instant::now() >= d)
-            {
-                return Ok(Err(self.out_of_seconds(sink, state)?));
+            if over_seconds(state).is_some() {
+                return Ok(Err(self.out_of_seconds(sink, state, None)?));
             }
             if let ModelError::Unrecorded(detail) = &error {
                 return Ok(Err(RunOutcome {
@@ -422,7 +420,7 @@ impl Agent {
                 wait_ms: wait.as_millis() as u64,
             }))?;
             if state.deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                return Ok(Err(self.out_of_seconds(sink, state)?));
+                return Ok(Err(self.out_of_seconds(sink, state, None)?));
             }
             std::thread::sleep(wait);
         }
@@ -486,31 +484,27 @@ impl Agent {
     ) -> Result<ToolStep, AgentError> {
         let b = &self.config.config.budgets;
         let tool = call.name.as_str();
-        if let Some(limit) = over_seconds(state) {
-            let used = state.started.elapsed().as_secs_f64();
-            return Ok(ToolStep::Stop(self.exceeded(
-                sink,
+        let over = if let Some(limit) = over_seconds(state) {
+            Some((
                 BudgetKind::MaxSeconds,
                 limit,
-                used,
-                Some(tool),
-            )?));
-        }
-        if let Some(limit) = b.max_tool_calls.filter(|l| state.tool_calls >= *l) {
-            let used = state.tool_calls as f64;
-            return Ok(ToolStep::Stop(self.exceeded(
-                sink,
+                state.started.elapsed().as_secs_f64(),
+            ))
+        } else if let Some(limit) = b.max_tool_calls.filter(|l| state.tool_calls >= *l) {
+            Some((
                 BudgetKind::MaxToolCalls,
                 limit as f64,
-                used,
-                Some(tool),
-            )?));
-        }
-        if let Some(limit) = b.max_usd.filter(|l| state.usd >= *l) {
-            let used = state.usd;
+                state.tool_calls as f64,
+            ))
+        } else {
+            b.max_usd
+                .filter(|l| state.usd >= *l)
+                .map(|limit| (BudgetKind::MaxUsd, limit, state.usd))
+        };
+        if let Some((budget, limit, used)) = over {
             return Ok(ToolStep::Stop(self.exceeded(
                 sink,
-                BudgetKind::MaxUsd,
+                budget,
                 limit,
                 used,
                 Some(tool),
@@ -613,7 +607,11 @@ impl Agent {
                         Some(tool),
                     )?));
                 }
-                self.run_tool(call, &def, key.as_deref(), state, gateway, sink)
+                let seen_as = SeenAs {
+                    args_hash: args_ref,
+                    key: key.as_deref(),
+                };
+                self.run_tool(call, &def, seen_as, state, gateway, sink)
             }
         }
     }
@@ -623,7 +621,7 @@ impl Agent {
         &mut self,
         call: &ToolCallRequest,
         def: &crate::config::ToolDef,
-        key: Option<&str>,
+        seen_as: SeenAs<'_>,
         state: &mut RunState,
         gateway: &mut Gateway,
         sink: &mut dyn EventSink,
@@ -659,7 +657,7 @@ impl Agent {
         self.finish_tool(
             call,
             def,
-            key,
+            seen_as,
             state,
             gateway,
             sink,
@@ -708,7 +706,7 @@ impl Agent {
         &mut self,
         call: &ToolCallRequest,
         def: &crate::config::ToolDef,
-        key: Option<&str>,
+        seen_as: SeenAs<'_>,
         state: &mut RunState,
         gateway: &mut Gateway,
         sink: &mut dyn EventSink,
@@ -720,7 +718,6 @@ impl Agent {
         let tool = call.name.as_str();
         state.usd += def.cost_usd;
         let cost = (def.cost_usd > 0.0).then_some(def.cost_usd);
-        let args_hash = hash_json(&call.arguments).map_err(StoreError::from)?.0;
         match result {
             Ok(output) => {
                 let output_ref = sink.blob(&output)?;
@@ -745,7 +742,14 @@ impl Agent {
                     let message = format!(
                         "the output of `{tool}` does not match its output_schema: {problems}"
                     );
-                    gateway.observe(tool, def.kind, args_hash, key, &Err(message.clone()), None);
+                    gateway.observe(
+                        tool,
+                        def.kind,
+                        seen_as.args_hash,
+                        seen_as.key,
+                        &Err(message.clone()),
+                        None,
+                    );
                     return Ok(match self.config.config.on_invalid_output {
                         OnInvalidOutput::Stop => ToolStep::Stop(RunOutcome {
                             error: Some(message),
@@ -757,7 +761,14 @@ impl Agent {
                     });
                 }
                 let result = Ok(output);
-                gateway.observe(tool, def.kind, args_hash, key, &result, Some(output_ref));
+                gateway.observe(
+                    tool,
+                    def.kind,
+                    seen_as.args_hash,
+                    seen_as.key,
+                    &result,
+                    Some(output_ref),
+                );
                 Ok(ToolStep::Observed(observation(call, &result)))
             }
             Err(failure) => {
@@ -773,18 +784,20 @@ impl Agent {
                     cost,
                 )?;
                 if matches!(failure, ToolFailure::Timeout(_)) && limited_by_run {
-                    let used = state.started.elapsed().as_secs_f64();
-                    let limit = self.config.config.budgets.max_seconds.unwrap_or(used);
-                    return Ok(ToolStep::Stop(self.exceeded(
+                    return Ok(ToolStep::Stop(self.out_of_seconds(
                         sink,
-                        BudgetKind::MaxSeconds,
-                        limit,
-                        used,
+                        state,
                         Some(tool),
                     )?));
                 }
-                let disabled =
-                    gateway.observe(tool, def.kind, args_hash, key, &Err(message.clone()), None);
+                let disabled = gateway.observe(
+                    tool,
+                    def.kind,
+                    seen_as.args_hash,
+                    seen_as.key,
+                    &Err(message.clone()),
+                    None,
+                );
                 if self.config.config.on_tool_error == OnToolError::Stop {
                     return Ok(ToolStep::Stop(RunOutcome {
                         error: Some(format!("{tool}: {message}")),
@@ -851,6 +864,15 @@ enum ToolStep {
 fn over_seconds(state: &RunState) -> Option<f64> {
     let deadline = state.deadline?;
     (Instant::now() >= deadline).then(|| (deadline - state.started).as_secs_f64())
+}
+
+/// How the gateway recognises a repeat of a tool call it ran.
+#[derive(Clone, Copy)]
+struct SeenAs<'a> {
+    /// The hash of its arguments (their blob's).
+    args_hash: ContentHash,
+    /// A write's idempotency key.
+    key: Option<&'a str>,
 }
 
 /// The message that tells the model what a tool call gave.

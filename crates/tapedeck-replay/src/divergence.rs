@@ -115,11 +115,7 @@ pub fn moves_with(
                 };
                 ("tool_result", summary, None)
             }
-            EventData::BudgetExceeded(e) => (
-                "budget_exceeded",
-                e.budget.as_str().to_owned(),
-                None,
-            ),
+            EventData::BudgetExceeded(e) => ("budget_exceeded", e.budget.as_str().to_owned(), None),
             EventData::RunFinished(e) => ("run_finished", e.stop_reason.to_string(), None),
             _ => continue,
         };
