@@ -54,6 +54,9 @@ pub enum Verdict {
         result: Result<Value, String>,
         /// The blob of the earlier output, when it succeeded.
         output: Option<ContentHash>,
+        /// For a write, the idempotency key that matched: the call still carries it, so the
+        /// trace shows which write it repeated.
+        key: Option<String>,
     },
     /// Do not run it; tell the model why and go on.
     Refuse {
@@ -223,6 +226,7 @@ impl Gateway {
                         ),
                         result: result.clone(),
                         output: *output,
+                        key: Some(k),
                     };
                 }
                 if self.require_approval {
@@ -259,6 +263,7 @@ impl Gateway {
                         ),
                         result: result.clone(),
                         output: *output,
+                        key: None,
                     };
                 }
             }

@@ -14,8 +14,8 @@ use tapedeck_trace::{
 
 use crate::AgentError;
 use crate::approvals::{ApprovalSource, Approver};
-use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError, ToolKind};
-use crate::gateway::{Gateway, Ruling, Verdict, idempotency_key, validate};
+use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError};
+use crate::gateway::{Gateway, Ruling, Verdict, validate};
 use crate::message::{
     FinishReason, MatchingForm, Message, ModelRequest, ToolCallRequest, ToolSpec,
 };
@@ -521,12 +521,7 @@ impl Agent {
             args_ref,
         );
         let key = match &verdict {
-            Verdict::Run { key, .. } => key.clone(),
-            // A write answered by an earlier one with its key: the call still carries the key
-            // that matched, so the trace shows which write it repeated.
-            Verdict::Reuse { .. } if def.as_ref().is_some_and(|d| d.kind == ToolKind::Write) => {
-                Some(idempotency_key(tool, &call.arguments, args_ref))
-            }
+            Verdict::Run { key, .. } | Verdict::Reuse { key, .. } => key.clone(),
             _ => None,
         };
         sink.append(EventData::ToolCall(ToolCall {
@@ -575,6 +570,7 @@ impl Agent {
                 ruling,
                 result,
                 output,
+                ..
             } => {
                 record(sink, &ruling)?;
                 self.record_result(
