@@ -7,8 +7,7 @@
 
 use serde::Serialize;
 use serde_json::Value;
-use tapedeck_store::Store;
-use tapedeck_trace::{ContentHash, Event, EventData, RunId};
+use tapedeck_trace::{ContentHash, Event, EventData};
 
 use crate::ReplayError;
 
@@ -43,13 +42,6 @@ pub struct Divergence {
     pub argument_diff: Option<String>,
     /// The last move both agree on, for context.
     pub before: Option<Move>,
-}
-
-/// The moves of a run, its blobs read from `store`.
-pub fn moves(store: &Store, id: &RunId, events: &[Event]) -> Result<Vec<Move>, ReplayError> {
-    moves_with(events, |hash| {
-        store.blob(hash, id).map_err(ReplayError::from)
-    })
 }
 
 /// The moves of a run, its blobs from `blob` (a replay has most of them in memory already).

@@ -88,14 +88,23 @@ impl Recording {
     pub fn load(store: &Store, id: &RunId) -> Result<Self, ReplayError> {
         let run = store.run(id)?;
         let events = store.events(id)?;
-        let mut blobs: HashMap<ContentHash, Value> = HashMap::new();
-        let mut blob = |hash: &ContentHash| -> Result<Value, ReplayError> {
-            if let Some(value) = blobs.get(hash) {
-                return Ok(value.clone());
+        // The blobs a replay serves, read in batches: the config, assistant messages, tool
+        // arguments and outputs.
+        let served = events.iter().filter(|e| {
+            matches!(
+                e.data,
+                EventData::RunStarted(_)
+                    | EventData::LlmResponse(_)
+                    | EventData::ToolCall(_)
+                    | EventData::ToolResult(_)
+            )
+        });
+        let blobs = store.blobs(served.flat_map(|e| e.data.blob_refs()), id)?;
+        let blob = |hash: &ContentHash| -> Result<Value, ReplayError> {
+            match blobs.get(hash) {
+                Some(value) => Ok(value.clone()),
+                None => Ok(store.blob(hash, id)?),
             }
-            let value = store.blob(hash, id)?;
-            blobs.insert(*hash, value.clone());
-            Ok(value)
         };
         let mut steps: BTreeMap<u64, RecordedStep> = BTreeMap::new();
         let mut calls: Vec<RecordedCall> = Vec::new();
