@@ -103,12 +103,7 @@ impl Tolerances {
                 };
             }
             _ => {
-                let hint = TOLERANCE_KEYS
-                    .iter()
-                    .map(|k| (strsim::levenshtein(key, k), *k))
-                    .min()
-                    .filter(|(d, _)| *d <= 3)
-                    .map_or_else(String::new, |(_, k)| format!("; did you mean `{k}`?"));
+                let hint = crate::did_you_mean(key, TOLERANCE_KEYS.iter().copied());
                 return Err(bad(format!(
                     "unknown tolerance `{key}`{hint} (known: {})",
                     TOLERANCE_KEYS.join(", ")
@@ -351,19 +346,13 @@ fn growth(
     let show = |v: Option<f64>| v.map_or_else(|| "?".to_owned(), fmt);
     let (change, verdict) = match (baseline, candidate) {
         (Some(b), Some(c)) => {
-            let change = if b > 0.0 {
-                Some((c - b) / b)
-            } else if c > 0.0 {
-                Some(f64::INFINITY)
-            } else {
-                Some(0.0)
+            let change = relative_change(b, c);
+            let verdict = match limit {
+                None => Verdict::Info,
+                Some(l) if beyond(change, l) => Verdict::Drift,
+                Some(_) => Verdict::Ok,
             };
-            let verdict = match (limit, change) {
-                (None, _) => Verdict::Info,
-                (Some(l), Some(ch)) if ch > l + 1e-9 => Verdict::Drift,
-                _ => Verdict::Ok,
-            };
-            (change, verdict)
+            (Some(change), verdict)
         }
         _ => (
             None,
@@ -456,4 +445,20 @@ pub fn answer_diff(baseline: &str, candidate: &str) -> AnswerDiff {
         similarity,
         diff: text,
     }
+}
+/// How much `candidate` grew over `baseline`, relative to it (+0.25 is 25 % more); from 0,
+/// any growth is infinite.
+pub(crate) fn relative_change(baseline: f64, candidate: f64) -> f64 {
+    if baseline > 0.0 {
+        (candidate - baseline) / baseline
+    } else if candidate > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
+/// Whether a relative change is over its tolerance (with room for rounding).
+pub(crate) fn beyond(change: f64, limit: f64) -> bool {
+    change > limit + 1e-9
 }

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::compare::{beyond, relative_change};
 use crate::stats::{benjamini_hochberg, fisher_exact, holm, mann_whitney, smallest_n};
 use crate::{DiffError, RunSummary, Tolerances, Verdict};
 
@@ -153,7 +154,7 @@ pub fn compare_groups_with(
                 n: (bv.len(), cv.len()),
                 baseline_mean: bm,
                 candidate_mean: cm,
-                change: relative(bm, cm),
+                change: Some(relative_change(bm, cm)),
                 p: mw.p,
                 p_adjusted: mw.p,
                 effect: mw.effect,
@@ -217,7 +218,7 @@ pub fn compare_groups_with(
                     // A stop reason's share moving at all is a change of behaviour.
                     (test.candidate_mean - test.baseline_mean).abs() > limit
                 } else {
-                    test.change.is_some_and(|c| c > limit + 1e-9)
+                    test.change.is_some_and(|c| beyond(c, limit))
                 };
                 if significant && beyond {
                     Verdict::Drift
@@ -239,16 +240,6 @@ pub fn compare_groups_with(
 
 fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len().max(1) as f64
-}
-
-fn relative(baseline: f64, candidate: f64) -> Option<f64> {
-    if baseline > 0.0 {
-        Some((candidate - baseline) / baseline)
-    } else if candidate > 0.0 {
-        Some(f64::INFINITY)
-    } else {
-        Some(0.0)
-    }
 }
 
 #[cfg(test)]

@@ -41,3 +41,16 @@ pub enum DiffError {
         message: String,
     },
 }
+
+/// `; did you mean `x`?` for the candidate closest to `word` (within 3 edits), else nothing.
+pub(crate) fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> String {
+    candidates
+        .into_iter()
+        .map(|c| (strsim::levenshtein(word, c), c))
+        .min()
+        .filter(|(d, _)| *d <= 3)
+        .map_or_else(String::new, |(_, c)| format!("; did you mean `{c}`?"))
+}

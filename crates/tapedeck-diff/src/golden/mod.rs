@@ -273,13 +273,7 @@ impl Suite {
 
     /// An error about a task id that is not in the suite, with the closest one.
     pub fn unknown_task(&self, id: &str) -> DiffError {
-        let hint = self
-            .tasks
-            .iter()
-            .map(|t| (strsim::levenshtein(id, &t.id), t.id.as_str()))
-            .min()
-            .filter(|(d, _)| *d <= 3)
-            .map_or_else(String::new, |(_, t)| format!("; did you mean `{t}`?"));
+        let hint = crate::did_you_mean(id, self.tasks.iter().map(|t| t.id.as_str()));
         DiffError::Golden {
             path: self.suite_path(),
             message: format!("no task `{id}` in suite `{}`{hint}", self.name),
@@ -360,17 +354,8 @@ fn with_suggestion(message: &str) -> String {
     let Some((field, expected)) = rest.split_once('`') else {
         return message.to_owned();
     };
-    let best = expected
-        .split('`')
-        .skip(1)
-        .step_by(2)
-        .map(|k| (strsim::levenshtein(field, k), k))
-        .min()
-        .filter(|(d, _)| *d <= 3);
-    match best {
-        Some((_, k)) => format!("{message}; did you mean `{k}`?"),
-        None => message.to_owned(),
-    }
+    let hint = crate::did_you_mean(field, expected.split('`').skip(1).step_by(2));
+    format!("{message}{hint}")
 }
 
 /// `base/path` with `x/..` pairs dropped where `x` is a plain folder name (no file system
