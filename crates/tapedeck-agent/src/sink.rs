@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use tapedeck_store::{Recorder, StoreError};
-use tapedeck_trace::{ContentHash, EventData, hash_json};
+use tapedeck_trace::{ContentHash, EventData, hash_value};
 
 /// Receives a run's blobs and events in order.
 pub trait EventSink {
@@ -31,7 +31,7 @@ pub struct NullSink {
 
 impl EventSink for NullSink {
     fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
-        Ok(hash_json(value)?.0)
+        Ok(hash_value(value)?.0)
     }
 
     fn append(&mut self, _data: EventData) -> Result<u64, StoreError> {

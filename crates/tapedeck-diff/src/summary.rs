@@ -66,7 +66,7 @@ impl RunSummary {
             _ => None,
         });
         for (hash, value) in store.blobs(hashes, &run.id)? {
-            args.insert(hash, tapedeck_trace::canonical_json(&value)?);
+            args.insert(hash, tapedeck_trace::canonical_value(&value)?);
         }
         let mut sequence = Vec::new();
         let mut step_latencies_ms = Vec::new();

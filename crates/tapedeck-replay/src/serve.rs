@@ -12,7 +12,7 @@ use tapedeck_agent::{
     Intercepted, MatchingForm, ModelBackend, ModelError, ModelRequest, ModelResponse,
     ToolCallRequest, ToolFailure, ToolInterceptor,
 };
-use tapedeck_trace::{ContentHash, Origin, hash_json};
+use tapedeck_trace::{ContentHash, Origin, hash_value};
 
 use crate::recording::{RecordedApproval, RecordedCall, RecordedStep};
 
@@ -200,7 +200,7 @@ impl ToolInterceptor for RecordedTools {
             return None;
         }
         let tool = call.name.as_str();
-        let args_hash = hash_json(&call.arguments).map(|(h, _)| h).ok()?;
+        let args_hash = hash_value(&call.arguments).map(|(h, _)| h).ok()?;
         let position = {
             let n = self.per_tool.entry(tool.to_owned()).or_insert(0);
             *n += 1;
@@ -314,7 +314,7 @@ impl RecordedApprover {
 
 impl Approver for RecordedApprover {
     fn ask(&mut self, tool: &str, args: &Value, key: Option<&str>) -> ApprovalAnswer {
-        let args_hash = hash_json(args).map(|(h, _)| h).ok();
+        let args_hash = hash_value(args).map(|(h, _)| h).ok();
         let found = self
             .approvals
             .iter()

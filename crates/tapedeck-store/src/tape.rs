@@ -4,9 +4,8 @@ use std::collections::HashSet;
 use std::io::{BufRead, Write};
 
 use rusqlite::params;
-use serde_json::Value;
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
-use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_json};
+use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_value};
 
 use crate::writer::{insert_run, retry_busy};
 use crate::{Store, StoreError, blob};
@@ -136,7 +135,7 @@ impl Store {
             }
             expected_seq += 1;
             for (hash, value) in blobs {
-                let (actual, canonical) = hash_json(&value)?;
+                let (actual, canonical) = hash_value(&value)?;
                 if actual != hash {
                     return Err(bad(format!(
                         "blob {hash} does not match its content (its hash is {actual})"
@@ -167,7 +166,7 @@ impl Store {
                 }
             }
             totals.observe(&event.data);
-            let payload = canonical_payload(&event.data)?;
+            let payload = crate::writer::payload_json(&event.data)?;
             insert_event
                 .execute(params![
                     key,
@@ -181,11 +180,6 @@ impl Store {
         check_totals(&run.totals, &totals)?;
         Ok(expected_seq - 1)
     }
-}
-
-fn canonical_payload(data: &tapedeck_trace::EventData) -> Result<String, StoreError> {
-    let payload: Value = data.payload();
-    Ok(tapedeck_trace::canonical_json(&payload)?)
 }
 
 /// The header's totals must be those of its events: `ls`, `stats` and the diff read the

@@ -15,10 +15,10 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use rusqlite::{Connection, ErrorCode, params};
-use serde::Serialize;
+use serde_json::Value;
 use tapedeck_trace::{
     ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus, StopReason,
-    Timestamp, Totals, canonical_json, hash_json, write_canonical,
+    Timestamp, Totals, canonical_json, hash_value, write_canonical,
 };
 
 use crate::blob::{self, EncodedBlob};
@@ -286,8 +286,8 @@ impl Recorder {
 
     /// Stores a JSON value as a blob (once per run, whatever the number of calls) and
     /// returns the hash events refer to it by.
-    pub fn blob<T: Serialize>(&mut self, value: &T) -> Result<ContentHash, StoreError> {
-        let (hash, canonical) = hash_json(value)?;
+    pub fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
+        let (hash, canonical) = hash_value(value)?;
         if self.sent_blobs.insert(hash) {
             let blob = blob::encode(hash, canonical);
             self.writer.send(Op::Blob {
@@ -427,7 +427,8 @@ impl Drop for Recorder {
 }
 
 /// The payload of an event (its `data` object) as canonical JSON.
-fn payload_json(data: &EventData) -> Result<String, StoreError> {
+/// The canonical text of an event's payload, as the `events.data` column holds it.
+pub(crate) fn payload_json(data: &EventData) -> Result<String, StoreError> {
     let mut out = String::with_capacity(128);
     write_canonical(&data.payload(), &mut out)?;
     Ok(out)

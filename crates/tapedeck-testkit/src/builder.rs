@@ -15,7 +15,7 @@ use tapedeck_trace::{
     BudgetExceeded, BudgetKind, ContentHash, Decision, Event, EventData, HistoryCompactor,
     LlmRequest, LlmResponse, Origin, PolicyDecision, Run, RunFinished, RunId, RunStarted,
     RunStatus, Source, StopReason, Timestamp, ToolCall, ToolCallSummary, ToolResult, Totals, Usage,
-    Validation, hash_json,
+    Validation, hash_json, hash_value,
 };
 
 /// A tool call the model asks for: its call id, the tool, and the arguments.
@@ -228,7 +228,7 @@ impl TapeBuilder {
     ///
     /// If the value has no canonical form (a number RFC 8785 cannot write).
     pub fn blob(&mut self, value: &Value) -> ContentHash {
-        let (hash, _) = hash_json(value).expect("a JSON value has a canonical form");
+        let (hash, _) = hash_value(value).expect("a JSON value has a canonical form");
         self.contents.entry(hash).or_insert_with(|| value.clone());
         hash
     }

@@ -73,9 +73,13 @@ serde_via_str!(ContentHash);
 /// several times faster than a streaming JCS serializer that buffers and re-parses every key,
 /// and recording serializes every event. Tests check it against `serde_json_canonicalizer`.
 pub fn canonical_json<T: Serialize>(value: &T) -> Result<String, TraceError> {
-    let value = serde_json::to_value(value).map_err(TraceError::Canonical)?;
+    canonical_value(&serde_json::to_value(value).map_err(TraceError::Canonical)?)
+}
+
+/// [`canonical_json`] of a value that is JSON already, without copying it first.
+pub fn canonical_value(value: &Value) -> Result<String, TraceError> {
     let mut out = String::with_capacity(128);
-    write_canonical(&value, &mut out)?;
+    write_canonical(value, &mut out)?;
     Ok(out)
 }
 
@@ -183,5 +187,11 @@ pub fn hash_bytes(bytes: &[u8]) -> ContentHash {
 /// The canonical text of a value and the hash of that text.
 pub fn hash_json<T: Serialize>(value: &T) -> Result<(ContentHash, String), TraceError> {
     let text = canonical_json(value)?;
+    Ok((hash_bytes(text.as_bytes()), text))
+}
+
+/// [`hash_json`] of a value that is JSON already, without copying it first.
+pub fn hash_value(value: &Value) -> Result<(ContentHash, String), TraceError> {
+    let text = canonical_value(value)?;
     Ok((hash_bytes(text.as_bytes()), text))
 }

@@ -17,7 +17,10 @@ mod stop;
 pub mod tape;
 mod time;
 
-pub use canonical::{ContentHash, canonical_json, hash_bytes, hash_json, write_canonical};
+pub use canonical::{
+    ContentHash, canonical_json, canonical_value, hash_bytes, hash_json, hash_value,
+    write_canonical,
+};
 pub use error::TraceError;
 pub use event::{
     BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData,

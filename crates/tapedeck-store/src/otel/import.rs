@@ -252,7 +252,7 @@ struct Blobs(HashMap<ContentHash, Value>);
 
 impl Blobs {
     fn add(&mut self, value: Value) -> Result<ContentHash, StoreError> {
-        let (hash, _) = hash_json(&value)?;
+        let (hash, _) = hash_value(&value)?;
         self.0.entry(hash).or_insert(value);
         Ok(hash)
     }

@@ -24,7 +24,7 @@ use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
 use tapedeck_trace::{
     AgentInfo, ContentHash, Event, EventData, HistoryCompactor, LlmRequest, LlmResponse, Origin,
     Run, RunFinished, RunId, RunStarted, RunStatus, Source, StopReason, Timestamp, ToolCall,
-    ToolCallSummary, ToolResult, Totals, Usage, Validation, expand_messages, hash_json,
+    ToolCallSummary, ToolResult, Totals, Usage, Validation, expand_messages, hash_json, hash_value,
 };
 
 use crate::{ImportOutcome, Store, StoreError};
