@@ -91,6 +91,17 @@ pub struct Gateway {
     reads: HashMap<(String, ContentHash), (Instant, Earlier)>,
     writes: HashMap<String, Earlier>,
     approver: Box<dyn Approver>,
+    /// Each tool's schemas, compiled at their first use (not at every call).
+    validators: HashMap<(String, SchemaOf), Result<jsonschema::Validator, String>>,
+}
+
+/// Which of a tool's schemas.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum SchemaOf {
+    /// `input_schema`: its arguments.
+    Input,
+    /// `output_schema`: its output.
+    Output,
 }
 
 impl Gateway {
@@ -115,6 +126,26 @@ impl Gateway {
             reads: HashMap::new(),
             writes: HashMap::new(),
             approver,
+            validators: HashMap::new(),
+        }
+    }
+
+    /// Validates `value` against `tool`'s schema `which` (`schema`, compiled once a run).
+    pub fn validate(
+        &mut self,
+        tool: &str,
+        which: SchemaOf,
+        schema: &Value,
+        value: &Value,
+    ) -> Result<(), String> {
+        let key = (tool.to_owned(), which);
+        let validator = self
+            .validators
+            .entry(key)
+            .or_insert_with(|| compile(schema));
+        match validator {
+            Ok(validator) => problems(validator, value),
+            Err(e) => Err(e.clone()),
         }
     }
 
@@ -205,7 +236,7 @@ impl Gateway {
                 message,
             };
         }
-        if let Err(problems) = validate(&def.input_schema, args) {
+        if let Err(problems) = self.validate(tool, SchemaOf::Input, &def.input_schema, args) {
             let message = format!("invalid arguments for `{tool}`: {problems}");
             return Verdict::Refuse {
                 ruling: Ruling::new(Decision::Denied, "input_schema", Some(message.clone())),
@@ -327,7 +358,15 @@ pub fn idempotency_key(tool: &str, args: &Value, args_hash: ContentHash) -> Stri
 
 /// Validates `value` against a JSON Schema; the error lists what is wrong, where.
 pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| format!("bad schema: {e}"))?;
+    problems(&compile(schema)?, value)
+}
+
+fn compile(schema: &Value) -> Result<jsonschema::Validator, String> {
+    jsonschema::validator_for(schema).map_err(|e| format!("bad schema: {e}"))
+}
+
+/// What is wrong with `value`, where (the first five problems).
+fn problems(validator: &jsonschema::Validator, value: &Value) -> Result<(), String> {
     let problems: Vec<String> = validator
         .iter_errors(value)
         .take(5)

@@ -15,7 +15,7 @@ use tapedeck_trace::{
 use crate::AgentError;
 use crate::approvals::{ApprovalSource, Approver};
 use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError};
-use crate::gateway::{Gateway, Ruling, Verdict, validate};
+use crate::gateway::{Gateway, Ruling, SchemaOf, Verdict};
 use crate::message::{
     FinishReason, MatchingForm, Message, ModelRequest, ToolCallRequest, ToolSpec,
 };
@@ -719,7 +719,8 @@ impl Agent {
                 let output_ref = sink.blob(&output)?;
                 let validation = match &def.output_schema {
                     None => Validation::NotChecked,
-                    Some(schema) => match validate(schema, &output) {
+                    Some(schema) => match gateway.validate(tool, SchemaOf::Output, schema, &output)
+                    {
                         Ok(()) => Validation::Valid,
                         Err(problems) => Validation::Invalid(problems),
                     },
