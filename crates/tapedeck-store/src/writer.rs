@@ -177,7 +177,6 @@ impl Writer {
         self.wait(wait)?;
         Ok(Recorder {
             writer: self.clone(),
-            totals: run.totals.clone(),
             run,
             next_seq: 1,
             committed,
@@ -257,8 +256,8 @@ pub struct Ending {
 /// the run `running`; once the process is gone the run shows as `incomplete`.
 pub struct Recorder {
     writer: Writer,
+    /// The run, its totals up to the last appended event.
     run: Run,
-    totals: Totals,
     next_seq: u64,
     committed: Arc<AtomicU64>,
     sent_blobs: HashSet<ContentHash>,
@@ -274,14 +273,12 @@ impl Recorder {
 
     /// The run as it stands (totals up to the last appended event).
     pub fn run(&self) -> Run {
-        let mut run = self.run.clone();
-        run.totals = self.totals.clone();
-        run
+        self.run.clone()
     }
 
     /// Totals over the events appended so far.
     pub fn totals(&self) -> &Totals {
-        &self.totals
+        &self.run.totals
     }
 
     /// Stores a JSON value as a blob (once per run, whatever the number of calls) and
@@ -315,19 +312,11 @@ impl Recorder {
             self.history.compact(self.next_seq, request);
         }
         let payload = payload_json(&data)?;
-        let changes_totals = matches!(
-            data,
-            EventData::LlmRequest(_)
-                | EventData::LlmResponse(_)
-                | EventData::ToolCall(_)
-                | EventData::ToolResult(_)
-        );
-        let totals = if changes_totals {
-            self.totals.observe(&data);
-            Some(Box::new(self.totals.clone()))
-        } else {
-            None
-        };
+        let totals = self
+            .run
+            .totals
+            .observe(&data)
+            .then(|| Box::new(self.run.totals.clone()));
         let seq = self.next_seq;
         self.writer.send(Op::Event {
             run: self.run.id,

@@ -99,8 +99,9 @@ impl Default for Totals {
 }
 
 impl Totals {
-    /// Counts one event.
-    pub fn observe(&mut self, data: &EventData) {
+    /// Counts one event; returns whether it is of a kind that counts (and so may have changed
+    /// the totals).
+    pub fn observe(&mut self, data: &EventData) -> bool {
         match data {
             EventData::LlmRequest(_) => self.steps = self.steps.saturating_add(1),
             EventData::LlmResponse(r) => {
@@ -129,8 +130,9 @@ impl Totals {
                     self.cost_usd = Some(total + c);
                 }
             }
-            _ => {}
+            _ => return false,
         }
+        true
     }
 
     /// All tool calls, over every tool.
