@@ -62,7 +62,6 @@ impl Store {
             })?;
         }
         let conn = open_connection(&path)?;
-        schema::migrate(&conn, &path)?;
         let store = Self { path, conn };
         store.mark_dead_runs_incomplete()?;
         Ok(store)
@@ -110,12 +109,13 @@ pub(crate) fn open_connection(path: &Path) -> Result<Connection, StoreError> {
     schema::check_readable(&conn, path)?;
     // Switching to WAL rewrites the file header: only do it to a file that is (or will be) ours,
     // never to another program's database or a store from a newer tapedeck.
-    schema::check_ours(&conn, path)?;
+    let version = schema::check_ours(&conn, path)?;
     writer::retry_busy(|| {
         conn.pragma_update(None, "journal_mode", "wal")?;
         conn.pragma_update(None, "synchronous", "normal")?;
         conn.pragma_update(None, "foreign_keys", "on")
     })
     .map_err(|e| StoreError::from_sqlite(path, e))?;
+    schema::migrate(&conn, path, version)?;
     Ok(conn)
 }

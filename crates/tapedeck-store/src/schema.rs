@@ -112,10 +112,10 @@ pub(crate) fn check_ours(conn: &Connection, path: &Path) -> Result<i64, StoreErr
     Ok(version)
 }
 
-/// Brings the schema up to [`SCHEMA_VERSION`].
-pub(crate) fn migrate(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+/// Brings the schema up to [`SCHEMA_VERSION`] from `version`, as [`check_ours`] found it (the
+/// migration itself reads the version again, in its own transaction).
+pub(crate) fn migrate(conn: &Connection, path: &Path, version: i64) -> Result<(), StoreError> {
     let err = |e| StoreError::from_sqlite(path, e);
-    let version = check_ours(conn, path)?;
     if version == SCHEMA_VERSION {
         return Ok(());
     }

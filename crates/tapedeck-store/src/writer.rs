@@ -22,7 +22,7 @@ use tapedeck_trace::{
 };
 
 use crate::blob::{self, EncodedBlob};
-use crate::{StoreError, open_connection, owner, schema};
+use crate::{StoreError, open_connection, owner};
 
 /// How the writer batches.
 #[derive(Clone, Copy, Debug)]
@@ -135,7 +135,6 @@ impl Writer {
             return Ok(Self { inner });
         }
         let conn = open_connection(path)?;
-        schema::migrate(&conn, path)?;
         let (tx, rx) = mpsc::sync_channel(options.batch_size * 2);
         let failure = Arc::new(Mutex::new(None));
         let queued = Arc::new(AtomicUsize::new(0));
