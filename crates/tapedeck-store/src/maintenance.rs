@@ -3,7 +3,7 @@
 use tapedeck_trace::RunId;
 
 use crate::tape::ImportOutcome;
-use crate::writer::retry_busy;
+use crate::writer::{commit_or_rollback, retry_busy};
 use crate::{Store, StoreError};
 
 /// What `gc` did.
@@ -32,18 +32,10 @@ impl Store {
         let conn = self.conn();
         retry_busy(|| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
-            let mut removed = 0;
-            for id in ids {
-                match conn.execute("DELETE FROM runs WHERE id = ?1", [id.to_string()]) {
-                    Ok(n) => removed += n,
-                    Err(e) => {
-                        let _ = conn.execute_batch("ROLLBACK");
-                        return Err(e);
-                    }
-                }
-            }
-            conn.execute_batch("COMMIT")?;
-            Ok(removed)
+            let removed = ids.iter().try_fold(0, |removed, id| {
+                Ok(removed + conn.execute("DELETE FROM runs WHERE id = ?1", [id.to_string()])?)
+            });
+            commit_or_rollback(conn, removed, std::convert::identity)
         })
         .map_err(|e| self.err(e))
     }

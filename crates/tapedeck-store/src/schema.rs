@@ -9,7 +9,7 @@ use std::path::Path;
 use rusqlite::Connection;
 
 use crate::StoreError;
-use crate::writer::retry_busy;
+use crate::writer::{commit_or_rollback, retry_busy};
 
 /// The schema version this build reads and writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -130,13 +130,7 @@ pub(crate) fn migrate(conn: &Connection, path: &Path, version: i64) -> Result<()
             }
             Ok(())
         })();
-        match result {
-            Ok(()) => conn.execute_batch("COMMIT"),
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        commit_or_rollback(conn, result, std::convert::identity)
     })
     .map_err(err)
 }

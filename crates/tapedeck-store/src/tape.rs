@@ -7,7 +7,7 @@ use rusqlite::params;
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
 use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_value};
 
-use crate::writer::{insert_run, retry_busy};
+use crate::writer::{commit_or_rollback, insert_run, retry_busy};
 use crate::{Store, StoreError, blob};
 
 /// What importing one tape did.
@@ -80,16 +80,8 @@ impl Store {
         let conn = self.conn();
         retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
         let result = self.import_events(&run, &mut lines);
-        match result {
-            Ok(events) => {
-                conn.execute_batch("COMMIT").map_err(|e| self.err(e))?;
-                Ok(ImportOutcome::Imported { id: run.id, events })
-            }
-            Err(e) => {
-                let _ = conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        let events = commit_or_rollback(conn, result, |e| self.err(e))?;
+        Ok(ImportOutcome::Imported { id: run.id, events })
     }
 
     fn import_events(

@@ -560,16 +560,8 @@ impl WriterThread {
     /// Applies a batch in one transaction.
     fn apply(&self, batch: &[Op]) -> Result<BatchEffects, rusqlite::Error> {
         self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        match self.apply_in_transaction(batch) {
-            Ok(effects) => {
-                self.conn.execute_batch("COMMIT")?;
-                Ok(effects)
-            }
-            Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
-                Err(e)
-            }
-        }
+        let result = self.apply_in_transaction(batch);
+        commit_or_rollback(&self.conn, result, std::convert::identity)
     }
 
     fn apply_in_transaction(&self, batch: &[Op]) -> Result<BatchEffects, rusqlite::Error> {
@@ -753,6 +745,24 @@ pub(crate) fn update_run(
 ///
 /// `busy_timeout` already waits inside SQLite, but some cases (a lock upgrade in WAL mode,
 /// a checkpoint) report busy at once; callers never see it.
+/// Ends the transaction `result` was computed in: commits it if `result` is `Ok`; rolls it
+/// back if not, or if the commit fails, so that nothing is left open and a retry (see
+/// [`retry_busy`]) starts clean. `sql_err` turns a failed commit into `E`.
+pub(crate) fn commit_or_rollback<T, E>(
+    conn: &Connection,
+    result: Result<T, E>,
+    sql_err: impl FnOnce(rusqlite::Error) -> E,
+) -> Result<T, E> {
+    let result = result.and_then(|value| match conn.execute_batch("COMMIT") {
+        Ok(()) => Ok(value),
+        Err(e) => Err(sql_err(e)),
+    });
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK");
+    }
+    result
+}
+
 pub(crate) fn retry_busy<T>(
     mut f: impl FnMut() -> Result<T, rusqlite::Error>,
 ) -> Result<T, rusqlite::Error> {
