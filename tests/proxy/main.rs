@@ -10,6 +10,7 @@ mod openai;
 mod responses;
 mod robust;
 mod runtime;
+mod weather;
 use tapedeck_testkit::fake_http as server;
 
 use std::path::PathBuf;

@@ -7,9 +7,10 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::server::{FakeServer, Reply};
+use crate::weather;
 use crate::{Env, KEY, TOOL_CONVERSATION, contains, kinds};
 
 /// The folder holding `client.mjs`, `package.json` and `node_modules`.
@@ -29,85 +30,6 @@ fn client() -> Option<PathBuf> {
         "the openai npm package is not installed: run `(cd tests/proxy/node && npm ci)`, or set TAPEDECK_SKIP_NODE=1 to skip"
     );
     Some(dir.join("client.mjs"))
-}
-
-fn chunk(choices: Value, usage: Value) -> Value {
-    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test", "choices": choices, "usage": usage})
-}
-
-fn sse(chunks: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    out.push("data: [DONE]\n\n".to_owned());
-    out
-}
-
-fn plain_replies() -> Vec<Reply> {
-    vec![
-        Reply::json(
-            200,
-            &json!({
-                "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-test",
-                "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                    "role": "assistant", "content": null,
-                    "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
-                }}],
-                "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
-            }),
-        ),
-        Reply::json(
-            200,
-            &json!({
-                "id": "chatcmpl-2", "object": "chat.completion", "created": 2, "model": "gpt-test",
-                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "It is 21 °C in Paris."}}],
-                "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}
-            }),
-        ),
-    ]
-}
-
-fn streamed_replies() -> Vec<Reply> {
-    vec![
-        Reply::Sse(sse(&[
-            chunk(
-                json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, "finish_reason": null}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([]),
-                json!({"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}),
-            ),
-        ])),
-        Reply::Sse(sse(&[
-            chunk(
-                json!([{"index": 0, "delta": {"role": "assistant", "content": "It is "}, "finish_reason": null}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([{"index": 0, "delta": {"content": "21 °C in Paris."}, "finish_reason": null}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
-                Value::Null,
-            ),
-            chunk(
-                json!([]),
-                json!({"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}),
-            ),
-        ])),
-    ]
 }
 
 /// Records the conversation with the npm client (`mode` is `plain` or `stream`), checks the
@@ -182,10 +104,10 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
 
 #[test]
 fn openai_npm_client_records_and_replays_a_tool_conversation() {
-    record_and_replay("plain", plain_replies());
+    record_and_replay("plain", weather::replies("plain"));
 }
 
 #[test]
 fn openai_npm_client_records_and_replays_a_streamed_tool_conversation() {
-    record_and_replay("stream", streamed_replies());
+    record_and_replay("stream", weather::replies("stream"));
 }

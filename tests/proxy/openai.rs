@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
+use crate::weather;
 use crate::{Env, KEY, TOOL_CONVERSATION, contains, has_openai_sdk, kinds};
 
 /// A client that asks about the weather, runs the `get_weather` tool the model asks for, sends
@@ -79,81 +80,6 @@ for _ in range(4):
     for c in calls:
         messages.append({"role": "tool", "tool_call_id": c["id"], "content": json.dumps({"temp_c": 21})})
 "#;
-
-fn tool_call_body() -> Value {
-    json!({
-        "id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "gpt-test",
-        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-            "role": "assistant", "content": null,
-            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}]
-        }}],
-        "usage": {"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}
-    })
-}
-
-fn answer_body() -> Value {
-    json!({
-        "id": "chatcmpl-2", "object": "chat.completion", "created": 2, "model": "gpt-test",
-        "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "It is 21 °C in Paris."}}],
-        "usage": {"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}
-    })
-}
-
-fn sse(chunks: &[Value]) -> Vec<String> {
-    let mut out: Vec<String> = chunks.iter().map(|c| format!("data: {c}\n\n")).collect();
-    out.push("data: [DONE]\n\n".to_owned());
-    out
-}
-
-fn chunk(choices: Value, usage: Value) -> Value {
-    json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "gpt-test", "choices": choices, "usage": usage})
-}
-
-fn streamed_tool_call() -> Vec<String> {
-    sse(&[
-        chunk(
-            json!([{"index": 0, "delta": {"role": "assistant", "content": null, "tool_calls": [{"index": 0, "id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": ""}}]}, "finish_reason": null}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"city\":"}}]}, "finish_reason": null}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"Paris\"}"}}]}, "finish_reason": null}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([]),
-            json!({"prompt_tokens": 20, "completion_tokens": 5, "total_tokens": 25}),
-        ),
-    ])
-}
-
-fn streamed_answer() -> Vec<String> {
-    sse(&[
-        chunk(
-            json!([{"index": 0, "delta": {"role": "assistant", "content": "It is "}, "finish_reason": null}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([{"index": 0, "delta": {"content": "21 °C in Paris."}, "finish_reason": null}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([{"index": 0, "delta": {}, "finish_reason": "stop"}]),
-            Value::Null,
-        ),
-        chunk(
-            json!([]),
-            json!({"prompt_tokens": 40, "completion_tokens": 9, "total_tokens": 49}),
-        ),
-    ])
-}
 
 /// Records the conversation (`mode` is `plain` or `stream`), checks the run, replays it with
 /// the upstream gone and checks the client printed the same.
@@ -272,24 +198,12 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
 
 #[test]
 fn proxy_records_and_replays_a_tool_conversation() {
-    record_and_replay(
-        "plain",
-        vec![
-            Reply::json(200, &tool_call_body()),
-            Reply::json(200, &answer_body()),
-        ],
-    );
+    record_and_replay("plain", weather::replies("plain"));
 }
 
 #[test]
 fn proxy_records_and_replays_a_streamed_tool_conversation() {
-    record_and_replay(
-        "stream",
-        vec![
-            Reply::Sse(streamed_tool_call()),
-            Reply::Sse(streamed_answer()),
-        ],
-    );
+    record_and_replay("stream", weather::replies("stream"));
 }
 
 #[test]
@@ -328,8 +242,8 @@ fn proxy_replay_of_an_unmatched_request_names_the_closest() {
     let env = Env::new();
     env.write("client.py", CLIENT);
     let server = FakeServer::start(vec![
-        Reply::json(200, &tool_call_body()),
-        Reply::json(200, &answer_body()),
+        Reply::json(200, &weather::tool_call_body()),
+        Reply::json(200, &weather::answer_body()),
     ]);
     let rec = env.record(
         &["--upstream-openai", &format!("{}/v1", server.base)],

@@ -32,20 +32,14 @@ except Exception as e:
     print("failed", type(e).__name__)
 "#;
 
+/// `tapedeck record` of `raw.py ARGS` against `server`.
 fn record(env: &Env, server: &FakeServer, args: &[&str]) -> crate::Outcome {
     env.write("raw.py", RAW);
     let upstream = format!("{}/v1", server.base);
-    let mut cmd = env.tapedeck();
-    cmd.args([
-        "record",
-        "--upstream-openai",
-        &upstream,
-        "--",
-        "python3",
-        "raw.py",
-    ])
-    .args(args);
-    env.exec(&mut cmd)
+    env.record(
+        &["--upstream-openai", &upstream],
+        &[&["python3", "raw.py"], args].concat(),
+    )
 }
 
 #[test]
@@ -93,14 +87,7 @@ fn proxy_records_malformed_json_and_unmodelled_endpoints_as_exchanges() {
         "python3 raw.py POST /v1/chat/completions '{not json' && python3 raw.py GET '/v1/models?api-key=QUERYSECRET1'\n",
     );
     let upstream = format!("{}/v1", server.base);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &upstream,
-        "--",
-        "sh",
-        "two.sh",
-    ]));
+    let rec = env.record(&["--upstream-openai", &upstream], &["sh", "two.sh"]);
     rec.expect_code(0);
     assert_eq!(
         rec.stdout,
@@ -126,9 +113,7 @@ fn proxy_records_malformed_json_and_unmodelled_endpoints_as_exchanges() {
 
     // Both come back in replay, from the recording.
     drop(server);
-    let rep = env.exec(env.tapedeck().args(["replay", &id, "--", "sh", "two.sh"]));
-    rep.expect_code(0);
-    assert_eq!(rep.stdout, rec.stdout);
+    env.replay_same(&id, &["sh", "two.sh"], &rec);
 }
 
 #[test]
@@ -198,17 +183,15 @@ while True:
 print(json.dumps({"first": first, "end": time.time() - t0}))
 "#;
 
-#[test]
-fn proxy_streams_pieces_as_they_arrive() {
-    let env = Env::new();
-    env.write("timed.py", TIMED);
+/// A stream of "first", a second's pause, then " second" and its end.
+fn paused_stream() -> Reply {
     let piece = |text: &str| {
         format!(
             "data: {}\n\n",
             json!({"model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
         )
     };
-    let server = FakeServer::start(vec![Reply::Sse(vec![
+    Reply::Sse(vec![
         piece("first"),
         PAUSE.to_owned(),
         piece(" second"),
@@ -217,16 +200,16 @@ fn proxy_streams_pieces_as_they_arrive() {
             json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
         ),
         "data: [DONE]\n\n".to_owned(),
-    ])]);
+    ])
+}
+
+#[test]
+fn proxy_streams_pieces_as_they_arrive() {
+    let env = Env::new();
+    env.write("timed.py", TIMED);
+    let server = FakeServer::start(vec![paused_stream()]);
     let upstream = format!("{}/v1", server.base);
-    let out = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &upstream,
-        "--",
-        "python3",
-        "timed.py",
-    ]));
+    let out = env.record(&["--upstream-openai", &upstream], &["python3", "timed.py"]);
     out.expect_code(0);
     let times: Value = serde_json::from_str(out.stdout.trim()).expect("JSON");
     let first = times["first"].as_f64().expect("a first piece");
@@ -263,31 +246,9 @@ conn.sock.close()
 fn proxy_keeps_recording_after_the_client_hangs_up() {
     let env = Env::new();
     env.write("hang.py", HANG_UP);
-    let piece = |text: &str| {
-        format!(
-            "data: {}\n\n",
-            json!({"model": "m", "choices": [{"index": 0, "delta": {"content": text}}]})
-        )
-    };
-    let server = FakeServer::start(vec![Reply::Sse(vec![
-        piece("first"),
-        PAUSE.to_owned(),
-        piece(" second"),
-        format!(
-            "data: {}\n\n",
-            json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
-        ),
-        "data: [DONE]\n\n".to_owned(),
-    ])]);
+    let server = FakeServer::start(vec![paused_stream()]);
     let upstream = format!("{}/v1", server.base);
-    let out = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &upstream,
-        "--",
-        "python3",
-        "hang.py",
-    ]));
+    let out = env.record(&["--upstream-openai", &upstream], &["python3", "hang.py"]);
     out.expect_code(0);
     assert!(out.stdout.contains("first"), "{}", out.stdout);
     let show = env.show(&out.run_id());
@@ -312,19 +273,16 @@ fn proxy_redacts_configured_patterns_and_replays_with_them() {
         json!({"model": "m", "messages": [{"role": "user", "content": "my id is secret-42"}]});
     env.write("raw.py", RAW);
     let upstream = format!("{}/v1", server.base);
-    let rec = env.exec(env.tapedeck().args([
-        "record",
-        "--upstream-openai",
-        &upstream,
-        "--redact",
-        r"secret-\d+",
-        "--",
-        "python3",
-        "raw.py",
-        "POST",
-        "/v1/chat/completions",
-        &body.to_string(),
-    ]));
+    let rec = env.record(
+        &["--upstream-openai", &upstream, "--redact", r"secret-\d+"],
+        &[
+            "python3",
+            "raw.py",
+            "POST",
+            "/v1/chat/completions",
+            &body.to_string(),
+        ],
+    );
     rec.expect_code(0);
     assert!(
         rec.stdout.contains("noted secret-42"),
