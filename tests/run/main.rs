@@ -123,6 +123,15 @@ impl Env {
         run["short_id"].as_str().expect("a short id").to_owned()
     }
 
+    /// `tapedeck run agent.yaml --input INPUT`, which must exit with `code` and stop with
+    /// `stop_reason` and `status`; returns the run.
+    pub fn run_expecting(&self, input: &str, code: i32, stop_reason: &str, status: &str) -> Shown {
+        self.run(input).expect_code(code);
+        let run = self.last_run();
+        run.expect_stop(stop_reason, status);
+        run
+    }
+
     /// `show --json` of the newest run.
     pub fn last_run(&self) -> Shown {
         let id = self.last_id();

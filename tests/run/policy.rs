@@ -25,9 +25,7 @@ fn degrade_disables_a_tool_after_its_errors() {
             degrade: {after_errors: 2}
             "#],
     );
-    env.run("Is acme up?").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("Is acme up?", 0, "ok", "ok");
     assert_eq!(
         run.decisions(),
         [
@@ -73,9 +71,7 @@ fn identical_read_calls_are_deduped() {
         "#,
         &[KB],
     );
-    env.run("read twice").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("read twice", 0, "ok", "ok");
     assert_eq!(
         run.decisions(),
         [
@@ -178,9 +174,7 @@ fn arguments_that_fail_the_input_schema_are_fed_back() {
         "#,
         &[KB],
     );
-    env.run("read").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("read", 0, "ok", "ok");
     assert_eq!(
         run.decisions(),
         [
@@ -210,9 +204,7 @@ fn model_retries_are_recorded_and_the_run_goes_on() {
         "#,
         &[],
     );
-    env.run("hi").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("hi", 0, "ok", "ok");
     assert_eq!(
         run.kinds(),
         [
@@ -334,9 +326,7 @@ fn kill_switch_disable_expensive_refuses_only_expensive_tools() {
             kill_switch: {enabled: true, mode_when_enabled: disable_expensive}
             "#],
     );
-    env.run("go").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("go", 0, "ok", "ok");
     assert_eq!(
         run.decisions(),
         [

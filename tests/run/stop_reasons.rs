@@ -285,9 +285,7 @@ fn max_usd_from_tool_costs() {
         &calls_forever("browser.open"),
         &[&browser(0.5), "budgets: {max_usd: 1.2}\n", FREE_MODEL],
     );
-    env.run("Is the API healthy?").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("max_usd", "stopped");
+    let run = env.run_expecting("Is the API healthy?", 1, "max_usd", "stopped");
     let exceeded = run.budget_exceeded();
     assert_eq!(exceeded["budget"], "max_usd");
     assert_eq!(exceeded["limit"], 1.2);
@@ -316,9 +314,7 @@ fn max_usd_from_model_pricing() {
             "pricing: {test-model: {input_per_mtok: 100000, output_per_mtok: 0}}\n",
         ],
     );
-    env.run("spend").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("max_usd", "stopped");
+    let run = env.run_expecting("spend", 1, "max_usd", "stopped");
     let exceeded = run.budget_exceeded();
     assert_eq!(exceeded["budget"], "max_usd");
     assert!(
@@ -342,9 +338,7 @@ fn max_tokens() {
         "#,
         &[KB, "budgets: {max_tokens: 100}\n"],
     );
-    env.run("talk").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("max_tokens", "stopped");
+    let run = env.run_expecting("talk", 1, "max_tokens", "stopped");
     let exceeded = run.budget_exceeded();
     assert_eq!(exceeded["budget"], "max_tokens");
     assert_eq!(exceeded["limit"], 100.0);
@@ -474,9 +468,7 @@ fn approval_denied_with_nobody_to_ask() {
     let env = Env::new();
     env.scripted(REFUND_SCRIPT, &[REFUND]);
     // No approvals file, and no terminal: nobody can approve the write.
-    env.run("refund A-1").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("approval_denied:orders.refund", "stopped");
+    let run = env.run_expecting("refund A-1", 1, "approval_denied:orders.refund", "stopped");
     assert_eq!(
         run.decisions(),
         [
@@ -510,9 +502,7 @@ fn approval_denied_by_the_approvals_file() {
         REFUND_SCRIPT,
         &[REFUND, "writes: {approvals_file: approvals.yaml}\n"],
     );
-    env.run("refund A-1").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("approval_denied:orders.refund", "stopped");
+    let run = env.run_expecting("refund A-1", 1, "approval_denied:orders.refund", "stopped");
     assert_eq!(
         run.decisions(),
         [
@@ -531,9 +521,7 @@ fn approval_denied_by_the_approvals_file() {
         "approvals.yaml",
         "approvals: [{tool: orders.cancel, decision: approve}]\n",
     );
-    env.run("refund A-1").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("approval_denied:orders.refund", "stopped");
+    let run = env.run_expecting("refund A-1", 1, "approval_denied:orders.refund", "stopped");
     assert_eq!(
         run.decisions()[1],
         decision("orders.refund", "rejected", "approvals_file: no entry")
@@ -551,9 +539,7 @@ fn approved_by_the_approvals_file() {
         REFUND_SCRIPT,
         &[REFUND, "writes: {approvals_file: approvals.yaml}\n"],
     );
-    env.run("refund A-1").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("refund A-1", 0, "ok", "ok");
     assert_eq!(
         run.decisions(),
         [
@@ -599,9 +585,7 @@ const BAD_OUTPUT_SCRIPT: &str = r#"
 fn invalid_tool_output_stops_the_run() {
     let env = Env::new();
     env.scripted(BAD_OUTPUT_SCRIPT, &[BAD_OUTPUT]);
-    env.run("read").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("invalid_tool_output:kb.read", "stopped");
+    let run = env.run_expecting("read", 1, "invalid_tool_output:kb.read", "stopped");
     let result = run.data("tool_result")[0];
     assert_eq!(result["validation"]["outcome"], "invalid", "{result}");
     assert!(
@@ -621,9 +605,7 @@ fn invalid_tool_output_fed_back_continues() {
         BAD_OUTPUT_SCRIPT,
         &[BAD_OUTPUT, "on_invalid_output: feed_back\n"],
     );
-    env.run("read").expect_code(0);
-    let run = env.last_run();
-    run.expect_stop("ok", "ok");
+    let run = env.run_expecting("read", 0, "ok", "ok");
     assert_eq!(run.run()["answer"], "The article could not be read.");
     let told = run.tool_messages();
     assert_eq!(told.len(), 1);
@@ -649,9 +631,7 @@ fn tool_error_stops_when_the_policy_says_so() {
             on_tool_error: stop
             "#],
     );
-    env.run("go").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("tool_error:flaky.read", "error");
+    let run = env.run_expecting("go", 1, "tool_error:flaky.read", "error");
     assert_eq!(run.error(), "flaky.read: HTTP 500 Internal Server Error");
     assert_eq!(
         run.data("tool_result")[0]["error"],
@@ -669,9 +649,7 @@ fn kill_switch_enabled_with_mode_stop() {
             "kill_switch: {enabled: true, mode_when_enabled: stop}\n",
         ],
     );
-    env.run("read").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("kill_switch", "stopped");
+    let run = env.run_expecting("read", 1, "kill_switch", "stopped");
     assert_eq!(
         run.decisions(),
         [decision("kb.read", "kill_switch", "kill_switch.enabled")]
@@ -776,9 +754,7 @@ fn kill_switch_file_with_disable_writes_refuses_a_later_write() {
 fn model_error_on_a_malformed_response() {
     let env = Env::new();
     env.scripted("[{malformed: \"the body is not JSON\"}]", &[]);
-    env.run("hi").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("model_error", "error");
+    let run = env.run_expecting("hi", 1, "model_error", "error");
     assert_eq!(run.error(), "malformed response: the body is not JSON");
     // A malformed answer is not retried.
     assert!(run.data("llm_retry").is_empty());
@@ -792,9 +768,7 @@ fn model_error_after_the_retries_run_out() {
         "[{error: {status: 503, message: overloaded, retry_after_ms: 5}}]",
         &[],
     );
-    env.run("hi").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("model_error", "error");
+    let run = env.run_expecting("hi", 1, "model_error", "error");
     assert_eq!(run.error(), "HTTP 503: overloaded");
     let retries = run.data("llm_retry");
     assert_eq!(retries.len(), 3, "three retries after the first attempt");
@@ -814,9 +788,7 @@ fn model_error_on_a_status_that_is_not_retried() {
         "[{error: {status: 400, message: \"unknown parameter\"}}]",
         &[],
     );
-    env.run("hi").expect_code(1);
-    let run = env.last_run();
-    run.expect_stop("model_error", "error");
+    let run = env.run_expecting("hi", 1, "model_error", "error");
     assert_eq!(run.error(), "HTTP 400: unknown parameter");
     assert!(run.data("llm_retry").is_empty());
 }
