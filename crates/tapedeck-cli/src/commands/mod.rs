@@ -20,7 +20,11 @@ pub mod run;
 pub mod show;
 pub mod stats;
 
-use tapedeck_store::RunFilter;
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tapedeck_store::{RunFilter, Store, StoreError};
 use tapedeck_trace::{RunStatus, Timestamp};
 
 /// The run filters `ls`, `stats` and `rm` share.
@@ -84,4 +88,42 @@ pub fn parse_label(text: &str) -> Result<(String, String), String> {
             "`{text}` is not a label: use KEY=VALUE, e.g. model=gpt-4.1"
         )),
     }
+}
+
+/// Runs `work(store, i)` for every `i` in `0..len` on `jobs` threads, each with its own
+/// connection to the store at `path` (`Err` if it could not open it), ticking `bar` after each;
+/// returns the results in index order.
+pub(crate) fn on_workers<R: Send>(
+    path: &Path,
+    len: usize,
+    jobs: u32,
+    bar: &indicatif::ProgressBar,
+    work: impl Fn(&Result<Store, StoreError>, usize) -> R + Sync,
+) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let done: Mutex<Vec<(usize, R)>> = Mutex::new(Vec::with_capacity(len));
+    std::thread::scope(|scope| {
+        for _ in 0..(jobs as usize).min(len) {
+            scope.spawn(|| {
+                let store = Store::open(path);
+                loop {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= len {
+                        break;
+                    }
+                    let result = work(&store, i);
+                    done.lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner)
+                        .push((i, result));
+                    bar.inc(1);
+                }
+            });
+        }
+    });
+    bar.finish_and_clear();
+    let mut done = done
+        .into_inner()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    done.sort_by_key(|(i, _)| *i);
+    done.into_iter().map(|(_, r)| r).collect()
 }

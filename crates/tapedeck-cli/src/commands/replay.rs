@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
 use tapedeck_agent::LoadedConfig;
@@ -300,44 +299,18 @@ fn replay_tapes(
     }
     let writer = store.writer()?;
     let bar = render::progress_bar(ids.len() as u64, "tapes replayed");
-    let next = AtomicUsize::new(0);
-    let reports: Mutex<Vec<(usize, Result<ReplayReport, String>)>> = Mutex::new(Vec::new());
-    std::thread::scope(|scope| {
-        for _ in 0..jobs.min(ids.len() as u32) {
-            scope.spawn(|| {
-                let store = match Store::open(&settings.store) {
-                    Ok(store) => store,
-                    Err(e) => {
-                        reports
-                            .lock()
-                            .unwrap_or_else(std::sync::PoisonError::into_inner)
-                            .push((usize::MAX, Err(e.to_string())));
-                        return;
-                    }
-                };
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(id) = ids.get(i) else { break };
-                    let result = tapedeck_replay::replay(&store, &writer, id, options)
-                        .map_err(|e| format!("{}: {e}", tapes[i].display()));
-                    bar.inc(1);
-                    reports
-                        .lock()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner)
-                        .push((i, result));
-                }
-            });
+    let reports = super::on_workers(&settings.store, ids.len(), jobs, &bar, |store, i| {
+        let tape = tapes[i].display();
+        match store {
+            Ok(store) => tapedeck_replay::replay(store, &writer, &ids[i], options)
+                .map_err(|e| format!("{tape}: {e}")),
+            Err(e) => Err(format!("{tape}: cannot open the store: {e}")),
         }
     });
-    bar.finish_and_clear();
-    let mut reports = reports
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    reports.sort_by_key(|(i, _)| *i);
     let mut failed = 0;
     let mut findings = 0;
     let mut rows = Vec::new();
-    for (i, result) in reports {
+    for (i, result) in reports.into_iter().enumerate() {
         match result {
             Ok(report) => {
                 if exit_of(&report) != Exit::Ok {

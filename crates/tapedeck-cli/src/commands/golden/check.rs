@@ -5,8 +5,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::{Context as _, bail};
 use tapedeck_diff::distribution::{Correction, compare_groups_with};
@@ -314,37 +312,14 @@ fn run_all(
     options: &[Options],
     jobs: u32,
 ) -> Vec<anyhow::Result<Replayed>> {
-    let next = AtomicUsize::new(0);
-    let done: Mutex<Vec<(usize, anyhow::Result<Replayed>)>> = Mutex::new(Vec::new());
     let bar = render::progress_bar(prepared.len() as u64, "task runs checked");
-    let push = |i: usize, r: anyhow::Result<Replayed>| {
-        done.lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .push((i, r));
-        bar.inc(1);
-    };
-    std::thread::scope(|scope| {
-        for _ in 0..(jobs as usize).min(prepared.len()) {
-            scope.spawn(|| {
-                let store = Store::open(&settings.store);
-                loop {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(p) = prepared.get(i) else { break };
-                    let result = match &store {
-                        Ok(store) => check_one(store, writer, p, &options[p.rep]),
-                        Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
-                    };
-                    push(i, result);
-                }
-            });
+    super::super::on_workers(&settings.store, prepared.len(), jobs, &bar, |store, i| {
+        let p = &prepared[i];
+        match store {
+            Ok(store) => check_one(store, writer, p, &options[p.rep]),
+            Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
         }
-    });
-    bar.finish_and_clear();
-    let mut done = done
-        .into_inner()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    done.sort_by_key(|(i, _)| *i);
-    done.into_iter().map(|(_, r)| r).collect()
+    })
 }
 
 /// Replays one baseline of a task with the agent.
