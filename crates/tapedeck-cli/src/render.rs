@@ -2,7 +2,7 @@
 
 use anstyle::{AnsiColor, Style};
 use comfy_table::{ContentArrangement, Table, presets};
-use tapedeck_trace::{RunStatus, Timestamp};
+use tapedeck_trace::{Run, RunStatus, Timestamp};
 
 /// Style of headings.
 pub const HEADING: Style = Style::new().bold();
@@ -109,6 +109,33 @@ pub fn table(header: &[&str]) -> Table {
         .set_content_arrangement(ContentArrangement::Disabled)
         .set_header(header.iter().copied());
     table
+}
+
+/// How a run ended, in three lines (the third only with an error): its status and `stop`
+/// reason with its totals (`noun` names its steps), the error, and its id.
+pub fn run_ending(run: &Run, stop: &str, noun: &str, error: Option<&str>) -> Vec<String> {
+    let dim = DIM;
+    let style = status_style(run.status);
+    let t = &run.totals;
+    let mut lines = vec![format!(
+        "{style}{} — {stop}{style:#} {dim}· {} {noun}{} · {} tool call{} · {} tokens · {}{dim:#}",
+        run.status,
+        t.steps,
+        plural(t.steps),
+        t.tool_calls_total(),
+        plural(t.tool_calls_total()),
+        count(t.tokens_total()),
+        usd(t.cost_usd),
+    )];
+    if let Some(error) = error {
+        lines.push(format!("{dim}reason:{dim:#} {error}"));
+    }
+    lines.push(format!(
+        "{dim}run{dim:#} {}  {dim}(tapedeck show {}){dim:#}",
+        run.id.short(),
+        run.id.short()
+    ));
+    lines
 }
 
 /// The plural `s` for a count of `n`.

@@ -127,3 +127,13 @@ pub(crate) fn on_workers<R: Send>(
     done.sort_by_key(|(i, _)| *i);
     done.into_iter().map(|(_, r)| r).collect()
 }
+
+/// Loads an agent version that is to run: it must name a model; its warnings are shown.
+pub(crate) fn load_runnable_agent(path: &Path) -> anyhow::Result<tapedeck_agent::LoadedConfig> {
+    let config = tapedeck_agent::LoadedConfig::load(path)?;
+    config.model()?;
+    for warning in &config.warnings {
+        crate::render::warning(&format!("{}: {warning}", path.display()));
+    }
+    Ok(config)
+}

@@ -149,28 +149,20 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> 
     let run = proxy.finish(code)?;
     drop(runtime);
     let dim = DIM;
-    let style = render::status_style(run.status);
-    let t = &run.totals;
-    anstream::eprintln!(
-        "{dim}tapedeck:{dim:#} {style}{} — {}{style:#} {dim}· {} model call{} · {} tool call{} · {} tokens · {}{dim:#}",
-        run.status,
-        run.stop_reason
-            .as_ref()
-            .map_or_else(|| "-".to_owned(), ToString::to_string),
-        t.steps,
-        render::plural(t.steps),
-        t.tool_calls_total(),
-        render::plural(t.tool_calls_total()),
-        render::count(t.tokens_total()),
-        render::usd(t.cost_usd),
-    );
-    if let Some(error) = &run.error {
-        anstream::eprintln!("{dim}reason:{dim:#} {error}");
+    let stop = run
+        .stop_reason
+        .as_ref()
+        .map_or_else(|| "-".to_owned(), ToString::to_string);
+    for (i, line) in render::run_ending(&run, &stop, "model call", run.error.as_deref())
+        .iter()
+        .enumerate()
+    {
+        // The client's own output shares the terminal: the first line says whose this is.
+        if i == 0 {
+            anstream::eprintln!("{dim}tapedeck:{dim:#} {line}");
+        } else {
+            anstream::eprintln!("{line}");
+        }
     }
-    anstream::eprintln!(
-        "{dim}run{dim:#} {}  {dim}(tapedeck show {}){dim:#}",
-        run.id.short(),
-        run.id.short()
-    );
     Ok(code.unwrap_or(1).clamp(0, 255))
 }

@@ -2,11 +2,11 @@
 
 use std::path::PathBuf;
 
-use tapedeck_agent::{Agent, LoadedConfig};
+use tapedeck_agent::Agent;
 use tapedeck_trace::StopReason;
 
 use crate::Exit;
-use crate::render::{self, DIM};
+use crate::render;
 use crate::settings::Settings;
 
 /// Run an agent version once, within its budgets, and record the run
@@ -31,11 +31,7 @@ pub struct Args {
 
 /// Runs `tapedeck run`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    let config = LoadedConfig::load(&args.agent)?;
-    config.model()?;
-    for warning in &config.warnings {
-        render::warning(&format!("{}: {warning}", args.agent.display()));
-    }
+    let config = super::load_runnable_agent(&args.agent)?;
     let mut agent = Agent::from_config(config)?;
     let store = settings.open_store()?;
     let writer = store.writer()?;
@@ -43,31 +39,13 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     run.task = args.task;
     run.labels.extend(args.labels);
     let (run, outcome) = agent.run_recorded(&writer, run)?;
-    let dim = DIM;
-    let style = render::status_style(run.status);
     if let Some(answer) = outcome.answer.as_ref().filter(|a| !a.is_empty()) {
         anstream::println!("{answer}\n");
     }
-    let t = &run.totals;
-    anstream::println!(
-        "{style}{} — {}{style:#} {dim}· {} step{} · {} tool call{} · {} tokens · {}{dim:#}",
-        run.status,
-        outcome.stop_reason,
-        t.steps,
-        render::plural(t.steps),
-        t.tool_calls_total(),
-        render::plural(t.tool_calls_total()),
-        render::count(t.tokens_total()),
-        render::usd(t.cost_usd),
-    );
-    if let Some(error) = &outcome.error {
-        anstream::println!("{dim}reason:{dim:#} {error}");
+    let stop = outcome.stop_reason.to_string();
+    for line in render::run_ending(&run, &stop, "step", outcome.error.as_deref()) {
+        anstream::println!("{line}");
     }
-    anstream::println!(
-        "{dim}run{dim:#} {}  {dim}(tapedeck show {}){dim:#}",
-        run.id.short(),
-        run.id.short()
-    );
     Ok(if outcome.stop_reason == StopReason::Ok {
         Exit::Ok
     } else {

@@ -17,7 +17,6 @@ use tapedeck_store::{ImportOutcome, Store};
 use tapedeck_trace::RunId;
 
 use crate::Exit;
-use crate::render;
 use crate::settings::Settings;
 
 /// Golden suites: baseline runs and behaviour snapshots an agent version is checked against
@@ -64,12 +63,7 @@ fn load_agent(suite: &Suite, agent: Option<&Path>) -> anyhow::Result<(LoadedConf
             ),
         },
     };
-    let config = LoadedConfig::load(&path)?;
-    config.model()?;
-    for warning in &config.warnings {
-        render::warning(&format!("{}: {warning}", path.display()));
-    }
-    Ok((config, path))
+    Ok((super::load_runnable_agent(&path)?, path))
 }
 
 /// Runs per task: `--repeat`, else `repeat` in suite.yaml, else 1.
