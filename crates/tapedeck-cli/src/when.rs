@@ -2,13 +2,16 @@
 
 use tapedeck_trace::Timestamp;
 
+/// The moment `micros` microseconds ago.
+pub fn ago(micros: i64) -> Timestamp {
+    Timestamp::from_micros(Timestamp::now().as_micros().saturating_sub(micros))
+}
+
 /// A moment given on the command line: a date (`2026-11-01`), an RFC 3339 time, or an age
 /// (`30d`, `12h`, `90m`, `45s`, `2w`) counted back from now.
 pub fn parse_moment(text: &str) -> Result<Timestamp, String> {
     if let Some(micros) = parse_age_micros(text) {
-        return Ok(Timestamp::from_micros(
-            Timestamp::now().as_micros().saturating_sub(micros),
-        ));
+        return Ok(ago(micros));
     }
     if let Ok(ts) = text.parse::<jiff::Timestamp>() {
         return Ok(Timestamp::from_micros(ts.as_microsecond()));

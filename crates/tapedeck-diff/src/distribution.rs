@@ -30,6 +30,16 @@ pub enum Correction {
     BenjaminiHochberg,
 }
 
+impl Correction {
+    /// Its name for people (`Holm`, `Benjamini-Hochberg`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Holm => "Holm",
+            Self::BenjaminiHochberg => "Benjamini-Hochberg",
+        }
+    }
+}
+
 /// One metric of one group, baseline against candidate.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct MetricTest {

@@ -114,10 +114,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                 "pooled"
             },
             args.alpha,
-            match correction {
-                Correction::Holm => "Holm",
-                Correction::BenjaminiHochberg => "Benjamini-Hochberg",
-            }
+            correction.name()
         );
         let mut table = render::table(&[
             "TASK",

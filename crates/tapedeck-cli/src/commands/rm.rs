@@ -2,7 +2,7 @@
 
 use anyhow::bail;
 use tapedeck_store::RunFilter;
-use tapedeck_trace::{RunId, Timestamp};
+use tapedeck_trace::RunId;
 
 use crate::Exit;
 use crate::settings::Settings;
@@ -35,7 +35,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     };
     let ids: Vec<RunId> = match args.older_than {
         Some(age) => {
-            let cutoff = Timestamp::from_micros(Timestamp::now().as_micros().saturating_sub(age));
+            let cutoff = crate::when::ago(age);
             let filter = RunFilter {
                 before: Some(cutoff),
                 ..RunFilter::default()

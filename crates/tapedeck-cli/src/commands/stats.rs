@@ -32,7 +32,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     } else if let Some(since) = filter.since {
         format!("runs since {} UTC", render::time(since))
     } else {
-        filter.since = crate::when::parse_moment("7d").ok();
+        filter.since = Some(crate::when::ago(7 * 24 * 3600 * 1_000_000));
         "runs of the last 7 days".to_owned()
     };
     let report = match settings.open_existing_store()? {

@@ -361,10 +361,7 @@ fn print_summary(
             "\n{dim}{} runs per task and side, α = {}, {} correction over {} tests (tasks × metrics){dim:#}",
             results.first().and_then(|r| r.repeat).unwrap_or(1),
             s.alpha,
-            match s.correction {
-                Correction::Holm => "Holm",
-                Correction::BenjaminiHochberg => "Benjamini-Hochberg",
-            },
+            s.correction.name(),
             s.tests
         );
         if !drifted.is_empty() {
