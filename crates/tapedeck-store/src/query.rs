@@ -76,13 +76,10 @@ impl Store {
     }
 
     pub(crate) fn run_key(&self, id: &RunId) -> Result<Option<i64>, StoreError> {
+        // Cached: it runs once per run read (events, monitor, stats over many runs).
         self.conn()
-            .query_row(
-                "SELECT key FROM runs WHERE id = ?1",
-                [id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT key FROM runs WHERE id = ?1")
+            .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))
     }
 
@@ -90,12 +87,8 @@ impl Store {
     pub fn run(&self, id: &RunId) -> Result<Run, StoreError> {
         let record: Option<String> = self
             .conn()
-            .query_row(
-                "SELECT record FROM runs WHERE id = ?1",
-                [id.to_string()],
-                |r| r.get(0),
-            )
-            .optional()
+            .prepare_cached("SELECT record FROM runs WHERE id = ?1")
+            .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))?;
         let record = record.ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
         parse_record(&record, id)

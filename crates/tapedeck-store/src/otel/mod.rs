@@ -61,14 +61,7 @@ impl Store {
     fn otel_snapshot(&self, id: &RunId) -> Result<Value, StoreError> {
         let run = self.run(id)?;
         let events = self.events(id)?;
-        let mut blobs = HashMap::new();
-        for event in &events {
-            for hash in event.data.blob_refs() {
-                if let std::collections::hash_map::Entry::Vacant(slot) = blobs.entry(hash) {
-                    slot.insert(self.blob(&hash, id)?);
-                }
-            }
-        }
+        let blobs = self.blobs(events.iter().flat_map(|e| e.data.blob_refs()), id)?;
         Ok(to_otlp(&run, &events, &blobs))
     }
 
