@@ -42,16 +42,21 @@ pub(crate) fn api_key(model: &ModelConfig) -> Result<String, AgentError> {
     }
 }
 
-/// A blocking HTTP client whose TLS is rustls with the ring provider and the platform's
-/// certificate verifier (reqwest's `rustls-no-provider` needs the provider installed first).
-pub(crate) fn client() -> Result<Client, AgentError> {
+/// A blocking HTTP client builder (for models and tools) whose TLS is rustls with the ring
+/// provider and the platform's certificate verifier (reqwest's `rustls-no-provider` needs the
+/// provider installed first), with tapedeck's user agent.
+pub(crate) fn client_builder() -> reqwest::blocking::ClientBuilder {
     static INSTALL: Once = Once::new();
     INSTALL.call_once(|| {
         // Err means a provider is already installed (by the host program): keep that one.
         let _ = rustls::crypto::ring::default_provider().install_default();
     });
-    Client::builder()
-        .user_agent(concat!("tapedeck/", env!("CARGO_PKG_VERSION")))
+    Client::builder().user_agent(concat!("tapedeck/", env!("CARGO_PKG_VERSION")))
+}
+
+/// The client of the model backends.
+pub(crate) fn client() -> Result<Client, AgentError> {
+    client_builder()
         .build()
         .map_err(|e| AgentError::Model(format!("cannot set up the HTTP client: {}", chain(&e))))
 }

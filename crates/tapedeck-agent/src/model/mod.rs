@@ -3,7 +3,7 @@
 //! the deterministic [`scripted`] model that tests and the demo run on.
 
 pub mod anthropic;
-mod http;
+pub(crate) mod http;
 pub mod openai;
 pub mod scripted;
 pub mod sse;

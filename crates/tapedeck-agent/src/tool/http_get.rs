@@ -160,12 +160,9 @@ impl HttpGet {
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
         }
-        // Another part of tapedeck may have installed it already; either way one is in place.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let allow = Arc::clone(&self.allow);
-        let client = Client::builder()
+        let client = crate::model::http::client_builder()
             .redirect(Policy::custom(move |attempt| redirect(&allow, attempt)))
-            .user_agent(concat!("tapedeck/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| {
                 ToolFailure::Unavailable(format!("cannot set up the HTTP client: {}", chain(&e)))
@@ -268,11 +265,7 @@ impl ToolBackend for HttpGet {
             .take(MAX_BODY as u64 + 1)
             .read_to_end(&mut bytes)
             .map_err(|e| {
-                let timed_out = e.kind() == std::io::ErrorKind::TimedOut
-                    || e.get_ref()
-                        .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
-                        .is_some_and(reqwest::Error::is_timeout);
-                if timed_out {
+                if crate::model::http::is_timeout(&e) {
                     ToolFailure::Timeout(timeout)
                 } else {
                     ToolFailure::Failed(format!("cannot read the body from {url}: {}", chain(&e)))

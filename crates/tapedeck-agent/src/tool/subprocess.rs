@@ -217,7 +217,7 @@ impl ToolBackend for Subprocess {
             if text.is_empty() {
                 ToolFailure::NotJson("(no output)".to_owned())
             } else {
-                ToolFailure::NotJson(head(text, NOT_JSON_CHARS))
+                ToolFailure::NotJson(crate::model::http::shorten(text, NOT_JSON_CHARS))
             }
         })
     }
@@ -333,14 +333,6 @@ fn tail_lines(bytes: &[u8], max: usize) -> String {
     lines.join("\n")
 }
 
-/// The first `max` characters of `text`, with `…` when cut.
-fn head(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 /// Whether a file may be executed (on Unix: some execute bit is set).
 fn is_executable(path: &Path) -> bool {
     #[cfg(unix)]
@@ -385,7 +377,7 @@ mod tests {
 
     #[test]
     fn head_cuts_on_characters() {
-        assert_eq!(head("héllo", 2), "hé…");
-        assert_eq!(head("hi", 2), "hi");
+        assert_eq!(crate::model::http::shorten("héllo", 2), "hé…");
+        assert_eq!(crate::model::http::shorten("hi", 2), "hi");
     }
 }
