@@ -123,18 +123,9 @@ impl Suite {
                 format!("cannot read it: {e}")
             },
         })?;
-        let file: SuiteFile = yaml_serde::from_str(&text).map_err(|e| {
-            let location = e
-                .location()
-                .map_or_else(String::new, |l| format!("line {}: ", l.line()));
-            let message = e.to_string();
-            let message = message
-                .rsplit_once(" at line ")
-                .map_or(message.clone(), |(m, _)| m.to_owned());
-            DiffError::Golden {
-                path: path.clone(),
-                message: format!("{location}{}", with_suggestion(&message)),
-            }
+        let file: SuiteFile = yaml_serde::from_str(&text).map_err(|e| DiffError::Golden {
+            path: path.clone(),
+            message: yaml_error(&e, 1, with_suggestion),
         })?;
         let invalid = |message: String| DiffError::Golden {
             path: path.clone(),
@@ -344,6 +335,24 @@ fn check_task_id(id: &str) -> Result<(), &'static str> {
         );
     }
     Ok(())
+}
+
+/// A YAML error as `line N: message`, N counted from the file's line `first_line` (where the
+/// YAML that failed begins), the error's own " at line …" cut; `tidy` rewrites the message.
+pub(crate) fn yaml_error(
+    e: &yaml_serde::Error,
+    first_line: usize,
+    tidy: impl FnOnce(&str) -> String,
+) -> String {
+    let text = e.to_string();
+    let message = tidy(
+        text.rsplit_once(" at line ")
+            .map_or(text.as_str(), |(m, _)| m),
+    );
+    match e.location() {
+        Some(l) => format!("line {}: {message}", l.line() + first_line - 1),
+        None => message,
+    }
 }
 
 /// Adds "did you mean `x`?" to serde's "unknown field `y`, expected one of `a`, `b`".

@@ -187,14 +187,7 @@ impl Snapshot {
         };
         // YAML errors count lines from the start of their block; say the file's line.
         let located = |e: yaml_serde::Error, first_line: usize| {
-            let text = e.to_string();
-            let message = text
-                .rsplit_once(" at line ")
-                .map_or(text.clone(), |(m, _)| m.to_owned());
-            match e.location() {
-                Some(l) => format!("line {}: {message}", l.line() + first_line - 1),
-                None => message,
-            }
+            super::yaml_error(&e, first_line, str::to_owned)
         };
         let body_line = 3 + meta.lines().count();
         let meta: Meta = yaml_serde::from_str(meta).map_err(|e| located(e, 2))?;
