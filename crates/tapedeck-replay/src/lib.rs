@@ -165,46 +165,30 @@ pub fn replay(
     }
     let recorded_agent = recording.agent(options.base_dir.clone())?;
     let live_allow: HashSet<String> = options.live_allow.iter().cloned().collect();
-    let (config, model, tools, through_step) = match &options.mode {
-        Mode::Exact => {
-            check_live_allow(&recorded_agent, &live_allow)?;
-            let model = RecordedModel::exact(std::mem::take(&mut recording.steps));
-            // No tool runs, unless `--on-miss live` allows a read tool to.
-            let tools = if live_allow.is_empty() {
-                ToolSet::default()
-            } else {
-                ToolSet::from_config(&recorded_agent)?
-            };
-            (
-                recorded_agent.clone(),
-                Box::new(model) as Box<dyn tapedeck_agent::ModelBackend>,
-                tools,
-                u64::MAX,
-            )
+    let config = match &options.mode {
+        Mode::Exact => recorded_agent.clone(),
+        Mode::ToolsOnly(agent) => agent.clone(),
+        Mode::Fork { agent, .. } => agent.clone().unwrap_or_else(|| recorded_agent.clone()),
+    };
+    check_live_allow(&config, &live_allow)?;
+    let (model, through_step): (Box<dyn tapedeck_agent::ModelBackend>, u64) = match &options.mode {
+        Mode::Exact => (
+            Box::new(RecordedModel::exact(std::mem::take(&mut recording.steps))),
+            u64::MAX,
+        ),
+        Mode::ToolsOnly(_) => (tapedeck_agent::model::from_config(&config)?, u64::MAX),
+        Mode::Fork { k, .. } => {
+            let live = tapedeck_agent::model::from_config(&config)?;
+            let steps = std::mem::take(&mut recording.steps);
+            (Box::new(RecordedModel::fork(steps, *k, live)), *k)
         }
-        Mode::ToolsOnly(agent) => {
-            check_live_allow(agent, &live_allow)?;
-            let model = tapedeck_agent::model::from_config(agent)?;
-            let tools = if live_allow.is_empty() {
-                ToolSet::default()
-            } else {
-                ToolSet::from_config(agent)?
-            };
-            (agent.clone(), model, tools, u64::MAX)
-        }
-        Mode::Fork { k, agent } => {
-            let agent = agent.clone().unwrap_or_else(|| recorded_agent.clone());
-            check_live_allow(&agent, &live_allow)?;
-            let live = tapedeck_agent::model::from_config(&agent)?;
-            let model = RecordedModel::fork(std::mem::take(&mut recording.steps), *k, live);
-            let tools = ToolSet::from_config(&agent)?;
-            (
-                agent,
-                Box::new(model) as Box<dyn tapedeck_agent::ModelBackend>,
-                tools,
-                *k,
-            )
-        }
+    };
+    // A fork's steps after K run its tools; otherwise no tool runs, unless `--on-miss live`
+    // allows a read tool to.
+    let tools = if matches!(options.mode, Mode::Fork { .. }) || !live_allow.is_empty() {
+        ToolSet::from_config(&config)?
+    } else {
+        ToolSet::default()
     };
     let stale = staleness(&recorded_agent, &config, &recording);
     if options.strict && !stale.is_empty() {
