@@ -286,7 +286,7 @@ pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
     let store = Store::open(&args.path)?;
     let baseline: RunId = args.baseline.parse()?;
     let candidate: RunId = args.candidate.parse()?;
-    let rss_before = super::ingest::peak_rss_bytes().unwrap_or(0);
+    let rss_before = super::peak_rss_bytes().unwrap_or(0);
     let cpu_before = cpu_seconds().unwrap_or(0.0);
     let began = Instant::now();
     let b = RunSummary::load(&store, &baseline)?;
@@ -303,7 +303,7 @@ pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
     let figures = json!({
         "load_secs": loaded.as_secs_f64(),
         "diff_secs": (total - loaded).as_secs_f64(),
-        "rss": super::ingest::peak_rss_bytes().unwrap_or(0),
+        "rss": super::peak_rss_bytes().unwrap_or(0),
         "rss_before": rss_before,
         "cpu_secs": cpu,
         "rows": diff.alignment.len(),
@@ -314,13 +314,8 @@ pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
     Ok(Exit::Ok)
 }
 
-/// CPU time (user and system) this process has used so far, Linux only: on a busy machine
-/// it tells how much of the wall-clock time was waiting for a core.
+/// CPU seconds this process has used so far: on a busy machine they tell how much of the
+/// wall-clock time was waiting for a core.
 fn cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // The fields after the command name (which may hold spaces) in parentheses.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    // The kernel reports USER_HZ ticks, 100 a second on Linux.
-    Some(ticks as f64 / 100.0)
+    super::cpu_time().map(|t| t.as_secs_f64())
 }

@@ -163,14 +163,6 @@ fn child_rss(path: &std::path::Path, n: u64) -> anyhow::Result<u64> {
 
 pub fn child(args: ChildArgs) -> anyhow::Result<Exit> {
     recorder(&args.path, args.events)?;
-    anstream::println!("{}", peak_rss_bytes().unwrap_or(0));
+    anstream::println!("{}", super::peak_rss_bytes().unwrap_or(0));
     Ok(Exit::Ok)
-}
-
-/// This process's peak resident set size (`VmHWM`), Linux only.
-pub(super) fn peak_rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }

@@ -98,10 +98,10 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         done += n;
         round += 1;
         if rss_first.is_none() {
-            rss_first = Some((done, rss_bytes().unwrap_or(0)));
+            rss_first = Some((done, super::status_bytes("VmRSS").unwrap_or(0)));
         }
     }
-    let rss_last = rss_bytes().unwrap_or(0);
+    let rss_last = super::status_bytes("VmRSS").unwrap_or(0);
 
     // Streams: time to the first chunk of the body.
     let mut direct_ttfb = Vec::with_capacity(args.streams);
@@ -192,14 +192,6 @@ fn percentile(values: &mut [u64], p: f64) -> u64 {
     values.sort_unstable();
     let i = ((p / 100.0) * (values.len() - 1) as f64).round() as usize;
     values[i.min(values.len() - 1)]
-}
-
-/// This process's resident set size (`VmRSS`), Linux only.
-fn rss_bytes() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kb * 1024)
 }
 
 /// One keep-alive HTTP/1.1 connection (TCP_NODELAY).

@@ -100,10 +100,10 @@ fn measure(dir: &Path, args: &Args) -> anyhow::Result<Exit> {
     let recorded_in = began.elapsed();
 
     let began = Instant::now();
-    let cpu_before = process_cpu();
+    let cpu_before = super::cpu_time();
     let replayed = replay_all(&store_path, &writer, &ids, args.jobs)?;
     let replay_time = began.elapsed();
-    let replay_cpu = process_cpu()
+    let replay_cpu = super::cpu_time()
         .zip(cpu_before)
         .map(|(after, before)| after.saturating_sub(before));
     anyhow::ensure!(
@@ -211,16 +211,6 @@ fn write_agent(dir: &Path, steps: u64, base_url: Option<&str>) -> anyhow::Result
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string_pretty(&config)?)?;
     Ok(LoadedConfig::load(&path)?)
-}
-
-/// The CPU time this process has used, all threads (Linux: `/proc/self/stat`), if known.
-fn process_cpu() -> Option<Duration> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    // After the command name (in parentheses, which may hold anything): state, then fields 4…;
-    // utime and stime are fields 14 and 15, in clock ticks (USER_HZ, 100 on Linux).
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(Duration::from_millis(ticks * 10))
 }
 
 /// The arguments of the tool call at `step`.
