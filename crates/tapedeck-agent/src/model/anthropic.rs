@@ -26,7 +26,6 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ModelConfig;
 use crate::model::http::{self, Parts, ToolNames};
-use crate::model::sse::SseReader;
 use crate::model::{ModelBackend, ModelError};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
@@ -308,13 +307,11 @@ struct Stream {
     output_tokens: Option<u64>,
     stop_reason: Option<String>,
     stopped: bool,
-    events: usize,
 }
 
 impl Stream {
     /// Applies one event.
     fn event(&mut self, name: Option<&str>, data: &str) -> Result<(), ModelError> {
-        self.events += 1;
         let value = http::parse_json(data.as_bytes(), "a stream event")?;
         let kind = value
             .get("type")
@@ -494,25 +491,10 @@ fn read_stream(
     deadline: Instant,
     names: &ToolNames,
 ) -> Result<ModelResponse, ModelError> {
-    let mut reader = SseReader::new(response);
     let mut stream = Stream::default();
-    while !stream.stopped {
-        match reader.next_event() {
-            Ok(Some(event)) => {
-                // The last event of a stream cut inside it may be cut too: that is the cut,
-                // not a malformed answer.
-                let cut_short = reader.is_finished() && !reader.ended_cleanly();
-                match stream.event(event.event.as_deref(), &event.data) {
-                    Err(ModelError::Malformed(_)) if cut_short => break,
-                    other => other?,
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                http::stream_read_error(&e, deadline, stream.events > 0)?;
-                break;
-            }
-        }
-    }
+    http::read_events(response, deadline, |event| {
+        stream.event(event.event.as_deref(), &event.data)?;
+        Ok(stream.stopped)
+    })?;
     Ok(stream.into_response(names))
 }

@@ -13,6 +13,7 @@ use serde_json::Value;
 
 use crate::config::ModelConfig;
 use crate::model::ModelError;
+use crate::model::sse::{SseEvent, SseReader};
 use tapedeck_trace::Usage;
 
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
@@ -335,6 +336,35 @@ impl Parts {
             usage: self.usage,
             streamed: self.streamed,
             truncated: self.truncated,
+        }
+    }
+}
+
+/// Reads a server-sent-events answer, giving each event to `on_event` until it says the
+/// answer is complete (`Ok(true)`) or the stream ends. An event that fails to parse because
+/// the stream was cut inside it ends the reading: that is the cut, not a malformed answer. A
+/// failed read is as [`stream_read_error`] says.
+pub(crate) fn read_events(
+    response: Response,
+    deadline: Instant,
+    mut on_event: impl FnMut(&SseEvent) -> Result<bool, ModelError>,
+) -> Result<(), ModelError> {
+    let mut reader = SseReader::new(response);
+    let mut anything_arrived = false;
+    loop {
+        match reader.next_event() {
+            Ok(Some(event)) => {
+                let cut_short = reader.is_finished() && !reader.ended_cleanly();
+                anything_arrived = true;
+                match on_event(&event) {
+                    Ok(true) => return Ok(()),
+                    Ok(false) => {}
+                    Err(ModelError::Malformed(_)) if cut_short => return Ok(()),
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(None) => return Ok(()),
+            Err(e) => return stream_read_error(&e, deadline, anything_arrived),
         }
     }
 }

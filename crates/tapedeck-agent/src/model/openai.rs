@@ -25,7 +25,6 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ModelConfig;
 use crate::model::http::{self, Parts, ToolNames};
-use crate::model::sse::SseReader;
 use crate::model::{ModelBackend, ModelError};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
@@ -302,13 +301,11 @@ struct Stream {
     finish: Option<String>,
     usage: Option<tapedeck_trace::Usage>,
     done: bool,
-    chunks: usize,
 }
 
 impl Stream {
     /// Applies one `data:` payload.
     fn chunk(&mut self, data: &str) -> Result<(), ModelError> {
-        self.chunks += 1;
         if data.trim() == "[DONE]" {
             self.done = true;
             return Ok(());
@@ -406,25 +403,10 @@ fn read_stream(
     deadline: Instant,
     names: &ToolNames,
 ) -> Result<ModelResponse, ModelError> {
-    let mut reader = SseReader::new(response);
     let mut stream = Stream::default();
-    while !stream.done {
-        match reader.next_event() {
-            Ok(Some(event)) => {
-                // The last event of a stream cut inside it may be cut too: that is the cut,
-                // not a malformed answer.
-                let cut_short = reader.is_finished() && !reader.ended_cleanly();
-                match stream.chunk(&event.data) {
-                    Err(ModelError::Malformed(_)) if cut_short => break,
-                    other => other?,
-                }
-            }
-            Ok(None) => break,
-            Err(e) => {
-                http::stream_read_error(&e, deadline, stream.chunks > 0)?;
-                break;
-            }
-        }
-    }
+    http::read_events(response, deadline, |event| {
+        stream.chunk(&event.data)?;
+        Ok(stream.done)
+    })?;
     Ok(stream.into_response(names))
 }
