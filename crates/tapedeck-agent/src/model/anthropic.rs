@@ -20,12 +20,12 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use reqwest::blocking::{Client, Response};
+use reqwest::blocking::Response;
 use reqwest::header::{HeaderName, HeaderValue};
 use serde_json::{Map, Value, json};
 
 use crate::config::ModelConfig;
-use crate::model::http::{self, Parts, ToolNames};
+use crate::model::http::{self, Answer, Endpoint, Parts, ToolNames};
 use crate::model::{ModelBackend, ModelError};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
@@ -34,20 +34,12 @@ pub const ANTHROPIC_VERSION: &str = "2023-06-01";
 
 /// An Anthropic Messages API.
 pub struct Anthropic {
-    client: Client,
-    url: String,
-    key: HeaderValue,
-    model: String,
-    stream: bool,
+    endpoint: Endpoint,
 }
 
 impl std::fmt::Debug for Anthropic {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Anthropic")
-            .field("url", &self.url)
-            .field("model", &self.model)
-            .field("stream", &self.stream)
-            .finish_non_exhaustive()
+        self.endpoint.debug("Anthropic", f)
     }
 }
 
@@ -61,12 +53,18 @@ impl Anthropic {
 
     /// The backend of `model` with the API key given.
     pub fn with_key(model: &ModelConfig, key: String) -> Result<Self, AgentError> {
+        let headers = vec![
+            (
+                HeaderName::from_static("x-api-key"),
+                http::header_value("x-api-key", &key)?,
+            ),
+            (
+                HeaderName::from_static("anthropic-version"),
+                HeaderValue::from_static(ANTHROPIC_VERSION),
+            ),
+        ];
         Ok(Self {
-            client: http::client()?,
-            url: format!("{}/v1/messages", model.base_url()),
-            key: http::header_value("x-api-key", &key)?,
-            model: model.name.clone(),
-            stream: model.stream,
+            endpoint: Endpoint::new(model, "/v1/messages", headers)?,
         })
     }
 
@@ -76,11 +74,7 @@ impl Anthropic {
     }
 
     fn body(&self, request: &ModelRequest, names: &ToolNames) -> Value {
-        let model = if request.model.is_empty() {
-            &self.model
-        } else {
-            &request.model
-        };
+        let model = self.endpoint.model_for(request);
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         body.insert("max_tokens".into(), json!(request.max_output_tokens));
@@ -106,7 +100,7 @@ impl Anthropic {
         if let Some(t) = request.temperature {
             body.insert("temperature".into(), json!(t));
         }
-        if self.stream {
+        if self.endpoint.stream {
             body.insert("stream".into(), json!(true));
         }
         Value::Object(body)
@@ -125,20 +119,10 @@ impl ModelBackend for Anthropic {
     ) -> Result<ModelResponse, ModelError> {
         let names = ToolNames::of(request);
         let body = self.body(request, &names);
-        let headers = [
-            (HeaderName::from_static("x-api-key"), self.key.clone()),
-            (
-                HeaderName::from_static("anthropic-version"),
-                HeaderValue::from_static(ANTHROPIC_VERSION),
-            ),
-        ];
-        let response = http::post_json(&self.client, &self.url, &headers, &body, deadline)?;
-        if self.stream && http::is_event_stream(&response) {
-            return read_stream(response, deadline, &names);
+        match self.endpoint.post(&body, deadline)? {
+            Answer::Stream(response) => read_stream(response, deadline, &names),
+            Answer::Json(value) => parse_message(&value, &names),
         }
-        let bytes = http::read_body(response, deadline)?;
-        let value = http::parse_json(&bytes, "the response body")?;
-        parse_message(&value, &names)
     }
 }
 

@@ -85,6 +85,70 @@ pub(crate) fn remaining(deadline: Instant) -> Result<Duration, ModelError> {
 
 /// POSTs `body` as JSON and returns the response when its status is 2xx; any other status is
 /// read into [`ModelError::Status`]. The whole exchange, body included, ends by `deadline`.
+/// Where and how an HTTP backend posts: its client and URL, the headers every call sends (the
+/// API key among them: never printed), the configured model and whether to stream.
+pub(crate) struct Endpoint {
+    client: Client,
+    url: String,
+    headers: Vec<(HeaderName, HeaderValue)>,
+    model: String,
+    /// Whether to ask for server-sent events.
+    pub(crate) stream: bool,
+}
+
+/// What an endpoint answered.
+pub(crate) enum Answer {
+    /// A server-sent-events stream, to read with [`read_events`].
+    Stream(Response),
+    /// A whole JSON body.
+    Json(Value),
+}
+
+impl Endpoint {
+    /// The endpoint at `path` under the model's base URL.
+    pub(crate) fn new(
+        model: &ModelConfig,
+        path: &str,
+        headers: Vec<(HeaderName, HeaderValue)>,
+    ) -> Result<Self, AgentError> {
+        Ok(Self {
+            client: client()?,
+            url: format!("{}{path}", model.base_url()),
+            headers,
+            model: model.name.clone(),
+            stream: model.stream,
+        })
+    }
+
+    /// The model a request names, else the configured one.
+    pub(crate) fn model_for<'a>(&'a self, request: &'a ModelRequest) -> &'a str {
+        if request.model.is_empty() {
+            &self.model
+        } else {
+            &request.model
+        }
+    }
+
+    /// Posts `body`: a stream when one was asked for and came, else the JSON body.
+    pub(crate) fn post(&self, body: &Value, deadline: Instant) -> Result<Answer, ModelError> {
+        let response = post_json(&self.client, &self.url, &self.headers, body, deadline)?;
+        if self.stream && is_event_stream(&response) {
+            return Ok(Answer::Stream(response));
+        }
+        let bytes = read_body(response, deadline)?;
+        Ok(Answer::Json(parse_json(&bytes, "the response body")?))
+    }
+
+    /// Writes `Backend { url, model, stream, .. }` (the key stays out).
+    pub(crate) fn debug(&self, backend: &str, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct(backend)
+            .field("url", &self.url)
+            .field("model", &self.model)
+            .field("stream", &self.stream)
+            .finish_non_exhaustive()
+    }
+}
+
 pub(crate) fn post_json(
     client: &Client,
     url: &str,

@@ -19,31 +19,23 @@
 use std::collections::BTreeMap;
 use std::time::Instant;
 
-use reqwest::blocking::{Client, Response};
-use reqwest::header::{AUTHORIZATION, HeaderValue};
+use reqwest::blocking::Response;
+use reqwest::header::AUTHORIZATION;
 use serde_json::{Map, Value, json};
 
 use crate::config::ModelConfig;
-use crate::model::http::{self, Parts, ToolNames};
+use crate::model::http::{self, Answer, Endpoint, Parts, ToolNames};
 use crate::model::{ModelBackend, ModelError};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
 /// An OpenAI-compatible Chat Completions API.
 pub struct OpenAi {
-    client: Client,
-    url: String,
-    auth: HeaderValue,
-    model: String,
-    stream: bool,
+    endpoint: Endpoint,
 }
 
 impl std::fmt::Debug for OpenAi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OpenAi")
-            .field("url", &self.url)
-            .field("model", &self.model)
-            .field("stream", &self.stream)
-            .finish_non_exhaustive()
+        self.endpoint.debug("OpenAi", f)
     }
 }
 
@@ -57,12 +49,9 @@ impl OpenAi {
 
     /// The backend of `model` with the API key given.
     pub fn with_key(model: &ModelConfig, key: String) -> Result<Self, AgentError> {
+        let auth = http::header_value("authorization", &format!("Bearer {key}"))?;
         Ok(Self {
-            client: http::client()?,
-            url: format!("{}/chat/completions", model.base_url()),
-            auth: http::header_value("authorization", &format!("Bearer {key}"))?,
-            model: model.name.clone(),
-            stream: model.stream,
+            endpoint: Endpoint::new(model, "/chat/completions", vec![(AUTHORIZATION, auth)])?,
         })
     }
 
@@ -72,11 +61,7 @@ impl OpenAi {
     }
 
     fn body(&self, request: &ModelRequest, names: &ToolNames) -> Value {
-        let model = if request.model.is_empty() {
-            &self.model
-        } else {
-            &request.model
-        };
+        let model = self.endpoint.model_for(request);
         let mut body = Map::new();
         body.insert("model".into(), json!(model));
         let messages: Vec<Value> = request
@@ -106,7 +91,7 @@ impl OpenAi {
             body.insert("temperature".into(), json!(t));
         }
         body.insert("max_tokens".into(), json!(request.max_output_tokens));
-        if self.stream {
+        if self.endpoint.stream {
             body.insert("stream".into(), json!(true));
             body.insert("stream_options".into(), json!({"include_usage": true}));
         }
@@ -126,14 +111,10 @@ impl ModelBackend for OpenAi {
     ) -> Result<ModelResponse, ModelError> {
         let names = ToolNames::of(request);
         let body = self.body(request, &names);
-        let headers = [(AUTHORIZATION, self.auth.clone())];
-        let response = http::post_json(&self.client, &self.url, &headers, &body, deadline)?;
-        if self.stream && http::is_event_stream(&response) {
-            return read_stream(response, deadline, &names);
+        match self.endpoint.post(&body, deadline)? {
+            Answer::Stream(response) => read_stream(response, deadline, &names),
+            Answer::Json(value) => parse_completion(&value, &names),
         }
-        let bytes = http::read_body(response, deadline)?;
-        let value = http::parse_json(&bytes, "the response body")?;
-        parse_completion(&value, &names)
     }
 }
 
