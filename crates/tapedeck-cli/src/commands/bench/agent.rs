@@ -141,7 +141,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     report(&totals, args.runs, steps, events);
     drop(writer);
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Exit::Ok)
 }
 

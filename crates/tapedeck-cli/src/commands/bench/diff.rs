@@ -79,9 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         "--calls-per-step must be at least 1"
     );
     let dir = super::scratch_dir()?;
-    let result = measure(&dir, &args);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    measure(&dir, &args)
 }
 
 fn measure(dir: &std::path::Path, args: &Args) -> anyhow::Result<Exit> {

@@ -51,9 +51,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     anyhow::ensure!(args.rounds > 0, "--rounds must be at least 1");
     anyhow::ensure!((1..=64).contains(&args.jobs), "--jobs must be from 1 to 64");
     let dir = super::scratch_dir()?;
-    let result = measure(&dir, &args);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    measure(&dir, &args)
 }
 
 fn measure(dir: &Path, args: &Args) -> anyhow::Result<Exit> {

@@ -74,7 +74,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         render::thousands(n),
         rss as f64 / 1e6
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Exit::Ok)
 }
 

@@ -91,15 +91,32 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     }
 }
 
-/// A fresh temporary folder for one benchmark's store files.
-fn scratch_dir() -> anyhow::Result<std::path::PathBuf> {
+/// A fresh temporary folder for one benchmark's store files, removed when dropped (whether
+/// the benchmark finished or failed).
+struct ScratchDir(std::path::PathBuf);
+
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn scratch_dir() -> anyhow::Result<ScratchDir> {
     let dir = std::env::temp_dir().join(format!(
         "tapedeck-bench-{}-{}",
         std::process::id(),
         tapedeck_trace::Timestamp::now().as_micros()
     ));
     std::fs::create_dir_all(&dir)?;
-    Ok(dir)
+    Ok(ScratchDir(dir))
 }
 
 /// The CPU time (user and system, all threads) this process has used so far, Linux only.

@@ -176,7 +176,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     }
     drop(writer);
     drop(store);
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Exit::Ok)
 }
 

@@ -75,9 +75,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     anyhow::ensure!(args.live > 0, "--live must be at least 1");
     anyhow::ensure!(args.jobs > 0, "--jobs must be at least 1");
     let dir = super::scratch_dir()?;
-    let result = measure(&dir, &args);
-    let _ = std::fs::remove_dir_all(&dir);
-    result
+    measure(&dir, &args)
 }
 
 fn measure(dir: &Path, args: &Args) -> anyhow::Result<Exit> {

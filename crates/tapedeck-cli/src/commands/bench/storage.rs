@@ -74,7 +74,6 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     anstream::println!(
         "  goal: ratio ≤ 0.2 at 30 rounds; content/round stays flat (linear growth)"
     );
-    let _ = std::fs::remove_dir_all(&dir);
     Ok(Exit::Ok)
 }
 
