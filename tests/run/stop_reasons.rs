@@ -830,3 +830,60 @@ fn paths_are_relative_to_the_config_folder() {
     let first = run.data("llm_request")[0]["messages"][0].clone();
     assert_eq!(run.blob(&first)["content"], "You read data.\n");
 }
+
+/// Runs an agent whose tool says it started (the file `started`) and takes a second, calling it
+/// forever; sends `signal` to `tapedeck run` once the tool has started; returns the exit code.
+fn run_interrupted(env: &Env, signal: tapedeck_testkit::cli::Interrupt) -> Option<i32> {
+    use tapedeck_testkit::cli::{interrupt, process_in, wait_for_file};
+    env.write(
+        "slow.py",
+        r#"
+        import time
+        open("started", "w").close()
+        time.sleep(1)
+        print("{}")
+        "#,
+    );
+    env.scripted(
+        &calls_forever("slow.read"),
+        &[r#"
+            tools:
+              allow: [slow.read]
+              defs:
+                - name: slow.read
+                  command: [python3, slow.py]
+            "#],
+    );
+    let child = process_in(env.dir.path())
+        .args(["--store", "t.db", "run", "agent.yaml", "--input", "go"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start tapedeck run");
+    wait_for_file(&env.path("started"), Duration::from_secs(30));
+    interrupt(&child, signal);
+    let output = child.wait_with_output().expect("tapedeck ends");
+    output.status.code()
+}
+
+// SIGTERM during `run` left the run `incomplete` (killed, exit 143 from the shell); it now ends
+// `cancelled` after the tool call under way, with that call's result recorded.
+#[test]
+fn sigterm_ends_the_run_cancelled() {
+    let env = Env::new();
+    let code = run_interrupted(&env, tapedeck_testkit::cli::Interrupt::Term);
+    assert_eq!(code, Some(143));
+    let run = env.last_run();
+    run.expect_stop("cancelled", "stopped");
+    assert_eq!(run.data("tool_result").len(), 1, "the call under way finished");
+    assert!(run.kinds().ends_with(&["run_finished"]));
+}
+
+// The same for SIGINT (Ctrl-C): exit 130.
+#[test]
+fn sigint_ends_the_run_cancelled() {
+    let env = Env::new();
+    let code = run_interrupted(&env, tapedeck_testkit::cli::Interrupt::Int);
+    assert_eq!(code, Some(130));
+    env.last_run().expect_stop("cancelled", "stopped");
+}

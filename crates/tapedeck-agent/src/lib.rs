@@ -25,7 +25,7 @@ pub use message::{
     FinishReason, MatchingForm, Message, ModelRequest, ModelResponse, ToolCallRequest, ToolSpec,
 };
 pub use model::{ModelBackend, ModelError};
-pub use runtime::{Agent, RunOutcome};
+pub use runtime::{Agent, CancelToken, RunOutcome};
 pub use sink::EventSink;
 pub use tool::{Intercepted, ToolBackend, ToolFailure, ToolInterceptor};
 

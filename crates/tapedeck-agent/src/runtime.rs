@@ -2,6 +2,8 @@
 //! [`Gateway`], feed the observation back, until a final answer or a stop reason — with every
 //! budget checked before every step and tool call, and every event recorded.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -29,6 +31,29 @@ const MAX_RETRIES: u32 = 3;
 const FIRST_BACKOFF: Duration = Duration::from_millis(250);
 /// The longest wait between retries.
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// A request to stop a run, shared with whoever receives it (the CLI's SIGINT / SIGTERM
+/// handler): the runtime checks it before every step, tool call and retry, and ends the run
+/// `cancelled`. A model or tool call already under way finishes first (within its timeout).
+#[derive(Clone, Debug, Default)]
+pub struct CancelToken(Arc<AtomicBool>);
+
+impl CancelToken {
+    /// A token nobody has cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every run holding this token to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Whether [`CancelToken::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
 
 /// How a run ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -73,6 +98,7 @@ pub struct Agent {
     approver: Option<Box<dyn Approver>>,
     interceptor: Option<Box<dyn ToolInterceptor>>,
     tool_specs: Vec<ToolSpec>,
+    cancel: CancelToken,
 }
 
 impl Agent {
@@ -101,6 +127,7 @@ impl Agent {
             approver: Some(approver),
             interceptor: None,
             tool_specs,
+            cancel: CancelToken::new(),
         }
     }
 
@@ -126,6 +153,19 @@ impl Agent {
     /// Answers tool calls from `interceptor` (a replay) instead of their backends.
     pub fn set_interceptor(&mut self, interceptor: Box<dyn ToolInterceptor>) {
         self.interceptor = Some(interceptor);
+    }
+
+    /// Stops its runs `cancelled` once `token` is cancelled.
+    pub fn set_cancel_token(&mut self, token: CancelToken) {
+        self.cancel = token;
+    }
+
+    /// The run's end when it was cancelled.
+    fn cancelled(&self) -> Option<RunOutcome> {
+        self.cancel.is_cancelled().then(|| RunOutcome {
+            error: Some("the run was interrupted".to_owned()),
+            ..RunOutcome::stop(StopReason::Cancelled)
+        })
     }
 
     /// Replaces the approver.
@@ -212,6 +252,9 @@ impl Agent {
         sink: &mut dyn EventSink,
     ) -> Result<RunOutcome, AgentError> {
         loop {
+            if let Some(stop) = self.cancelled() {
+                return Ok(stop);
+            }
             if let Some(stop) = self.check_step_budgets(state, sink)? {
                 return Ok(stop);
             }
@@ -250,6 +293,9 @@ impl Agent {
                 });
             }
             for call in calls {
+                if let Some(stop) = self.cancelled() {
+                    return Ok(stop);
+                }
                 match self.call_tool(&call, state, gateway, sink)? {
                     ToolStep::Observed(message) => state.messages.push(message),
                     ToolStep::Stop(outcome) => return Ok(outcome),
@@ -421,6 +467,9 @@ impl Agent {
             }))?;
             if state.deadline.is_some_and(|d| Instant::now() + wait >= d) {
                 return Ok(Err(self.out_of_seconds(sink, state, None)?));
+            }
+            if let Some(stop) = self.cancelled() {
+                return Ok(Err(stop));
             }
             std::thread::sleep(wait);
         }

@@ -6,6 +6,7 @@
 
 mod commands;
 mod exit;
+mod interrupt;
 mod render;
 mod settings;
 mod when;

@@ -153,14 +153,16 @@ pub fn replay(
     if recording.is_proxy_run() {
         return Err(ReplayError::Unreplayable {
             run: id.short(),
-            reason: format!(
-                "it was recorded by the {} proxy, not the runtime: replay it by running its client again, `tapedeck replay {} -- CMD…`",
-                match recording.run.source {
-                    tapedeck_trace::Source::Mcp => "MCP",
-                    _ => "HTTP",
-                },
-                id.short()
-            ),
+            reason: match recording.run.source {
+                tapedeck_trace::Source::Mcp => format!(
+                    "it was recorded by the MCP proxy, not the runtime: replay it with `tapedeck mcp replay {}` as the client's server command",
+                    id.short()
+                ),
+                _ => format!(
+                    "it was recorded by the HTTP proxy, not the runtime: replay it by running its client again, `tapedeck replay {} -- CMD…`",
+                    id.short()
+                ),
+            },
         });
     }
     let recorded_agent = recording.agent(options.base_dir.clone())?;

@@ -13,7 +13,13 @@ pub const STORE: &str = "t.db";
 /// `tapedeck`, run in `dir`, with plain 100-column output and no terminal (so nobody can
 /// approve a write), and no store, colour or upstream settings inherited from the environment.
 pub fn tapedeck_in(dir: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("tapedeck").expect("the tapedeck binary is built");
+    Command::from_std(process_in(dir))
+}
+
+/// [`tapedeck_in`] as a `std::process::Command`, for a test that starts it and acts while it
+/// runs ([`interrupt`] it, say).
+pub fn process_in(dir: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tapedeck"));
     cmd.current_dir(dir)
         .env("NO_COLOR", "1")
         .env("COLUMNS", "100")
@@ -23,6 +29,39 @@ pub fn tapedeck_in(dir: &Path) -> Command {
         .env_remove("OPENAI_BASE_URL")
         .env_remove("ANTHROPIC_BASE_URL");
     cmd
+}
+
+/// A signal that asks a process to stop.
+#[derive(Clone, Copy, Debug)]
+pub enum Interrupt {
+    /// SIGINT (Ctrl-C): exit 130.
+    Int,
+    /// SIGTERM: exit 143.
+    Term,
+}
+
+/// Sends `signal` to the running `child` (only it, not its own children).
+pub fn interrupt(child: &std::process::Child, signal: Interrupt) {
+    let pid = i32::try_from(child.id()).expect("a pid fits an i32");
+    let pid = rustix::process::Pid::from_raw(pid).expect("a pid is not 0");
+    let signal = match signal {
+        Interrupt::Int => rustix::process::Signal::INT,
+        Interrupt::Term => rustix::process::Signal::TERM,
+    };
+    rustix::process::kill_process(pid, signal).expect("signal the process");
+}
+
+/// Waits up to `limit` for `path` to exist (a client or tool saying it has started).
+pub fn wait_for_file(path: &Path, limit: Duration) {
+    let began = Instant::now();
+    while !path.exists() {
+        assert!(
+            began.elapsed() < limit,
+            "{} did not appear within {limit:?}",
+            path.display()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 /// [`tapedeck_in`] `dir` with the store `t.db` there (`--store t.db`).

@@ -47,7 +47,7 @@ pub struct RecordArgs {
 /// Answer an MCP client from a recorded session, without starting the server
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Answers every request method that was recorded (initialize or server/discover, tools/list,\ntools/call, …) matched by method and params (without `_meta`), with the client's ids.\nMessages the server sent on its own (logs, progress, sampling/createMessage, roots/list, …)\nare sent again where they came; a request of the server's waits for the client's answer. An\nunrecorded tools/call gets a JSON-RPC error naming the closest recorded call. The replay is\nrecorded as a run (parent RUN, mode mcp). Exit codes: 0 every request was answered; 1 some\nwere not.\n\nExamples:\n  tapedeck mcp replay 3f9c2e1a"
+    after_help = "Answers every request method that was recorded (initialize or server/discover, tools/list,\ntools/call, …) matched by method and params (without `_meta`), with the client's ids.\nMessages the server sent on its own (logs, progress, sampling/createMessage, roots/list, …)\nare sent again where they came; a request of the server's waits for the client's answer. An\nunrecorded tools/call gets a JSON-RPC error naming the closest recorded call. The replay is\nrecorded as a run (parent RUN, mode mcp); a client that goes away mid-answer ends it\n`cancelled`. Exit codes: 0 every request was answered; 1 some were not, or the client went\naway.\n\nExamples:\n  tapedeck mcp replay 3f9c2e1a"
 )]
 pub struct ReplayArgs {
     /// The run to replay: its short id or a unique prefix of its full id
@@ -67,6 +67,7 @@ fn record(settings: &Settings, args: RecordArgs) -> anyhow::Result<Exit> {
     if args.command.is_empty() {
         bail!("no MCP server command: pass it after `--`");
     }
+    super::check_program(&args.command)?;
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let options = RecordOptions {
@@ -88,14 +89,12 @@ fn record(settings: &Settings, args: RecordArgs) -> anyhow::Result<Exit> {
     );
     drop(writer);
     drop(store);
-    match outcome.exit_code {
-        Some(0) => Ok(Exit::Ok),
-        Some(1) => Ok(Exit::Findings),
-        Some(2) => Ok(Exit::Error),
-        // The server's own code; the run is committed already.
-        Some(code) => std::process::exit(code),
-        None => std::process::exit(1),
-    }
+    let run_ok = outcome
+        .run
+        .stop_reason
+        .as_ref()
+        .is_some_and(tapedeck_trace::StopReason::is_ok);
+    Ok(Exit::of_client(outcome.exit_code, run_ok))
 }
 
 fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<Exit> {
@@ -108,13 +107,17 @@ fn replay(settings: &Settings, args: ReplayArgs) -> anyhow::Result<Exit> {
         id.short(),
         outcome.run.id.short()
     );
-    if outcome.misses.is_empty() {
+    let ok = outcome
+        .run
+        .stop_reason
+        .as_ref()
+        .is_some_and(tapedeck_trace::StopReason::is_ok);
+    if ok {
         Ok(Exit::Ok)
     } else {
-        eprintln!(
-            "tapedeck: no recorded answer for: {}",
-            outcome.misses.join(", ")
-        );
+        if let Some(error) = &outcome.run.error {
+            eprintln!("tapedeck: {error}");
+        }
         Ok(Exit::Findings)
     }
 }

@@ -137,3 +137,41 @@ pub(crate) fn load_runnable_agent(path: &Path) -> anyhow::Result<tapedeck_agent:
     }
     Ok(config)
 }
+
+/// Checks that the program of a client or server command can be run — a path to an executable
+/// file, or a name found on `PATH` — before anything is recorded, so a typo is an input error
+/// (exit 2) rather than a recorded run that failed.
+pub(crate) fn check_program(command: &[String]) -> anyhow::Result<()> {
+    let Some(program) = command.first() else {
+        anyhow::bail!("no command to run: pass it after `--`");
+    };
+    let found = if program.contains('/') {
+        is_executable(Path::new(program))
+    } else {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| is_executable(&dir.join(program)))
+        })
+    };
+    if found {
+        Ok(())
+    } else if program.contains('/') {
+        anyhow::bail!("cannot run `{program}`: no such executable file")
+    } else {
+        anyhow::bail!("cannot run `{program}`: no such command on PATH")
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}

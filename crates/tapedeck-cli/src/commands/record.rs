@@ -7,7 +7,7 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use tapedeck_proxy::http::{self, Backend, Pricing, Proxy, Upstreams};
 use tapedeck_proxy::redact::Redactor;
-use tapedeck_trace::{Run, Source};
+use tapedeck_trace::{Run, Source, StopReason};
 
 use crate::Exit;
 use crate::render::{self, DIM};
@@ -16,7 +16,7 @@ use crate::settings::Settings;
 /// Run a client command behind a local proxy and record its OpenAI/Anthropic traffic
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exits with the client's exit code (128+N if a signal N ended it).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
+    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exit codes: the client's own code when it is not 0 (128+N if signal N ended it); 0 when it\nexits 0 and the run ended `ok`, 1 when it exits 0 but the run stopped for another reason (a\nfailed last model call); 2 bad input (a command that cannot be found), nothing recorded;\n130 / 143 when tapedeck is interrupted (SIGTERM is passed on to the client; the run ends\n`cancelled`).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -109,6 +109,8 @@ impl RecordingArgs {
 
 /// Runs `tapedeck record`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    // Every input is checked before the store is opened: exit 2 leaves nothing behind.
+    super::check_program(&args.command)?;
     let options = &args.recording;
     let redactor = options.redactor()?;
     let pricing = options.pricing()?;
@@ -125,18 +127,16 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         pricing,
         recorder,
     );
-    let code = run_client(proxy, &args.command)?;
-    drop(writer);
-    drop(store);
-    std::process::exit(code);
+    run_client(proxy, &args.command)
 }
 
 /// Runs the client behind `proxy`, ends the run and prints its summary on stderr; returns the
-/// code to exit with (the client's own, 128+N for a signal).
-pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> {
+/// exit: the client's own code when it failed (128+N for a signal), 130 / 143 when tapedeck was
+/// interrupted, else 0 for a run that ended `ok` and 1 for one that did not.
+pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit> {
     let runtime = proxy_runtime()?;
     let run_of_proxy = Arc::clone(&proxy);
-    let (proxy, code) = match runtime.block_on(http::run_child(proxy, command)) {
+    let (proxy, end) = match runtime.block_on(http::run_child(proxy, command)) {
         Ok(done) => done,
         Err(e) => {
             // The client never ran: end its run (as a client exiting 127 would) rather than
@@ -146,7 +146,10 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> 
         }
     };
     drop(run_of_proxy);
-    let run = proxy.finish(code)?;
+    let run = match end.interrupted_by {
+        Some(signal) => proxy.finish_interrupted(end.code, signal)?,
+        None => proxy.finish(end.code)?,
+    };
     drop(runtime);
     let dim = DIM;
     let stop = run
@@ -164,5 +167,9 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<i32> 
             anstream::eprintln!("{line}");
         }
     }
-    Ok(code.unwrap_or(1).clamp(0, 255))
+    if let Some(signal) = end.interrupted_by {
+        return Ok(Exit::Interrupted(signal));
+    }
+    let run_ok = run.stop_reason.as_ref().is_some_and(StopReason::is_ok);
+    Ok(Exit::of_client(end.code, run_ok))
 }

@@ -48,8 +48,8 @@ pub struct Args {
     #[arg(long, value_name = "K", conflicts_with = "tapes")]
     from_step: Option<u64>,
     /// What a tool call the recording has no answer for does
-    #[arg(long, value_enum, default_value = "error")]
-    on_miss: OnMiss,
+    #[arg(long, value_enum, value_name = "POLICY")]
+    on_miss: Option<OnMiss>,
     /// A read tool that may run live on a miss (repeatable; with --on-miss live)
     #[arg(long, value_name = "TOOL")]
     live_allow: Vec<String>,
@@ -79,7 +79,9 @@ pub struct Args {
 
 /// Runs `tapedeck replay`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    if !args.live_allow.is_empty() && !matches!(args.on_miss, OnMiss::Live) {
+    check_flags(&args)?;
+    let on_miss = args.on_miss.unwrap_or(OnMiss::Error);
+    if !args.live_allow.is_empty() && !matches!(on_miss, OnMiss::Live) {
         bail!("--live-allow needs --on-miss live");
     }
     let agent = match &args.agent {
@@ -94,7 +96,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     };
     let options = Options {
         mode,
-        on_miss: match args.on_miss {
+        on_miss: match on_miss {
             OnMiss::Error => MissPolicy::Error,
             OnMiss::Live => MissPolicy::Live,
             OnMiss::Closest => MissPolicy::Closest,
@@ -119,7 +121,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         match run.source {
             Source::Proxy => return replay_proxy(&store, run, &args),
             Source::Mcp => bail!(
-                "run {} was recorded by the MCP proxy: replaying it by running its client again (`-- CMD`) is not available in this build",
+                "run {} was recorded by the MCP proxy: replay it with `tapedeck mcp replay {}` as the client's server command",
+                id.short(),
                 id.short()
             ),
             _ => bail!(
@@ -140,6 +143,35 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         print_report(&report);
     }
     Ok(exit_of(&report))
+}
+
+/// Refuses flags that the kind of replay asked for would ignore: the runtime's replay options
+/// with `-- CMD`, the client's without it.
+fn check_flags(args: &Args) -> anyhow::Result<()> {
+    let runtime_flags = [
+        ("--agent", args.agent.is_some()),
+        ("--from-step", args.from_step.is_some()),
+        ("--on-miss", args.on_miss.is_some()),
+        ("--live-allow", !args.live_allow.is_empty()),
+        ("--match-position", args.match_position),
+        ("--strict", args.strict),
+        ("--json", args.json),
+    ];
+    let client_flags = [
+        ("--ignore", !args.ignore.is_empty()),
+        ("--redact", !args.redact.is_empty()),
+    ];
+    if args.command.is_empty() {
+        if let Some((flag, _)) = client_flags.iter().find(|(_, given)| *given) {
+            bail!("{flag} applies to the replay of a proxy-recorded run's client: `tapedeck replay RUN {flag} … -- CMD…`");
+        }
+    } else {
+        if let Some((flag, _)) = runtime_flags.iter().find(|(_, given)| *given) {
+            bail!("{flag} does not apply to `replay RUN -- CMD` (the client is run again against the recorded responses exactly); drop it, or replay a runtime run without `-- CMD`");
+        }
+        super::check_program(&args.command)?;
+    }
+    Ok(())
 }
 
 /// `tapedeck replay RUN -- CMD` for a run the HTTP proxy recorded: the client runs again
@@ -167,9 +199,9 @@ fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyh
         tapedeck_proxy::http::Pricing::default(),
         recorder,
     );
-    let code = super::record::run_client(proxy, &args.command)?;
+    let exit = super::record::run_client(proxy, &args.command)?;
     drop(writer);
-    std::process::exit(code);
+    Ok(exit)
 }
 
 fn exit_of(report: &ReplayReport) -> Exit {

@@ -6,13 +6,14 @@ use tapedeck_agent::Agent;
 use tapedeck_trace::StopReason;
 
 use crate::Exit;
+use crate::interrupt::Interrupts;
 use crate::render;
 use crate::settings::Settings;
 
 /// Run an agent version once, within its budgets, and record the run
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Prints the answer, the stop reason and the run id. Exits 0 when the run ended `ok`, 1 for any other stop reason, 2 when the config is invalid.\n\nExamples:\n  tapedeck run agents/support.yaml --input \"How do I reset my password?\"\n  tapedeck run agents/research.yaml --input \"Is the Acme API healthy?\" --task vendor-health --label model=gpt-4.1"
+    after_help = "Prints the answer, the stop reason and the run id. Exits 0 when the run ended `ok`, 1 for any other stop reason, 2 when the config is invalid\n(nothing recorded), 130 / 143 when SIGINT / SIGTERM interrupted it: the run then ends\n`cancelled` after the model or tool call under way (a second signal stops at once).\n\nExamples:\n  tapedeck run agents/support.yaml --input \"How do I reset my password?\"\n  tapedeck run agents/research.yaml --input \"Is the Acme API healthy?\" --task vendor-health --label model=gpt-4.1"
 )]
 pub struct Args {
     /// The agent version (YAML or JSON)
@@ -38,6 +39,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let mut run = agent.new_run(&args.input);
     run.task = args.task;
     run.labels.extend(args.labels);
+    let interrupts = Interrupts::listen()?;
+    agent.set_cancel_token(interrupts.token());
     let (run, outcome) = agent.run_recorded(&writer, run)?;
     if let Some(answer) = outcome.answer.as_ref().filter(|a| !a.is_empty()) {
         anstream::println!("{answer}\n");
@@ -45,6 +48,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let stop = outcome.stop_reason.to_string();
     for line in render::run_ending(&run, &stop, "step", outcome.error.as_deref()) {
         anstream::println!("{line}");
+    }
+    if let Some(signal) = interrupts.received() {
+        return Ok(Exit::Interrupted(signal));
     }
     Ok(if outcome.stop_reason == StopReason::Ok {
         Exit::Ok

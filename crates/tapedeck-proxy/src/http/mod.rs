@@ -187,6 +187,20 @@ impl Proxy {
     /// upstream error or status) → `model_error`; a client that exits 0 without a final
     /// answer → `ok`; one that exits non-zero without a final answer → `model_error`.
     pub fn finish(&self, exit_code: Option<i32>) -> Result<Run, StoreError> {
+        self.end(exit_code, None)
+    }
+
+    /// Ends the run `cancelled`: a signal (its number) interrupted tapedeck while the client
+    /// ran, and the client exited with `exit_code`.
+    pub fn finish_interrupted(
+        &self,
+        exit_code: Option<i32>,
+        signal: i32,
+    ) -> Result<Run, StoreError> {
+        self.end(exit_code, Some(signal))
+    }
+
+    fn end(&self, exit_code: Option<i32>, interrupted_by: Option<i32>) -> Result<Run, StoreError> {
         // The answer and error are redacted like everything else.
         let mut session = lock(&self.session);
         let Some(recorder) = session.recorder.take() else {
@@ -196,7 +210,18 @@ impl Proxy {
             Some(code) => format!("exited with code {code}"),
             None => "was killed by a signal".to_owned(),
         };
-        let ending = if let Some(miss) = &session.miss {
+        let ending = if let Some(signal) = interrupted_by {
+            let name = match signal {
+                2 => "SIGINT".to_owned(),
+                15 => "SIGTERM".to_owned(),
+                n => format!("signal {n}"),
+            };
+            Ending {
+                stop_reason: StopReason::Cancelled,
+                answer: None,
+                error: Some(format!("interrupted by {name}; the client {exit}")),
+            }
+        } else if let Some(miss) = &session.miss {
             Ending {
                 stop_reason: StopReason::ReplayMissLlm,
                 answer: None,

@@ -57,13 +57,26 @@ impl Running {
     }
 }
 
+/// How the client of [`run_child`] ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChildEnd {
+    /// Its exit code (128+N if signal N ended it); `None` if it could not be waited for.
+    pub code: Option<i32>,
+    /// The signal (SIGINT 2, SIGTERM 15) that interrupted tapedeck while the client ran.
+    pub interrupted_by: Option<i32>,
+}
+
 /// Serves `proxy` on 127.0.0.1 and runs `command` with `OPENAI_BASE_URL` and
-/// `ANTHROPIC_BASE_URL` pointing at it; returns the child's exit code (128+N if signal N ended
-/// it) once the proxy has recorded everything.
+/// `ANTHROPIC_BASE_URL` pointing at it; returns how the child ended once the proxy has
+/// recorded everything.
+///
+/// SIGINT is not passed on: Ctrl-C in a terminal reaches the client too (same process
+/// group), and a second copy would interrupt its clean-up. SIGTERM is forwarded to the client.
+/// Either way tapedeck waits for the client to end, then says it was interrupted.
 pub async fn run_child(
     proxy: Arc<Proxy>,
     command: &[String],
-) -> std::io::Result<(Arc<Proxy>, Option<i32>)> {
+) -> std::io::Result<(Arc<Proxy>, ChildEnd)> {
     let Some((program, args)) = command.split_first() else {
         return Err(std::io::Error::other("no command to run"));
     };
@@ -85,13 +98,88 @@ pub async fn run_child(
             ));
         }
     };
-    // Ctrl-C reaches the client too (same process group): let it end, then record the end.
-    let ignore_interrupts = tokio::spawn(async { while tokio::signal::ctrl_c().await.is_ok() {} });
-    let status = child.wait().await;
-    ignore_interrupts.abort();
+    let mut interrupts = Interrupts::listen()?;
+    let mut interrupted_by = None;
+    let status = loop {
+        tokio::select! {
+            status = child.wait() => break status,
+            signal = interrupts.next() => {
+                if interrupted_by.is_some() {
+                    // A second signal: stop at once.
+                    let _ = child.start_kill();
+                } else if signal == TERMINATE {
+                    forward_terminate(&child);
+                }
+                interrupted_by.get_or_insert(signal);
+            }
+        }
+    };
     let proxy = running.stop().await;
     let status = status?;
-    Ok((proxy, exit_code(status)))
+    Ok((
+        proxy,
+        ChildEnd {
+            code: exit_code(status),
+            interrupted_by,
+        },
+    ))
+}
+
+/// SIGTERM's number.
+const TERMINATE: i32 = 15;
+/// SIGINT's number.
+const INTERRUPT: i32 = 2;
+
+/// SIGINT and SIGTERM as they arrive (Ctrl-C only, off Unix).
+struct Interrupts {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Interrupts {
+    fn listen() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal's number.
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => INTERRUPT,
+                _ = self.terminate.recv() => TERMINATE,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            INTERRUPT
+        }
+    }
+}
+
+/// Passes SIGTERM on to the client, so it can end (and flush) on its own terms.
+fn forward_terminate(child: &tokio::process::Child) {
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
+            // The child may have exited in between: nothing to pass on then.
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = child;
 }
 
 fn exit_code(status: std::process::ExitStatus) -> Option<i32> {

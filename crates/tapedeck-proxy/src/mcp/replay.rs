@@ -298,7 +298,7 @@ pub fn replay(
 ) -> Result<ReplayOutcome, McpError> {
     let Recording {
         prelude,
-        messages: mut recorded,
+        messages: recorded,
     } = load_recording(store, id)?;
     let parent = store.run(id)?;
     let mut run = mcp_run();
@@ -308,9 +308,54 @@ pub fn replay(
     run.suite.clone_from(&parent.suite);
     let mut session = Session::new(writer.start_run(run)?);
     let mut misses = Vec::new();
+    // A client that goes away (closes its end, stops reading) ends the run, which is then
+    // recorded `cancelled` with what it had done, instead of being left `incomplete`.
+    let gone = serve(
+        &mut session,
+        &mut misses,
+        prelude,
+        recorded,
+        client_in,
+        &mut client_out,
+    )
+    .err();
+    let (stop_reason, error) = match (&gone, misses.first()) {
+        (Some(e), _) => (
+            StopReason::Cancelled,
+            Some(format!("the client went away: {e}")),
+        ),
+        (None, None) => (StopReason::Ok, None),
+        (None, Some(miss)) => (
+            StopReason::ReplayMissTool(
+                miss.strip_prefix("tools/call ")
+                    .unwrap_or(miss.as_str())
+                    .to_owned(),
+            ),
+            Some(format!("no recorded answer for: {}", misses.join(", "))),
+        ),
+    };
+    let run = session
+        .end(Ending {
+            stop_reason,
+            answer: None,
+            error,
+        })?
+        .ok_or_else(|| McpError::Io(std::io::Error::other("the run ended twice")))?;
+    Ok(ReplayOutcome { run, misses })
+}
+
+/// Answers the client until it closes its end; an I/O error means it went away.
+fn serve(
+    session: &mut Session,
+    misses: &mut Vec<String>,
+    prelude: Vec<Value>,
+    mut recorded: Vec<Recorded>,
+    client_in: impl Read,
+    mut client_out: impl Write,
+) -> std::io::Result<()> {
     let mut outbox = Outbox::default();
     outbox.extend(prelude);
-    outbox.flush(&mut session, &mut client_out)?;
+    outbox.flush(session, &mut client_out)?;
     let mut reader = BufReader::new(client_in);
     while let Some(line) = read_line(&mut reader)? {
         let Some(message) = parse_line(&line) else {
@@ -336,12 +381,12 @@ pub fn replay(
                 if let Some(i) = find_notification(&mut recorded, method, &key) {
                     outbox.extend(recorded[i].after.clone());
                 }
-                outbox.flush(&mut session, &mut client_out)?;
+                outbox.flush(session, &mut client_out)?;
                 continue;
             }
             (None, Some(answer_id)) => {
                 outbox.answered(&id_text(answer_id));
-                outbox.flush(&mut session, &mut client_out)?;
+                outbox.flush(session, &mut client_out)?;
                 continue;
             }
             (None, None) => continue,
@@ -397,26 +442,9 @@ pub fn replay(
         };
         outbox.extend([answer]);
         outbox.extend(after);
-        outbox.flush(&mut session, &mut client_out)?;
+        outbox.flush(session, &mut client_out)?;
     }
-    let stop_reason = match misses.first() {
-        None => StopReason::Ok,
-        Some(miss) => StopReason::ReplayMissTool(
-            miss.strip_prefix("tools/call ")
-                .unwrap_or(miss.as_str())
-                .to_owned(),
-        ),
-    };
-    let error =
-        (!misses.is_empty()).then(|| format!("no recorded answer for: {}", misses.join(", ")));
-    let run = session
-        .end(Ending {
-            stop_reason,
-            answer: None,
-            error,
-        })?
-        .ok_or_else(|| McpError::Io(std::io::Error::other("the run ended twice")))?;
-    Ok(ReplayOutcome { run, misses })
+    Ok(())
 }
 
 #[cfg(test)]

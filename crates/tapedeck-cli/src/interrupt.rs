@@ -1,0 +1,98 @@
+//! SIGINT and SIGTERM as a request to stop a runtime run ([`Interrupts`]): the first cancels
+//! the run under way, which ends `cancelled` with its events flushed, and the command exits
+//! 130 / 143; a second exits at once (the run then shows `incomplete`).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
+
+use anyhow::Context as _;
+use tapedeck_agent::CancelToken;
+
+/// Listens for SIGINT and SIGTERM on a thread of its own, from [`Interrupts::listen`] on.
+pub struct Interrupts {
+    received: Arc<AtomicI32>,
+    token: CancelToken,
+}
+
+impl Interrupts {
+    /// Starts listening; the signals no longer end the process at once.
+    pub fn listen() -> anyhow::Result<Self> {
+        let received = Arc::new(AtomicI32::new(0));
+        let token = CancelToken::new();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .context("cannot start the signal listener")?;
+        // Registered here, before `listen` returns, so no signal falls between the two.
+        let mut signals = runtime
+            .block_on(async { Signals::register() })
+            .context("cannot listen for SIGINT and SIGTERM")?;
+        let (seen, cancel) = (Arc::clone(&received), token.clone());
+        std::thread::Builder::new()
+            .name("tapedeck-signals".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    loop {
+                        let signal = signals.next().await;
+                        if seen.swap(signal, Ordering::SeqCst) != 0 {
+                            std::process::exit(128 + signal);
+                        }
+                        cancel.cancel();
+                        eprintln!(
+                            "tapedeck: stopping after the current call (again to stop at once)"
+                        );
+                    }
+                });
+            })
+            .context("cannot start the signal listener")?;
+        Ok(Self { received, token })
+    }
+
+    /// The token a run stops on.
+    pub fn token(&self) -> CancelToken {
+        self.token.clone()
+    }
+
+    /// The signal received, if any.
+    pub fn received(&self) -> Option<i32> {
+        Some(self.received.load(Ordering::SeqCst)).filter(|s| *s != 0)
+    }
+}
+
+struct Signals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(Self {
+                interrupt: signal(SignalKind::interrupt())?,
+                terminate: signal(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(Self {})
+    }
+
+    /// The next signal's number: SIGINT 2, SIGTERM 15.
+    async fn next(&mut self) -> i32 {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => 2,
+                _ = self.terminate.recv() => 15,
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            2
+        }
+    }
+}
