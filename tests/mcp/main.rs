@@ -657,7 +657,49 @@ fn a_server_that_cannot_start_is_an_input_error() {
         .expect("tapedeck runs");
     assert_eq!(output.status.code(), Some(2));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot start the MCP server"), "{stderr}");
+    assert_eq!(
+        stderr,
+        "error: cannot start the MCP server `./no-such-server`: no such executable file\n"
+    );
+    assert!(!env.path("t.db").exists(), "nothing is written on exit 2");
+}
+
+// `mcp replay` whose client stopped reading left its run `incomplete` in half of the trials:
+// the failed write ended the command before the run.
+#[test]
+fn a_replay_whose_client_goes_away_ends_its_run_cancelled() {
+    let env = Env::new();
+    let (run, _) = env.record(&legacy_requests([json!(1), json!(2), json!(3), json!(4)]));
+    let mut child = env
+        .tapedeck()
+        .args(["mcp", "replay", &run])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tapedeck starts");
+    // The client closes its reading end before asking anything: every answer fails to go out.
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().expect("stdin");
+    for request in legacy_requests([json!(1), json!(2), json!(3), json!(4)]) {
+        // tapedeck may have ended already; what matters is how its run ended.
+        if writeln!(stdin, "{request}").is_err() {
+            break;
+        }
+    }
+    drop(stdin);
+    let output = child.wait_with_output().expect("tapedeck ends");
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let replay = run_id_of(&stderr, &format!("replayed MCP run {run} as "));
+    let show = env.show(&replay);
+    assert_eq!(show["run"]["stop_reason"], json!("cancelled"), "{show}");
+    assert!(
+        show["run"]["error"]
+            .as_str()
+            .is_some_and(|e| e.starts_with("the client went away")),
+        "{show}"
+    );
 }
 
 const OFFICIAL_CLIENT: &str = r#"import asyncio, json, sys

@@ -95,10 +95,14 @@ fn replay_exits_1_when_the_client_swallows_a_replay_miss() {
     );
     recorded.expect_code(0);
     let run = recorded.run_id();
-    let out = env.exec(
-        env.tapedeck()
-            .args(["replay", &run, "--", "python3", "ask.py", "something else"]),
-    );
+    let out = env.exec(env.tapedeck().args([
+        "replay",
+        &run,
+        "--",
+        "python3",
+        "ask.py",
+        "something else",
+    ]));
     out.expect_code(1);
     assert_eq!(out.stdout, "400\n", "the client got the miss");
     let show = env.show(&out.run_id());
@@ -143,7 +147,10 @@ fn replay_with_a_client_refuses_the_runtimes_flags() {
         );
         let line = out.expect_input_error();
         assert!(
-            line.contains(&format!("{} does not apply to `replay RUN -- CMD`", flags[0])),
+            line.contains(&format!(
+                "{} does not apply to `replay RUN -- CMD`",
+                flags[0]
+            )),
             "{line}"
         );
     }
@@ -154,12 +161,20 @@ fn replay_with_a_client_refuses_the_runtimes_flags() {
         out.stderr
     );
     let ls = env.exec(env.tapedeck().args(["ls", "--json"]));
-    assert_eq!(ls.json().as_array().map(Vec::len), Some(1), "only the recording");
+    assert_eq!(
+        ls.json().as_array().map(Vec::len),
+        Some(1),
+        "only the recording"
+    );
 }
 
 /// Records `ask.py` against `server`, interrupts tapedeck with `signal` once the client has
 /// made its call, and returns the exit code and the run's `show --json`.
-fn record_interrupted(env: &Env, server: &FakeServer, signal: Interrupt) -> (Option<i32>, serde_json::Value) {
+fn record_interrupted(
+    env: &Env,
+    server: &FakeServer,
+    signal: Interrupt,
+) -> (Option<i32>, serde_json::Value) {
     env.write("ask.py", ASK);
     let started = env.path("started");
     let child = process_in(env.dir.path())

@@ -875,7 +875,11 @@ fn sigterm_ends_the_run_cancelled() {
     assert_eq!(code, Some(143));
     let run = env.last_run();
     run.expect_stop("cancelled", "stopped");
-    assert_eq!(run.data("tool_result").len(), 1, "the call under way finished");
+    assert_eq!(
+        run.data("tool_result").len(),
+        1,
+        "the call under way finished"
+    );
     assert!(run.kinds().ends_with(&["run_finished"]));
 }
 

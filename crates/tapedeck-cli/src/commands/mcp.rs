@@ -67,7 +67,7 @@ fn record(settings: &Settings, args: RecordArgs) -> anyhow::Result<Exit> {
     if args.command.is_empty() {
         bail!("no MCP server command: pass it after `--`");
     }
-    super::check_program(&args.command)?;
+    super::check_program(&args.command, "start the MCP server")?;
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let options = RecordOptions {

@@ -141,7 +141,9 @@ pub(crate) fn load_runnable_agent(path: &Path) -> anyhow::Result<tapedeck_agent:
 /// Checks that the program of a client or server command can be run — a path to an executable
 /// file, or a name found on `PATH` — before anything is recorded, so a typo is an input error
 /// (exit 2) rather than a recorded run that failed.
-pub(crate) fn check_program(command: &[String]) -> anyhow::Result<()> {
+///
+/// `start` says what failing to start it is: "run" (`cannot run `X``), "start the MCP server".
+pub(crate) fn check_program(command: &[String], start: &str) -> anyhow::Result<()> {
     let Some(program) = command.first() else {
         anyhow::bail!("no command to run: pass it after `--`");
     };
@@ -155,9 +157,9 @@ pub(crate) fn check_program(command: &[String]) -> anyhow::Result<()> {
     if found {
         Ok(())
     } else if program.contains('/') {
-        anyhow::bail!("cannot run `{program}`: no such executable file")
+        anyhow::bail!("cannot {start} `{program}`: no such executable file")
     } else {
-        anyhow::bail!("cannot run `{program}`: no such command on PATH")
+        anyhow::bail!("cannot {start} `{program}`: no such command on PATH")
     }
 }
 

@@ -110,7 +110,7 @@ impl RecordingArgs {
 /// Runs `tapedeck record`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     // Every input is checked before the store is opened: exit 2 leaves nothing behind.
-    super::check_program(&args.command)?;
+    super::check_program(&args.command, "run")?;
     let options = &args.recording;
     let redactor = options.redactor()?;
     let pricing = options.pricing()?;

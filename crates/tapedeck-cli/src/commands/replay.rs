@@ -163,13 +163,17 @@ fn check_flags(args: &Args) -> anyhow::Result<()> {
     ];
     if args.command.is_empty() {
         if let Some((flag, _)) = client_flags.iter().find(|(_, given)| *given) {
-            bail!("{flag} applies to the replay of a proxy-recorded run's client: `tapedeck replay RUN {flag} … -- CMD…`");
+            bail!(
+                "{flag} applies to the replay of a proxy-recorded run's client: `tapedeck replay RUN {flag} … -- CMD…`"
+            );
         }
     } else {
         if let Some((flag, _)) = runtime_flags.iter().find(|(_, given)| *given) {
-            bail!("{flag} does not apply to `replay RUN -- CMD` (the client is run again against the recorded responses exactly); drop it, or replay a runtime run without `-- CMD`");
+            bail!(
+                "{flag} does not apply to `replay RUN -- CMD` (the client is run again against the recorded responses exactly); drop it, or replay a runtime run without `-- CMD`"
+            );
         }
-        super::check_program(&args.command)?;
+        super::check_program(&args.command, "run")?;
     }
     Ok(())
 }
