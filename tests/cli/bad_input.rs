@@ -244,24 +244,36 @@ fn import_of_a_missing_file() {
         line.starts_with("error: cannot read `missing.jsonl`: "),
         "{line}"
     );
-    // With a good tape: the good one is imported, the missing one reported, exit 2.
-    let output = env
-        .tapedeck()
-        .arg("import")
-        .arg("missing.jsonl")
-        .arg(fixture("clean.jsonl"))
-        .output()
-        .expect("tapedeck runs");
-    assert_eq!(output.status.code(), Some(2));
-    let out = String::from_utf8(output.stdout).expect("UTF-8");
-    let err = String::from_utf8(output.stderr).expect("UTF-8");
-    assert!(out.starts_with(&format!("imported {CLEAN} ")), "{out}");
-    assert_eq!(err.lines().count(), 1, "{err}");
-    assert!(
-        err.starts_with("error: cannot read `missing.jsonl`"),
-        "{err}"
+    // With a good tape before it: an exit 2 writes nothing, so the good one is not imported
+    // either (it was, before every input was checked first).
+    let line = input_error(
+        env.tapedeck()
+            .arg("import")
+            .arg(fixture("clean.jsonl"))
+            .arg("missing.jsonl"),
     );
-    assert_eq!(env.ls_ids(&[]), [CLEAN]);
+    assert!(
+        line.starts_with("error: cannot read `missing.jsonl`"),
+        "{line}"
+    );
+    assert!(env.ls_ids(&[]).is_empty());
+}
+
+// `import good.jsonl bad.jsonl` imported the good tape, then exited 2.
+#[test]
+fn import_of_several_tapes_with_one_bad_imports_none() {
+    let env = Env::new();
+    let tape = tiny_tape(FRESH);
+    let cut = &tape[..tape.len() - 20];
+    write(&env, "cut.jsonl", cut);
+    let line = input_error(
+        env.tapedeck()
+            .arg("import")
+            .arg(fixture("clean.jsonl"))
+            .arg("cut.jsonl"),
+    );
+    assert!(line.starts_with("error: cut.jsonl: "), "{line}");
+    assert!(env.ls_ids(&[]).is_empty());
 }
 
 #[test]

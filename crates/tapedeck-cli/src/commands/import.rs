@@ -1,12 +1,12 @@
 //! `tapedeck import FILE…`: read tapes, or OpenTelemetry (OTLP/JSON) traces, into the store.
 
-use std::io::{BufRead, BufReader};
+use std::io::Read as _;
 use std::path::PathBuf;
 
-use tapedeck_store::{ImportOutcome, Store, StoreError};
+use anyhow::Context as _;
+use tapedeck_store::{ImportOutcome, Store};
 
 use crate::Exit;
-use crate::render;
 use crate::settings::Settings;
 
 /// Formats `import` reads.
@@ -21,7 +21,7 @@ pub enum Format {
 /// Read tapes (JSONL, as written by `export`) into the store
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Each tape is imported whole or not at all; a run already in the store is skipped.\nWith --format otel, each trace becomes a run: spans written by `tapedeck export --format otel`\ncome back as the same run; GenAI spans from other tools import as best they can (chat spans\nare steps, execute_tool spans tool calls; cost and unreported usage stay unknown).\n\nExamples:\n  tapedeck import incident.jsonl\n  tapedeck import golden/support/tapes/*/*.jsonl\n  cat run.jsonl | tapedeck import -\n  tapedeck import --format otel incident.otlp.json"
+    after_help = "Every tape is checked before any is imported: one that cannot be imported is an input error\n(exit 2) and nothing is imported. A run already in the store is skipped.\nWith --format otel, each trace becomes a run: spans written by `tapedeck export --format otel`\ncome back as the same run; GenAI spans from other tools import as best they can (chat spans\nare steps, execute_tool spans tool calls; cost and unreported usage stay unknown).\n\nExamples:\n  tapedeck import incident.jsonl\n  tapedeck import golden/support/tapes/*/*.jsonl\n  cat run.jsonl | tapedeck import -\n  tapedeck import --format otel incident.otlp.json"
 )]
 pub struct Args {
     /// Tape files (`-` for standard input)
@@ -32,59 +32,52 @@ pub struct Args {
     format: Format,
 }
 
-fn import(
-    store: &Store,
-    format: Format,
-    input: &mut dyn BufRead,
-) -> Result<Vec<ImportOutcome>, StoreError> {
-    match format {
-        Format::Jsonl => store.import_tape(input).map(|o| vec![o]),
-        Format::Otel => store.import_otel(input),
-    }
-}
-
-/// Runs `tapedeck import`.
+/// Runs `tapedeck import`: every input is read and checked (each tape imported in a
+/// transaction that is rolled back) before any is imported, so an input error leaves the
+/// store as it was.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    let store = settings.open_store()?;
-    let mut failed = 0;
+    let mut inputs = Vec::with_capacity(args.files.len());
     for path in &args.files {
         let name = path.display().to_string();
-        let outcome = if name == "-" {
-            import(&store, args.format, &mut std::io::stdin().lock())
+        let mut bytes = Vec::new();
+        let read = if name == "-" {
+            std::io::stdin().lock().read_to_end(&mut bytes)
         } else {
-            match std::fs::File::open(path) {
-                Ok(file) => import(&store, args.format, &mut BufReader::new(file)),
-                Err(e) => {
-                    render::error(&anyhow::anyhow!("cannot read `{name}`: {e}"));
-                    failed += 1;
-                    continue;
-                }
-            }
+            std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut bytes))
         };
-        match outcome {
-            Ok(outcomes) => {
-                for outcome in outcomes {
-                    match outcome {
-                        ImportOutcome::Imported { id, events } => {
-                            anstream::println!(
-                                "imported {} ({events} events) from {name}",
-                                id.short()
-                            );
-                        }
-                        ImportOutcome::AlreadyPresent(id) => {
-                            anstream::println!(
-                                "skipped {} from {name}: already in the store",
-                                id.short()
-                            );
-                        }
-                    }
+        read.with_context(|| format!("cannot read `{name}`"))?;
+        let tapes = match args.format {
+            Format::Jsonl => vec![bytes],
+            Format::Otel => Store::otel_tapes(&mut bytes.as_slice())
+                .with_context(|| name.clone())?
+                .into_iter()
+                .map(String::into_bytes)
+                .collect(),
+        };
+        inputs.push((name, tapes));
+    }
+    let store = settings.open_store()?;
+    for (name, tapes) in &inputs {
+        for tape in tapes {
+            store
+                .check_tape(&mut tape.as_slice())
+                .with_context(|| name.clone())?;
+        }
+    }
+    for (name, tapes) in &inputs {
+        for tape in tapes {
+            match store
+                .import_tape(&mut tape.as_slice())
+                .with_context(|| name.clone())?
+            {
+                ImportOutcome::Imported { id, events } => {
+                    anstream::println!("imported {} ({events} events) from {name}", id.short());
                 }
-            }
-            Err(e) => {
-                render::error(&anyhow::anyhow!("{name}: {e}"));
-                failed += 1;
+                ImportOutcome::AlreadyPresent(id) => {
+                    anstream::println!("skipped {} from {name}: already in the store", id.short());
+                }
             }
         }
     }
-    Ok(if failed == 0 { Exit::Ok } else { Exit::Error })
+    Ok(Exit::Ok)
 }

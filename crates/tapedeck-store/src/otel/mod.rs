@@ -65,6 +65,12 @@ impl Store {
         Ok(to_otlp(&run, &events, &blobs))
     }
 
+    /// The tapes OTLP/JSON traces convert to (one a trace), for a caller that checks them all
+    /// ([`Store::check_tape`]) before importing any.
+    pub fn otel_tapes(input: &mut dyn Read) -> Result<Vec<String>, StoreError> {
+        otlp_to_tapes(input)
+    }
+
     /// Reads OTLP/JSON traces (one document, or several one after another as an OTLP file
     /// exporter writes them) into the store: one run per trace, each all or nothing. Every
     /// trace is converted before any is inserted, so a malformed file imports nothing.
