@@ -172,11 +172,13 @@ impl Interrupts {
 /// Passes SIGTERM on to the client, so it can end (and flush) on its own terms.
 fn forward_terminate(child: &tokio::process::Child) {
     #[cfg(unix)]
-    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
-        if let Some(pid) = rustix::process::Pid::from_raw(pid) {
-            // The child may have exited in between: nothing to pass on then.
-            let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        }
+    if let Some(pid) = child
+        .id()
+        .and_then(|id| i32::try_from(id).ok())
+        .and_then(rustix::process::Pid::from_raw)
+    {
+        // The child may have exited in between: nothing to pass on then.
+        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
     }
     #[cfg(not(unix))]
     let _ = child;
