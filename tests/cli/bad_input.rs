@@ -236,6 +236,58 @@ fn store_whose_parent_is_a_regular_file() {
     assert!(!store.exists());
 }
 
+/// Regression: `--store postgres://…` was taken as a path: it created a folder `postgres:` and
+/// a SQLite file deep inside it, and recorded there without a word.
+#[test]
+fn a_store_url_is_refused_before_anything_is_created() {
+    let env = Env::new();
+    let url = "postgres://tapedeck:s3cret@db.example:5432/tapedeck";
+    let commands = [
+        vec!["demo"],
+        vec!["ls"],
+        vec!["stats"],
+        vec!["show", CLEAN],
+        vec!["gc"],
+    ];
+    for args in &commands {
+        let line = input_error(
+            crate::tapedeck_in(env.dir.path())
+                .args(["--store", url])
+                .args(args),
+        );
+        assert_eq!(
+            line,
+            "error: PostgreSQL stores are not supported yet; --store takes a SQLite file path",
+            "{args:?}"
+        );
+    }
+    // The same from the environment, and with the URL's password never repeated.
+    let line = input_error(
+        crate::tapedeck_in(env.dir.path())
+            .env("TAPEDECK_STORE", "postgresql://db.example/tapedeck")
+            .arg("import")
+            .arg(fixture("clean.jsonl")),
+    );
+    assert!(
+        line.contains("PostgreSQL stores are not supported yet"),
+        "{line}"
+    );
+    let line = input_error(crate::tapedeck_in(env.dir.path()).args([
+        "--store",
+        "mysql://root:s3cret@db/x",
+        "ls",
+    ]));
+    assert_eq!(
+        line,
+        "error: `mysql://` stores are not supported; --store takes a SQLite file path"
+    );
+    let created: Vec<_> = std::fs::read_dir(env.dir.path())
+        .expect("the folder")
+        .map(|e| e.expect("an entry").file_name())
+        .collect();
+    assert!(created.is_empty(), "created {created:?}");
+}
+
 #[test]
 fn import_of_a_missing_file() {
     let env = Env::new();

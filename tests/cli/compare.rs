@@ -110,6 +110,14 @@ fn a_sample_too_small_is_refused_with_the_smallest_n() {
         "{err}"
     );
     assert!(err.contains("the smallest N that can is 5"), "{err}");
+    // Regression: the advice was "rerun with --repeat 5", a flag `compare` does not have.
+    assert!(!err.contains("--repeat"), "{err}");
+    assert!(
+        err.ends_with(
+            ": select at least 5 runs on each side (widen --baseline/--candidate, or record more runs)"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

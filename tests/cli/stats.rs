@@ -174,3 +174,73 @@ fn non_ascii_fingerprint_does_not_panic() {
     let show = stdout(env.tapedeck().args(["show", "ff000001"]));
     assert!(show.contains("ping-bot (fingerprint aéééé)"), "{show}");
 }
+
+/// A `ping-bot` run (the agent of [`crate::tiny_tape`]) priced at $2 / $8 per million tokens,
+/// with 100,000 tokens in and 10,000 out: $0.28.
+fn priced_tape(run_id: &str) -> String {
+    use tapedeck_testkit::{TapeBuilder, message};
+    use tapedeck_trace::{StopReason, Usage};
+    let mut tape = TapeBuilder::new(run_id, "2026-11-20T09:00:00Z")
+        .task("ping")
+        .input("ping")
+        .agent("ping-bot", "00ff00ff")
+        .pricing(2.0, 8.0);
+    let usage = Usage {
+        input_tokens: 100_000,
+        output_tokens: 10_000,
+    };
+    tape.llm_step(
+        &[message::user("ping")],
+        &message::assistant("pong"),
+        usage,
+        10,
+    );
+    tape.finish(StopReason::Ok, Some("pong"))
+}
+
+/// Regression: runs none of whose costs were known made `stats` say `cost $0.00 (2 runs of
+/// unknown cost not counted)`: a total of unknown costs is unknown, `?` (and `null` in JSON).
+#[test]
+fn unknown_cost_is_a_question_mark_not_zero() {
+    let env = Env::new();
+    for (name, id) in [
+        ("a.jsonl", "01a1a0b0-be20-73b0-8668-0000bb000001"),
+        ("b.jsonl", "01a1a0b0-be20-73b0-8668-0000bb000002"),
+    ] {
+        std::fs::write(env.path(name), crate::tiny_tape(id)).expect("write a tape");
+    }
+    stdout(env.tapedeck().args(["import", "a.jsonl", "b.jsonl"]));
+    let cost_line = |out: &str| {
+        out.lines()
+            .find(|l| l.trim_start().starts_with("cost"))
+            .unwrap_or_else(|| panic!("no cost line:\n{out}"))
+            .trim()
+            .to_owned()
+    };
+    let out = stdout(env.tapedeck().args(["stats", "--all"]));
+    assert_eq!(
+        cost_line(&out),
+        "cost                 ? (2 of 2 runs of unknown cost)"
+    );
+    let report: Value =
+        serde_json::from_str(&stdout(env.tapedeck().args(["stats", "--all", "--json"])))
+            .expect("JSON");
+    assert_eq!(report["agents"][0]["cost_usd"], Value::Null);
+    assert_eq!(report["agents"][0]["runs_cost_unknown"], 2);
+    // `ls` says `?` for each of them too.
+    let ls = stdout(env.tapedeck().arg("ls"));
+    assert_eq!(ls.lines().filter(|l| l.ends_with(" ?")).count(), 2, "{ls}");
+
+    // With one run of known cost: its total, over how many runs, and the others left out.
+    std::fs::write(
+        env.path("c.jsonl"),
+        priced_tape("01a1a0b0-be20-73b0-8668-0000bb000003"),
+    )
+    .expect("write a tape");
+    stdout(env.tapedeck().args(["import", "c.jsonl"]));
+    let out = stdout(env.tapedeck().args(["stats", "--all"]));
+    assert_eq!(
+        cost_line(&out),
+        "cost                 $0.28 over 1 run; 2 runs of unknown cost not counted"
+    );
+}

@@ -644,6 +644,48 @@ fn record_exits_with_the_server_code() {
         show["run"]["error"],
         json!("the MCP server exited with code 3")
     );
+    // A server that exits non-zero failed, even after a session.
+    assert_eq!(show["run"]["status"], json!("error"));
+    assert_eq!(show["run"]["stop_reason"], json!("tool_error:mcp_server"));
+}
+
+/// Regression: a server that failed to start — it exits 1 at once, before any message, as
+/// `python3 -m` of a module that is not installed does — was recorded `ok`, its exit code only
+/// a note in the run's error.
+#[test]
+fn a_server_that_exits_before_any_message_ends_the_run_as_an_error() {
+    let env = Env::new();
+    let session = env.session(
+        &[
+            "mcp",
+            "record",
+            "--",
+            "python3",
+            "-m",
+            "tapedeck_no_such_mcp_server",
+        ],
+        &[],
+    );
+    assert_eq!(session.code, Some(1), "stderr: {}", session.stderr);
+    assert!(session.lines.is_empty(), "{:?}", session.lines);
+    let run = run_id_of(&session.stderr, "recorded MCP run ");
+    let show = env.show(&run);
+    assert_eq!(show["run"]["status"], json!("error"));
+    assert_eq!(show["run"]["stop_reason"], json!("tool_error:mcp_server"));
+    assert_eq!(
+        show["run"]["error"],
+        json!(
+            "the MCP server exited with code 1 before sending any message (did it start? see its stderr)"
+        )
+    );
+    // `ls` shows it failed.
+    let ls = env
+        .tapedeck()
+        .args(["ls", "--stop-reason", "tool_error:mcp_server", "--json"])
+        .output()
+        .expect("ls runs");
+    let listed: Value = serde_json::from_slice(&ls.stdout).expect("ls --json is JSON");
+    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
 }
 
 #[test]

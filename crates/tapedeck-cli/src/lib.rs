@@ -62,7 +62,13 @@ enum Command {
 /// Parses the command line, runs the command and returns its exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = settings::Settings::resolve(&cli.global);
+    let settings = match settings::Settings::resolve(&cli.global) {
+        Ok(settings) => settings,
+        Err(err) => {
+            render::error(&err);
+            return Exit::Error.into();
+        }
+    };
     let result = match cli.command {
         Command::Demo(args) => commands::demo::run(&settings, args),
         Command::Run(args) => commands::run::run(&settings, args),

@@ -1,7 +1,7 @@
 //! Global arguments and the settings resolved from them (flag, then environment, then
 //! default) before any command starts.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use tapedeck_store::{DEFAULT_STORE_PATH, Store};
@@ -22,15 +22,22 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Resolves the global arguments.
-    pub fn resolve(args: &GlobalArgs) -> Self {
-        Self {
-            store: args
-                .store
-                .clone()
-                .filter(|p| !p.as_os_str().is_empty())
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH)),
+    /// Resolves the global arguments. A store given as a URL is refused here, before any
+    /// command can create a file or folder from it.
+    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
+        let store = args
+            .store
+            .clone()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or_else(|| PathBuf::from(DEFAULT_STORE_PATH));
+        if let Some(scheme) = url_scheme(&store) {
+            // The URL itself is not repeated: it may hold a password.
+            if matches!(scheme.as_str(), "postgres" | "postgresql") {
+                bail!("PostgreSQL stores are not supported yet; --store takes a SQLite file path");
+            }
+            bail!("`{scheme}://` stores are not supported; --store takes a SQLite file path");
         }
+        Ok(Self { store })
     }
 
     /// Opens (creating if needed) the store.
@@ -61,5 +68,42 @@ impl Settings {
         }
         Store::open_existing(&self.store)
             .with_context(|| format!("cannot open the store `{}`", self.store.display()))
+    }
+}
+
+/// The scheme of a path that is written as a URL (`postgres://…`), lowercased. Left alone, the
+/// path would name a folder `postgres:` and a store file deep inside it.
+fn url_scheme(path: &Path) -> Option<String> {
+    let text = path.to_str()?;
+    let (scheme, _) = text.split_once("://")?;
+    let mut chars = scheme.chars();
+    let valid = chars.next().is_some_and(|c| c.is_ascii_alphabetic())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
+    valid.then(|| scheme.to_ascii_lowercase())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_schemes() {
+        assert_eq!(
+            url_scheme(Path::new("postgres://u:p@db/x")).as_deref(),
+            Some("postgres")
+        );
+        assert_eq!(
+            url_scheme(Path::new("SQLite://x.db")).as_deref(),
+            Some("sqlite")
+        );
+        for path in [
+            ".tapedeck/tapedeck.db",
+            "/tmp/a://b",
+            "C:\\db",
+            "a b://c",
+            "://x",
+        ] {
+            assert_eq!(url_scheme(Path::new(path)), None, "{path}");
+        }
     }
 }

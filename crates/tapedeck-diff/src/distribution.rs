@@ -208,10 +208,12 @@ pub fn compare_groups_with(
     if let Some(needed) = smallest_n(alpha, tests.len().max(1))
         && smallest_side < needed
     {
-        return Err(DiffError::Tolerance(format!(
-            "{smallest_side} runs per side can never reach significance level {alpha} over {} tests: the smallest N that can is {needed} (rerun with --repeat {needed}, or select more runs)",
-            tests.len().max(1)
-        )));
+        return Err(DiffError::TooFewRuns {
+            per_side: smallest_side,
+            alpha,
+            tests: tests.len().max(1),
+            needed,
+        });
     }
     let ps: Vec<f64> = tests.iter().map(|t| t.p).collect();
     let adjusted = match correction {

@@ -32,6 +32,22 @@ pub enum DiffError {
     /// A tolerance that is not valid.
     #[error("{0}")]
     Tolerance(String),
+    /// Too few runs on a side for any test to reach the significance level. Says no more: how
+    /// to get more runs depends on the command (`golden check --repeat N`, wider `compare`
+    /// selectors).
+    #[error(
+        "{per_side} runs per side can never reach significance level {alpha} over {tests} tests: the smallest N that can is {needed}"
+    )]
+    TooFewRuns {
+        /// The runs on the smallest side (of the smallest task).
+        per_side: usize,
+        /// The significance level.
+        alpha: f64,
+        /// How many tests the correction is over.
+        tests: usize,
+        /// The smallest number of runs per side that can reach `alpha`.
+        needed: usize,
+    },
     /// A golden suite's file (suite.yaml, a tape, a snapshot) is missing or invalid.
     #[error("{}: {message}", path.display())]
     Golden {

@@ -106,6 +106,22 @@ pub enum StoreError {
         /// What went wrong.
         detail: String,
     },
+    /// Some of a run's events were not stored: the writer failed, or an event could not be
+    /// encoded. The events before them are kept.
+    #[error(
+        "run {run}: {count} event{} could not be written to `{path}`: {detail}",
+        if *count == 1 { "" } else { "s" }
+    )]
+    EventsNotWritten {
+        /// The run.
+        run: String,
+        /// How many of its events are missing from the store.
+        count: u64,
+        /// The store file.
+        path: PathBuf,
+        /// Why (SQLite's message, or the encoding error).
+        detail: String,
+    },
 }
 
 impl StoreError {
@@ -126,6 +142,9 @@ impl StoreError {
     /// Whether this error is about bad input (a wrong file, an unknown id, a bad tape) rather
     /// than a failure of the machine.
     pub fn is_input_error(&self) -> bool {
-        !matches!(self, Self::WriterFailed { .. })
+        !matches!(
+            self,
+            Self::WriterFailed { .. } | Self::EventsNotWritten { .. }
+        )
     }
 }

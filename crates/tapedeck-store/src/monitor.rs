@@ -61,8 +61,9 @@ pub struct AgentStats {
     pub stop_reasons: BTreeMap<String, usize>,
     /// Run wall-clock latency in milliseconds.
     pub latency_ms: Option<Distribution>,
-    /// Total cost over the runs whose cost is known.
-    pub cost_usd: f64,
+    /// Total cost over the runs whose cost is known; `null` when no run's cost is (a total of
+    /// unknown costs is unknown, not 0).
+    pub cost_usd: Option<f64>,
     /// Runs whose cost is unknown (not counted in `cost_usd`).
     pub runs_cost_unknown: usize,
     /// The tool that was called most, with its share of all tool calls.
@@ -132,7 +133,10 @@ impl Store {
                         .filter_map(|r| r.totals.latency_ms.map(|l| l as f64))
                         .collect(),
                 ),
-                cost_usd: runs.iter().filter_map(|r| r.totals.cost_usd).sum(),
+                cost_usd: runs
+                    .iter()
+                    .filter_map(|r| r.totals.cost_usd)
+                    .reduce(|a, b| a + b),
                 runs_cost_unknown: runs.iter().filter(|r| r.totals.cost_usd.is_none()).count(),
                 top_tool,
             });

@@ -280,16 +280,43 @@ impl Recorder {
         &self.run.totals
     }
 
+    /// The store file the run is recorded into.
+    pub fn path(&self) -> &Path {
+        &self.writer.inner.path
+    }
+
+    /// The error for a write that failed: a failed writer thread loses every event of this run
+    /// since its last commit (and the `attempted` one, not yet counted), and says so with the
+    /// run and the count — not as the writer's failure alone.
+    fn not_written(&self, error: StoreError, attempted: u64) -> StoreError {
+        let StoreError::WriterFailed { path, detail } = error else {
+            return error;
+        };
+        let appended = self.next_seq.saturating_sub(1);
+        let count = appended.saturating_sub(self.committed_seq()) + attempted;
+        if count == 0 {
+            return StoreError::WriterFailed { path, detail };
+        }
+        StoreError::EventsNotWritten {
+            run: self.run.id.to_string(),
+            count,
+            path,
+            detail,
+        }
+    }
+
     /// Stores a JSON value as a blob (once per run, whatever the number of calls) and
     /// returns the hash events refer to it by.
     pub fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
         let (hash, canonical) = hash_value(value)?;
         if self.sent_blobs.insert(hash) {
             let blob = blob::encode(hash, canonical);
-            self.writer.send(Op::Blob {
-                run: self.run.id,
-                blob,
-            })?;
+            self.writer
+                .send(Op::Blob {
+                    run: self.run.id,
+                    blob,
+                })
+                .map_err(|e| self.not_written(e, 0))?;
         }
         Ok(hash)
     }
@@ -317,14 +344,16 @@ impl Recorder {
             .observe(&data)
             .then(|| Box::new(self.run.totals.clone()));
         let seq = self.next_seq;
-        self.writer.send(Op::Event {
-            run: self.run.id,
-            seq,
-            at: at.as_micros(),
-            kind: data.kind(),
-            payload,
-            totals,
-        })?;
+        self.writer
+            .send(Op::Event {
+                run: self.run.id,
+                seq,
+                at: at.as_micros(),
+                kind: data.kind(),
+                payload,
+                totals,
+            })
+            .map_err(|e| self.not_written(e, 1))?;
         self.next_seq += 1;
         Ok(seq)
     }
@@ -336,7 +365,7 @@ impl Recorder {
 
     /// Waits until every appended event is committed; returns the committed sequence number.
     pub fn flush(&self) -> Result<u64, StoreError> {
-        self.writer.flush()?;
+        self.writer.flush().map_err(|e| self.not_written(e, 0))?;
         Ok(self.committed_seq())
     }
 
@@ -396,11 +425,13 @@ impl Recorder {
         run.ended_at = Some(at);
         run.totals.latency_ms = Some(run.started_at.millis_until(at));
         let (reply, wait) = mpsc::sync_channel(1);
-        self.writer.send(Op::Finish {
-            run: Box::new(run.clone()),
-            reply,
-        })?;
-        self.writer.wait(wait)?;
+        self.writer
+            .send(Op::Finish {
+                run: Box::new(run.clone()),
+                reply,
+            })
+            .and_then(|()| self.writer.wait(wait))
+            .map_err(|e| self.not_written(e, 0))?;
         self.finished = true;
         Ok(run)
     }
@@ -525,7 +556,11 @@ impl WriterThread {
         let result = match failed {
             Some(detail) => Err(detail),
             None => retry_busy(|| self.apply(batch)).map_err(|e| {
-                let detail = StoreError::from_sqlite(&self.path, e).to_string();
+                // SQLite's own words: the errors built from this detail name the file already.
+                let detail = match StoreError::from_sqlite(&self.path, e) {
+                    StoreError::Sqlite { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                };
                 *self
                     .failure
                     .lock()

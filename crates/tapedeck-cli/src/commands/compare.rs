@@ -3,7 +3,7 @@
 
 use anyhow::bail;
 use tapedeck_diff::distribution::{Correction, compare_groups};
-use tapedeck_diff::{RunSummary, Tolerances};
+use tapedeck_diff::{DiffError, RunSummary, Tolerances};
 use tapedeck_store::RunFilter;
 
 use crate::Exit;
@@ -98,7 +98,14 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         CorrectionArg::Holm => Correction::Holm,
         CorrectionArg::Bh => Correction::BenjaminiHochberg,
     };
-    let result = compare_groups(&baseline, &candidate, &tolerances, args.alpha, correction)?;
+    let result = match compare_groups(&baseline, &candidate, &tolerances, args.alpha, correction) {
+        // `compare` takes the runs it finds: more of them come from wider selectors or from
+        // recording more (there is no --repeat here; `golden check` has one).
+        Err(e @ DiffError::TooFewRuns { needed, .. }) => bail!(
+            "{e}: select at least {needed} runs on each side (widen --baseline/--candidate, or record more runs)"
+        ),
+        other => other?,
+    };
     if args.json {
         render::json(&result)?;
     } else {

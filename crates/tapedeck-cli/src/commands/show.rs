@@ -6,7 +6,10 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 use serde_json::Value;
 use tapedeck_store::Store;
-use tapedeck_trace::{ContentHash, Decision, Event, EventData, Origin, Run, Validation};
+use tapedeck_trace::{
+    AgentInfo, BudgetExceeded, ContentHash, Decision, Event, EventData, Origin, Run, RunStatus,
+    Source, StopReason, Timestamp, Validation,
+};
 
 use crate::Exit;
 use crate::render::{self, DIM, HEADING};
@@ -23,7 +26,7 @@ pub struct Args {
     /// List the gateway's policy decisions as an audit log instead of the timeline
     #[arg(long)]
     audit: bool,
-    /// Print JSON (run, summary, events and the blobs they refer to)
+    /// Print JSON (summary, run, tool spend, events and the blobs they refer to)
     #[arg(long)]
     json: bool,
 }
@@ -73,13 +76,81 @@ pub fn tool_spend(events: &[Event]) -> Vec<ToolSpend> {
     list
 }
 
+/// `show --json`: `summary` (what the text summary says), `run` (the stored record),
+/// `tool_spend`, `events` and the `blobs` they refer to, keyed by hash.
 #[derive(Serialize)]
 struct JsonShow<'a> {
     short_id: String,
+    summary: JsonSummary<'a>,
     run: &'a Run,
     tool_spend: Vec<ToolSpend>,
     events: &'a [Event],
     blobs: BTreeMap<ContentHash, Value>,
+}
+
+/// `show --json`'s `summary`: the figures of the text summary block, every key always present
+/// (`null` where unknown, never a made-up 0).
+#[derive(Serialize)]
+struct JsonSummary<'a> {
+    status: RunStatus,
+    stop_reason: Option<&'a StopReason>,
+    source: Source,
+    suite: Option<&'a str>,
+    task: Option<&'a str>,
+    /// The run this one replays or forks (short id), and how.
+    parent: Option<String>,
+    mode: Option<&'a str>,
+    agent: Option<&'a AgentInfo>,
+    input: Option<&'a str>,
+    started_at: Timestamp,
+    latency_ms: Option<u64>,
+    steps: u64,
+    tool_calls: u64,
+    tool_calls_by_tool: &'a BTreeMap<String, u64>,
+    tokens_in: Option<u64>,
+    tokens_out: Option<u64>,
+    /// Model and tool cost.
+    cost_usd: Option<f64>,
+    /// The tool that used the most (by cost, then calls).
+    top_tool: Option<ToolSpend>,
+    budgets_exceeded: Vec<&'a BudgetExceeded>,
+    error: Option<&'a str>,
+    answer: Option<&'a str>,
+}
+
+impl<'a> JsonSummary<'a> {
+    fn of(run: &'a Run, events: &'a [Event], spend: &[ToolSpend]) -> Self {
+        let t = &run.totals;
+        Self {
+            status: run.status,
+            stop_reason: run.stop_reason.as_ref(),
+            source: run.source,
+            suite: run.suite.as_deref(),
+            task: run.task.as_deref(),
+            parent: run.parent.map(|p| p.short()),
+            mode: run.mode.as_deref(),
+            agent: run.agent.as_ref(),
+            input: run.input.as_deref(),
+            started_at: run.started_at,
+            latency_ms: t.latency_ms,
+            steps: t.steps,
+            tool_calls: t.tool_calls_total(),
+            tool_calls_by_tool: &t.tool_calls,
+            tokens_in: t.tokens_in,
+            tokens_out: t.tokens_out,
+            cost_usd: t.cost_usd,
+            top_tool: spend.first().cloned(),
+            budgets_exceeded: events
+                .iter()
+                .filter_map(|e| match &e.data {
+                    EventData::BudgetExceeded(b) => Some(b),
+                    _ => None,
+                })
+                .collect(),
+            error: run.error.as_deref(),
+            answer: run.answer.as_deref(),
+        }
+    }
 }
 
 /// Runs `tapedeck show`.
@@ -93,10 +164,12 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             .blobs(events.iter().flat_map(|e| e.data.blob_refs()), &id)?
             .into_iter()
             .collect();
+        let spend = tool_spend(&events);
         render::json(&JsonShow {
             short_id: id.short(),
+            summary: JsonSummary::of(&run, &events, &spend),
             run: &run,
-            tool_spend: tool_spend(&events),
+            tool_spend: spend,
             events: &events,
             blobs,
         })?;
@@ -337,13 +410,19 @@ fn describe(
         ),
         EventData::LlmResponse(e) => {
             let mut parts = Vec::new();
+            let content = message_text(&blob(&e.message)?);
             if e.tool_calls.is_empty() {
-                let message = blob(&e.message)?;
-                let content = message_text(&message);
                 parts.push(format!("“{}”", render::truncate(&content, 70)));
             } else {
+                // The text a model wrote before asking for tools ("Let me look that up.") is
+                // part of its answer: shown, shorter, before the calls.
                 let names: Vec<&str> = e.tool_calls.iter().map(|c| c.name.as_str()).collect();
-                parts.push(format!("→ {}", names.join(", ")));
+                let calls = format!("→ {}", names.join(", "));
+                if content.trim().is_empty() {
+                    parts.push(calls);
+                } else {
+                    parts.push(format!("“{}” {calls}", render::truncate(&content, 50)));
+                }
             }
             if let Some(u) = e.usage {
                 parts.push(format!(
@@ -451,17 +530,44 @@ fn describe(
     Ok((kind, text))
 }
 
-/// The text of an assistant message, in OpenAI or Anthropic shape.
+/// The text of a recorded assistant message, whatever the API shape: Chat Completions
+/// (`content` a string or parts, or a `refusal`), Anthropic (`content` blocks: the `text` ones,
+/// not `tool_use` or `thinking`), the Responses API as the proxy records it (`output` items:
+/// the `output_text` and `refusal` parts of each `message`), or a bare string.
 fn message_text(message: &Value) -> String {
-    match message.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join(" "),
-        _ => message.as_str().map(str::to_owned).unwrap_or_default(),
+    fn parts_text<'a>(content: Option<&'a Value>, out: &mut Vec<&'a str>) {
+        match content {
+            Some(Value::String(s)) => out.push(s),
+            Some(Value::Array(parts)) => {
+                for part in parts {
+                    let text = match part.get("type").and_then(Value::as_str) {
+                        Some("refusal") => part.get("refusal"),
+                        Some("text" | "output_text") | None => part.get("text"),
+                        Some(_) => None,
+                    };
+                    out.extend(text.and_then(Value::as_str));
+                }
+            }
+            _ => {}
+        }
     }
+    let mut texts = Vec::new();
+    parts_text(message.get("content"), &mut texts);
+    for item in message
+        .get("output")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|item| item.get("type").and_then(Value::as_str) == Some("message"))
+    {
+        parts_text(item.get("content"), &mut texts);
+    }
+    if texts.is_empty() {
+        texts.extend(message.get("refusal").and_then(Value::as_str));
+        texts.extend(message.as_str());
+    }
+    texts.retain(|t| !t.trim().is_empty());
+    texts.join(" ")
 }
 
 fn decision_name(decision: Decision) -> &'static str {

@@ -88,16 +88,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             .collect::<Vec<_>>()
             .join(" · ");
         line("stop reasons", reasons);
-        let unknown = match agent.runs_cost_unknown {
-            0 => String::new(),
-            n => format!(
-                " ({n} run{} of unknown cost not counted)",
-                render::plural(n as u64)
-            ),
-        };
         line(
             "cost",
-            format!("{}{unknown}", render::usd(Some(agent.cost_usd))),
+            cost_text(agent.cost_usd, agent.runs, agent.runs_cost_unknown),
         );
         if let Some((tool, share)) = &agent.top_tool {
             line(
@@ -119,5 +112,42 @@ fn dist(d: &Option<Distribution>, fmt: impl Fn(f64) -> String) -> String {
             fmt(d.max),
             fmt(d.mean)
         ),
+    }
+}
+
+/// A group's cost: `$1.20`; with runs of unknown cost, the total over those it could price and
+/// how many it could not (`$1.20 over 3 runs; 22 runs of unknown cost not counted`), or `?`
+/// when it could price none (`? (22 of 22 runs of unknown cost)`) — never a made-up `$0.00`.
+fn cost_text(total: Option<f64>, runs: usize, unknown: usize) -> String {
+    let runs_of = |n: usize| format!("{n} run{}", render::plural(n as u64));
+    match (total, unknown) {
+        (_, 0) => render::usd(total),
+        (Some(total), unknown) => format!(
+            "{} over {}; {} of unknown cost not counted",
+            render::usd(Some(total)),
+            runs_of(runs - unknown),
+            runs_of(unknown)
+        ),
+        (None, unknown) => format!("? ({unknown} of {} of unknown cost)", runs_of(runs)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::cost_text;
+
+    #[test]
+    fn costs_of_runs_some_of_unknown_cost() {
+        assert_eq!(cost_text(Some(10.83), 3, 0), "$10.83");
+        assert_eq!(
+            cost_text(Some(1.2), 25, 22),
+            "$1.20 over 3 runs; 22 runs of unknown cost not counted"
+        );
+        assert_eq!(
+            cost_text(Some(0.5), 2, 1),
+            "$0.50 over 1 run; 1 run of unknown cost not counted"
+        );
+        assert_eq!(cost_text(None, 22, 22), "? (22 of 22 runs of unknown cost)");
+        assert_eq!(cost_text(None, 1, 1), "? (1 of 1 run of unknown cost)");
     }
 }

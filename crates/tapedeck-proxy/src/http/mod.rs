@@ -84,7 +84,8 @@ struct Session {
     pending: HashMap<String, (String, Instant)>,
     last: Option<Last>,
     miss: Option<String>,
-    write_error: Option<String>,
+    /// How many events could not be recorded, and why the first could not.
+    write_error: Option<(u64, String)>,
     /// The ids of the responses given, so a Responses API request continuing one
     /// (`previous_response_id`) finds its run.
     response_ids: HashSet<String>,
@@ -166,7 +167,10 @@ impl Proxy {
         match f(recorder) {
             Ok(v) => Some(v),
             Err(e) => {
-                session.write_error.get_or_insert_with(|| e.to_string());
+                session
+                    .write_error
+                    .get_or_insert_with(|| (0, e.to_string()))
+                    .0 += 1;
                 None
             }
         }
@@ -206,6 +210,7 @@ impl Proxy {
         let Some(recorder) = session.recorder.take() else {
             return Err(StoreError::RunFinished("proxy run".to_owned()));
         };
+        let path = recorder.path().to_path_buf();
         let exit = match exit_code {
             Some(code) => format!("exited with code {code}"),
             None => "was killed by a signal".to_owned(),
@@ -275,11 +280,13 @@ impl Proxy {
             ..ending
         };
         let run = recorder.end(ending)?;
-        if let Some(e) = write_error {
-            return Err(StoreError::RunFinished(format!(
-                "{}: some events could not be written: {e}",
-                run.id
-            )));
+        if let Some((count, detail)) = write_error {
+            return Err(StoreError::EventsNotWritten {
+                run: run.id.to_string(),
+                count,
+                path,
+                detail,
+            });
         }
         Ok(run)
     }

@@ -87,7 +87,9 @@ pub fn record(
     // Server → client, here.
     let mut reader = BufReader::new(server_out);
     let mut client_gone = false;
+    let mut server_spoke = false;
     while let Some(line) = read_line(&mut reader)? {
+        server_spoke = true;
         if let Some(message) = parse_line(&line) {
             lock(&session).observe(Direction::ServerToClient, &message, Origin::Live);
         }
@@ -113,16 +115,45 @@ pub fn record(
         std::thread::sleep(POLL);
     };
     let exit_code = status.code();
-    let error = match exit_code {
-        Some(0) => None,
-        Some(code) => Some(format!("the MCP server exited with code {code}")),
-        None => Some("the MCP server was killed by a signal".to_owned()),
-    };
-    let run = lock(&session).end(Ending {
-        stop_reason: StopReason::Ok,
-        answer: None,
-        error,
-    })?;
+    let run = lock(&session).end(ending(exit_code, server_spoke))?;
     let run = run.ok_or_else(|| McpError::Io(std::io::Error::other("the run ended twice")))?;
     Ok(RecordOutcome { run, exit_code })
+}
+
+/// The stop reason a failed server's run ends with: the server is what provides the session's
+/// tools, so its failure is a tool error, named for the server rather than for one of its tools.
+const SERVER_FAILED: &str = "mcp_server";
+
+/// How a recording ends, from the server's exit code (`None`: killed by a signal) and whether
+/// it wrote anything to its client.
+///
+/// A server that exits non-zero failed: the run ends `error` (`tool_error:mcp_server`); one
+/// that did so before writing a line most likely never started (a missing module, a bad flag),
+/// and the error says so. A signal is only a note on an `ok` run: it is most often tapedeck's
+/// own, for a server that outlived its client.
+fn ending(exit_code: Option<i32>, server_spoke: bool) -> Ending {
+    match exit_code {
+        Some(0) => Ending {
+            stop_reason: StopReason::Ok,
+            answer: None,
+            error: None,
+        },
+        Some(code) => {
+            let before = if server_spoke {
+                ""
+            } else {
+                " before sending any message (did it start? see its stderr)"
+            };
+            Ending {
+                stop_reason: StopReason::ToolError(SERVER_FAILED.to_owned()),
+                answer: None,
+                error: Some(format!("the MCP server exited with code {code}{before}")),
+            }
+        }
+        None => Ending {
+            stop_reason: StopReason::Ok,
+            answer: None,
+            error: Some("the MCP server was killed by a signal".to_owned()),
+        },
+    }
 }

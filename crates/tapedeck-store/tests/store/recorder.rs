@@ -160,6 +160,48 @@ fn appending_to_a_finished_run_is_an_error() {
     );
 }
 
+/// Regression: a proxy run whose events could not be stored ended with "run X: some events
+/// could not be written: … has finished; no more events can be recorded into it", the message
+/// of another error. Triggered here for real: the `events` table is dropped under a recording,
+/// so the writer's next commit fails; the error names the run, how many of its events are
+/// missing, the store and SQLite's reason.
+#[test]
+fn a_failed_write_names_the_run_the_missing_events_and_the_store() {
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let writer = store.writer().unwrap();
+    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+    let id = rec.id();
+    rec.append(retry(1)).unwrap();
+    assert_eq!(rec.flush().unwrap(), 1);
+    tmp.sql().execute_batch("DROP TABLE events").unwrap();
+    rec.append(retry(2)).unwrap();
+    rec.append(retry(3)).unwrap();
+    let err = rec
+        .finish_at(StopReason::Ok, None, tapedeck_trace::Timestamp::now())
+        .unwrap_err();
+    assert!(
+        matches!(&err, StoreError::EventsNotWritten { count: 3, .. }),
+        "{err:?}"
+    );
+    // Events 2, 3 and run_finished.
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "run {id}: 3 events could not be written to `{}`: no such table: events",
+            tmp.path.display()
+        )
+    );
+    assert!(!err.is_input_error());
+    // The writer stays failed: a later write of the run says so the same way.
+    let err = rec.append(retry(4)).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with(&format!("run {id}: 4 events could not be written to `")),
+        "{err}"
+    );
+}
+
 fn retry(i: u64) -> EventData {
     EventData::LlmRetry(LlmRetry {
         step: 1,
