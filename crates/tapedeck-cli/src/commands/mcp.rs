@@ -82,8 +82,14 @@ fn record(settings: &Settings, args: RecordArgs) -> anyhow::Result<Exit> {
         std::io::stdout(),
     )?;
     let calls = outcome.run.totals.tool_calls_total();
+    let ending = match (&outcome.run.stop_reason, &outcome.run.error) {
+        (Some(stop), _) if stop.is_ok() => String::new(),
+        (Some(stop), Some(error)) => format!(": {} {stop} — {error}", outcome.run.status),
+        (Some(stop), None) => format!(": {} {stop}", outcome.run.status),
+        (None, _) => format!(": {}", outcome.run.status),
+    };
     eprintln!(
-        "tapedeck: recorded MCP run {} ({calls} tool call{})",
+        "tapedeck: recorded MCP run {} ({calls} tool call{}){ending}",
         outcome.run.id.short(),
         crate::render::plural(calls)
     );

@@ -196,6 +196,9 @@ fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyh
     run.input = Some(redactor.text(&args.command.join(" ")));
     run.task = parent.task.clone();
     run.suite = parent.suite.clone();
+    // Served calls keep their recorded cost: when that was unknown, so is the replay's, even
+    // if it missed before serving any.
+    run.totals.cost_usd = parent.totals.cost_usd.map(|_| 0.0);
     let recorder = writer.start_run(run)?;
     let proxy = tapedeck_proxy::http::Proxy::new(
         tapedeck_proxy::http::Backend::Replay(Mutex::new(recording)),
