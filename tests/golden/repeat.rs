@@ -230,3 +230,39 @@ fn record_with_repeat_writes_n_tapes_and_one_snapshot() {
     );
     assert!(dir.join("1.jsonl").is_file() && !dir.join("2.jsonl").exists());
 }
+
+/// Regression: `golden record --repeat 5` wrote each run's seed into its recorded agent
+/// config, so one agent version showed as five fingerprints in `stats`.
+#[test]
+fn record_with_repeat_is_one_agent_version() {
+    let env = env();
+    assert_exit(&env.golden(&["record", "golden/noisy", "--repeat", "5"]), 0);
+    let fingerprints = || {
+        let out = env
+            .tapedeck()
+            .args(["stats", "--all", "--json"])
+            .output()
+            .expect("tapedeck stats runs");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("stats --json");
+        report["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .map(|a| a["fingerprint"].as_str().expect("a fingerprint").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fingerprints().len(), 1, "{:?}", fingerprints());
+    // The repetition is a label of the run, and its seed still varies the answers.
+    let head = |n: usize| -> Value {
+        let text = std::fs::read_to_string(
+            env.path(&format!("golden/noisy/tapes/password-reset/{n}.jsonl")),
+        )
+        .expect("a tape");
+        serde_json::from_str(text.lines().next().expect("a header")).expect("JSON")
+    };
+    assert_eq!(head(3)["run"]["labels"]["repeat"], "3");
+    // The replays of the check get each baseline's seed back: no drift, and still one version.
+    let result = env.golden(&["check", "golden/noisy"]);
+    assert_exit(&result, 0);
+    assert_eq!(fingerprints().len(), 1, "{:?}", fingerprints());
+}
