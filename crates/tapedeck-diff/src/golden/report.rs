@@ -750,7 +750,86 @@ pre{{background:#f6f6f6;padding:8px;overflow-x:auto}}</style></head>\
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::{RunSummary, Tolerances, diff_runs};
+    use tapedeck_trace::RunId;
+
+    fn run(tokens: u64) -> RunSummary {
+        RunSummary {
+            id: RunId::new(),
+            task: Some("a".to_owned()),
+            stop_reason: "ok".to_owned(),
+            steps: 1,
+            tool_calls: BTreeMap::new(),
+            sequence: Vec::new(),
+            tokens_in: Some(tokens),
+            tokens_out: Some(0),
+            cost_usd: None,
+            latency_ms: None,
+            step_latencies_ms: Vec::new(),
+            answer: "I can help.".to_owned(),
+        }
+    }
+
+    /// Baseline 60 tokens, candidate `tokens`, checked against the baseline's snapshot.
+    fn check(tokens: u64, tolerance: &str, strict: bool) -> TaskResult {
+        let (b, c) = (run(60), run(tokens));
+        let old = Behaviour::of(&b);
+        let new = Behaviour::of(&c);
+        let mut tol = Tolerances::default();
+        tol.set("tokens", tolerance).expect("a tolerance");
+        TaskResult::new("a", diff_runs(b, c, &tol), Some(&old), &new, strict)
+    }
+
+    #[test]
+    fn a_bucket_crossed_within_tolerance_is_a_change_not_drift() {
+        let within = check(65, "+15%", false);
+        assert_eq!(within.verdict, TaskVerdict::Changed);
+        assert!(within.has_pending_snapshot() && !within.failed());
+        assert_eq!(
+            within.reasons,
+            ["the behaviour snapshot changed within tolerance"]
+        );
+        assert_eq!(check(65, "+15%", true).verdict, TaskVerdict::Drift);
+        let beyond = check(65, "+5%", false);
+        assert_eq!(beyond.verdict, TaskVerdict::Drift);
+        assert!(
+            beyond.reasons[0].starts_with("tokens: 60 → 65"),
+            "{beyond:?}"
+        );
+        let same = check(62, "+5%", true);
+        assert_eq!(same.verdict, TaskVerdict::Pass);
+        assert!(same.reasons.is_empty() && !same.has_pending_snapshot());
+    }
+
+    #[test]
+    fn an_error_is_never_green() {
+        let results = [
+            check(60, "+15%", false),
+            TaskResult::error("b", "run 1 of 1: no \"agent\" <here>".to_owned(), None),
+        ];
+        let xml = junit("s", &results);
+        assert!(
+            xml.contains("tests=\"2\" failures=\"0\" errors=\"1\"")
+                && xml.contains("<error type=\"error\" message=\"run 1 of 1: no &quot;agent&quot; &lt;here&gt;\">"),
+            "{xml}"
+        );
+        assert!(
+            summary_line("s", &results).starts_with("error in 1 of 2 tasks"),
+            "{}",
+            summary_line("s", &results)
+        );
+        let md = markdown("s", &results);
+        assert!(
+            md.starts_with("## ❌") && md.contains("| `b` | **error** |"),
+            "{md}"
+        );
+        let json = serde_json::to_value(&results[1]).expect("JSON");
+        assert_eq!(json["verdict"], "error");
+        assert!(json.get("diff").is_none(), "{json}");
+    }
 
     #[test]
     fn means_print_as_counts_tokens_and_costs() {
