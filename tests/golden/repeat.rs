@@ -266,3 +266,59 @@ fn record_with_repeat_is_one_agent_version() {
     assert_exit(&result, 0);
     assert_eq!(fingerprints().len(), 1, "{:?}", fingerprints());
 }
+
+/// A replay of repetition N with the agent version (`tapedeck replay RUN --agent`) gives the
+/// scripted model the seed run N was recorded with, read from its `repeat=N` label: its answer
+/// is the recorded one, not that of repetition 1.
+#[test]
+fn replay_of_a_repetition_gets_its_recorded_seed() {
+    let env = env();
+    let tapes: Vec<String> = (1..=5)
+        .map(|n| format!("golden/noisy/tapes/password-reset/{n}.jsonl"))
+        .collect();
+    let import = env
+        .tapedeck()
+        .arg("import")
+        .args(&tapes)
+        .output()
+        .expect("tapedeck import runs");
+    assert!(import.status.success());
+    let runs = || -> Vec<Value> {
+        let out = env
+            .tapedeck()
+            .args(["ls", "--json"])
+            .output()
+            .expect("tapedeck ls runs");
+        serde_json::from_slice(&out.stdout).expect("ls --json")
+    };
+    let recorded = runs();
+    let answer_of = |n: &str| {
+        recorded
+            .iter()
+            .find(|r| r["labels"]["repeat"] == n)
+            .map(|r| (r["id"].clone(), r["answer"].clone()))
+            .expect("the repetition")
+    };
+    let (_, first) = answer_of("1");
+    // A repetition whose seeded choice differs from the first one's.
+    let (id, answer) = (2..=5)
+        .map(|n| answer_of(&n.to_string()))
+        .find(|(_, a)| *a != first)
+        .expect("a repetition answers differently");
+    let id = id.as_str().expect("an id");
+    let replay = env
+        .tapedeck()
+        .args(["replay", id, "--agent", "golden/noisy/agent/noisy-bot.yaml"])
+        .output()
+        .expect("tapedeck replay runs");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let replayed = runs()
+        .into_iter()
+        .find(|r| r["parent"] == id)
+        .expect("the replay run");
+    assert_eq!(replayed["answer"], answer);
+}
