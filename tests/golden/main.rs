@@ -13,6 +13,7 @@ mod html;
 mod record;
 mod repeat;
 mod review;
+mod verdicts;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;

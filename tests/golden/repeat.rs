@@ -230,3 +230,95 @@ fn record_with_repeat_writes_n_tapes_and_one_snapshot() {
     );
     assert!(dir.join("1.jsonl").is_file() && !dir.join("2.jsonl").exists());
 }
+
+/// Regression: `golden record --repeat 5` wrote each run's seed into its recorded agent
+/// config, so one agent version showed as five fingerprints in `stats`.
+#[test]
+fn record_with_repeat_is_one_agent_version() {
+    let env = env();
+    assert_exit(&env.golden(&["record", "golden/noisy", "--repeat", "5"]), 0);
+    let fingerprints = || {
+        let out = env
+            .tapedeck()
+            .args(["stats", "--all", "--json"])
+            .output()
+            .expect("tapedeck stats runs");
+        let report: Value = serde_json::from_slice(&out.stdout).expect("stats --json");
+        report["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .map(|a| a["fingerprint"].as_str().expect("a fingerprint").to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(fingerprints().len(), 1, "{:?}", fingerprints());
+    // The repetition is a label of the run, and its seed still varies the answers.
+    let head = |n: usize| -> Value {
+        let text = std::fs::read_to_string(
+            env.path(&format!("golden/noisy/tapes/password-reset/{n}.jsonl")),
+        )
+        .expect("a tape");
+        serde_json::from_str(text.lines().next().expect("a header")).expect("JSON")
+    };
+    assert_eq!(head(3)["run"]["labels"]["repeat"], "3");
+    // The replays of the check get each baseline's seed back: no drift, and still one version.
+    let result = env.golden(&["check", "golden/noisy"]);
+    assert_exit(&result, 0);
+    assert_eq!(fingerprints().len(), 1, "{:?}", fingerprints());
+}
+
+/// A replay of repetition N with the agent version (`tapedeck replay RUN --agent`) gives the
+/// scripted model the seed run N was recorded with, read from its `repeat=N` label: its answer
+/// is the recorded one, not that of repetition 1.
+#[test]
+fn replay_of_a_repetition_gets_its_recorded_seed() {
+    let env = env();
+    let tapes: Vec<String> = (1..=5)
+        .map(|n| format!("golden/noisy/tapes/password-reset/{n}.jsonl"))
+        .collect();
+    let import = env
+        .tapedeck()
+        .arg("import")
+        .args(&tapes)
+        .output()
+        .expect("tapedeck import runs");
+    assert!(import.status.success());
+    let runs = || -> Vec<Value> {
+        let out = env
+            .tapedeck()
+            .args(["ls", "--json"])
+            .output()
+            .expect("tapedeck ls runs");
+        serde_json::from_slice(&out.stdout).expect("ls --json")
+    };
+    let recorded = runs();
+    let answer_of = |n: &str| {
+        recorded
+            .iter()
+            .find(|r| r["labels"]["repeat"] == n)
+            .map(|r| (r["id"].clone(), r["answer"].clone()))
+            .expect("the repetition")
+    };
+    let (_, first) = answer_of("1");
+    // A repetition whose seeded choice differs from the first one's.
+    let (id, answer) = (2..=5)
+        .map(|n| answer_of(&n.to_string()))
+        .find(|(_, a)| *a != first)
+        .expect("a repetition answers differently");
+    let id = id.as_str().expect("an id");
+    let replay = env
+        .tapedeck()
+        .args(["replay", id, "--agent", "golden/noisy/agent/noisy-bot.yaml"])
+        .output()
+        .expect("tapedeck replay runs");
+    assert!(
+        replay.status.success(),
+        "{}",
+        String::from_utf8_lossy(&replay.stderr)
+    );
+    let replayed = runs()
+        .into_iter()
+        .find(|r| r["parent"] == id)
+        .expect("the replay run");
+    assert_eq!(replayed["answer"], answer);
+}

@@ -205,16 +205,7 @@ pub fn compare_groups_with(
         .map(|(b, c)| b.len().min(c.len()))
         .min()
         .unwrap_or(0);
-    if let Some(needed) = smallest_n(alpha, tests.len().max(1))
-        && smallest_side < needed
-    {
-        return Err(DiffError::TooFewRuns {
-            per_side: smallest_side,
-            alpha,
-            tests: tests.len().max(1),
-            needed,
-        });
-    }
+    check_power(smallest_side, alpha, tests.len())?;
     let ps: Vec<f64> = tests.iter().map(|t| t.p).collect();
     let adjusted = match correction {
         Correction::Holm => holm(&ps),
@@ -248,6 +239,47 @@ pub fn compare_groups_with(
         tests,
         drift,
     })
+}
+
+/// Refuses `n` runs per side when no test could ever reach `alpha` after correcting over
+/// `tests` tests, naming the smallest N that can.
+pub fn check_power(n: usize, alpha: f64, tests: usize) -> Result<(), DiffError> {
+    let tests = tests.max(1);
+    match smallest_n(alpha, tests) {
+        Some(needed) if n < needed => Err(DiffError::TooFewRuns {
+            per_side: n,
+            alpha,
+            tests,
+            needed,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// How many count tests [`compare_groups_with`] will make at least, seen from the baseline
+/// alone: per task, each count metric every baseline run knows (a stop-reason test is only
+/// added when the candidate's reasons differ). What a repeated golden check can be refused
+/// with before it replays anything.
+pub fn planned_tests(baseline: &[RunSummary]) -> usize {
+    let mut groups: BTreeMap<Option<&str>, Vec<&RunSummary>> = BTreeMap::new();
+    for r in baseline {
+        groups.entry(r.task.as_deref()).or_default().push(r);
+    }
+    let known: [MetricOf; 4] = [
+        |r| Some(r.tool_calls_total() as f64),
+        |r| Some(r.steps as f64),
+        |r| r.tokens_total().map(|t| t as f64),
+        |r| r.cost_usd,
+    ];
+    groups
+        .values()
+        .map(|runs| {
+            known
+                .iter()
+                .filter(|value| runs.iter().all(|r| value(r).is_some()))
+                .count()
+        })
+        .sum()
 }
 
 fn mean(values: &[f64]) -> f64 {

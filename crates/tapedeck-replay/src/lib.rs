@@ -173,14 +173,20 @@ pub fn replay(
         Mode::Fork { agent, .. } => agent.clone().unwrap_or_else(|| recorded_agent.clone()),
     };
     check_live_allow(&config, &live_allow)?;
+    // A repetition's scripted seed is a parameter of the recorded run (its `repeat` label),
+    // not of the agent version: a live model gets the seed the recording had.
+    let seed_offset = tapedeck_agent::model::seed_offset(&recording.run.labels);
     let (model, through_step): (Box<dyn tapedeck_agent::ModelBackend>, u64) = match &options.mode {
         Mode::Exact => (
             Box::new(RecordedModel::exact(std::mem::take(&mut recording.steps))),
             u64::MAX,
         ),
-        Mode::ToolsOnly(_) => (tapedeck_agent::model::from_config(&config)?, u64::MAX),
+        Mode::ToolsOnly(_) => (
+            tapedeck_agent::model::from_config_seeded(&config, seed_offset)?,
+            u64::MAX,
+        ),
         Mode::Fork { k, .. } => {
-            let live = tapedeck_agent::model::from_config(&config)?;
+            let live = tapedeck_agent::model::from_config_seeded(&config, seed_offset)?;
             let steps = std::mem::take(&mut recording.steps);
             (Box::new(RecordedModel::fork(steps, *k, live)), *k)
         }

@@ -8,6 +8,7 @@ pub mod openai;
 pub mod scripted;
 pub mod sse;
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use crate::config::{LoadedConfig, Provider};
@@ -84,8 +85,30 @@ impl ModelError {
     }
 }
 
+/// The run label that says which repetition of a task a run is (`repeat=3`: the third).
+pub const REPEAT_LABEL: &str = "repeat";
+
+/// How far a run's scripted seed moves: repetition N (label `repeat=N`) gets `seed + N - 1`;
+/// a run without that label (or with one that is not a number from 1) keeps the seed.
+pub fn seed_offset(labels: &BTreeMap<String, String>) -> u64 {
+    labels
+        .get(REPEAT_LABEL)
+        .and_then(|n| n.parse::<u64>().ok())
+        .map_or(0, |n| n.saturating_sub(1))
+}
+
 /// The backend a config asks for. Fails when it cannot work at all (no API key, bad script).
 pub fn from_config(config: &LoadedConfig) -> Result<Box<dyn ModelBackend>, AgentError> {
+    from_config_seeded(config, 0)
+}
+
+/// [`from_config`] for a repetition: a scripted model's seed moved by `seed_offset` (see
+/// [`seed_offset`]). The seed is a parameter of the run, not of the agent version: the config
+/// and its fingerprint stay as written.
+pub fn from_config_seeded(
+    config: &LoadedConfig,
+    seed_offset: u64,
+) -> Result<Box<dyn ModelBackend>, AgentError> {
     let model = config.model()?;
     Ok(match model.provider {
         Provider::Openai => Box::new(openai::OpenAi::new(model)?),
@@ -95,7 +118,7 @@ pub fn from_config(config: &LoadedConfig) -> Result<Box<dyn ModelBackend>, Agent
                 .script
                 .as_ref()
                 .ok_or_else(|| AgentError::Model("a scripted model needs `model.script`".into()))?;
-            Box::new(scripted::Scripted::new(script)?)
+            Box::new(scripted::Scripted::new(script)?.with_seed_offset(seed_offset))
         }
     })
 }

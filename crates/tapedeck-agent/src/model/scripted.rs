@@ -32,7 +32,8 @@
 //! content contains the text), `last_result_error` (that message is / is not an error). The
 //! `last_*` keys never match a conversation without a tool message. `one_of` picks one
 //! response with a splitmix64 generator seeded by `seed`, the step and the rule's index: the
-//! same script, seed and step always pick the same one.
+//! same script, seed and step always pick the same one. A run labelled `repeat=N` (repetition
+//! N of a golden task) has its seed moved to `seed + N - 1` ([`super::seed_offset`]).
 //!
 //! A **response** may set:
 //! - `content`: the text.
@@ -79,6 +80,15 @@ impl Scripted {
     /// The model of `script`, checked.
     pub fn new(script: &Value) -> Result<Self, AgentError> {
         parse(script).map_err(|e| AgentError::Model(format!("script: {e}")))
+    }
+
+    /// The same model with its `seed` moved by `offset`: repetition `i` (from 1) of a task
+    /// gets `seed + i - 1`, so its `one_of` rules vary from run to run as a real model's
+    /// answers do, while the script (and the agent version's fingerprint) stays as written.
+    #[must_use]
+    pub fn with_seed_offset(mut self, offset: u64) -> Self {
+        self.seed = self.seed.wrapping_add(offset);
+        self
     }
 
     /// Answers for a request: the response, or the failure it is scripted to be.

@@ -21,6 +21,10 @@ pub use snapshot::{Behaviour, SnapCall, Snapshot};
 /// The name of a suite's definition file.
 pub const SUITE_FILE: &str = "suite.yaml";
 
+/// The run label of repetition N of a task (`repeat=N`): the agent's `REPEAT_LABEL`, which
+/// this crate does not depend on.
+const REPEAT_LABEL: &str = "repeat";
+
 /// `suite.yaml` as written.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -157,6 +161,12 @@ impl Suite {
             if !seen.insert(def.id.as_str()) {
                 return Err(invalid(format!(
                     "tasks[{i}]: duplicate task id `{}`: every task needs its own id (it names its tape and snapshot)",
+                    def.id
+                )));
+            }
+            if def.labels.contains_key(REPEAT_LABEL) {
+                return Err(invalid(format!(
+                    "task `{}`: labels: `{REPEAT_LABEL}` is tapedeck's own: `golden record --repeat` labels run N of a task `{REPEAT_LABEL}=N` (and replays give it that run's seed); name the label otherwise",
                     def.id
                 )));
             }

@@ -7,21 +7,21 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use tapedeck_diff::distribution::{Correction, compare_groups_with};
-use tapedeck_diff::golden::{self, Behaviour, Snapshot, Suite, Task, TaskResult};
+use tapedeck_diff::distribution::{self, Correction, compare_groups_with};
+use tapedeck_diff::golden::{self, Behaviour, Snapshot, Suite, Task, TaskResult, TaskVerdict};
 use tapedeck_diff::{RunSummary, Tolerances, diff_runs};
 use tapedeck_replay::{MissPolicy, Mode, Options};
 use tapedeck_store::{Store, Writer};
 use tapedeck_trace::RunId;
 
 use crate::Exit;
-use crate::render::{self, BAD, DIM, GOOD};
+use crate::render::{self, BAD, DIM, GOOD, WARN};
 use crate::settings::Settings;
 
 /// Check an agent version against a suite's baselines and snapshots
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Each task's baseline tape is replayed tools-only with the agent version (its own model; every\ntool call answered from the tape), then diffed against the baseline within the task's\ntolerances, and its behaviour compared with snapshots/<task>.snap. A drifting task gets a\n<task>.snap.new to review (`tapedeck golden review`). Exit codes: 0 no drift, 1 drift, 2 bad\ninput (a missing tape, an invalid suite.yaml or snapshot).\n\nWith --repeat N (N >= 2) each of a task's N baseline tapes is replayed (run i with the scripted\nmodel's seed moved as `golden record --repeat` did), and the N baselines and N replays of every\ntask are compared as distributions: Mann-Whitney for counts, tokens and cost, Fisher for stop\nreasons, corrected over tasks × metrics (suite.yaml `alpha`, `correction: holm|bh`). A task\ndrifts when a test is significant and beyond tolerance; an N too small to ever reach alpha is\nrefused with the smallest N that can.\n\nExamples:\n  tapedeck golden check golden/support\n  tapedeck golden check golden/support --agent agents/support-v2.yaml -j 4\n  tapedeck golden check golden/support --shard 1/2 --junit junit.xml --markdown comment.md\n  tapedeck golden check golden/noisy --repeat 5 --agent fixtures/agents/noisy-bot-extra-call.yaml"
+    after_help = "Each task's baseline tape is replayed tools-only with the agent version (its own model; every\ntool call answered from the tape), then diffed against the baseline within the task's\ntolerances, and its behaviour compared with snapshots/<task>.snap. A task drifts only when a\nmetric is beyond its tolerance, its stop reason changed (`stop_reason: equal`) or its answer is\nless similar than `answer_similarity`; a snapshot that changed while all of that held (a token\nbucket crossed, say) is \"changed within tolerance\": it passes, with a <task>.snap.new to review\n(`tapedeck golden review`), unless --strict-snapshots. A task that cannot replay is an error in\nevery report. Exit codes: 0 no drift, 1 drift or a task error, 2 bad input found before\nanything was written (a missing or unreadable tape, an invalid suite.yaml, agent or snapshot).\n\nWith --repeat N (N >= 2) each of a task's N baseline tapes is replayed (run i with the scripted\nmodel's seed its baseline had, from its `repeat=i` label), and the N baselines and N replays\nof every task are compared as distributions: Mann-Whitney for counts, tokens and cost, Fisher\nfor stop reasons, corrected over tasks × metrics (suite.yaml `alpha`, `correction: holm|bh`). A task\ndrifts when a test is significant and beyond tolerance; an N too small to ever reach alpha is\nrefused with the smallest N that can.\n\nExamples:\n  tapedeck golden check golden/support\n  tapedeck golden check golden/support --agent agents/support-v2.yaml -j 4\n  tapedeck golden check golden/support --shard 1/2 --junit junit.xml --markdown comment.md\n  tapedeck golden check golden/noisy --repeat 5 --agent fixtures/agents/noisy-bot-extra-call.yaml"
 )]
 pub struct Args {
     /// The suite's folder
@@ -52,6 +52,9 @@ pub struct Args {
     /// baselines and N replays of each task are compared as distributions
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: Option<u32>,
+    /// Fail on any snapshot change, even one within every tolerance
+    #[arg(long)]
+    strict_snapshots: bool,
 }
 
 /// `K/N` with `1 <= K <= N`.
@@ -67,12 +70,12 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
 }
 
 /// One baseline run of a task, ready to replay.
-struct Prepared<'a> {
-    task: &'a Task,
+struct Prepared {
+    /// The task's index in the checked tasks.
+    task: usize,
     /// The repetition, from 0 (tape `rep + 1`).
     rep: usize,
     baseline: RunId,
-    snapshot: Option<Behaviour>,
 }
 
 /// One baseline replayed: both runs summarised.
@@ -81,10 +84,10 @@ struct Replayed {
     candidate: RunSummary,
 }
 
-/// One task checked: its result and the candidate's behaviour.
+/// One task checked: its result and the candidate's behaviour (none for an error).
 struct Checked {
     result: TaskResult,
-    behaviour: Behaviour,
+    behaviour: Option<Behaviour>,
 }
 
 /// The statistics of a repeated check, for the summary.
@@ -117,206 +120,314 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         );
     }
     let repeat = super::repeat_of(&suite, args.repeat);
-    // Everything that can be wrong with the input is found before anything runs.
+    // Everything that can be wrong with the input is found before anything is written (exit
+    // 2 means nothing was): the tapes are there and parse, the snapshots parse, the reports
+    // have a folder, the repetitions can reach significance, the store opens.
+    let baselines = validate_tapes(&suite, &tasks, repeat)?;
+    let mut snapshots = Vec::with_capacity(tasks.len());
     for task in &tasks {
-        if repeat == 1 {
-            let tape = suite.tape_path(&task.id);
-            if !tape.is_file() {
-                bail!(
-                    "{}: no baseline tape for task `{}`: record it with `tapedeck golden record {}`",
-                    tape.display(),
-                    task.id,
-                    suite.dir.display()
-                );
-            }
-        } else {
-            let recorded = suite.recorded_repetitions(&task.id);
-            if recorded < repeat {
-                bail!(
-                    "{}: task `{}` has {recorded} baseline run{} but the check needs {repeat}: record them with `tapedeck golden record {} --repeat {repeat}`",
-                    suite.dir.join("tapes").join(&task.id).display(),
-                    task.id,
-                    render::plural(recorded as u64),
-                    suite.dir.display()
-                );
-            }
+        snapshots.push(
+            Snapshot::read(&suite.snapshot_path(&task.id))
+                .with_context(|| format!("the snapshot of task `{}`", task.id))?
+                .map(|s| s.behaviour),
+        );
+    }
+    for path in [&args.junit, &args.json, &args.markdown, &args.html]
+        .into_iter()
+        .flatten()
+    {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+            && !dir.is_dir()
+        {
+            bail!(
+                "{}: cannot write the report: the folder `{}` does not exist",
+                path.display(),
+                dir.display()
+            );
+        }
+    }
+    if repeat > 1 {
+        match distribution::check_power(
+            repeat,
+            suite.alpha(),
+            distribution::planned_tests(&baselines),
+        ) {
+            Err(e @ tapedeck_diff::DiffError::TooFewRuns { needed, .. }) => bail!(
+                "suite `{}`, {repeat} runs per task: {e} (record and check with --repeat {needed}, or raise `alpha` in suite.yaml)",
+                suite.name
+            ),
+            other => other?,
         }
     }
     let store = settings.open_store()?;
+    let writer = store.writer()?;
+
+    // From here on the store is written: a task that fails is an error of that task, in every
+    // report, and the check fails with 1.
+    let mut broken: BTreeMap<usize, String> = BTreeMap::new();
     let mut prepared = Vec::with_capacity(tasks.len() * repeat);
-    for task in &tasks {
-        let snapshot = Snapshot::read(&suite.snapshot_path(&task.id))
-            .with_context(|| format!("the snapshot of task `{}`", task.id))?
-            .map(|s| s.behaviour);
+    for (t, task) in tasks.iter().enumerate() {
+        let mut runs = Vec::with_capacity(repeat);
         for rep in 0..repeat {
             let tape = suite.repeat_tape_path(&task.id, rep + 1);
-            let baseline = super::import_tape(&store, &tape, &task.id)?;
-            prepared.push(Prepared {
-                task,
-                rep,
-                baseline,
-                snapshot: snapshot.clone(),
-            });
+            match super::import_tape(&store, &tape, &task.id) {
+                Ok(baseline) => runs.push(Prepared {
+                    task: t,
+                    rep,
+                    baseline,
+                }),
+                Err(e) => {
+                    broken.insert(t, format!("{e:#}"));
+                    break;
+                }
+            }
+        }
+        if !broken.contains_key(&t) {
+            prepared.extend(runs);
         }
     }
-    let options: Vec<Options> = (0..repeat)
-        .map(|rep| {
-            let config = super::for_repetition(&config, rep);
-            Options {
-                base_dir: config.base_dir(),
-                mode: Mode::ToolsOnly(config),
-                on_miss: MissPolicy::Error,
-                live_allow: Vec::new(),
-                match_position: false,
-                strict: false,
+    let options = Options {
+        base_dir: config.base_dir(),
+        // Run i of a repeated task gets the seed its baseline was recorded with: the replay
+        // reads it from the baseline's `repeat` label.
+        mode: Mode::ToolsOnly(config),
+        on_miss: MissPolicy::Error,
+        live_allow: Vec::new(),
+        match_position: false,
+        strict: false,
+    };
+    let outcomes = run_all(settings, &writer, &tasks, &prepared, &options, args.jobs);
+    let mut replayed: Vec<Vec<Replayed>> = tasks.iter().map(|_| Vec::new()).collect();
+    for (p, outcome) in prepared.iter().zip(outcomes) {
+        if broken.contains_key(&p.task) {
+            continue; // an earlier repetition failed: the task is an error already
+        }
+        match outcome {
+            Ok(r) => replayed[p.task].push(r),
+            Err(e) if repeat == 1 => {
+                broken.insert(p.task, format!("{e:#}"));
             }
-        })
-        .collect();
-    let writer = store.writer()?;
-    let outcomes = run_all(settings, &writer, &prepared, &options, args.jobs);
-    let mut checked = Vec::with_capacity(tasks.len());
-    let mut failed = 0;
+            Err(e) => {
+                broken.insert(p.task, format!("run {} of {repeat}: {e:#}", p.rep + 1));
+            }
+        }
+    }
+    let strict = args.strict_snapshots;
     let mut statistics = None;
+    let mut checked: Vec<Option<Checked>> = tasks.iter().map(|_| None).collect();
     if repeat == 1 {
-        for (p, outcome) in prepared.iter().zip(outcomes) {
-            match outcome {
-                Ok(r) => {
-                    let behaviour = Behaviour::of(&r.candidate);
-                    let diff = diff_runs(r.baseline, r.candidate, &p.task.tolerances);
-                    let result = TaskResult::new(&p.task.id, diff, p.snapshot.as_ref(), &behaviour);
-                    checked.push(Checked { result, behaviour });
-                }
-                Err(e) => {
-                    failed += 1;
-                    render::error(&e.context(format!("task `{}`", p.task.id)));
-                }
+        for (t, task) in tasks.iter().enumerate() {
+            if broken.contains_key(&t) {
+                continue;
+            }
+            if let Some(r) = replayed[t].pop() {
+                let behaviour = Behaviour::of(&r.candidate);
+                let diff = diff_runs(r.baseline, r.candidate, &task.tolerances);
+                let result =
+                    TaskResult::new(&task.id, diff, snapshots[t].as_ref(), &behaviour, strict);
+                checked[t] = Some(Checked {
+                    result,
+                    behaviour: Some(behaviour),
+                });
             }
         }
     } else {
-        // Group the runs by task; a task with a failed replay is left out of the comparison.
-        let mut runs: Vec<(&Prepared<'_>, Vec<Replayed>)> = Vec::new();
-        let mut broken = false;
-        for (p, outcome) in prepared.iter().zip(outcomes) {
-            if p.rep == 0 {
-                runs.push((p, Vec::new()));
-                broken = false;
-            }
-            match outcome {
-                Ok(r) if !broken => {
-                    if let Some(last) = runs.last_mut() {
-                        last.1.push(r);
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    if !broken {
-                        failed += 1;
-                        broken = true;
-                    }
-                    runs.pop_if(|(q, _)| q.task.id == p.task.id);
-                    render::error(&e.context(format!(
-                        "task `{}`, run {} of {repeat}",
-                        p.task.id,
-                        p.rep + 1
-                    )));
-                }
-            }
-        }
-        if !runs.is_empty() {
-            let baseline: Vec<RunSummary> = runs
-                .iter()
-                .flat_map(|(_, rs)| rs.iter().map(|r| r.baseline.clone()))
-                .collect();
-            let candidate: Vec<RunSummary> = runs
-                .iter()
-                .flat_map(|(_, rs)| rs.iter().map(|r| r.candidate.clone()))
-                .collect();
+        let ok: Vec<usize> = (0..tasks.len())
+            .filter(|t| !broken.contains_key(t))
+            .collect();
+        if !ok.is_empty() {
+            let side = |pick: fn(&Replayed) -> &RunSummary| -> Vec<RunSummary> {
+                ok.iter()
+                    .flat_map(|t| replayed[*t].iter().map(|r| pick(r).clone()))
+                    .collect()
+            };
+            let baseline = side(|r| &r.baseline);
+            let candidate = side(|r| &r.candidate);
             let tolerances_of = |task: Option<&str>| -> Tolerances {
                 task.and_then(|t| suite.task(t))
                     .map_or_else(Tolerances::default, |t| t.tolerances.clone())
             };
-            let comparison = compare_groups_with(
+            match compare_groups_with(
                 &baseline,
                 &candidate,
                 tolerances_of,
                 suite.alpha(),
                 suite.correction(),
-            )
-            .with_context(|| format!("suite `{}`, {repeat} runs per task", suite.name))?;
-            statistics = Some(Statistics {
-                alpha: comparison.alpha,
-                correction: comparison.correction,
-                tests: comparison.tests.len(),
-            });
-            for (p, rs) in runs {
-                let tests: Vec<_> = comparison
-                    .tests
-                    .iter()
-                    .filter(|t| t.task.as_deref() == Some(p.task.id.as_str()))
-                    .cloned()
-                    .collect();
-                let Some(first) = rs.into_iter().next() else {
-                    continue;
-                };
-                let behaviour = Behaviour::of(&first.candidate);
-                let diff = diff_runs(first.baseline, first.candidate, &p.task.tolerances);
-                let result = TaskResult::repeated(
-                    &p.task.id,
-                    diff,
-                    p.snapshot.as_ref(),
-                    &behaviour,
-                    repeat,
-                    tests,
-                );
-                checked.push(Checked { result, behaviour });
+            ) {
+                Ok(comparison) => {
+                    statistics = Some(Statistics {
+                        alpha: comparison.alpha,
+                        correction: comparison.correction,
+                        tests: comparison.tests.len(),
+                    });
+                    for t in ok {
+                        let task = tasks[t];
+                        let tests: Vec<_> = comparison
+                            .tests
+                            .iter()
+                            .filter(|x| x.task.as_deref() == Some(task.id.as_str()))
+                            .cloned()
+                            .collect();
+                        let Some(first) = std::mem::take(&mut replayed[t]).into_iter().next()
+                        else {
+                            continue;
+                        };
+                        let behaviour = Behaviour::of(&first.candidate);
+                        let diff = diff_runs(first.baseline, first.candidate, &task.tolerances);
+                        let result = TaskResult::repeated(
+                            &task.id,
+                            diff,
+                            snapshots[t].as_ref(),
+                            &behaviour,
+                            repeat,
+                            tests,
+                            strict,
+                        );
+                        checked[t] = Some(Checked {
+                            result,
+                            behaviour: Some(behaviour),
+                        });
+                    }
+                }
+                Err(e) => {
+                    // Runs are recorded: the comparison's failure is every compared task's.
+                    let message = format!("suite `{}`, {repeat} runs per task: {e}", suite.name);
+                    for t in ok {
+                        broken.insert(t, message.clone());
+                    }
+                }
             }
         }
     }
-    for c in &checked {
-        let pending = suite.pending_path(&c.result.task);
-        if c.result.drifted() {
-            Snapshot {
-                source: suite.source(),
-                expression: c.result.task.clone(),
-                info: Some(BTreeMap::from([
-                    (
-                        "candidate_run".to_owned(),
-                        c.result.diff.candidate.id.to_string(),
-                    ),
-                    ("agent".to_owned(), agent_path.display().to_string()),
-                ])),
-                behaviour: c.behaviour.clone(),
-            }
-            .write(&pending)?;
-        } else {
-            super::remove_if_present(&pending)?;
-        }
+    let checked: Vec<Checked> = checked
+        .into_iter()
+        .enumerate()
+        .map(|(t, c)| match (broken.remove(&t), c) {
+            (None, Some(c)) => c,
+            (message, _) => Checked {
+                result: TaskResult::error(
+                    &tasks[t].id,
+                    message.unwrap_or_else(|| "the task was not replayed".to_owned()),
+                    (repeat > 1).then_some(repeat),
+                ),
+                behaviour: None,
+            },
+        })
+        .collect();
+    // Writing the pending snapshots and the reports can still fail: say so, and fail with 1
+    // (runs are recorded).
+    let mut failed_to_write = false;
+    if let Err(e) = write_pending(&suite, &checked, &agent_path) {
+        render::error(&e);
+        failed_to_write = true;
     }
     let results: Vec<TaskResult> = checked.into_iter().map(|c| c.result).collect();
     print_summary(&suite, &results, &agent_path, statistics.as_ref());
-    write_reports(&args, &suite.name, &results)?;
-    Ok(if failed > 0 {
-        Exit::Error
-    } else if results.iter().any(TaskResult::drifted) {
-        Exit::Findings
-    } else {
-        Exit::Ok
-    })
+    if let Err(e) = write_reports(&args, &suite.name, &results) {
+        render::error(&e);
+        failed_to_write = true;
+    }
+    Ok(
+        if failed_to_write || results.iter().any(TaskResult::failed) {
+            Exit::Findings
+        } else {
+            Exit::Ok
+        },
+    )
+}
+
+/// Reads every baseline tape the check needs into a scratch store in memory: a tape that is
+/// missing, truncated or does not parse is an input error before the real store is touched.
+/// Returns the baselines' summaries, for the repetitions' power check.
+fn validate_tapes(
+    suite: &Suite,
+    tasks: &[&Task],
+    repeat: usize,
+) -> anyhow::Result<Vec<RunSummary>> {
+    for task in tasks {
+        let recorded = suite.recorded_repetitions(&task.id);
+        if repeat == 1 && recorded == 0 {
+            let tape = suite.tape_path(&task.id);
+            bail!(
+                "{}: no baseline tape for task `{}`: record it with `tapedeck golden record {}`",
+                tape.display(),
+                task.id,
+                suite.dir.display()
+            );
+        }
+        if recorded < repeat {
+            bail!(
+                "{}: task `{}` has {recorded} baseline run{} but the check needs {repeat}: record them with `tapedeck golden record {} --repeat {repeat}`",
+                suite.dir.join("tapes").join(&task.id).display(),
+                task.id,
+                render::plural(recorded as u64),
+                suite.dir.display()
+            );
+        }
+    }
+    let scratch = Store::open(":memory:").context("cannot open a store in memory")?;
+    let mut summaries = Vec::with_capacity(tasks.len() * repeat);
+    let mut unlabelled = None;
+    for task in tasks {
+        for rep in 0..repeat {
+            let tape = suite.repeat_tape_path(&task.id, rep + 1);
+            let id = super::import_tape(&scratch, &tape, &task.id)?;
+            let run = scratch.run(&id)?;
+            if rep > 0 && !run.labels.contains_key(tapedeck_agent::model::REPEAT_LABEL) {
+                unlabelled.get_or_insert(tape);
+            }
+            summaries.push(RunSummary::load(&scratch, &id)?);
+        }
+    }
+    if let Some(tape) = unlabelled {
+        render::warning(&format!(
+            "{}: has no `repeat` label (recorded before tapedeck kept repetition seeds out of the agent version): a scripted model replays every repetition with its script's seed; record the suite again with `tapedeck golden record {} --repeat {repeat}`",
+            tape.display(),
+            suite.dir.display()
+        ));
+    }
+    Ok(summaries)
+}
+
+/// Writes `<task>.snap.new` for every task that drifted or whose snapshot changed, and
+/// removes a stale one of a task that passed (an error leaves it as it is).
+fn write_pending(suite: &Suite, checked: &[Checked], agent: &Path) -> anyhow::Result<()> {
+    for c in checked {
+        let pending = suite.pending_path(&c.result.task);
+        match (&c.behaviour, &c.result.diff) {
+            (Some(behaviour), Some(diff)) if c.result.has_pending_snapshot() => {
+                Snapshot {
+                    source: suite.source(),
+                    expression: c.result.task.clone(),
+                    info: Some(BTreeMap::from([
+                        ("candidate_run".to_owned(), diff.candidate.id.to_string()),
+                        ("agent".to_owned(), agent.display().to_string()),
+                    ])),
+                    behaviour: behaviour.clone(),
+                }
+                .write(&pending)?;
+            }
+            _ if c.result.verdict == TaskVerdict::Pass => super::remove_if_present(&pending)?,
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Checks every prepared task, `jobs` at a time; results in task order.
 fn run_all(
     settings: &Settings,
     writer: &Writer,
-    prepared: &[Prepared<'_>],
-    options: &[Options],
+    tasks: &[&Task],
+    prepared: &[Prepared],
+    options: &Options,
     jobs: u32,
 ) -> Vec<anyhow::Result<Replayed>> {
     let bar = render::progress_bar(prepared.len() as u64, "task runs checked");
     super::super::on_workers(&settings.store, prepared.len(), jobs, &bar, |store, i| {
         let p = &prepared[i];
         match store {
-            Ok(store) => check_one(store, writer, p, &options[p.rep]),
+            Ok(store) => check_one(store, writer, tasks[p.task], p, options),
             Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
         }
     })
@@ -326,14 +437,15 @@ fn run_all(
 fn check_one(
     store: &Store,
     writer: &Writer,
-    p: &Prepared<'_>,
+    task: &Task,
+    p: &Prepared,
     options: &Options,
 ) -> anyhow::Result<Replayed> {
     let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
     for change in &report.stale {
         render::warning(&format!(
             "task `{}`: {change}: its tape may need recording again",
-            p.task.id
+            task.id
         ));
     }
     writer.flush()?;
@@ -359,7 +471,7 @@ fn print_summary(
         let dim = DIM;
         anstream::println!(
             "\n{dim}{} runs per task and side, α = {}, {} correction over {} tests (tasks × metrics){dim:#}",
-            results.first().and_then(|r| r.repeat).unwrap_or(1),
+            results.iter().find_map(|r| r.repeat).unwrap_or(1),
             s.alpha,
             s.correction.name(),
             s.tests
@@ -372,29 +484,37 @@ fn print_summary(
             anstream::println!("\n{}", tests.trim_fmt());
         }
     }
-    if !drifted.is_empty() && statistics.is_none() {
+    // With repetitions the table of drifting tests above says why a task drifted.
+    let listed: Vec<&TaskResult> = results
+        .iter()
+        .filter(|r| r.verdict != TaskVerdict::Pass && !(r.drifted() && r.repeat.is_some()))
+        .collect();
+    if !listed.is_empty() {
         anstream::println!();
     }
-    // With repetitions the table of drifting tests above says why.
-    for r in drifted.iter().filter(|r| r.repeat.is_none()) {
-        let bad = BAD;
-        anstream::println!("{bad}{}{bad:#}", r.task);
+    for r in listed {
+        let style = if r.verdict == TaskVerdict::Changed {
+            WARN
+        } else {
+            BAD
+        };
+        anstream::println!("{style}{}{style:#}: {}", r.task, r.verdict.text());
         for reason in &r.reasons {
             anstream::println!("  {reason}");
         }
     }
     let (good, bad, dim) = (GOOD, BAD, DIM);
     let line = golden::report::summary_line(&suite.name, results);
-    if drifted.is_empty() {
-        anstream::println!(
-            "\n{good}{line}{good:#} {dim}(agent {}){dim:#}",
-            agent.display()
-        );
+    let style = if results.iter().any(TaskResult::failed) {
+        bad
     } else {
-        anstream::println!(
-            "\n{bad}{line}{bad:#} {dim}(agent {}){dim:#}",
-            agent.display()
-        );
+        good
+    };
+    anstream::println!(
+        "\n{style}{line}{style:#} {dim}(agent {}){dim:#}",
+        agent.display()
+    );
+    if results.iter().any(TaskResult::has_pending_snapshot) {
         anstream::println!(
             "review the new snapshots with `tapedeck golden review {}`, or take them with `tapedeck golden accept {}`",
             suite.dir.display(),

@@ -10,7 +10,7 @@ pub mod review;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use tapedeck_agent::LoadedConfig;
+use tapedeck_agent::{Agent, LoadedConfig};
 use tapedeck_diff::RunSummary;
 use tapedeck_diff::golden::{Behaviour, Snapshot, Suite};
 use tapedeck_store::{ImportOutcome, Store};
@@ -71,21 +71,16 @@ fn repeat_of(suite: &Suite, flag: Option<u32>) -> usize {
     flag.map_or_else(|| suite.repeat(), |n| n as usize)
 }
 
-/// The agent version of repetition `i` (from 0; tape `i + 1`): a scripted model's `seed` moved
-/// to `seed + i`, so its `one_of` rules vary from run to run as a real model's answers do.
-/// Repetition 0 is the version as written; a script without `one_of` stays deterministic.
-fn for_repetition(config: &LoadedConfig, i: usize) -> LoadedConfig {
-    let mut config = config.clone();
-    if i > 0
-        && let Some(serde_json::Value::Object(script)) = config.script.as_mut()
-    {
-        let seed = script
-            .get("seed")
-            .and_then(serde_json::Value::as_u64)
-            .unwrap_or(0);
-        script.insert("seed".to_owned(), (seed.wrapping_add(i as u64)).into());
-    }
-    config
+/// The agent that runs repetition `i` (from 0; tape `i + 1`) of a task: the version as
+/// written, its scripted model's `seed` moved to `seed + i` so that `one_of` rules vary from
+/// run to run as a real model's answers do. The seed is a parameter of the run (its
+/// `repeat` label, [`tapedeck_agent::model::REPEAT_LABEL`]), not of the version: the recorded config and the fingerprint are
+/// those of the file, so every repetition is one version.
+fn agent_for_repetition(config: &LoadedConfig, i: usize) -> anyhow::Result<Agent> {
+    let model = tapedeck_agent::model::from_config_seeded(config, i as u64)?;
+    let tools = tapedeck_agent::tool::ToolSet::from_config(config)?;
+    let approver = tapedeck_agent::approvals_for(config)?;
+    Ok(Agent::new(config.clone(), model, tools, approver))
 }
 
 /// The tasks named on the command line (all when none), in suite order.

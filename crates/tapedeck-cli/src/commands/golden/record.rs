@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 
-use tapedeck_agent::Agent;
 use tapedeck_diff::golden::Suite;
 
 use crate::Exit;
@@ -13,7 +12,7 @@ use crate::settings::Settings;
 /// Record the baseline of every task (or the named ones): tape and snapshot
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Each task runs once with the agent version (recorded in the store with its suite and task), its\nrun is exported to tapes/<task>/1.jsonl and its behaviour written to snapshots/<task>.snap.\nWith --repeat N each task runs N times (tapes/<task>/1.jsonl … N.jsonl; the snapshot is that of\nrun 1); run i of a scripted model has its script's `seed` moved to seed + i - 1, so `one_of`\nrules vary as a real model does. With --agent, suite.yaml is pointed at that version, so a later\n`golden check` without --agent checks the same one.\n\nExamples:\n  tapedeck golden record golden/support\n  tapedeck golden record golden/support --agent agents/support-v2.yaml\n  tapedeck golden record golden/support password-reset refund-order\n  tapedeck golden record golden/noisy --repeat 5"
+    after_help = "Each task runs once with the agent version (recorded in the store with its suite and task), its\nrun is exported to tapes/<task>/1.jsonl and its behaviour written to snapshots/<task>.snap.\nWith --repeat N each task runs N times (tapes/<task>/1.jsonl … N.jsonl; the snapshot is that of\nrun 1); run i is labelled `repeat=i`, and a scripted model gets seed + i - 1 for it, so `one_of`\nrules vary as a real model does. The seed is a parameter of the run: the recorded config and the\nfingerprint stay those of the agent version as written. With --agent, suite.yaml is pointed at\nthat version, so a later `golden check` without --agent checks the same one.\n\nExamples:\n  tapedeck golden record golden/support\n  tapedeck golden record golden/support --agent agents/support-v2.yaml\n  tapedeck golden record golden/support password-reset refund-order\n  tapedeck golden record golden/noisy --repeat 5"
 )]
 pub struct Args {
     /// The suite's folder
@@ -32,8 +31,12 @@ pub struct Args {
 
 /// Runs `tapedeck golden record`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    // Everything that can be wrong with the input is found before anything is recorded: the
+    // suite, the agent version (its model, tools and approvals built once), the tasks, the
+    // store.
     let mut suite = Suite::load(&args.suite)?;
     let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
+    super::agent_for_repetition(&config, 0)?;
     let tasks: Vec<_> = super::select(&suite, &args.tasks)?
         .into_iter()
         .cloned()
@@ -46,32 +49,19 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         header.insert(1, "REP");
     }
     let mut table = render::table(&header);
+    let mut failed = 0;
     for task in &tasks {
-        for i in 0..repeat {
-            let mut agent = Agent::from_config(super::for_repetition(&config, i))?;
-            let mut run = agent.new_run(&task.input);
-            run.suite = Some(suite.name.clone());
-            run.task = Some(task.id.clone());
-            run.labels.extend(task.labels.clone());
-            let (run, outcome) = agent.run_recorded(&writer, run)?;
-            writer.flush()?;
-            super::export_tape(&store, &run.id, &suite.repeat_tape_path(&task.id, i + 1))?;
-            if i == 0 {
-                super::write_snapshot(&store, &suite, &task.id, &run.id)?;
-            }
-            let t = &run.totals;
-            let mut row = vec![
-                task.id.clone(),
-                run.id.short(),
-                outcome.stop_reason.to_string(),
-                t.tool_calls_total().to_string(),
-                render::count(t.tokens_total()),
-                render::usd(t.cost_usd),
-            ];
-            if repeat > 1 {
-                row.insert(1, (i + 1).to_string());
-            }
+        let recorded = (0..repeat).try_for_each(|i| {
+            let row = record_one(&store, &writer, &suite, &config, task, i, repeat)?;
             table.add_row(row);
+            anyhow::Ok(())
+        });
+        if let Err(e) = recorded {
+            // Runs are in the store already: the other tasks still record, and the command
+            // fails with 1, not as an input error.
+            failed += 1;
+            render::error(&e.context(format!("task `{}`", task.id)));
+            continue;
         }
         // Tapes of an earlier, longer recording belong to another baseline.
         for n in (repeat + 1)..=suite.recorded_repetitions(&task.id) {
@@ -86,8 +76,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let dim = DIM;
     anstream::println!(
         "\nrecorded {} task{}{} of suite `{}` with {} {dim}(tapes in {}, snapshots in {}){dim:#}",
-        tasks.len(),
-        render::plural(tasks.len() as u64),
+        tasks.len() - failed,
+        render::plural((tasks.len() - failed) as u64),
         if repeat > 1 {
             format!(" × {repeat} runs")
         } else {
@@ -98,5 +88,49 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         suite.dir.join("tapes").display(),
         suite.dir.join("snapshots").display(),
     );
-    Ok(Exit::Ok)
+    Ok(if failed > 0 { Exit::Findings } else { Exit::Ok })
+}
+
+/// Records repetition `i` (from 0) of a task: its run, tape and (for the first) snapshot;
+/// returns its table row.
+fn record_one(
+    store: &tapedeck_store::Store,
+    writer: &tapedeck_store::Writer,
+    suite: &Suite,
+    config: &tapedeck_agent::LoadedConfig,
+    task: &tapedeck_diff::golden::Task,
+    i: usize,
+    repeat: usize,
+) -> anyhow::Result<Vec<String>> {
+    let mut agent = super::agent_for_repetition(config, i)?;
+    let mut run = agent.new_run(&task.input);
+    run.suite = Some(suite.name.clone());
+    run.task = Some(task.id.clone());
+    run.labels.extend(task.labels.clone());
+    if repeat > 1 {
+        // The repetition (and so its seed) is a parameter of the run: replays read it here.
+        run.labels.insert(
+            tapedeck_agent::model::REPEAT_LABEL.to_owned(),
+            (i + 1).to_string(),
+        );
+    }
+    let (run, outcome) = agent.run_recorded(writer, run)?;
+    writer.flush()?;
+    super::export_tape(store, &run.id, &suite.repeat_tape_path(&task.id, i + 1))?;
+    if i == 0 {
+        super::write_snapshot(store, suite, &task.id, &run.id)?;
+    }
+    let t = &run.totals;
+    let mut row = vec![
+        task.id.clone(),
+        run.id.short(),
+        outcome.stop_reason.to_string(),
+        t.tool_calls_total().to_string(),
+        render::count(t.tokens_total()),
+        render::usd(t.cost_usd),
+    ];
+    if repeat > 1 {
+        row.insert(1, (i + 1).to_string());
+    }
+    Ok(row)
 }
