@@ -109,7 +109,11 @@ fn replay_exits_1_when_the_client_swallows_a_replay_miss() {
     assert_eq!(show["run"]["stop_reason"], "replay_miss:llm");
     // The recording had no prices, so its cost is unknown, and so is the replay's: it showed
     // $0.00.
-    assert_eq!(show["run"]["totals"]["cost_usd"], serde_json::Value::Null, "{show}");
+    assert_eq!(
+        show["run"]["totals"]["cost_usd"],
+        serde_json::Value::Null,
+        "{show}"
+    );
     // The same client, the same request: 0.
     env.exec(
         env.tapedeck()

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use tapedeck_agent::Agent;
+use tapedeck_agent::model::REPEAT_LABEL;
 use tapedeck_trace::StopReason;
 
 use crate::Exit;
@@ -32,6 +33,11 @@ pub struct Args {
 
 /// Runs `tapedeck run`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
+    if args.labels.iter().any(|(k, _)| k == REPEAT_LABEL) {
+        anyhow::bail!(
+            "the label `{REPEAT_LABEL}` is kept for golden repetitions (a replay moves a scripted model's seed by it); choose another name"
+        );
+    }
     let config = super::load_runnable_agent(&args.agent)?;
     let mut agent = Agent::from_config(config)?;
     let store = settings.open_store()?;
