@@ -287,3 +287,36 @@ fn tool_with_neither_command_nor_backend_is_denied() {
         [decision("kb.read", "denied", "tools.defs")]
     );
 }
+
+/// `record --pricing FILE` took negative and NaN prices as they were (a run's cost came out
+/// negative or unknown); they obey the rules of an agent's own `pricing` now, refused before
+/// the client starts or the store is made.
+#[test]
+fn record_pricing_file_with_a_bad_price() {
+    let env = Env::new();
+    for (prices, expected) in [
+        (
+            "gpt-4.1: {input_per_mtok: -2, output_per_mtok: 8}\n",
+            "error: pricing.yaml:1:27: gpt-4.1.input_per_mtok must be a finite number of US \
+             dollars per million tokens >= 0, got -2",
+        ),
+        (
+            "gpt-4.1:\n  input_per_mtok: 2\n  output_per_mtok: .nan\n",
+            "error: pricing.yaml:3:20: gpt-4.1.output_per_mtok must be a finite number of US \
+             dollars per million tokens >= 0, got .nan",
+        ),
+    ] {
+        env.write("pricing.yaml", prices);
+        let out = env.exec(env.tapedeck().args([
+            "record",
+            "--pricing",
+            "pricing.yaml",
+            "--",
+            "touch",
+            "client-ran",
+        ]));
+        assert_eq!(out.expect_input_error().trim_end(), expected);
+        assert!(!env.path("client-ran").exists(), "the client ran");
+        assert!(!env.store().exists(), "a store was made");
+    }
+}

@@ -3,9 +3,16 @@
 //!
 //! Paths in a config (prompt file, script, tool commands, approvals and kill-switch files) are
 //! relative to the config file's folder, so a config works from any working directory.
+//!
+//! Every number is checked against its range (the [`Bounds`] constants, written once here)
+//! while it is parsed, so whatever reads an agent version — `config check`, `run`, `golden`,
+//! `replay --agent`, a recorded run's config — refuses the same values, with the value's
+//! file:line:column; and the durations made from them ([`Budgets::max_duration`],
+//! [`ToolDef::timeout`], [`DedupeConfig::read_window`]) cannot panic.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -102,11 +109,18 @@ pub struct ModelConfig {
     /// The environment variable holding the API key (the key itself is never stored).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_key_env: Option<String>,
-    /// Sampling temperature.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Sampling temperature ([`TEMPERATURE`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "checked::temperature"
+    )]
     pub temperature: Option<f64>,
-    /// The most tokens one answer may have.
-    #[serde(default = "default_max_output_tokens")]
+    /// The most tokens one answer may have ([`MAX_OUTPUT_TOKENS`]).
+    #[serde(
+        default = "default_max_output_tokens",
+        deserialize_with = "checked::max_output_tokens"
+    )]
     pub max_output_tokens: u64,
     /// Ask for the answer as a stream (server-sent events) instead of one body.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -216,8 +230,12 @@ pub struct MockAnswer {
     /// Or an error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-    /// How long the call pretends to take, in milliseconds.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    /// How long the call pretends to take, in milliseconds ([`LATENCY_MS`]).
+    #[serde(
+        default,
+        skip_serializing_if = "is_zero",
+        deserialize_with = "checked::latency_ms"
+    )]
     pub latency_ms: u64,
 }
 
@@ -256,12 +274,20 @@ pub struct ToolDef {
     /// The answers of a `builtin: mock` tool.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mock: Vec<MockAnswer>,
-    /// How long one call may take.
-    #[serde(default = "default_timeout_s")]
+    /// How long one call may take, in seconds ([`TIMEOUT_S`]).
+    #[serde(default = "default_timeout_s", deserialize_with = "checked::timeout_s")]
     pub timeout_s: f64,
-    /// What one call costs, counted against `max_usd`.
-    #[serde(default)]
+    /// What one call costs, counted against `max_usd` ([`COST_USD`]).
+    #[serde(default, deserialize_with = "checked::cost_usd")]
     pub cost_usd: f64,
+}
+
+impl ToolDef {
+    /// `timeout_s` as a duration. Parsing keeps it in [`TIMEOUT_S`]; a value set in code
+    /// outside that range is brought into it rather than panicking.
+    pub fn timeout(&self) -> Duration {
+        TIMEOUT_S.duration(self.timeout_s)
+    }
 }
 
 fn any_object() -> Value {
@@ -280,21 +306,35 @@ fn default_timeout_s() -> f64 {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budgets {
-    /// Model calls.
-    #[serde(default = "default_max_steps")]
+    /// Model calls ([`MAX_STEPS`]).
+    #[serde(default = "default_max_steps", deserialize_with = "checked::max_steps")]
     pub max_steps: Option<u64>,
-    /// Wall-clock seconds, also the deadline of every model and tool call.
-    #[serde(default = "default_max_seconds")]
+    /// Wall-clock seconds, also the deadline of every model and tool call ([`MAX_SECONDS`]).
+    #[serde(
+        default = "default_max_seconds",
+        deserialize_with = "checked::max_seconds"
+    )]
     pub max_seconds: Option<f64>,
-    /// Tool calls.
-    #[serde(default = "default_max_tool_calls")]
+    /// Tool calls ([`MAX_TOOL_CALLS`]).
+    #[serde(
+        default = "default_max_tool_calls",
+        deserialize_with = "checked::max_tool_calls"
+    )]
     pub max_tool_calls: Option<u64>,
-    /// US dollars: model tokens at `pricing`, plus tools' `cost_usd`.
-    #[serde(default)]
+    /// US dollars: model tokens at `pricing`, plus tools' `cost_usd` ([`MAX_USD`]).
+    #[serde(default, deserialize_with = "checked::max_usd")]
     pub max_usd: Option<f64>,
-    /// Input plus output tokens over the run.
-    #[serde(default)]
+    /// Input plus output tokens over the run ([`MAX_TOKENS`]).
+    #[serde(default, deserialize_with = "checked::max_tokens")]
     pub max_tokens: Option<u64>,
+}
+
+impl Budgets {
+    /// `max_seconds` as a duration (`None`: no limit). Parsing keeps it in [`MAX_SECONDS`]; a
+    /// value set in code outside that range is brought into it rather than panicking.
+    pub fn max_duration(&self) -> Option<Duration> {
+        self.max_seconds.map(|s| MAX_SECONDS.duration(s))
+    }
 }
 
 fn default_max_steps() -> Option<u64> {
@@ -403,9 +443,21 @@ impl Default for DegradeConfig {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DedupeConfig {
-    /// An identical read call inside this many seconds reuses the first result.
-    #[serde(default = "default_read_window_s")]
+    /// An identical read call inside this many seconds reuses the first result (0: never;
+    /// [`READ_WINDOW_S`]).
+    #[serde(
+        default = "default_read_window_s",
+        deserialize_with = "checked::read_window_s"
+    )]
     pub read_window_s: f64,
+}
+
+impl DedupeConfig {
+    /// `read_window_s` as a duration. Parsing keeps it in [`READ_WINDOW_S`]; a value set in
+    /// code outside that range is brought into it rather than panicking.
+    pub fn read_window(&self) -> Duration {
+        READ_WINDOW_S.duration(self.read_window_s)
+    }
 }
 
 fn default_read_window_s() -> f64 {
@@ -474,9 +526,11 @@ impl Default for MonitoringConfig {
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Price {
-    /// US dollars per million input tokens.
+    /// US dollars per million input tokens ([`INPUT_PER_MTOK`]).
+    #[serde(deserialize_with = "checked::input_per_mtok")]
     pub input_per_mtok: f64,
-    /// US dollars per million output tokens.
+    /// US dollars per million output tokens ([`OUTPUT_PER_MTOK`]).
+    #[serde(deserialize_with = "checked::output_per_mtok")]
     pub output_per_mtok: f64,
 }
 
@@ -485,6 +539,360 @@ impl Price {
     pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
         (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok)
             / 1e6
+    }
+}
+
+// ---- the ranges of numbers ----
+
+/// One year, in seconds: the longest `budgets.max_seconds` and `dedupe.read_window_s`.
+pub const ONE_YEAR_S: f64 = 31_536_000.0;
+
+/// One day, in seconds: the longest tool `timeout_s`.
+pub const ONE_DAY_S: f64 = 86_400.0;
+
+/// Where one number of an agent version may lie. Every bound is written once, below; the
+/// parser checks it as it reads the value (so `config check`, `run`, `golden` and
+/// `replay --agent` refuse the same values, with file:line:column), and the error quotes it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Bounds {
+    /// The field, as the error names it (the YAML parser puts the path before it).
+    pub field: &'static str,
+    /// What the value must be: `a finite number of seconds`, `a whole number`.
+    pub what: &'static str,
+    /// The range in words, after `what`: `in 0 < x <= 31536000 (one year)`.
+    pub range: &'static str,
+    /// The smallest value.
+    pub min: f64,
+    /// Whether `min` itself is allowed.
+    pub min_inclusive: bool,
+    /// The largest value allowed (`f64::MAX` for no limit but finiteness).
+    pub max: f64,
+    /// Whole numbers only (a `u64` field).
+    pub whole: bool,
+}
+
+impl Bounds {
+    /// A finite number in `min..=max` (`min` excluded unless `min_inclusive`).
+    const fn real(
+        field: &'static str,
+        what: &'static str,
+        range: &'static str,
+        (min, min_inclusive): (f64, bool),
+        max: f64,
+    ) -> Self {
+        Self {
+            field,
+            what,
+            range,
+            min,
+            min_inclusive,
+            max,
+            whole: false,
+        }
+    }
+
+    /// A whole number of at least `min`.
+    const fn whole(field: &'static str, min: u64, range: &'static str) -> Self {
+        Self {
+            field,
+            what: "a whole number",
+            range,
+            min: min as f64,
+            min_inclusive: true,
+            max: f64::MAX,
+            whole: true,
+        }
+    }
+
+    /// Whether `x` is allowed.
+    pub fn contains(&self, x: f64) -> bool {
+        let above_min = if self.min_inclusive {
+            x >= self.min
+        } else {
+            x > self.min
+        };
+        x.is_finite() && above_min && x <= self.max && (!self.whole || x.fract() == 0.0)
+    }
+
+    /// The error for a value out of range: `max_seconds must be … in 0 < x <= …, got 1e300`.
+    fn refusal(&self, got: &str) -> String {
+        format!(
+            "{} must be {} {}, got {got}",
+            self.field, self.what, self.range
+        )
+    }
+
+    /// Seconds as a duration that cannot panic: a value outside the range (possible only in
+    /// a config built in code) is brought into it first.
+    fn duration(&self, seconds: f64) -> Duration {
+        let seconds = if seconds.is_nan() {
+            self.min
+        } else {
+            seconds.clamp(self.min, self.max)
+        };
+        Duration::try_from_secs_f64(seconds).unwrap_or(Duration::ZERO)
+    }
+}
+
+/// `budgets.max_steps`: 0 would stop every run before its first step.
+pub const MAX_STEPS: Bounds = Bounds::whole("max_steps", 1, ">= 1");
+/// `budgets.max_tool_calls`: 0 is allowed, an agent that may answer but call no tool.
+pub const MAX_TOOL_CALLS: Bounds = Bounds::whole("max_tool_calls", 0, ">= 0");
+/// `budgets.max_tokens`: 0 would stop every run before its first step.
+pub const MAX_TOKENS: Bounds = Bounds::whole("max_tokens", 1, ">= 1");
+/// `budgets.max_seconds`: the run's deadline, at most a year away.
+pub const MAX_SECONDS: Bounds = Bounds::real(
+    "max_seconds",
+    "a finite number of seconds",
+    "in 0 < x <= 31536000 (one year)",
+    (0.0, false),
+    ONE_YEAR_S,
+);
+/// `budgets.max_usd`: 0 would stop every run before its first step (the budget is spent when
+/// the cost so far reaches it).
+pub const MAX_USD: Bounds = Bounds::real(
+    "max_usd",
+    "a finite number of US dollars",
+    "> 0",
+    (0.0, false),
+    f64::MAX,
+);
+/// A tool's `timeout_s`: at most a day.
+pub const TIMEOUT_S: Bounds = Bounds::real(
+    "timeout_s",
+    "a finite number of seconds",
+    "in 0 < x <= 86400 (one day)",
+    (0.0, false),
+    ONE_DAY_S,
+);
+/// A tool's `cost_usd`.
+pub const COST_USD: Bounds = Bounds::real(
+    "cost_usd",
+    "a finite number of US dollars",
+    ">= 0",
+    (0.0, true),
+    f64::MAX,
+);
+/// A mock answer's `latency_ms`: at most a day.
+pub const LATENCY_MS: Bounds = Bounds {
+    max: ONE_DAY_S * 1000.0,
+    ..Bounds::whole("latency_ms", 0, "in 0 <= x <= 86400000 (one day)")
+};
+/// `dedupe.read_window_s`: 0 turns deduplication off; at most a year.
+pub const READ_WINDOW_S: Bounds = Bounds::real(
+    "read_window_s",
+    "a finite number of seconds",
+    "in 0 <= x <= 31536000 (one year)",
+    (0.0, true),
+    ONE_YEAR_S,
+);
+/// A price's `input_per_mtok` (the agent's `pricing`, and `record --pricing FILE`).
+pub const INPUT_PER_MTOK: Bounds = Bounds::real(
+    "input_per_mtok",
+    "a finite number of US dollars per million tokens",
+    ">= 0",
+    (0.0, true),
+    f64::MAX,
+);
+/// A price's `output_per_mtok`.
+pub const OUTPUT_PER_MTOK: Bounds = Bounds {
+    field: "output_per_mtok",
+    ..INPUT_PER_MTOK
+};
+/// `model.temperature`: what the OpenAI and Anthropic APIs accept.
+pub const TEMPERATURE: Bounds = Bounds::real(
+    "temperature",
+    "a finite number",
+    "in 0 <= x <= 2",
+    (0.0, true),
+    2.0,
+);
+/// `model.max_output_tokens`.
+pub const MAX_OUTPUT_TOKENS: Bounds = Bounds::whole("max_output_tokens", 1, ">= 1");
+
+/// The deserializers of the numbers above: each checks its value where the parser reads it,
+/// so the error carries the value's own file:line:column (and, in YAML, its path).
+mod checked {
+    use std::fmt;
+    use std::marker::PhantomData;
+
+    use serde::Deserializer;
+    use serde::de::{self, Visitor};
+
+    use super::*;
+
+    /// What a checked value becomes: `f64` or `u64`.
+    trait FromChecked: Sized {
+        fn from_checked(x: f64, whole: Option<u64>) -> Self;
+    }
+
+    impl FromChecked for f64 {
+        fn from_checked(x: f64, _: Option<u64>) -> Self {
+            x
+        }
+    }
+
+    impl FromChecked for u64 {
+        fn from_checked(x: f64, whole: Option<u64>) -> Self {
+            // A whole value is checked to be a whole number >= 0 and below 2^64 first.
+            whole.unwrap_or(x as u64)
+        }
+    }
+
+    /// Reads one number and checks it against `bounds`.
+    struct Checked<T>(&'static Bounds, PhantomData<T>);
+
+    impl<T: FromChecked> Checked<T> {
+        fn check<E: de::Error>(&self, x: f64, shown: &dyn fmt::Display) -> Result<T, E> {
+            if self.0.contains(x) {
+                Ok(T::from_checked(x, None))
+            } else {
+                Err(E::custom(self.0.refusal(&shown.to_string())))
+            }
+        }
+    }
+
+    impl<'de, T: FromChecked> Visitor<'de> for Checked<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "{} {}", self.0.what, self.0.range)
+        }
+
+        fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+            // A u64 keeps every digit; its f64 is only for the range check.
+            let x = v as f64;
+            if self.0.contains(x) {
+                Ok(T::from_checked(x, Some(v)))
+            } else {
+                Err(E::custom(self.0.refusal(&v.to_string())))
+            }
+        }
+
+        fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => self.check(v as f64, &v),
+            }
+        }
+
+        fn visit_u128<E: de::Error>(self, v: u128) -> Result<T, E> {
+            match u64::try_from(v) {
+                Ok(v) => self.visit_u64(v),
+                Err(_) => Err(E::custom(self.0.refusal(&v.to_string()))),
+            }
+        }
+
+        fn visit_i128<E: de::Error>(self, v: i128) -> Result<T, E> {
+            match i64::try_from(v) {
+                Ok(v) => self.visit_i64(v),
+                Err(_) => Err(E::custom(self.0.refusal(&v.to_string()))),
+            }
+        }
+
+        fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+            // 3.0 for a whole field is 3; 2^64 and above do not fit.
+            if self.0.whole && v.fract() == 0.0 && (0.0..18_446_744_073_709_551_616.0).contains(&v)
+            {
+                return self.visit_u64(v as u64);
+            }
+            self.check(v, &Shown(v))
+        }
+    }
+
+    /// An optional number: `null` (or nothing) is `None`.
+    struct Optional<T>(&'static Bounds, PhantomData<T>);
+
+    impl<'de, T: FromChecked> Visitor<'de> for Optional<T> {
+        type Value = Option<T>;
+
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            write!(f, "null or {} {}", self.0.what, self.0.range)
+        }
+
+        fn visit_none<E: de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_unit<E: de::Error>(self) -> Result<Option<T>, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Option<T>, D::Error> {
+            d.deserialize_any(Checked(self.0, PhantomData)).map(Some)
+        }
+    }
+
+    fn one<'de, D: Deserializer<'de>, T: FromChecked>(
+        d: D,
+        bounds: &'static Bounds,
+    ) -> Result<T, D::Error> {
+        d.deserialize_any(Checked(bounds, PhantomData))
+    }
+
+    fn optional<'de, D: Deserializer<'de>, T: FromChecked>(
+        d: D,
+        bounds: &'static Bounds,
+    ) -> Result<Option<T>, D::Error> {
+        d.deserialize_option(Optional(bounds, PhantomData))
+    }
+
+    /// A float as YAML would write it: `1e300`, `-5`, `0.5`, `.nan`, `.inf`.
+    struct Shown(f64);
+
+    impl fmt::Display for Shown {
+        fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            let x = self.0;
+            if x.is_nan() {
+                f.write_str(".nan")
+            } else if x.is_infinite() {
+                f.write_str(if x > 0.0 { ".inf" } else { "-.inf" })
+            } else if x.fract() == 0.0 && x.abs() < 1e16 {
+                write!(f, "{x:.0}")
+            } else {
+                write!(f, "{x:?}")
+            }
+        }
+    }
+
+    pub(super) fn max_steps<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        optional(d, &MAX_STEPS)
+    }
+    pub(super) fn max_tool_calls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        optional(d, &MAX_TOOL_CALLS)
+    }
+    pub(super) fn max_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+        optional(d, &MAX_TOKENS)
+    }
+    pub(super) fn max_seconds<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        optional(d, &MAX_SECONDS)
+    }
+    pub(super) fn max_usd<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        optional(d, &MAX_USD)
+    }
+    pub(super) fn timeout_s<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        one(d, &TIMEOUT_S)
+    }
+    pub(super) fn cost_usd<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        one(d, &COST_USD)
+    }
+    pub(super) fn latency_ms<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        one(d, &LATENCY_MS)
+    }
+    pub(super) fn read_window_s<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        one(d, &READ_WINDOW_S)
+    }
+    pub(super) fn input_per_mtok<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        one(d, &INPUT_PER_MTOK)
+    }
+    pub(super) fn output_per_mtok<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+        one(d, &OUTPUT_PER_MTOK)
+    }
+    pub(super) fn temperature<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+        optional(d, &TEMPERATURE)
+    }
+    pub(super) fn max_output_tokens<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        one(d, &MAX_OUTPUT_TOKENS)
     }
 }
 
@@ -592,18 +1000,6 @@ impl LoadedConfig {
                     def.name
                 )));
             }
-            if def.timeout_s.is_nan() || def.timeout_s <= 0.0 {
-                return Err(invalid(format!(
-                    "tool `{}`: timeout_s must be above 0",
-                    def.name
-                )));
-            }
-            if def.cost_usd < 0.0 {
-                return Err(invalid(format!(
-                    "tool `{}`: cost_usd must not be negative",
-                    def.name
-                )));
-            }
             for (which, schema) in [
                 ("input_schema", Some(&def.input_schema)),
                 ("output_schema", def.output_schema.as_ref()),
@@ -648,10 +1044,11 @@ impl LoadedConfig {
                         file.display()
                     ))
                 })?;
-                Some(parse_document::<Value>(&text, &file)?)
+                Some(crate::model::scripted::check_script(&text, &file)?)
             }
             _ => None,
         };
+
         if let Some(model) = &config.model
             && model.provider != Provider::Scripted
             && !config.pricing.contains_key(&model.name)
@@ -668,6 +1065,19 @@ impl LoadedConfig {
             script,
             warnings,
         })
+    }
+
+    /// The approvals file `writes.approvals_file` names, read and checked (`None` without
+    /// one). Not part of the agent version: a replay answers from the recording and needs no
+    /// file, so loading a config does not read it; `config check` and `run` do, so that a
+    /// missing or malformed file is found before anything runs.
+    pub fn approvals(&self) -> Result<Option<crate::approvals::Approvals>, AgentError> {
+        self.config
+            .writes
+            .approvals_file
+            .as_ref()
+            .map(|file| crate::approvals::Approvals::load(&self.resolve_path(file)))
+            .transpose()
     }
 
     /// The folder relative paths in the config are resolved from.
@@ -754,8 +1164,27 @@ pub fn parse_document<T: serde::de::DeserializeOwned>(
         path: path.to_path_buf(),
         line,
         column,
-        message: with_suggestion(&message),
+        message: with_suggestion(&with_path(&message)),
     })
+}
+
+/// A YAML error's message as tapedeck shows it: without the parser's own location, with the
+/// field path joined to a range refusal, and with a suggestion for a misspelled field.
+pub(crate) fn yaml_message(e: &yaml_serde::Error) -> String {
+    let (line, column) = e.location().map_or((0, 0), |l| (l.line(), l.column()));
+    with_suggestion(&with_path(&without_location(&e.to_string(), line, column)))
+}
+
+/// Joins the path yaml_serde puts first to the field a range refusal names:
+/// "budgets.max_seconds: max_seconds must be …" becomes "budgets.max_seconds must be …".
+fn with_path(message: &str) -> String {
+    if let Some((path, rest)) = message.split_once(": ")
+        && let Some((field, _)) = rest.split_once(" must be ")
+        && (path == field || path.ends_with(&format!(".{field}")))
+    {
+        return format!("{path}{}", &rest[field.len()..]);
+    }
+    message.to_owned()
 }
 
 /// The parser's message without its own " at line L column C" (the error already starts with
@@ -820,6 +1249,98 @@ mod tests {
             .to_string();
         assert!(err.starts_with("a.json:1:"), "{err}");
         assert!(!err.contains(" at line "), "{err}");
+    }
+
+    const ALL_BOUNDS: [&Bounds; 13] = [
+        &MAX_STEPS,
+        &MAX_TOOL_CALLS,
+        &MAX_TOKENS,
+        &MAX_SECONDS,
+        &MAX_USD,
+        &TIMEOUT_S,
+        &COST_USD,
+        &LATENCY_MS,
+        &READ_WINDOW_S,
+        &INPUT_PER_MTOK,
+        &OUTPUT_PER_MTOK,
+        &TEMPERATURE,
+        &MAX_OUTPUT_TOKENS,
+    ];
+
+    #[test]
+    fn every_range_says_what_it_checks() {
+        // The words of a range are written by hand next to its numbers: they must agree.
+        for b in ALL_BOUNDS {
+            let min = if b.min_inclusive {
+                format!("{} <= x", b.min)
+            } else {
+                format!("{} < x", b.min)
+            };
+            let (min_words, max_words) = if b.max == f64::MAX {
+                (
+                    format!("{}{}", if b.min_inclusive { ">= " } else { "> " }, b.min),
+                    None,
+                )
+            } else {
+                (format!("in {min}"), Some(format!("x <= {}", b.max)))
+            };
+            assert!(b.range.starts_with(&min_words), "{}: {}", b.field, b.range);
+            if let Some(max_words) = max_words {
+                assert!(b.range.contains(&max_words), "{}: {}", b.field, b.range);
+            }
+            assert_eq!(b.contains(b.min), b.min_inclusive, "{}", b.field);
+            assert!(b.contains(b.max) || b.max == f64::MAX, "{}", b.field);
+            for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, -1.0] {
+                assert!(!b.contains(bad), "{}: {bad}", b.field);
+            }
+        }
+    }
+
+    #[test]
+    fn durations_built_in_code_never_panic() {
+        // Parsing refuses these; a config built in code can still hold them.
+        for seconds in [1e300, f64::INFINITY, f64::NAN, -5.0, 1e19] {
+            let budgets = Budgets {
+                max_seconds: Some(seconds),
+                ..Budgets::default()
+            };
+            assert!(budgets.max_duration().expect("a limit") <= Duration::from_secs(31_536_000));
+            let dedupe = DedupeConfig {
+                read_window_s: seconds,
+            };
+            assert!(dedupe.read_window() <= Duration::from_secs(31_536_000));
+        }
+    }
+
+    #[test]
+    fn numbers_are_checked_in_json_and_in_recorded_configs_too() {
+        let err = parse_config(
+            "{\"budgets\": {\"max_seconds\": 1e300}}",
+            Path::new("a.json"),
+        )
+        .expect_err("out of range")
+        .to_string();
+        assert!(
+            err.starts_with("a.json:1:")
+                && err.contains("max_seconds must be a finite number of seconds"),
+            "{err}"
+        );
+        // A config read back from a recorded run goes through the same check.
+        let err = serde_json::from_value::<AgentConfig>(serde_json::json!({
+            "tools": {"defs": [{"name": "t", "timeout_s": -1}]}
+        }))
+        .expect_err("out of range")
+        .to_string();
+        assert!(err.contains("timeout_s must be"), "{err}");
+        // Whole numbers written as floats are whole numbers; null is no limit.
+        let config = parse_config(
+            "budgets: {max_steps: 3.0, max_seconds: null, max_tokens: 10000000000000000000}\n",
+            Path::new("a.yaml"),
+        )
+        .expect("valid");
+        assert_eq!(config.budgets.max_steps, Some(3));
+        assert_eq!(config.budgets.max_seconds, None);
+        assert_eq!(config.budgets.max_tokens, Some(10_000_000_000_000_000_000));
     }
 
     #[test]

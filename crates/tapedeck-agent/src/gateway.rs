@@ -115,7 +115,7 @@ impl Gateway {
             kill_switch_file: c.kill_switch.file.as_ref().map(|f| config.resolve_path(f)),
             require_approval: c.writes.require_approval,
             after_errors: c.degrade.after_errors,
-            read_window: Duration::from_secs_f64(c.dedupe.read_window_s.max(0.0)),
+            read_window: c.dedupe.read_window(),
             errors: HashMap::new(),
             disabled: c
                 .degrade

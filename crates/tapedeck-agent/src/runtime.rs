@@ -212,8 +212,8 @@ impl Agent {
         let mut state = RunState {
             started,
             deadline: budgets
-                .max_seconds
-                .map(|s| started + Duration::from_secs_f64(s.max(0.0))),
+                .max_duration()
+                .and_then(|limit| started.checked_add(limit)),
             steps: 0,
             tool_calls: 0,
             tokens: 0,
@@ -728,7 +728,7 @@ impl Agent {
                 message: "no backend".to_owned(),
             });
         };
-        let mut timeout = Duration::from_secs_f64(def.timeout_s);
+        let mut timeout = def.timeout();
         let mut limited_by_run = false;
         if let Some(deadline) = state.deadline {
             let left = deadline.saturating_duration_since(Instant::now());

@@ -54,16 +54,20 @@
 //!   step, so the rules below it answer. In `responses`, `times` needs `then`. Without `times`
 //!   the failure repeats on every attempt. `then` is a plain response (no `times`/`then`).
 //!
-//! The script is checked when the backend is built: unknown keys and impossible combinations
-//! are refused with the entry named (`responses[2]`, `rules[0].when`, `rules[1].one_of[0]`).
+//! The script is checked when its agent version is loaded ([`check_script`], so `config check`
+//! refuses a bad one with its file:line:column) and again when the backend is built from it
+//! ([`Scripted::new`]): unknown keys and impossible combinations are refused with the entry
+//! named (`responses[2]`, `rules[0].when`, `rules[1].one_of[0]`).
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
 use tapedeck_trace::Usage;
 
+use crate::config::{parse_document, yaml_message};
 use crate::model::{ModelBackend, ModelError};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
@@ -74,6 +78,31 @@ pub struct Scripted {
     seed: u64,
     /// Failures served per (step, entry index, option index): what `times` counts.
     failures: HashMap<(u64, usize, usize), u32>,
+}
+
+/// Reads the text of a script file and checks it as [`Scripted::new`] would; returns the
+/// script as the value the agent version holds (and its fingerprint covers). Errors name
+/// `path`, with line:column when the parser finds the mistake (a syntax error, an unknown key,
+/// a value of the wrong type), else the entry (`responses[0]: …`).
+pub fn check_script(text: &str, path: &Path) -> Result<Value, AgentError> {
+    let script: Value = parse_document(text, path)?;
+    // The text is read a second time into the script's own types so that the parser, which
+    // knows where every value is, reports what does not fit them.
+    let raw = match &script {
+        Value::Array(_) => RawScript::list(parse_document(text, path).map_err(|mut e| {
+            if let AgentError::ParseConfig { message, .. } = &mut e {
+                *message = as_responses(message);
+            }
+            e
+        })?),
+        Value::Object(_) => parse_document(text, path)?,
+        _ => RawScript::default(),
+    };
+    build(raw, &script).map_err(|message| AgentError::InvalidConfig {
+        path: path.to_path_buf(),
+        message,
+    })?;
+    Ok(script)
 }
 
 impl Scripted {
@@ -370,23 +399,33 @@ fn call_chars(call: &ToolCallRequest) -> usize {
 
 // ---- the script as written ----
 
-#[derive(Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawScript {
-    responses: Option<Vec<Value>>,
-    rules: Option<Vec<Value>>,
+    responses: Option<Vec<RawReply>>,
+    rules: Option<Vec<RawRule>>,
     #[serde(default)]
     repeat_last: bool,
     #[serde(default)]
     seed: u64,
 }
 
+impl RawScript {
+    /// A bare list: short for `responses:`.
+    fn list(responses: Vec<RawReply>) -> Self {
+        Self {
+            responses: Some(responses),
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
-    when: Option<Value>,
-    respond: Option<Value>,
-    one_of: Option<Vec<Value>>,
+    when: Option<When>,
+    respond: Option<RawReply>,
+    one_of: Option<Vec<RawReply>>,
 }
 
 #[derive(Deserialize)]
@@ -400,7 +439,7 @@ struct RawReply {
     error: Option<ErrorSpec>,
     malformed: Option<String>,
     times: Option<u32>,
-    then: Option<Value>,
+    then: Option<Box<RawReply>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -431,21 +470,41 @@ struct ErrorSpec {
     retry_after_ms: Option<u64>,
 }
 
-fn from_value<T: serde::de::DeserializeOwned>(value: &Value, at: &str) -> Result<T, String> {
-    T::deserialize(value).map_err(|e| format!("{at}: {e}"))
+/// The script's own types read from `script`. The value goes through YAML text so that an
+/// error names the entry it is in (`responses[1]: unknown field …`), as it does when the
+/// script is read from its file; a `serde_json::Value` would not say where.
+fn parse(script: &Value) -> Result<Scripted, String> {
+    let raw = match script {
+        Value::Array(_) | Value::Object(_) => {
+            let text = yaml_serde::to_string(script).map_err(|e| e.to_string())?;
+            // The line and column are those of the text made here, of no use to anyone.
+            if script.is_array() {
+                yaml_serde::from_str(&text)
+                    .map(RawScript::list)
+                    .map_err(|e| as_responses(&yaml_message(&e)))?
+            } else {
+                yaml_serde::from_str(&text).map_err(|e| yaml_message(&e))?
+            }
+        }
+        _ => RawScript::default(),
+    };
+    build(raw, script)
 }
 
-fn parse(script: &Value) -> Result<Scripted, String> {
-    let raw: RawScript = match script {
-        Value::Array(list) => RawScript {
-            responses: Some(list.clone()),
-            rules: None,
-            repeat_last: false,
-            seed: 0,
-        },
-        Value::Object(_) => from_value(script, "the script")?,
-        _ => return Err("the script must be a map (`responses:` or `rules:`) or a list".into()),
-    };
+/// An error in a bare list names its entry as the `responses:` it is short for: the parser's
+/// `.[2]: …` becomes `responses[2]: …`.
+fn as_responses(message: &str) -> String {
+    match message.strip_prefix(".[") {
+        Some(rest) => format!("responses[{rest}"),
+        None => message.to_owned(),
+    }
+}
+
+/// The model of a script read into its own types; `script` is the value it was read from.
+fn build(raw: RawScript, script: &Value) -> Result<Scripted, String> {
+    if !(script.is_array() || script.is_object()) {
+        return Err("the script must be a map (`responses:` or `rules:`) or a list".into());
+    }
     let mode = match (raw.responses, raw.rules) {
         (Some(_), Some(_)) => {
             return Err("give `responses` or `rules`, not both".into());
@@ -456,11 +515,11 @@ fn parse(script: &Value) -> Result<Scripted, String> {
                 return Err("`responses` is empty".into());
             }
             let list = list
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(i, v)| {
+                .map(|(i, raw)| {
                     let at = format!("responses[{i}]");
-                    let reply = parse_reply(v, &at, true)?;
+                    let reply = parse_reply(raw, &at, true)?;
                     if reply.times.is_some() && reply.then.is_none() {
                         return Err(format!(
                             "{at}: `times` needs `then` here (the response served after the \
@@ -483,9 +542,9 @@ fn parse(script: &Value) -> Result<Scripted, String> {
                 return Err("`repeat_last` goes with `responses`, not `rules`".into());
             }
             let rules = rules
-                .iter()
+                .into_iter()
                 .enumerate()
-                .map(|(i, v)| parse_rule(v, i))
+                .map(|(i, raw)| parse_rule(raw, i))
                 .collect::<Result<_, String>>()?;
             Mode::Rules(rules)
         }
@@ -497,22 +556,18 @@ fn parse(script: &Value) -> Result<Scripted, String> {
     })
 }
 
-fn parse_rule(value: &Value, i: usize) -> Result<Rule, String> {
+fn parse_rule(raw: RawRule, i: usize) -> Result<Rule, String> {
     let at = format!("rules[{i}]");
-    let raw: RawRule = from_value(value, &at)?;
-    let when = match &raw.when {
-        Some(w) => from_value(w, &format!("{at}.when"))?,
-        None => When::default(),
-    };
+    let when = raw.when.unwrap_or_default();
     let choice = match (raw.respond, raw.one_of) {
-        (Some(r), None) => Choice::One(parse_reply(&r, &format!("{at}.respond"), true)?),
+        (Some(r), None) => Choice::One(parse_reply(r, &format!("{at}.respond"), true)?),
         (None, Some(options)) => {
             if options.is_empty() {
                 return Err(format!("{at}.one_of is empty"));
             }
             Choice::OneOf(
                 options
-                    .iter()
+                    .into_iter()
                     .enumerate()
                     .map(|(j, o)| parse_reply(o, &format!("{at}.one_of[{j}]"), true))
                     .collect::<Result<_, _>>()?,
@@ -524,8 +579,7 @@ fn parse_rule(value: &Value, i: usize) -> Result<Rule, String> {
     Ok(Rule { when, choice })
 }
 
-fn parse_reply(value: &Value, at: &str, may_repeat: bool) -> Result<Reply, String> {
-    let raw: RawReply = from_value(value, at)?;
+fn parse_reply(raw: RawReply, at: &str, may_repeat: bool) -> Result<Reply, String> {
     let answers = raw.content.is_some()
         || !raw.tool_calls.is_empty()
         || raw.usage.is_some()
@@ -598,8 +652,8 @@ fn parse_reply(value: &Value, at: &str, may_repeat: bool) -> Result<Reply, Strin
     if raw.times == Some(0) {
         return Err(format!("{at}.times: must be at least 1"));
     }
-    let then = match &raw.then {
-        Some(v) => Some(Box::new(parse_reply(v, &format!("{at}.then"), false)?)),
+    let then = match raw.then {
+        Some(then) => Some(Box::new(parse_reply(*then, &format!("{at}.then"), false)?)),
         None => None,
     };
     Ok(Reply {

@@ -492,3 +492,48 @@ fn the_fixture_scripts_load() {
         }
     }
 }
+
+/// A script read from its file is checked as the backend checks it, and its errors name the
+/// file and where in it: an unknown key in a script used to pass `config check` and fail
+/// only at `run`, with an error that named neither the file nor the line.
+#[test]
+fn script_files_are_checked_with_their_file_and_line() {
+    use std::path::Path;
+    use tapedeck_agent::model::scripted::check_script;
+
+    let path = Path::new("bot.script.yaml");
+    let refused = |text: &str| {
+        check_script(text, path)
+            .expect_err("an invalid script")
+            .to_string()
+    };
+    assert_eq!(
+        refused("responses:\n  - content: hi\n    replys: x\n"),
+        "bot.script.yaml:3:5: responses[0]: unknown field `replys` (valid here: content, \
+         tool_calls, usage, finish_reason, error, malformed, times, then)"
+    );
+    // A bare list names its entries as the `responses` it is short for.
+    let message = refused("- content: hi\n- {content: x, finish_reason: done}\n");
+    assert!(
+        message.starts_with("bot.script.yaml:2:")
+            && message.contains("responses[1].finish_reason: unknown variant `done`"),
+        "{message}"
+    );
+    let message = refused("rules:\n  - when: {stp: 1}\n    respond: {content: b}\n");
+    assert!(
+        message.starts_with("bot.script.yaml:2:")
+            && message.contains("rules[0].when: unknown field `stp`: did you mean `step`?"),
+        "{message}"
+    );
+    // What only the whole entry shows has no line, but still the file and the entry.
+    assert_eq!(
+        refused("responses: [{error: {status: 500}, times: 2}]\n"),
+        "bot.script.yaml: responses[0]: `times` needs `then` here (the response served after \
+         the failures); only rules fall through to the next entry"
+    );
+    assert!(refused("just text\n").contains("must be a map"));
+    // A valid script comes back as the value the agent version holds.
+    let script = check_script("[{content: hi}]\n", path).expect("valid");
+    assert_eq!(script, json!([{"content": "hi"}]));
+    model(&script);
+}

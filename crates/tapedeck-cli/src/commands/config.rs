@@ -44,6 +44,8 @@ struct CheckArgs {
 pub fn run(_settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let ConfigCommand::Check(args) = args.command;
     let config = LoadedConfig::load(&args.file)?;
+    // What `run` would read besides the version itself.
+    config.approvals()?;
     let fingerprint = config.fingerprint();
     if args.json {
         render::json(&serde_json::json!({

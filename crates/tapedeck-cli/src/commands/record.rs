@@ -80,10 +80,17 @@ impl RecordingArgs {
 
     /// The prices of `--pricing` (none without it).
     pub fn pricing(&self) -> anyhow::Result<Pricing> {
-        match &self.pricing {
-            Some(path) => Pricing::load(path).map_err(anyhow::Error::msg),
-            None => Ok(Pricing::default()),
+        let Some(path) = &self.pricing else {
+            return Ok(Pricing::default());
+        };
+        // Prices obey the rules of an agent's own `pricing` (finite, not negative); reading
+        // the file as those prices first refuses a bad one with its file:line:column.
+        if let Ok(text) = std::fs::read_to_string(path) {
+            tapedeck_agent::config::parse_document::<
+                std::collections::BTreeMap<String, tapedeck_agent::config::Price>,
+            >(&text, path)?;
         }
+        Pricing::load(path).map_err(anyhow::Error::msg)
     }
 
     /// The upstreams: the flags, else the environment's, else the public APIs.
