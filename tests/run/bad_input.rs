@@ -320,3 +320,17 @@ fn record_pricing_file_with_a_bad_price() {
         assert!(!env.store().exists(), "a store was made");
     }
 }
+
+// `run --label repeat=3` would move a scripted model's seed when the run is replayed, as the
+// golden repetitions' label does.
+#[test]
+fn the_repeat_label_is_refused() {
+    let env = Env::new();
+    minimal(&env, "");
+    let out = env.run_with(&["agent.yaml", "--input", "hi", "--label", "repeat=3"], &[]);
+    assert_eq!(
+        out.expect_input_error(),
+        "error: the label `repeat` is kept for golden repetitions (a replay moves a scripted model's seed by it); choose another name"
+    );
+    assert!(!env.store().exists());
+}
