@@ -92,7 +92,13 @@ fn assert_bounded(recorded: &Recorded, bound: &str) {
     assert!(error.contains(bound), "{error}");
     assert_eq!(
         kinds(&recorded.show),
-        ["llm_request", "http_exchange", "http_exchange", "run_finished"].map(str::to_owned)
+        [
+            "llm_request",
+            "http_exchange",
+            "http_exchange",
+            "run_finished"
+        ]
+        .map(str::to_owned)
     );
 }
 
@@ -127,7 +133,11 @@ fn openai_call_at(index: u64) -> Vec<String> {
 #[test]
 fn a_streamed_tool_call_index_in_the_billions_is_bounded() {
     let pieces = openai_call_at(10_000_000_000);
-    let recorded = record("openai", Reply::Sse(pieces.clone()), pieces.concat().as_bytes());
+    let recorded = record(
+        "openai",
+        Reply::Sse(pieces.clone()),
+        pieces.concat().as_bytes(),
+    );
     assert_bounded(
         &recorded,
         "tool-call index 10000000000 is over the limit of 1023",
@@ -153,7 +163,11 @@ fn a_content_block_index_past_the_limit_is_bounded() {
             ],
             true,
         );
-        let recorded = record("anthropic", Reply::Sse(pieces.clone()), pieces.concat().as_bytes());
+        let recorded = record(
+            "anthropic",
+            Reply::Sse(pieces.clone()),
+            pieces.concat().as_bytes(),
+        );
         assert_bounded(
             &recorded,
             &format!("content-block index {index} is over the limit of 1023"),
@@ -173,7 +187,11 @@ fn more_than_256_tool_calls_in_one_response_are_bounded() {
     events.push(json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}));
     let mut pieces = sse(&events, false);
     pieces.push("data: [DONE]\n\n".to_owned());
-    let recorded = record("openai", Reply::Sse(pieces.clone()), pieces.concat().as_bytes());
+    let recorded = record(
+        "openai",
+        Reply::Sse(pieces.clone()),
+        pieces.concat().as_bytes(),
+    );
     assert_bounded(
         &recorded,
         "the response has more than the limit of 256 tool calls",
@@ -183,7 +201,11 @@ fn more_than_256_tool_calls_in_one_response_are_bounded() {
     events.push(json!({"model": "m", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}));
     let mut pieces = sse(&events, false);
     pieces.push("data: [DONE]\n\n".to_owned());
-    let recorded = record("openai", Reply::Sse(pieces.clone()), pieces.concat().as_bytes());
+    let recorded = record(
+        "openai",
+        Reply::Sse(pieces.clone()),
+        pieces.concat().as_bytes(),
+    );
     let calls = kinds(&recorded.show)
         .iter()
         .filter(|k| *k == "tool_call")
@@ -204,7 +226,10 @@ fn a_response_over_32_mib_reaches_the_client_and_is_kept_only_to_the_limit() {
     let sent = pieces.concat();
     assert!(sent.len() > 40 << 20);
     let recorded = record("openai", Reply::Sse(pieces), sent.as_bytes());
-    assert_bounded(&recorded, "the response is over the limit of 33554432 bytes");
+    assert_bounded(
+        &recorded,
+        "the response is over the limit of 33554432 bytes",
+    );
     let exchange = &recorded.show["events"][1]["data"];
     let raw = &recorded.show["blobs"][exchange["response"].as_str().expect("a ref")];
     assert_eq!(raw["truncated"], true);
@@ -266,7 +291,11 @@ fn a_key_echoed_across_two_stream_deltas_is_not_stored() {
         false,
     );
     pieces.push("data: [DONE]\n\n".to_owned());
-    let recorded = record("openai", Reply::Sse(pieces.clone()), pieces.concat().as_bytes());
+    let recorded = record(
+        "openai",
+        Reply::Sse(pieces.clone()),
+        pieces.concat().as_bytes(),
+    );
     assert_eq!(
         recorded.show["run"]["answer"],
         "your key is [REDACTED], right?"
@@ -286,10 +315,7 @@ fn a_key_echoed_across_two_stream_deltas_is_not_stored() {
     rep.expect_code(0);
     let replayed = env.show(&rep.run_id());
     assert_eq!(replayed["run"]["stop_reason"], "ok");
-    assert_eq!(
-        replayed["run"]["answer"],
-        "your key is [REDACTED], right?"
-    );
+    assert_eq!(replayed["run"]["answer"], "your key is [REDACTED], right?");
 }
 
 // Regression: a body echoing the key with `\u002d` escapes was stored as it came.

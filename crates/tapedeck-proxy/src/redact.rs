@@ -259,9 +259,9 @@ impl Redactor {
         match value {
             Value::String(s) => !self.spans(s).is_empty(),
             Value::Array(items) => items.iter().any(|v| self.holds_secret(v)),
-            Value::Object(map) => map
-                .iter()
-                .any(|(k, v)| Self::is_secret_name(k) || !self.spans(k).is_empty() || self.holds_secret(v)),
+            Value::Object(map) => map.iter().any(|(k, v)| {
+                Self::is_secret_name(k) || !self.spans(k).is_empty() || self.holds_secret(v)
+            }),
             Value::Null | Value::Bool(_) | Value::Number(_) => false,
         }
     }
@@ -348,8 +348,9 @@ impl Redactor {
                     at = range.end;
                 }
                 new.push_str(&text[at..]);
-                if let Some(Some(Value::String(slot))) =
-                    values.get_mut(*block).map(|v| v.as_mut().and_then(|v| v.pointer_mut(pointer)))
+                if let Some(Some(Value::String(slot))) = values
+                    .get_mut(*block)
+                    .map(|v| v.as_mut().and_then(|v| v.pointer_mut(pointer)))
                 {
                     *slot = new;
                     changed[*block] = true;
@@ -380,7 +381,10 @@ impl Redactor {
             let i = moved.partition_point(|(b, _, _)| b.end < old_end);
             let to = match moved.get(i) {
                 Some((block, start, false)) => start + (old_end - block.start),
-                Some((_, start, true)) => moved.get(i + 1).map_or(out.len(), |(_, s, _)| *s).max(*start),
+                Some((_, start, true)) => moved
+                    .get(i + 1)
+                    .map_or(out.len(), |(_, s, _)| *s)
+                    .max(*start),
                 None => out.len(),
             };
             if to > from {
@@ -505,10 +509,15 @@ mod tests {
             "sk%2Dtest%2dVERYSECRET%2D0123456789",
             "sk%252Dtest-VERYSECRET-0123456789",
         ] {
-            assert_eq!(r.text(&format!("bad key {echo}!")), "bad key [REDACTED]!", "{echo}");
+            assert_eq!(
+                r.text(&format!("bad key {echo}!")),
+                "bad key [REDACTED]!",
+                "{echo}"
+            );
         }
         // A body stays JSON, its decoded strings without the key.
-        let body = r#"{"error": {"message": "bad key sk\u002dtest\u002dVERYSECRET\u002d0123456789"}}"#;
+        let body =
+            r#"{"error": {"message": "bad key sk\u002dtest\u002dVERYSECRET\u002d0123456789"}}"#;
         let out = r.body(body);
         let value: Value = serde_json::from_str(&out).expect("still JSON");
         assert_eq!(value["error"]["message"], "bad key [REDACTED]");
@@ -549,7 +558,12 @@ mod tests {
             .iter()
             .filter_map(|b| sse::parse_block(joined[b.clone()].trim_end()))
             .filter_map(|e| serde_json::from_str::<Value>(&e.data).ok())
-            .map(|v| v["choices"][0]["delta"]["content"].as_str().unwrap_or("").to_owned())
+            .map(|v| {
+                v["choices"][0]["delta"]["content"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_owned()
+            })
             .collect();
         assert_eq!(texts.concat(), "the key is [REDACTED] and more");
         // The untouched last piece keeps its own boundary.
@@ -559,7 +573,11 @@ mod tests {
     #[test]
     fn pieces_without_secrets_keep_their_boundaries() {
         let r = learned();
-        let chunks = vec!["data: {\"a\"".to_owned(), ":1}\n\nda".to_owned(), "ta: [DONE]\n\n".to_owned()];
+        let chunks = vec![
+            "data: {\"a\"".to_owned(),
+            ":1}\n\nda".to_owned(),
+            "ta: [DONE]\n\n".to_owned(),
+        ];
         assert_eq!(r.sse(&chunks), chunks);
     }
 }

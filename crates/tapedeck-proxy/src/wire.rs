@@ -744,7 +744,10 @@ mod tests {
             &mut a,
             r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":10000000000,"id":"c","function":{"name":"f","arguments":""}}]}}]}"#,
         );
-        assert_eq!(a.over_limit(), Some(&OverLimit::ToolCallIndex(10_000_000_000)));
+        assert_eq!(
+            a.over_limit(),
+            Some(&OverLimit::ToolCallIndex(10_000_000_000))
+        );
         assert_eq!(
             a.over_limit().map(ToString::to_string).as_deref(),
             Some("tool-call index 10000000000 is over the limit of 1023")
@@ -772,7 +775,10 @@ mod tests {
             .map(|i| json!({"id": format!("c{i}"), "function": {"name": "f", "arguments": "{}"}}))
             .collect();
         let body = json!({"choices": [{"message": {"role": "assistant", "tool_calls": calls}}]});
-        assert_eq!(answer(Provider::OpenAi, &body), Some(Err(OverLimit::ToolCalls)));
+        assert_eq!(
+            answer(Provider::OpenAi, &body),
+            Some(Err(OverLimit::ToolCalls))
+        );
     }
 
     #[test]

@@ -477,7 +477,10 @@ impl Proxy {
                         name: self.redactor.text(name),
                     })
                     .collect(),
-                finish_reason: answer.finish_reason.as_deref().map(|f| self.redactor.text(f)),
+                finish_reason: answer
+                    .finish_reason
+                    .as_deref()
+                    .map(|f| self.redactor.text(f)),
                 usage,
                 cost_usd,
                 latency_ms,
