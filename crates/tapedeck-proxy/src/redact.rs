@@ -218,6 +218,17 @@ impl Redactor {
         }
     }
 
+    /// Whether there is nothing to look for yet (no secret learned, no pattern).
+    fn finds_nothing(&self) -> bool {
+        self.patterns.is_empty()
+            && self
+                .seen
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .any
+                .is_none()
+    }
+
     /// Where `text` holds a learned secret (in any form) or a pattern's match.
     fn spans(&self, text: &str) -> Vec<Range<usize>> {
         let any = self
@@ -270,6 +281,9 @@ impl Redactor {
     /// and, for a JSON body whose decoded strings still hold a secret, the body re-encoded from
     /// its redacted value (a client served it in replay still gets JSON).
     pub fn body(&self, body: &str) -> String {
+        if self.finds_nothing() {
+            return body.to_owned();
+        }
         let out = self.text(body);
         match serde_json::from_str::<Value>(&out) {
             Ok(mut value) if self.holds_secret(&value) => {
@@ -287,6 +301,9 @@ impl Redactor {
     /// theirs. The pieces keep their boundaries but where an event changed (its boundaries
     /// move to its end), so a replay re-emits the same chunking and valid events.
     pub fn sse(&self, chunks: &[String]) -> Vec<String> {
+        if self.finds_nothing() {
+            return chunks.to_vec();
+        }
         let joined = chunks.concat();
         let blocks = sse::blocks(&joined);
         let mut values: Vec<Option<Value>> = blocks
@@ -568,6 +585,28 @@ mod tests {
         assert_eq!(texts.concat(), "the key is [REDACTED] and more");
         // The untouched last piece keeps its own boundary.
         assert_eq!(out.last().map(String::as_str), Some("data: [DONE]\n\n"));
+    }
+
+    #[test]
+    fn a_key_split_across_network_pieces_of_one_event_is_scrubbed() {
+        let r = learned();
+        let event = delta(&format!("key {KEY}!"));
+        let cut = event.find("VERY").expect("the key");
+        let chunks = vec![
+            "data: {}\n\n".to_owned(),
+            event[..cut].to_owned(),
+            event[cut..].to_owned(),
+            "data: [DONE]\n\n".to_owned(),
+        ];
+        let out = r.sse(&chunks);
+        assert_eq!(
+            out,
+            vec![
+                "data: {}\n\n".to_owned(),
+                delta("key [REDACTED]!"),
+                "data: [DONE]\n\n".to_owned()
+            ]
+        );
     }
 
     #[test]
