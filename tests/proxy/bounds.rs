@@ -240,6 +240,20 @@ fn a_response_over_32_mib_reaches_the_client_and_is_kept_only_to_the_limit() {
         .map(|p| p.as_str().map_or(0, str::len))
         .sum();
     assert!(kept <= 32 << 20, "{kept} bytes kept");
+
+    // A whole body too.
+    let body = json!({"model": "m", "choices": [{"index": 0, "finish_reason": "stop",
+        "message": {"role": "assistant", "content": "x".repeat(33 << 20)}}]})
+    .to_string();
+    let recorded = record(
+        "openai",
+        Reply::text(200, "application/json", &body),
+        body.as_bytes(),
+    );
+    assert_bounded(
+        &recorded,
+        "the response is over the limit of 33554432 bytes",
+    );
 }
 
 /// Every form the store and its exports could hold the key in.
