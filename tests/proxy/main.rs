@@ -4,6 +4,7 @@
 //! `show RUN --json`, then replayed with the upstream gone.
 
 mod anthropic;
+mod bounds;
 mod exits;
 mod long_lived;
 mod node;

@@ -122,7 +122,8 @@ fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
     // Nothing listens there once the server has answered its only reply.
     let server = FakeServer::start(vec![Reply::json(200, &Value::Null)]);
     let out = record(&env, &server, &["POST", "/v1/chat/completions", "@big"]);
-    out.expect_code(0);
+    // The client exits 0, but its run ended `model_error`: 1.
+    out.expect_code(1);
     assert!(
         out.stdout.starts_with("413\n") || out.stdout.starts_with("failed"),
         "{}",
@@ -154,7 +155,7 @@ fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
         &gone,
         &["POST", "/v1/chat/completions", &body.to_string()],
     );
-    out.expect_code(0);
+    out.expect_code(1);
     assert!(out.stdout.starts_with("502\n"), "{}", out.stdout);
     let show = env.show(&out.run_id());
     assert_eq!(show["run"]["stop_reason"], "model_error");

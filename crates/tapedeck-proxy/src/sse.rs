@@ -1,5 +1,8 @@
 //! A small incremental server-sent-events parser for the proxy's tee: it is fed the raw bytes
-//! as they arrive (in whatever pieces the network gives) and yields each event's `data`.
+//! as they arrive (in whatever pieces the network gives) and yields each event's `data`; and
+//! [`blocks`], the same split of a whole text, for the redactor to rewrite events in place.
+
+use std::ops::Range;
 
 /// One event's fields that matter here.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +17,9 @@ pub struct SseEvent {
 #[derive(Debug, Default)]
 pub struct SseParser {
     buf: Vec<u8>,
+    /// How far `buf` is known to hold no blank line: a long event arriving in many pieces is
+    /// searched once, not once per piece.
+    scanned: usize,
 }
 
 impl SseParser {
@@ -21,12 +27,15 @@ impl SseParser {
     pub fn feed(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
         self.buf.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some((end, sep)) = find_blank_line(&self.buf) {
+        while let Some((end, sep)) = find_blank_line(&self.buf, self.scanned) {
             let block: Vec<u8> = self.buf.drain(..end + sep).collect();
+            self.scanned = 0;
             if let Some(event) = parse_block(&String::from_utf8_lossy(&block[..end])) {
                 events.push(event);
             }
         }
+        // A separator may start in the last three bytes and end in the next piece.
+        self.scanned = self.buf.len().saturating_sub(3);
         events
     }
 
@@ -36,9 +45,24 @@ impl SseParser {
     }
 }
 
-/// The index of the first blank line (event separator) and its length.
-fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
-    for i in 0..buf.len() {
+/// The event blocks of a whole text: each block with the blank line that ends it, the last
+/// one possibly unfinished; together they cover the text.
+pub fn blocks(text: &str) -> Vec<Range<usize>> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    while let Some((end, sep)) = find_blank_line(&text.as_bytes()[start..], 0) {
+        out.push(start..start + end + sep);
+        start += end + sep;
+    }
+    if start < text.len() {
+        out.push(start..text.len());
+    }
+    out
+}
+
+/// The index of the first blank line (event separator) at or after `from`, and its length.
+fn find_blank_line(buf: &[u8], from: usize) -> Option<(usize, usize)> {
+    for i in from..buf.len() {
         for sep in [&b"\r\n\r\n"[..], b"\n\n", b"\r\r"] {
             if buf[i..].starts_with(sep) {
                 return Some((i, sep.len()));
@@ -48,7 +72,9 @@ fn find_blank_line(buf: &[u8]) -> Option<(usize, usize)> {
     None
 }
 
-fn parse_block(block: &str) -> Option<SseEvent> {
+/// The event of one block (its text without the blank line after it, or with it: blank lines
+/// are ignored), `None` when it has neither `data` nor `event`.
+pub fn parse_block(block: &str) -> Option<SseEvent> {
     let mut event = None;
     let mut data: Vec<&str> = Vec::new();
     for line in block.lines() {
@@ -87,5 +113,27 @@ mod tests {
         let evs = p.feed(b"NE]\n\n");
         assert_eq!(evs[0].data, "[DONE]");
         assert!(!p.has_partial());
+    }
+
+    #[test]
+    fn a_separator_split_across_pieces_is_found() {
+        let mut p = SseParser::default();
+        assert!(p.feed(b"data: 1\r\n").is_empty());
+        assert!(p.feed(b"\r").is_empty());
+        assert_eq!(p.feed(b"\ndata: 2\n")[0].data, "1");
+        assert_eq!(p.feed(b"\n")[0].data, "2");
+    }
+
+    #[test]
+    fn blocks_cover_the_text() {
+        let text = "data: a\n\nevent: x\r\ndata: b\r\n\r\ndata: c";
+        let blocks = blocks(text);
+        assert_eq!(blocks, vec![0..9, 9..30, 30..37]);
+        let events: Vec<_> = blocks
+            .iter()
+            .filter_map(|b| parse_block(&text[b.clone()]))
+            .map(|e| e.data)
+            .collect();
+        assert_eq!(events, ["a", "b", "c"]);
     }
 }

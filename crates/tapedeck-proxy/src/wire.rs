@@ -2,10 +2,44 @@
 //! them: which endpoint a request is, its normalized (matching) form, the messages and tool
 //! results it carries, and the assistant message, tool calls, finish reason and usage of a
 //! response, whole or assembled from a stream.
+//!
+//! What an upstream sends is bounded ([`MAX_INDEX`], [`MAX_TOOL_CALLS`],
+//! [`MAX_RESPONSE_BYTES`]): a response past a bound is an [`OverLimit`], and the proxy stops
+//! reading it into memory (the client still gets every byte).
+
+use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
 use crate::sse::SseEvent;
+
+/// The highest tool-call or content-block index a streamed response may use: indexes are
+/// positions, so a larger one is an upstream out of bounds, not a longer answer.
+pub const MAX_INDEX: u64 = 1023;
+
+/// The most tool calls one response may hold.
+pub const MAX_TOOL_CALLS: usize = 256;
+
+/// The largest response the proxy records (32 MiB): past it the bytes go on to the client but
+/// are no longer kept.
+pub const MAX_RESPONSE_BYTES: usize = 32 << 20;
+
+/// A response that broke one of the bounds on what an upstream sends.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OverLimit {
+    /// A streamed tool call's `index` is over [`MAX_INDEX`].
+    #[error("tool-call index {0} is over the limit of {MAX_INDEX}")]
+    ToolCallIndex(u64),
+    /// A streamed content block's `index` is over [`MAX_INDEX`].
+    #[error("content-block index {0} is over the limit of {MAX_INDEX}")]
+    BlockIndex(u64),
+    /// The response has more than [`MAX_TOOL_CALLS`] tool calls.
+    #[error("the response has more than the limit of {MAX_TOOL_CALLS} tool calls")]
+    ToolCalls,
+    /// The response is over [`MAX_RESPONSE_BYTES`].
+    #[error("the response is over the limit of {MAX_RESPONSE_BYTES} bytes")]
+    Size,
+}
 
 /// The API an endpoint belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -190,8 +224,18 @@ fn input_output_tokens(body: &Value) -> Option<(u64, u64)> {
     ))
 }
 
-/// Reads a whole (non-streamed, or assembled) response body.
-pub fn answer(provider: Provider, body: &Value) -> Option<Answer> {
+/// Reads a whole (non-streamed, or assembled) response body: `None` when it is not one, an
+/// [`OverLimit`] when it holds more than [`MAX_TOOL_CALLS`] tool calls.
+pub fn answer(provider: Provider, body: &Value) -> Option<Result<Answer, OverLimit>> {
+    let answer = read_answer(provider, body)?;
+    Some(if answer.tool_calls.len() > MAX_TOOL_CALLS {
+        Err(OverLimit::ToolCalls)
+    } else {
+        Ok(answer)
+    })
+}
+
+fn read_answer(provider: Provider, body: &Value) -> Option<Answer> {
     let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
     let id = body.get("id").and_then(Value::as_str).map(str::to_owned);
     match provider {
@@ -335,19 +379,24 @@ fn str_at(v: &Value, key: &str) -> String {
 }
 
 /// Assembles a streamed response into the body the API would have sent unstreamed.
+///
+/// Indexes are trusted only up to [`MAX_INDEX`] and tool calls counted up to
+/// [`MAX_TOOL_CALLS`]: past a bound the assembler keeps the [`OverLimit`] and ignores the rest
+/// of the stream, so its memory stays bounded whatever the upstream sends.
 #[derive(Debug)]
 pub struct Assembler {
     provider: Provider,
     model: Option<String>,
     text: String,
-    // OpenAI: (id, name, arguments) by index. Anthropic: content blocks by index.
-    calls: Vec<(String, String, String)>,
-    blocks: Vec<Value>,
-    partial_json: Vec<String>,
+    // OpenAI: (id, name, arguments) by index. Anthropic: content blocks (and their partial
+    // JSON) by index.
+    calls: BTreeMap<u64, (String, String, String)>,
+    blocks: BTreeMap<u64, (Value, String)>,
     final_body: Option<Value>,
     finish: Option<String>,
     usage_in: Option<u64>,
     usage_out: Option<u64>,
+    over: Option<OverLimit>,
     /// Whether the stream said it was complete (`[DONE]` or `message_stop`).
     pub done: bool,
     /// Whether any event was not understood (not JSON).
@@ -361,20 +410,28 @@ impl Assembler {
             provider,
             model: None,
             text: String::new(),
-            calls: Vec::new(),
-            blocks: Vec::new(),
-            partial_json: Vec::new(),
+            calls: BTreeMap::new(),
+            blocks: BTreeMap::new(),
             final_body: None,
             finish: None,
             usage_in: None,
             usage_out: None,
+            over: None,
             done: false,
             malformed: false,
         }
     }
 
+    /// The bound the stream broke, if it did; the events after it were ignored.
+    pub fn over_limit(&self) -> Option<&OverLimit> {
+        self.over.as_ref()
+    }
+
     /// Takes in one event.
     pub fn event(&mut self, event: &SseEvent) {
+        if self.over.is_some() {
+            return;
+        }
         if event.data.trim() == "[DONE]" {
             self.done = true;
             return;
@@ -388,14 +445,20 @@ impl Assembler {
         if let Some(m) = v.get("model").and_then(Value::as_str) {
             self.model = Some(m.to_owned());
         }
-        match self.provider {
+        let result = match self.provider {
             Provider::OpenAi => self.openai(&v),
             Provider::Anthropic => self.anthropic(&v),
-            Provider::Responses => self.responses(&v),
+            Provider::Responses => {
+                self.responses(&v);
+                Ok(())
+            }
+        };
+        if let Err(over) = result {
+            self.over = Some(over);
         }
     }
 
-    fn openai(&mut self, v: &Value) {
+    fn openai(&mut self, v: &Value) -> Result<(), OverLimit> {
         if let Some(u) = v.get("usage").filter(|u| u.is_object()) {
             self.usage_in = u.get("prompt_tokens").and_then(Value::as_u64);
             self.usage_out = u.get("completion_tokens").and_then(Value::as_u64);
@@ -413,14 +476,18 @@ impl Assembler {
             }
             let calls = delta.get("tool_calls").and_then(Value::as_array);
             for call in calls.into_iter().flatten() {
-                let index = call
-                    .get("index")
-                    .and_then(Value::as_u64)
-                    .map_or(self.calls.len().saturating_sub(1), |i| i as usize);
-                while self.calls.len() <= index {
-                    self.calls.push(Default::default());
+                // A delta without an index goes on the last call.
+                let index = match call.get("index").and_then(Value::as_u64) {
+                    Some(i) => i,
+                    None => self.calls.keys().next_back().copied().unwrap_or(0),
+                };
+                if index > MAX_INDEX {
+                    return Err(OverLimit::ToolCallIndex(index));
                 }
-                let slot = &mut self.calls[index];
+                if !self.calls.contains_key(&index) && self.calls.len() >= MAX_TOOL_CALLS {
+                    return Err(OverLimit::ToolCalls);
+                }
+                let slot = self.calls.entry(index).or_default();
                 if let Some(id) = call.get("id").and_then(Value::as_str) {
                     slot.0 = id.to_owned();
                 }
@@ -434,6 +501,7 @@ impl Assembler {
                 }
             }
         }
+        Ok(())
     }
 
     fn responses(&mut self, v: &Value) {
@@ -451,8 +519,11 @@ impl Assembler {
         }
     }
 
-    fn anthropic(&mut self, v: &Value) {
-        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0) as usize;
+    fn anthropic(&mut self, v: &Value) -> Result<(), OverLimit> {
+        let index = v.get("index").and_then(Value::as_u64).unwrap_or(0);
+        if index > MAX_INDEX {
+            return Err(OverLimit::BlockIndex(index));
+        }
         match v.get("type").and_then(Value::as_str) {
             Some("message_start") => {
                 let m = v.get("message");
@@ -468,16 +539,25 @@ impl Assembler {
                     .and_then(Value::as_u64);
             }
             Some("content_block_start") => {
-                while self.blocks.len() <= index {
-                    self.blocks.push(Value::Null);
-                    self.partial_json.push(String::new());
+                let block = v.get("content_block").cloned().unwrap_or(Value::Null);
+                let is_call = |b: &Value| b.get("type").and_then(Value::as_str) == Some("tool_use");
+                if is_call(&block) {
+                    let calls = self
+                        .blocks
+                        .iter()
+                        .filter(|(i, (b, _))| **i != index && is_call(b))
+                        .count();
+                    if calls >= MAX_TOOL_CALLS {
+                        return Err(OverLimit::ToolCalls);
+                    }
                 }
-                self.blocks[index] = v.get("content_block").cloned().unwrap_or(Value::Null);
+                self.blocks.insert(index, (block, String::new()));
             }
             Some("content_block_delta") => {
-                let (Some(block), Some(delta)) = (self.blocks.get_mut(index), v.get("delta"))
+                let (Some((block, partial_json)), Some(delta)) =
+                    (self.blocks.get_mut(&index), v.get("delta"))
                 else {
-                    return;
+                    return Ok(());
                 };
                 if let Some(t) = delta.get("text").and_then(Value::as_str) {
                     let old = block.get("text").and_then(Value::as_str).unwrap_or("");
@@ -485,12 +565,11 @@ impl Assembler {
                     self.text.push_str(t);
                 }
                 if let Some(p) = delta.get("partial_json").and_then(Value::as_str) {
-                    self.partial_json[index].push_str(p);
+                    partial_json.push_str(p);
                 }
             }
             Some("content_block_stop") => {
-                if let (Some(block), Some(json)) =
-                    (self.blocks.get_mut(index), self.partial_json.get(index))
+                if let Some((block, json)) = self.blocks.get_mut(&index)
                     && block.get("type").and_then(Value::as_str) == Some("tool_use")
                 {
                     let input = if json.trim().is_empty() {
@@ -520,6 +599,7 @@ impl Assembler {
             Some("message_stop") => self.done = true,
             _ => {}
         }
+        Ok(())
     }
 
     /// The response body the stream amounts to so far.
@@ -537,7 +617,7 @@ impl Assembler {
                 if !self.calls.is_empty() {
                     message["tool_calls"] = self
                         .calls
-                        .iter()
+                        .values()
                         .map(|(id, name, args)| {
                             json!({"id": id, "type": "function", "function": {"name": name, "arguments": args}})
                         })
@@ -555,7 +635,8 @@ impl Assembler {
             Provider::Anthropic => {
                 let content: Vec<Value> = self
                     .blocks
-                    .iter()
+                    .values()
+                    .map(|(b, _)| b)
                     .filter(|b| !b.is_null())
                     .cloned()
                     .collect();
@@ -637,13 +718,85 @@ mod tests {
             });
         }
         assert!(a.done);
-        let ans = answer(Provider::OpenAi, &a.body()).expect("an answer");
+        let ans = answer(Provider::OpenAi, &a.body())
+            .expect("an answer")
+            .expect("within the bounds");
         assert_eq!(
             ans.tool_calls,
             vec![("c1".into(), "get".into(), json!({"q": 1}))]
         );
         assert_eq!(ans.usage, Some((5, 7)));
         assert_eq!(ans.finish_reason.as_deref(), Some("tool_calls"));
+    }
+
+    fn feed(a: &mut Assembler, data: &str) {
+        a.event(&SseEvent {
+            event: None,
+            data: data.to_owned(),
+        });
+    }
+
+    #[test]
+    fn a_tool_call_index_over_the_limit_stops_the_assembly() {
+        // A delta with `"index": 10000000000` once made the assembler push that many calls.
+        let mut a = Assembler::new(Provider::OpenAi);
+        feed(
+            &mut a,
+            r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":10000000000,"id":"c","function":{"name":"f","arguments":""}}]}}]}"#,
+        );
+        assert_eq!(
+            a.over_limit(),
+            Some(&OverLimit::ToolCallIndex(10_000_000_000))
+        );
+        assert_eq!(
+            a.over_limit().map(ToString::to_string).as_deref(),
+            Some("tool-call index 10000000000 is over the limit of 1023")
+        );
+        feed(&mut a, "[DONE]");
+        assert!(!a.done, "nothing is read after the bound");
+    }
+
+    #[test]
+    fn more_tool_calls_than_the_limit_stop_the_assembly() {
+        let mut a = Assembler::new(Provider::OpenAi);
+        for i in 0..=MAX_TOOL_CALLS {
+            assert_eq!(a.over_limit(), None, "at call {i}");
+            feed(
+                &mut a,
+                &json!({"choices": [{"index": 0, "delta": {"tool_calls": [
+                    {"index": i, "id": format!("c{i}"), "function": {"name": "f", "arguments": "{}"}}
+                ]}}]})
+                .to_string(),
+            );
+        }
+        assert_eq!(a.over_limit(), Some(&OverLimit::ToolCalls));
+        // The same in a whole body.
+        let calls: Vec<Value> = (0..=MAX_TOOL_CALLS)
+            .map(|i| json!({"id": format!("c{i}"), "function": {"name": "f", "arguments": "{}"}}))
+            .collect();
+        let body = json!({"choices": [{"message": {"role": "assistant", "tool_calls": calls}}]});
+        assert_eq!(
+            answer(Provider::OpenAi, &body),
+            Some(Err(OverLimit::ToolCalls))
+        );
+    }
+
+    #[test]
+    fn a_content_block_index_over_the_limit_stops_the_assembly() {
+        let mut a = Assembler::new(Provider::Anthropic);
+        feed(
+            &mut a,
+            r#"{"type":"content_block_start","index":100000,"content_block":{"type":"tool_use","id":"t","name":"f","input":{}}}"#,
+        );
+        assert_eq!(a.over_limit(), Some(&OverLimit::BlockIndex(100_000)));
+        // Sparse indexes under the limit are fine, and no empty blocks fill the gaps.
+        let mut a = Assembler::new(Provider::Anthropic);
+        feed(
+            &mut a,
+            r#"{"type":"content_block_start","index":1000,"content_block":{"type":"text","text":"hi"}}"#,
+        );
+        assert_eq!(a.over_limit(), None);
+        assert_eq!(a.body()["content"], json!([{"type": "text", "text": "hi"}]));
     }
 
     #[test]

@@ -26,7 +26,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ModelConfig;
 use crate::model::http::{self, Answer, Endpoint, Parts, ToolNames};
-use crate::model::{ModelBackend, ModelError};
+use crate::model::{MAX_INDEX, MAX_TOOL_CALLS, ModelBackend, ModelError, OverLimit};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
 /// The API version this backend speaks.
@@ -254,7 +254,7 @@ fn parse_message(value: &Value, names: &ToolNames) -> Result<ModelResponse, Mode
         streamed: false,
         truncated: false,
     };
-    Ok(parts.into_response(finish_reason))
+    parts.into_response(finish_reason)
 }
 
 /// A content block being put together from stream events.
@@ -302,11 +302,13 @@ impl Stream {
             .and_then(Value::as_str)
             .or(name)
             .unwrap_or_default();
-        let index = || {
-            value
-                .get("index")
-                .and_then(Value::as_u64)
-                .ok_or_else(|| ModelError::Malformed(format!("a `{kind}` event without `index`")))
+        // Indexes are trusted up to MAX_INDEX: the blocks are kept by index.
+        let index = || match value.get("index").and_then(Value::as_u64) {
+            Some(index) if index > MAX_INDEX => Err(OverLimit::BlockIndex(index).into()),
+            Some(index) => Ok(index),
+            None => Err(ModelError::Malformed(format!(
+                "a `{kind}` event without `index`"
+            ))),
         };
         match kind {
             "message_start" => {
@@ -351,6 +353,16 @@ impl Stream {
                     },
                     _ => Block::Other,
                 };
+                if matches!(new, Block::ToolUse { .. }) {
+                    let calls = self
+                        .blocks
+                        .iter()
+                        .filter(|(i, b)| **i != index && matches!(b, Block::ToolUse { .. }))
+                        .count();
+                    if calls >= MAX_TOOL_CALLS {
+                        return Err(OverLimit::ToolCalls.into());
+                    }
+                }
                 self.blocks.insert(index, new);
             }
             "content_block_delta" => {
@@ -429,7 +441,7 @@ impl Stream {
         }
     }
 
-    fn into_response(self, names: &ToolNames) -> ModelResponse {
+    fn into_response(self, names: &ToolNames) -> Result<ModelResponse, ModelError> {
         let truncated = !self.stopped && self.stop_reason.is_none();
         let mut text = String::new();
         let mut calls = Vec::new();
@@ -480,5 +492,5 @@ fn read_stream(
         stream.event(event.event.as_deref(), &event.data)?;
         Ok(stream.stopped)
     })?;
-    Ok(stream.into_response(names))
+    stream.into_response(names)
 }

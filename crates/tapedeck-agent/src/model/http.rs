@@ -12,14 +12,11 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::config::ModelConfig;
-use crate::model::ModelError;
 use crate::model::sse::{SseEvent, SseReader};
+use crate::model::{MAX_RESPONSE_BYTES, MAX_TOOL_CALLS, ModelError, OverLimit};
 use tapedeck_trace::Usage;
 
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
-
-/// The largest response body read (64 MiB).
-const MAX_BODY: u64 = 64 << 20;
 
 /// The API key from the environment variable the config names.
 pub(crate) fn api_key(model: &ModelConfig) -> Result<String, AgentError> {
@@ -180,20 +177,43 @@ pub(crate) fn post_json(
     })
 }
 
-/// Reads the whole body, by `deadline`.
+/// Reads the whole body (at most [`MAX_RESPONSE_BYTES`]), by `deadline`.
 pub(crate) fn read_body(mut response: Response, deadline: Instant) -> Result<Vec<u8>, ModelError> {
     let mut body = Vec::new();
     (&mut response)
-        .take(MAX_BODY + 1)
+        .take(MAX_RESPONSE_BYTES + 1)
         .read_to_end(&mut body)
         .map_err(|e| read_error(&e, deadline))?;
-    if body.len() as u64 > MAX_BODY {
-        return Err(ModelError::Malformed(format!(
-            "the response body is larger than {} MiB",
-            MAX_BODY >> 20
-        )));
+    if body.len() as u64 > MAX_RESPONSE_BYTES {
+        return Err(OverLimit::Size.into());
     }
     Ok(body)
+}
+
+/// A reader that fails with [`OverLimit::Size`] once more than [`MAX_RESPONSE_BYTES`] came
+/// through it: a stream is bounded like a whole body.
+struct Capped<R> {
+    inner: R,
+    read: u64,
+}
+
+impl<R: Read> Read for Capped<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > MAX_RESPONSE_BYTES {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, OverLimit::Size));
+        }
+        Ok(n)
+    }
+}
+
+/// [`ModelError::OverLimit`] when there are more than [`MAX_TOOL_CALLS`] tool calls.
+pub(crate) fn check_calls(calls: &[ToolCallRequest]) -> Result<(), ModelError> {
+    if calls.len() > MAX_TOOL_CALLS {
+        return Err(OverLimit::ToolCalls.into());
+    }
+    Ok(())
 }
 
 /// Whether the response is a server-sent-events stream.
@@ -383,14 +403,18 @@ impl Parts {
     /// The response, the provider's finish reason mapped by `finish`. Without a finish reason,
     /// a cut stream is [`FinishReason::Other`], anything else `ToolCalls` or `Stop` by whether
     /// there are tool calls.
-    pub(crate) fn into_response(self, finish: fn(&str) -> FinishReason) -> ModelResponse {
+    pub(crate) fn into_response(
+        self,
+        finish: fn(&str) -> FinishReason,
+    ) -> Result<ModelResponse, ModelError> {
+        check_calls(&self.calls)?;
         let finish = match (&self.raw_finish, self.truncated) {
             (Some(raw), _) => finish(raw),
             (None, true) => FinishReason::Other,
             (None, false) if self.calls.is_empty() => FinishReason::Stop,
             (None, false) => FinishReason::ToolCalls,
         };
-        ModelResponse {
+        Ok(ModelResponse {
             message: Message::Assistant {
                 content: (!self.text.is_empty()).then_some(self.text),
                 tool_calls: self.calls,
@@ -400,7 +424,7 @@ impl Parts {
             usage: self.usage,
             streamed: self.streamed,
             truncated: self.truncated,
-        }
+        })
     }
 }
 
@@ -413,7 +437,10 @@ pub(crate) fn read_events(
     deadline: Instant,
     mut on_event: impl FnMut(&SseEvent) -> Result<bool, ModelError>,
 ) -> Result<(), ModelError> {
-    let mut reader = SseReader::new(response);
+    let mut reader = SseReader::new(Capped {
+        inner: response,
+        read: 0,
+    });
     let mut anything_arrived = false;
     loop {
         match reader.next_event() {
@@ -441,6 +468,9 @@ pub(crate) fn stream_read_error(
     deadline: Instant,
     anything_arrived: bool,
 ) -> Result<(), ModelError> {
+    if let Some(over) = error.get_ref().and_then(|e| e.downcast_ref::<OverLimit>()) {
+        return Err(over.clone().into());
+    }
     let from_reqwest = error
         .get_ref()
         .is_some_and(|inner| inner.is::<reqwest::Error>());

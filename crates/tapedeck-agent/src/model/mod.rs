@@ -14,6 +14,33 @@ use std::time::{Duration, Instant};
 use crate::config::{LoadedConfig, Provider};
 use crate::{AgentError, ModelRequest, ModelResponse};
 
+/// The highest tool-call or content-block index a streamed answer may use: indexes are
+/// positions, so a larger one is an upstream out of bounds, not a longer answer.
+pub const MAX_INDEX: u64 = 1023;
+
+/// The most tool calls one answer may hold.
+pub const MAX_TOOL_CALLS: usize = 256;
+
+/// The largest answer read (32 MiB), whole body or stream.
+pub const MAX_RESPONSE_BYTES: u64 = 32 << 20;
+
+/// An answer that broke one of the bounds on what a model API sends.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum OverLimit {
+    /// A streamed tool call's `index` is over [`MAX_INDEX`].
+    #[error("tool-call index {0} is over the limit of {MAX_INDEX}")]
+    ToolCallIndex(u64),
+    /// A streamed content block's `index` is over [`MAX_INDEX`].
+    #[error("content-block index {0} is over the limit of {MAX_INDEX}")]
+    BlockIndex(u64),
+    /// The answer has more than [`MAX_TOOL_CALLS`] tool calls.
+    #[error("the answer has more than the limit of {MAX_TOOL_CALLS} tool calls")]
+    ToolCalls,
+    /// The answer is over [`MAX_RESPONSE_BYTES`].
+    #[error("the answer is over the limit of {MAX_RESPONSE_BYTES} bytes")]
+    Size,
+}
+
 /// A model the runtime can ask.
 pub trait ModelBackend: Send {
     /// `openai`, `anthropic` or `scripted`, as recorded in `llm_request`.
@@ -56,6 +83,9 @@ pub enum ModelError {
     /// A replay has no recorded response for this request; the run stops `replay_miss:llm`.
     #[error("no recorded response: {0}")]
     Unrecorded(String),
+    /// The answer broke a bound on what the API may send; the run stops `model_error`.
+    #[error("the model API's answer is past a bound: {0}")]
+    OverLimit(#[from] OverLimit),
 }
 
 impl ModelError {

@@ -25,7 +25,7 @@ use serde_json::{Map, Value, json};
 
 use crate::config::ModelConfig;
 use crate::model::http::{self, Answer, Endpoint, Parts, ToolNames};
-use crate::model::{ModelBackend, ModelError};
+use crate::model::{MAX_INDEX, MAX_TOOL_CALLS, ModelBackend, ModelError, OverLimit};
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
 /// An OpenAI-compatible Chat Completions API.
@@ -215,6 +215,9 @@ fn parse_completion(value: &Value, names: &ToolNames) -> Result<ModelResponse, M
     }
     let calls = match message.get("tool_calls") {
         None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(calls)) if calls.len() > MAX_TOOL_CALLS => {
+            return Err(OverLimit::ToolCalls.into());
+        }
         Some(Value::Array(calls)) => calls
             .iter()
             .enumerate()
@@ -237,7 +240,7 @@ fn parse_completion(value: &Value, names: &ToolNames) -> Result<ModelResponse, M
         streamed: false,
         truncated: false,
     };
-    Ok(parts.into_response(finish_reason))
+    parts.into_response(finish_reason)
 }
 
 /// One entry of `message.tool_calls`.
@@ -318,7 +321,7 @@ impl Stream {
                 }
                 if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
                     for (position, call) in calls.iter().enumerate() {
-                        self.call_delta(position, call);
+                        self.call_delta(position, call)?;
                     }
                 }
             }
@@ -329,12 +332,19 @@ impl Stream {
         Ok(())
     }
 
-    /// One tool-call delta: the id and name arrive first, the arguments in pieces.
-    fn call_delta(&mut self, position: usize, call: &Value) {
+    /// One tool-call delta: the id and name arrive first, the arguments in pieces. The index
+    /// is trusted up to [`MAX_INDEX`], and at most [`MAX_TOOL_CALLS`] calls are put together.
+    fn call_delta(&mut self, position: usize, call: &Value) -> Result<(), OverLimit> {
         let index = call
             .get("index")
             .and_then(Value::as_u64)
             .unwrap_or(position as u64);
+        if index > MAX_INDEX {
+            return Err(OverLimit::ToolCallIndex(index));
+        }
+        if !self.calls.contains_key(&index) && self.calls.len() >= MAX_TOOL_CALLS {
+            return Err(OverLimit::ToolCalls);
+        }
         let entry = self.calls.entry(index).or_default();
         if let Some(id) = call.get("id").and_then(Value::as_str)
             && !id.is_empty()
@@ -349,9 +359,10 @@ impl Stream {
         if let Some(piece) = call.pointer("/function/arguments").and_then(Value::as_str) {
             entry.arguments.push_str(piece);
         }
+        Ok(())
     }
 
-    fn into_response(self, names: &ToolNames) -> ModelResponse {
+    fn into_response(self, names: &ToolNames) -> Result<ModelResponse, ModelError> {
         let truncated = !self.done && self.finish.is_none();
         let calls = self
             .calls
@@ -389,5 +400,5 @@ fn read_stream(
         stream.chunk(&event.data)?;
         Ok(stream.done)
     })?;
-    Ok(stream.into_response(names))
+    stream.into_response(names)
 }

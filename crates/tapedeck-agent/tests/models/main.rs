@@ -2,6 +2,7 @@
 //! cut, errors, timeouts, the request they send) and the scripted model.
 
 mod anthropic;
+mod bounds;
 mod openai;
 mod scripted;
 use tapedeck_testkit::fake_http as server;

@@ -18,6 +18,17 @@ pub fn client() -> Result<reqwest::Client, reqwest::Error> {
 
 type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, String>> + Send>>;
 
+/// What the tee kept of a response, for its recording.
+pub(super) struct Teed {
+    /// The pieces as they arrived, at most [`wire::MAX_RESPONSE_BYTES`] of them.
+    pub(super) chunks: Vec<String>,
+    /// Whether the body was cut (the upstream failed before its end).
+    pub(super) cut: bool,
+    /// Whether the body went over [`wire::MAX_RESPONSE_BYTES`]: its rest reached the client
+    /// but was not kept.
+    pub(super) over: bool,
+}
+
 /// What the upstream (live or recorded) answered.
 pub(super) struct Upstream {
     /// In replay, the cost recorded for the call.
@@ -180,12 +191,12 @@ impl Proxy {
     }
 
     /// Sends the upstream's response to the client as it arrives, while a tee keeps its
-    /// pieces; `on_done` gets them (and whether the body was cut) once the upstream is done,
-    /// even if the client went away meanwhile.
+    /// pieces (up to [`wire::MAX_RESPONSE_BYTES`]); `on_done` gets them once the upstream is
+    /// done, even if the client went away meanwhile.
     pub(super) async fn respond(
         self: &Arc<Self>,
         upstream: Upstream,
-        on_done: impl FnOnce(Vec<String>, bool) + Send + 'static,
+        on_done: impl FnOnce(Teed) + Send + 'static,
     ) -> Response {
         let Upstream {
             status,
@@ -199,6 +210,8 @@ impl Proxy {
         });
         let task = tokio::spawn(async move {
             let mut chunks = Vec::new();
+            let mut kept = 0usize;
+            let mut over = false;
             let mut cut = None;
             let mut client = true;
             // The end of a response reaches the client only once it is recorded, so a client
@@ -212,7 +225,13 @@ impl Proxy {
                         let piece = text(&bytes);
                         let last =
                             !sse || piece.contains("[DONE]") || piece.contains("message_stop");
-                        chunks.push(piece);
+                        // Past the bound the bytes still go to the client; only the keeping stops.
+                        if !over && kept + bytes.len() <= wire::MAX_RESPONSE_BYTES {
+                            kept += bytes.len();
+                            chunks.push(piece);
+                        } else {
+                            over = true;
+                        }
                         if last {
                             for b in std::mem::take(&mut held) {
                                 if client && tx.send(Ok(b)).await.is_err() {
@@ -235,7 +254,11 @@ impl Proxy {
                     }
                 }
             }
-            on_done(chunks, cut.is_some());
+            on_done(Teed {
+                chunks,
+                cut: cut.is_some(),
+                over,
+            });
             for b in held {
                 if client && tx.send(Ok(b)).await.is_err() {
                     client = false;

@@ -45,7 +45,7 @@ use tokio::task::JoinHandle;
 
 use crate::redact::Redactor;
 use crate::sse::SseParser;
-use crate::wire::{self, Answer, Assembler, Provider};
+use crate::wire::{self, Answer, Assembler, OverLimit, Provider};
 
 mod body;
 mod forward;
@@ -55,13 +55,15 @@ mod settings;
 
 pub use body::BodyError;
 use body::{path_of, read_body};
+use forward::Teed;
 pub use forward::client;
 pub use recording::*;
 pub use serve::*;
 pub use settings::*;
 
-/// The largest request body the proxy accepts (413 above it).
-pub const DEFAULT_BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// The largest request body the proxy accepts (413 above it): the same 32 MiB as the largest
+/// response it records.
+pub const DEFAULT_BODY_LIMIT: usize = wire::MAX_RESPONSE_BYTES;
 
 /// The public API base URLs (OpenAI's includes `/v1`, Anthropic's does not).
 pub const OPENAI_DEFAULT: &str = "https://api.openai.com/v1";
@@ -410,8 +412,8 @@ impl Proxy {
             };
             self.record(|r| {
                 r.append(EventData::ToolResult(ToolResult {
-                    call_id: output.call_id.clone(),
-                    tool,
+                    call_id: self.redactor.text(&output.call_id),
+                    tool: self.redactor.text(&tool),
                     output: content,
                     error,
                     latency_ms: at.elapsed().as_millis() as u64,
@@ -503,11 +505,14 @@ impl Proxy {
                     .tool_calls
                     .iter()
                     .map(|(id, name, _)| ToolCallSummary {
-                        id: id.clone(),
-                        name: name.clone(),
+                        id: self.redactor.text(id),
+                        name: self.redactor.text(name),
                     })
                     .collect(),
-                finish_reason: answer.finish_reason.clone(),
+                finish_reason: answer
+                    .finish_reason
+                    .as_deref()
+                    .map(|f| self.redactor.text(f)),
                 usage,
                 cost_usd,
                 latency_ms,
@@ -520,8 +525,8 @@ impl Proxy {
                 self.record(|r| {
                     r.append(EventData::ToolCall(ToolCall {
                         step,
-                        call_id: id.clone(),
-                        tool: name.clone(),
+                        call_id: self.redactor.text(id),
+                        tool: self.redactor.text(name),
                         args,
                         args_hash: args,
                         idempotency_key: None,
@@ -594,38 +599,39 @@ impl Proxy {
         let streamed = upstream.is_sse();
         let content_type = upstream.content_type().to_owned();
         let this = Arc::clone(&self);
-        let on_done = move |chunks: Vec<String>, cut: bool| {
+        let on_done = move |teed: Teed| {
             let latency = started.elapsed().as_millis() as u64;
-            let answer = if streamed {
+            let answer = if teed.over {
+                Err(OverLimit::Size)
+            } else if streamed {
                 let mut parser = SseParser::default();
                 let mut asm = Assembler::new(provider);
-                for c in &chunks {
+                for c in &teed.chunks {
                     for ev in parser.feed(c.as_bytes()) {
                         asm.event(&ev);
                     }
                 }
-                let truncated = cut || !asm.done;
-                (!asm.malformed || asm.done)
-                    .then(|| wire::answer(provider, &asm.body()))
-                    .flatten()
-                    .map(|a| (a, truncated))
+                match asm.over_limit() {
+                    Some(over) => Err(over.clone()),
+                    None => {
+                        let truncated = teed.cut || !asm.done;
+                        (!asm.malformed || asm.done)
+                            .then(|| wire::answer(provider, &asm.body()))
+                            .flatten()
+                            .transpose()
+                            .map(|a| a.map(|a| (a, truncated)))
+                    }
+                }
             } else {
-                serde_json::from_str::<Value>(&chunks.concat())
+                serde_json::from_str::<Value>(&teed.chunks.concat())
                     .ok()
                     .and_then(|v| wire::answer(provider, &v))
-                    .map(|a| (a, cut))
+                    .transpose()
+                    .map(|a| a.map(|a| (a, teed.cut)))
             };
-            let mut raw = json!({"status": status, "content_type": content_type});
-            if streamed {
-                raw["sse"] = json!(chunks);
-            } else {
-                raw["body"] = Value::String(chunks.concat());
-            }
-            if cut {
-                raw["truncated"] = Value::Bool(true);
-            }
-            match answer.filter(|_| ok) {
-                Some((answer, truncated)) => {
+            let raw = this.raw_response(status, &content_type, streamed, &teed);
+            match answer {
+                Ok(Some((answer, truncated))) if ok => {
                     let usage = answer.usage.map(|(i, o)| Usage {
                         input_tokens: i,
                         output_tokens: o,
@@ -638,13 +644,15 @@ impl Proxy {
                     let cost = recorded_cost.or_else(|| this.pricing.cost(&models, usage));
                     this.record_answer(step, cost, &answer, latency, streamed, truncated);
                 }
-                None => {
-                    let why = if ok {
-                        format!(
+                failed => {
+                    let why = match failed {
+                        // The client got the answer as it came; the recording says why it
+                        // holds no model response.
+                        Err(over) => format!("the upstream's answer is past a bound: {over}"),
+                        _ if ok => format!(
                             "the upstream answered HTTP {status} with a body tapedeck could not read"
-                        )
-                    } else {
-                        format!("the upstream answered HTTP {status}")
+                        ),
+                        _ => format!("the upstream answered HTTP {status}"),
                     };
                     lock(&this.session).last = Some(Last::Error(why));
                 }
@@ -652,6 +660,25 @@ impl Proxy {
             this.record_exchange(&method, &path, Some(status), request, &raw, latency);
         };
         self.respond(upstream, on_done).await
+    }
+
+    /// A response as its exchange records it: status, content type, and the body or the SSE
+    /// pieces with secrets removed (also those split across pieces or encoded); a body the
+    /// tee stopped keeping is marked `truncated` with the bound it went over.
+    fn raw_response(&self, status: u16, content_type: &str, streamed: bool, teed: &Teed) -> Value {
+        let mut raw = json!({"status": status, "content_type": content_type});
+        if streamed {
+            raw["sse"] = json!(self.redactor.sse(&teed.chunks));
+        } else {
+            raw["body"] = Value::String(self.redactor.body(&teed.chunks.concat()));
+        }
+        if teed.cut || teed.over {
+            raw["truncated"] = Value::Bool(true);
+        }
+        if teed.over {
+            raw["over_limit"] = Value::String(OverLimit::Size.to_string());
+        }
+        raw
     }
 
     async fn passthrough(
@@ -685,16 +712,8 @@ impl Proxy {
         let content_type = upstream.content_type().to_owned();
         let streamed = upstream.is_sse();
         let this = Arc::clone(&self);
-        let on_done = move |chunks: Vec<String>, cut: bool| {
-            let mut raw = json!({"status": status, "content_type": content_type});
-            if streamed {
-                raw["sse"] = json!(chunks);
-            } else {
-                raw["body"] = Value::String(chunks.concat());
-            }
-            if cut {
-                raw["truncated"] = Value::Bool(true);
-            }
+        let on_done = move |teed: Teed| {
+            let raw = this.raw_response(status, &content_type, streamed, &teed);
             this.record_exchange(
                 &method,
                 &path,
