@@ -1,11 +1,12 @@
 //! `tapedeck proxy`: the long-lived proxy, one run per `x-tapedeck-run` header value, ended by
-//! Ctrl-C (SIGINT).
+//! Ctrl-C (SIGINT) or SIGTERM.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
 
 use serde_json::json;
+use tapedeck_testkit::cli::{Interrupt, interrupt};
 
 use crate::server::{FakeServer, Reply};
 use crate::{Env, KEY, contains};
@@ -67,12 +68,13 @@ impl LongLived {
     }
 
     /// Ctrl-C (SIGINT), then checks it exited 0; returns the ids of the runs it printed.
-    fn stop(mut self) -> Vec<String> {
-        let status = Command::new("kill")
-            .args(["-INT", &self.child.id().to_string()])
-            .status()
-            .expect("kill -INT");
-        assert!(status.success());
+    fn stop(self) -> Vec<String> {
+        self.stop_with(Interrupt::Int)
+    }
+
+    /// [`LongLived::stop`] with `signal`.
+    fn stop_with(mut self, signal: Interrupt) -> Vec<String> {
+        interrupt(&self.child, signal);
         let mut rest = String::new();
         self.stderr
             .read_to_string(&mut rest)
@@ -84,6 +86,22 @@ impl LongLived {
             .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
             .collect()
     }
+}
+
+// SIGTERM (how a service manager stops it) killed the proxy and left its open runs
+// `incomplete`; it now ends them as Ctrl-C does.
+#[test]
+fn sigterm_ends_the_open_runs_as_ctrl_c_does() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![Reply::json(200, &answer("one"))]);
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(&env, &["--upstream-openai", &upstream]);
+    assert!(post(&proxy.addr, "a", "first").contains("one"));
+    let ids = proxy.stop_with(Interrupt::Term);
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    let show = env.show(&ids[0]);
+    assert_eq!(show["run"]["status"], "ok", "{show}");
+    assert_eq!(show["run"]["stop_reason"], "ok");
 }
 
 #[test]

@@ -25,7 +25,7 @@ enum Mode {
 /// Serve the recording (or replaying) HTTP proxy until Ctrl-C, one run per client session
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C ends every open run.\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
+    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
 )]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the address is printed on stderr)
@@ -112,7 +112,19 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         anstream::eprintln!("tapedeck proxy listening on http://{addr} (Ctrl-C to stop)");
-        let shutdown = async {
+        // SIGTERM (a service manager stopping it) ends the open runs as Ctrl-C does, instead
+        // of leaving them `incomplete`.
+        #[cfg(unix)]
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("cannot listen for SIGTERM")?;
+        let shutdown = async move {
+            #[cfg(unix)]
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = terminate.recv() => {}
+            }
+            #[cfg(not(unix))]
             let _ = tokio::signal::ctrl_c().await;
         };
         Arc::clone(&hub)
