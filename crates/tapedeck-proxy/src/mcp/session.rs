@@ -92,14 +92,17 @@ impl Session {
         Ok(())
     }
 
-    /// Ends the run (once); later messages are no longer recorded.
+    /// Ends the run (once); later messages are no longer recorded. A message that could not
+    /// be recorded is reported, but only after the run was ended with what it has, so it is not
+    /// left `running`.
     pub(super) fn end(&mut self, ending: Ending) -> Result<Option<Run>, StoreError> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
-        match self.recorder.take() {
+        let ended = match self.recorder.take() {
             Some(recorder) => recorder.end(ending).map(Some),
             None => Ok(None),
+        };
+        match self.error.take() {
+            Some(e) => Err(e),
+            None => ended,
         }
     }
 }
