@@ -39,6 +39,20 @@ fn answer(text: &str) -> Reply {
     )
 }
 
+/// A folder with `ask.py` and the run of `ask.py hello` recorded (answered "Hi."), and its id.
+fn recorded_hello() -> (Env, String) {
+    let env = Env::new();
+    env.write("ask.py", ASK);
+    let server = FakeServer::start(vec![answer("Hi.")]);
+    let recorded = env.record(
+        &["--upstream-openai", &upstream(&server)],
+        &["python3", "ask.py", "hello"],
+    );
+    recorded.expect_code(0);
+    let run = recorded.run_id();
+    (env, run)
+}
+
 fn upstream(server: &FakeServer) -> String {
     format!("{}/v1", server.base)
 }
@@ -86,15 +100,7 @@ fn record_exits_1_when_the_client_exits_0_but_the_run_failed() {
 // the run stopped `replay_miss:llm`.
 #[test]
 fn replay_exits_1_when_the_client_swallows_a_replay_miss() {
-    let env = Env::new();
-    env.write("ask.py", ASK);
-    let server = FakeServer::start(vec![answer("Hi.")]);
-    let recorded = env.record(
-        &["--upstream-openai", &upstream(&server)],
-        &["python3", "ask.py", "hello"],
-    );
-    recorded.expect_code(0);
-    let run = recorded.run_id();
+    let (env, run) = recorded_hello();
     let out = env.exec(env.tapedeck().args([
         "replay",
         &run,
@@ -133,14 +139,7 @@ fn record_passes_a_failing_clients_code_through() {
 // `--agent`, `--from-step` and `--on-miss` were silently ignored with `-- CMD`.
 #[test]
 fn replay_with_a_client_refuses_the_runtimes_flags() {
-    let env = Env::new();
-    env.write("ask.py", ASK);
-    let server = FakeServer::start(vec![answer("Hi.")]);
-    let recorded = env.record(
-        &["--upstream-openai", &upstream(&server)],
-        &["python3", "ask.py", "hello"],
-    );
-    let run = recorded.run_id();
+    let (env, run) = recorded_hello();
     for flags in [
         &["--agent", "new.yaml"][..],
         &["--from-step", "2"],

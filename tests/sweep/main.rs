@@ -145,6 +145,29 @@ fn support_bot() -> (tempfile::TempDir, String) {
     (dir, config)
 }
 
+/// `config check` (0 or 2) and `run` (0, 1 or 2) of `agent.yaml` in `dir`.
+fn check_and_run(sweep: &mut Sweep, dir: &Path, name: &str) {
+    run_case(
+        sweep,
+        &format!("config check ({name})"),
+        dir,
+        &[0, 2],
+        tapedeck(dir).args(["config", "check", "agent.yaml"]),
+    );
+    run_case(
+        sweep,
+        &format!("run ({name})"),
+        dir,
+        &[0, 1, 2],
+        tapedeck(dir).args([
+            "run",
+            "agent.yaml",
+            "--input",
+            "How do I reset my password?",
+        ]),
+    );
+}
+
 /// `config check` and `run` of each broken agent version.
 #[test]
 fn malformed_configs_and_scripts_end_inside_the_contract() {
@@ -216,25 +239,7 @@ fn malformed_configs_and_scripts_end_inside_the_contract() {
     variants.push(("empty".to_owned(), Vec::new()));
     for (name, bytes) in &variants {
         std::fs::write(dir.join("agent.yaml"), bytes).expect("write the variant");
-        run_case(
-            &mut sweep,
-            &format!("config check ({name})"),
-            dir,
-            &[0, 2],
-            tapedeck(dir).args(["config", "check", "agent.yaml"]),
-        );
-        run_case(
-            &mut sweep,
-            &format!("run ({name})"),
-            dir,
-            &[0, 1, 2],
-            tapedeck(dir).args([
-                "run",
-                "agent.yaml",
-                "--input",
-                "How do I reset my password?",
-            ]),
-        );
+        check_and_run(&mut sweep, dir, name);
     }
     // The script file itself, broken.
     std::fs::write(dir.join("agent.yaml"), &config).expect("write the agent");
@@ -257,25 +262,7 @@ fn malformed_configs_and_scripts_end_inside_the_contract() {
     ));
     for (name, text) in scripts {
         std::fs::write(dir.join("support-bot.script.yaml"), text).expect("write the script");
-        run_case(
-            &mut sweep,
-            &format!("config check ({name})"),
-            dir,
-            &[0, 2],
-            tapedeck(dir).args(["config", "check", "agent.yaml"]),
-        );
-        run_case(
-            &mut sweep,
-            &format!("run ({name})"),
-            dir,
-            &[0, 1, 2],
-            tapedeck(dir).args([
-                "run",
-                "agent.yaml",
-                "--input",
-                "How do I reset my password?",
-            ]),
-        );
+        check_and_run(&mut sweep, dir, &name);
     }
     sweep.finish(140);
 }

@@ -1,6 +1,8 @@
-//! SIGINT and SIGTERM as a request to stop a runtime run ([`Interrupts`]): the first cancels
-//! the run under way, which ends `cancelled` with its events flushed, and the command exits
-//! 130 / 143; a second exits at once (the run then shows `incomplete`).
+//! SIGINT and SIGTERM as a request to stop, the one place tapedeck listens for them
+//! ([`Signals`]). For a runtime run ([`Interrupts`]) the first cancels the run under way, which
+//! ends `cancelled` with its events flushed, and the command exits 130 / 143; a second exits at
+//! once (the run then shows `incomplete`). A client run behind the proxy gets them as a stream
+//! ([`forward`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
@@ -59,6 +61,22 @@ impl Interrupts {
     }
 }
 
+/// Sends every SIGINT / SIGTERM this process receives, as its number, to the receiver it
+/// returns; to be called inside the async runtime that will deliver them.
+pub fn forward() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<i32>> {
+    let mut signals = Signals::register().context("cannot listen for SIGINT and SIGTERM")?;
+    let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        loop {
+            if sender.send(signals.next().await).is_err() {
+                break;
+            }
+        }
+    });
+    Ok(receiver)
+}
+
+/// SIGINT and SIGTERM as they arrive (Ctrl-C only, off Unix).
 struct Signals {
     #[cfg(unix)]
     interrupt: tokio::signal::unix::Signal,

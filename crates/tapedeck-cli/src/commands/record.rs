@@ -143,7 +143,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
 pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit> {
     let runtime = proxy_runtime()?;
     let run_of_proxy = Arc::clone(&proxy);
-    let (proxy, end) = match runtime.block_on(http::run_child(proxy, command)) {
+    let (proxy, end) = match runtime.block_on(async {
+        let interrupts = crate::interrupt::forward().map_err(std::io::Error::other)?;
+        http::run_child(proxy, command, interrupts).await
+    }) {
         Ok(done) => done,
         Err(e) => {
             // The client never ran: end its run (as a client exiting 127 would) rather than

@@ -70,12 +70,14 @@ pub struct ChildEnd {
 /// `ANTHROPIC_BASE_URL` pointing at it; returns how the child ended once the proxy has
 /// recorded everything.
 ///
-/// SIGINT is not passed on: Ctrl-C in a terminal reaches the client too (same process
-/// group), and a second copy would interrupt its clean-up. SIGTERM is forwarded to the client.
-/// Either way tapedeck waits for the client to end, then says it was interrupted.
+/// `interrupts` brings the signals the caller listens for (SIGINT 2, SIGTERM 15). SIGINT is
+/// not passed on: Ctrl-C in a terminal reaches the client too (same process group), and a
+/// second copy would interrupt its clean-up. SIGTERM is passed on to the client. Either way the
+/// client is waited for, and the end says it was interrupted; a second signal kills it.
 pub async fn run_child(
     proxy: Arc<Proxy>,
     command: &[String],
+    mut interrupts: mpsc::UnboundedReceiver<i32>,
 ) -> std::io::Result<(Arc<Proxy>, ChildEnd)> {
     let Some((program, args)) = command.split_first() else {
         return Err(std::io::Error::other("no command to run"));
@@ -98,12 +100,11 @@ pub async fn run_child(
             ));
         }
     };
-    let mut interrupts = Interrupts::listen()?;
     let mut interrupted_by = None;
     let status = loop {
         tokio::select! {
             status = child.wait() => break status,
-            signal = interrupts.next() => {
+            Some(signal) = interrupts.recv() => {
                 if interrupted_by.is_some() {
                     // A second signal: stop at once.
                     let _ = child.start_kill();
@@ -127,47 +128,6 @@ pub async fn run_child(
 
 /// SIGTERM's number.
 const TERMINATE: i32 = 15;
-/// SIGINT's number.
-const INTERRUPT: i32 = 2;
-
-/// SIGINT and SIGTERM as they arrive (Ctrl-C only, off Unix).
-struct Interrupts {
-    #[cfg(unix)]
-    interrupt: tokio::signal::unix::Signal,
-    #[cfg(unix)]
-    terminate: tokio::signal::unix::Signal,
-}
-
-impl Interrupts {
-    fn listen() -> std::io::Result<Self> {
-        #[cfg(unix)]
-        {
-            use tokio::signal::unix::{SignalKind, signal};
-            Ok(Self {
-                interrupt: signal(SignalKind::interrupt())?,
-                terminate: signal(SignalKind::terminate())?,
-            })
-        }
-        #[cfg(not(unix))]
-        Ok(Self {})
-    }
-
-    /// The next signal's number.
-    async fn next(&mut self) -> i32 {
-        #[cfg(unix)]
-        {
-            tokio::select! {
-                _ = self.interrupt.recv() => INTERRUPT,
-                _ = self.terminate.recv() => TERMINATE,
-            }
-        }
-        #[cfg(not(unix))]
-        {
-            let _ = tokio::signal::ctrl_c().await;
-            INTERRUPT
-        }
-    }
-}
 
 /// Passes SIGTERM on to the client, so it can end (and flush) on its own terms.
 fn forward_terminate(child: &tokio::process::Child) {
