@@ -113,6 +113,29 @@ fn a_proxy_run_without_a_command() {
     );
 }
 
+/// Regression: replaying an MCP run said to use `-- CMD`, and with `-- CMD` that it was not
+/// available; the command that replays it is `tapedeck mcp replay RUN`.
+#[test]
+fn an_mcp_run_names_mcp_replay() {
+    let env = Env::new();
+    let mut tape = TapeBuilder::new(
+        "01a1f000-0000-7000-8000-0000c0ffee02",
+        "2026-11-20T08:00:00Z",
+    )
+    .source(Source::Mcp);
+    tape.run_started(None, json!({}), json!({}));
+    env.write("mcp.jsonl", &tape.finish(StopReason::Ok, None));
+    env.stdout(&["import", "mcp.jsonl"]);
+    assert_eq!(
+        refused(&env, &["c0ffee02"]),
+        "error: run c0ffee02 cannot be replayed: it was recorded by the MCP proxy, not the runtime: replay it with `tapedeck mcp replay c0ffee02` as the client's server command"
+    );
+    assert_eq!(
+        refused(&env, &["c0ffee02", "--", "python3", "client.py"]),
+        "error: run c0ffee02 was recorded by the MCP proxy: replay it with `tapedeck mcp replay c0ffee02` as the client's server command"
+    );
+}
+
 #[test]
 fn a_runtime_run_with_a_command() {
     let env = Env::with_fixture_agents();
