@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ops::Range;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use regex::Regex;
 use serde_json::Value;
@@ -34,7 +34,9 @@ pub struct Redactor {
 #[derive(Debug, Default)]
 struct Seen {
     values: Vec<String>,
-    any: Option<Regex>,
+    /// Shared rather than cloned: a cloned `Regex` starts a new cache pool, and building a
+    /// lazy DFA cache on every search cost the proxy ~2 ms a request.
+    any: Option<Arc<Regex>>,
 }
 
 /// An expression matching `secret` written plainly, JSON-escaped or URL-encoded, character by
@@ -214,7 +216,8 @@ impl Redactor {
                     let plain: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
                     Regex::new(&plain.join("|"))
                 })
-                .ok();
+                .ok()
+                .map(Arc::new);
         }
     }
 
