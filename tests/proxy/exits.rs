@@ -222,3 +222,41 @@ fn record_interrupted_by_sigterm_ends_its_run_cancelled() {
     let kinds = crate::kinds(&show);
     assert!(kinds.contains(&"llm_response".to_owned()), "{kinds:?}");
 }
+
+/// `drop.py`: one chat completion, then the store's `events` table dropped under the running
+/// recorder (a store failing mid-run), then a second call.
+const DROP: &str = r#"
+import http.client, json, os, sqlite3
+def ask():
+    base = __import__("urllib.parse").parse.urlparse(os.environ["OPENAI_BASE_URL"])
+    conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]})
+    conn.request("POST", "/v1/chat/completions", body=body, headers={"content-type": "application/json"})
+    print(conn.getresponse().status, flush=True)
+ask()
+db = sqlite3.connect("t.db", timeout=30)
+db.execute("DROP TABLE events")
+db.commit()
+db.close()
+ask()
+"#;
+
+// A store that failed while `record` was writing made it exit 2, which promises that nothing
+// was written; it is a failure found after the command started: 1.
+#[test]
+fn a_store_that_fails_mid_run_exits_1_not_2() {
+    let env = Env::new();
+    env.write("drop.py", DROP);
+    let server = FakeServer::start(vec![answer("one"), answer("two")]);
+    let out = env.record(
+        &["--upstream-openai", &upstream(&server)],
+        &["python3", "drop.py"],
+    );
+    assert_eq!(out.stdout, "200\n200\n", "the client was served throughout");
+    out.expect_code(1);
+    assert!(
+        out.stderr.contains("could not be written"),
+        "{}",
+        out.stderr
+    );
+}

@@ -475,6 +475,16 @@ fn hostile_anthropic_replies() -> Vec<(String, Reply)> {
             ]),
         ));
     }
+    replies.push((
+        "a block that is not an object, then its deltas".to_owned(),
+        Reply::Sse(vec![
+            event("content_block_start", json!({"type": "content_block_start", "index": 0, "content_block": 5})),
+            event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "hi"}})),
+            event("content_block_delta", json!({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": "{}"}})),
+            event("content_block_stop", json!({"type": "content_block_stop", "index": 0})),
+            event("message_stop", json!({"type": "message_stop"})),
+        ]),
+    ));
     replies.push(("a delta before its block".to_owned(), Reply::Sse(vec![event("content_block_delta", json!({"type": "content_block_delta", "index": 7, "delta": {"type": "text_delta", "text": "hi"}}))])));
     replies
 }

@@ -68,6 +68,15 @@ pub struct AgentConfig {
     pub pricing: BTreeMap<String, Price>,
 }
 
+impl AgentConfig {
+    /// A config as a run recorded it (in `run_started`), read back for a replay: as it was,
+    /// without the range checks a config file gets, so a run recorded before a range existed
+    /// still replays.
+    pub fn from_recorded(value: Value) -> Result<Self, serde_json::Error> {
+        checked::unchecked(|| serde_json::from_value(value))
+    }
+}
+
 fn default_name() -> String {
     "agent".to_owned()
 }
@@ -611,7 +620,9 @@ impl Bounds {
         } else {
             x > self.min
         };
-        x.is_finite() && above_min && x <= self.max && (!self.whole || x.fract() == 0.0)
+        // A whole number must also fit a u64 (2^64 and above would saturate).
+        let whole = x.fract() == 0.0 && x < 18_446_744_073_709_551_616.0;
+        x.is_finite() && above_min && x <= self.max && (!self.whole || whole)
     }
 
     /// The error for a value out of range: `max_seconds must be … in 0 < x <= …, got 1e300`.
@@ -699,7 +710,8 @@ pub const OUTPUT_PER_MTOK: Bounds = Bounds {
     field: "output_per_mtok",
     ..INPUT_PER_MTOK
 };
-/// `model.temperature`: what the OpenAI and Anthropic APIs accept.
+/// `model.temperature`: the widest range a provider accepts (OpenAI 0 to 2; Anthropic 0 to 1,
+/// which its API enforces itself).
 pub const TEMPERATURE: Bounds = Bounds::real(
     "temperature",
     "a finite number",
@@ -739,12 +751,36 @@ mod checked {
         }
     }
 
+    std::thread_local! {
+        /// Set while a config recorded in a run is read back ([`AgentConfig::from_recorded`]):
+        /// a run recorded before a range existed must still replay, so its numbers are taken
+        /// as they are (every use of them is safe for any value: durations are clamped).
+        static RECORDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    }
+
+    /// Reads a recorded config with the range checks off (see [`RECORDED`]).
+    pub(super) fn unchecked<T>(read: impl FnOnce() -> T) -> T {
+        struct Reset;
+        impl Drop for Reset {
+            fn drop(&mut self) {
+                RECORDED.with(|r| r.set(false));
+            }
+        }
+        RECORDED.with(|r| r.set(true));
+        let _reset = Reset;
+        read()
+    }
+
+    fn checking() -> bool {
+        !RECORDED.with(std::cell::Cell::get)
+    }
+
     /// Reads one number and checks it against `bounds`.
     struct Checked<T>(&'static Bounds, PhantomData<T>);
 
     impl<T: FromChecked> Checked<T> {
         fn check<E: de::Error>(&self, x: f64, shown: &dyn fmt::Display) -> Result<T, E> {
-            if self.0.contains(x) {
+            if self.0.contains(x) || !checking() {
                 Ok(T::from_checked(x, None))
             } else {
                 Err(E::custom(self.0.refusal(&shown.to_string())))
@@ -762,7 +798,7 @@ mod checked {
         fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
             // A u64 keeps every digit; its f64 is only for the range check.
             let x = v as f64;
-            if self.0.contains(x) {
+            if self.0.contains(x) || !checking() {
                 Ok(T::from_checked(x, Some(v)))
             } else {
                 Err(E::custom(self.0.refusal(&v.to_string())))
@@ -1325,13 +1361,23 @@ mod tests {
                 && err.contains("max_seconds must be a finite number of seconds"),
             "{err}"
         );
-        // A config read back from a recorded run goes through the same check.
-        let err = serde_json::from_value::<AgentConfig>(serde_json::json!({
-            "tools": {"defs": [{"name": "t", "timeout_s": -1}]}
-        }))
-        .expect_err("out of range")
-        .to_string();
-        assert!(err.contains("timeout_s must be"), "{err}");
+        // Whole numbers too large for a u64 are refused, not saturated.
+        let err = parse_config("budgets: {max_steps: 1e300}\n", Path::new("a.yaml"))
+            .expect_err("too large")
+            .to_string();
+        assert!(err.contains("max_steps must be"), "{err}");
+        // A config read back from a recorded run is read as it was recorded, so a run recorded
+        // before a range existed still replays; the check is back on afterwards.
+        let recorded = serde_json::json!({
+            "tools": {"defs": [{"name": "t", "timeout_s": 172800}]},
+            "budgets": {"max_usd": 0}
+        });
+        let config = AgentConfig::from_recorded(recorded.clone()).expect("read as recorded");
+        assert!(config.tools.defs[0].timeout() <= Duration::from_secs(86_400));
+        let err = serde_json::from_value::<AgentConfig>(recorded)
+            .expect_err("out of range")
+            .to_string();
+        assert!(err.contains("must be"), "{err}");
         // Whole numbers written as floats are whole numbers; null is no limit.
         let config = parse_config(
             "budgets: {max_steps: 3.0, max_seconds: null, max_tokens: 10000000000000000000}\n",

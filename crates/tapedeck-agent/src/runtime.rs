@@ -472,6 +472,9 @@ impl Agent {
                 return Ok(Err(stop));
             }
             std::thread::sleep(wait);
+            if let Some(stop) = self.cancelled() {
+                return Ok(Err(stop));
+            }
         }
     }
 

@@ -96,9 +96,41 @@ pub fn main() -> ExitCode {
         Err(err) if is_broken_pipe(&err) => Exit::Ok.into(),
         Err(err) => {
             render::error(&err);
-            Exit::Error.into()
+            // Exit 2 promises nothing was written: a store that failed while recording
+            // (a run already started) is a failure found after the command had started.
+            if store_failed_while_writing(&err) {
+                Exit::Findings.into()
+            } else {
+                Exit::Error.into()
+            }
         }
     }
+}
+
+/// Whether `err` is (or wraps) a store failure that is not an input error.
+fn store_failed_while_writing(err: &anyhow::Error) -> bool {
+    fn failed(e: &tapedeck_store::StoreError) -> bool {
+        !e.is_input_error()
+    }
+    // `#[error(transparent)]` wrappers hide the store error from the chain: look inside.
+    err.chain().any(|cause| {
+        cause.downcast_ref().is_some_and(failed)
+            || matches!(
+                cause.downcast_ref(),
+                Some(tapedeck_agent::AgentError::Store(e)) if failed(e)
+            )
+            || match cause.downcast_ref() {
+                Some(tapedeck_replay::ReplayError::Store(e)) => failed(e),
+                Some(tapedeck_replay::ReplayError::Agent(tapedeck_agent::AgentError::Store(e))) => {
+                    failed(e)
+                }
+                _ => false,
+            }
+            || matches!(
+                cause.downcast_ref(),
+                Some(tapedeck_proxy::mcp::McpError::Store(e)) if failed(e)
+            )
+    })
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -539,7 +539,13 @@ impl Assembler {
                     .and_then(Value::as_u64);
             }
             Some("content_block_start") => {
-                let block = v.get("content_block").cloned().unwrap_or(Value::Null);
+                // A block that is not an object (a hostile upstream's `5`) is taken as empty:
+                // its deltas are then written into it by key.
+                let block = v
+                    .get("content_block")
+                    .filter(|b| b.is_object())
+                    .cloned()
+                    .unwrap_or(Value::Null);
                 let is_call = |b: &Value| b.get("type").and_then(Value::as_str) == Some("tool_use");
                 if is_call(&block) {
                     let calls = self
@@ -560,8 +566,12 @@ impl Assembler {
                     return Ok(());
                 };
                 if let Some(t) = delta.get("text").and_then(Value::as_str) {
-                    let old = block.get("text").and_then(Value::as_str).unwrap_or("");
-                    block["text"] = Value::String(format!("{old}{t}"));
+                    // Appended in place: rebuilding the text at every delta was quadratic in
+                    // the length of a stream of many small deltas.
+                    match block.get_mut("text") {
+                        Some(Value::String(text)) => text.push_str(t),
+                        _ => block["text"] = Value::String(t.to_owned()),
+                    }
                     self.text.push_str(t);
                 }
                 if let Some(p) = delta.get("partial_json").and_then(Value::as_str) {

@@ -254,7 +254,7 @@ impl Recording {
             .get_mut("model")
             .and_then(|m| m.as_object_mut())
             .and_then(|m| m.remove("script"));
-        let config: AgentConfig = serde_json::from_value(value)
+        let config = AgentConfig::from_recorded(value)
             .map_err(|e| unreplayable(format!("its recorded agent config does not load: {e}")))?;
         let system_prompt = config.system_prompt.clone();
         Ok(LoadedConfig {

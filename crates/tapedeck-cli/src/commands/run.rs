@@ -55,7 +55,11 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     for line in render::run_ending(&run, &stop, "step", outcome.error.as_deref()) {
         anstream::println!("{line}");
     }
-    if let Some(signal) = interrupts.received() {
+    // A signal that came after the last step leaves an `ok` run `ok`, and the exit 0.
+    if let Some(signal) = interrupts
+        .received()
+        .filter(|_| outcome.stop_reason == StopReason::Cancelled)
+    {
         return Ok(Exit::Interrupted(signal));
     }
     Ok(if outcome.stop_reason == StopReason::Ok {

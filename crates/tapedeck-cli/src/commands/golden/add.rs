@@ -47,7 +47,13 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     suite.add_task(TaskDef {
         id: task.clone(),
         input,
-        labels: run.labels.clone(),
+        // The repetition label belongs to the run's tape, not to the task.
+        labels: run
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != tapedeck_agent::model::REPEAT_LABEL)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         tolerances: Default::default(),
     })?;
     super::export_tape(&store, &id, &suite.tape_path(&task))?;

@@ -101,6 +101,9 @@ struct Statistics {
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let suite = Suite::load(&args.suite)?;
     let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
+    // The agent's model must be buildable (its script read, its API key there) before
+    // anything is written: each replay builds it again.
+    tapedeck_agent::model::from_config(&config)?;
     let tasks: Vec<&Task> = suite
         .tasks
         .iter()
