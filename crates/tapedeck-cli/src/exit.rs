@@ -41,12 +41,16 @@ impl Exit {
     }
 
     /// The exit of a command that ran a client: the client's own code when it failed (128+N
-    /// for signal N), else 0 when its run ended `ok` and 1 when it did not.
+    /// for signal N where the caller knows N), else 0 when its run ended `ok` and 1 when it
+    /// did not.
     pub fn of_client(client_code: Option<i32>, run_ok: bool) -> Self {
         match client_code {
             Some(0) if run_ok => Self::Ok,
             Some(0) => Self::Findings,
             Some(code) => Self::Client(u8::try_from(code.clamp(1, 255)).unwrap_or(255)),
+            // No code: a signal ended it (an MCP server tapedeck stopped after its client
+            // left, say); the run says whether that was a failure.
+            None if run_ok => Self::Ok,
             None => Self::Findings,
         }
     }
