@@ -272,3 +272,20 @@ fn task_that_cannot_replay_is_an_error_in_every_report() {
         "{html}"
     );
 }
+
+/// Regression: a report that could not be written after the runs left the summary line green
+/// ("no drift: … pass") next to the error, with exit 1.
+#[test]
+fn a_report_that_cannot_be_written_is_not_summarised_green() {
+    let env = env();
+    std::fs::create_dir_all(env.path("taken.xml")).expect("a folder where the report goes");
+    let result = env.golden(&["check", "golden/support", "--junit", "taken.xml"]);
+    assert_exit(&result, 1);
+    assert!(
+        result
+            .1
+            .contains("but not every file could be written (see above)"),
+        "{}",
+        result.1
+    );
+}

@@ -319,17 +319,25 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         .collect();
     // Writing the pending snapshots and the reports can still fail: say so, and fail with 1
     // (runs are recorded).
-    let mut failed_to_write = false;
-    if let Err(e) = write_pending(&suite, &checked, &agent_path) {
-        render::error(&e);
-        failed_to_write = true;
-    }
+    // Both are written before the summary is printed, so it can say they failed.
+    let pending_written = write_pending(&suite, &checked, &agent_path)
+        .map_err(|e| render::error(&e))
+        .is_ok();
     let results: Vec<TaskResult> = checked.into_iter().map(|c| c.result).collect();
-    print_summary(&suite, &results, &agent_path, statistics.as_ref());
-    if let Err(e) = write_reports(&args, &suite.name, &results) {
-        render::error(&e);
-        failed_to_write = true;
-    }
+    let reports_written = write_reports(&args, &suite.name, &results)
+        .map_err(|e| render::error(&e))
+        .is_ok();
+    let failed_to_write = !(pending_written && reports_written);
+    print_summary(
+        &suite,
+        &results,
+        &agent_path,
+        statistics.as_ref(),
+        Written {
+            pending: pending_written,
+            all: !failed_to_write,
+        },
+    );
     Ok(
         if failed_to_write || results.iter().any(TaskResult::failed) {
             Exit::Findings
@@ -458,11 +466,20 @@ fn check_one(
     })
 }
 
+/// What of the check's files could be written.
+struct Written {
+    /// The pending snapshots (`.snap.new`).
+    pending: bool,
+    /// Those and every report asked for.
+    all: bool,
+}
+
 fn print_summary(
     suite: &Suite,
     results: &[TaskResult],
     agent: &Path,
     statistics: Option<&Statistics>,
+    written: Written,
 ) {
     let mut table = render::table(&golden::report::OVERVIEW_HEADER);
     for r in results {
@@ -508,16 +525,21 @@ fn print_summary(
     }
     let (good, bad, dim) = (GOOD, BAD, DIM);
     let line = golden::report::summary_line(&suite.name, results);
-    let style = if results.iter().any(TaskResult::failed) {
+    let style = if results.iter().any(TaskResult::failed) || !written.all {
         bad
     } else {
         good
     };
+    let unwritten = if written.all {
+        ""
+    } else {
+        " — but not every file could be written (see above)"
+    };
     anstream::println!(
-        "\n{style}{line}{style:#} {dim}(agent {}){dim:#}",
+        "\n{style}{line}{unwritten}{style:#} {dim}(agent {}){dim:#}",
         agent.display()
     );
-    if results.iter().any(TaskResult::has_pending_snapshot) {
+    if written.pending && results.iter().any(TaskResult::has_pending_snapshot) {
         anstream::println!(
             "review the new snapshots with `tapedeck golden review {}`, or take them with `tapedeck golden accept {}`",
             suite.dir.display(),
