@@ -114,18 +114,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         anstream::eprintln!("tapedeck proxy listening on http://{addr} (Ctrl-C to stop)");
         // SIGTERM (a service manager stopping it) ends the open runs as Ctrl-C does, instead
         // of leaving them `incomplete`.
-        #[cfg(unix)]
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .context("cannot listen for SIGTERM")?;
+        let mut interrupts = crate::interrupt::forward()?;
         let shutdown = async move {
-            #[cfg(unix)]
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = terminate.recv() => {}
-            }
-            #[cfg(not(unix))]
-            let _ = tokio::signal::ctrl_c().await;
+            let _ = interrupts.recv().await;
         };
         Arc::clone(&hub)
             .serve(listener, shutdown)
