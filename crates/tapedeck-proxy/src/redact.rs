@@ -114,6 +114,15 @@ fn merged(mut spans: Vec<Range<usize>>) -> Vec<Range<usize>> {
     out
 }
 
+/// Whether a string field of a stream event is a piece of a longer text (a delta), whose
+/// pieces are joined to find a secret split across events. Only those: joining the `id` every
+/// event repeats would let a catch-all `--redact` pattern match across them and cut ids.
+fn is_streamed_text(pointer: &str) -> bool {
+    // Chat Completions `/choices/N/delta/…`, Anthropic `/delta/text` and
+    // `/delta/partial_json`, the Responses API's `/delta`.
+    pointer.contains("/delta")
+}
+
 /// Calls `f` with the JSON pointer and text of every string inside `value` (keys aside).
 fn leaves(value: &Value, pointer: &mut String, f: &mut impl FnMut(&str, &str)) {
     let len = pointer.len();
@@ -321,10 +330,12 @@ impl Redactor {
         for (i, value) in values.iter().enumerate() {
             if let Some(value) = value {
                 leaves(value, &mut String::new(), &mut |pointer, text| {
-                    fields
-                        .entry(pointer.to_owned())
-                        .or_default()
-                        .push((i, text.to_owned()));
+                    if is_streamed_text(pointer) {
+                        fields
+                            .entry(pointer.to_owned())
+                            .or_default()
+                            .push((i, text.to_owned()));
+                    }
                 });
             }
         }
@@ -572,7 +583,6 @@ mod tests {
         ];
         let out = r.sse(&chunks);
         let joined = out.concat();
-        assert!(!joined.contains(head) || !joined.contains(tail), "{joined}");
         assert!(!joined.contains(&tail[..8]), "{joined}");
         let texts: Vec<String> = sse::blocks(&joined)
             .iter()
@@ -588,6 +598,21 @@ mod tests {
         assert_eq!(texts.concat(), "the key is [REDACTED] and more");
         // The untouched last piece keeps its own boundary.
         assert_eq!(out.last().map(String::as_str), Some("data: [DONE]\n\n"));
+    }
+
+    /// Regression: the `id` every event repeats was joined like a delta, so a catch-all
+    /// pattern matched across events and cut the ids of the recording.
+    #[test]
+    fn a_catch_all_pattern_leaves_repeated_ids_whole() {
+        let r = Redactor::new(&["[A-Za-z0-9]{24,}".to_owned()]).expect("a pattern");
+        let event = |text: &str| {
+            format!(
+                "data: {}\n\n",
+                serde_json::json!({"id": "chatcmpl-AbCdEfGhIjKl0123456789", "choices": [{"index": 0, "delta": {"content": text}}]})
+            )
+        };
+        let chunks = vec![event("Hello"), event(" world")];
+        assert_eq!(r.sse(&chunks), chunks);
     }
 
     #[test]
