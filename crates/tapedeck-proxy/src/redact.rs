@@ -277,6 +277,30 @@ impl Redactor {
         out
     }
 
+    /// `text` that was cut short (a response truncated at the size bound, a stream that broke
+    /// off) with a trailing start of a learned secret (4 characters or more, as written plainly)
+    /// redacted: the rules above match a whole secret, and the cut may fall inside one.
+    pub fn cut_end(&self, text: &str) -> String {
+        let seen = self
+            .seen
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let longest = seen
+            .values
+            .iter()
+            .filter_map(|secret| {
+                (4..secret.len())
+                    .rev()
+                    .filter(|k| secret.is_char_boundary(*k))
+                    .find(|k| text.ends_with(&secret[..*k]))
+            })
+            .max();
+        match longest {
+            Some(k) => format!("{}{REDACTED}", &text[..text.len() - k]),
+            None => text.to_owned(),
+        }
+    }
+
     /// Whether any string (or key) inside a JSON value holds a secret.
     fn holds_secret(&self, value: &Value) -> bool {
         match value {
@@ -602,6 +626,20 @@ mod tests {
 
     /// Regression: the `id` every event repeats was joined like a delta, so a catch-all
     /// pattern matched across events and cut the ids of the recording.
+    /// Regression: a response cut at the size bound inside an echoed key kept the key's start.
+    #[test]
+    fn the_start_of_a_key_at_a_cut_is_redacted() {
+        let r = learned();
+        let cut = format!("error: bad key {}", &KEY[..12]);
+        assert_eq!(r.cut_end(&cut), "error: bad key [REDACTED]");
+        assert_eq!(r.cut_end("nothing secret here"), "nothing secret here");
+        // Three characters could be anything: left as they are.
+        assert_eq!(
+            r.cut_end(&format!("x {}", &KEY[..3])),
+            format!("x {}", &KEY[..3])
+        );
+    }
+
     #[test]
     fn a_catch_all_pattern_leaves_repeated_ids_whole() {
         let r = Redactor::new(&["[A-Za-z0-9]{24,}".to_owned()]).expect("a pattern");

@@ -667,10 +667,20 @@ impl Proxy {
     /// tee stopped keeping is marked `truncated` with the bound it went over.
     fn raw_response(&self, status: u16, content_type: &str, streamed: bool, teed: &Teed) -> Value {
         let mut raw = json!({"status": status, "content_type": content_type});
+        let cut = teed.cut || teed.over;
         if streamed {
-            raw["sse"] = json!(self.redactor.sse(&teed.chunks));
+            let mut sse = self.redactor.sse(&teed.chunks);
+            if let Some(last) = sse.last_mut().filter(|_| cut) {
+                *last = self.redactor.cut_end(last);
+            }
+            raw["sse"] = json!(sse);
         } else {
-            raw["body"] = Value::String(self.redactor.body(&teed.chunks.concat()));
+            let body = self.redactor.body(&teed.chunks.concat());
+            raw["body"] = Value::String(if cut {
+                self.redactor.cut_end(&body)
+            } else {
+                body
+            });
         }
         if teed.cut || teed.over {
             raw["truncated"] = Value::Bool(true);
