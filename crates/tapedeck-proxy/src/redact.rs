@@ -30,13 +30,25 @@ pub struct Redactor {
     seen: Mutex<Seen>,
 }
 
-/// The secret values learned, and one expression matching any of them in any encoding.
+/// How many learned secrets a redactor keeps, the most recent. A long-lived proxy whose
+/// clients rotate short-lived tokens would otherwise keep every one, and search for each in
+/// every recorded text; a key that far back in rotation no longer works anyway.
+const MAX_SECRETS: usize = 64;
+
+/// The secret values learned, oldest first, each with the expression matching it in any
+/// encoding. One expression a secret: a single one over all of them could outgrow the regex
+/// size limit with a few long tokens and fall back to plain forms for every key.
 #[derive(Debug, Default)]
 struct Seen {
-    values: Vec<String>,
-    /// Shared rather than cloned: a cloned `Regex` starts a new cache pool, and building a
-    /// lazy DFA cache on every search cost the proxy ~2 ms a request.
-    any: Option<Arc<Regex>>,
+    /// Each expression is shared rather than cloned: a cloned `Regex` starts a new cache pool,
+    /// and building a lazy DFA cache on every search cost the proxy ~2 ms a request.
+    secrets: Vec<(String, Arc<Regex>)>,
+}
+
+impl Seen {
+    fn expressions(&self) -> Vec<Arc<Regex>> {
+        self.secrets.iter().map(|(_, r)| Arc::clone(r)).collect()
+    }
 }
 
 /// An expression matching `secret` written plainly, JSON-escaped or URL-encoded, character by
@@ -204,29 +216,21 @@ impl Redactor {
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut added = false;
         for token in std::iter::once(token).chain(decoded.as_deref()) {
             // Very short values would scrub ordinary text; they are not keys anyway.
-            if token.chars().count() < 8 || seen.values.iter().any(|s| s == token) {
+            if token.chars().count() < 8 || seen.secrets.iter().any(|(s, _)| s == token) {
                 continue;
             }
-            seen.values.push(token.to_owned());
-            added = true;
-        }
-        if added {
-            // The longest first, so a secret that contains another is removed whole.
-            let mut values = seen.values.clone();
-            values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-            let any: Vec<String> = values.iter().map(|v| encoded_forms(v)).collect();
-            // Built from escaped text only: it cannot fail but for size, and then the plain
-            // forms still apply.
-            seen.any = Regex::new(&any.join("|"))
-                .or_else(|_| {
-                    let plain: Vec<String> = values.iter().map(|v| regex::escape(v)).collect();
-                    Regex::new(&plain.join("|"))
-                })
-                .ok()
-                .map(Arc::new);
+            // Built from escaped text only: it cannot fail but for size (a very long token),
+            // and then its plain form still applies.
+            let expression =
+                Regex::new(&encoded_forms(token)).or_else(|_| Regex::new(&regex::escape(token)));
+            if let Ok(expression) = expression {
+                seen.secrets.push((token.to_owned(), Arc::new(expression)));
+            }
+            if seen.secrets.len() > MAX_SECRETS {
+                seen.secrets.remove(0);
+            }
         }
     }
 
@@ -237,21 +241,21 @@ impl Redactor {
                 .seen
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .any
-                .is_none()
+                .secrets
+                .is_empty()
     }
 
     /// Where `text` holds a learned secret (in any form) or a pattern's match.
     fn spans(&self, text: &str) -> Vec<Range<usize>> {
-        let any = self
+        let secrets = self
             .seen
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .any
-            .clone();
+            .expressions();
+        // Overlapping matches (a secret inside another) merge into one span below.
         let mut spans: Vec<Range<usize>> = Vec::new();
-        if let Some(any) = any {
-            spans.extend(any.find_iter(text).map(|m| m.range()));
+        for secret in secrets {
+            spans.extend(secret.find_iter(text).map(|m| m.range()));
         }
         for pattern in &self.patterns {
             spans.extend(pattern.find_iter(text).map(|m| m.range()));
@@ -286,9 +290,9 @@ impl Redactor {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let longest = seen
-            .values
+            .secrets
             .iter()
-            .filter_map(|secret| {
+            .filter_map(|(secret, _)| {
                 (4..secret.len())
                     .rev()
                     .filter(|k| secret.is_char_boundary(*k))
@@ -626,6 +630,26 @@ mod tests {
 
     /// Regression: the `id` every event repeats was joined like a delta, so a catch-all
     /// pattern matched across events and cut the ids of the recording.
+    /// Regression: every token learned went into one expression, so a few long rotating
+    /// tokens outgrew the regex size limit and every key fell back to its plain form only.
+    #[test]
+    fn rotating_tokens_keep_their_encoded_forms_and_are_bounded() {
+        let r = Redactor::new(&[]).expect("no patterns");
+        let token = |i: usize| format!("eyJ-{i:04}-{}", "abc-DEF-".repeat(50));
+        for i in 0..MAX_SECRETS + 6 {
+            r.learn(&format!("Bearer {}", token(i)));
+        }
+        let last = token(MAX_SECRETS + 5);
+        let escaped = last.replace('-', "\\u002d");
+        assert_eq!(r.text(&format!("echo {escaped}")), "echo [REDACTED]");
+        let seen = r.seen.lock().expect("not poisoned");
+        assert_eq!(seen.secrets.len(), MAX_SECRETS);
+        assert!(
+            seen.secrets.iter().all(|(s, _)| *s != token(0)),
+            "the oldest is dropped"
+        );
+    }
+
     /// Regression: a response cut at the size bound inside an echoed key kept the key's start.
     #[test]
     fn the_start_of_a_key_at_a_cut_is_redacted() {
