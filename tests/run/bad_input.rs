@@ -298,12 +298,12 @@ fn record_pricing_file_with_a_bad_price() {
         (
             "gpt-4.1: {input_per_mtok: -2, output_per_mtok: 8}\n",
             "error: pricing.yaml:1:27: gpt-4.1.input_per_mtok must be a finite number of US \
-             dollars per million tokens >= 0, got -2",
+             dollars per million tokens in 0 <= x <= 1000000, got -2",
         ),
         (
             "gpt-4.1:\n  input_per_mtok: 2\n  output_per_mtok: .nan\n",
             "error: pricing.yaml:3:20: gpt-4.1.output_per_mtok must be a finite number of US \
-             dollars per million tokens >= 0, got .nan",
+             dollars per million tokens in 0 <= x <= 1000000, got .nan",
         ),
     ] {
         env.write("pricing.yaml", prices);

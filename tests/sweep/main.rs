@@ -147,11 +147,16 @@ fn support_bot() -> (tempfile::TempDir, String) {
 
 /// `config check` (0 or 2) and `run` (0, 1 or 2) of `agent.yaml` in `dir`.
 fn check_and_run(sweep: &mut Sweep, dir: &Path, name: &str) {
+    check_and_run_expecting(sweep, dir, name, &[0, 2]);
+}
+
+/// [`check_and_run`] with the exits `config check` may give.
+fn check_and_run_expecting(sweep: &mut Sweep, dir: &Path, name: &str, check: &[i32]) {
     run_case(
         sweep,
         &format!("config check ({name})"),
         dir,
-        &[0, 2],
+        check,
         tapedeck(dir).args(["config", "check", "agent.yaml"]),
     );
     run_case(
@@ -175,6 +180,14 @@ fn malformed_configs_and_scripts_end_inside_the_contract() {
     let (dir, config) = support_bot();
     let dir = dir.path();
     let mut variants: Vec<(String, Vec<u8>)> = Vec::new();
+    // Where 0 is allowed (no tool calls; free; no latency), it is the only bad number that is
+    // not refused: every other one must be an input error already at `config check`.
+    let zero_allowed = [
+        "max_tool_calls",
+        "input_per_mtok",
+        "output_per_mtok",
+        "latency_ms",
+    ];
     for (field, valid) in [
         ("max_steps", "max_steps: 10"),
         ("max_seconds", "max_seconds: 60"),
@@ -185,12 +198,14 @@ fn malformed_configs_and_scripts_end_inside_the_contract() {
     ] {
         for bad in BAD_NUMBERS {
             let key = valid.split(':').next().unwrap_or(field);
-            variants.push((
-                format!("{field}={bad}"),
-                config
-                    .replacen(valid, &format!("{key}: {bad}"), 1)
-                    .into_bytes(),
-            ));
+            let bytes = config.replacen(valid, &format!("{key}: {bad}"), 1);
+            std::fs::write(dir.join("agent.yaml"), bytes).expect("write the variant");
+            let check: &[i32] = if bad == "0" && zero_allowed.contains(&field) {
+                &[0]
+            } else {
+                &[2]
+            };
+            check_and_run_expecting(&mut sweep, dir, &format!("{field}={bad}"), check);
         }
     }
     for bad in ["1e300", "-1", ".nan"] {

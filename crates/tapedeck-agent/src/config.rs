@@ -676,13 +676,14 @@ pub const TIMEOUT_S: Bounds = Bounds::real(
     (0.0, false),
     ONE_DAY_S,
 );
-/// A tool's `cost_usd`.
+/// A tool's `cost_usd`: at most a million dollars a call (larger is a typo, and would make
+/// run totals overflow to infinity, which JSON cannot hold).
 pub const COST_USD: Bounds = Bounds::real(
     "cost_usd",
     "a finite number of US dollars",
-    ">= 0",
+    "in 0 <= x <= 1000000",
     (0.0, true),
-    f64::MAX,
+    1_000_000.0,
 );
 /// A mock answer's `latency_ms`: at most a day.
 pub const LATENCY_MS: Bounds = Bounds {
@@ -697,13 +698,14 @@ pub const READ_WINDOW_S: Bounds = Bounds::real(
     (0.0, true),
     ONE_YEAR_S,
 );
-/// A price's `input_per_mtok` (the agent's `pricing`, and `record --pricing FILE`).
+/// A price's `input_per_mtok` (the agent's `pricing`, and `record --pricing FILE`): at most a
+/// million dollars per million tokens, for the same reason.
 pub const INPUT_PER_MTOK: Bounds = Bounds::real(
     "input_per_mtok",
     "a finite number of US dollars per million tokens",
-    ">= 0",
+    "in 0 <= x <= 1000000",
     (0.0, true),
-    f64::MAX,
+    1_000_000.0,
 );
 /// A price's `output_per_mtok`.
 pub const OUTPUT_PER_MTOK: Bounds = Bounds {
