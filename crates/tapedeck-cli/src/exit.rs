@@ -48,9 +48,8 @@ impl Exit {
             Some(0) if run_ok => Self::Ok,
             Some(0) => Self::Findings,
             Some(code) => Self::Client(u8::try_from(code.clamp(1, 255)).unwrap_or(255)),
-            // No code: a signal ended it (an MCP server tapedeck stopped after its client
-            // left, say); the run says whether that was a failure.
-            None if run_ok => Self::Ok,
+            // No code: a signal ended it (an MCP server that lingered after its client left
+            // and was stopped, say): not a clean exit.
             None => Self::Findings,
         }
     }
