@@ -51,20 +51,34 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let mut table = render::table(&header);
     let mut failed = 0;
     for task in &tasks {
+        let mut done = 0;
         let recorded = (0..repeat).try_for_each(|i| {
             let row = record_one(&store, &writer, &suite, &config, task, i, repeat)?;
             table.add_row(row);
+            done += 1;
             anyhow::Ok(())
         });
-        if let Err(e) = recorded {
+        if let Err(e) = &recorded {
             // Runs are in the store already: the other tasks still record, and the command
             // fails with 1, not as an input error.
             failed += 1;
-            render::error(&e.context(format!("task `{}`", task.id)));
-            continue;
+            let baseline = if done == 0 {
+                "its baseline is as it was".to_owned()
+            } else {
+                format!(
+                    "its baseline now holds only the {done} run{} recorded before; record it again",
+                    render::plural(done as u64)
+                )
+            };
+            render::error(&anyhow::anyhow!("task `{}`: {e:#} ({baseline})", task.id));
+            if done == 0 {
+                continue;
+            }
         }
-        // Tapes of an earlier, longer recording belong to another baseline.
-        for n in (repeat + 1)..=suite.recorded_repetitions(&task.id) {
+        // Tapes of an earlier recording belong to another baseline: a longer one, or the
+        // rest of the old one when a repetition failed partway (a check then finds them
+        // missing rather than mixing two baselines).
+        for n in (done + 1)..=suite.recorded_repetitions(&task.id).max(repeat) {
             super::remove_if_present(&suite.repeat_tape_path(&task.id, n))?;
         }
     }
