@@ -765,12 +765,11 @@ asyncio.run(main())
 
 #[test]
 fn the_official_python_client_records_and_replays_mcp_server_time() {
-    let available = Command::new("python3")
-        .args(["-c", "import mcp, mcp_server_time"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
-        eprintln!("skipped: `python3 -m pip install mcp mcp-server-time` to run this test");
+    if !tapedeck_testkit::clients::require(
+        "the mcp Python client or mcp-server-time",
+        tapedeck_testkit::clients::python_imports("mcp, mcp_server_time"),
+        "python3 -m pip install mcp mcp-server-time",
+    ) {
         return;
     }
     let env = Env::new();
@@ -826,12 +825,11 @@ asyncio.run(main())
 
 #[test]
 fn the_official_python_client_gets_the_servers_own_messages_in_replay() {
-    let available = Command::new("python3")
-        .args(["-c", "import mcp"])
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !available {
-        eprintln!("skipped: `python3 -m pip install mcp` to run this test");
+    if !tapedeck_testkit::clients::require(
+        "the mcp Python client",
+        tapedeck_testkit::clients::python_imports("mcp"),
+        "python3 -m pip install mcp",
+    ) {
         return;
     }
     let env = Env::new();

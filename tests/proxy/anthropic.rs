@@ -24,13 +24,6 @@ for _ in range(4):
     messages.append({"role": "user", "content": [{"type": "tool_result", "tool_use_id": u.id, "content": json.dumps({"temp_c": 21})} for u in uses]})
 "#;
 
-fn has_sdk() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import anthropic"])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn events(list: &[Value]) -> Vec<String> {
     list.iter()
         .map(|e| {
@@ -73,8 +66,11 @@ fn answer_stream() -> Vec<String> {
 
 #[test]
 fn proxy_records_and_replays_a_streamed_anthropic_tool_conversation() {
-    if !has_sdk() {
-        eprintln!("skipped: the anthropic Python SDK is not installed");
+    if !tapedeck_testkit::clients::require(
+        "the anthropic Python SDK",
+        tapedeck_testkit::clients::python_imports("anthropic"),
+        "python3 -m pip install anthropic",
+    ) {
         return;
     }
     let env = Env::new();

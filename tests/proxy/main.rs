@@ -1,5 +1,5 @@
 //! End-to-end tests of `tapedeck record -- CMD` and `tapedeck replay RUN -- CMD`: a real client
-//! (the official `openai` Python SDK when it is installed, else a python-urllib client) talks
+//! (the official `openai`, `anthropic` Python SDKs, the `openai` npm package) talks
 //! to the proxy, which forwards to a fake upstream on 127.0.0.1; the run is read back with
 //! `show RUN --json`, then replayed with the upstream gone.
 
@@ -135,12 +135,13 @@ pub fn kinds(show: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Whether the `openai` Python SDK is importable.
-pub fn has_openai_sdk() -> bool {
-    std::process::Command::new("python3")
-        .args(["-c", "import openai"])
-        .output()
-        .is_ok_and(|o| o.status.success())
+/// Whether a test of the `openai` Python SDK runs ([`tapedeck_testkit::clients::require`]).
+pub fn require_openai_sdk() -> bool {
+    tapedeck_testkit::clients::require(
+        "the openai Python SDK",
+        tapedeck_testkit::clients::python_imports("openai"),
+        "python3 -m pip install openai",
+    )
 }
 
 /// Whether `haystack` contains `needle`.

@@ -3,7 +3,7 @@
 //! fake upstream, then replayed with the upstream gone.
 //!
 //! The package is installed in `tests/proxy/node` (`npm ci` there; CI does it). Without its
-//! `node_modules` the tests fail, unless `TAPEDECK_SKIP_NODE=1` says to skip them.
+//! `node_modules` the tests fail, unless `TAPEDECK_SKIP_MISSING_CLIENTS=1` says to skip them.
 
 use std::path::PathBuf;
 
@@ -20,16 +20,13 @@ fn node_dir() -> PathBuf {
 
 /// The client script, or `None` when the tests are to be skipped.
 fn client() -> Option<PathBuf> {
-    if std::env::var("TAPEDECK_SKIP_NODE").is_ok_and(|v| v == "1") {
-        eprintln!("note: TAPEDECK_SKIP_NODE=1: skipping the openai npm client tests");
-        return None;
-    }
     let dir = node_dir();
-    assert!(
+    tapedeck_testkit::clients::require(
+        "the openai npm package",
         dir.join("node_modules/openai/package.json").is_file(),
-        "the openai npm package is not installed: run `(cd tests/proxy/node && npm ci)`, or set TAPEDECK_SKIP_NODE=1 to skip"
-    );
-    Some(dir.join("client.mjs"))
+        "(cd tests/proxy/node && npm ci)",
+    )
+    .then(|| dir.join("client.mjs"))
 }
 
 /// Records the conversation with the npm client (`mode` is `plain` or `stream`), checks the

@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
 use crate::weather;
-use crate::{Env, KEY, TOOL_CONVERSATION, contains, has_openai_sdk, kinds};
+use crate::{Env, KEY, TOOL_CONVERSATION, contains, kinds, require_openai_sdk};
 
 /// A client that asks about the weather, runs the `get_weather` tool the model asks for, sends
 /// the result back, and prints every assistant turn as JSON lines. `argv[1]` is `stream` or
@@ -17,60 +17,29 @@ stream = sys.argv[1] == "stream"
 city = sys.argv[2] if len(sys.argv) > 2 else "Paris"
 messages = [{"role": "user", "content": "Weather in %s?" % city}]
 tools = [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
-try:
-    import openai
-    client = openai.OpenAI(max_retries=0)
-    def call():
-        if stream:
-            s = client.chat.completions.create(model="gpt-test", messages=messages, tools=tools, stream=True, stream_options={"include_usage": True})
-            content, calls, finish = "", {}, None
-            for chunk in s:
-                if not chunk.choices:
-                    continue
-                d = chunk.choices[0].delta
-                content += d.content or ""
-                for tc in d.tool_calls or []:
-                    c = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
-                    c["id"] = tc.id or c["id"]
-                    if tc.function:
-                        c["name"] += tc.function.name or ""
-                        c["arguments"] += tc.function.arguments or ""
-                finish = chunk.choices[0].finish_reason or finish
-            return content, [calls[i] for i in sorted(calls)], finish
-        r = client.chat.completions.create(model="gpt-test", messages=messages, tools=tools)
-        m = r.choices[0].message
-        calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in (m.tool_calls or [])]
-        return m.content or "", calls, r.choices[0].finish_reason
-except ImportError:
-    import urllib.request
-    def call():
-        body = {"model": "gpt-test", "messages": messages, "tools": tools}
-        if stream:
-            body["stream"] = True
-        req = urllib.request.Request(os.environ["OPENAI_BASE_URL"] + "/chat/completions", data=json.dumps(body).encode(), headers={"content-type": "application/json", "authorization": "Bearer " + os.environ["OPENAI_API_KEY"]})
-        resp = urllib.request.urlopen(req)
-        if not stream:
-            r = json.loads(resp.read())
-            m = r["choices"][0]["message"]
-            calls = [{"id": c["id"], "name": c["function"]["name"], "arguments": c["function"]["arguments"]} for c in (m.get("tool_calls") or [])]
-            return m.get("content") or "", calls, r["choices"][0]["finish_reason"]
+import openai
+client = openai.OpenAI(max_retries=0)
+def call():
+    if stream:
+        s = client.chat.completions.create(model="gpt-test", messages=messages, tools=tools, stream=True, stream_options={"include_usage": True})
         content, calls, finish = "", {}, None
-        for line in resp.read().decode().splitlines():
-            if not line.startswith("data: ") or line == "data: [DONE]":
+        for chunk in s:
+            if not chunk.choices:
                 continue
-            chunk = json.loads(line[6:])
-            if not chunk["choices"]:
-                continue
-            d = chunk["choices"][0]["delta"]
-            content += d.get("content") or ""
-            for tc in d.get("tool_calls") or []:
-                c = calls.setdefault(tc["index"], {"id": None, "name": "", "arguments": ""})
-                c["id"] = tc.get("id") or c["id"]
-                f = tc.get("function") or {}
-                c["name"] += f.get("name") or ""
-                c["arguments"] += f.get("arguments") or ""
-            finish = chunk["choices"][0].get("finish_reason") or finish
+            d = chunk.choices[0].delta
+            content += d.content or ""
+            for tc in d.tool_calls or []:
+                c = calls.setdefault(tc.index, {"id": None, "name": "", "arguments": ""})
+                c["id"] = tc.id or c["id"]
+                if tc.function:
+                    c["name"] += tc.function.name or ""
+                    c["arguments"] += tc.function.arguments or ""
+            finish = chunk.choices[0].finish_reason or finish
         return content, [calls[i] for i in sorted(calls)], finish
+    r = client.chat.completions.create(model="gpt-test", messages=messages, tools=tools)
+    m = r.choices[0].message
+    calls = [{"id": c.id, "name": c.function.name, "arguments": c.function.arguments} for c in (m.tool_calls or [])]
+    return m.content or "", calls, r.choices[0].finish_reason
 for _ in range(4):
     content, calls, finish = call()
     print(json.dumps({"content": content, "calls": calls, "finish": finish}))
@@ -84,8 +53,8 @@ for _ in range(4):
 /// Records the conversation (`mode` is `plain` or `stream`), checks the run, replays it with
 /// the upstream gone and checks the client printed the same.
 fn record_and_replay(mode: &str, replies: Vec<Reply>) {
-    if !has_openai_sdk() {
-        eprintln!("note: the openai Python SDK is not installed; using the urllib client");
+    if !require_openai_sdk() {
+        return;
     }
     let env = Env::new();
     env.write("client.py", CLIENT);

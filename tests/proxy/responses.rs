@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 
 use crate::server::{FakeServer, Reply};
-use crate::{Env, TOOL_CONVERSATION, has_openai_sdk, kinds};
+use crate::{Env, TOOL_CONVERSATION, kinds, require_openai_sdk};
 
 const CLIENT: &str = r#"
 import json
@@ -59,8 +59,7 @@ fn stream() -> Vec<String> {
 
 #[test]
 fn proxy_records_and_replays_a_responses_api_conversation() {
-    if !has_openai_sdk() {
-        eprintln!("skipped: the openai Python SDK is not installed");
+    if !require_openai_sdk() {
         return;
     }
     let env = Env::new();
@@ -111,8 +110,7 @@ print(r.id, final.output_text)
 
 #[test]
 fn previous_response_id_chains_record_and_replay() {
-    if !has_openai_sdk() {
-        eprintln!("skipped: the openai Python SDK is not installed");
+    if !require_openai_sdk() {
         return;
     }
     let env = Env::new();
