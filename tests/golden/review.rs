@@ -98,12 +98,12 @@ fn review_without_a_terminal_prints_the_diffs_and_decides_nothing() {
 
 #[test]
 fn review_on_a_terminal_asks_for_each_pending_snapshot() {
-    // `script` gives the command a terminal; without it there is nothing to test here.
-    if std::process::Command::new("script")
+    // `script` (util-linux) gives the command a terminal.
+    let has_script = std::process::Command::new("script")
         .arg("--version")
         .output()
-        .is_err()
-    {
+        .is_ok();
+    if !tapedeck_testkit::clients::require("`script`", has_script, "apt-get install util-linux") {
         return;
     }
     let env = Env::new();
