@@ -58,17 +58,6 @@ impl Store {
 
     /// Reads a tape into the store, all or nothing. A run already present is left as it is.
     pub fn import_tape(&self, input: &mut dyn BufRead) -> Result<ImportOutcome, StoreError> {
-        self.read_tape(input, true)
-    }
-
-    /// Checks that a tape would import, without importing it: the import is made in a
-    /// transaction that is rolled back, so every check of a real import is made. A command
-    /// that takes several tapes checks them all before it writes any.
-    pub fn check_tape(&self, input: &mut dyn BufRead) -> Result<ImportOutcome, StoreError> {
-        self.read_tape(input, false)
-    }
-
-    fn read_tape(&self, input: &mut dyn BufRead, keep: bool) -> Result<ImportOutcome, StoreError> {
         let mut lines = input.lines();
         let first = match lines.next() {
             Some(line) => line?,
@@ -91,10 +80,6 @@ impl Store {
         let conn = self.conn();
         retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
         let result = self.import_events(&run, &mut lines);
-        if !keep {
-            let _ = conn.execute_batch("ROLLBACK");
-            return result.map(|events| ImportOutcome::Imported { id: run.id, events });
-        }
         let events = commit_or_rollback(conn, result, |e| self.err(e))?;
         Ok(ImportOutcome::Imported { id: run.id, events })
     }

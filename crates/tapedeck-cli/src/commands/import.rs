@@ -32,9 +32,8 @@ pub struct Args {
     format: Format,
 }
 
-/// Runs `tapedeck import`: every input is read and checked (each tape imported in a
-/// transaction that is rolled back) before any is imported, so an input error leaves the
-/// store as it was.
+/// Runs `tapedeck import`: every input is read and checked before any is imported, so an
+/// input error leaves the store as it was.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let mut inputs = Vec::with_capacity(args.files.len());
     for path in &args.files {
@@ -56,14 +55,18 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         };
         inputs.push((name, tapes));
     }
-    let store = settings.open_store()?;
+    // Every tape is imported into a scratch store in memory first, as `golden check` does
+    // with its baselines: one that does not import is an input error before the store is
+    // opened.
+    let scratch = Store::open(":memory:").context("cannot open a store in memory")?;
     for (name, tapes) in &inputs {
         for tape in tapes {
-            store
-                .check_tape(&mut tape.as_slice())
+            scratch
+                .import_tape(&mut tape.as_slice())
                 .with_context(|| name.clone())?;
         }
     }
+    let store = settings.open_store()?;
     for (name, tapes) in &inputs {
         for tape in tapes {
             match store

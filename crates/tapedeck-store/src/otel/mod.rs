@@ -66,7 +66,7 @@ impl Store {
     }
 
     /// The tapes OTLP/JSON traces convert to (one a trace), for a caller that checks them all
-    /// ([`Store::check_tape`]) before importing any.
+    /// before importing any.
     pub fn otel_tapes(input: &mut dyn Read) -> Result<Vec<String>, StoreError> {
         otlp_to_tapes(input)
     }
