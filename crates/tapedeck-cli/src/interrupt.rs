@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicI32, Ordering};
 
 use anyhow::Context as _;
 use tapedeck_agent::CancelToken;
+use tapedeck_proxy::http::Interrupt;
 
 /// Listens for SIGINT and SIGTERM on a thread of its own, from [`Interrupts::listen`] on.
 pub struct Interrupts {
@@ -35,7 +36,7 @@ impl Interrupts {
             .spawn(move || {
                 runtime.block_on(async move {
                     loop {
-                        let signal = signals.next().await;
+                        let signal = signals.next().await.number();
                         if seen.swap(signal, Ordering::SeqCst) != 0 {
                             std::process::exit(128 + signal);
                         }
@@ -63,7 +64,7 @@ impl Interrupts {
 
 /// Sends every SIGINT / SIGTERM this process receives, as its number, to the receiver it
 /// returns; to be called inside the async runtime that will deliver them.
-pub fn forward() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<i32>> {
+pub fn forward() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<Interrupt>> {
     let mut signals = Signals::register().context("cannot listen for SIGINT and SIGTERM")?;
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
@@ -98,19 +99,19 @@ impl Signals {
         Ok(Self {})
     }
 
-    /// The next signal's number: SIGINT 2, SIGTERM 15.
-    async fn next(&mut self) -> i32 {
+    /// The next signal.
+    async fn next(&mut self) -> Interrupt {
         #[cfg(unix)]
         {
             tokio::select! {
-                _ = self.interrupt.recv() => 2,
-                _ = self.terminate.recv() => 15,
+                _ = self.interrupt.recv() => Interrupt::Int,
+                _ = self.terminate.recv() => Interrupt::Term,
             }
         }
         #[cfg(not(unix))]
         {
             let _ = tokio::signal::ctrl_c().await;
-            2
+            Interrupt::Int
         }
     }
 }

@@ -178,7 +178,7 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit>
         }
     }
     if let Some(signal) = end.interrupted_by {
-        return Ok(Exit::Interrupted(signal));
+        return Ok(Exit::Interrupted(signal.number()));
     }
     let run_ok = run.stop_reason.as_ref().is_some_and(StopReason::is_ok);
     Ok(Exit::of_client(end.code, run_ok))

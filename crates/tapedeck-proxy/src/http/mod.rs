@@ -196,17 +196,21 @@ impl Proxy {
         self.end(exit_code, None)
     }
 
-    /// Ends the run `cancelled`: a signal (its number) interrupted tapedeck while the client
-    /// ran, and the client exited with `exit_code`.
+    /// Ends the run `cancelled`: `signal` interrupted tapedeck while the client ran, and the
+    /// client exited with `exit_code`.
     pub fn finish_interrupted(
         &self,
         exit_code: Option<i32>,
-        signal: i32,
+        signal: Interrupt,
     ) -> Result<Run, StoreError> {
         self.end(exit_code, Some(signal))
     }
 
-    fn end(&self, exit_code: Option<i32>, interrupted_by: Option<i32>) -> Result<Run, StoreError> {
+    fn end(
+        &self,
+        exit_code: Option<i32>,
+        interrupted_by: Option<Interrupt>,
+    ) -> Result<Run, StoreError> {
         // The answer and error are redacted like everything else.
         let mut session = lock(&self.session);
         let Some(recorder) = session.recorder.take() else {
@@ -218,15 +222,13 @@ impl Proxy {
             None => "was killed by a signal".to_owned(),
         };
         let ending = if let Some(signal) = interrupted_by {
-            let name = match signal {
-                2 => "SIGINT".to_owned(),
-                15 => "SIGTERM".to_owned(),
-                n => format!("signal {n}"),
-            };
             Ending {
                 stop_reason: StopReason::Cancelled,
                 answer: None,
-                error: Some(format!("interrupted by {name}; the client {exit}")),
+                error: Some(format!(
+                    "interrupted by {}; the client {exit}",
+                    signal.name()
+                )),
             }
         } else if let Some(miss) = &session.miss {
             Ending {

@@ -57,27 +57,54 @@ impl Running {
     }
 }
 
+/// A signal that asks tapedeck to stop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interrupt {
+    /// SIGINT (Ctrl-C).
+    Int,
+    /// SIGTERM.
+    Term,
+}
+
+impl Interrupt {
+    /// Its number (exit code 128 + it).
+    pub fn number(self) -> i32 {
+        match self {
+            Self::Int => 2,
+            Self::Term => 15,
+        }
+    }
+
+    /// Its name, `SIGINT` or `SIGTERM`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Int => "SIGINT",
+            Self::Term => "SIGTERM",
+        }
+    }
+}
+
 /// How the client of [`run_child`] ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ChildEnd {
     /// Its exit code (128+N if signal N ended it); `None` if it could not be waited for.
     pub code: Option<i32>,
-    /// The signal (SIGINT 2, SIGTERM 15) that interrupted tapedeck while the client ran.
-    pub interrupted_by: Option<i32>,
+    /// The signal that interrupted tapedeck while the client ran.
+    pub interrupted_by: Option<Interrupt>,
 }
 
 /// Serves `proxy` on 127.0.0.1 and runs `command` with `OPENAI_BASE_URL` and
 /// `ANTHROPIC_BASE_URL` pointing at it; returns how the child ended once the proxy has
 /// recorded everything.
 ///
-/// `interrupts` brings the signals the caller listens for (SIGINT 2, SIGTERM 15). SIGINT is
+/// `interrupts` brings the signals the caller listens for. SIGINT is
 /// not passed on: Ctrl-C in a terminal reaches the client too (same process group), and a
 /// second copy would interrupt its clean-up. SIGTERM is passed on to the client. Either way the
 /// client is waited for, and the end says it was interrupted; a second signal kills it.
 pub async fn run_child(
     proxy: Arc<Proxy>,
     command: &[String],
-    mut interrupts: mpsc::UnboundedReceiver<i32>,
+    mut interrupts: mpsc::UnboundedReceiver<Interrupt>,
 ) -> std::io::Result<(Arc<Proxy>, ChildEnd)> {
     let Some((program, args)) = command.split_first() else {
         return Err(std::io::Error::other("no command to run"));
@@ -108,7 +135,7 @@ pub async fn run_child(
                 if interrupted_by.is_some() {
                     // A second signal: stop at once.
                     let _ = child.start_kill();
-                } else if signal == TERMINATE {
+                } else if signal == Interrupt::Term {
                     forward_terminate(&child);
                 }
                 interrupted_by.get_or_insert(signal);
@@ -125,9 +152,6 @@ pub async fn run_child(
         },
     ))
 }
-
-/// SIGTERM's number.
-const TERMINATE: i32 = 15;
 
 /// Passes SIGTERM on to the client, so it can end (and flush) on its own terms.
 fn forward_terminate(child: &tokio::process::Child) {
