@@ -414,6 +414,11 @@ pub struct McpMessage {
     pub method: Option<String>,
     /// The whole message (a blob).
     pub message: ContentHash,
+    /// The MCP server it was exchanged with, in a session run that talks to several (`tapedeck
+    /// mcp --name`); absent in a run of `tapedeck mcp record`, which has one. Since tape
+    /// version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
 }
 
 /// The budgets a run can exceed.

@@ -18,8 +18,15 @@ pub const TAPE_FORMAT: &str = "tapedeck-tape";
 /// The tape format version this build reads and writes.
 ///
 /// Any change to a serialized field (added, removed, renamed, retyped) bumps it: readers reject
-/// unknown fields and newer versions, so an old build never misreads a new tape.
-pub const TAPE_VERSION: u32 = 1;
+/// unknown fields and newer versions, so an old build never misreads a new tape. Every older
+/// version is still read, converted on reading ([`OLDEST_TAPE_VERSION`]).
+///
+/// - 2: `mcp_message` has `server`; a session run's identity.
+pub const TAPE_VERSION: u32 = 2;
+
+/// The oldest tape version this build reads. Version 1 is version 2 without its additions
+/// (every added field is optional), so it converts as it is.
+pub const OLDEST_TAPE_VERSION: u32 = 1;
 
 /// A tape's first line.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -105,7 +112,7 @@ pub fn parse_header(line: &str) -> Result<TapeHeader, TraceError> {
         )));
     }
     match value.get("version").and_then(Value::as_u64) {
-        Some(v) if v == u64::from(TAPE_VERSION) => {}
+        Some(v) if (u64::from(OLDEST_TAPE_VERSION)..=u64::from(TAPE_VERSION)).contains(&v) => {}
         Some(v) => {
             return Err(TraceError::TapeVersion {
                 found: v,
@@ -114,7 +121,11 @@ pub fn parse_header(line: &str) -> Result<TapeHeader, TraceError> {
         }
         None => return Err(bad("the header has no numeric `version`".to_owned())),
     }
-    serde_json::from_value(value).map_err(|e| bad(format!("invalid header: {}", json_error(&e))))
+    let mut header: TapeHeader = serde_json::from_value(value)
+        .map_err(|e| bad(format!("invalid header: {}", json_error(&e))))?;
+    // Converted on reading: what is read is a tape of this build's version.
+    header.version = TAPE_VERSION;
+    Ok(header)
 }
 
 /// Reads one event line (`line_no` is 1-based, for the error message).

@@ -86,6 +86,7 @@ impl Session {
                     direction,
                     method: method.map(str::to_owned),
                     message: blob,
+                    server: None,
                 }))?;
             }
         }

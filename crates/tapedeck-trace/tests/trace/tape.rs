@@ -102,6 +102,7 @@ fn every_kind() -> Vec<EventData> {
             direction: Direction::ServerToClient,
             method: None,
             message: h("mcp"),
+            server: Some("time".into()),
         }),
         EventData::BudgetExceeded(BudgetExceeded {
             budget: BudgetKind::MaxToolCalls,
