@@ -7,5 +7,6 @@
 pub mod http;
 pub mod mcp;
 pub mod redact;
+pub mod session;
 pub mod sse;
 pub mod wire;

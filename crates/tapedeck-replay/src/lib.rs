@@ -10,12 +10,16 @@
 //!   new one) goes on live.
 //!
 //! Every replay is itself a run, recorded with its parent and mode, so it can be diffed.
+//!
+//! An agent written as code is replayed as a command in a session ([`session`]): its tools get
+//! the same answers from the recording.
 
 #![warn(missing_docs)]
 
 pub mod divergence;
 pub mod recording;
 pub mod serve;
+pub mod session;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

@@ -146,6 +146,9 @@ impl Recording {
                         });
                     }
                 }
+                // A proxy run's messages are the vendors' wire format, replayed by its client
+                // itself: only its tool calls are served from here.
+                EventData::LlmResponse(_) if matches!(run.source, Source::Proxy | Source::Mcp) => {}
                 EventData::LlmResponse(e) => {
                     let message: Message = serde_json::from_value(blob(&e.message)?)
                         .map_err(|err| ReplayError::Unreplayable {

@@ -137,10 +137,34 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     run_client(proxy, &args.command)
 }
 
+/// How a client run behind the proxy ended: its run, and how the client ended.
+pub struct ClientRun {
+    /// The run, ended.
+    pub run: Run,
+    /// How the client ended.
+    pub end: http::ChildEnd,
+}
+
+impl ClientRun {
+    /// The exit: the client's own code when it failed (128+N for a signal), 130 / 143 when
+    /// tapedeck was interrupted, else 0 for a run that ended `ok` and 1 for one that did not.
+    pub fn exit(&self) -> Exit {
+        if let Some(signal) = self.end.interrupted_by {
+            return Exit::Interrupted(signal.number());
+        }
+        let run_ok = self.run.stop_reason.as_ref().is_some_and(StopReason::is_ok);
+        Exit::of_client(self.end.code, run_ok)
+    }
+}
+
 /// Runs the client behind `proxy`, ends the run and prints its summary on stderr; returns the
-/// exit: the client's own code when it failed (128+N for a signal), 130 / 143 when tapedeck was
-/// interrupted, else 0 for a run that ended `ok` and 1 for one that did not.
+/// exit ([`ClientRun::exit`]).
 pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit> {
+    Ok(run_client_to_end(proxy, command)?.exit())
+}
+
+/// Runs the client behind `proxy`, ends the run and prints its summary on stderr.
+pub fn run_client_to_end(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<ClientRun> {
     let runtime = proxy_runtime()?;
     let run_of_proxy = Arc::clone(&proxy);
     let (proxy, end) = match runtime.block_on(async {
@@ -177,9 +201,5 @@ pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit>
             anstream::eprintln!("{line}");
         }
     }
-    if let Some(signal) = end.interrupted_by {
-        return Ok(Exit::Interrupted(signal.number()));
-    }
-    let run_ok = run.stop_reason.as_ref().is_some_and(StopReason::is_ok);
-    Ok(Exit::of_client(end.code, run_ok))
+    Ok(ClientRun { run, end })
 }

@@ -101,63 +101,42 @@ fn hop_by_hop(name: &str) -> bool {
 }
 
 impl Proxy {
+    /// The upstream's answer to a request: `matching` is a modelled request's matching form
+    /// and `step` its step (`None` for a pass-through).
     pub(super) async fn fetch(
         &self,
         parts: &Parts,
         path: &str,
         bytes: Bytes,
         matching: Option<&Value>,
+        step: Option<u64>,
     ) -> Result<Upstream, (u16, String, String)> {
         match &self.backend {
             Backend::Live { client, upstreams } => {
-                let anthropic = parts.uri.path().starts_with("/v1/messages")
-                    || parts.headers.contains_key("anthropic-version");
-                let url = if anthropic {
-                    format!("{}{path}", upstreams.anthropic.trim_end_matches('/'))
-                } else {
-                    let rest = path.strip_prefix("/v1").unwrap_or(path);
-                    format!("{}{rest}", upstreams.openai.trim_end_matches('/'))
-                };
-                let mut headers = HeaderMap::new();
-                for (name, value) in &parts.headers {
-                    if !hop_by_hop(name.as_str()) {
-                        headers.append(name.clone(), value.clone());
-                    }
-                    if Redactor::is_secret_name(name.as_str())
-                        && let Ok(v) = value.to_str()
-                    {
-                        self.redactor.learn(v);
-                    }
-                }
-                let response = client
-                    .request(parts.method.clone(), &url)
-                    .headers(headers)
-                    .body(bytes)
-                    .send()
-                    .await
-                    .map_err(|e| {
+                self.live(client, upstreams, parts, path, bytes).await
+            }
+            Backend::Fork {
+                recording,
+                through_step,
+                client,
+                upstreams,
+            } => match step.filter(|s| *s <= *through_step) {
+                Some(step) => {
+                    let served = lock(recording).take_step(step);
+                    let (raw, cost) = served.ok_or_else(|| {
                         (
-                            502,
-                            "upstream_unreachable".to_owned(),
-                            format!("tapedeck: the upstream {url} could not be reached: {e}"),
+                            400,
+                            "tapedeck_replay_miss".to_owned(),
+                            format!("tapedeck replay: the recording has no model call #{step}"),
                         )
                     })?;
-                let status = response.status().as_u16();
-                let headers = response
-                    .headers()
-                    .iter()
-                    .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
-                    .collect();
-                let body = response
-                    .bytes_stream()
-                    .map(|r| r.map_err(|e| e.to_string()));
-                Ok(Upstream {
-                    status,
-                    headers,
-                    body: Box::pin(body),
-                    recorded_cost: None,
-                })
-            }
+                    Ok(Upstream {
+                        recorded_cost: cost,
+                        ..Upstream::from_recorded(&raw)
+                    })
+                }
+                None => self.live(client, upstreams, parts, path, bytes).await,
+            },
             Backend::Replay(recording) => {
                 let mut recording = lock(recording);
                 let (raw, cost) = match matching {
@@ -188,6 +167,64 @@ impl Proxy {
                 })
             }
         }
+    }
+
+    /// Sends a request to the real upstream.
+    async fn live(
+        &self,
+        client: &reqwest::Client,
+        upstreams: &Upstreams,
+        parts: &Parts,
+        path: &str,
+        bytes: Bytes,
+    ) -> Result<Upstream, (u16, String, String)> {
+        let anthropic = parts.uri.path().starts_with("/v1/messages")
+            || parts.headers.contains_key("anthropic-version");
+        let url = if anthropic {
+            format!("{}{path}", upstreams.anthropic.trim_end_matches('/'))
+        } else {
+            let rest = path.strip_prefix("/v1").unwrap_or(path);
+            format!("{}{rest}", upstreams.openai.trim_end_matches('/'))
+        };
+        let mut headers = HeaderMap::new();
+        for (name, value) in &parts.headers {
+            if !hop_by_hop(name.as_str()) {
+                headers.append(name.clone(), value.clone());
+            }
+            if Redactor::is_secret_name(name.as_str())
+                && let Ok(v) = value.to_str()
+            {
+                self.redactor.learn(v);
+            }
+        }
+        let response = client
+            .request(parts.method.clone(), &url)
+            .headers(headers)
+            .body(bytes)
+            .send()
+            .await
+            .map_err(|e| {
+                (
+                    502,
+                    "upstream_unreachable".to_owned(),
+                    format!("tapedeck: the upstream {url} could not be reached: {e}"),
+                )
+            })?;
+        let status = response.status().as_u16();
+        let headers = response
+            .headers()
+            .iter()
+            .filter_map(|(k, v)| Some((k.as_str().to_owned(), v.to_str().ok()?.to_owned())))
+            .collect();
+        let body = response
+            .bytes_stream()
+            .map(|r| r.map_err(|e| e.to_string()));
+        Ok(Upstream {
+            status,
+            headers,
+            body: Box::pin(body),
+            recorded_cost: None,
+        })
     }
 
     /// Sends the upstream's response to the client as it arrives, while a tee keeps its

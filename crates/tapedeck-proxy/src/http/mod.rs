@@ -51,6 +51,7 @@ mod body;
 mod forward;
 mod recording;
 mod serve;
+mod session;
 mod settings;
 
 pub use body::BodyError;
@@ -59,6 +60,8 @@ use forward::Teed;
 pub use forward::client;
 pub use recording::*;
 pub use serve::*;
+use session::Asked;
+pub use session::ToolSession;
 pub use settings::*;
 
 /// The largest request body the proxy accepts (413 above it): the same 32 MiB as the largest
@@ -91,6 +94,10 @@ struct Session {
     /// The ids of the responses given, so a Responses API request continuing one
     /// (`previous_response_id`) finds its run.
     response_ids: HashSet<String>,
+    /// The model's tool calls no session call has answered yet, oldest first.
+    asked: Vec<Asked>,
+    /// How many tool calls the session reported that no model response asked for.
+    session_calls: u64,
 }
 
 /// The state of one recorded run behind the proxy.
@@ -100,6 +107,8 @@ pub struct Proxy {
     pricing: Pricing,
     body_limit: usize,
     session: Mutex<Session>,
+    /// What the session (`crate::session`) answers tool calls with.
+    tools: Mutex<ToolSession>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -149,7 +158,10 @@ impl Proxy {
                 miss: None,
                 write_error: None,
                 response_ids: HashSet::new(),
+                asked: Vec::new(),
+                session_calls: 0,
             }),
+            tools: Mutex::new(ToolSession::new(crate::session::Tools::Record)),
             tasks: Mutex::new(Vec::new()),
         })
     }
@@ -275,6 +287,16 @@ impl Proxy {
                     error: Some(format!("the client {exit} before a final answer")),
                 },
             }
+        };
+        // A tool call a replay had no answer for ends the run as the runtime's replay does,
+        // unless the model already missed.
+        let ending = match lock(&self.tools).miss.take() {
+            Some((tool, why)) if interrupted_by.is_none() && session.miss.is_none() => Ending {
+                stop_reason: StopReason::ReplayMissTool(tool),
+                answer: None,
+                error: Some(why),
+            },
+            _ => ending,
         };
         let write_error = session.write_error.take();
         drop(session);
@@ -405,7 +427,10 @@ impl Proxy {
     ) -> (u64, Option<ContentHash>) {
         // Tool results the client sends back for calls still open.
         for output in wire::tool_outputs(provider, body) {
-            let open = lock(&self.session).pending.remove(&output.call_id);
+            let mut session = lock(&self.session);
+            session.asked.retain(|a| a.call_id != output.call_id);
+            let open = session.pending.remove(&output.call_id);
+            drop(session);
             let Some((tool, at)) = open else { continue };
             let (content, error) = if output.is_error {
                 (None, Some(self.redactor.text(&stringify(&output.content))))
@@ -535,9 +560,15 @@ impl Proxy {
                     }))
                 });
             }
-            lock(&self.session)
+            let mut session = lock(&self.session);
+            session
                 .pending
                 .insert(id.clone(), (name.clone(), Instant::now()));
+            session.asked.push(Asked {
+                call_id: id.clone(),
+                tool: name.clone(),
+                args_hash: tapedeck_trace::hash_value(args).ok().map(|(h, _)| h),
+            });
         }
         let mut session = lock(&self.session);
         if let Some(id) = &answer.id {
@@ -571,7 +602,10 @@ impl Proxy {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_owned();
-        let upstream = match self.fetch(&parts, path, bytes, Some(&matching)).await {
+        let upstream = match self
+            .fetch(&parts, path, bytes, Some(&matching), Some(step))
+            .await
+        {
             Ok(u) => u,
             Err((status, kind, message)) => {
                 let raw =
@@ -705,7 +739,7 @@ impl Proxy {
         let request = self.blob(&request);
         let method = parts.method.as_str().to_owned();
         let path = path.to_owned();
-        let upstream = match self.fetch(&parts, &path, bytes, None).await {
+        let upstream = match self.fetch(&parts, &path, bytes, None, None).await {
             Ok(u) => u,
             Err((status, kind, message)) => {
                 let raw = json!({"status": status, "error": message});

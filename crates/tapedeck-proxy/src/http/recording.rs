@@ -37,6 +37,17 @@ pub enum Backend {
     },
     /// A recording (replay mode).
     Replay(Mutex<Recording>),
+    /// The recording's first model calls, then the real upstreams (a fork).
+    Fork {
+        /// The recording.
+        recording: Mutex<Recording>,
+        /// The last step served from it: model call `through_step + 1` goes upstream.
+        through_step: u64,
+        /// The HTTP client.
+        client: reqwest::Client,
+        /// Where later calls go.
+        upstreams: Upstreams,
+    },
 }
 
 /// A run's recorded responses, for replay.
@@ -162,6 +173,14 @@ impl Recording {
                 )
             }
         })
+    }
+
+    /// The recorded response of model call `step`, whatever the request (a fork serves its
+    /// first calls as recorded).
+    pub(super) fn take_step(&mut self, step: u64) -> Option<(Value, Option<f64>)> {
+        let call = self.calls.iter_mut().find(|c| !c.used && c.step == step)?;
+        call.used = true;
+        Some((call.response.clone(), call.cost_usd))
     }
 
     pub(super) fn take_exchange(&mut self, method: &str, path: &str) -> Option<Value> {

@@ -26,6 +26,10 @@ pub async fn start(proxy: Arc<Proxy>, addr: SocketAddr) -> std::io::Result<Runni
     let addr = listener.local_addr()?;
     let (shutdown, stop) = oneshot::channel::<()>();
     let app = Router::new()
+        .route(
+            &format!("{}/{{*endpoint}}", crate::session::PATH),
+            axum::routing::post(session::endpoint),
+        )
         .fallback(|State(proxy): State<Arc<Proxy>>, request: Request| proxy.handle(request))
         .with_state(Arc::clone(&proxy));
     let server = tokio::spawn(async move {
@@ -94,8 +98,8 @@ pub struct ChildEnd {
 }
 
 /// Serves `proxy` on 127.0.0.1 and runs `command` with `OPENAI_BASE_URL` and
-/// `ANTHROPIC_BASE_URL` pointing at it; returns how the child ended once the proxy has
-/// recorded everything.
+/// `ANTHROPIC_BASE_URL` pointing at it, and `TAPEDECK_SESSION` at its session
+/// (`crate::session`); returns how the child ended once the proxy has recorded everything.
 ///
 /// `interrupts` brings the signals the caller listens for. SIGINT is
 /// not passed on: Ctrl-C in a terminal reaches the client too (same process group), and a
@@ -115,6 +119,7 @@ pub async fn run_child(
         .args(args)
         .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
         .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+        .env(crate::session::ENV_VAR, crate::session::url(port))
         .kill_on_drop(true)
         .spawn();
     let mut child = match child {

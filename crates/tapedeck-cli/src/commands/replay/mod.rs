@@ -1,8 +1,8 @@
 //! `tapedeck replay`: rerun a recorded run offline (exact), a new agent version against its
-//! recorded tool outputs (tools only), or fork it at a step; or replay a folder of tapes.
+//! recorded tool outputs (tools only), or fork it at a step; or replay a folder of tapes; or
+//! rerun an agent written as code in a session (`command`).
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 use anyhow::{Context as _, bail};
 use tapedeck_agent::LoadedConfig;
@@ -14,9 +14,11 @@ use crate::Exit;
 use crate::render::{self, DIM, HEADING, WARN};
 use crate::settings::Settings;
 
+mod command;
+
 /// What to do with a tool call the recording has no answer for.
 #[derive(Clone, Copy, Debug, clap::ValueEnum)]
-enum OnMiss {
+pub(crate) enum OnMiss {
     /// Stop the run `replay_miss:<tool>`, naming the closest recorded call
     Error,
     /// Run the tool for real: only read tools listed with --live-allow
@@ -28,7 +30,7 @@ enum OnMiss {
 /// Replay a recorded run: offline and exact, against a new agent version, or forked at a step
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Modes:\n  RUN                    exact: the recorded version, model responses and tool outputs; the\n                         trajectory must match the recording (offline: no API key, no tool runs)\n  RUN --agent NEW.yaml   tools only: NEW's own model; every tool call answered from the recording\n  RUN --from-step K      fork: steps 1..K from the recording, then the agent goes on live\n\nEvery replay is recorded as a run (parent and mode in `tapedeck show`). Exit codes: 0 the replay\nended ok and matches; 1 it diverged or stopped for another reason; 2 bad input.\n\nExamples:\n  tapedeck replay 3f9c2e1a\n  tapedeck replay 3f9c2e1a --agent agents/support-v2.yaml --on-miss live --live-allow kb.read\n  tapedeck replay 3f9c2e1a --from-step 3 --agent agents/support-v2.yaml\n  tapedeck replay --tapes golden/support/tapes --agent agents/support-v2.yaml -j 2"
+    after_help = "Modes of a runtime run:\n  RUN                    exact: the recorded version, model responses and tool outputs; the\n                         trajectory must match the recording (offline: no API key, no tool runs)\n  RUN --agent NEW.yaml   tools only: NEW's own model; every tool call answered from the recording\n  RUN --from-step K      fork: steps 1..K from the recording, then the agent goes on live\n\nModes of an agent written as code (a run of `tapedeck record -- CMD`), rerun as CMD in a session:\n  RUN -- CMD                          exact: model responses, MCP and in-process tools all from\n                                      the recording (offline: no API key, no tool side effect)\n  RUN --live-model -- CMD             the model live through the upstream (a new model or prompt);\n                                      every tool answered from the recording\n  RUN --live-model --from-step K -- CMD   model calls 1..K from the recording, the rest live\nA write tool never runs in a replay of a command, whatever the flags.\n\nEvery replay is recorded as a run (parent and mode in `tapedeck show`). Exit codes: 0 the replay\nended ok and matches; 1 it diverged or stopped for another reason; 2 bad input (a flag that does\nnot apply to the kind of run is refused); a command's own code when it failed.\n\nExamples:\n  tapedeck replay 3f9c2e1a\n  tapedeck replay 3f9c2e1a --agent agents/support-v2.yaml --on-miss live --live-allow kb.read\n  tapedeck replay 3f9c2e1a --from-step 3 --agent agents/support-v2.yaml\n  tapedeck replay --tapes golden/support/tapes --agent agents/support-v2.yaml -j 2\n  tapedeck replay 7d2a90c4 -- python agent.py\n  tapedeck replay 7d2a90c4 --live-model --upstream-openai http://127.0.0.1:8080/v1 -- python agent.py --model gpt-5-mini"
 )]
 pub struct Args {
     /// The run to replay: its short id or a unique prefix of its full id
@@ -72,6 +74,18 @@ pub struct Args {
     /// With `-- CMD`: the `--redact` patterns the run was recorded with (repeatable)
     #[arg(long, value_name = "REGEX")]
     redact: Vec<String>,
+    /// With `-- CMD`: send the model calls to the upstream (a new model or prompt) while every
+    /// tool is answered from the recording
+    #[arg(long)]
+    live_model: bool,
+    /// With `--live-model`: the upstream OpenAI base URL, `/v1` included [default:
+    /// $OPENAI_BASE_URL, else https://api.openai.com/v1]
+    #[arg(long, value_name = "URL")]
+    upstream_openai: Option<String>,
+    /// With `--live-model`: the upstream Anthropic base URL [default: $ANTHROPIC_BASE_URL,
+    /// else https://api.anthropic.com]
+    #[arg(long, value_name = "URL")]
+    upstream_anthropic: Option<String>,
     /// The client command of a proxy-recorded run
     #[arg(last = true, value_name = "CMD")]
     command: Vec<String>,
@@ -119,7 +133,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     if !args.command.is_empty() {
         let run = store.run(&id)?;
         match run.source {
-            Source::Proxy => return replay_proxy(&store, run, &args),
+            Source::Proxy => return command::replay(&store, run, &args),
             Source::Mcp => bail!(
                 "run {} was recorded by the MCP proxy: replay it with `tapedeck mcp replay {}` as the client's server command",
                 id.short(),
@@ -150,65 +164,44 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
 fn check_flags(args: &Args) -> anyhow::Result<()> {
     let runtime_flags = [
         ("--agent", args.agent.is_some()),
-        ("--from-step", args.from_step.is_some()),
-        ("--on-miss", args.on_miss.is_some()),
-        ("--live-allow", !args.live_allow.is_empty()),
-        ("--match-position", args.match_position),
         ("--strict", args.strict),
         ("--json", args.json),
     ];
     let client_flags = [
         ("--ignore", !args.ignore.is_empty()),
         ("--redact", !args.redact.is_empty()),
+        ("--live-model", args.live_model),
+        ("--upstream-openai", args.upstream_openai.is_some()),
+        ("--upstream-anthropic", args.upstream_anthropic.is_some()),
     ];
     if args.command.is_empty() {
         if let Some((flag, _)) = client_flags.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} applies to the replay of a proxy-recorded run's client: `tapedeck replay RUN {flag} … -- CMD…`"
+                "{flag} applies to the replay of an agent written as code: `tapedeck replay RUN {flag} … -- CMD…`"
             );
         }
     } else {
         if let Some((flag, _)) = runtime_flags.iter().find(|(_, given)| *given) {
             bail!(
-                "{flag} does not apply to `replay RUN -- CMD` (the client is run again against the recorded responses exactly); drop it, or replay a runtime run without `-- CMD`"
+                "{flag} does not apply to `replay RUN -- CMD` (the command is the agent version; give it another model or prompt with --live-model); drop it, or replay a runtime run without `-- CMD`"
             );
+        }
+        if args.from_step.is_some() && !args.live_model {
+            bail!(
+                "--from-step with `-- CMD` needs --live-model: model calls 1..K come from the recording, the rest from the upstream"
+            );
+        }
+        for (flag, given) in [
+            ("--upstream-openai", args.upstream_openai.is_some()),
+            ("--upstream-anthropic", args.upstream_anthropic.is_some()),
+        ] {
+            if given && !args.live_model {
+                bail!("{flag} needs --live-model: an exact replay never calls the upstream");
+            }
         }
         super::check_program(&args.command, "run")?;
     }
     Ok(())
-}
-
-/// `tapedeck replay RUN -- CMD` for a run the HTTP proxy recorded: the client runs again
-/// against the recorded responses (no upstream), and the replay is recorded as a run.
-fn replay_proxy(store: &Store, parent: tapedeck_trace::Run, args: &Args) -> anyhow::Result<Exit> {
-    let ignore = super::record::ignore_patterns(&args.ignore)?;
-    let events = store.events(&parent.id)?;
-    let recording = tapedeck_proxy::http::Recording::from_events(
-        &events,
-        |hash| store.blob(hash, &parent.id),
-        ignore,
-    )?;
-    let writer = store.writer()?;
-    let mut run = tapedeck_trace::Run::new(Source::Proxy);
-    run.parent = Some(parent.id);
-    run.mode = Some("proxy".to_owned());
-    let redactor = super::record::redactor(&args.redact)?;
-    run.input = Some(redactor.text(&args.command.join(" ")));
-    run.task = parent.task.clone();
-    run.suite = parent.suite.clone();
-    // Served calls keep their recorded cost: when that was unknown, so is the replay's, even
-    // if it missed before serving any.
-    run.totals.cost_usd = parent.totals.cost_usd.map(|_| 0.0);
-    let recorder = writer.start_run(run)?;
-    let proxy = tapedeck_proxy::http::Proxy::new(
-        tapedeck_proxy::http::Backend::Replay(Mutex::new(recording)),
-        redactor,
-        tapedeck_proxy::http::Pricing::default(),
-        recorder,
-    );
-    let exit = super::record::run_client(proxy, &args.command)?;
-    drop(writer);
-    Ok(exit)
 }
 
 fn exit_of(report: &ReplayReport) -> Exit {
@@ -251,7 +244,11 @@ fn print_report(report: &ReplayReport) {
     }
     match &report.divergence {
         None => anstream::println!("  the trajectory matches the recording"),
-        Some(d) => print_divergence(d),
+        Some(d) => {
+            for line in divergence_lines(d) {
+                anstream::println!("{line}");
+            }
+        }
     }
     anstream::println!(
         "  {dim}compare:{dim:#} tapedeck show {}  ·  tapedeck show {}",
@@ -260,36 +257,35 @@ fn print_report(report: &ReplayReport) {
     );
 }
 
-fn print_divergence(d: &Divergence) {
+/// The first divergence, as lines for the terminal.
+pub(super) fn divergence_lines(d: &Divergence) -> Vec<String> {
     let w = WARN;
     let dim = DIM;
-    anstream::println!(
+    let mut lines = vec![format!(
         "  {w}first divergence{w:#} at step {} ({}):",
-        d.step,
-        d.kind
-    );
+        d.step, d.kind
+    )];
     let show = |m: &Option<tapedeck_replay::Move>| {
         m.as_ref().map_or_else(
             || "(nothing: the run had ended)".to_owned(),
             |m| format!("{} {}", m.kind, render::truncate(&m.summary, 100)),
         )
     };
-    anstream::println!("    {dim}expected{dim:#}  {}", show(&d.expected));
-    anstream::println!("    {dim}actual  {dim:#}  {}", show(&d.actual));
+    lines.push(format!("    {dim}expected{dim:#}  {}", show(&d.expected)));
+    lines.push(format!("    {dim}actual  {dim:#}  {}", show(&d.actual)));
     if let Some(diff) = &d.argument_diff {
-        anstream::println!("    {dim}arguments{dim:#}");
-        for line in diff.lines() {
-            anstream::println!("      {line}");
-        }
+        lines.push(format!("    {dim}arguments{dim:#}"));
+        lines.extend(diff.lines().map(|line| format!("      {line}")));
     }
     if let Some(before) = &d.before {
-        anstream::println!(
+        lines.push(format!(
             "    {dim}before it{dim:#} step {}: {} {}",
             before.step,
             before.kind,
             render::truncate(&before.summary, 80)
-        );
+        ));
     }
+    lines
 }
 
 /// Every tape under `dir`, sorted.
