@@ -69,10 +69,9 @@ fn ok_json(value: &impl serde::Serialize) -> Response {
     }
 }
 
-/// The body of a request as `T`, or the 400 that says why not.
-fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
-    serde_json::from_slice(body)
-        .map_err(|e| bad_request(400, "bad_request", &format!("tapedeck session: {e}")))
+/// The body of a request as `T`, or why not.
+fn parse<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, String> {
+    serde_json::from_slice(body).map_err(|e| format!("tapedeck session: {e}"))
 }
 
 /// Serves `POST {PATH}/{endpoint}`.
@@ -89,13 +88,15 @@ pub(super) async fn endpoint(
         "mcp/recording" => {
             parse::<McpRecordingRequest>(&body).map(|request| proxy.mcp_recording(&request))
         }
-        other => Err(bad_request(
-            404,
-            "not_found",
-            &format!("tapedeck session: no endpoint `{other}` in protocol version {PROTOCOL}"),
-        )),
+        other => {
+            return bad_request(
+                404,
+                "not_found",
+                &format!("tapedeck session: no endpoint `{other}` in protocol version {PROTOCOL}"),
+            );
+        }
     };
-    answer.unwrap_or_else(|refused| refused)
+    answer.unwrap_or_else(|why| bad_request(400, "bad_request", &why))
 }
 
 impl Proxy {
