@@ -276,7 +276,7 @@ mod tests {
 
     #[test]
     fn actions_are_tagged() {
-        let run = serde_json::to_value(Action::Run { call: "c1".into() }).unwrap();
+        let run = serde_json::to_value(Action::Run { call: "c1".into() }).expect("serializes");
         assert_eq!(run, serde_json::json!({"action": "run", "call": "c1"}));
         let raise = serde_json::to_value(Action::Raise {
             error: ToolError {
@@ -284,7 +284,7 @@ mod tests {
                 message: "m".into(),
             },
         })
-        .unwrap();
+        .expect("serializes");
         assert_eq!(
             raise,
             serde_json::json!({"action": "raise", "error": {"type": "E", "message": "m"}})
