@@ -136,14 +136,29 @@ fn record_passes_a_failing_clients_code_through() {
     out.expect_code(7);
 }
 
-// `--agent`, `--from-step` and `--on-miss` were silently ignored with `-- CMD`.
+// `--agent`, `--from-step` and `--on-miss` were silently ignored with `-- CMD`: now a flag
+// applies to a command's replay or is refused.
 #[test]
 fn replay_with_a_client_refuses_the_runtimes_flags() {
     let (env, run) = recorded_hello();
-    for flags in [
-        &["--agent", "new.yaml"][..],
-        &["--from-step", "2"],
-        &["--on-miss", "closest"],
+    for (flags, says) in [
+        (
+            &["--agent", "new.yaml"][..],
+            "--agent does not apply to `replay RUN -- CMD`",
+        ),
+        (
+            &["--strict"],
+            "--strict does not apply to `replay RUN -- CMD`",
+        ),
+        (&["--json"], "--json does not apply to `replay RUN -- CMD`"),
+        (
+            &["--from-step", "2"],
+            "--from-step with `-- CMD` needs --live-model",
+        ),
+        (
+            &["--upstream-openai", "http://127.0.0.1:9/v1"],
+            "--upstream-openai needs --live-model",
+        ),
     ] {
         let out = env.exec(
             env.tapedeck()
@@ -152,14 +167,14 @@ fn replay_with_a_client_refuses_the_runtimes_flags() {
                 .args(["--", "python3", "ask.py", "hello"]),
         );
         let line = out.expect_input_error();
-        assert!(
-            line.contains(&format!(
-                "{} does not apply to `replay RUN -- CMD`",
-                flags[0]
-            )),
-            "{line}"
-        );
+        assert!(line.contains(says), "{line}");
     }
+    let out = env.exec(env.tapedeck().args(["replay", &run, "--live-model"]));
+    assert!(
+        out.expect_input_error().contains("--live-model applies to"),
+        "{}",
+        out.stderr
+    );
     let out = env.exec(env.tapedeck().args(["replay", &run, "--ignore", "x"]));
     assert!(
         out.expect_input_error().contains("--ignore applies to"),

@@ -665,37 +665,6 @@ impl Assembler {
     }
 }
 
-/// The first place two JSON values differ, as a path like `body.messages[2].content`.
-pub fn first_difference(a: &Value, b: &Value, path: &str) -> Option<String> {
-    match (a, b) {
-        (Value::Object(x), Value::Object(y)) => {
-            let mut keys: Vec<&String> = x.keys().chain(y.keys()).collect();
-            keys.sort();
-            keys.dedup();
-            keys.into_iter().find_map(|k| {
-                let sub = if path.is_empty() {
-                    k.clone()
-                } else {
-                    format!("{path}.{k}")
-                };
-                match (x.get(k), y.get(k)) {
-                    (Some(p), Some(q)) => first_difference(p, q, &sub),
-                    _ => Some(sub),
-                }
-            })
-        }
-        (Value::Array(x), Value::Array(y)) => {
-            for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                if let Some(d) = first_difference(p, q, &format!("{path}[{i}]")) {
-                    return Some(d);
-                }
-            }
-            (x.len() != y.len()).then(|| format!("{path} (length {} vs {})", x.len(), y.len()))
-        }
-        _ => (a != b).then(|| path.to_owned()),
-    }
-}
-
 /// How many leaf values two JSON values share, a crude closeness score.
 pub fn similarity(a: &Value, b: &Value) -> usize {
     match (a, b) {
@@ -807,15 +776,5 @@ mod tests {
         );
         assert_eq!(a.over_limit(), None);
         assert_eq!(a.body()["content"], json!([{"type": "text", "text": "hi"}]));
-    }
-
-    #[test]
-    fn differences_are_named() {
-        let a = json!({"body": {"messages": [{"content": "a"}]}});
-        let b = json!({"body": {"messages": [{"content": "b"}]}});
-        assert_eq!(
-            first_difference(&a, &b, "").as_deref(),
-            Some("body.messages[0].content")
-        );
     }
 }

@@ -49,6 +49,7 @@ use crate::wire::{self, Answer, Assembler, OverLimit, Provider};
 
 mod body;
 mod forward;
+pub mod miss;
 mod recording;
 mod serve;
 mod session;

@@ -164,10 +164,12 @@ impl Recording {
         Err(match closest {
             None => "no recorded request matches: the recording has no model calls".to_owned(),
             Some((i, step, recorded, used)) => {
-                let field = wire::first_difference(&recorded, &wanted, "")
-                    .unwrap_or_else(|| "(none: it was already served)".to_owned());
+                let difference = miss::first_difference(&recorded, &wanted, "").map_or_else(
+                    || "which is the same request, already served".to_owned(),
+                    |d| format!("which {}", d.explain()),
+                );
                 format!(
-                    "no recorded request matches; the closest is recorded request #{} (step {step}{}), which differs at `{field}`",
+                    "no recorded request matches; the closest is recorded request #{} (step {step}{}), {difference}",
                     i + 1,
                     if used { ", already served" } else { "" }
                 )
@@ -175,8 +177,6 @@ impl Recording {
         })
     }
 
-    /// The recorded response of model call `step`, whatever the request (a fork serves its
-    /// first calls as recorded).
     pub(super) fn take_step(&mut self, step: u64) -> Option<(Value, Option<f64>)> {
         let call = self.calls.iter_mut().find(|c| !c.used && c.step == step)?;
         call.used = true;
