@@ -237,6 +237,17 @@ fn proxy_replay_of_an_unmatched_request_names_the_closest() {
         "{}",
         rep.stderr
     );
+    // The miss shows both values, the differing part marked.
+    assert!(
+        rep.stderr.contains("recorded: ") && rep.stderr.contains("[-Paris-]"),
+        "{}",
+        rep.stderr
+    );
+    assert!(
+        rep.stderr.contains("actual:   ") && rep.stderr.contains("[-Lyon-]"),
+        "{}",
+        rep.stderr
+    );
     let replay = env.show(&rep.run_id());
     assert_eq!(replay["run"]["stop_reason"], "replay_miss:llm");
     // With the city ignored, it matches.
