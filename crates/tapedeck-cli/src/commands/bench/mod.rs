@@ -8,6 +8,7 @@ mod ingest;
 mod load;
 mod proxy;
 mod replay;
+mod session;
 mod storage;
 
 use clap::Subcommand;
@@ -18,7 +19,7 @@ use crate::settings::Settings;
 /// Run tapedeck's benchmarks and print ratios against their baselines
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10"
+    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10\n  cargo run --release -- bench session"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -44,6 +45,9 @@ enum Which {
     /// Latency the recording HTTP proxy adds over a direct client on loopback (p50/p99 over
     /// 10k requests from 8 clients), streaming time to first byte added, RSS across the 10k
     Proxy(proxy::Args),
+    /// The Python tool decorator's cost: outside a session against the bare function, and
+    /// per call recorded through a session
+    Session(session::Args),
     /// Every benchmark with its default size
     All,
     /// Records events and reports the committed sequence number as it goes (the load
@@ -70,6 +74,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         Which::Diff(a) => diff::run(a),
         Which::Golden(a) => golden::run(a),
         Which::Proxy(a) => proxy::run(a),
+        Which::Session(a) => session::run(a),
         Which::All => {
             ingest::run(ingest::Args::default())?;
             anstream::println!();
@@ -83,7 +88,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             anstream::println!();
             golden::run(golden::Args::default())?;
             anstream::println!();
-            proxy::run(proxy::Args::default())
+            proxy::run(proxy::Args::default())?;
+            anstream::println!();
+            session::run(session::Args::default())
         }
         Which::RecordLoad(a) => load::run(settings, a),
         Which::IngestChild(a) => ingest::child(a),
