@@ -102,10 +102,12 @@ class Session {
         method: "POST",
         agent: this.agent,
         headers: { "content-type": "application/json", "content-length": data.length },
+        // As an option (not req.setTimeout, which starts once connected) it bounds the connect.
+        timeout: timeoutMs,
       });
       req.setNoDelay(true);
       if (timeoutMs) {
-        req.setTimeout(timeoutMs, () => {
+        req.on("timeout", () => {
           const err = new Error(`no answer in ${timeoutMs} ms`);
           err.code = "ETIMEDOUT";
           req.destroy(err);

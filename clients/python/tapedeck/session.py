@@ -29,10 +29,12 @@ PROTOCOL = 1
 CLIENT = "tapedeck-python/0.1.0"
 ENV = "TAPEDECK_SESSION"
 
-# Connecting to a live local session takes microseconds; the limit only bounds the wait on an
-# address where nothing answers (a stale value pointing at a filtered host). Once connected,
-# requests wait as long as the session takes: tapedeck owns the process's lifetime anyway.
+# Connecting to a live local session and its answer to `hello` take microseconds; the limits
+# only bound the wait on an address where nothing answers, or where something that is not a
+# session accepted the connection (a stale value). Once `hello` is answered, requests wait as
+# long as the session takes: tapedeck owns the process's lifetime anyway.
 CONNECT_TIMEOUT = 5.0
+HELLO_TIMEOUT = 5.0
 
 # A keep-alive connection the server closed while idle fails on the next request in one of
 # these ways; the request is sent once more on a new connection. A refused connection is not
@@ -48,18 +50,19 @@ _BROKEN = (
 
 
 class _Connection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose timeout applies to connecting only, and that sends a request's
-    head and body in one write."""
+    """An ``HTTPConnection`` whose ``timeout`` applies to connecting only (``io_timeout`` to
+    what follows), and that sends a request's head and body in one write."""
 
     # http.client writes the head, then the body: two writes wake the server twice, which on a
     # busy two-core machine doubled the cost of a call. `post` leaves the body here and passes
     # none to `request`, and `send` appends it to the head.
     body = b""
+    io_timeout: Optional[float] = None
 
     def connect(self) -> None:
         super().connect()
         assert self.sock is not None
-        self.sock.settimeout(None)
+        self.sock.settimeout(self.io_timeout)
 
     def send(self, data: Any) -> None:
         if self.body:
@@ -119,15 +122,21 @@ class Session:
         for conn in conns:
             conn.close()
 
-    def post(self, endpoint: str, body: Dict[str, Any]) -> Dict[str, Any]:
+    def post(
+        self, endpoint: str, body: Dict[str, Any], timeout: Optional[float] = None
+    ) -> Dict[str, Any]:
         """Sends one message and returns the answer. Raises ``OSError`` when the session cannot
-        be reached and :class:`SessionError` for an answer that is not a 200 with a JSON
-        object."""
+        be reached (or does not answer within ``timeout`` seconds) and :class:`SessionError` for
+        an answer that is not a 200 with a JSON object."""
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
         headers = {"content-type": "application/json", "content-length": str(len(data))}
         path = f"{self._path}/{endpoint}"
         for attempt in (1, 2):
             conn = self._connection()
+            if conn.io_timeout != timeout:
+                conn.io_timeout = timeout
+                if conn.sock is not None:
+                    conn.sock.settimeout(timeout)
             try:
                 conn.body = data
                 conn.request("POST", path, None, headers)
@@ -146,7 +155,7 @@ class Session:
 
     def hello(self) -> None:
         """Says ``hello`` and keeps the session's mode and run."""
-        answer = self.post("hello", {"protocol": PROTOCOL, "client": CLIENT})
+        answer = self.post("hello", {"protocol": PROTOCOL, "client": CLIENT}, HELLO_TIMEOUT)
         self.mode = answer.get("mode")
         self.run = answer.get("run")
         self.greeted = True

@@ -447,6 +447,27 @@ class Errors(SessionTest):
         )
         self.assertIsNone(td_session._current)
 
+    def test_a_listener_that_never_answers_hello_warns(self) -> None:
+        # Something that is not a session holds the port: it accepts and says nothing.
+        listener = socket.socket()
+        self.addCleanup(listener.close)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        port = listener.getsockname()[1]
+        self.addCleanup(reset(f"http://127.0.0.1:{port}/tapedeck/session/v1").stop)
+        self.addCleanup(td_session.disconnect)
+        quick = mock.patch.object(td_session, "HELLO_TIMEOUT", 0.2)
+        quick.start()
+        self.addCleanup(quick.stop)
+
+        @tapedeck.tool
+        def one() -> int:
+            return 1
+
+        with stderr() as err:
+            self.assertEqual(one(), 1)
+        self.assertIn("is not reachable (timed out)", err.getvalue())
+
     def test_bad_url_warns_once(self) -> None:
         self.addCleanup(reset("127.0.0.1:9/no-scheme").stop)
 
