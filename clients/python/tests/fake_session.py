@@ -5,6 +5,8 @@ each `call` from a script."""
 from __future__ import annotations
 
 import json
+import os
+import sys
 import socket
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -129,3 +131,18 @@ def replaying(*answers: Dict[str, Any]) -> Callable[[Dict[str, Any]], Answer]:
         return 200, queue.pop(0)
 
     return answer
+
+
+def require(client: str, available: bool) -> bool:
+    """Whether a test that needs `client` runs. A missing client fails the test, as in the rest
+    of the repository's tests, unless TAPEDECK_SKIP_MISSING_CLIENTS=1 lets it pass without
+    running (with a note on stderr)."""
+    if available:
+        return True
+    if os.environ.get("TAPEDECK_SKIP_MISSING_CLIENTS") != "1":
+        raise AssertionError(
+            f"{client} is not installed (`.ci/run` installs it), or set "
+            "TAPEDECK_SKIP_MISSING_CLIENTS=1 to let the tests that need it pass without running"
+        )
+    print(f"note: {client} is missing and TAPEDECK_SKIP_MISSING_CLIENTS=1: not run", file=sys.stderr)
+    return False

@@ -20,7 +20,7 @@ from unittest import mock
 import tapedeck
 from tapedeck import session as td_session
 
-from tests.fake_session import FakeSession, replaying
+from tests.fake_session import FakeSession, replaying, require
 
 
 def reset(url: Optional[str]) -> mock._patch:  # type: ignore[type-arg]
@@ -566,10 +566,11 @@ class LooksLikeItself(unittest.TestCase):
             self.assertEqual(typing.get_type_hints(wrapped), typing.get_type_hints(fn))
             self.assertEqual(inspect.iscoroutinefunction(wrapped), inspect.iscoroutinefunction(fn))
 
-    @unittest.skipUnless(
-        __import__("importlib").util.find_spec("agents"), "the openai-agents package is not installed"
-    )
     def test_openai_agents_function_tool_reads_the_signature(self) -> None:
+        import importlib.util
+
+        if not require("the openai-agents package", importlib.util.find_spec("agents") is not None):
+            return
         from agents import function_tool
 
         @function_tool

@@ -1,0 +1,173 @@
+//! The conformance test of the session protocol (`clients/PROTOCOL.md`): every client library
+//! runs the same driver — three calls of a read tool, a write tool, a tool that raises — under
+//! `tapedeck record`, then under `tapedeck replay` with the read tool's live data changed and
+//! one call the recording never saw.
+
+use serde_json::{Value, json};
+
+use crate::{Env, arg, events_of, repo, tool_events};
+
+/// A client library's conformance driver.
+#[derive(Clone, Copy)]
+enum Client {
+    Python,
+    Node,
+}
+
+impl Client {
+    fn command(self) -> Vec<String> {
+        match self {
+            Self::Python => vec![
+                "python3".to_owned(),
+                arg(&repo().join("clients/python/conformance.py")),
+            ],
+            Self::Node => vec![
+                "node".to_owned(),
+                arg(&repo().join("clients/js/conformance.mjs")),
+            ],
+        }
+    }
+}
+
+/// What the driver printed last: one JSON line.
+fn report(stdout: &str) -> Value {
+    let line = stdout.lines().last().unwrap_or_default();
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not a JSON line ({e}): {stdout}"))
+}
+
+fn conformance(client: Client) {
+    let env = Env::new();
+    env.write("data.txt", "v1");
+    let command = client.command();
+    let driver = |cmd: &mut assert_cmd::Command| {
+        cmd.env("CONFORMANCE_DATA", env.path("data.txt"))
+            .env("CONFORMANCE_SINK", env.path("sink.txt"));
+    };
+
+    // Record: every tool runs, and every call is an event of the run.
+    let mut cmd = env.tapedeck();
+    cmd.arg("record").arg("--").args(&command);
+    driver(&mut cmd);
+    let rec = env.exec(&mut cmd);
+    rec.expect_code(0);
+    let recorded = report(&rec.stdout);
+    assert_eq!(recorded["lookups"][0], json!({"key": "a", "value": "v1"}));
+    assert_eq!(recorded["error"]["type"], "ValueError");
+    assert_eq!(recorded["error"]["message"], "boom");
+    assert_eq!(env.read("sink.txt"), "hello\n", "the write tool ran once");
+    let run = rec.run_id();
+    let show = env.show(&run);
+    let pairs: Vec<(String, String)> = ["lookup", "lookup", "lookup", "append_line", "fail"]
+        .iter()
+        .flat_map(|t| {
+            [
+                ("tool_call".to_owned(), (*t).to_owned()),
+                ("tool_result".to_owned(), (*t).to_owned()),
+            ]
+        })
+        .collect();
+    assert_eq!(tool_events(&show), pairs);
+    let results = events_of(&show, "tool_result");
+    assert_eq!(results[4]["error"], "ValueError: boom");
+    assert!(
+        results
+            .iter()
+            .all(|r| r["origin"].is_null() || r["origin"] == "live")
+    );
+
+    // Exact replay with the live data changed: the recorded answers, no tool runs.
+    env.write("data.txt", "v2");
+    let mut cmd = env.tapedeck();
+    cmd.args(["replay", &run, "--"]).args(&command);
+    driver(&mut cmd);
+    let rep = env.exec(&mut cmd);
+    rep.expect_code(0);
+    let replayed = report(&rep.stdout);
+    assert_eq!(
+        replayed["lookups"], recorded["lookups"],
+        "served as recorded"
+    );
+    assert_eq!(replayed["append"], recorded["append"]);
+    assert_eq!(replayed["error"]["type"], "ValueError");
+    assert_eq!(replayed["error"]["message"], "boom");
+    assert_eq!(
+        replayed["error"]["caught"], "RecordedToolError",
+        "the recorded exception is raised again as RecordedToolError"
+    );
+    assert_eq!(env.read("sink.txt"), "hello\n", "the write tool never ran");
+    assert!(
+        rep.stderr.contains("the trajectory matches the recording"),
+        "{}",
+        rep.stderr
+    );
+    let replay = env.show(&rep.run_id());
+    assert_eq!(tool_events(&replay), pairs);
+    assert!(
+        events_of(&replay, "tool_result")
+            .iter()
+            .all(|r| r["origin"] == "recorded"),
+        "{replay}"
+    );
+
+    // A call the recording never saw: a miss naming the closest call, and the run says so.
+    let mut cmd = env.tapedeck();
+    cmd.args(["replay", &run, "--"]).args(&command);
+    driver(&mut cmd);
+    cmd.env("CONFORMANCE_EXTRA", "1");
+    let miss = env.exec(&mut cmd);
+    miss.expect_code(1);
+    let missed = report(&miss.stdout);
+    let message = missed["miss"].as_str().expect("ReplayMiss was raised");
+    assert!(message.contains("zzz-unrecorded"), "{message}");
+    assert!(message.contains("closest recorded"), "{message}");
+    let replay = env.show(&miss.run_id());
+    assert_eq!(replay["run"]["stop_reason"], "replay_miss:lookup");
+    assert_eq!(env.read("sink.txt"), "hello\n", "the write tool never ran");
+}
+
+#[test]
+fn python_client_conforms() {
+    conformance(Client::Python);
+}
+
+#[test]
+fn node_client_conforms() {
+    if !tapedeck_testkit::clients::require(
+        "node",
+        std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "apt-get install nodejs",
+    ) {
+        return;
+    }
+    conformance(Client::Node);
+}
+
+// A session variable that points nowhere: one warning, and the tools run as outside a session.
+#[test]
+fn a_session_that_cannot_be_reached_runs_the_tools() {
+    for client in [Client::Python, Client::Node] {
+        let env = Env::new();
+        env.write("data.txt", "v1");
+        let command = client.command();
+        let out = env.exec(
+            assert_cmd::Command::new(&command[0])
+                .args(&command[1..])
+                .current_dir(env.dir.path())
+                .env("TAPEDECK_SESSION", "http://127.0.0.1:9/tapedeck/session/v1")
+                .env("CONFORMANCE_DATA", env.path("data.txt"))
+                .env("CONFORMANCE_SINK", env.path("sink.txt")),
+        );
+        out.expect_code(0);
+        assert_eq!(report(&out.stdout)["lookups"][0]["value"], "v1");
+        assert_eq!(env.read("sink.txt"), "hello\n");
+        let warnings = out
+            .stderr
+            .lines()
+            .filter(|l| l.contains("TAPEDECK_SESSION"))
+            .count();
+        assert_eq!(warnings, 1, "one warning:\n{}", out.stderr);
+    }
+}

@@ -1,0 +1,126 @@
+//! End-to-end tests of sessions: agents written as code — the Python and JavaScript client
+//! libraries of `clients/`, `tapedeck mcp`, and fixture agents on the official SDKs — recorded
+//! with `tapedeck record -- CMD` and replayed with `tapedeck replay RUN … -- CMD`, against fake
+//! upstreams on 127.0.0.1.
+
+mod clients;
+mod conformance;
+
+use std::path::{Path, PathBuf};
+
+use assert_cmd::Command;
+use serde_json::Value;
+pub use tapedeck_testkit::cli::Outcome;
+pub use tapedeck_testkit::fake_http as server;
+
+/// The API key the agents send: it must appear nowhere in the store.
+pub const KEY: &str = "sk-test-SESSION-0123456789";
+
+/// The repository's root (where `clients/` and `tests/session/` are).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A temporary folder holding the store `t.db` and the files the agents read and write.
+pub struct Env {
+    /// The folder (removed when the test ends).
+    pub dir: tempfile::TempDir,
+}
+
+impl Env {
+    /// An empty folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    /// A path in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Writes a file in the folder.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, text).expect("write the file");
+        path
+    }
+
+    /// A file of the folder, read (empty when it does not exist).
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// `tapedeck --store t.db` in the folder, with the test key and `TAPEDECK_BIN` (how the
+    /// fixture agents start `tapedeck mcp`).
+    pub fn tapedeck(&self) -> Command {
+        let mut cmd = tapedeck_testkit::cli::tapedeck(self.dir.path());
+        cmd.env("OPENAI_API_KEY", KEY)
+            .env("ANTHROPIC_API_KEY", KEY)
+            .env("TAPEDECK_BIN", assert_cmd::cargo::cargo_bin("tapedeck"))
+            .env_remove("TAPEDECK_SESSION");
+        cmd
+    }
+
+    /// Runs a command to its end (two minutes at most).
+    pub fn exec(&self, cmd: &mut Command) -> Outcome {
+        Outcome::of(cmd.timeout(std::time::Duration::from_secs(120)))
+    }
+
+    /// `show RUN --json`.
+    pub fn show(&self, run: &str) -> Value {
+        let out = self.exec(self.tapedeck().args(["show", run, "--json"]));
+        out.expect_code(0);
+        out.json()
+    }
+}
+
+/// The `(kind, tool)` of every tool event of a `show --json` document, in order.
+pub fn tool_events(show: &Value) -> Vec<(String, String)> {
+    show["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| matches!(e["kind"].as_str(), Some("tool_call" | "tool_result")))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap_or_default().to_owned(),
+                e["data"]["tool"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The `data` of every event of `kind`.
+pub fn events_of<'a>(show: &'a Value, kind: &str) -> Vec<&'a Value> {
+    show["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .map(|e| &e["data"])
+        .collect()
+}
+
+/// A path as a string for a command line.
+pub fn arg(path: &Path) -> String {
+    path.display().to_string()
+}
+
+/// Whether Node and the npm packages of `tests/session/node` are there (`npm ci` installs
+/// them; `.ci/run` does).
+pub fn require_node_packages() -> bool {
+    let installed = repo()
+        .join("tests/session/node/node_modules/openai")
+        .is_dir()
+        && std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+    tapedeck_testkit::clients::require(
+        "node with the `openai` and `@modelcontextprotocol/sdk` npm packages",
+        installed,
+        "cd tests/session/node && npm ci",
+    )
+}
