@@ -216,6 +216,12 @@ impl Env {
     /// its server command and `FAKE_CHATTY` set; checks it succeeded and returns the JSON it
     /// printed, and its stderr (tapedeck's included).
     fn python_client(&self, args: &[&str]) -> (Value, String) {
+        self.python_client_with(args, &[])
+    }
+
+    /// [`Env::python_client`] with more environment variables for the client (and so for
+    /// tapedeck and the server).
+    fn python_client_with(&self, args: &[&str], env: &[(&str, &str)]) -> (Value, String) {
         let output = Command::new("python3")
             .current_dir(self.dir.path())
             .arg("client.py")
@@ -224,6 +230,7 @@ impl Env {
             .args(args)
             .env_remove("TAPEDECK_STORE")
             .env("FAKE_CHATTY", "1")
+            .envs(env.iter().copied())
             .output()
             .expect("the client runs");
         let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
@@ -598,6 +605,73 @@ fn records_the_stateless_era_and_replays_it_with_other_meta() {
     }
 }
 
+/// A discovery-era recording (`server/discover`, `tools/list`, one `echo` call with `_meta`).
+fn record_discovery_era(env: &Env) -> String {
+    let meta = meta("1.0");
+    let (run, recorded) = env.record(&[
+        request(json!(1), "server/discover", json!({ "_meta": meta })),
+        request(json!(2), "tools/list", json!({ "_meta": meta })),
+        call(json!(3), "echo", json!({ "text": "hello" }), Some(meta)),
+    ]);
+    assert_eq!(recorded.responses.len(), 3);
+    run
+}
+
+#[test]
+fn a_handshake_client_replays_a_discovery_era_recording() {
+    let env = Env::new();
+    let run = record_discovery_era(&env);
+    std::fs::remove_file(env.path("server.py")).expect("the server is removed");
+    let requests = legacy_requests([json!(1), json!(2), json!(3), json!(4)]);
+    // Without the unrecorded `nope` call: every request has an answer.
+    let replayed = env.session(&["mcp", "replay", &run], &requests[..4]);
+    assert_eq!(replayed.code, Some(0), "stderr: {}", replayed.stderr);
+    // The handshake is built from the discovery, in the version the client asked for (the
+    // fake's discovery lists only 2026-07-28, which a handshake-era client cannot speak).
+    assert_eq!(
+        replayed.responses[0],
+        json!({
+            "jsonrpc": "2.0",
+            "id": 1,
+            "result": {
+                "protocolVersion": "2025-06-18",
+                "capabilities": { "tools": {} },
+                "serverInfo": { "name": "fake", "version": "1.0" },
+            },
+        })
+    );
+    // `notifications/initialized` has no recorded counterpart and needs none; the rest is
+    // answered from the recording.
+    assert_eq!(
+        replayed.responses[1]["result"]["tools"][0]["name"],
+        json!("echo")
+    );
+    assert_eq!(
+        replayed.responses[2]["result"]["content"][0]["text"],
+        json!("hello")
+    );
+    let show = env.show(&run_id_of(&replayed.stderr, " as "));
+    assert_eq!(show["run"]["stop_reason"], json!("ok"), "{show}");
+}
+
+#[test]
+fn a_recording_without_a_handshake_or_a_discovery_answers_initialize_with_an_error() {
+    let env = Env::new();
+    let (run, _) = env.record(&[request(json!(1), "tools/list", Value::Null)]);
+    let replayed = env.session(
+        &["mcp", "replay", &run],
+        &legacy_requests([json!(1), json!(2), json!(3), json!(4)])[..1],
+    );
+    assert_eq!(replayed.code, Some(1), "stderr: {}", replayed.stderr);
+    assert_eq!(
+        replayed.responses[0]["error"],
+        json!({
+            "code": -32601,
+            "message": "tapedeck replay: the recording has no `initialize` request and no `server/discover` answer",
+        })
+    );
+}
+
 #[test]
 fn an_unrecorded_call_gets_an_error_naming_the_closest_recorded_call() {
     let env = Env::new();
@@ -789,6 +863,72 @@ fn the_official_python_client_records_and_replays_mcp_server_time() {
     // The replay answers with the recorded time: the output is the same.
     let (replayed, _) = env.python_client(&["mcp", "replay", &run]);
     assert_eq!(replayed, live);
+}
+
+/// The official client of either era: `MCP_ERA=discover` probes with `server/discover` (the
+/// 2026-07-28 era), anything else starts with the `initialize` handshake.
+const ERA_CLIENT: &str = r#"import asyncio, json, os, sys
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+
+async def main():
+    params = StdioServerParameters(command=sys.argv[1], args=sys.argv[2:])
+    async with stdio_client(params) as (read, write):
+        async with ClientSession(read, write) as session:
+            if os.environ.get("MCP_ERA") == "discover":
+                await session.discover()
+            else:
+                await session.initialize()
+            tools = await session.list_tools()
+            result = await session.call_tool("get_current_time", {"timezone": "UTC"})
+            print(json.dumps({
+                "version": session.protocol_version,
+                "server": session.server_info.name,
+                "tools": sorted(t.name for t in tools.tools),
+                "time": [c.text for c in result.content if c.type == "text"],
+            }))
+
+asyncio.run(main())
+"#;
+
+#[test]
+fn the_official_handshake_client_replays_a_discovery_era_recording_of_mcp_server_time() {
+    if !tapedeck_testkit::clients::require(
+        "the mcp Python client or mcp-server-time",
+        tapedeck_testkit::clients::python_imports("mcp, mcp_server_time"),
+        "python3 -m pip install mcp mcp-server-time",
+    ) {
+        return;
+    }
+    let env = Env::new();
+    std::fs::write(env.path("client.py"), ERA_CLIENT).expect("the client script");
+    let (live, stderr) = env.python_client_with(
+        &["mcp", "record", "--", "python3", "-m", "mcp_server_time"],
+        &[("MCP_ERA", "discover")],
+    );
+    assert_eq!(live["version"], json!("2026-07-28"));
+    let run = run_id_of(&stderr, "recorded MCP run ");
+    let methods: Vec<String> = event_list(&env.show(&run))
+        .into_iter()
+        .filter_map(|(_, d)| d["method"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        methods.iter().any(|m| m == "server/discover")
+            && !methods.iter().any(|m| m == "initialize"),
+        "{methods:?}"
+    );
+    let (replayed, stderr) =
+        env.python_client_with(&["mcp", "replay", &run], &[("MCP_ERA", "initialize")]);
+    assert!(
+        stderr.contains(&format!("replayed MCP run {run}")),
+        "{stderr}"
+    );
+    // The SDK's own handshake version, the server's name from the discovery, the same tools
+    // and the recorded time.
+    assert_eq!(replayed["version"], json!("2025-11-25"));
+    assert_eq!(replayed["server"], live["server"]);
+    assert_eq!(replayed["tools"], live["tools"]);
+    assert_eq!(replayed["time"], live["time"]);
 }
 
 const CALLBACK_CLIENT: &str = r#"import asyncio, json, os, sys

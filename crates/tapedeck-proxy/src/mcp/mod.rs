@@ -8,7 +8,8 @@
 //! run without starting the server: whatever request methods were recorded (`initialize` of
 //! the handshake era, `server/discover` of the 2026-07-28 era, `tools/list`, `tools/call`, …),
 //! matched by method and canonical params without the volatile `_meta` and ids, answered with
-//! the client's own ids. Messages the server sent on its own (notifications, and requests to
+//! the client's own ids; a handshake-era client replaying a recording of the discovery era
+//! gets an `initialize` answer built from the recorded discovery. Messages the server sent on its own (notifications, and requests to
 //! the client such as `sampling/createMessage`) are sent again where they came: before the
 //! client's first message, while a request was open, or after an answer or a notification; a
 //! server request holds back what follows it until the client has answered. The replay is

@@ -229,6 +229,94 @@ fn closest_call(recorded: &[Recorded], tool: &str, args: &Value) -> Option<Strin
         .map(|(name, args)| format!("{name}({})", canonical_json(args).unwrap_or_default()))
 }
 
+/// Where a 2026-07-28 era discovery names the server (its `_meta`); some servers put
+/// `serverInfo` at the top of the result instead, as `initialize` does.
+const SERVER_INFO_META: &str = "io.modelcontextprotocol/serverInfo";
+
+/// The newest protocol version of the handshake era: every version up to it starts with
+/// `initialize`, every later one is stateless (`server/discover`, per-request `_meta`).
+const LAST_HANDSHAKE_VERSION: &str = "2025-11-25";
+
+/// An `initialize` result for a handshake-era client replaying a recording of the discovery
+/// era, built from the recorded `server/discover` answer (the last one that succeeded): its
+/// capabilities, server info and instructions, and a protocol version (see
+/// [`handshake_version`]). `Err` says what the recording lacks.
+fn initialize_from_discovery(
+    recorded: &[Recorded],
+    params: Option<&Value>,
+) -> Result<Value, String> {
+    let discovery = recorded
+        .iter()
+        .rev()
+        .filter(|r| r.method == "server/discover")
+        .find_map(|r| match &r.answer {
+            Some(Answer::Result(result)) => Some(result),
+            _ => None,
+        })
+        .ok_or("no `initialize` request and no `server/discover` answer")?;
+    let lacks = |what: &str| {
+        format!(
+            "no `initialize` request, and the recorded `server/discover` answer has no {what} to build one from"
+        )
+    };
+    let supported: Vec<&str> = discovery
+        .get("supportedVersions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .collect();
+    let requested = params
+        .and_then(|p| p.get("protocolVersion"))
+        .and_then(Value::as_str);
+    let version =
+        handshake_version(requested, &supported).ok_or_else(|| lacks("supportedVersions"))?;
+    let capabilities = discovery
+        .get("capabilities")
+        .filter(|c| c.is_object())
+        .ok_or_else(|| lacks("capabilities"))?;
+    let server_info = discovery
+        .get("serverInfo")
+        .or_else(|| discovery.get("_meta")?.get(SERVER_INFO_META))
+        .filter(|i| i.is_object())
+        .ok_or_else(|| lacks("serverInfo"))?;
+    let mut result = json!({
+        "protocolVersion": version,
+        "capabilities": capabilities,
+        "serverInfo": server_info,
+    });
+    if let Some(instructions) = discovery.get("instructions").filter(|i| i.is_string()) {
+        result["instructions"] = instructions.clone();
+    }
+    Ok(result)
+}
+
+/// The protocol version an `initialize` built from a discovery answers with: the one the client
+/// asked for when the recorded server lists it; for a handshake-era version it does not list,
+/// the newest handshake-era version it lists, or else the client's own — a discovery lists the
+/// versions spoken without a handshake, so the recording cannot say the server refused the
+/// client's, and answering a stateless version to `initialize` makes every handshake-era client
+/// hang up (the official SDKs do); otherwise the newest version the recorded server lists.
+/// `None` when it lists none.
+fn handshake_version<'a>(requested: Option<&'a str>, supported: &[&'a str]) -> Option<&'a str> {
+    if supported.is_empty() {
+        return None;
+    }
+    if let Some(requested) = requested.filter(|r| supported.contains(r)) {
+        return Some(requested);
+    }
+    // Versions are dates (YYYY-MM-DD): their text order is their age.
+    let newest_handshake = supported
+        .iter()
+        .copied()
+        .filter(|v| *v <= LAST_HANDSHAKE_VERSION)
+        .max();
+    match requested.filter(|r| *r <= LAST_HANDSHAKE_VERSION) {
+        Some(requested) => Some(newest_handshake.unwrap_or(requested)),
+        None => supported.iter().copied().max(),
+    }
+}
+
 fn response(id: &Value, answer: &Answer) -> Value {
     match answer {
         Answer::Result(result) => json!({ "jsonrpc": "2.0", "id": id, "result": result }),
@@ -401,6 +489,24 @@ fn serve(
             }
             // `ping` needs no recording: its answer is always empty.
             None if method == "ping" => response(request_id, &Answer::Result(json!({}))),
+            // A handshake-era client replaying a recording of the discovery era: its
+            // `notifications/initialized` needs no recorded counterpart either (notifications
+            // get no answer).
+            None if method == "initialize" => {
+                match initialize_from_discovery(&recorded, message.get("params")) {
+                    Ok(result) => response(request_id, &Answer::Result(result)),
+                    Err(lacking) => {
+                        misses.push(method.to_owned());
+                        response(
+                            request_id,
+                            &Answer::Error(json!({
+                                "code": -32601,
+                                "message": format!("tapedeck replay: the recording has {lacking}"),
+                            })),
+                        )
+                    }
+                }
+            }
             None if method == "tools/call" => {
                 let params = message.get("params");
                 let tool = params
@@ -505,6 +611,89 @@ mod tests {
         // … but a tool call with other arguments is a miss.
         let miss = params_key(Some(&json!({ "name": "t", "arguments": { "x": 1 } })));
         assert_eq!(find(&mut list, "tools/call", &miss), None);
+    }
+
+    #[test]
+    fn a_handshake_version_is_the_clients_unless_the_discovery_says_otherwise() {
+        let modern = ["2026-07-28"];
+        // Listed: the client's own.
+        assert_eq!(
+            handshake_version(Some("2026-07-28"), &modern),
+            Some("2026-07-28")
+        );
+        // A handshake-era version a discovery could not list: the client's own.
+        assert_eq!(
+            handshake_version(Some("2025-06-18"), &modern),
+            Some("2025-06-18")
+        );
+        // A discovery that lists handshake-era versions, not the client's: the newest of them.
+        assert_eq!(
+            handshake_version(
+                Some("2024-11-05"),
+                &["2026-07-28", "2025-06-18", "2025-03-26"]
+            ),
+            Some("2025-06-18")
+        );
+        // A version the server does not list and no handshake-era one, or none: the newest.
+        assert_eq!(
+            handshake_version(Some("2099-01-01"), &["2026-07-28", "2027-01-01"]),
+            Some("2027-01-01")
+        );
+        assert_eq!(handshake_version(None, &modern), Some("2026-07-28"));
+        assert_eq!(handshake_version(Some("2025-06-18"), &[]), None);
+    }
+
+    #[test]
+    fn initialize_from_discovery_needs_versions_capabilities_and_server_info() {
+        let discover = |result: Value| {
+            let mut r = recorded("server/discover", json!({}), result);
+            r.tool = None;
+            vec![r]
+        };
+        let params = json!({ "protocolVersion": "2025-06-18" });
+        let full = json!({
+            "resultType": "complete",
+            "supportedVersions": ["2026-07-28"],
+            "capabilities": { "tools": {} },
+            "instructions": "Ask for times.",
+            "_meta": { SERVER_INFO_META: { "name": "time", "version": "1" } },
+        });
+        assert_eq!(
+            initialize_from_discovery(&discover(full.clone()), Some(&params)),
+            Ok(json!({
+                "protocolVersion": "2025-06-18",
+                "capabilities": { "tools": {} },
+                "serverInfo": { "name": "time", "version": "1" },
+                "instructions": "Ask for times.",
+            }))
+        );
+        // `serverInfo` at the top, as some servers send it.
+        let mut top = full.clone();
+        top["serverInfo"] = json!({ "name": "top", "version": "2" });
+        let built = initialize_from_discovery(&discover(top), Some(&params));
+        assert_eq!(
+            built.map(|r| r["serverInfo"]["name"].clone()),
+            Ok(json!("top"))
+        );
+        for missing in ["supportedVersions", "capabilities", "_meta"] {
+            let mut lacking = full.clone();
+            lacking.as_object_mut().map(|m| m.remove(missing));
+            let err = initialize_from_discovery(&discover(lacking), Some(&params))
+                .expect_err("a discovery that lacks a field builds nothing");
+            let field = if missing == "_meta" {
+                "serverInfo"
+            } else {
+                missing
+            };
+            assert!(
+                err.ends_with(&format!("has no {field} to build one from")),
+                "{err}"
+            );
+        }
+        assert_eq!(
+            initialize_from_discovery(&[], Some(&params)),
+            Err("no `initialize` request and no `server/discover` answer".to_owned())
+        );
     }
 
     #[test]
