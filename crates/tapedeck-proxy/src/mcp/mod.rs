@@ -72,6 +72,16 @@ pub enum McpError {
     },
 }
 
+/// One message of a recorded MCP session and which way it went: what a replay is built from,
+/// read from a run of `mcp record` or received from a session (`mcp/recording`).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RecordedMessage {
+    /// Which way it went.
+    pub direction: Direction,
+    /// The JSON-RPC message.
+    pub message: Value,
+}
+
 /// Run metadata for a recording.
 #[derive(Clone, Debug, Default)]
 pub struct RecordOptions {

@@ -21,13 +21,14 @@ struct Recorded {
     served: bool,
 }
 
-enum Answer {
+/// A JSON-RPC answer: its `result`, or its `error` object.
+pub(super) enum Answer {
     Result(Value),
     Error(Value),
 }
 
-/// A recorded MCP run, as replay serves it.
-struct Recording {
+/// A recorded MCP session, as replay serves it.
+pub(super) struct Recording {
     /// Messages the server sent before the client's first message.
     prelude: Vec<Value>,
     messages: Vec<Recorded>,
@@ -74,9 +75,76 @@ impl Placement {
     }
 }
 
-/// The messages of a recorded MCP run, with the server's answers and the messages it sent on
-/// its own, in order.
-fn load_recording(store: &Store, id: &RunId) -> Result<Recording, McpError> {
+impl Recording {
+    /// The recording of a session's messages, in the order they crossed: each client request
+    /// with the server's answer and what the server sent on its own while it was open and
+    /// after it. The client's answers to the server's own requests are left out: a replay gets
+    /// them anew.
+    pub(super) fn from_messages(messages: &[RecordedMessage]) -> Self {
+        let mut recording = Self {
+            prelude: Vec::new(),
+            messages: Vec::new(),
+        };
+        let mut placement = Placement::default();
+        // Requests waiting for their responses, by id text: index into `recording.messages`.
+        let mut waiting: HashMap<String, usize> = HashMap::new();
+        for RecordedMessage { direction, message } in messages {
+            let method = message.get("method").and_then(Value::as_str);
+            let id = message.get("id").filter(|id| !id.is_null()).map(id_text);
+            match (direction, method, id) {
+                (Direction::ClientToServer, Some(method), id) => {
+                    let params = message.get("params");
+                    let tool = (method == "tools/call").then(|| {
+                        let name = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+                        let arguments = params.and_then(|p| p.get("arguments"));
+                        (
+                            name.unwrap_or_default().to_owned(),
+                            arguments.cloned().unwrap_or_else(|| json!({})),
+                        )
+                    });
+                    let i = recording.messages.len();
+                    recording.messages.push(Recorded {
+                        method: method.to_owned(),
+                        key: params_key(params),
+                        tool,
+                        answer: None,
+                        during: Vec::new(),
+                        after: Vec::new(),
+                        served: false,
+                    });
+                    match id {
+                        Some(id) => {
+                            waiting.insert(id, i);
+                            placement.opened(i);
+                        }
+                        None => placement.closed(i),
+                    }
+                }
+                (Direction::ServerToClient, None, Some(id)) => {
+                    if let Some(i) = waiting.remove(&id) {
+                        recording.messages[i].answer = Some(match message.get("result") {
+                            Some(result) => Answer::Result(result.clone()),
+                            None => {
+                                Answer::Error(message.get("error").cloned().unwrap_or(Value::Null))
+                            }
+                        });
+                        placement.closed(i);
+                    }
+                }
+                (Direction::ServerToClient, Some(_), _) => {
+                    placement.place(&mut recording, message.clone());
+                }
+                _ => {}
+            }
+        }
+        recording
+    }
+}
+
+/// The messages of an MCP run recorded by `mcp record`, in order, with its `tool_call` and
+/// `tool_result` events turned back into the `tools/call` requests and responses they were
+/// (the call id as the JSON-RPC id).
+fn messages_of_run(store: &Store, id: &RunId) -> Result<Vec<RecordedMessage>, McpError> {
     let run = store.run(id)?;
     if run.source != Source::Mcp {
         return Err(McpError::NotMcp {
@@ -88,94 +156,40 @@ fn load_recording(store: &Store, id: &RunId) -> Result<Recording, McpError> {
     let hashes: Vec<ContentHash> = events.iter().flat_map(|e| e.data.blob_refs()).collect();
     let blobs = store.blobs(hashes, id)?;
     let blob = |h: &ContentHash| blobs.get(h).cloned().unwrap_or(Value::Null);
-    let mut recording = Recording {
-        prelude: Vec::new(),
-        messages: Vec::new(),
-    };
-    let mut placement = Placement::default();
-    // Requests waiting for their responses, by id text: index into `recording.messages`.
-    let mut waiting: HashMap<String, usize> = HashMap::new();
-    let mut tool_calls: HashMap<String, usize> = HashMap::new();
-    let recorded = |method: &str, params: Option<&Value>, tool| Recorded {
-        method: method.to_owned(),
-        key: params_key(params),
-        tool,
-        answer: None,
-        during: Vec::new(),
-        after: Vec::new(),
-        served: false,
-    };
+    let mut messages = Vec::new();
     for event in &events {
-        match &event.data {
-            EventData::McpMessage(m) => {
-                let message = blob(&m.message);
-                let id = message.get("id").filter(|id| !id.is_null()).map(id_text);
-                match (m.direction, m.method.as_deref(), id) {
-                    (Direction::ClientToServer, Some(method), id) => {
-                        let i = recording.messages.len();
-                        recording
-                            .messages
-                            .push(recorded(method, message.get("params"), None));
-                        match id {
-                            Some(id) => {
-                                waiting.insert(id, i);
-                                placement.opened(i);
-                            }
-                            None => placement.closed(i),
-                        }
-                    }
-                    (Direction::ServerToClient, None, Some(id)) => {
-                        if let Some(i) = waiting.remove(&id) {
-                            recording.messages[i].answer = Some(match message.get("result") {
-                                Some(result) => Answer::Result(result.clone()),
-                                None => Answer::Error(
-                                    message.get("error").cloned().unwrap_or(Value::Null),
-                                ),
-                            });
-                            placement.closed(i);
-                        }
-                    }
-                    (Direction::ServerToClient, Some(_), _) => {
-                        placement.place(&mut recording, message);
-                    }
-                    // The client's answers to the server's requests: replay gets them anew.
-                    _ => {}
-                }
-            }
-            EventData::ToolCall(c) => {
-                let arguments = blob(&c.args);
-                let params = json!({ "name": c.tool, "arguments": arguments });
-                let i = recording.messages.len();
-                tool_calls.insert(c.call_id.clone(), i);
-                recording.messages.push(recorded(
-                    "tools/call",
-                    Some(&params),
-                    Some((c.tool.clone(), arguments)),
-                ));
-                placement.opened(i);
-            }
+        let (direction, message) = match &event.data {
+            EventData::McpMessage(m) => (m.direction, blob(&m.message)),
+            EventData::ToolCall(c) => (
+                Direction::ClientToServer,
+                json!({
+                    "jsonrpc": "2.0",
+                    "id": c.call_id,
+                    "method": "tools/call",
+                    "params": { "name": c.tool, "arguments": blob(&c.args) },
+                }),
+            ),
             EventData::ToolResult(r) => {
-                if let Some(i) = tool_calls.remove(&r.call_id) {
-                    recording.messages[i].answer = Some(match (&r.output, &r.error) {
-                        (Some(output), error) => {
-                            let output = blob(output);
-                            match rpc_error(&output).filter(|_| error.is_some()) {
-                                Some(rpc) => Answer::Error(rpc.clone()),
-                                None => Answer::Result(output),
-                            }
-                        }
-                        (None, error) => Answer::Error(json!({
+                let mut message = json!({ "jsonrpc": "2.0", "id": r.call_id });
+                match (r.output.as_ref().map(&blob), &r.error) {
+                    (Some(output), error) => match rpc_error(&output).filter(|_| error.is_some()) {
+                        Some(rpc) => message["error"] = rpc.clone(),
+                        None => message["result"] = output,
+                    },
+                    (None, error) => {
+                        message["error"] = json!({
                             "code": -32603,
                             "message": error.clone().unwrap_or_default(),
-                        })),
-                    });
-                    placement.closed(i);
+                        });
+                    }
                 }
+                (Direction::ServerToClient, message)
             }
-            _ => {}
-        }
+            _ => continue,
+        };
+        messages.push(RecordedMessage { direction, message });
     }
-    Ok(recording)
+    Ok(messages)
 }
 
 /// Picks the recorded request answering one of the client's: the first unserved exact match
@@ -353,13 +367,13 @@ impl Outbox {
         }
     }
 
-    /// Writes what may go now, recording each message.
-    fn flush(&mut self, session: &mut Session, out: &mut impl Write) -> std::io::Result<()> {
+    /// Writes what may go now, telling the host of each message.
+    fn flush(&mut self, host: &mut dyn ReplayHost, out: &mut impl Write) -> std::io::Result<()> {
         while self.awaiting.is_none() {
             let Some(message) = self.queue.pop_front() else {
                 break;
             };
-            session.observe(Direction::ServerToClient, &message, Origin::Recorded);
+            host.observe(Direction::ServerToClient, &message);
             write_message(out, &message)?;
             if message.get("method").is_some()
                 && let Some(id) = message.get("id").filter(|id| !id.is_null())
@@ -368,6 +382,19 @@ impl Outbox {
             }
         }
         Ok(())
+    }
+}
+
+/// Whom a replay tells what crossed: the run it records (`mcp replay`).
+pub(super) trait ReplayHost {
+    /// A message that crossed, either way.
+    fn observe(&mut self, direction: Direction, message: &Value);
+}
+
+/// `mcp replay` records its run: every message, with what replay sent marked `recorded`.
+impl ReplayHost for Session {
+    fn observe(&mut self, direction: Direction, message: &Value) {
+        Session::observe(self, direction, message, Origin::Recorded);
     }
 }
 
@@ -384,10 +411,7 @@ pub fn replay(
     client_in: impl Read,
     mut client_out: impl Write,
 ) -> Result<ReplayOutcome, McpError> {
-    let Recording {
-        prelude,
-        messages: recorded,
-    } = load_recording(store, id)?;
+    let recording = Recording::from_messages(&messages_of_run(store, id)?);
     let parent = store.run(id)?;
     let mut run = mcp_run();
     run.parent = Some(*id);
@@ -401,8 +425,7 @@ pub fn replay(
     let gone = serve(
         &mut session,
         &mut misses,
-        prelude,
-        recorded,
+        recording,
         client_in,
         &mut client_out,
     )
@@ -432,18 +455,36 @@ pub fn replay(
     Ok(ReplayOutcome { run, misses })
 }
 
-/// Answers the client until it closes its end; an I/O error means it went away.
-fn serve(
-    session: &mut Session,
+/// The tool and arguments of a `tools/call` request's params.
+fn tool_and_arguments(params: Option<&Value>) -> (&str, Value) {
+    let tool = params
+        .and_then(|p| p.get("name"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let arguments = params
+        .and_then(|p| p.get("arguments"))
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    (tool, arguments)
+}
+
+/// Answers the client from `recording` until it closes its end, telling `host` what crossed
+/// and noting in `misses` the requests that had no answer (method, and tool for
+/// `tools/call`); an I/O error means the client went away.
+pub(super) fn serve(
+    host: &mut dyn ReplayHost,
     misses: &mut Vec<String>,
-    prelude: Vec<Value>,
-    mut recorded: Vec<Recorded>,
+    recording: Recording,
     client_in: impl Read,
     mut client_out: impl Write,
 ) -> std::io::Result<()> {
+    let Recording {
+        prelude,
+        messages: mut recorded,
+    } = recording;
     let mut outbox = Outbox::default();
     outbox.extend(prelude);
-    outbox.flush(session, &mut client_out)?;
+    outbox.flush(host, &mut client_out)?;
     let mut reader = BufReader::new(client_in);
     while let Some(line) = read_line(&mut reader)? {
         let Some(message) = parse_line(&line) else {
@@ -459,7 +500,7 @@ fn serve(
             }
             continue;
         };
-        session.observe(Direction::ClientToServer, &message, Origin::Recorded);
+        host.observe(Direction::ClientToServer, &message);
         let method = message.get("method").and_then(Value::as_str);
         let request_id = message.get("id").filter(|id| !id.is_null());
         let key = params_key(message.get("params"));
@@ -469,12 +510,12 @@ fn serve(
                 if let Some(i) = find_notification(&mut recorded, method, &key) {
                     outbox.extend(recorded[i].after.clone());
                 }
-                outbox.flush(session, &mut client_out)?;
+                outbox.flush(host, &mut client_out)?;
                 continue;
             }
             (None, Some(answer_id)) => {
                 outbox.answered(&id_text(answer_id));
-                outbox.flush(session, &mut client_out)?;
+                outbox.flush(host, &mut client_out)?;
                 continue;
             }
             (None, None) => continue,
@@ -508,22 +549,15 @@ fn serve(
                 }
             }
             None if method == "tools/call" => {
-                let params = message.get("params");
-                let tool = params
-                    .and_then(|p| p.get("name"))
-                    .and_then(Value::as_str)
-                    .unwrap_or_default();
-                let args = params
-                    .and_then(|p| p.get("arguments"))
-                    .cloned()
-                    .unwrap_or_else(|| json!({}));
+                let (tool, args) = tool_and_arguments(message.get("params"));
                 misses.push(format!("tools/call {tool}"));
-                let closest = closest_call(&recorded, tool, &args).map_or_else(
+                let closest = closest_call(&recorded, tool, &args);
+                let said = closest.as_ref().map_or_else(
                     || "the recording has no tool calls".to_owned(),
                     |c| format!("the closest recorded call is {c}"),
                 );
                 let text = format!(
-                    "tapedeck replay: no recorded call {tool}({}): {closest}",
+                    "tapedeck replay: no recorded call {tool}({}): {said}",
                     canonical_json(&args).unwrap_or_default()
                 );
                 response(
@@ -531,7 +565,7 @@ fn serve(
                     &Answer::Error(json!({
                         "code": -32602,
                         "message": text,
-                        "data": { "tool": tool, "closest": closest_call(&recorded, tool, &args) },
+                        "data": { "tool": tool, "closest": closest },
                     })),
                 )
             }
@@ -548,7 +582,7 @@ fn serve(
         };
         outbox.extend([answer]);
         outbox.extend(after);
-        outbox.flush(session, &mut client_out)?;
+        outbox.flush(host, &mut client_out)?;
     }
     Ok(())
 }
