@@ -34,9 +34,14 @@ use tapedeck_trace::{
 mod record;
 mod replay;
 mod session;
+mod session_client;
 
 pub use record::record;
 pub use replay::replay;
+pub use session_client::{
+    CallAnswer, Hello, PROTOCOL_VERSION, SESSION_ENV, SessionClient, SessionError, SessionMode,
+    ToolError, ToolKind,
+};
 use session::{Session, lock, rpc_error};
 
 /// The mode a replayed MCP run records for itself.
@@ -62,6 +67,9 @@ pub enum McpError {
     /// The store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Talking to the session failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
     /// The run to replay was not recorded by the MCP proxy.
     #[error("run {run} was recorded by the {origin}, not `tapedeck mcp record`")]
     NotMcp {
