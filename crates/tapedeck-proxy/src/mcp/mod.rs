@@ -15,12 +15,17 @@
 //! server request holds back what follows it until the client has answered. The replay is
 //! itself recorded (parent and mode `mcp`).
 //!
+//! `tapedeck mcp -- SERVER…` in a session (`TAPEDECK_SESSION`) does either for the session's run
+//! instead of a run of its own: [`record_in_session`] and [`replay_in_session`], talking to the
+//! session through a [`SessionClient`].
+//!
 //! `session` records what crosses in either direction, `record` is the pass-through to a real
-//! server, `replay` answers from a recording.
+//! server, `replay` answers from a recording, `joined` takes part in a session and
+//! `session_client` speaks the session protocol.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -31,18 +36,22 @@ use tapedeck_trace::{
     ToolCall, ToolResult, Validation, canonical_json,
 };
 
+mod joined;
 mod record;
 mod replay;
 mod session;
 mod session_client;
 
+pub use joined::{
+    JoinOptions, JoinedOutcome, default_server_name, record_in_session, replay_in_session,
+};
 pub use record::record;
 pub use replay::replay;
+use session::{Session, rpc_error};
 pub use session_client::{
     CallAnswer, Hello, PROTOCOL_VERSION, SESSION_ENV, SessionClient, SessionError, SessionMode,
     ToolError, ToolKind,
 };
-use session::{Session, lock, rpc_error};
 
 /// The mode a replayed MCP run records for itself.
 pub const REPLAY_MODE: &str = "mcp";
@@ -143,6 +152,20 @@ fn parse_line(line: &[u8]) -> Option<Value> {
     serde_json::from_str::<Value>(text)
         .ok()
         .filter(Value::is_object)
+}
+
+/// Writes `message` as one line and flushes it.
+fn write_json_line(out: &mut impl Write, message: &Value) -> std::io::Result<()> {
+    let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)?;
+    out.flush()
+}
+
+/// Locks a mutex the two directions of a session share. A thread that panicked holding it
+/// left nothing half-done that matters more than passing the next message on.
+fn lock<T: ?Sized>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// A new MCP run. The client's model calls never cross this proxy, so its tokens and cost are

@@ -338,13 +338,6 @@ fn response(id: &Value, answer: &Answer) -> Value {
     }
 }
 
-fn write_message(out: &mut impl Write, message: &Value) -> std::io::Result<()> {
-    let mut line = serde_json::to_vec(message).map_err(std::io::Error::other)?;
-    line.push(b'\n');
-    out.write_all(&line)?;
-    out.flush()
-}
-
 /// What replay writes to the client, in order. A request of the server's own (such as
 /// `sampling/createMessage`) holds back what follows it until the client has answered it, as
 /// the server it stands for did.
@@ -374,7 +367,7 @@ impl Outbox {
                 break;
             };
             host.observe(Direction::ServerToClient, &message);
-            write_message(out, &message)?;
+            write_json_line(out, &message)?;
             if message.get("method").is_some()
                 && let Some(id) = message.get("id").filter(|id| !id.is_null())
             {
@@ -385,16 +378,34 @@ impl Outbox {
     }
 }
 
-/// Whom a replay tells what crossed: the run it records (`mcp replay`).
+/// Whom a replay tells what crossed, and asks for tool answers: the run it records (`mcp
+/// replay`), or the session it joined (`tapedeck mcp` in a replay session), which answers
+/// tool calls by its own matching and miss policy.
 pub(super) trait ReplayHost {
     /// A message that crossed, either way.
     fn observe(&mut self, direction: Direction, message: &Value);
+
+    /// The answer to the client's `tools/call` of `tool` with `arguments`, or `None` to
+    /// answer it from the recording.
+    fn tool_answer(&mut self, tool: &str, arguments: &Value) -> Option<ToolAnswer>;
+}
+
+/// A host's answer to a `tools/call`.
+pub(super) enum ToolAnswer {
+    /// What the client gets.
+    Answer(Answer),
+    /// No answer: the JSON-RPC error the client gets, and the call is a miss.
+    Miss(Value),
 }
 
 /// `mcp replay` records its run: every message, with what replay sent marked `recorded`.
 impl ReplayHost for Session {
     fn observe(&mut self, direction: Direction, message: &Value) {
         Session::observe(self, direction, message, Origin::Recorded);
+    }
+
+    fn tool_answer(&mut self, _tool: &str, _arguments: &Value) -> Option<ToolAnswer> {
+        None
     }
 }
 
@@ -489,7 +500,7 @@ pub(super) fn serve(
     while let Some(line) = read_line(&mut reader)? {
         let Some(message) = parse_line(&line) else {
             if !line.iter().all(u8::is_ascii_whitespace) {
-                write_message(
+                write_json_line(
                     &mut client_out,
                     &json!({
                         "jsonrpc": "2.0",
@@ -521,19 +532,39 @@ pub(super) fn serve(
             (None, None) => continue,
         };
         let found = find(&mut recorded, method, &key).map(|i| &recorded[i]);
+        let hosted = if method == "tools/call" {
+            let (tool, arguments) = tool_and_arguments(message.get("params"));
+            host.tool_answer(tool, &arguments)
+        } else {
+            None
+        };
         let mut after = Vec::new();
-        let answer = match found.and_then(|r| Some((r, r.answer.as_ref()?))) {
-            Some((r, answer)) => {
+        let answer = match (hosted, found.and_then(|r| Some((r, r.answer.as_ref()?)))) {
+            (Some(ToolAnswer::Miss(error)), _) => {
+                let (tool, _) = tool_and_arguments(message.get("params"));
+                misses.push(format!("tools/call {tool}"));
+                response(request_id, &Answer::Error(error))
+            }
+            // The host's answer, with what the server sent on its own around the matching
+            // recorded call (its progress and logs), if there is one.
+            (Some(ToolAnswer::Answer(answer)), recorded) => {
+                if let Some((r, _)) = recorded {
+                    outbox.extend(r.during.iter().cloned());
+                    after.extend(r.after.iter().cloned());
+                }
+                response(request_id, &answer)
+            }
+            (None, Some((r, answer))) => {
                 outbox.extend(r.during.iter().cloned());
                 after.extend(r.after.iter().cloned());
                 response(request_id, answer)
             }
             // `ping` needs no recording: its answer is always empty.
-            None if method == "ping" => response(request_id, &Answer::Result(json!({}))),
+            (None, None) if method == "ping" => response(request_id, &Answer::Result(json!({}))),
             // A handshake-era client replaying a recording of the discovery era: its
             // `notifications/initialized` needs no recorded counterpart either (notifications
             // get no answer).
-            None if method == "initialize" => {
+            (None, None) if method == "initialize" => {
                 match initialize_from_discovery(&recorded, message.get("params")) {
                     Ok(result) => response(request_id, &Answer::Result(result)),
                     Err(lacking) => {
@@ -548,7 +579,7 @@ pub(super) fn serve(
                     }
                 }
             }
-            None if method == "tools/call" => {
+            (None, None) if method == "tools/call" => {
                 let (tool, args) = tool_and_arguments(message.get("params"));
                 misses.push(format!("tools/call {tool}"));
                 let closest = closest_call(&recorded, tool, &args);
@@ -569,7 +600,7 @@ pub(super) fn serve(
                     })),
                 )
             }
-            None => {
+            (None, None) => {
                 misses.push(method.to_owned());
                 response(
                     request_id,

@@ -144,10 +144,6 @@ pub(super) fn rpc_error(output: &Value) -> Option<&Value> {
     (map.len() == 1).then(|| map.get("error")).flatten()
 }
 
-pub(super) fn lock(session: &Mutex<Session>) -> std::sync::MutexGuard<'_, Session> {
-    session.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
