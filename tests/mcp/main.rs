@@ -1,4 +1,5 @@
-//! End-to-end tests of `tapedeck mcp record` and `tapedeck mcp replay`: a small fake MCP server
+//! End-to-end tests of `tapedeck mcp record` and `tapedeck mcp replay` (and, in `session`, of
+//! `tapedeck mcp -- SERVER…` in a session): a small fake MCP server
 //! in Python (newline-delimited JSON-RPC on stdio: `initialize`, `server/discover`,
 //! `tools/list` with one tool, `tools/call` of `echo`; with `FAKE_CHATTY` set it also logs,
 //! reports progress, and asks the client for roots and a sampled message), driven by the test
@@ -13,6 +14,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+
+mod fake_session;
+mod session;
 
 const SERVER: &str = r#"import json, os, sys
 sys.stderr.write("fake server up\n")
@@ -122,6 +126,8 @@ impl Env {
         cmd.current_dir(self.dir.path())
             .env("NO_COLOR", "1")
             .env_remove("TAPEDECK_STORE")
+            // Outside a session unless a test says otherwise.
+            .env_remove("TAPEDECK_SESSION")
             .arg("--store")
             .arg("t.db");
         cmd
@@ -229,6 +235,7 @@ impl Env {
             .args(["--store", "t.db"])
             .args(args)
             .env_remove("TAPEDECK_STORE")
+            .env_remove("TAPEDECK_SESSION")
             .env("FAKE_CHATTY", "1")
             .envs(env.iter().copied())
             .output()
