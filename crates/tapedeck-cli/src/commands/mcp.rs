@@ -7,9 +7,8 @@
 use std::collections::BTreeMap;
 
 use anyhow::bail;
-use tapedeck_proxy::mcp::{
-    self, JoinOptions, JoinedOutcome, RecordOptions, SESSION_ENV, SessionClient, SessionMode,
-};
+use tapedeck_proxy::mcp::{self, JoinOptions, JoinedOutcome, RecordOptions, SessionClient};
+use tapedeck_proxy::session::{ENV_VAR, Mode, Welcome};
 
 use crate::Exit;
 use crate::render;
@@ -94,7 +93,7 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
         None => mcp::default_server_name(&args.command)
             .ok_or_else(|| anyhow::anyhow!("no MCP server command: pass it after `--`"))?,
     };
-    let joined = match std::env::var(SESSION_ENV) {
+    let joined = match std::env::var(ENV_VAR) {
         Ok(url) if !url.is_empty() => match hello(&url) {
             Ok(joined) => Some(joined),
             Err(e) if e.is_unreachable() => {
@@ -122,7 +121,7 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
         write_tools: args.write.into_iter().collect(),
     };
     match hello.mode {
-        SessionMode::Record => {
+        Mode::Record => {
             super::check_program(&args.command, "start the MCP server")?;
             let outcome = mcp::record_in_session(
                 session,
@@ -141,7 +140,7 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
             let ok = session_ok(&outcome);
             Ok(Exit::of_client(outcome.exit_code, ok))
         }
-        SessionMode::Replay => {
+        Mode::Replay => {
             let outcome =
                 mcp::replay_in_session(session, &options, std::io::stdin(), std::io::stdout())?;
             if outcome.recorded_messages == 0 {
@@ -171,7 +170,7 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
 }
 
 /// Connects to the session at `url` and says `hello`.
-fn hello(url: &str) -> Result<(SessionClient, mcp::Hello), mcp::SessionError> {
+fn hello(url: &str) -> Result<(SessionClient, Welcome), mcp::SessionError> {
     let mut session = SessionClient::connect(url)?;
     let hello = session.hello(concat!("tapedeck-mcp/", env!("CARGO_PKG_VERSION")))?;
     Ok((session, hello))

@@ -9,8 +9,9 @@ use std::collections::{BTreeSet, HashSet};
 
 use super::record::{Passed, Tap, pass_through, spawn_server};
 use super::replay::{Answer, Recording, ReplayHost, ToolAnswer, serve};
-use super::session_client::{CallAnswer, SessionClient, SessionError, ToolError, ToolKind};
+use super::session_client::{SessionClient, SessionError};
 use super::*;
+use crate::session::{Action, Kind, ToolError};
 
 /// The `type` of a tool error that is an MCP server's JSON-RPC error.
 const MCP_ERROR: &str = "mcp_error";
@@ -26,11 +27,11 @@ pub struct JoinOptions {
 }
 
 impl JoinOptions {
-    fn kind(&self, tool: &str) -> ToolKind {
+    fn kind(&self, tool: &str) -> Kind {
         if self.write_tools.contains(tool) {
-            ToolKind::Write
+            Kind::Write
         } else {
-            ToolKind::Read
+            Kind::Read
         }
     }
 }
@@ -142,7 +143,7 @@ impl Tap for RecordTap {
         // what the agent did before; a tool call the session does not let run is answered
         // here and never reaches the server.
         match self.session.call(tool, kind, &arguments) {
-            Ok(CallAnswer::Run { call }) => {
+            Ok(Action::Run { call }) => {
                 self.open_calls.insert(id_text(id), (call, Instant::now()));
                 None
             }
@@ -226,17 +227,17 @@ fn internal_error(message: String) -> Answer {
 /// The client's answer for a call the session does not let run: its recorded result or error.
 /// A `run` here is a live call in a replay, which this proxy cannot make (the server was not
 /// started): the session is told it failed, and so is the client.
-fn tool_answer(tool: &str, answer: CallAnswer, session: &mut SessionClient) -> Answer {
+fn tool_answer(tool: &str, answer: Action, session: &mut SessionClient) -> Answer {
     match answer {
-        CallAnswer::Return { result } => Answer::Result(result),
-        CallAnswer::Raise { error } if error.kind == MCP_ERROR => internal_error(error.message),
-        CallAnswer::Raise { error } => internal_error(format!("{}: {}", error.kind, error.message)),
-        CallAnswer::Miss { message } => Answer::Error(json!({
+        Action::Return { result, .. } => Answer::Result(result),
+        Action::Raise { error } if error.kind == MCP_ERROR => internal_error(error.message),
+        Action::Raise { error } => internal_error(format!("{}: {}", error.kind, error.message)),
+        Action::Miss { message } => Answer::Error(json!({
             "code": -32602,
             "message": format!("tapedeck replay: {message}"),
             "data": { "tool": tool },
         })),
-        CallAnswer::Run { call } => {
+        Action::Run { call } => {
             let message = format!(
                 "tapedeck mcp: the session lets `{tool}` run live, but live MCP calls in a \
                  replay are not supported yet (the server is not started in a replay)"
@@ -339,7 +340,7 @@ impl ReplayHost for ReplayTap {
         self.tool_calls += 1;
         let kind = self.options.kind(tool);
         let answer = match self.session.call(tool, kind, arguments) {
-            Ok(CallAnswer::Miss { message }) => {
+            Ok(Action::Miss { message }) => {
                 return Some(ToolAnswer::Miss(json!({
                     "code": -32602,
                     "message": format!("tapedeck replay: {message}"),

@@ -48,10 +48,7 @@ pub use joined::{
 pub use record::record;
 pub use replay::replay;
 use session::{Session, rpc_error};
-pub use session_client::{
-    CallAnswer, Hello, PROTOCOL_VERSION, SESSION_ENV, SessionClient, SessionError, SessionMode,
-    ToolError, ToolKind,
-};
+pub use session_client::{SessionClient, SessionError};
 
 /// The mode a replayed MCP run records for itself.
 pub const REPLAY_MODE: &str = "mcp";
@@ -87,16 +84,6 @@ pub enum McpError {
         /// Where it came from.
         origin: Source,
     },
-}
-
-/// One message of a recorded MCP session and which way it went: what a replay is built from,
-/// read from a run of `mcp record` or received from a session (`mcp/recording`).
-#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct RecordedMessage {
-    /// Which way it went.
-    pub direction: Direction,
-    /// The JSON-RPC message.
-    pub message: Value,
 }
 
 /// Run metadata for a recording.

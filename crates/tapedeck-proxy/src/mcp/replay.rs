@@ -1,6 +1,7 @@
 //! `tapedeck mcp replay`: a client answered from a recording, without the server.
 
 use super::*;
+use crate::session::McpRecorded;
 
 /// One recorded client message (a request, or a notification) with what the server sent for
 /// it.
@@ -80,7 +81,7 @@ impl Recording {
     /// with the server's answer and what the server sent on its own while it was open and
     /// after it. The client's answers to the server's own requests are left out: a replay gets
     /// them anew.
-    pub(super) fn from_messages(messages: &[RecordedMessage]) -> Self {
+    pub(super) fn from_messages(messages: &[McpRecorded]) -> Self {
         let mut recording = Self {
             prelude: Vec::new(),
             messages: Vec::new(),
@@ -88,7 +89,7 @@ impl Recording {
         let mut placement = Placement::default();
         // Requests waiting for their responses, by id text: index into `recording.messages`.
         let mut waiting: HashMap<String, usize> = HashMap::new();
-        for RecordedMessage { direction, message } in messages {
+        for McpRecorded { direction, message } in messages {
             let method = message.get("method").and_then(Value::as_str);
             let id = message.get("id").filter(|id| !id.is_null()).map(id_text);
             match (direction, method, id) {
@@ -144,7 +145,7 @@ impl Recording {
 /// The messages of an MCP run recorded by `mcp record`, in order, with its `tool_call` and
 /// `tool_result` events turned back into the `tools/call` requests and responses they were
 /// (the call id as the JSON-RPC id).
-fn messages_of_run(store: &Store, id: &RunId) -> Result<Vec<RecordedMessage>, McpError> {
+fn messages_of_run(store: &Store, id: &RunId) -> Result<Vec<McpRecorded>, McpError> {
     let run = store.run(id)?;
     if run.source != Source::Mcp {
         return Err(McpError::NotMcp {
@@ -187,7 +188,7 @@ fn messages_of_run(store: &Store, id: &RunId) -> Result<Vec<RecordedMessage>, Mc
             }
             _ => continue,
         };
-        messages.push(RecordedMessage { direction, message });
+        messages.push(McpRecorded { direction, message });
     }
     Ok(messages)
 }

@@ -1,5 +1,6 @@
 //! The client side of the session protocol (`clients/PROTOCOL.md`), as `tapedeck mcp` speaks
-//! it: [`SessionClient`].
+//! it: [`SessionClient`]. The messages are the protocol's own types, [`crate::session`], which
+//! the session's server parses too.
 //!
 //! Blocking HTTP/1.1 over one kept-alive `TcpStream`: the session is a local tapedeck process,
 //! its answers are small JSON objects with a `content-length`, and a call costs one local round
@@ -9,21 +10,18 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tapedeck_trace::Direction;
 
-use super::RecordedMessage;
+use crate::session::{
+    Action, Call, ENV_VAR, Hello, Kind, McpNote, McpRecorded, McpRecordingAnswer,
+    McpRecordingRequest, PROTOCOL, ToolError, Welcome,
+};
 
-/// The environment variable that holds a session's base URL.
-pub const SESSION_ENV: &str = "TAPEDECK_SESSION";
-
-/// The version of the session protocol this client speaks.
-pub const PROTOCOL_VERSION: u32 = 1;
-
-/// How long connecting may take: the session is on this machine, so a connection that does not
-/// come at once is not coming (a firewalled or remote address in a stale variable).
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long connecting and the answer to `hello` may take before the session counts as
+/// unreachable (`clients/PROTOCOL.md`): a listener that accepts and never answers is not a
+/// session.
+const HELLO_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The most a session's answer may hold: a server's whole recording (`mcp/recording`) is the
 /// largest answer, and a length beyond this is a broken answer rather than a recording.
@@ -37,7 +35,7 @@ const MAX_LINE: usize = 64 * 1024;
 pub enum SessionError {
     /// The variable's value is not an `http://HOST:PORT/PATH` URL.
     #[error(
-        "{SESSION_ENV}={url} is not a session URL ({reason}): expected http://127.0.0.1:PORT/tapedeck/session/v1"
+        "{ENV_VAR}={url} is not a session URL ({reason}): expected http://127.0.0.1:PORT/tapedeck/session/v1"
     )]
     BadUrl {
         /// The value.
@@ -46,7 +44,7 @@ pub enum SessionError {
         reason: &'static str,
     },
     /// No connection could be made: the session ended, or the value is stale.
-    #[error("cannot reach the session at {url}: {source}")]
+    #[error("{ENV_VAR}={url} is not reachable ({source})")]
     Unreachable {
         /// The session's URL.
         url: String,
@@ -99,73 +97,6 @@ impl SessionError {
     }
 }
 
-/// What a session is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SessionMode {
-    /// Recording: tools run, their outcomes are recorded.
-    Record,
-    /// Replaying: tools are answered from the recording.
-    Replay,
-}
-
-/// The answer to `hello`.
-#[derive(Clone, Debug, Deserialize)]
-pub struct Hello {
-    /// The protocol version the session speaks.
-    pub protocol: u32,
-    /// Recording or replaying.
-    pub mode: SessionMode,
-    /// The session's run (its short id).
-    pub run: String,
-}
-
-/// A tool's error, as `outcome` sends it and `raise` returns it.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct ToolError {
-    /// The error's type (for an MCP tool, `mcp_error`).
-    #[serde(rename = "type")]
-    pub kind: String,
-    /// Its message.
-    pub message: String,
-}
-
-/// What the session says to do with a call.
-#[derive(Clone, Debug, PartialEq, Deserialize)]
-#[serde(tag = "action", rename_all = "lowercase")]
-pub enum CallAnswer {
-    /// Run the tool, then send its outcome with this call token.
-    Run {
-        /// The call token.
-        call: String,
-    },
-    /// Return this result without running the tool.
-    Return {
-        /// The result.
-        result: Value,
-    },
-    /// Fail with this error without running the tool.
-    Raise {
-        /// The recorded error.
-        error: ToolError,
-    },
-    /// The recording has no answer and the tool may not run.
-    Miss {
-        /// Why, naming the call.
-        message: String,
-    },
-}
-
-/// A tool's kind, as `call` sends it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ToolKind {
-    /// No side effects.
-    Read,
-    /// Changes something: never runs in a replay.
-    Write,
-}
-
 /// A connection to a session (`TAPEDECK_SESSION`), kept open between calls.
 pub struct SessionClient {
     url: String,
@@ -178,6 +109,8 @@ pub struct SessionClient {
     /// Whether `stream` has carried an exchange already (so the session may have closed it
     /// while it was idle).
     reused: bool,
+    /// How long an answer may take (`hello` only).
+    timeout: Option<Duration>,
 }
 
 impl std::fmt::Debug for SessionClient {
@@ -226,6 +159,7 @@ impl SessionClient {
             addrs,
             stream: None,
             reused: false,
+            timeout: Some(HELLO_TIMEOUT),
         };
         client.stream = Some(client.open().map_err(unreachable)?);
         Ok(client)
@@ -237,35 +171,69 @@ impl SessionClient {
     }
 
     /// Announces this client (`tapedeck-mcp/VERSION`) and learns the session's mode and run.
-    pub fn hello(&mut self, client: &str) -> Result<Hello, SessionError> {
-        let hello: Hello = self.post(
-            "hello",
-            &json!({ "protocol": PROTOCOL_VERSION, "client": client }),
-        )?;
-        if hello.protocol != PROTOCOL_VERSION {
+    /// A session that does not answer within 5 seconds is unreachable.
+    pub fn hello(&mut self, client: &str) -> Result<Welcome, SessionError> {
+        let hello = Hello {
+            protocol: PROTOCOL,
+            client: client.to_owned(),
+        };
+        self.timeout = Some(HELLO_TIMEOUT);
+        let welcome = self.post::<Welcome>("hello", &hello);
+        // Later calls wait as long as the session takes: a tool's answer in a replay may come
+        // only after the session has read the recording.
+        self.timeout = None;
+        if let Some(stream) = &self.stream {
+            stream
+                .get_ref()
+                .set_read_timeout(None)
+                .map_err(|source| SessionError::Io {
+                    url: self.url.clone(),
+                    endpoint: "hello".to_owned(),
+                    source,
+                })?;
+        }
+        let welcome = welcome.map_err(|e| match e {
+            SessionError::Io { url, source, .. }
+                if matches!(
+                    source.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                SessionError::Unreachable {
+                    url,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::TimedOut,
+                        format!("no answer to hello within {} s", HELLO_TIMEOUT.as_secs()),
+                    ),
+                }
+            }
+            e => e,
+        })?;
+        if welcome.protocol != PROTOCOL {
             return Err(SessionError::BadAnswer {
                 endpoint: "hello".to_owned(),
                 reason: format!(
-                    "it speaks protocol {}, this client {PROTOCOL_VERSION}",
-                    hello.protocol
+                    "it speaks protocol {}, this client {PROTOCOL}",
+                    welcome.protocol
                 ),
             });
         }
-        Ok(hello)
+        Ok(welcome)
     }
 
-    /// Tells the session a tool is called, and learns what to do.
-    pub fn call(
-        &mut self,
-        tool: &str,
-        kind: ToolKind,
-        args: &Value,
-    ) -> Result<CallAnswer, SessionError> {
-        self.post("call", &json!({ "tool": tool, "kind": kind, "args": args }))
+    /// Tells the session a tool of `kind` is called with `args`, and learns what to do.
+    pub fn call(&mut self, tool: &str, kind: Kind, args: &Value) -> Result<Action, SessionError> {
+        let call = Call {
+            tool: tool.to_owned(),
+            kind,
+            args: args.clone(),
+        };
+        self.post("call", &call)
     }
 
     /// Sends what the tool of call `call` returned (`Ok`) or failed with (`Err`), and how long
-    /// it took.
+    /// it took. (Built here rather than from [`crate::session::Outcome`], which would send
+    /// `"error": null` beside a result: the protocol has exactly one of them.)
     pub fn outcome(
         &mut self,
         call: &str,
@@ -287,28 +255,32 @@ impl SessionClient {
         direction: Direction,
         message: &Value,
     ) -> Result<(), SessionError> {
-        let body = json!({ "server": server, "direction": direction, "message": message });
-        self.post::<Value>("mcp", &body).map(drop)
+        let note = McpNote {
+            server: server.to_owned(),
+            direction,
+            message: message.clone(),
+        };
+        self.post::<Value>("mcp", &note).map(drop)
     }
 
     /// The messages recorded for `server` in the run being replayed, in order.
-    pub fn mcp_recording(&mut self, server: &str) -> Result<Vec<RecordedMessage>, SessionError> {
-        #[derive(Deserialize)]
-        struct Recording {
-            messages: Vec<RecordedMessage>,
-        }
-        let recording: Recording = self.post("mcp/recording", &json!({ "server": server }))?;
+    pub fn mcp_recording(&mut self, server: &str) -> Result<Vec<McpRecorded>, SessionError> {
+        let request = McpRecordingRequest {
+            server: server.to_owned(),
+        };
+        let recording: McpRecordingAnswer = self.post("mcp/recording", &request)?;
         Ok(recording.messages)
     }
 
     fn open(&self) -> std::io::Result<BufReader<TcpStream>> {
         let mut last = None;
         for addr in &self.addrs {
-            match TcpStream::connect_timeout(addr, CONNECT_TIMEOUT) {
+            match TcpStream::connect_timeout(addr, HELLO_TIMEOUT) {
                 Ok(stream) => {
                     // Small requests answered at once: Nagle's algorithm would hold each one
                     // back waiting for the previous answer's acknowledgement.
                     stream.set_nodelay(true)?;
+                    stream.set_read_timeout(self.timeout)?;
                     return Ok(BufReader::new(stream));
                 }
                 Err(e) => last = Some(e),
@@ -323,7 +295,7 @@ impl SessionClient {
     fn post<T: serde::de::DeserializeOwned>(
         &mut self,
         endpoint: &str,
-        body: &Value,
+        body: &impl serde::Serialize,
     ) -> Result<T, SessionError> {
         let body = serde_json::to_vec(body).map_err(|e| SessionError::BadAnswer {
             endpoint: endpoint.to_owned(),
@@ -521,6 +493,7 @@ fn read_answer(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::session::Mode;
 
     #[test]
     fn urls_that_are_not_sessions_are_refused_before_connecting() {
@@ -596,17 +569,11 @@ mod tests {
         let url = scripted_session(vec![vec![hello], vec![chunked]]);
         let mut client = SessionClient::connect(&url).expect("a session");
         let hello = client.hello("test/1").expect("hello");
-        assert_eq!(
-            (hello.mode, hello.run.as_str()),
-            (SessionMode::Replay, "ab")
-        );
+        assert_eq!((hello.mode, hello.run.as_str()), (Mode::Replay, "ab"));
         // The session closed the first connection after one answer: the next request goes on
         // a new one.
         let hello = client.hello("test/1").expect("hello again");
-        assert_eq!(
-            (hello.mode, hello.run.as_str()),
-            (SessionMode::Record, "cd")
-        );
+        assert_eq!((hello.mode, hello.run.as_str()), (Mode::Record, "cd"));
     }
 
     #[test]
@@ -628,6 +595,32 @@ mod tests {
     }
 
     #[test]
+    fn a_listener_that_never_answers_hello_is_unreachable_after_5_seconds() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a port");
+        let port = listener.local_addr().expect("an address").port();
+        // Accepts, reads, and holds the connection without a word.
+        std::thread::spawn(move || {
+            let held: Vec<TcpStream> = listener.incoming().flatten().collect();
+            drop(held);
+        });
+        let started = std::time::Instant::now();
+        let mut client =
+            SessionClient::connect(&format!("http://127.0.0.1:{port}/x")).expect("a connection");
+        let err = client.hello("test/1").expect_err("no answer");
+        assert!(err.is_unreachable(), "{err}");
+        assert!(
+            err.to_string()
+                .ends_with("is not reachable (no answer to hello within 5 s)"),
+            "{err}"
+        );
+        let waited = started.elapsed();
+        assert!(
+            waited >= HELLO_TIMEOUT && waited < HELLO_TIMEOUT * 3,
+            "{waited:?}"
+        );
+    }
+
+    #[test]
     fn a_session_that_closes_before_answering_hello_is_unreachable() {
         let url = scripted_session(vec![vec![]]);
         let mut client = SessionClient::connect(&url).expect("a connection");
@@ -636,27 +629,14 @@ mod tests {
     }
 
     #[test]
-    fn call_answers_parse_by_action() {
-        let answer: CallAnswer =
+    fn fields_added_to_answers_within_version_1_are_ignored() {
+        let answer: Action =
             serde_json::from_value(json!({ "action": "run", "call": "c7", "later": 1 }))
                 .expect("a run answer");
         assert_eq!(
             answer,
-            CallAnswer::Run {
+            Action::Run {
                 call: "c7".to_owned()
-            }
-        );
-        let answer: CallAnswer = serde_json::from_value(json!({
-            "action": "raise", "error": { "type": "ValueError", "message": "no such city" },
-        }))
-        .expect("a raise answer");
-        assert_eq!(
-            answer,
-            CallAnswer::Raise {
-                error: ToolError {
-                    kind: "ValueError".to_owned(),
-                    message: "no such city".to_owned()
-                }
             }
         );
     }
