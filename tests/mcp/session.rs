@@ -165,7 +165,7 @@ fn the_official_client_records_mcp_server_time_into_the_session_and_replays_it_f
     assert!(!env.path("started").exists(), "the server was started");
     assert!(
         stderr.contains(&format!(
-            "tapedeck: MCP server `time` answered from session run {RUN} without starting it"
+            "tapedeck: MCP server `time` replayed in session run {RUN} without starting it"
         )),
         "{stderr}"
     );
@@ -574,7 +574,7 @@ fn under_tapedeck_record_and_replay_the_mcp_server_is_part_of_the_run() {
     let replay = run_line(&stderr);
     assert!(
         stderr.contains(&format!(
-            "MCP server `time` answered from session run {replay} without starting it"
+            "MCP server `time` replayed in session run {replay} without starting it"
         )),
         "{stderr}"
     );
@@ -584,4 +584,27 @@ fn under_tapedeck_record_and_replay_the_mcp_server_is_part_of_the_run() {
         .map(|(_, d)| d["origin"].clone())
         .collect();
     assert_eq!(origins, [json!("recorded")]);
+}
+
+#[test]
+fn a_replay_without_messages_of_the_server_says_which_name_it_looked_for() {
+    let env = Env::new();
+    let session = FakeSession::start("replay");
+    let out = env.session_with(
+        &["mcp", "--name", "clock", "--", "python3", "server.py"],
+        &legacy_requests([json!(1), json!(2), json!(3), json!(4)])[..1],
+        &[("TAPEDECK_SESSION", &session.url)],
+    );
+    assert_eq!(out.code, Some(1), "stderr: {}", out.stderr);
+    assert!(
+        out.stderr.contains(&format!(
+            "warning: the recording session run {RUN} replays has no messages of an MCP server `clock`: was it recorded under another --name?"
+        )),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        session.bodies("mcp/recording"),
+        [json!({ "server": "clock" })]
+    );
 }

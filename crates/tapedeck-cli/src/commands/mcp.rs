@@ -145,12 +145,12 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
                 mcp::replay_in_session(session, &options, std::io::stdin(), std::io::stdout())?;
             if outcome.recorded_messages == 0 {
                 render::warning(&format!(
-                    "session run {} has no messages of an MCP server `{}`: was it recorded under another --name?",
+                    "the recording session run {} replays has no messages of an MCP server `{}`: was it recorded under another --name?",
                     hello.run, options.name
                 ));
             }
             eprintln!(
-                "tapedeck: MCP server `{}` answered from session run {} without starting it",
+                "tapedeck: MCP server `{}` replayed in session run {} without starting it",
                 options.name, hello.run
             );
             if !outcome.misses.is_empty() {
