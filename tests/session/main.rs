@@ -3,6 +3,7 @@
 //! with `tapedeck record -- CMD` and replayed with `tapedeck replay RUN … -- CMD`, against fake
 //! upstreams on 127.0.0.1.
 
+mod agents;
 mod clients;
 mod conformance;
 
@@ -25,6 +26,12 @@ pub fn repo() -> PathBuf {
 pub struct Env {
     /// The folder (removed when the test ends).
     pub dir: tempfile::TempDir,
+}
+
+impl Default for Env {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Env {
