@@ -1,7 +1,8 @@
-//! The conformance test of the session protocol (`clients/PROTOCOL.md`): every client library
-//! runs the same driver — three calls of a read tool, a write tool, a tool that raises — under
-//! `tapedeck record`, then under `tapedeck replay` with the read tool's live data changed and
-//! one call the recording never saw.
+//! The conformance test of the session protocol (`clients/PROTOCOL.md`): every client — the
+//! Python and JavaScript libraries, and `tapedeck mcp` (driven by the official MCP client, the
+//! tools served by an MCP server) — runs the same driver: three calls of a read tool, a write
+//! tool, a tool that fails, under `tapedeck record`, then under `tapedeck replay` with the read
+//! tool's live data changed and one call the recording never saw.
 
 use serde_json::{Value, json};
 
@@ -12,6 +13,7 @@ use crate::{Env, arg, events_of, repo, tool_events};
 enum Client {
     Python,
     Node,
+    Mcp,
 }
 
 impl Client {
@@ -25,6 +27,19 @@ impl Client {
                 "node".to_owned(),
                 arg(&repo().join("clients/js/conformance.mjs")),
             ],
+            Self::Mcp => vec![
+                "python3".to_owned(),
+                arg(&repo().join("tests/session/fixtures/conformance_mcp.py")),
+            ],
+        }
+    }
+
+    /// How the driver caught the failing tool in a replay: a library raises the recorded
+    /// error again; through MCP the client gets the recorded `isError` result, as recorded.
+    fn caught_in_replay(self) -> &'static str {
+        match self {
+            Self::Python | Self::Node => "RecordedToolError",
+            Self::Mcp => "isError",
         }
     }
 }
@@ -68,7 +83,14 @@ fn conformance(client: Client) {
         .collect();
     assert_eq!(tool_events(&show), pairs);
     let results = events_of(&show, "tool_result");
-    assert_eq!(results[4]["error"], "ValueError: boom");
+    match client {
+        Client::Python | Client::Node => assert_eq!(results[4]["error"], "ValueError: boom"),
+        // The MCP result, `isError` and all, is what the client gets again.
+        Client::Mcp => {
+            let output = &show["blobs"][results[4]["output"].as_str().expect("an output")];
+            assert_eq!(output["isError"], true, "{output}");
+        }
+    }
     assert!(
         results
             .iter()
@@ -91,8 +113,9 @@ fn conformance(client: Client) {
     assert_eq!(replayed["error"]["type"], "ValueError");
     assert_eq!(replayed["error"]["message"], "boom");
     assert_eq!(
-        replayed["error"]["caught"], "RecordedToolError",
-        "the recorded exception is raised again as RecordedToolError"
+        replayed["error"]["caught"],
+        client.caught_in_replay(),
+        "the recorded failure is given again"
     );
     assert_eq!(env.read("sink.txt"), "hello\n", "the write tool never ran");
     assert!(
@@ -143,6 +166,18 @@ fn node_client_conforms() {
         return;
     }
     conformance(Client::Node);
+}
+
+#[test]
+fn mcp_client_conforms() {
+    if !tapedeck_testkit::clients::require(
+        "the `mcp` Python SDK",
+        tapedeck_testkit::clients::python_imports("mcp"),
+        "python3 -m pip install mcp",
+    ) {
+        return;
+    }
+    conformance(Client::Mcp);
 }
 
 // A session variable that points nowhere: one warning, and the tools run as outside a session.
