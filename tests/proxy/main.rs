@@ -112,8 +112,8 @@ impl Env {
 }
 
 /// The events of a recorded tool conversation: a model call asking for a tool, the tool's
-/// result in the next request, and the answer.
-pub const TOOL_CONVERSATION: [&str; 9] = [
+/// result in the next request, the answer, and the agent's identity.
+pub const TOOL_CONVERSATION: [&str; 10] = [
     "llm_request",
     "llm_response",
     "tool_call",
@@ -122,6 +122,7 @@ pub const TOOL_CONVERSATION: [&str; 9] = [
     "llm_request",
     "llm_response",
     "http_exchange",
+    "agent_identity",
     "run_finished",
 ];
 
