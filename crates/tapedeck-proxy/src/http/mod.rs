@@ -50,8 +50,8 @@ use crate::wire::{self, Answer, Assembler, OverLimit, Provider};
 
 mod body;
 mod forward;
-pub mod miss;
 mod identity;
+pub mod miss;
 mod recording;
 mod serve;
 mod session;
