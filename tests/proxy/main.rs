@@ -6,6 +6,7 @@
 mod anthropic;
 mod bounds;
 mod exits;
+mod identity;
 mod long_lived;
 mod node;
 mod openai;
