@@ -3,14 +3,6 @@
 //! names the agent a command runs (a run's default agent name).
 
 use std::borrow::Cow;
-use std::path::Path;
-
-/// The extensions of the scripts an interpreter runs (`python agent.py`, `node agent.mjs`,
-/// `uv run agent.py`, `npx tsx agent.ts`): such an argument names the agent.
-const SCRIPT_EXTENSIONS: [&str; 17] = [
-    "py", "pyw", "js", "mjs", "cjs", "jsx", "ts", "mts", "cts", "tsx", "rb", "pl", "php", "sh",
-    "bash", "lua", "jl",
-];
 
 /// The words of a command as one line a POSIX shell reads back as the same words: a word of
 /// only safe characters (letters, digits and `@%+=:,./-_`, as Python's `shlex.quote`) as it is,
@@ -32,52 +24,12 @@ fn quote_word(word: &str) -> Cow<'_, str> {
     }
 }
 
-/// The name of the agent a command runs: the file stem of the first argument that names a
-/// script (`agent` for `python agent.py`, `node agent.mjs`, `uv run agent.py`), else the
-/// module of `python -m MODULE`, else the program's file name (a script's without its
-/// extension: `agent` for `./agent.py`).
+/// The name of the agent a command runs when `--name` is not given: the name `tapedeck mcp`
+/// gives a server ([`tapedeck_proxy::mcp::default_server_name`]: `agent` for `python agent.py`,
+/// `node agent.mjs` or `uv run agent.py`, the module of `python -m MODULE`, else the program's
+/// file name); `agent` for no command at all.
 pub fn agent_name(command: &[String]) -> String {
-    let is_script = |arg: &str| {
-        Path::new(arg)
-            .extension()
-            .and_then(|e| e.to_str())
-            .is_some_and(|e| SCRIPT_EXTENSIONS.contains(&e.to_ascii_lowercase().as_str()))
-    };
-    let stem = |arg: &str| {
-        Path::new(arg)
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-    };
-    let args = command.get(1..).unwrap_or_default();
-    if let Some(name) = args
-        .iter()
-        .find(|a| !a.starts_with('-') && is_script(a))
-        .and_then(|a| stem(a))
-    {
-        return name;
-    }
-    if let Some(module) = args
-        .windows(2)
-        .find(|pair| pair[0] == "-m")
-        .map(|pair| pair[1].clone())
-        .filter(|m| !m.is_empty())
-    {
-        return module;
-    }
-    let program = command.first().map_or("", String::as_str);
-    let name = if is_script(program) {
-        stem(program)
-    } else {
-        Path::new(program)
-            .file_name()
-            .and_then(|n| n.to_str())
-            .map(str::to_owned)
-    };
-    // Only a command with no program has no name; `check_program` refuses it before a run.
-    name.filter(|n| !n.is_empty())
-        .unwrap_or_else(|| "agent".to_owned())
+    tapedeck_proxy::mcp::default_server_name(command).unwrap_or_else(|| "agent".to_owned())
 }
 
 #[cfg(test)]
@@ -144,20 +96,13 @@ mod tests {
     }
 
     #[test]
-    fn the_agent_is_named_after_its_script_module_or_program() {
+    fn the_agent_is_named_as_an_mcp_server_is() {
         let name = |ws: &[&str]| agent_name(&words(ws));
         assert_eq!(name(&["python3", "agent.py"]), "agent");
-        assert_eq!(
-            name(&["python3", "-u", "bots/weather_bot.py", "--x"]),
-            "weather_bot"
-        );
         assert_eq!(name(&["node", "agent.mjs"]), "agent");
         assert_eq!(name(&["uv", "run", "agent.py"]), "agent");
-        assert_eq!(name(&["npx", "tsx", "src/agent.ts"]), "agent");
         assert_eq!(name(&["python3", "-m", "support.bot"]), "support.bot");
-        assert_eq!(name(&["./agent.py", "--fast"]), "agent");
         assert_eq!(name(&["/usr/local/bin/my-agent", "run"]), "my-agent");
-        assert_eq!(name(&["python3", "-c", "print(1)"]), "python3");
         assert_eq!(name(&[]), "agent");
     }
 }

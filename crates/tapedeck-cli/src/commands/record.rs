@@ -18,7 +18,7 @@ use crate::shell;
 /// Run a client command behind a local proxy and record its OpenAI/Anthropic traffic
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exit codes: the client's own code when it is not 0 (128+N if signal N ended it); 0 when it\nexits 0 and the run ended `ok`, 1 when it exits 0 but the run stopped for another reason (a\nfailed last model call); 2 bad input (a command that cannot be found), nothing recorded;\n130 / 143 when tapedeck is interrupted (SIGTERM is passed on to the client; the run ends\n`cancelled`).\n\nThe run's agent is --name (default: the stem of the script the command runs, `agent` for\n`python agent.py`, `node agent.mjs` or `uv run agent.py`; else the module of `python -m MODULE`;\nelse the program's file name) with the fingerprint of the models, system prompts and tools the\nclient sent: `ls --agent NAME` and `stats` find its runs by it, and `diff` says what changed\nbetween two versions. The run's input is --input (default: the command line, quoted as a POSIX\nshell would).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --name support-bot --input 'refund order 42' -- python agent.py 42\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
+    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exit codes: the client's own code when it is not 0 (128+N if signal N ended it); 0 when it\nexits 0 and the run ended `ok`, 1 when it exits 0 but the run stopped for another reason (a\nfailed last model call); 2 bad input (a command that cannot be found), nothing recorded;\n130 / 143 when tapedeck is interrupted (SIGTERM is passed on to the client; the run ends\n`cancelled`).\n\nThe run's agent is --name (default: the module of `python -m MODULE`, else the script the\ncommand runs, `agent` for `python agent.py`, `node agent.mjs` or `uv run agent.py`, else the\npackage of `npx`/`uvx PACKAGE`, else the program's file name) with the fingerprint of the models, system prompts and tools the\nclient sent: `ls --agent NAME` and `stats` find its runs by it, and `diff` says what changed\nbetween two versions. The run's input is --input (default: the command line, quoted as a POSIX\nshell would).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --name support-bot --input 'refund order 42' -- python agent.py 42\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -113,7 +113,7 @@ impl RecordingArgs {
         }
     }
 
-    /// The agent's name: `--name`, else the one `command` runs ([`shell::agent_name`]).
+    /// The agent's name: `--name`, else the one `command` goes by ([`shell::agent_name`]).
     pub fn agent_name(&self, command: &[String]) -> String {
         self.name
             .clone()
