@@ -193,17 +193,19 @@ fn tape_of_a_newer_format_version() {
     let env = Env::new();
     let tape = std::fs::read_to_string(fixture("clean.jsonl")).expect("the fixture");
     let (header, events) = tape.split_once('\n').expect("a header line");
+    let current = tapedeck_trace::tape::TAPE_VERSION;
+    let newer = current + 1;
     let header = header
-        .strip_suffix("\"version\":1}")
+        .strip_suffix(&format!("\"version\":{current}}}"))
         .expect("the header ends with its version");
     write(
         &env,
-        "v2.jsonl",
-        &format!("{header}\"version\":2}}\n{events}"),
+        "newer.jsonl",
+        &format!("{header}\"version\":{newer}}}\n{events}"),
     );
-    let line = input_error(env.tapedeck().args(["import", "v2.jsonl"]));
-    assert!(line.starts_with("error: v2.jsonl: "), "{line}");
-    assert!(line.contains("version 2"), "{line}");
+    let line = input_error(env.tapedeck().args(["import", "newer.jsonl"]));
+    assert!(line.starts_with("error: newer.jsonl: "), "{line}");
+    assert!(line.contains(&format!("version {newer}")), "{line}");
     assert!(line.contains("upgrade tapedeck"), "{line}");
     assert_eq!(env.run_count(), 0);
 }

@@ -358,3 +358,28 @@ fn an_imported_otel_run_diffs_like_any_other() {
     assert!(diff.status.code().is_some_and(|c| c <= 1), "{text}");
     assert!(text.contains("tool_denied:http.post"), "{text}");
 }
+
+/// A tape written at tape version 1 (before `mcp_message.server` and `agent_identity`) imports,
+/// is found by its agent, and exports as the current version.
+#[test]
+fn a_version_1_tape_imports_and_exports_as_the_current_version() {
+    let env = Env::new();
+    let v1 = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/crates/tapedeck-store/tests/data/tape-v1.jsonl"
+    );
+    std::fs::copy(v1, env.path("v1.jsonl")).expect("copy the tape");
+    let out = stdout(env.tapedeck().args(["import", "v1.jsonl"]));
+    assert_eq!(out, format!("imported {CLEAN} (9 events) from v1.jsonl\n"));
+    let found = stdout(env.tapedeck().args(["ls", "--agent", "support-bot"]));
+    assert!(found.contains(CLEAN), "{found}");
+    let exported = stdout(env.tapedeck().args(["export", CLEAN]));
+    let header = exported.lines().next().expect("a header");
+    assert!(
+        header.ends_with(&format!(
+            "\"version\":{}}}",
+            tapedeck_trace::tape::TAPE_VERSION
+        )),
+        "{header}"
+    );
+}

@@ -101,6 +101,7 @@ fn assert_bounded(recorded: &Recorded, bound: &str) {
             "llm_request",
             "http_exchange",
             "http_exchange",
+            "agent_identity",
             "run_finished"
         ]
         .map(str::to_owned)

@@ -138,6 +138,53 @@ fn proxy_serves_one_run_per_session_header() {
     assert!(!contains(&env.store_bytes(), KEY.as_bytes()));
 }
 
+/// Every run of a long-lived proxy is one of the agent `--name` (else `proxy`), each with the
+/// fingerprint of what its session sent; `--input` has no run to apply to and is refused.
+#[test]
+fn proxy_names_the_agent_of_every_run() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![
+        Reply::json(200, &answer("one")),
+        Reply::json(200, &answer("two")),
+    ]);
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(
+        &env,
+        &["--upstream-openai", &upstream, "--name", "support-bot"],
+    );
+    assert!(post(&proxy.addr, "a", "first").contains("one"));
+    assert!(post(&proxy.addr, "b", "second").contains("two"));
+    let ids = proxy.stop();
+    let agents: Vec<serde_json::Value> = ids
+        .iter()
+        .map(|id| env.show(id)["run"]["agent"].clone())
+        .collect();
+    assert_eq!(agents.len(), 2);
+    assert_eq!(agents[0]["name"], "support-bot", "{agents:?}");
+    // The same model and no prompt or tool in both sessions: the same version.
+    assert_eq!(agents[0], agents[1]);
+
+    let server = FakeServer::start(vec![Reply::json(200, &answer("three"))]);
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start(&env, &["--upstream-openai", &upstream]);
+    assert!(post(&proxy.addr, "c", "third").contains("three"));
+    let ids = proxy.stop();
+    let agent = &env.show(&ids[0])["run"]["agent"];
+    assert_eq!(agent["name"], "proxy", "{agent}");
+    assert_eq!(agent["fingerprint"], agents[0]["fingerprint"]);
+
+    let refused =
+        env.exec(
+            env.tapedeck()
+                .args(["proxy", "--listen", "127.0.0.1:0", "--input", "hi"]),
+        );
+    let line = refused.expect_input_error();
+    assert!(
+        line.starts_with("error: --input does not apply here"),
+        "{line}"
+    );
+}
+
 #[test]
 fn proxy_splits_runs_after_an_idle_gap() {
     let env = Env::new();

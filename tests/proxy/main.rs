@@ -6,6 +6,7 @@
 mod anthropic;
 mod bounds;
 mod exits;
+mod identity;
 mod long_lived;
 mod node;
 mod openai;
@@ -112,8 +113,8 @@ impl Env {
 }
 
 /// The events of a recorded tool conversation: a model call asking for a tool, the tool's
-/// result in the next request, and the answer.
-pub const TOOL_CONVERSATION: [&str; 9] = [
+/// result in the next request, the answer, and the agent's identity.
+pub const TOOL_CONVERSATION: [&str; 10] = [
     "llm_request",
     "llm_response",
     "tool_call",
@@ -122,6 +123,7 @@ pub const TOOL_CONVERSATION: [&str; 9] = [
     "llm_request",
     "llm_response",
     "http_exchange",
+    "agent_identity",
     "run_finished",
 ];
 

@@ -99,7 +99,13 @@ fn proxy_records_malformed_json_and_unmodelled_endpoints_as_exchanges() {
     let show = env.show(&id);
     assert_eq!(
         kinds(&show),
-        ["http_exchange", "http_exchange", "run_finished"].map(str::to_owned)
+        [
+            "http_exchange",
+            "http_exchange",
+            "agent_identity",
+            "run_finished"
+        ]
+        .map(str::to_owned)
     );
     let events = show["events"].as_array().expect("events");
     assert_eq!(events[0]["data"]["status"], 400);
@@ -134,7 +140,7 @@ fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
     let show = env.show(&out.run_id());
     assert_eq!(
         kinds(&show),
-        ["http_exchange", "run_finished"].map(str::to_owned)
+        ["http_exchange", "agent_identity", "run_finished"].map(str::to_owned)
     );
     let exchange = &show["events"][0]["data"];
     assert_eq!(exchange["status"], 413);
@@ -161,7 +167,13 @@ fn proxy_refuses_a_body_over_the_limit_and_reports_a_down_upstream() {
     assert_eq!(show["run"]["stop_reason"], "model_error");
     assert_eq!(
         kinds(&show),
-        ["llm_request", "http_exchange", "run_finished"].map(str::to_owned)
+        [
+            "llm_request",
+            "http_exchange",
+            "agent_identity",
+            "run_finished"
+        ]
+        .map(str::to_owned)
     );
 }
 

@@ -61,17 +61,19 @@ fn a_tape_of_a_newer_format_version() {
     let id = recorded.record("support-bot.yaml", PASSWORD, 0);
     let tape = recorded.stdout(&["export", &id]);
     let (header, events) = tape.split_once('\n').expect("a header line");
+    let current = tapedeck_trace::tape::TAPE_VERSION;
+    let newer = current + 1;
     let header = header
-        .strip_suffix("\"version\":1}")
+        .strip_suffix(&format!("\"version\":{current}}}"))
         .expect("the header ends with its version");
     let env = Env::with_fixture_agents();
     env.write(
-        "tapes/v2.jsonl",
-        &format!("{header}\"version\":2}}\n{events}"),
+        "tapes/newer.jsonl",
+        &format!("{header}\"version\":{newer}}}\n{events}"),
     );
     let line = refused(&env, &["--tapes", "tapes", "--agent", "support-bot.yaml"]);
-    assert!(line.starts_with("error: tapes/v2.jsonl: "), "{line}");
-    assert!(line.contains("version 2"), "{line}");
+    assert!(line.starts_with("error: tapes/newer.jsonl: "), "{line}");
+    assert!(line.contains(&format!("version {newer}")), "{line}");
     assert!(line.contains("upgrade tapedeck"), "{line}");
 }
 

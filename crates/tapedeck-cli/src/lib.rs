@@ -9,6 +9,7 @@ mod exit;
 mod interrupt;
 mod render;
 mod settings;
+mod shell;
 mod when;
 
 use std::process::ExitCode;

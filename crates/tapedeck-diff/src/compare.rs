@@ -8,6 +8,7 @@ use serde::Serialize;
 use similar::Algorithm;
 
 use crate::DiffError;
+use crate::agent::{AgentDiff, diff_agents};
 use crate::summary::{CallKey, RunSummary};
 
 /// How much a candidate may move before it is drift.
@@ -205,12 +206,16 @@ pub struct RunDiff {
     pub first_divergence: Option<FirstDivergence>,
     /// The answers compared.
     pub answer: AnswerDiff,
+    /// The two runs' agent versions compared, when both record one (runs of the HTTP proxy);
+    /// information, never drift.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<AgentDiff>,
     /// Whether any metric drifted.
     pub drift: bool,
 }
 
 /// How long alignment may search before it settles for a coarser diff.
-const ALIGN_DEADLINE: Duration = Duration::from_millis(500);
+pub(crate) const ALIGN_DEADLINE: Duration = Duration::from_millis(500);
 
 /// Compares a candidate run with a baseline.
 pub fn diff_runs(baseline: RunSummary, candidate: RunSummary, tol: &Tolerances) -> RunDiff {
@@ -305,6 +310,10 @@ pub fn diff_runs(baseline: RunSummary, candidate: RunSummary, tol: &Tolerances) 
     let (alignment, alignment_truncated, first_divergence) =
         align(&baseline.sequence, &candidate.sequence);
     let drift = metrics.iter().any(|m| m.verdict == Verdict::Drift);
+    let agent = match (&baseline.agent, &candidate.agent) {
+        (Some(b), Some(c)) => Some(diff_agents(b, c)),
+        _ => None,
+    };
     RunDiff {
         baseline,
         candidate,
@@ -313,6 +322,7 @@ pub fn diff_runs(baseline: RunSummary, candidate: RunSummary, tol: &Tolerances) 
         alignment_truncated,
         first_divergence,
         answer,
+        agent,
         drift,
     }
 }

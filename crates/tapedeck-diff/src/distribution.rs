@@ -305,6 +305,7 @@ mod tests {
             latency_ms: None,
             step_latencies_ms: Vec::new(),
             answer: String::new(),
+            agent: None,
         }
     }
 

@@ -1,12 +1,14 @@
 //! The diff engine: a run reduced to a [`RunSummary`], two summaries compared
 //! ([`diff_runs`]) — metric deltas against [`Tolerances`], the tool-call trajectories aligned
-//! with their first divergence, a word-level answer diff — and the result written for people
+//! with their first divergence, a word-level answer diff, what changed between the agent
+//! versions of two proxy runs ([`agent`]) — and the result written for people
 //! ([`report`]: text, Markdown, HTML) or tools (JSON, via serde). [`golden`] holds the files
 //! of golden suites (suite.yaml, behaviour snapshots in insta's `.snap` format) and their CI
 //! reports.
 
 #![warn(missing_docs)]
 
+pub mod agent;
 pub mod compare;
 pub mod distribution;
 pub mod golden;
@@ -14,6 +16,7 @@ pub mod report;
 pub mod stats;
 pub mod summary;
 
+pub use agent::{AgentDiff, AgentVersion, diff_agents};
 pub use compare::{
     Aligned, AnswerDiff, FirstDivergence, MetricDelta, RunDiff, TOLERANCE_KEYS, Tolerances,
     Verdict, answer_diff, diff_runs,

@@ -1,8 +1,10 @@
 //! Writing a [`RunDiff`] for people: plain text (the terminal styles it), Markdown (a pull
-//! request comment) and one self-contained HTML page.
+//! request comment) and one self-contained HTML page. Each opens, for two proxy runs, with what
+//! changed between their agent versions.
 
 use std::fmt::Write as _;
 
+use crate::agent::{AgentDiff, AgentRef};
 use crate::compare::{Aligned, RunDiff, Verdict};
 
 /// How a change reads: `+25%`, `-10%`, `new`, `=`.
@@ -25,7 +27,65 @@ pub fn verdict_text(verdict: Verdict) -> &'static str {
     }
 }
 
-/// Plain text, one section after the other: verdict, metrics, trajectory, answer.
+/// The first 8 characters of a fingerprint (characters: a tape anyone can write sets it).
+fn short_fingerprint(fingerprint: &str) -> String {
+    fingerprint.chars().take(8).collect()
+}
+
+/// `support-bot: another version (fingerprint 1a2b3c4d → 5e6f7a8b)`, or `the same version`.
+pub fn agent_headline(agent: &AgentDiff) -> String {
+    let name = |a: &AgentRef| a.name.clone().unwrap_or_else(|| "(unnamed)".to_owned());
+    let (b, c) = (&agent.baseline, &agent.candidate);
+    let names = if b.name == c.name {
+        name(b)
+    } else {
+        format!("{} → {}", name(b), name(c))
+    };
+    if agent.same_version {
+        format!(
+            "{names}: the same version (fingerprint {})",
+            short_fingerprint(&b.fingerprint)
+        )
+    } else {
+        format!(
+            "{names}: another version (fingerprint {} → {})",
+            short_fingerprint(&b.fingerprint),
+            short_fingerprint(&c.fingerprint)
+        )
+    }
+}
+
+/// The changed parts of an agent version, as `(label, value)` rows: the models, the tools
+/// added, removed and changed (the prompt diff is shown apart).
+pub fn agent_rows(agent: &AgentDiff) -> Vec<(&'static str, String)> {
+    let mut rows = Vec::new();
+    if let Some(models) = &agent.models {
+        let list = |m: &[String]| {
+            if m.is_empty() {
+                "(none)".to_owned()
+            } else {
+                m.join(", ")
+            }
+        };
+        rows.push((
+            "model",
+            format!("{} → {}", list(&models.baseline), list(&models.candidate)),
+        ));
+    }
+    for (label, tools) in [
+        ("tools added", &agent.tools_added),
+        ("tools removed", &agent.tools_removed),
+        ("tools changed", &agent.tools_changed),
+    ] {
+        if !tools.is_empty() {
+            rows.push((label, tools.join(", ")));
+        }
+    }
+    rows
+}
+
+/// Plain text, one section after the other: verdict, agent versions, metrics, trajectory,
+/// answer.
 pub fn text(diff: &RunDiff) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -35,6 +95,18 @@ pub fn text(diff: &RunDiff) -> String {
         diff.baseline.id.short(),
         diff.candidate.id.short()
     );
+    if let Some(agent) = &diff.agent {
+        let _ = writeln!(out, "\nagent {}", agent_headline(agent));
+        for (label, value) in agent_rows(agent) {
+            let _ = writeln!(out, "  {label:<14} {value}");
+        }
+        if let Some(prompt) = &agent.system_prompt_diff {
+            let _ = writeln!(out, "  system prompt");
+            for line in prompt.lines() {
+                let _ = writeln!(out, "    {line}");
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "\n{:<24} {:>12} {:>12} {:>7}  {:<12} VERDICT",
@@ -112,6 +184,20 @@ pub fn markdown(diff: &RunDiff) -> String {
         diff.baseline.id.short(),
         diff.candidate.id.short()
     );
+    if let Some(agent) = &diff.agent {
+        let _ = writeln!(out, "**Agent** {}\n", md_escape(&agent_headline(agent)));
+        for (label, value) in agent_rows(agent) {
+            let _ = writeln!(out, "- {label}: {}", md_escape(&value));
+        }
+        if let Some(prompt) = &agent.system_prompt_diff {
+            let _ = writeln!(
+                out,
+                "- system prompt:\n\n```diff\n{}```",
+                prompt.replace("```", "`` `")
+            );
+        }
+        let _ = writeln!(out);
+    }
     let _ = writeln!(
         out,
         "| metric | baseline | candidate | change | tolerance | verdict |"
@@ -217,13 +303,39 @@ pub fn html_body(diff: &RunDiff) -> String {
             cell(right)
         );
     }
+    let mut agent_section = String::new();
+    if let Some(agent) = &diff.agent {
+        let _ = write!(
+            agent_section,
+            "<h2>Agent</h2><p>{}</p>",
+            esc(&agent_headline(agent))
+        );
+        let rows: String = agent_rows(agent)
+            .iter()
+            .map(|(label, value)| format!("<tr><th>{label}</th><td>{}</td></tr>", esc(value)))
+            .collect();
+        if !rows.is_empty() {
+            let _ = write!(agent_section, "<table>{rows}</table>");
+        }
+        if let Some(prompt) = &agent.system_prompt_diff {
+            let lines: String = prompt
+                .lines()
+                .map(|line| match line.chars().next() {
+                    Some('-') => format!("<del>{}</del>\n", esc(line)),
+                    Some('+') => format!("<ins>{}</ins>\n", esc(line)),
+                    _ => format!("{}\n", esc(line)),
+                })
+                .collect();
+            let _ = write!(agent_section, "<h3>System prompt</h3><pre>{lines}</pre>");
+        }
+    }
     let answer = esc(&diff.answer.diff)
         .replace("[-", "<del>")
         .replace("-]", "</del>")
         .replace("{+", "<ins>")
         .replace("+}", "</ins>");
     format!(
-        "<h1><span class=\"{cls}\">{verdict}</span> baseline {b} → candidate {c}</h1>\
+        "<h1><span class=\"{cls}\">{verdict}</span> baseline {b} → candidate {c}</h1>{agent_section}\
 <h2>Metrics</h2><table><tr><th>metric</th><th>baseline</th><th>candidate</th><th>change</th><th>tolerance</th><th>verdict</th></tr>{rows}</table>\
 <h2>Tool calls, side by side</h2><table><tr><th>baseline</th><th>candidate</th></tr>{timeline}</table>\
 <h2>Answer (similarity {sim:.2})</h2><p>{answer}</p>",

@@ -8,6 +8,7 @@ use tapedeck_store::Store;
 use tapedeck_trace::{ContentHash, Event, EventData, Run, RunId};
 
 use crate::DiffError;
+use crate::agent::AgentVersion;
 
 /// One tool call of a trajectory.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize)]
@@ -45,6 +46,10 @@ pub struct RunSummary {
     pub step_latencies_ms: Vec<u64>,
     /// The final answer.
     pub answer: String,
+    /// The agent version its `agent_identity` event records (a proxy run's); compared in
+    /// [`RunDiff::agent`](crate::RunDiff::agent), not repeated here.
+    #[serde(skip)]
+    pub agent: Option<AgentVersion>,
 }
 
 impl RunSummary {
@@ -52,7 +57,7 @@ impl RunSummary {
     pub fn load(store: &Store, id: &RunId) -> Result<Self, DiffError> {
         let run = store.run(id)?;
         // Only the kinds `of` looks at: the rest of a long run need not be parsed.
-        let events = store.events_of_kinds(id, &["tool_call", "llm_response"])?;
+        let events = store.events_of_kinds(id, &["tool_call", "llm_response", "agent_identity"])?;
         Self::of(store, &run, &events)
     }
 
@@ -70,6 +75,7 @@ impl RunSummary {
         }
         let mut sequence = Vec::new();
         let mut step_latencies_ms = Vec::new();
+        let mut agent = None;
         for event in events {
             match &event.data {
                 EventData::ToolCall(c) => {
@@ -79,6 +85,9 @@ impl RunSummary {
                     });
                 }
                 EventData::LlmResponse(r) => step_latencies_ms.push(r.latency_ms),
+                EventData::AgentIdentity(identity) => {
+                    agent = Some(AgentVersion::load(store, run, identity)?);
+                }
                 _ => {}
             }
         }
@@ -98,6 +107,7 @@ impl RunSummary {
             latency_ms: run.totals.latency_ms,
             step_latencies_ms,
             answer: run.answer.clone().unwrap_or_default(),
+            agent,
         })
     }
 

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, params};
 use serde_json::Value;
 use tapedeck_trace::{
-    ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus, StopReason,
-    Timestamp, Totals, canonical_json, hash_value, write_canonical,
+    AgentInfo, ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus,
+    StopReason, Timestamp, Totals, canonical_json, hash_value, write_canonical,
 };
 
 use crate::blob::{self, EncodedBlob};
@@ -283,6 +283,13 @@ impl Recorder {
     /// The store file the run is recorded into.
     pub fn path(&self) -> &Path {
         &self.writer.inner.path
+    }
+
+    /// Sets the agent version of the run, stored with its ending. A run recorded from outside
+    /// tapedeck's runtime (by the HTTP proxy) learns its agent's fingerprint only from what the
+    /// agent sent, so only at its end; until then `ls --agent` does not find it.
+    pub fn set_agent(&mut self, agent: AgentInfo) {
+        self.run.agent = Some(agent);
     }
 
     /// The error for a write that failed: a failed writer thread loses every event of this run
@@ -719,12 +726,13 @@ pub(crate) fn insert_run(
     run: &Run,
     owner: Option<&str>,
 ) -> Result<i64, rusqlite::Error> {
-    // The identity columns here; the outcome columns (which change as the run goes on) are
-    // written by `update_run`, the one place that knows them.
+    // The identity columns here; the outcome columns (which change as the run goes on) and the
+    // agent (which a proxy run learns only at its end) are written by `update_run`, the one
+    // place that knows them.
     conn.prepare_cached(
-        "INSERT INTO runs (id, short_id, source, suite, task, agent_name, agent_fingerprint,
-             parent_id, started_at, status, steps, tool_calls, record)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, 'running', 0, 0, '')",
+        "INSERT INTO runs (id, short_id, source, suite, task, parent_id, started_at, status,
+             steps, tool_calls, record)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, 0, '')",
     )?
     .execute(params![
         run.id.to_string(),
@@ -732,8 +740,6 @@ pub(crate) fn insert_run(
         run.source.as_str(),
         run.suite,
         run.task,
-        run.agent.as_ref().map(|a| &a.name),
-        run.agent.as_ref().map(|a| &a.fingerprint),
         run.parent.map(|p| p.to_string()),
         run.started_at.as_micros(),
     ])?;
@@ -747,7 +753,7 @@ pub(crate) fn insert_run(
     Ok(key)
 }
 
-/// Rewrites a run row's outcome and totals from `run`.
+/// Rewrites a run row's outcome, totals and agent from `run`.
 pub(crate) fn update_run(
     conn: &Connection,
     run: &Run,
@@ -757,7 +763,8 @@ pub(crate) fn update_run(
         canonical_json(run).map_err(|e| rusqlite::Error::ToSqlConversionFailure(e.into()))?;
     conn.prepare_cached(
         "UPDATE runs SET ended_at = ?2, status = ?3, stop_reason = ?4, steps = ?5, tool_calls = ?6,
-             tokens_in = ?7, tokens_out = ?8, cost_usd = ?9, record = ?10, owner = ?11
+             tokens_in = ?7, tokens_out = ?8, cost_usd = ?9, record = ?10, owner = ?11,
+             agent_name = ?12, agent_fingerprint = ?13
          WHERE id = ?1",
     )?
     .execute(params![
@@ -772,6 +779,8 @@ pub(crate) fn update_run(
         run.totals.cost_usd,
         record,
         owner,
+        run.agent.as_ref().map(|a| &a.name),
+        run.agent.as_ref().map(|a| &a.fingerprint),
     ])?;
     Ok(())
 }

@@ -4,10 +4,12 @@
 //! is a blob, referenced by its [`ContentHash`]. Agents resend the whole conversation on every
 //! model call, and referencing each message keeps a run's storage linear in its length.
 
-use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use std::collections::BTreeMap;
 
-use crate::{ContentHash, RunStatus, StopReason, Timestamp};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+
+use crate::{ContentHash, RunStatus, StopReason, Timestamp, hash_json};
 
 /// One event of a run: its position, when it happened, and what it was.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
@@ -45,12 +47,14 @@ pub enum EventData {
     McpMessage(McpMessage),
     /// A budget ran out.
     BudgetExceeded(BudgetExceeded),
+    /// The agent version a proxy run turned out to be (its models, prompts and tools).
+    AgentIdentity(AgentIdentity),
     /// The run ended.
     RunFinished(RunFinished),
 }
 
 /// All event kinds, in the order of [`EventData`]'s variants.
-pub const EVENT_KINDS: [&str; 11] = [
+pub const EVENT_KINDS: [&str; 12] = [
     "run_started",
     "llm_request",
     "llm_retry",
@@ -61,6 +65,7 @@ pub const EVENT_KINDS: [&str; 11] = [
     "http_exchange",
     "mcp_message",
     "budget_exceeded",
+    "agent_identity",
     "run_finished",
 ];
 
@@ -78,6 +83,7 @@ impl EventData {
             Self::HttpExchange(_) => "http_exchange",
             Self::McpMessage(_) => "mcp_message",
             Self::BudgetExceeded(_) => "budget_exceeded",
+            Self::AgentIdentity(_) => "agent_identity",
             Self::RunFinished(_) => "run_finished",
         }
     }
@@ -92,6 +98,12 @@ impl EventData {
             Self::ToolResult(e) => e.output.iter().copied().collect(),
             Self::HttpExchange(e) => e.request.iter().chain(&e.response).copied().collect(),
             Self::McpMessage(e) => vec![e.message],
+            Self::AgentIdentity(e) => e
+                .system_prompts
+                .iter()
+                .chain(e.tools.values())
+                .copied()
+                .collect(),
             Self::LlmRetry(_)
             | Self::PolicyDecision(_)
             | Self::BudgetExceeded(_)
@@ -132,6 +144,7 @@ impl EventData {
             "http_exchange" => Self::HttpExchange(from_str(payload)?),
             "mcp_message" => Self::McpMessage(from_str(payload)?),
             "budget_exceeded" => Self::BudgetExceeded(from_str(payload)?),
+            "agent_identity" => Self::AgentIdentity(from_str(payload)?),
             "run_finished" => Self::RunFinished(from_str(payload)?),
             _ => Self::from_parts(kind, from_str(payload)?)?,
         })
@@ -476,6 +489,83 @@ pub struct BudgetExceeded {
     pub tool: Option<String>,
 }
 
+/// `agent_identity`: the agent version of a run recorded from outside tapedeck's runtime (by the
+/// HTTP proxy), as its requests showed it: the models it asked for, its system prompts, the
+/// tools it offered, and the fingerprint over them, which is also the run's
+/// `agent.fingerprint`. A proxy appends it once, at the end of the run, just before
+/// `run_finished` (what an agent sends is known only once it has sent it). Since tape
+/// version 2.
+#[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentIdentity {
+    /// The models its requests named, in order of first use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub models: Vec<String>,
+    /// Its distinct system prompts (system and developer messages, Anthropic's `system`, the
+    /// Responses API's `instructions`), each a blob holding the prompt's text, in order of
+    /// first use.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub system_prompts: Vec<ContentHash>,
+    /// The tools it offered, by name, each with its definition as first sent (a blob: the
+    /// whole entry of the request's `tools`, description and schema included).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tools: BTreeMap<String, ContentHash>,
+    /// How many more distinct models, system prompts or tools the run sent than the recorder
+    /// keeps (it bounds each list); they are not in the fingerprint.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub omitted: u64,
+    /// [`AgentIdentity::fingerprint_of`] the fields above.
+    pub fingerprint: String,
+}
+
+impl AgentIdentity {
+    /// An identity of these models, prompts and tools, with its fingerprint.
+    pub fn new(
+        models: Vec<String>,
+        system_prompts: Vec<ContentHash>,
+        tools: BTreeMap<String, ContentHash>,
+        omitted: u64,
+    ) -> Self {
+        let mut identity = Self {
+            models,
+            system_prompts,
+            tools,
+            omitted,
+            fingerprint: String::new(),
+        };
+        identity.fingerprint = identity.fingerprint_of();
+        identity
+    }
+
+    /// The fingerprint of the models, system prompts and tools: sha256, in hex, of the
+    /// canonical JSON `{"models": […], "system_prompts": […], "tools": {name: hash}}` with the
+    /// models and prompt hashes sorted. Sets, not sequences: an agent that uses the same
+    /// models and prompts in another order (a retry, a branch taken earlier) is the same
+    /// version. The `fingerprint` field itself is not read.
+    pub fn fingerprint_of(&self) -> String {
+        let mut models = self.models.clone();
+        models.sort();
+        let mut prompts: Vec<String> = self.system_prompts.iter().map(|h| h.to_string()).collect();
+        prompts.sort();
+        let tools: BTreeMap<&str, String> = self
+            .tools
+            .iter()
+            .map(|(name, hash)| (name.as_str(), hash.to_string()))
+            .collect();
+        let value = json!({"models": models, "system_prompts": prompts, "tools": tools});
+        match hash_json(&value) {
+            // The `sha256:` prefix left out, as in a runtime agent's fingerprint.
+            Ok((hash, _)) => hash.to_string().trim_start_matches("sha256:").to_owned(),
+            // Strings and maps only: canonical JSON cannot fail on them.
+            Err(_) => String::new(),
+        }
+    }
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
 /// `run_finished`: how the run ended.
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -541,8 +631,8 @@ impl HistoryCompactor {
 ///
 /// A request that extends a seq not among `events` (a truncated list) gets only its own
 /// messages.
-pub fn expand_messages(events: &[Event]) -> std::collections::BTreeMap<u64, Vec<ContentHash>> {
-    let mut full: std::collections::BTreeMap<u64, Vec<ContentHash>> = Default::default();
+pub fn expand_messages(events: &[Event]) -> BTreeMap<u64, Vec<ContentHash>> {
+    let mut full: BTreeMap<u64, Vec<ContentHash>> = Default::default();
     for event in events {
         if let EventData::LlmRequest(request) = &event.data {
             let mut messages = request

@@ -23,7 +23,7 @@ pub use canonical::{
 };
 pub use error::TraceError;
 pub use event::{
-    BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData,
+    AgentIdentity, BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData,
     HistoryCompactor, HttpExchange, LlmRequest, LlmResponse, LlmRetry, McpMessage, Origin,
     PolicyDecision, RunFinished, RunStarted, ToolCall, ToolCallSummary, ToolResult, Usage,
     Validation, expand_messages,

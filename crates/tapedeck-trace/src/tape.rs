@@ -21,7 +21,8 @@ pub const TAPE_FORMAT: &str = "tapedeck-tape";
 /// unknown fields and newer versions, so an old build never misreads a new tape. Every older
 /// version is still read, converted on reading ([`OLDEST_TAPE_VERSION`]).
 ///
-/// - 2: `mcp_message` has `server`; a session run's identity.
+/// - 2: `mcp_message` has `server`; the `agent_identity` event (a proxy run's models, system
+///   prompts, tools and fingerprint).
 pub const TAPE_VERSION: u32 = 2;
 
 /// The oldest tape version this build reads. Version 1 is version 2 without its additions

@@ -1,5 +1,6 @@
-//! `tapedeck diff A B`: two runs side by side — metric deltas against tolerances, the
-//! tool-call trajectories aligned with their first divergence, and the answer diff.
+//! `tapedeck diff A B`: two runs side by side — for proxy runs what changed between their agent
+//! versions, then metric deltas against tolerances, the tool-call trajectories aligned with
+//! their first divergence, and the answer diff.
 
 use std::path::PathBuf;
 
@@ -26,7 +27,7 @@ enum Format {
 /// Compare two runs: metric drift against tolerances, trajectories, answers
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Tolerances (growth allowed before it is drift): tool_calls=+20% steps=+20% tokens=+15% cost=+10%\nanswer_similarity=0.9 stop_reason=equal latency_p95=off. Exit codes: 0 no drift, 1 drift, 2 bad input.\n\nExamples:\n  tapedeck diff 3f9c2e1a 7d2e91b0\n  tapedeck diff 3f9c2e1a 7d2e91b0 --tolerance tool_calls=+50% --tolerance answer_similarity=0.8\n  tapedeck diff 3f9c2e1a 7d2e91b0 --format md > comment.md"
+    after_help = "Tolerances (growth allowed before it is drift): tool_calls=+20% steps=+20% tokens=+15% cost=+10%\nanswer_similarity=0.9 stop_reason=equal latency_p95=off. Exit codes: 0 no drift, 1 drift, 2 bad input.\n\nTwo runs recorded with `tapedeck record` first say what changed between their agent versions: the\nmodels, the system prompt as a line diff, the tools added, removed and changed (information, not\ndrift).\n\nExamples:\n  tapedeck diff 3f9c2e1a 7d2e91b0\n  tapedeck diff 3f9c2e1a 7d2e91b0 --tolerance tool_calls=+50% --tolerance answer_similarity=0.8\n  tapedeck diff 3f9c2e1a 7d2e91b0 --format md > comment.md"
 )]
 pub struct Args {
     /// The baseline run
@@ -88,9 +89,10 @@ fn print_text(diff: &tapedeck_diff::RunDiff) {
             anstream::println!("{bad}{line}{bad:#}");
         } else if line.starts_with("no drift") {
             anstream::println!("{good}{line}{good:#}");
-        } else if line.starts_with("  -") {
+        } else if line.starts_with("  -") || line.starts_with("    -") {
+            // A removed tool call, or a removed line of the system prompt.
             anstream::println!("{bad}{line}{bad:#}");
-        } else if line.starts_with("  +") {
+        } else if line.starts_with("  +") || line.starts_with("    +") {
             anstream::println!("{good}{line}{good:#}");
         } else {
             anstream::println!("{line}");

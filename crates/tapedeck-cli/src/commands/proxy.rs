@@ -25,7 +25,7 @@ enum Mode {
 /// Serve the recording (or replaying) HTTP proxy until Ctrl-C, one run per client session
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
+    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nEvery run's agent is --name (default: `proxy`) with the fingerprint of the models, system prompts and tools its requests sent; --input is refused (a run here has no one command line or input).\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411 --name support-bot\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
 )]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the address is printed on stderr)
@@ -50,6 +50,9 @@ pub struct Args {
 /// Runs `tapedeck proxy`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let options = &args.recording;
+    options.refuse_input(
+        "each run of `tapedeck proxy` is one client session, with no command line or input of its own; record one client with `tapedeck record --input TEXT -- CMD`",
+    )?;
     // Checked once here; each new run makes its own redactor, which learns the keys it sees.
     options.redactor()?;
     let ignore = record::ignore_patterns(&args.ignore)?;
@@ -79,6 +82,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let client = http::client().context("cannot set up the HTTP client")?;
     let writer = store.writer()?;
     let recording = args.recording;
+    let agent = recording.name().unwrap_or("proxy").to_owned();
     let make = move |key: Option<&str>| {
         let mut run = recording.new_run();
         if let Some(key) = key {
@@ -98,7 +102,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         };
         let recorder = writer.start_run(run)?;
         let redactor = recording.redactor().unwrap_or_default();
-        Ok(Proxy::new(backend, redactor, pricing.clone(), recorder))
+        let proxy = Proxy::new(backend, redactor, pricing.clone(), recorder);
+        proxy.name_agent(&agent);
+        Ok(proxy)
     };
     let hub = Hub::new(
         Box::new(make),

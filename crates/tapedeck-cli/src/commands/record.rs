@@ -1,6 +1,7 @@
 //! `tapedeck record -- CMD…`: run a client behind the recording HTTP proxy and record its model
 //! traffic as one run (source `proxy`); exits with the client's own code.
 
+use std::borrow::Cow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -12,11 +13,12 @@ use tapedeck_trace::{Run, Source, StopReason};
 use crate::Exit;
 use crate::render::{self, DIM};
 use crate::settings::Settings;
+use crate::shell;
 
 /// Run a client command behind a local proxy and record its OpenAI/Anthropic traffic
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exit codes: the client's own code when it is not 0 (128+N if signal N ended it); 0 when it\nexits 0 and the run ended `ok`, 1 when it exits 0 but the run stopped for another reason (a\nfailed last model call); 2 bad input (a command that cannot be found), nothing recorded;\n130 / 143 when tapedeck is interrupted (SIGTERM is passed on to the client; the run ends\n`cancelled`).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
+    after_help = "The client gets OPENAI_BASE_URL=http://127.0.0.1:PORT/v1 and ANTHROPIC_BASE_URL=http://127.0.0.1:PORT; the proxy forwards to the upstream (by default the client's own OPENAI_BASE_URL / ANTHROPIC_BASE_URL, else the public APIs). API keys (authorization, x-api-key, api-key) are never written to the store. Exit codes: the client's own code when it is not 0 (128+N if signal N ended it); 0 when it\nexits 0 and the run ended `ok`, 1 when it exits 0 but the run stopped for another reason (a\nfailed last model call); 2 bad input (a command that cannot be found), nothing recorded;\n130 / 143 when tapedeck is interrupted (SIGTERM is passed on to the client; the run ends\n`cancelled`).\n\nThe run's agent is --name (default: the module of `python -m MODULE`, else the script the\ncommand runs, `agent` for `python agent.py`, `node agent.mjs` or `uv run agent.py`, else the\npackage of `npx`/`uvx PACKAGE`, else the program's file name) with the fingerprint of the models, system prompts and tools the\nclient sent: `ls --agent NAME` and `stats` find its runs by it, and `diff` says what changed\nbetween two versions. The run's input is --input (default: the command line, quoted as a POSIX\nshell would).\n\nExamples:\n  tapedeck record -- python agent.py\n  tapedeck record --name support-bot --input 'refund order 42' -- python agent.py 42\n  tapedeck record --task refund --pricing prices.yaml -- node agent.js"
 )]
 pub struct Args {
     #[command(flatten)]
@@ -48,6 +50,12 @@ pub struct RecordingArgs {
     /// Also redact text matching this regular expression (repeatable)
     #[arg(long = "redact", value_name = "REGEX")]
     redact: Vec<String>,
+    /// The agent's name, by which `ls --agent` and `stats` find its runs (default: below)
+    #[arg(long, value_name = "NAME", value_parser = clap::builder::NonEmptyStringValueParser::new())]
+    name: Option<String>,
+    /// The run's input, as `show` and `ls --json` give it (default: below)
+    #[arg(long, value_name = "TEXT")]
+    input: Option<String>,
 }
 
 /// A redactor of `--redact` patterns.
@@ -105,6 +113,35 @@ impl RecordingArgs {
         }
     }
 
+    /// The agent's name: `--name`, else the one `command` goes by ([`shell::agent_name`]).
+    pub fn agent_name(&self, command: &[String]) -> String {
+        self.name
+            .clone()
+            .unwrap_or_else(|| shell::agent_name(command))
+    }
+
+    /// The run's input: `--input`, else the command line quoted as a shell would, redacted.
+    pub fn input(&self, command: &[String], redactor: &Redactor) -> String {
+        let input = match &self.input {
+            Some(input) => Cow::Borrowed(input.as_str()),
+            None => Cow::Owned(shell::quote(command)),
+        };
+        redactor.text(&input)
+    }
+
+    /// Refuses `--input` (exit 2) where a run has no one input (`tapedeck proxy`).
+    pub fn refuse_input(&self, why: &str) -> anyhow::Result<()> {
+        match self.input {
+            Some(_) => anyhow::bail!("--input does not apply here: {why}"),
+            None => Ok(()),
+        }
+    }
+
+    /// The `--name` given, if any.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_deref()
+    }
+
     /// A new proxy run with the task and labels.
     pub fn new_run(&self) -> Run {
         let mut run = Run::new(Source::Proxy);
@@ -126,7 +163,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let mut run = options.new_run();
-    run.input = Some(redactor.text(&args.command.join(" ")));
+    run.input = Some(options.input(&args.command, &redactor));
     let recorder = writer.start_run(run)?;
     let proxy = Proxy::new(
         Backend::Live { client, upstreams },
@@ -134,6 +171,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         pricing,
         recorder,
     );
+    proxy.name_agent(&options.agent_name(&args.command));
     run_client(proxy, &args.command)
 }
 

@@ -520,6 +520,27 @@ fn describe(
                 .as_ref()
                 .map_or_else(String::new, |t| format!(" · at a {t} call"))
         ),
+        EventData::AgentIdentity(e) => {
+            let mut parts = Vec::new();
+            if !e.models.is_empty() {
+                parts.push(e.models.join(", "));
+            }
+            let prompts = e.system_prompts.len();
+            parts.push(format!(
+                "{prompts} system prompt{}",
+                render::plural(prompts as u64)
+            ));
+            if e.tools.is_empty() {
+                parts.push("no tools".to_owned());
+            } else {
+                let names: Vec<&str> = e.tools.keys().map(String::as_str).collect();
+                parts.push(format!("tools {}", render::truncate(&names.join(", "), 60)));
+            }
+            // Characters, not bytes: a fingerprint comes from a tape anyone can write.
+            let short: String = e.fingerprint.chars().take(8).collect();
+            parts.push(format!("fingerprint {short}"));
+            parts.join(" · ")
+        }
         EventData::RunFinished(e) => format!("{} — {}", e.status, e.stop_reason),
     };
     let kind = match &event.data {

@@ -770,6 +770,7 @@ mod tests {
             latency_ms: None,
             step_latencies_ms: Vec::new(),
             answer: "I can help.".to_owned(),
+            agent: None,
         }
     }
 

@@ -15,7 +15,8 @@
 //! or the list of SSE chunks as they arrived): that exchange is what replay serves. Tool calls
 //! in a response become `tool_call` events, and the tool results the next request carries
 //! become `tool_result` events. Anything else is passed through and recorded as
-//! `http_exchange`.
+//! `http_exchange`. At the end of the run, `agent_identity` records the models, system prompts
+//! and tools the client sent (`identity`), just before `run_finished`.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::net::SocketAddr;
@@ -49,6 +50,7 @@ use crate::wire::{self, Answer, Assembler, OverLimit, Provider};
 
 mod body;
 mod forward;
+mod identity;
 pub mod miss;
 mod recording;
 mod serve;
@@ -59,6 +61,7 @@ pub use body::BodyError;
 use body::{path_of, read_body};
 use forward::Teed;
 pub use forward::client;
+use identity::Identity;
 pub use recording::*;
 pub use serve::*;
 use session::Asked;
@@ -99,6 +102,8 @@ struct Session {
     asked: Vec<Asked>,
     /// How many tool calls the session reported that no model response asked for.
     session_calls: u64,
+    /// The models, system prompts and tools sent so far: the run's agent version.
+    identity: Identity,
 }
 
 /// The state of one recorded run behind the proxy.
@@ -161,6 +166,7 @@ impl Proxy {
                 response_ids: HashSet::new(),
                 asked: Vec::new(),
                 session_calls: 0,
+                identity: Identity::default(),
             }),
             tools: Mutex::new(ToolSession::new(crate::session::Tools::Record)),
             tasks: Mutex::new(Vec::new()),
@@ -173,6 +179,12 @@ impl Proxy {
             p.body_limit = limit;
         }
         self
+    }
+
+    /// Names the agent whose run this is: at the end of the run its agent is this name with the
+    /// fingerprint of what it sent.
+    pub fn name_agent(&self, name: &str) {
+        lock(&self.session).identity.set_name(name);
     }
 
     /// Runs `f` with the recorder, keeping the first write error for the end of the run.
@@ -226,7 +238,7 @@ impl Proxy {
     ) -> Result<Run, StoreError> {
         // The answer and error are redacted like everything else.
         let mut session = lock(&self.session);
-        let Some(recorder) = session.recorder.take() else {
+        let Some(mut recorder) = session.recorder.take() else {
             return Err(StoreError::RunFinished("proxy run".to_owned()));
         };
         let path = recorder.path().to_path_buf();
@@ -299,8 +311,13 @@ impl Proxy {
             },
             _ => ending,
         };
-        let write_error = session.write_error.take();
+        let mut write_error = session.write_error.take();
+        let identity = std::mem::take(&mut session.identity);
         drop(session);
+        // Recorded last, before `run_finished`: what the agent sent is known only now.
+        if let Err(e) = identity.record(&mut recorder, &self.redactor) {
+            write_error.get_or_insert_with(|| (0, e.to_string())).0 += 1;
+        }
         let ending = Ending {
             answer: ending.answer.map(|a| self.redactor.text(&a)),
             error: ending.error.map(|e| self.redactor.text(&e)),
@@ -426,6 +443,7 @@ impl Proxy {
         body: &Value,
         matching: &Value,
     ) -> (u64, Option<ContentHash>) {
+        lock(&self.session).identity.observe(provider, body);
         // Tool results the client sends back for calls still open.
         for output in wire::tool_outputs(provider, body) {
             let mut session = lock(&self.session);

@@ -55,17 +55,26 @@ pub struct JoinedOutcome {
     pub client_gone: Option<std::io::Error>,
 }
 
-/// The server's name when `--name` is not given: the module of `python… -m MODULE`; the script
-/// of an interpreter (`python…`, `node`, `bun`, `ruby`, `perl`, `php`: its first argument that
-/// is not an option, by its file name without extension); the package of a package runner
-/// (`npx`, `uvx`, `bunx`, `pnpx`: its first argument that is not an option, without a
-/// `@version` or `@scope/`); else the program's file name without its extension. `None`
-/// without a command. The program itself would name every server run by `python3` or `npx`
-/// alike, and servers of one name in a session share one recording.
+/// The extensions of the scripts an interpreter runs: an argument with one names the program.
+const SCRIPT_EXTENSIONS: [&str; 17] = [
+    "py", "pyw", "js", "mjs", "cjs", "jsx", "ts", "mts", "cts", "tsx", "rb", "pl", "php", "sh",
+    "bash", "lua", "jl",
+];
+
+/// The name a command goes by when none is given: an MCP server's in a session (`tapedeck mcp
+/// --name`), a recorded agent's (`tapedeck record --name`). The module of `python… -m MODULE`;
+/// the first argument that names a script by its extension, whoever runs it (`uv run agent.py`,
+/// `npx tsx agent.ts`), by its file name without extension; the script of an interpreter
+/// (`python…`, `node`, `bun`, `ruby`, `perl`, `php`: its first argument that is not an option,
+/// unless it runs inline code with `-c` / `-e`); the package of a package runner (`npx`, `uvx`,
+/// `bunx`, `pnpx`: its first argument that is not an option, without a `@version` or
+/// `@scope/`); else the program's file name without its extension. `None` without a command.
+/// The program itself would name every server or agent run by `python3` or `npx` alike, and
+/// servers of one name in a session share one recording.
 ///
 /// `python3 -m mcp_server_time` → `mcp_server_time`; `node build/index.js` → `index`; `npx -y
 /// @modelcontextprotocol/server-memory` → `server-memory`; `uvx mcp-server-time@1.0` →
-/// `mcp-server-time`; `./bin/weather.py` → `weather`.
+/// `mcp-server-time`; `./bin/weather.py` → `weather`; `uv run agent.py` → `agent`.
 pub fn default_server_name(command: &[String]) -> Option<String> {
     let (program, args) = command.split_first()?;
     let base = |path: &str| {
@@ -83,9 +92,21 @@ pub fn default_server_name(command: &[String]) -> Option<String> {
     {
         return Some(module.clone());
     }
+    let is_script = |arg: &str| {
+        arg.rsplit_once('.')
+            .is_some_and(|(_, ext)| SCRIPT_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str()))
+    };
+    if let Some(script) = args.iter().find(|a| !a.starts_with('-') && is_script(a)) {
+        return Some(base(script));
+    }
     let interpreter =
         python || ["node", "bun", "ruby", "perl", "php"].contains(&program_name.as_str());
-    if interpreter && let Some(script) = args.iter().find(|a| !a.starts_with('-')) {
+    // Inline code (`python3 -c CODE`, `node -e CODE`) is no script to name the program by.
+    let inline = args.iter().any(|a| a == "-c" || a == "-e");
+    if interpreter
+        && !inline
+        && let Some(script) = args.iter().find(|a| !a.starts_with('-'))
+    {
         return Some(base(script));
     }
     if ["npx", "uvx", "bunx", "pnpx"].contains(&program_name.as_str())
@@ -424,6 +445,20 @@ mod tests {
             Some("server")
         );
         assert_eq!(name(&["python3"]).as_deref(), Some("python3"));
+        assert_eq!(name(&["uv", "run", "agent.py"]).as_deref(), Some("agent"));
+        assert_eq!(
+            name(&["npx", "tsx", "src/agent.ts"]).as_deref(),
+            Some("agent")
+        );
+        assert_eq!(
+            name(&["python3", "-u", "bots/weather_bot.py", "--x"]).as_deref(),
+            Some("weather_bot")
+        );
+        assert_eq!(
+            name(&["python3", "-c", "print('hi')"]).as_deref(),
+            Some("python3")
+        );
+        assert_eq!(name(&["node", "-e", "1"]).as_deref(), Some("node"));
         assert_eq!(name(&["sh", "-c", "exec x"]).as_deref(), Some("sh"));
         assert_eq!(name(&[".hidden"]).as_deref(), Some(".hidden"));
         assert_eq!(name(&[]), None);

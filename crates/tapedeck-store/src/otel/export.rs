@@ -107,6 +107,13 @@ fn span_event(event: &Event, blobs: &HashMap<ContentHash, Value>) -> Value {
         EventData::RunFinished(f) => {
             attrs.str("tapedeck.stop_reason", &f.stop_reason.to_string());
         }
+        EventData::AgentIdentity(a) => {
+            attrs.str("tapedeck.agent.fingerprint", &a.fingerprint);
+            let models: Vec<&str> = a.models.iter().map(String::as_str).collect();
+            attrs.strs("tapedeck.agent.models", &models);
+            let tools: Vec<&str> = a.tools.keys().map(String::as_str).collect();
+            attrs.strs("tapedeck.agent.tools", &tools);
+        }
         _ => {}
     }
     attrs.json("tapedeck.event.data", &event.data.payload());

@@ -5,9 +5,9 @@
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tapedeck_store::{ImportOutcome, Store};
-use tapedeck_trace::{RunId, RunStatus, Source, StopReason};
+use tapedeck_trace::{AgentIdentity, EventData, RunId, RunStatus, Source, StopReason};
 
 use crate::support::*;
 
@@ -242,6 +242,60 @@ fn fixture_tapes_round_trip_through_otel() {
     }
 }
 
+/// A proxy run's `agent_identity` goes out as a root span event with its fingerprint, models and
+/// tools readable, and comes back as the same event with its blobs.
+#[test]
+fn an_agent_identity_round_trips_through_otel() {
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let writer = store.writer().unwrap();
+    let mut run = run_with(&fixed_id(0x1de7), 0);
+    run.source = Source::Proxy;
+    let mut rec = writer.start_run(run).unwrap();
+    let id = rec.id();
+    record_sample(&mut rec, "You are weather-bot.", "acme");
+    let prompt = rec.blob(&json!("You are weather-bot.")).unwrap();
+    let tool = rec
+        .blob(&json!({"type": "function", "function": {"name": "get_weather"}}))
+        .unwrap();
+    let identity = AgentIdentity::new(
+        vec!["gpt-4.1-mini".into()],
+        vec![prompt],
+        [("get_weather".to_owned(), tool)].into(),
+        0,
+    );
+    let fingerprint = identity.fingerprint.clone();
+    rec.append(EventData::AgentIdentity(identity)).unwrap();
+    rec.finish(StopReason::Ok, None).unwrap();
+    drop(writer);
+
+    let mut out = Vec::new();
+    store.export_otel(&id, &mut out).unwrap();
+    let doc: Value = serde_json::from_slice(&out).unwrap();
+    let root = &doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+    let event = root["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["name"] == "tapedeck.agent_identity")
+        .unwrap();
+    let a = attrs(event);
+    assert_eq!(a["tapedeck.agent.fingerprint"]["stringValue"], fingerprint);
+    assert_eq!(
+        a["tapedeck.agent.tools"]["arrayValue"]["values"][0]["stringValue"],
+        "get_weather"
+    );
+
+    let other = TempStore::new();
+    let fresh = other.open();
+    fresh.import_otel(&mut out.as_slice()).unwrap();
+    assert_eq!(fresh.events(&id).unwrap(), store.events(&id).unwrap());
+    assert_eq!(
+        fresh.blob(&prompt, &id).unwrap(),
+        json!("You are weather-bot.")
+    );
+}
+
 /// A trace as another GenAI instrumentation writes it: no `tapedeck.*` attribute, no cost.
 const FOREIGN: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"service.name","value":{"stringValue":"shop-agent"}}]},"scopeSpans":[{"scope":{"name":"my.instrumentation"},"spans":[
  {"traceId":"5b8efff798038103d269b633813fc60c","spanId":"eee19b7ec3c1b174","name":"invoke_agent support-bot","kind":1,
@@ -354,7 +408,7 @@ fn each_trace_is_a_run_and_a_failed_agent_span_is_an_error() {
     let result = events
         .iter()
         .find_map(|e| match &e.data {
-            tapedeck_trace::EventData::ToolResult(r) => Some(r.clone()),
+            EventData::ToolResult(r) => Some(r.clone()),
             _ => None,
         })
         .unwrap();

@@ -117,6 +117,45 @@ fn recorded_run_reads_back_with_totals_and_outcome() {
     assert_eq!(reopened.events(&run.id).unwrap(), events);
 }
 
+/// A proxy run learns its agent's fingerprint only at its end: set then, the agent is found by
+/// `runs --agent` (name or fingerprint prefix) only once the run is finished, and stays set when
+/// totals are rewritten in the same batch.
+#[test]
+fn an_agent_set_at_the_end_of_a_run_is_stored_and_found() {
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let writer = store.writer().unwrap();
+    let mut run = run_with(&fixed_id(0xa9e7), 0);
+    run.source = Source::Proxy;
+    let mut rec = writer.start_run(run.clone()).unwrap();
+    record_sample(&mut rec, "You are weather-bot.", "acme");
+    rec.flush().unwrap();
+    let by = |agent: &str| {
+        store
+            .runs(&RunFilter {
+                agent: Some(agent.into()),
+                ..RunFilter::default()
+            })
+            .unwrap()
+            .len()
+    };
+    assert_eq!(by("weather-bot"), 0);
+    rec.set_agent(tapedeck_trace::AgentInfo {
+        name: "weather-bot".into(),
+        fingerprint: "c0ffee42".into(),
+    });
+    rec.append(retry(1)).unwrap();
+    let finished = rec.finish(StopReason::Ok, None).unwrap();
+    assert_eq!(finished.agent, agent("weather-bot", "c0ffee42"));
+    assert_eq!(store.run(&run.id).unwrap().agent, finished.agent);
+    assert_eq!(by("weather-bot"), 1);
+    assert_eq!(by("c0ff"), 1);
+    assert_eq!(by("weather"), 0);
+    let report = store.monitor(&RunFilter::default()).unwrap();
+    assert_eq!(report.agents[0].agent, "weather-bot");
+    assert_eq!(report.agents[0].fingerprint.as_deref(), Some("c0ffee42"));
+}
+
 #[test]
 fn ok_and_error_stop_reasons_set_the_status() {
     let tmp = TempStore::new();

@@ -1,8 +1,10 @@
-//! Tapes: export → import → export is byte-identical, a second import changes nothing, and a
-//! bad line is refused with its line number, importing nothing.
+//! Tapes: export → import → export is byte-identical, a second import changes nothing, a tape of
+//! every older version is read, and a bad line is refused with its line number, importing
+//! nothing.
 
 use serde_json::{Value, json};
 use tapedeck_store::{ImportOutcome, RunFilter, Store, StoreError};
+use tapedeck_trace::tape::TAPE_VERSION;
 use tapedeck_trace::{RunId, RunStatus, StopReason, TraceError, canonical_json};
 
 use crate::support::*;
@@ -206,16 +208,58 @@ fn malformed_json_is_refused_with_its_line() {
     assert_eq!(line_of(&err), 9);
 }
 
+/// A tape written by tapedeck at tape version 1 (`tests/data/tape-v1.jsonl`, the `clean`
+/// fixture as it was then) is read: imported into a store, it exports as the current version
+/// with every event line unchanged (version 1 is version 2 without its optional additions).
+#[test]
+fn a_version_1_tape_is_imported_and_exported_as_the_current_version() {
+    let v1 = include_str!("../data/tape-v1.jsonl");
+    assert!(v1.lines().next().unwrap().ends_with(r#""version":1}"#));
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let ImportOutcome::Imported { id, events } = store.import_tape(&mut v1.as_bytes()).unwrap()
+    else {
+        panic!("the tape was already in a fresh store");
+    };
+    assert_eq!(events, 9);
+    let run = store.run(&id).unwrap();
+    assert_eq!(
+        run.agent.as_ref().map(|a| a.name.as_str()),
+        Some("support-bot")
+    );
+    assert_eq!(run.stop_reason, Some(StopReason::Ok));
+    let found = store
+        .runs(&RunFilter {
+            agent: Some("support-bot".into()),
+            ..RunFilter::default()
+        })
+        .unwrap();
+    assert_eq!(found.len(), 1);
+
+    let mut out = Vec::new();
+    store.export_tape(&id, &mut out).unwrap();
+    let out = String::from_utf8(out).unwrap();
+    let header: Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(header["version"], json!(TAPE_VERSION));
+    let v1_header: Value = serde_json::from_str(v1.lines().next().unwrap()).unwrap();
+    assert_eq!(header["run"], v1_header["run"]);
+    assert_eq!(
+        out.lines().skip(1).collect::<Vec<_>>(),
+        v1.lines().skip(1).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn bad_headers_are_refused() {
     let (_tmp, _id, tape) = sample_tape();
+    let newer = u64::from(TAPE_VERSION) + 1;
     let err = import_edited(&tape, |lines| {
-        edit_json(lines, 1, |v| v["version"] = json!(2));
+        edit_json(lines, 1, |v| v["version"] = json!(newer));
     });
     assert!(
         matches!(
             err,
-            StoreError::Tape(TraceError::TapeVersion { found: 2, .. })
+            StoreError::Tape(TraceError::TapeVersion { found, .. }) if found == newer
         ),
         "{err:?}"
     );

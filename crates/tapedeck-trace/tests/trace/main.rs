@@ -5,6 +5,7 @@
 
 mod canonical;
 mod history;
+mod identity;
 mod ids_time;
 mod pinned;
 mod stop;

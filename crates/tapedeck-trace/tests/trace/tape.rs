@@ -6,10 +6,10 @@ use std::collections::BTreeMap;
 use serde_json::{Value, json};
 use tapedeck_trace::tape::{self, TAPE_FORMAT, TAPE_VERSION, TapeEvent, TapeHeader};
 use tapedeck_trace::{
-    BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData, HttpExchange,
-    LlmRequest, LlmResponse, LlmRetry, McpMessage, Origin, PolicyDecision, Run, RunFinished,
-    RunStarted, RunStatus, Source, StopReason, Timestamp, ToolCall, ToolCallSummary, ToolResult,
-    TraceError, Usage, Validation, hash_bytes, hash_json,
+    AgentIdentity, BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData,
+    HttpExchange, LlmRequest, LlmResponse, LlmRetry, McpMessage, Origin, PolicyDecision, Run,
+    RunFinished, RunStarted, RunStatus, Source, StopReason, Timestamp, ToolCall, ToolCallSummary,
+    ToolResult, TraceError, Usage, Validation, hash_bytes, hash_json,
 };
 
 fn run() -> Run {
@@ -110,6 +110,12 @@ fn every_kind() -> Vec<EventData> {
             used: 15.0,
             tool: Some("browser.open".into()),
         }),
+        EventData::AgentIdentity(AgentIdentity::new(
+            vec!["gpt-4.1-mini".into()],
+            vec![h("prompt")],
+            BTreeMap::from([("browser.open".to_owned(), h("browser-schema"))]),
+            0,
+        )),
         EventData::RunFinished(RunFinished {
             status: RunStatus::Stopped,
             stop_reason: StopReason::MaxToolCalls,
@@ -297,7 +303,9 @@ fn blob_refs_list_every_referenced_blob() {
     assert_eq!(refs[6], vec![h("output")]);
     assert_eq!(refs[7], vec![h("http-req"), h("http-resp")]);
     assert_eq!(refs[8], vec![h("mcp")]);
-    assert!(refs[9].is_empty() && refs[10].is_empty());
+    assert!(refs[9].is_empty());
+    assert_eq!(refs[10], vec![h("prompt"), h("browser-schema")]);
+    assert!(refs[11].is_empty());
 }
 
 fn valid_event_line() -> Value {

@@ -68,7 +68,7 @@ pub(super) fn replay(store: &Store, parent: Run, args: &Args) -> anyhow::Result<
     run.parent = Some(parent.id);
     run.mode = Some(mode);
     let redactor = crate::commands::record::redactor(&args.redact)?;
-    run.input = Some(redactor.text(&args.command.join(" ")));
+    run.input = Some(redactor.text(&crate::shell::quote(&args.command)));
     run.task.clone_from(&parent.task);
     run.suite.clone_from(&parent.suite);
     if !args.live_model {
@@ -82,6 +82,11 @@ pub(super) fn replay(store: &Store, parent: Run, args: &Args) -> anyhow::Result<
             answers: Box::new(answers),
             mcp,
         });
+    // The replay is a run of the recorded agent: its fingerprint says whether it sent the same.
+    proxy.name_agent(&parent.agent.as_ref().map_or_else(
+        || crate::shell::agent_name(&args.command),
+        |a| a.name.clone(),
+    ));
     let ended = crate::commands::record::run_client_to_end(proxy, &args.command)?;
     drop(writer);
     let divergence = session_divergence(store, &parent.id, &ended.run.id)?;

@@ -1,0 +1,108 @@
+//! A client's command line as a person reads it: [`quote`] writes its words back as one line
+//! that a POSIX shell splits into the same words (a run's default input), and [`agent_name`]
+//! names the agent a command runs (a run's default agent name).
+
+use std::borrow::Cow;
+
+/// The words of a command as one line a POSIX shell reads back as the same words: a word of
+/// only safe characters (letters, digits and `@%+=:,./-_`, as Python's `shlex.quote`) as it is,
+/// any other in single quotes, a single quote in it written `'\''`.
+pub fn quote(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| quote_word(w))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn quote_word(word: &str) -> Cow<'_, str> {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "@%+=:,./-_".contains(c);
+    if !word.is_empty() && word.chars().all(safe) {
+        Cow::Borrowed(word)
+    } else {
+        Cow::Owned(format!("'{}'", word.replace('\'', r"'\''")))
+    }
+}
+
+/// The name of the agent a command runs when `--name` is not given: the name `tapedeck mcp`
+/// gives a server ([`tapedeck_proxy::mcp::default_server_name`]: `agent` for `python agent.py`,
+/// `node agent.mjs` or `uv run agent.py`, the module of `python -m MODULE`, else the program's
+/// file name); `agent` for no command at all.
+pub fn agent_name(command: &[String]) -> String {
+    tapedeck_proxy::mcp::default_server_name(command).unwrap_or_else(|| "agent".to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(ws: &[&str]) -> Vec<String> {
+        ws.iter().map(|w| (*w).to_owned()).collect()
+    }
+
+    #[test]
+    fn safe_words_stay_bare_and_others_are_single_quoted() {
+        assert_eq!(
+            quote(&words(&[
+                "python3",
+                "agent.py",
+                "--city=Paris",
+                "a,b:c@d%e+f"
+            ])),
+            "python3 agent.py --city=Paris a,b:c@d%e+f"
+        );
+        assert_eq!(
+            quote(&words(&[
+                "echo", "", "a b", "$HOME", "*.py", "~/x", "naïve"
+            ])),
+            "echo '' 'a b' '$HOME' '*.py' '~/x' 'naïve'"
+        );
+        assert_eq!(
+            quote(&words(&["python3", "-c", "print('hi')"])),
+            r"python3 -c 'print('\''hi'\'')'"
+        );
+        assert_eq!(quote(&words(&["a\nb"])), "'a\nb'");
+    }
+
+    /// What a shell makes of the quoted line is the words it was made of.
+    #[cfg(unix)]
+    #[test]
+    fn a_shell_splits_the_line_into_the_same_words() {
+        let cases = [
+            words(&["python3", "-c", "print('it''s \"quoted\"')", "x y"]),
+            words(&[
+                "",
+                "'",
+                "''",
+                "\\",
+                "$(rm -rf /)",
+                "`id`",
+                "a\nb\tc",
+                "!",
+                "#c",
+            ]),
+        ];
+        for argv in cases {
+            let line = format!("printf '%s\\0' {}", quote(&argv));
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(&line)
+                .output()
+                .expect("sh runs");
+            let text = String::from_utf8(out.stdout).expect("UTF-8");
+            let back: Vec<&str> = text.split_terminator('\0').collect();
+            assert_eq!(back, argv, "{line}");
+        }
+    }
+
+    #[test]
+    fn the_agent_is_named_as_an_mcp_server_is() {
+        let name = |ws: &[&str]| agent_name(&words(ws));
+        assert_eq!(name(&["python3", "agent.py"]), "agent");
+        assert_eq!(name(&["node", "agent.mjs"]), "agent");
+        assert_eq!(name(&["uv", "run", "agent.py"]), "agent");
+        assert_eq!(name(&["python3", "-m", "support.bot"]), "support.bot");
+        assert_eq!(name(&["/usr/local/bin/my-agent", "run"]), "my-agent");
+        assert_eq!(name(&[]), "agent");
+    }
+}
