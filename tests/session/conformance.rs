@@ -206,3 +206,58 @@ fn a_session_that_cannot_be_reached_runs_the_tools() {
         assert_eq!(warnings, 1, "one warning:\n{}", out.stderr);
     }
 }
+
+// `--on-miss live --live-allow TOOL`: an unrecorded call of an allowed read tool runs for real
+// (the replay still reports the extra call as a divergence).
+#[test]
+fn an_allowed_read_tool_runs_live_on_a_miss() {
+    let env = Env::new();
+    env.write("data.txt", "v1");
+    let command = Client::Python.command();
+    let run_with = |args: &[&str], extra: bool| {
+        let mut cmd = env.tapedeck();
+        cmd.args(args)
+            .arg("--")
+            .args(&command)
+            .env("CONFORMANCE_DATA", env.path("data.txt"))
+            .env("CONFORMANCE_SINK", env.path("sink.txt"));
+        if extra {
+            cmd.env("CONFORMANCE_EXTRA", "1");
+        }
+        env.exec(&mut cmd)
+    };
+    let rec = run_with(&["record"], false);
+    rec.expect_code(0);
+    env.write("data.txt", "v2");
+    let run = rec.run_id();
+    let live = run_with(
+        &[
+            "replay",
+            &run,
+            "--on-miss",
+            "live",
+            "--live-allow",
+            "lookup",
+        ],
+        true,
+    );
+    live.expect_code(1);
+    let report = report(&live.stdout);
+    assert_eq!(report["miss"], Value::Null, "no miss: {}", live.stdout);
+    assert_eq!(
+        report["lookups"][0]["value"], "v1",
+        "recorded calls are served"
+    );
+    assert!(live.stderr.contains("first divergence"), "{}", live.stderr);
+    let replay = env.show(&live.run_id());
+    let last = events_of(&replay, "tool_result")
+        .last()
+        .map(|r| r["origin"].clone())
+        .expect("a result");
+    assert_eq!(last, "live", "the unrecorded lookup ran");
+    assert_eq!(
+        env.read("sink.txt"),
+        "hello\n",
+        "the write tool never ran again"
+    );
+}
