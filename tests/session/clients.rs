@@ -36,14 +36,7 @@ fn python_client_suite() {
 
 #[test]
 fn javascript_client_suite() {
-    if !tapedeck_testkit::clients::require(
-        "node",
-        std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "apt-get install nodejs",
-    ) {
+    if !crate::require_node() {
         return;
     }
     suite("node", &["--test", "clients/js/test/"]);

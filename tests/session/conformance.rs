@@ -155,14 +155,7 @@ fn python_client_conforms() {
 
 #[test]
 fn node_client_conforms() {
-    if !tapedeck_testkit::clients::require(
-        "node",
-        std::process::Command::new("node")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success()),
-        "apt-get install nodejs",
-    ) {
+    if !crate::require_node() {
         return;
     }
     conformance(Client::Node);

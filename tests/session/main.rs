@@ -115,6 +115,18 @@ pub fn arg(path: &Path) -> String {
     path.display().to_string()
 }
 
+/// Whether Node is there ([`tapedeck_testkit::clients::require`]).
+pub fn require_node() -> bool {
+    tapedeck_testkit::clients::require(
+        "node",
+        std::process::Command::new("node")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success()),
+        "apt-get install nodejs",
+    )
+}
+
 /// Whether Node and the npm packages of `tests/session/node` are there (`npm ci` installs
 /// them; `.ci/run` does).
 pub fn require_node_packages() -> bool {

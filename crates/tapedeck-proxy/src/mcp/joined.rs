@@ -207,15 +207,7 @@ fn tools_call(message: &Value) -> Option<(&Value, &str, Value)> {
         return None;
     }
     let id = message.get("id").filter(|id| !id.is_null())?;
-    let params = message.get("params");
-    let tool = params
-        .and_then(|p| p.get("name"))
-        .and_then(Value::as_str)
-        .unwrap_or_default();
-    let arguments = params
-        .and_then(|p| p.get("arguments"))
-        .cloned()
-        .unwrap_or_else(|| json!({}));
+    let (tool, arguments) = replay::tool_and_arguments(message.get("params"));
     Some((id, tool, arguments))
 }
 

@@ -468,7 +468,7 @@ pub fn replay(
 }
 
 /// The tool and arguments of a `tools/call` request's params.
-fn tool_and_arguments(params: Option<&Value>) -> (&str, Value) {
+pub(super) fn tool_and_arguments(params: Option<&Value>) -> (&str, Value) {
     let tool = params
         .and_then(|p| p.get("name"))
         .and_then(Value::as_str)
