@@ -1,6 +1,7 @@
 //! A client's command line as a person reads it: [`quote`] writes its words back as one line
-//! that a POSIX shell splits into the same words (a run's default input), and [`agent_name`]
-//! names the agent a command runs (a run's default agent name).
+//! that a POSIX shell splits into the same words (a run's default input), [`split`] reads such a
+//! line into its words (`golden check --command "…"`), and [`agent_name`] names the agent a
+//! command runs (a run's default agent name).
 
 use std::borrow::Cow;
 
@@ -30,6 +31,59 @@ fn quote_word(word: &str) -> Cow<'_, str> {
 /// file name); `agent` for no command at all.
 pub fn agent_name(command: &[String]) -> String {
     tapedeck_proxy::mcp::default_server_name(command).unwrap_or_else(|| "agent".to_owned())
+}
+
+/// The words of a command line as a POSIX shell splits it, for the quoting a person types:
+/// blanks separate words, `'…'` keeps everything, `"…"` keeps everything but `\"`, `\\`, `\$`
+/// and `` \` ``, a backslash outside quotes keeps the next character. No expansion of any kind.
+pub fn split(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if let Some(w) = word.take() {
+                    words.push(w);
+                }
+            }
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err(format!("`{line}`: a single quote is not closed")),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some(c) => {
+                                w.push('\\');
+                                w.push(c);
+                            }
+                            None => return Err(format!("`{line}`: a double quote is not closed")),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err(format!("`{line}`: a double quote is not closed")),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err(format!("`{line}`: it ends with a lone backslash")),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
 }
 
 #[cfg(test)]
@@ -104,5 +158,27 @@ mod tests {
         assert_eq!(name(&["python3", "-m", "support.bot"]), "support.bot");
         assert_eq!(name(&["/usr/local/bin/my-agent", "run"]), "my-agent");
         assert_eq!(name(&[]), "agent");
+    }
+
+    #[test]
+    fn split_reads_what_quote_writes() {
+        for ws in [
+            &[
+                "python",
+                "agent.py",
+                "--question",
+                "What's the weather in Paris?",
+            ][..],
+            &["node", "a b.mjs", "", "x\"y", "back\\slash", "$HOME"],
+        ] {
+            let ws = words(ws);
+            assert_eq!(split(&quote(&ws)).as_deref(), Ok(&ws[..]));
+        }
+        assert_eq!(
+            split(r#"python agent.py --model "gpt 5" it\'s"#),
+            Ok(words(&["python", "agent.py", "--model", "gpt 5", "it's"]))
+        );
+        assert!(split("python 'open").is_err());
+        assert!(split("python \"open").is_err());
     }
 }

@@ -198,11 +198,15 @@ impl ClientRun {
 /// Runs the client behind `proxy`, ends the run and prints its summary on stderr; returns the
 /// exit ([`ClientRun::exit`]).
 pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit> {
-    Ok(run_client_to_end(proxy, command)?.exit())
+    Ok(run_client_to_end(proxy, &http::ClientCommand::new(command), true)?.exit())
 }
 
-/// Runs the client behind `proxy`, ends the run and prints its summary on stderr.
-pub fn run_client_to_end(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<ClientRun> {
+/// Runs the client behind `proxy` and ends the run; with `say`, prints its summary on stderr.
+pub fn run_client_to_end(
+    proxy: Arc<Proxy>,
+    command: &http::ClientCommand,
+    say: bool,
+) -> anyhow::Result<ClientRun> {
     let runtime = proxy_runtime()?;
     let run_of_proxy = Arc::clone(&proxy);
     let (proxy, end) = match runtime.block_on(async {
@@ -223,6 +227,9 @@ pub fn run_client_to_end(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Resul
         None => proxy.finish(end.code)?,
     };
     drop(runtime);
+    if !say {
+        return Ok(ClientRun { run, end });
+    }
     let dim = DIM;
     let stop = run
         .stop_reason

@@ -1,5 +1,6 @@
-//! Golden suites on disk: a [`Suite`] is a folder with `suite.yaml` (the agent version, the
-//! tasks and their tolerances), `tapes/<task>/1.jsonl` (the baseline runs) and
+//! Golden suites on disk: a [`Suite`] is a folder with `suite.yaml` (the agent — a YAML agent
+//! version, or a [`SuiteCommand`] for an agent written as code —, the tasks and their
+//! tolerances), `tapes/<task>/1.jsonl` (the baseline runs) and
 //! `snapshots/<task>.snap` (the behaviour summaries, see [`snapshot`]); [`report`] writes the
 //! results of a check for CI (JUnit XML, Markdown, HTML).
 
@@ -32,6 +33,20 @@ pub struct SuiteFile {
     /// The agent version, relative to the suite's folder.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<PathBuf>,
+    /// Instead of `agent`, an agent written as code: the command that runs a task, `{input}`
+    /// and `{task}` replaced in each word.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    /// With `command`: variables added to its environment.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// With `command`: its working folder, relative to the suite's folder (default: the
+    /// suite's folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cwd: Option<PathBuf>,
+    /// With `command`: the agent's name (default: the one the command goes by).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     /// Baseline runs per task (default 1); with more, checks compare distributions.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub repeat: Option<u32>,
@@ -97,6 +112,45 @@ pub struct Task {
     pub tolerances: Tolerances,
 }
 
+/// The environment variable that also holds a task's input, for a suite's command.
+pub const INPUT_VAR: &str = "TAPEDECK_INPUT";
+
+/// The agent of a command suite: the command that runs a task, as `suite.yaml` gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SuiteCommand {
+    /// The words, `{input}` and `{task}` not yet replaced.
+    pub argv: Vec<String>,
+    /// Variables added to its environment.
+    pub env: BTreeMap<String, String>,
+    /// Its working folder, resolved against the suite's folder.
+    pub cwd: PathBuf,
+    /// The agent's name, when `suite.yaml` gives one.
+    pub name: Option<String>,
+}
+
+impl SuiteCommand {
+    /// The words that run `task`: `{input}` and `{task}` replaced.
+    pub fn argv_for(&self, task: &Task) -> Vec<String> {
+        self.argv
+            .iter()
+            .map(|w| {
+                w.replace("{input}", &task.input)
+                    .replace("{task}", &task.id)
+            })
+            .collect()
+    }
+
+    /// The environment of `task`'s command: the suite's, and its input in
+    /// [`INPUT_VAR`].
+    pub fn env_for(&self, task: &Task) -> Vec<(String, String)> {
+        self.env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([(INPUT_VAR.to_owned(), task.input.clone())])
+            .collect()
+    }
+}
+
 /// A golden suite, loaded and checked.
 #[derive(Clone, Debug)]
 pub struct Suite {
@@ -135,6 +189,31 @@ impl Suite {
             path: path.clone(),
             message,
         };
+        match (&file.agent, &file.command) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "both `agent` and `command`: a suite checks one kind of agent — a YAML agent version (`agent: AGENT.yaml`) or an agent written as code (`command: [python, agent.py, \"{input}\"]`); keep one".to_owned(),
+                ));
+            }
+            (_, Some(command)) if command.first().is_none_or(|p| p.trim().is_empty()) => {
+                return Err(invalid(
+                    "command: it needs at least its program, e.g. `command: [python, agent.py, \"{input}\"]`".to_owned(),
+                ));
+            }
+            (_, None) => {
+                let only_with_command = [
+                    ("env", !file.env.is_empty()),
+                    ("cwd", file.cwd.is_some()),
+                    ("name", file.name.is_some()),
+                ];
+                if let Some((key, _)) = only_with_command.iter().find(|(_, given)| *given) {
+                    return Err(invalid(format!(
+                        "{key}: applies to a suite's `command` (an agent written as code), and this suite has none"
+                    )));
+                }
+            }
+            _ => {}
+        }
         if file.repeat == Some(0) {
             return Err(invalid(
                 "repeat: 0: a task needs at least one baseline run; use `repeat: 1` or more"
@@ -210,6 +289,26 @@ impl Suite {
     /// What snapshots name as their source: `golden/<suite>/suite.yaml`.
     pub fn source(&self) -> String {
         format!("golden/{}/{SUITE_FILE}", self.name)
+    }
+
+    /// The command `suite.yaml` runs its tasks with, for an agent written as code.
+    pub fn command(&self) -> Option<SuiteCommand> {
+        let argv = self.file.command.clone()?;
+        Some(SuiteCommand {
+            argv,
+            env: self.file.env.clone(),
+            cwd: self
+                .file
+                .cwd
+                .as_ref()
+                .map_or_else(|| self.dir.clone(), |c| lexical_join(&self.dir, c)),
+            name: self.file.name.clone(),
+        })
+    }
+
+    /// Points `command:` at `argv` (`golden add` of a command suite's first task).
+    pub fn set_command(&mut self, argv: Vec<String>) {
+        self.file.command = Some(argv);
     }
 
     /// The agent version `suite.yaml` names, resolved against the suite's folder.

@@ -97,6 +97,29 @@ pub struct ChildEnd {
     pub interrupted_by: Option<Interrupt>,
 }
 
+/// The client command [`run_child`] runs, and how.
+#[derive(Clone, Debug, Default)]
+pub struct ClientCommand {
+    /// The program and its arguments.
+    pub argv: Vec<String>,
+    /// Variables added to its environment.
+    pub env: Vec<(String, String)>,
+    /// Its working folder (default: tapedeck's).
+    pub cwd: Option<std::path::PathBuf>,
+    /// A file its stdout and stderr go to (appended); without one, tapedeck's own.
+    pub output: Option<std::path::PathBuf>,
+}
+
+impl ClientCommand {
+    /// `argv` as it is, with tapedeck's environment, folder and output.
+    pub fn new(argv: &[String]) -> Self {
+        Self {
+            argv: argv.to_vec(),
+            ..Self::default()
+        }
+    }
+}
+
 /// Serves `proxy` on 127.0.0.1 and runs `command` with `OPENAI_BASE_URL` and
 /// `ANTHROPIC_BASE_URL` pointing at it, and `TAPEDECK_SESSION` at its session
 /// (`crate::session`); returns how the child ended once the proxy has recorded everything.
@@ -107,16 +130,41 @@ pub struct ChildEnd {
 /// client is waited for, and the end says it was interrupted; a second signal kills it.
 pub async fn run_child(
     proxy: Arc<Proxy>,
-    command: &[String],
+    command: &ClientCommand,
     mut interrupts: mpsc::UnboundedReceiver<Interrupt>,
 ) -> std::io::Result<(Arc<Proxy>, ChildEnd)> {
-    let Some((program, args)) = command.split_first() else {
+    let Some((program, args)) = command.argv.split_first() else {
         return Err(std::io::Error::other("no command to run"));
+    };
+    let output = match &command.output {
+        Some(path) => Some(
+            std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .map_err(|e| {
+                    std::io::Error::new(
+                        e.kind(),
+                        format!(
+                            "cannot write the client's output to `{}`: {e}",
+                            path.display()
+                        ),
+                    )
+                })?,
+        ),
+        None => None,
     };
     let running = start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let port = running.addr.port();
-    let child = tokio::process::Command::new(program)
-        .args(args)
+    let mut child = tokio::process::Command::new(program);
+    child.args(args).envs(command.env.iter().cloned());
+    if let Some(dir) = &command.cwd {
+        child.current_dir(dir);
+    }
+    if let Some(file) = output {
+        child.stdout(file.try_clone()?).stderr(file);
+    }
+    let child = child
         .env("OPENAI_BASE_URL", format!("http://127.0.0.1:{port}/v1"))
         .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
         .env(crate::session::ENV_VAR, crate::session::url(port))

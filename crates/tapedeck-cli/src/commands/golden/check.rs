@@ -8,11 +8,14 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use tapedeck_diff::distribution::{self, Correction, compare_groups_with};
-use tapedeck_diff::golden::{self, Behaviour, Snapshot, Suite, Task, TaskResult, TaskVerdict};
+use tapedeck_diff::golden::{
+    self, Behaviour, Snapshot, Suite, SuiteCommand, Task, TaskResult, TaskVerdict,
+};
 use tapedeck_diff::{RunSummary, Tolerances, diff_runs};
+use tapedeck_replay::session::ModelSource;
 use tapedeck_replay::{MissPolicy, Mode, Options};
 use tapedeck_store::{Store, Writer};
-use tapedeck_trace::RunId;
+use tapedeck_trace::{RunId, Source};
 
 use crate::Exit;
 use crate::render::{self, BAD, DIM, GOOD, WARN};
@@ -55,6 +58,125 @@ pub struct Args {
     /// Fail on any snapshot change, even one within every tolerance
     #[arg(long)]
     strict_snapshots: bool,
+    /// A command suite's candidate command, instead of the suite's (one line, quoted as in a
+    /// shell; `{input}` and `{task}` replaced), e.g. with another `--model`
+    #[arg(long, value_name = "COMMAND")]
+    command: Option<String>,
+    /// A command suite: serve the model from the baselines too (for a change of the agent's
+    /// own code: any request that changed is a named miss)
+    #[arg(long)]
+    exact: bool,
+    /// A command suite's upstream OpenAI base URL, `/v1` included, for the live model
+    /// [default: $OPENAI_BASE_URL, else https://api.openai.com/v1]
+    #[arg(long, value_name = "URL")]
+    upstream_openai: Option<String>,
+    /// A command suite's upstream Anthropic base URL, for the live model [default:
+    /// $ANTHROPIC_BASE_URL, else https://api.anthropic.com]
+    #[arg(long, value_name = "URL")]
+    upstream_anthropic: Option<String>,
+}
+
+/// What the baselines are checked against: an agent version, replayed tools-only, or a command
+/// suite's command, replayed in a session.
+enum Candidate {
+    Agent(Options),
+    Command {
+        command: SuiteCommand,
+        argv: Vec<String>,
+        model: ModelSource,
+    },
+}
+
+impl Candidate {
+    /// What the summary names as the candidate.
+    fn label(&self, agent_path: Option<&Path>) -> String {
+        match (self, agent_path) {
+            (Self::Command { argv, .. }, _) => crate::shell::quote(argv),
+            (Self::Agent(_), Some(path)) => path.display().to_string(),
+            (Self::Agent(_), None) => "-".to_owned(),
+        }
+    }
+}
+
+/// The candidate of a check: the agent version of a YAML suite, the command of a command suite;
+/// a flag that does not apply to the suite's kind is refused.
+fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<PathBuf>)> {
+    let Some(command) = suite.command() else {
+        for (flag, given) in [
+            ("--command", args.command.is_some()),
+            ("--exact", args.exact),
+            ("--upstream-openai", args.upstream_openai.is_some()),
+            ("--upstream-anthropic", args.upstream_anthropic.is_some()),
+        ] {
+            if given {
+                bail!(
+                    "{flag} applies to a suite that runs a command; suite `{}` runs an agent version (check another with --agent)",
+                    suite.name
+                );
+            }
+        }
+        let (config, agent_path) = super::load_agent(suite, args.agent.as_deref())?;
+        // The agent's model must be buildable (its script read, its API key there) before
+        // anything is written: each replay builds it again.
+        tapedeck_agent::model::from_config(&config)?;
+        let options = Options {
+            base_dir: config.base_dir(),
+            // Run i of a repeated task gets the seed its baseline was recorded with: the replay
+            // reads it from the baseline's `repeat` label.
+            mode: Mode::ToolsOnly(config),
+            on_miss: MissPolicy::Error,
+            live_allow: Vec::new(),
+            match_position: false,
+            strict: false,
+        };
+        return Ok((Candidate::Agent(options), Some(agent_path)));
+    };
+    if args.agent.is_some() {
+        bail!(
+            "--agent does not apply to suite `{}`: it runs a command (`command:` in suite.yaml); check another with --command \"…\"",
+            suite.name
+        );
+    }
+    if args.exact {
+        for (flag, given) in [
+            ("--upstream-openai", args.upstream_openai.is_some()),
+            ("--upstream-anthropic", args.upstream_anthropic.is_some()),
+        ] {
+            if given {
+                bail!("{flag} does not apply with --exact: the model is served from the baselines");
+            }
+        }
+    }
+    let argv = match &args.command {
+        Some(line) => {
+            let argv = crate::shell::split(line).map_err(|e| anyhow::anyhow!("--command {e}"))?;
+            if argv.is_empty() {
+                bail!("--command is empty: give the candidate's command line");
+            }
+            argv
+        }
+        None => command.argv.clone(),
+    };
+    super::command::check(&SuiteCommand {
+        argv: argv.clone(),
+        ..command.clone()
+    })?;
+    let model = if args.exact {
+        ModelSource::Recorded
+    } else {
+        ModelSource::Live(super::command::upstreams(
+            args.upstream_openai.as_deref(),
+            args.upstream_anthropic.as_deref(),
+        ))
+    };
+    Ok((
+        Candidate::Command {
+            command,
+            argv,
+            model,
+        },
+        None,
+    ))
 }
 
 /// `K/N` with `1 <= K <= N`.
@@ -100,10 +222,8 @@ struct Statistics {
 /// Runs `tapedeck golden check`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let suite = Suite::load(&args.suite)?;
-    let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
-    // The agent's model must be buildable (its script read, its API key there) before
-    // anything is written: each replay builds it again.
-    tapedeck_agent::model::from_config(&config)?;
+    let (candidate, agent_path) = candidate(&suite, &args)?;
+    let label = candidate.label(agent_path.as_deref());
     let tasks: Vec<&Task> = suite
         .tasks
         .iter()
@@ -126,7 +246,12 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     // Everything that can be wrong with the input is found before anything is written (exit
     // 2 means nothing was): the tapes are there and parse, the snapshots parse, the reports
     // have a folder, the repetitions can reach significance, the store opens.
-    let baselines = validate_tapes(&suite, &tasks, repeat)?;
+    let baselines = validate_tapes(
+        &suite,
+        &tasks,
+        repeat,
+        matches!(candidate, Candidate::Command { .. }),
+    )?;
     let mut snapshots = Vec::with_capacity(tasks.len());
     for task in &tasks {
         snapshots.push(
@@ -189,17 +314,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             prepared.extend(runs);
         }
     }
-    let options = Options {
-        base_dir: config.base_dir(),
-        // Run i of a repeated task gets the seed its baseline was recorded with: the replay
-        // reads it from the baseline's `repeat` label.
-        mode: Mode::ToolsOnly(config),
-        on_miss: MissPolicy::Error,
-        live_allow: Vec::new(),
-        match_position: false,
-        strict: false,
-    };
-    let outcomes = run_all(settings, &writer, &tasks, &prepared, &options, args.jobs);
+    let outcomes = run_all(settings, &writer, &tasks, &prepared, &candidate, args.jobs);
     let mut replayed: Vec<Vec<Replayed>> = tasks.iter().map(|_| Vec::new()).collect();
     for (p, outcome) in prepared.iter().zip(outcomes) {
         if broken.contains_key(&p.task) {
@@ -320,7 +435,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     // Writing the pending snapshots and the reports can still fail: say so, and fail with 1
     // (runs are recorded).
     // Both are written before the summary is printed, so it can say they failed.
-    let pending_written = write_pending(&suite, &checked, &agent_path)
+    let pending_written = write_pending(&suite, &checked, &label)
         .map_err(|e| render::error(&e))
         .is_ok();
     let results: Vec<TaskResult> = checked.into_iter().map(|c| c.result).collect();
@@ -331,7 +446,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     print_summary(
         &suite,
         &results,
-        &agent_path,
+        &label,
         statistics.as_ref(),
         Written {
             pending: pending_written,
@@ -354,6 +469,7 @@ fn validate_tapes(
     suite: &Suite,
     tasks: &[&Task],
     repeat: usize,
+    command_suite: bool,
 ) -> anyhow::Result<Vec<RunSummary>> {
     for task in tasks {
         let recorded = suite.recorded_repetitions(&task.id);
@@ -384,6 +500,24 @@ fn validate_tapes(
             let tape = suite.repeat_tape_path(&task.id, rep + 1);
             let id = super::import_tape(&scratch, &tape, &task.id)?;
             let run = scratch.run(&id)?;
+            // A baseline is replayed the way it was recorded: a command suite reruns its
+            // command in a session, a YAML suite its agent version in the runtime.
+            match (command_suite, run.source) {
+                (true, Source::Proxy) | (false, Source::Runtime | Source::Import) => {}
+                (true, source) => bail!(
+                    "{}: the baseline of task `{}` was recorded by the {source}, not by a command: suite `{}` runs a command (`command:` in suite.yaml), which cannot replay it; record the task again with `tapedeck golden record {}`",
+                    tape.display(),
+                    task.id,
+                    suite.name,
+                    suite.dir.display()
+                ),
+                (false, source) => bail!(
+                    "{}: the baseline of task `{}` was recorded by the {source} (an agent written as code): suite `{}` runs an agent version, which cannot replay it; give the suite a `command:` instead of `agent:`",
+                    tape.display(),
+                    task.id,
+                    suite.name
+                ),
+            }
             if rep > 0 && !run.labels.contains_key(tapedeck_agent::model::REPEAT_LABEL) {
                 unlabelled.get_or_insert(tape);
             }
@@ -402,7 +536,7 @@ fn validate_tapes(
 
 /// Writes `<task>.snap.new` for every task that drifted or whose snapshot changed, and
 /// removes a stale one of a task that passed (an error leaves it as it is).
-fn write_pending(suite: &Suite, checked: &[Checked], agent: &Path) -> anyhow::Result<()> {
+fn write_pending(suite: &Suite, checked: &[Checked], agent: &str) -> anyhow::Result<()> {
     for c in checked {
         let pending = suite.pending_path(&c.result.task);
         match (&c.behaviour, &c.result.diff) {
@@ -412,7 +546,7 @@ fn write_pending(suite: &Suite, checked: &[Checked], agent: &Path) -> anyhow::Re
                     expression: c.result.task.clone(),
                     info: Some(BTreeMap::from([
                         ("candidate_run".to_owned(), diff.candidate.id.to_string()),
-                        ("agent".to_owned(), agent.display().to_string()),
+                        ("agent".to_owned(), agent.to_owned()),
                     ])),
                     behaviour: behaviour.clone(),
                 }
@@ -431,38 +565,57 @@ fn run_all(
     writer: &Writer,
     tasks: &[&Task],
     prepared: &[Prepared],
-    options: &Options,
+    candidate: &Candidate,
     jobs: u32,
 ) -> Vec<anyhow::Result<Replayed>> {
     let bar = render::progress_bar(prepared.len() as u64, "task runs checked");
     super::super::on_workers(&settings.store, prepared.len(), jobs, &bar, |store, i| {
         let p = &prepared[i];
         match store {
-            Ok(store) => check_one(store, writer, tasks[p.task], p, options),
+            Ok(store) => check_one(store, writer, tasks[p.task], p, candidate),
             Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
         }
     })
 }
 
-/// Replays one baseline of a task with the agent.
+/// Replays one baseline of a task with the candidate.
 fn check_one(
     store: &Store,
     writer: &Writer,
     task: &Task,
     p: &Prepared,
-    options: &Options,
+    candidate: &Candidate,
 ) -> anyhow::Result<Replayed> {
-    let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
-    for change in &report.stale {
-        render::warning(&format!(
-            "task `{}`: {change}: its tape may need recording again",
-            task.id
-        ));
-    }
-    writer.flush()?;
+    let replayed = match candidate {
+        Candidate::Agent(options) => {
+            let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
+            for change in &report.stale {
+                render::warning(&format!(
+                    "task `{}`: {change}: its tape may need recording again",
+                    task.id
+                ));
+            }
+            writer.flush()?;
+            report.run.id
+        }
+        Candidate::Command {
+            command,
+            argv,
+            model,
+        } => super::command::replay(
+            store,
+            writer,
+            command,
+            argv,
+            task,
+            p.rep,
+            &p.baseline,
+            model,
+        )?,
+    };
     Ok(Replayed {
         baseline: RunSummary::load(store, &p.baseline)?,
-        candidate: RunSummary::load(store, &report.run.id)?,
+        candidate: RunSummary::load(store, &replayed)?,
     })
 }
 
@@ -477,7 +630,7 @@ struct Written {
 fn print_summary(
     suite: &Suite,
     results: &[TaskResult],
-    agent: &Path,
+    agent: &str,
     statistics: Option<&Statistics>,
     written: Written,
 ) {
@@ -535,10 +688,7 @@ fn print_summary(
     } else {
         " — but not every file could be written (see above)"
     };
-    anstream::println!(
-        "\n{style}{line}{unwritten}{style:#} {dim}(agent {}){dim:#}",
-        agent.display()
-    );
+    anstream::println!("\n{style}{line}{unwritten}{style:#} {dim}(agent {agent}){dim:#}");
     if written.pending && results.iter().any(TaskResult::has_pending_snapshot) {
         anstream::println!(
             "review the new snapshots with `tapedeck golden review {}`, or take them with `tapedeck golden accept {}`",

@@ -4,6 +4,7 @@
 
 pub mod add;
 pub mod check;
+mod command;
 pub mod record;
 pub mod review;
 

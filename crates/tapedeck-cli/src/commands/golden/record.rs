@@ -3,7 +3,10 @@
 
 use std::path::PathBuf;
 
-use tapedeck_diff::golden::Suite;
+use anyhow::bail;
+use tapedeck_diff::golden::{Suite, SuiteCommand, Task};
+use tapedeck_proxy::http::Upstreams;
+use tapedeck_trace::Run;
 
 use crate::Exit;
 use crate::render::{self, DIM};
@@ -27,6 +30,20 @@ pub struct Args {
     /// Baseline runs per task (default: `repeat` in suite.yaml, else 1): tapes 1.jsonl … N.jsonl
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=1000))]
     repeat: Option<u32>,
+    /// A command suite's upstream OpenAI base URL, `/v1` included [default: $OPENAI_BASE_URL,
+    /// else https://api.openai.com/v1]
+    #[arg(long, value_name = "URL")]
+    upstream_openai: Option<String>,
+    /// A command suite's upstream Anthropic base URL [default: $ANTHROPIC_BASE_URL, else
+    /// https://api.anthropic.com]
+    #[arg(long, value_name = "URL")]
+    upstream_anthropic: Option<String>,
+}
+
+/// What records the tasks: a YAML agent version, or a command suite's command.
+enum Recorder {
+    Agent(tapedeck_agent::LoadedConfig),
+    Command(SuiteCommand, Upstreams),
 }
 
 /// Runs `tapedeck golden record`.
@@ -35,8 +52,39 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     // suite, the agent version (its model, tools and approvals built once), the tasks, the
     // store.
     let mut suite = Suite::load(&args.suite)?;
-    let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
-    super::agent_for_repetition(&config, 0)?;
+    let (recorder, agent_path) = match suite.command() {
+        Some(command) => {
+            if args.agent.is_some() {
+                bail!(
+                    "--agent does not apply to suite `{}`: it runs a command (`command:` in suite.yaml)",
+                    suite.name
+                );
+            }
+            super::command::check(&command)?;
+            let upstreams = super::command::upstreams(
+                args.upstream_openai.as_deref(),
+                args.upstream_anthropic.as_deref(),
+            );
+            let shown = PathBuf::from(crate::shell::quote(&command.argv));
+            (Recorder::Command(command, upstreams), shown)
+        }
+        None => {
+            for (flag, given) in [
+                ("--upstream-openai", args.upstream_openai.is_some()),
+                ("--upstream-anthropic", args.upstream_anthropic.is_some()),
+            ] {
+                if given {
+                    bail!(
+                        "{flag} applies to a suite that runs a command; suite `{}` runs an agent version, whose model its YAML names",
+                        suite.name
+                    );
+                }
+            }
+            let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
+            super::agent_for_repetition(&config, 0)?;
+            (Recorder::Agent(config), agent_path)
+        }
+    };
     let tasks: Vec<_> = super::select(&suite, &args.tasks)?
         .into_iter()
         .cloned()
@@ -53,7 +101,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     for task in &tasks {
         let mut done = 0;
         let recorded = (0..repeat).try_for_each(|i| {
-            let row = record_one(&store, &writer, &suite, &config, task, i, repeat)?;
+            let row = record_one(&store, &writer, &suite, &recorder, task, i, repeat)?;
             table.add_row(row);
             done += 1;
             anyhow::Ok(())
@@ -111,11 +159,47 @@ fn record_one(
     store: &tapedeck_store::Store,
     writer: &tapedeck_store::Writer,
     suite: &Suite,
-    config: &tapedeck_agent::LoadedConfig,
-    task: &tapedeck_diff::golden::Task,
+    recorder: &Recorder,
+    task: &Task,
     i: usize,
     repeat: usize,
 ) -> anyhow::Result<Vec<String>> {
+    let run = match recorder {
+        Recorder::Agent(config) => record_agent(writer, suite, config, task, i, repeat)?,
+        Recorder::Command(command, upstreams) => {
+            super::command::record(store, writer, suite, command, task, i, repeat, upstreams)?
+        }
+    };
+    super::export_tape(store, &run.id, &suite.repeat_tape_path(&task.id, i + 1))?;
+    if i == 0 {
+        super::write_snapshot(store, suite, &task.id, &run.id)?;
+    }
+    let t = &run.totals;
+    let mut row = vec![
+        task.id.clone(),
+        run.id.short(),
+        run.stop_reason
+            .as_ref()
+            .map_or_else(|| "-".to_owned(), ToString::to_string),
+        t.tool_calls_total().to_string(),
+        render::count(t.tokens_total()),
+        render::usd(t.cost_usd),
+    ];
+    if repeat > 1 {
+        row.insert(1, (i + 1).to_string());
+    }
+    Ok(row)
+}
+
+/// Runs repetition `i` (from 0) of a task with the agent version, recorded.
+fn record_agent(
+    writer: &tapedeck_store::Writer,
+    suite: &Suite,
+    config: &tapedeck_agent::LoadedConfig,
+    task: &Task,
+    i: usize,
+    repeat: usize,
+) -> anyhow::Result<Run> {
     let mut agent = super::agent_for_repetition(config, i)?;
     let mut run = agent.new_run(&task.input);
     run.suite = Some(suite.name.clone());
@@ -128,23 +212,7 @@ fn record_one(
             (i + 1).to_string(),
         );
     }
-    let (run, outcome) = agent.run_recorded(writer, run)?;
+    let (run, _) = agent.run_recorded(writer, run)?;
     writer.flush()?;
-    super::export_tape(store, &run.id, &suite.repeat_tape_path(&task.id, i + 1))?;
-    if i == 0 {
-        super::write_snapshot(store, suite, &task.id, &run.id)?;
-    }
-    let t = &run.totals;
-    let mut row = vec![
-        task.id.clone(),
-        run.id.short(),
-        outcome.stop_reason.to_string(),
-        t.tool_calls_total().to_string(),
-        render::count(t.tokens_total()),
-        render::usd(t.cost_usd),
-    ];
-    if repeat > 1 {
-        row.insert(1, (i + 1).to_string());
-    }
-    Ok(row)
+    Ok(run)
 }
