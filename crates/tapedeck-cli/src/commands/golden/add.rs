@@ -13,7 +13,7 @@ use crate::settings::Settings;
 /// Turn a stored run into a golden task: input, baseline tape and snapshot
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "The task id is --task, else the run's task, else its short id. The task is appended to\nsuite.yaml with the run's input and labels.\n\nExamples:\n  tapedeck golden add golden/research --from-run b7e5d602 --task browser-retry\n  tapedeck golden add golden/support --from-run 3f9c2e1a"
+    after_help = "The task id is --task, else the run's task, else its short id. The task is appended to\nsuite.yaml with the run's input and labels.\n\nA suite takes the runs it can replay: a suite of an agent version (`agent:`) runs of the\nruntime; a suite of a command (`command:`) runs of `tapedeck record -- CMD`, whose input (`record\n--input`) becomes the task's `{input}`. Another run is refused with exit 2.\n\nExamples:\n  tapedeck golden add golden/research --from-run b7e5d602 --task browser-retry\n  tapedeck golden add golden/support --from-run 3f9c2e1a"
 )]
 pub struct Args {
     /// The suite's folder
@@ -33,6 +33,30 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let store = settings.open_required_store()?;
     let id = store.resolve_run(&args.from_run)?;
     let run = store.run(&id)?;
+    let runs_a_command = suite.command().is_some();
+    match (runs_a_command, run.source) {
+        (true, tapedeck_trace::Source::Proxy)
+        | (false, tapedeck_trace::Source::Runtime | tapedeck_trace::Source::Import) => {}
+        (true, source) => bail!(
+            "run {} was recorded by the {source}: suite `{}` runs a command (`command:` in suite.yaml), which replays only runs of `tapedeck record -- CMD`",
+            id.short(),
+            suite.name
+        ),
+        (false, tapedeck_trace::Source::Proxy) => bail!(
+            "run {} is of an agent written as code (`tapedeck record -- CMD`): suite `{}` runs {}, which cannot replay it; add it to a suite with `command:` in its suite.yaml",
+            id.short(),
+            suite.name,
+            if suite.file.agent.is_some() {
+                "an agent version (`agent:` in suite.yaml)"
+            } else {
+                "no command (give suite.yaml a `command:` first)"
+            }
+        ),
+        (false, source) => bail!(
+            "run {} was recorded by the {source}, which a golden suite cannot replay",
+            id.short()
+        ),
+    }
     let Some(input) = run.input.clone() else {
         bail!(
             "run {} has no recorded input, so it cannot become a task (runs recorded by a proxy keep theirs in their events)",
