@@ -192,7 +192,7 @@ fn write_suite(suite: &Path, tasks: u64) -> anyhow::Result<()> {
 
 /// Runs this binary with `--store DIR/STORE ARGS…` in `dir`; returns how long it took. It must
 /// exit 0.
-fn tapedeck(dir: &Path, store: &str, args: &[&str]) -> anyhow::Result<Duration> {
+pub(super) fn tapedeck(dir: &Path, store: &str, args: &[&str]) -> anyhow::Result<Duration> {
     let exe = std::env::current_exe()?;
     let began = Instant::now();
     let out = Command::new(exe)
@@ -217,7 +217,7 @@ fn tapedeck(dir: &Path, store: &str, args: &[&str]) -> anyhow::Result<Duration> 
 }
 
 /// The last lines of some output, for an error message.
-fn tail(bytes: &[u8]) -> String {
+pub(super) fn tail(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(bytes);
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(10)..]

@@ -4,6 +4,7 @@
 mod agent;
 mod diff;
 mod golden;
+mod golden_command;
 mod ingest;
 mod load;
 mod proxy;
@@ -42,6 +43,9 @@ enum Which {
     /// `golden check -j 2` of a 1,000-task suite: time per task, against replaying the same
     /// tapes with `tapedeck replay --tapes`
     Golden(golden::Args),
+    /// `golden check -j 2` of a 100-task command suite: time per task added over running the
+    /// same commands bare against the same fake upstream
+    GoldenCommand(golden_command::Args),
     /// Latency the recording HTTP proxy adds over a direct client on loopback (p50/p99 over
     /// 10k requests from 8 clients), streaming time to first byte added, RSS across the 10k
     Proxy(proxy::Args),
@@ -73,6 +77,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         Which::Replay(a) => replay::run(a),
         Which::Diff(a) => diff::run(a),
         Which::Golden(a) => golden::run(a),
+        Which::GoldenCommand(a) => golden_command::run(a),
         Which::Proxy(a) => proxy::run(a),
         Which::Session(a) => session::run(a),
         Which::All => {
@@ -87,6 +92,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             diff::run(diff::Args::default())?;
             anstream::println!();
             golden::run(golden::Args::default())?;
+            anstream::println!();
+            golden_command::run(golden_command::Args::default())?;
             anstream::println!();
             proxy::run(proxy::Args::default())?;
             anstream::println!();

@@ -321,7 +321,7 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> anyhow::Result<(u16, Vec<(Str
 /// A fake OpenAI-compatible upstream on 127.0.0.1: a thread per keep-alive connection,
 /// answering a small chat completion at once, or (`"stream":true`) a stream whose first chunk
 /// goes at once and the rest a millisecond later.
-fn start_upstream() -> anyhow::Result<SocketAddr> {
+pub(super) fn start_upstream() -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
     std::thread::spawn(move || {
