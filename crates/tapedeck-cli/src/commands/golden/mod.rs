@@ -23,7 +23,7 @@ use crate::settings::Settings;
 /// Golden suites: baseline runs and behaviour snapshots an agent version is checked against
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "A suite is a folder: suite.yaml (agent, tasks, tolerances), tapes/<task>/1.jsonl (baseline\nruns) and snapshots/<task>.snap (behaviour summaries in insta's .snap format).\n\nExamples:\n  tapedeck golden record golden/support --agent golden/support/agent/support-bot.yaml\n  tapedeck golden check golden/support --agent agents/support-v2.yaml --junit junit.xml\n  tapedeck golden review golden/support\n  tapedeck golden add golden/support --from-run 3f9c2e1a --task refund-twice"
+    after_help = "A suite is a folder: suite.yaml (agent — a YAML agent version, or a command for an agent\nwritten as code —, tasks, tolerances), tapes/<task>/1.jsonl (baseline\nruns) and snapshots/<task>.snap (behaviour summaries in insta's .snap format).\n\nExamples:\n  tapedeck golden record golden/support --agent golden/support/agent/support-bot.yaml\n  tapedeck golden check golden/support --agent agents/support-v2.yaml --junit junit.xml\n  tapedeck golden review golden/support\n  tapedeck golden add golden/support --from-run 3f9c2e1a --task refund-twice"
 )]
 pub struct Args {
     #[command(subcommand)]
