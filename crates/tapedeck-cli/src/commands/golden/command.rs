@@ -191,10 +191,20 @@ pub(super) fn replay(
         cwd: Some(command.cwd.clone()),
         output: Some(log.clone()),
     };
-    // A candidate that fails is a finding of the check (its run shows why), not an error: its
-    // output is kept only when it could not run at all.
+    // A candidate that fails is a finding of the check (its run shows why), not an error; its
+    // output is kept for a look at why.
     let ended = run_client_to_end(proxy, &client, false)?;
-    let _ = std::fs::remove_file(&log);
+    match ended.end.code {
+        Some(0) => {
+            let _ = std::fs::remove_file(&log);
+        }
+        code => crate::render::warning(&format!(
+            "task `{}`: the command exited with {}; its output is in {}",
+            task.id,
+            code.map_or_else(|| "no code".to_owned(), |c| format!("code {c}")),
+            log.display()
+        )),
+    }
     writer.flush()?;
     Ok(ended.run.id)
 }
