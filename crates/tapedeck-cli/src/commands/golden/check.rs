@@ -500,23 +500,18 @@ fn validate_tapes(
             let tape = suite.repeat_tape_path(&task.id, rep + 1);
             let id = super::import_tape(&scratch, &tape, &task.id)?;
             let run = scratch.run(&id)?;
-            // A baseline is replayed the way it was recorded: a command suite reruns its
-            // command in a session, a YAML suite its agent version in the runtime.
-            match (command_suite, run.source) {
-                (true, Source::Proxy) | (false, Source::Runtime | Source::Import) => {}
-                (true, source) => bail!(
-                    "{}: the baseline of task `{}` was recorded by the {source}, not by a command: suite `{}` runs a command (`command:` in suite.yaml), which cannot replay it; record the task again with `tapedeck golden record {}`",
+            // A command suite reruns its command in a session: only a run of a command can be
+            // its baseline. (A YAML suite's replay says itself which runs it cannot replay, as a
+            // task error.)
+            if command_suite && run.source != Source::Proxy {
+                bail!(
+                    "{}: the baseline of task `{}` was recorded by the {}, not by a command: suite `{}` runs a command (`command:` in suite.yaml), which cannot replay it; record the task again with `tapedeck golden record {}`",
                     tape.display(),
                     task.id,
+                    run.source,
                     suite.name,
                     suite.dir.display()
-                ),
-                (false, source) => bail!(
-                    "{}: the baseline of task `{}` was recorded by the {source} (an agent written as code): suite `{}` runs an agent version, which cannot replay it; give the suite a `command:` instead of `agent:`",
-                    tape.display(),
-                    task.id,
-                    suite.name
-                ),
+                );
             }
             if rep > 0 && !run.labels.contains_key(tapedeck_agent::model::REPEAT_LABEL) {
                 unlabelled.get_or_insert(tape);
