@@ -79,7 +79,7 @@ pub struct Args {
 /// What the baselines are checked against: an agent version, replayed tools-only, or a command
 /// suite's command, replayed in a session.
 enum Candidate {
-    Agent(Options),
+    Agent(Box<Options>),
     Command {
         command: SuiteCommand,
         argv: Vec<String>,
@@ -129,7 +129,7 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
             match_position: false,
             strict: false,
         };
-        return Ok((Candidate::Agent(options), Some(agent_path)));
+        return Ok((Candidate::Agent(Box::new(options)), Some(agent_path)));
     };
     if args.agent.is_some() {
         bail!(
@@ -598,9 +598,11 @@ fn check_one(
             argv,
             model,
         } => super::command::replay(
-            store,
-            writer,
-            command,
+            super::command::Runs {
+                store,
+                writer,
+                command,
+            },
             argv,
             task,
             p.rep,

@@ -100,17 +100,29 @@ fn run_task(
     Ok(ended)
 }
 
-/// Records repetition `rep` (from 0) of `task` with the suite's command against `upstreams`.
+/// Where a command suite's task runs go: the store, its writer, and the suite's command.
+#[derive(Clone, Copy)]
+pub(super) struct Runs<'a> {
+    pub(super) store: &'a Store,
+    pub(super) writer: &'a Writer,
+    pub(super) command: &'a SuiteCommand,
+}
+
+/// Records repetition `rep` (from 0) of `repeat` of `task` with the suite's command against
+/// `upstreams`.
 pub(super) fn record(
-    store: &Store,
-    writer: &Writer,
+    runs: Runs<'_>,
     suite: &Suite,
-    command: &SuiteCommand,
     task: &Task,
     rep: usize,
     repeat: usize,
     upstreams: &Upstreams,
 ) -> anyhow::Result<Run> {
+    let Runs {
+        store,
+        writer,
+        command,
+    } = runs;
     let argv = command.argv_for(task);
     let mut run = Run::new(Source::Proxy);
     run.suite = Some(suite.name.clone());
@@ -149,15 +161,18 @@ pub(super) fn record(
 /// Replays `baseline` of `task` with `argv` (the suite's command, or the candidate's), the
 /// model from `model`; returns the replay's run id.
 pub(super) fn replay(
-    store: &Store,
-    writer: &Writer,
-    command: &SuiteCommand,
+    runs: Runs<'_>,
     argv: &[String],
     task: &Task,
     rep: usize,
     baseline: &RunId,
     model: &ModelSource,
 ) -> anyhow::Result<RunId> {
+    let Runs {
+        store,
+        writer,
+        command,
+    } = runs;
     let parent = store.run(baseline)?;
     let options = CommandReplay {
         model: model.clone(),

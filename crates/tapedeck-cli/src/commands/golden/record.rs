@@ -42,7 +42,7 @@ pub struct Args {
 
 /// What records the tasks: a YAML agent version, or a command suite's command.
 enum Recorder {
-    Agent(tapedeck_agent::LoadedConfig),
+    Agent(Box<tapedeck_agent::LoadedConfig>),
     Command(SuiteCommand, Upstreams),
 }
 
@@ -82,7 +82,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             }
             let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
             super::agent_for_repetition(&config, 0)?;
-            (Recorder::Agent(config), agent_path)
+            (Recorder::Agent(Box::new(config)), agent_path)
         }
     };
     let tasks: Vec<_> = super::select(&suite, &args.tasks)?
@@ -166,9 +166,18 @@ fn record_one(
 ) -> anyhow::Result<Vec<String>> {
     let run = match recorder {
         Recorder::Agent(config) => record_agent(writer, suite, config, task, i, repeat)?,
-        Recorder::Command(command, upstreams) => {
-            super::command::record(store, writer, suite, command, task, i, repeat, upstreams)?
-        }
+        Recorder::Command(command, upstreams) => super::command::record(
+            super::command::Runs {
+                store,
+                writer,
+                command,
+            },
+            suite,
+            task,
+            i,
+            repeat,
+            upstreams,
+        )?,
     };
     super::export_tape(store, &run.id, &suite.repeat_tape_path(&task.id, i + 1))?;
     if i == 0 {
