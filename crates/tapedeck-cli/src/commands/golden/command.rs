@@ -49,9 +49,18 @@ pub(super) fn upstreams(openai: Option<&str>, anthropic: Option<&str>) -> Upstre
 
 /// Where a task run's output goes: a log file beside the store, removed once the run is kept.
 fn log_path(store: &Store, task: &str, rep: usize) -> PathBuf {
+    // A store named without a folder (`--store t.db`) has the empty path as its parent: that
+    // is the current folder, not a reason to fall back to the temporary one.
     let dir = store
         .path()
         .parent()
+        .map(|d| {
+            if d.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                d
+            }
+        })
         .filter(|d| d.is_dir())
         .map_or_else(std::env::temp_dir, Path::to_path_buf);
     dir.join(format!(
