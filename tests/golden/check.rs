@@ -8,14 +8,14 @@ use serde_json::Value;
 use crate::{CANDIDATE, DRIFTING, Env, assert_exit};
 
 /// Drops what changes from one run to the next: latency rows and candidate short ids.
-fn stable(text: &str) -> String {
+pub fn stable(text: &str) -> String {
     text.lines()
         .filter(|l| !l.contains("latency_p"))
         .map(|l| format!("{l}\n"))
         .collect()
 }
 
-fn settings() -> insta::Settings {
+pub fn settings() -> insta::Settings {
     let mut settings = tapedeck_testkit::snapshot::insta_settings();
     settings.add_filter(
         r"`[0-9a-f]{8}` → `[0-9a-f]{8}`",

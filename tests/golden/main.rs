@@ -1,13 +1,15 @@
 //! End-to-end tests of `tapedeck golden`: the shipped suites (`golden/support`,
 //! `golden/research`) copied into a temporary folder, recorded, checked against themselves and
 //! against the drift candidate `fixtures/agents/support-bot-drift.yaml`, reviewed, sharded, and
-//! fed bad input.
+//! fed bad input; and the suite of a command, `golden/weather-py`, against its fake upstream
+//! (`commands`).
 //!
 //! One module per area. Every command runs through [`Env::tapedeck`]: in the temporary folder
 //! (so paths print relative to it), with a store of its own, no terminal and `NO_COLOR=1`.
 
 mod bad_input;
 mod check;
+mod commands;
 mod help;
 mod html;
 mod record;
