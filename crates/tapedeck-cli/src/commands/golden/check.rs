@@ -164,10 +164,19 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
     let model = if args.exact {
         ModelSource::Recorded
     } else {
-        ModelSource::Live(super::command::upstreams(
+        let upstreams = super::command::upstreams(
             args.upstream_openai.as_deref(),
             args.upstream_anthropic.as_deref(),
-        ))
+        );
+        // The model is live: say where it is, so a check that meant --exact or a local
+        // upstream is seen to call the public APIs.
+        let dim = DIM;
+        anstream::eprintln!(
+            "{dim}the candidate's model calls go to {} and {} (--upstream-openai, --upstream-anthropic; --exact serves them from the baselines){dim:#}",
+            upstreams.openai,
+            upstreams.anthropic
+        );
+        ModelSource::Live(upstreams)
     };
     Ok((
         Candidate::Command {
