@@ -1,4 +1,5 @@
-//! Fixture agents on the official SDKs (`tests/session/fixtures`, `tests/session/node`), each
+//! Agents on the official SDKs — the Python agent of `golden/weather-py`, the Node agent of
+//! `tests/session/node`, an OpenAI Agents SDK agent in `tests/session/fixtures` —, each
 //! with a read tool (`get_weather`), a write tool that appends to a file (`create_ticket`) and
 //! mcp-server-time through `tapedeck mcp`: recorded against a fake upstream, replayed exactly
 //! with the upstream gone and the read tool's data changed, replayed against a new model that
@@ -76,7 +77,7 @@ enum Agent {
 impl Agent {
     fn command(self) -> Vec<String> {
         let (program, script) = match self {
-            Self::Python => ("python3", "tests/session/fixtures/weather_openai.py"),
+            Self::Python => ("python3", "golden/weather-py/agent.py"),
             Self::Node => ("node", "tests/session/node/weather_node.mjs"),
         };
         vec![
@@ -84,6 +85,15 @@ impl Agent {
             arg(&repo().join(script)),
             "What is the weather in Paris?".to_owned(),
         ]
+    }
+
+    /// Its weather data file saying `report` for Paris: the Python agent reads a line per city,
+    /// the Node one the whole file.
+    fn weather(self, report: &str) -> String {
+        match self {
+            Self::Python => format!("Paris: {report}\n"),
+            Self::Node => report.to_owned(),
+        }
     }
 
     fn available(self) -> bool {
@@ -114,7 +124,7 @@ fn weather_agent(agent: Agent) {
         return;
     }
     let env = Env::new();
-    env.write("weather.txt", "SERVICE DEGRADED");
+    env.write("weather.txt", &agent.weather("SERVICE DEGRADED"));
 
     // Record: the model, both function tools and the MCP server in one run.
     let upstream = FakeServer::start(conversation("gpt-4o-mini"));
@@ -153,7 +163,7 @@ fn weather_agent(agent: Agent) {
     );
 
     // Exact replay: no upstream, the live weather changed, the write tool does not run.
-    env.write("weather.txt", "sunny");
+    env.write("weather.txt", &agent.weather("sunny"));
     let exact = run_agent(&env, agent, &["replay", &run]);
     exact.expect_code(0);
     assert_eq!(exact.stdout, rec.stdout, "the same answer");

@@ -1,4 +1,4 @@
-// The weather agent of tests/session/fixtures/weather_openai.py in Node, on the official `openai`
+// The weather agent of golden/weather-py/agent.py in Node, on the official `openai`
 // and `@modelcontextprotocol/sdk` packages (installed here: `npm ci` in this folder), with its
 // function tools through clients/js/tapedeck.mjs and its MCP server through `tapedeck mcp`.
 //
@@ -8,8 +8,8 @@
 // "sunny"; `create_ticket({title})` (write) appends the title to the file named by TICKETS_FILE
 // and answers a ticket id numbered by the file's line count; and mcp-server-time, started as
 // `$TAPEDECK_BIN mcp --name time -- python3 -m mcp_server_time` (TAPEDECK_BIN is `tapedeck` by
-// default), whose `get_current_time` the model is given. The prompt defaults to the Python
-// fixture's, so both agents send the model the same conversation.
+// default), whose `get_current_time` the model is given. The prompt defaults to
+// tests/session/fixtures/prompt.txt.
 
 import { appendFileSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
