@@ -201,12 +201,24 @@ fn a_session_that_cannot_be_reached_runs_the_tools() {
 }
 
 // `--on-miss live --live-allow TOOL`: an unrecorded call of an allowed read tool runs for real
-// (the replay still reports the extra call as a divergence).
+// (the replay still reports the extra call as a divergence) — through MCP too, on the server
+// `tapedeck mcp` starts for it.
 #[test]
 fn an_allowed_read_tool_runs_live_on_a_miss() {
+    live_on_a_miss(Client::Python);
+    if tapedeck_testkit::clients::require(
+        "the `mcp` Python SDK",
+        tapedeck_testkit::clients::python_imports("mcp"),
+        "python3 -m pip install mcp",
+    ) {
+        live_on_a_miss(Client::Mcp);
+    }
+}
+
+fn live_on_a_miss(client: Client) {
     let env = Env::new();
     env.write("data.txt", "v1");
-    let command = Client::Python.command();
+    let command = client.command();
     let run_with = |args: &[&str], extra: bool| {
         let mut cmd = env.tapedeck();
         cmd.args(args)
@@ -236,7 +248,13 @@ fn an_allowed_read_tool_runs_live_on_a_miss() {
     );
     live.expect_code(1);
     let report = report(&live.stdout);
-    assert_eq!(report["miss"], Value::Null, "no miss: {}", live.stdout);
+    assert_eq!(
+        report["miss"],
+        Value::Null,
+        "no miss: {}\n{}",
+        live.stdout,
+        live.stderr
+    );
     assert_eq!(
         report["lookups"][0]["value"], "v1",
         "recorded calls are served"

@@ -141,8 +141,13 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
             Ok(Exit::of_client(outcome.exit_code, ok))
         }
         Mode::Replay => {
-            let outcome =
-                mcp::replay_in_session(session, &options, std::io::stdin(), std::io::stdout())?;
+            let outcome = mcp::replay_in_session(
+                session,
+                &options,
+                &args.command,
+                std::io::stdin(),
+                std::io::stdout(),
+            )?;
             if outcome.recorded_messages == 0 {
                 render::warning(&format!(
                     "the recording session run {} replays has no messages of an MCP server `{}`: was it recorded under another --name?",

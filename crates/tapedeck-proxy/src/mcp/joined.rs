@@ -3,10 +3,12 @@
 //! passes every line through to the real server as `mcp record` does, sending each
 //! `tools/call` to the session as a `call` and its response as the `outcome`, every other
 //! message as `mcp`; [`replay_in_session`] answers the client from the server's recorded
-//! messages (`mcp/recording`) without starting it, asking the session for each tool's answer.
+//! messages (`mcp/recording`) without starting it, asking the session for each tool's answer —
+//! and starts it (`live`) only for a read tool the replay lets run live.
 
 use std::collections::{BTreeSet, HashSet};
 
+use super::live::LiveServer;
 use super::record::{Passed, Tap, pass_through, spawn_server};
 use super::replay::{Answer, Recording, ReplayHost, ToolAnswer, serve};
 use super::session_client::{SessionClient, SessionError};
@@ -238,8 +240,7 @@ fn internal_error(message: String) -> Answer {
 }
 
 /// The client's answer for a call the session does not let run: its recorded result or error.
-/// A `run` here is a live call in a replay, which this proxy cannot make (the server was not
-/// started): the session is told it failed, and so is the client.
+/// (A `run` is answered by the live server, [`ReplayTap::live_call`].)
 fn tool_answer(tool: &str, answer: Action, session: &mut SessionClient) -> Answer {
     match answer {
         Action::Return { result, .. } => Answer::Result(result),
@@ -252,19 +253,22 @@ fn tool_answer(tool: &str, answer: Action, session: &mut SessionClient) -> Answe
         })),
         Action::Run { call } => {
             let message = format!(
-                "tapedeck mcp: the session lets `{tool}` run live, but live MCP calls in a \
-                 replay are not supported yet (the server is not started in a replay)"
+                "tapedeck mcp: the session lets `{tool}` run live, but no server command was given"
             );
-            let error = ToolError {
-                kind: MCP_ERROR.to_owned(),
-                message: message.clone(),
-            };
-            // The session waits for the outcome of a call it let run; it is this error. A
-            // failure to send it shows in the session's own run.
-            let _ = session.outcome(&call, Err(&error), 0.0);
+            failed_live(session, &call, &message);
             internal_error(message)
         }
     }
+}
+
+/// Tells the session a call it let run failed before it ran. The session waits for the
+/// outcome of such a call; a failure to send it shows in the session's own run.
+fn failed_live(session: &mut SessionClient, call: &str, message: &str) {
+    let error = ToolError {
+        kind: MCP_ERROR.to_owned(),
+        message: message.to_owned(),
+    };
+    let _ = session.outcome(call, Err(&error), 0.0);
 }
 
 /// Records the MCP session between the client on `client_in`/`client_out` and the server
@@ -320,9 +324,73 @@ struct ReplayTap {
     open_calls: HashSet<String>,
     tool_calls: u64,
     error: Option<SessionError>,
+    /// The server's command, started for a live call.
+    command: Vec<String>,
+    /// The params of the client's `initialize`, for the live server's handshake.
+    initialize: Option<Value>,
+    /// The server, once a live call started it.
+    live: Option<LiveServer>,
 }
 
 impl ReplayTap {
+    /// Runs a call the session let run live on the server (started at the first one), and
+    /// sends the session its outcome.
+    fn live_call(&mut self, tool: &str, arguments: &Value, call: &str) -> Answer {
+        if self.live.is_none() {
+            match LiveServer::start(&self.command, self.initialize.as_ref()) {
+                Ok(server) => self.live = Some(server),
+                Err(why) => {
+                    let message =
+                        format!("tapedeck mcp: cannot start the server for `{tool}`: {why}");
+                    failed_live(&mut self.session, call, &message);
+                    return internal_error(message);
+                }
+            }
+        }
+        let Some(server) = self.live.as_mut() else {
+            return internal_error("tapedeck mcp: no live server".to_owned());
+        };
+        let started = Instant::now();
+        let outcome = server.call(tool, arguments);
+        let latency = started.elapsed().as_secs_f64() * 1000.0;
+        let (answer, sent) = match outcome {
+            Ok(result) => match rpc_error(&result) {
+                Some(error) => {
+                    let message = error
+                        .get("message")
+                        .and_then(Value::as_str)
+                        .unwrap_or("error without a message")
+                        .to_owned();
+                    let error_answer = Answer::Error(error.clone());
+                    (
+                        error_answer,
+                        self.session.outcome(
+                            call,
+                            Err(&ToolError {
+                                kind: MCP_ERROR.to_owned(),
+                                message,
+                            }),
+                            latency,
+                        ),
+                    )
+                }
+                None => {
+                    let sent = self.session.outcome(call, Ok(&result), latency);
+                    (Answer::Result(result), sent)
+                }
+            },
+            Err(why) => {
+                let message = format!("tapedeck mcp: the live call of `{tool}` failed: {why}");
+                failed_live(&mut self.session, call, &message);
+                return internal_error(message);
+            }
+        };
+        if let Err(e) = sent {
+            self.failed(e);
+        }
+        answer
+    }
+
     fn failed(&mut self, error: SessionError) {
         if self.error.is_none() {
             self.error = Some(error);
@@ -332,6 +400,11 @@ impl ReplayTap {
 
 impl ReplayHost for ReplayTap {
     fn observe(&mut self, direction: Direction, message: &Value) {
+        if direction == Direction::ClientToServer
+            && message.get("method").and_then(Value::as_str) == Some("initialize")
+        {
+            self.initialize = message.get("params").cloned();
+        }
         let id = message.get("id").filter(|id| !id.is_null()).map(id_text);
         let is_call = match (direction, message.get("method"), id) {
             (Direction::ClientToServer, Some(_), Some(id)) if tools_call(message).is_some() => {
@@ -360,6 +433,9 @@ impl ReplayHost for ReplayTap {
                     "data": { "tool": tool },
                 })));
             }
+            Ok(Action::Run { call }) if !self.command.is_empty() => {
+                self.live_call(tool, arguments, &call)
+            }
             Ok(answer) => tool_answer(tool, answer, &mut self.session),
             Err(e) => {
                 let text = format!("tapedeck session: {e}");
@@ -374,11 +450,13 @@ impl ReplayHost for ReplayTap {
 /// Answers the client on `client_in`/`client_out` from the messages the session `session`
 /// (whose `hello` said `replay`) recorded for the server, without starting it. Each
 /// `tools/call` is the session's to answer (`call`), by the same matching and miss policy as
-/// every tool of the replay; every other message is sent to it as `mcp`. Ends when the client
-/// closes its end.
+/// every tool of the replay; a read tool the session lets run live goes to the server
+/// `command`, started then. Every other message is sent to the session as `mcp`. Ends when the
+/// client closes its end.
 pub fn replay_in_session(
     mut session: SessionClient,
     options: &JoinOptions,
+    command: &[String],
     client_in: impl Read,
     client_out: impl Write,
 ) -> Result<JoinedOutcome, McpError> {
@@ -391,6 +469,9 @@ pub fn replay_in_session(
         open_calls: HashSet::new(),
         tool_calls: 0,
         error: None,
+        command: command.to_vec(),
+        initialize: None,
+        live: None,
     };
     let mut misses = Vec::new();
     let client_gone = serve(&mut tap, &mut misses, recording, client_in, client_out).err();

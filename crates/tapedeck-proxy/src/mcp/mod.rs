@@ -37,6 +37,7 @@ use tapedeck_trace::{
 };
 
 mod joined;
+mod live;
 mod record;
 mod replay;
 mod session;
