@@ -49,8 +49,8 @@ enum Which {
     /// Latency the recording HTTP proxy adds over a direct client on loopback (p50/p99 over
     /// 10k requests from 8 clients), streaming time to first byte added, RSS across the 10k
     Proxy(proxy::Args),
-    /// The Python tool decorator's cost: outside a session against the bare function, and
-    /// per call recorded through a session
+    /// The client libraries' tool decorator's cost (Python, JavaScript): outside a session
+    /// against the bare function, and per call recorded through a session
     Session(session::Args),
     /// Every benchmark with its default size
     All,

@@ -1,9 +1,9 @@
-//! Session: what the Python client library's tool decorator costs an agent — outside a session
-//! against the bare function (goal: under 1 µs a call, measured with `timeit`), and per call
-//! recorded through a session over a kept-open connection (goal: under 0.5 ms).
+//! Session: what the client libraries' tool decorator costs an agent — outside a session
+//! against the bare function (goal: under 1 µs a call; Python measured with `timeit`), and per
+//! call recorded through a session over a kept-open connection (goal: under 0.5 ms).
 //!
-//! The measuring is `clients/python/bench.py`, run with `python3` once on its own and once
-//! under `tapedeck record`.
+//! The measuring is each library's bench script (`clients/python/bench.py`,
+//! `clients/js/bench.mjs`), run once on its own and once under `tapedeck record`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -16,12 +16,15 @@ use crate::Exit;
 /// Options of `bench session`.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The Python client library's folder [default: clients/python of this repository]
+    /// The client libraries' folder [default: clients/ of this repository]
     #[arg(long, value_name = "DIR")]
     clients: Option<PathBuf>,
     /// The Python interpreter
     #[arg(long, default_value = "python3")]
     python: String,
+    /// The Node.js runtime
+    #[arg(long, default_value = "node")]
+    node: String,
 }
 
 impl Default for Args {
@@ -29,6 +32,7 @@ impl Default for Args {
         Self {
             clients: None,
             python: "python3".to_owned(),
+            node: "node".to_owned(),
         }
     }
 }
@@ -70,36 +74,63 @@ fn measure(mut command: Command, what: &str) -> anyhow::Result<Measured> {
 pub fn run(args: Args) -> anyhow::Result<Exit> {
     let clients = args
         .clients
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients/python"));
-    let script = clients.join("bench.py");
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../clients"));
+    anstream::println!(
+        "session: a tool decorated with the client library, outside a session against the bare \
+         function, and recorded through a session"
+    );
+    let dir = super::scratch_dir()?;
+    client(
+        &dir,
+        "Python",
+        &args.python,
+        &clients.join("python/bench.py"),
+    )?;
+    client(
+        &dir,
+        "JavaScript",
+        &args.node,
+        &clients.join("js/bench.mjs"),
+    )?;
+    Ok(Exit::Ok)
+}
+
+/// Measures one client library: its `bench` script on its own, then under `tapedeck record`.
+fn client(
+    dir: &std::path::Path,
+    name: &str,
+    program: &str,
+    script: &std::path::Path,
+) -> anyhow::Result<()> {
     if !script.is_file() {
         bail!(
-            "no `{}`: pass the Python client library's folder with --clients",
+            "no `{}`: pass the folder of the client libraries with --clients",
             script.display()
         );
     }
     let outside = {
-        let mut command = Command::new(&args.python);
+        let mut command = Command::new(program);
         command
-            .arg(&script)
+            .arg(script)
             .env_remove(tapedeck_proxy::session::ENV_VAR);
-        measure(command, "bench.py outside a session")?
+        measure(command, &format!("{} outside a session", script.display()))?
     };
-    let dir = super::scratch_dir()?;
     let recorded = {
         let mut command = Command::new(std::env::current_exe()?);
         command
             .args(["--store"])
-            .arg(dir.join("session.db"))
+            .arg(dir.join(format!("{name}.db")))
             .args(["record", "--"])
-            .arg(&args.python)
-            .arg(&script);
-        measure(command, "bench.py in a recording session")?
+            .arg(program)
+            .arg(script);
+        measure(
+            command,
+            &format!("{} in a recording session", script.display()),
+        )?
     };
     let added = outside.outside_ns - outside.bare_ns;
-    anstream::println!("session: the Python tool decorator (clients/python/bench.py)");
     anstream::println!(
-        "  outside a session  {:>8.0} ns a call, bare function {:.0} ns: {:+.0} ns added ({:.2} of the {:.0} ns goal)",
+        "  {name:<10} outside a session {:>6.0} ns a call, bare function {:.0} ns: {:+.0} ns added ({:.2} of the {:.0} ns goal)",
         outside.outside_ns,
         outside.bare_ns,
         added,
@@ -108,10 +139,13 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     );
     match recorded.recorded_us {
         Some(us) => anstream::println!(
-            "  recorded           {us:>8.1} µs a call through the session ({:.2} of the {RECORDED_GOAL_US:.0} µs goal)",
+            "  {name:<10} recorded          {us:>6.1} µs a call through the session ({:.2} of the {RECORDED_GOAL_US:.0} µs goal)",
             us / RECORDED_GOAL_US
         ),
-        None => bail!("bench.py measured no recorded calls in the session"),
+        None => bail!(
+            "{} measured no recorded calls in the session",
+            script.display()
+        ),
     }
-    Ok(Exit::Ok)
+    Ok(())
 }
