@@ -10,7 +10,6 @@ tool costs about one extra Python call there.
 from __future__ import annotations
 
 import functools
-import http.client
 import inspect
 import json
 import os
@@ -21,6 +20,7 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
 from ._args import ToolSpec, to_json
+from ._http import Connection
 from .errors import RecordedToolError, ReplayMiss, SessionError
 
 __all__ = ["Session", "connect", "disconnect", "current"]
@@ -36,44 +36,10 @@ ENV = "TAPEDECK_SESSION"
 CONNECT_TIMEOUT = 5.0
 HELLO_TIMEOUT = 5.0
 
-# A keep-alive connection the server closed while idle fails on the next request in one of
-# these ways; the request is sent once more on a new connection. A refused connection is not
-# among them: it means the session is gone.
-_BROKEN = (
-    http.client.RemoteDisconnected,
-    http.client.ImproperConnectionState,
-    http.client.BadStatusLine,
-    BrokenPipeError,
-    ConnectionResetError,
-    ConnectionAbortedError,
-)
-
-
-class _Connection(http.client.HTTPConnection):
-    """An ``HTTPConnection`` whose ``timeout`` applies to connecting only (``io_timeout`` to
-    what follows), and that sends a request's head and body in one write."""
-
-    # http.client writes the head, then the body: two writes wake the server twice, which on a
-    # busy two-core machine doubled the cost of a call. `post` leaves the body here and passes
-    # none to `request`, and `send` appends it to the head.
-    body = b""
-    io_timeout: Optional[float] = None
-
-    def connect(self) -> None:
-        super().connect()
-        assert self.sock is not None
-        self.sock.settimeout(self.io_timeout)
-
-    def send(self, data: Any) -> None:
-        if self.body:
-            data, self.body = data + self.body, b""
-        super().send(data)
-
-
 class Session:
     """A session this process talks to: its URL, and after ``hello`` its ``mode`` (``record``
     or ``replay``) and ``run`` (the run's short id). Each thread keeps its own keep-alive
-    connection, since an ``http.client`` connection is not safe to share."""
+    connection, since a connection carries one request at a time."""
 
     def __init__(self, url: str, *, lenient: bool = False) -> None:
         parts = urlsplit(url)
@@ -83,6 +49,9 @@ class Session:
         self._port = parts.port or 80
         self._host = parts.hostname
         self._path = parts.path.rstrip("/")
+        self._head = (
+            f"host: {parts.netloc.rpartition('@')[2]}\r\ncontent-type: application/json\r\n"
+        )
         self.url = url
         self.mode: Optional[str] = None
         self.run: Optional[str] = None
@@ -94,31 +63,24 @@ class Session:
         self.hello_lock = threading.Lock()
         self._conns_lock = threading.Lock()
         self._local = threading.local()
-        self._conns: List[_Connection] = []
+        self._conns: List[Connection] = []
 
     def __repr__(self) -> str:
         return f"Session(url={self.url!r}, mode={self.mode!r}, run={self.run!r})"
 
-    def _connection(self) -> _Connection:
-        conn: Optional[_Connection] = getattr(self._local, "conn", None)
+    def _connection(self) -> Connection:
+        conn: Optional[Connection] = getattr(self._local, "conn", None)
         if conn is None:
-            conn = _Connection(self._host, self._port, timeout=CONNECT_TIMEOUT)
+            conn = Connection(self._host, self._port, CONNECT_TIMEOUT)
             self._local.conn = conn
             with self._conns_lock:
                 self._conns.append(conn)
         return conn
 
-    def _drop(self, conn: _Connection) -> None:
-        conn.close()
-        self._local.conn = None
-        with self._conns_lock:
-            if conn in self._conns:
-                self._conns.remove(conn)
-
     def close(self) -> None:
         """Closes every thread's connection."""
         with self._conns_lock:
-            conns, self._conns = self._conns, []
+            conns = list(self._conns)
         for conn in conns:
             conn.close()
 
@@ -129,29 +91,12 @@ class Session:
         be reached (or does not answer within ``timeout`` seconds) and :class:`SessionError` for
         an answer that is not a 200 with a JSON object."""
         data = json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode()
-        headers = {"content-type": "application/json", "content-length": str(len(data))}
-        path = f"{self._path}/{endpoint}"
-        for attempt in (1, 2):
-            conn = self._connection()
-            if conn.io_timeout != timeout:
-                conn.io_timeout = timeout
-                if conn.sock is not None:
-                    conn.sock.settimeout(timeout)
-            try:
-                conn.body = data
-                conn.request("POST", path, None, headers)
-                response = conn.getresponse()
-                raw = response.read()
-                break
-            except _BROKEN:
-                self._drop(conn)
-                if attempt == 2:
-                    raise
-            except BaseException:
-                # A connection left mid-request (a timeout, an interrupt) cannot be reused.
-                self._drop(conn)
-                raise
-        return _answer(endpoint, response.status, raw)
+        head = (
+            f"POST {self._path}/{endpoint} HTTP/1.1\r\n{self._head}"
+            f"content-length: {len(data)}\r\n\r\n"
+        )
+        status, raw = self._connection().request(head.encode() + data, timeout)
+        return _answer(endpoint, status, raw)
 
     def hello(self) -> None:
         """Says ``hello`` and keeps the session's mode and run."""
