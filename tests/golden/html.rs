@@ -1,5 +1,5 @@
 //! `golden check --html`: the report of a drifting check opened in headless Chromium (Debian's
-//! `chromium`, which `.ci/run` installs): the page renders, names the drifting tasks, and
+//! `chromium`, which `.ci/test` installs): the page renders, names the drifting tasks, and
 //! takes a non-empty screenshot.
 //!
 //! Without `chromium` on the PATH the test fails, unless `TAPEDECK_SKIP_MISSING_CLIENTS=1` (for

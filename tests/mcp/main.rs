@@ -7,7 +7,7 @@
 //! tapedeck's stdout. Both protocol eras are covered: the `initialize` handshake and the
 //! 2026-07-28 era's `server/discover` with per-request `_meta`. The official `mcp` Python client
 //! drives the chatty fake server and a registry server (`mcp-server-time`), when both are
-//! installed (`python3 -m pip install mcp mcp-server-time`, as `.ci/run` does).
+//! installed (`python3 -m pip install mcp mcp-server-time`, as `.ci/test` does).
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;

@@ -128,7 +128,7 @@ pub fn require_node() -> bool {
 }
 
 /// Whether Node and the npm packages of `tests/session/node` are there (`npm ci` installs
-/// them; `.ci/run` does).
+/// them; `.ci/test` does).
 pub fn require_node_packages() -> bool {
     let installed = repo()
         .join("tests/session/node/node_modules/openai")

@@ -141,7 +141,7 @@ def require(client: str, available: bool) -> bool:
         return True
     if os.environ.get("TAPEDECK_SKIP_MISSING_CLIENTS") != "1":
         raise AssertionError(
-            f"{client} is not installed (`.ci/run` installs it), or set "
+            f"{client} is not installed (`.ci/test` installs it), or set "
             "TAPEDECK_SKIP_MISSING_CLIENTS=1 to let the tests that need it pass without running"
         )
     print(f"note: {client} is missing and TAPEDECK_SKIP_MISSING_CLIENTS=1: not run", file=sys.stderr)

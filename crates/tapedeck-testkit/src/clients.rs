@@ -3,7 +3,7 @@
 //! that installs it, unless [`SKIP_MISSING_CLIENTS`]`=1` opts out — the one way to skip one.
 
 /// The environment variable that lets tests whose real client is missing pass without
-/// running (for a machine that cannot install it); `.ci/run` installs every client instead.
+/// running (for a machine that cannot install it); `.ci/test` installs every client instead.
 pub const SKIP_MISSING_CLIENTS: &str = "TAPEDECK_SKIP_MISSING_CLIENTS";
 
 /// Whether a test that needs `client` runs: `true` when it is `available`. When it is not, the
@@ -15,7 +15,7 @@ pub fn require(client: &str, available: bool, install: &str) -> bool {
     }
     assert!(
         std::env::var(SKIP_MISSING_CLIENTS).as_deref() == Ok("1"),
-        "{client} is not installed: `{install}` installs it (`.ci/run` does), or set \
+        "{client} is not installed: `{install}` installs it (`.ci/test` does), or set \
          {SKIP_MISSING_CLIENTS}=1 to let the tests that need it pass without running"
     );
     eprintln!("note: {client} is missing and {SKIP_MISSING_CLIENTS}=1: this test did not run");
