@@ -125,6 +125,9 @@ fn store_failed_while_writing(err: &anyhow::Error) -> bool {
                 Some(tapedeck_replay::ReplayError::Agent(tapedeck_agent::AgentError::Store(e))) => {
                     failed(e)
                 }
+                Some(tapedeck_replay::ReplayError::Recording(
+                    tapedeck_proxy::http::RecordingError::Store(e),
+                )) => failed(e),
                 _ => false,
             }
             || matches!(

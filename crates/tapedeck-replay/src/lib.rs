@@ -46,6 +46,9 @@ pub enum ReplayError {
     /// The agent version could not be set up.
     #[error(transparent)]
     Agent(#[from] AgentError),
+    /// A proxy run's recording cannot be read back.
+    #[error(transparent)]
+    Recording(#[from] tapedeck_proxy::http::RecordingError),
     /// The run cannot be replayed this way.
     #[error("run {run} cannot be replayed: {reason}")]
     Unreplayable {

@@ -385,7 +385,14 @@ pub struct ToolResult {
     pub cost_usd: Option<f64>,
 }
 
-/// `http_exchange`: a request the proxy passed through without modelling it.
+/// `http_exchange`: one request through the proxy and its response, as replay serves it.
+///
+/// For a model call (`step` set) the request is the call's [`RequestFrame`]: its matching form
+/// without the messages, which are those of the `llm_request` of that step. A pass-through
+/// request (and a model call recorded before tape version 3, which has no `step`) is the
+/// request whole.
+///
+/// [`RequestFrame`]: crate::RequestFrame
 #[derive(Clone, PartialEq, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpExchange {
@@ -396,10 +403,15 @@ pub struct HttpExchange {
     /// The response status, absent when the upstream gave none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<u16>,
-    /// The request (a blob).
+    /// For a model call, the step of its `llm_request`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub step: Option<u64>,
+    /// The request (a blob): a model call's frame, or a pass-through request whole.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<ContentHash>,
-    /// The response (a blob).
+    /// The response (a blob, a [`RecordedResponse`]).
+    ///
+    /// [`RecordedResponse`]: crate::RecordedResponse
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<ContentHash>,
     /// Time to the complete response.

@@ -11,6 +11,7 @@ mod serde_str;
 mod canonical;
 mod error;
 mod event;
+mod exchange;
 mod ids;
 mod run;
 mod stop;
@@ -28,6 +29,7 @@ pub use event::{
     PolicyDecision, RunFinished, RunStarted, ToolCall, ToolCallSummary, ToolResult, Usage,
     Validation, expand_messages,
 };
+pub use exchange::{RecordedResponse, RequestFrame, ResponseBody};
 pub use ids::RunId;
 pub use run::{AgentInfo, Run, Source, Totals};
 pub use stop::{RunStatus, StopReason};

@@ -23,10 +23,14 @@ pub const TAPE_FORMAT: &str = "tapedeck-tape";
 ///
 /// - 2: `mcp_message` has `server`; the `agent_identity` event (a proxy run's models, system
 ///   prompts, tools and fingerprint).
-pub const TAPE_VERSION: u32 = 2;
+/// - 3: `http_exchange` has `step`: a model call's request is its `RequestFrame` (the matching
+///   form without the messages its `llm_request` holds), so proxy runs grow linearly; its
+///   response blob is a `RecordedResponse`.
+pub const TAPE_VERSION: u32 = 3;
 
-/// The oldest tape version this build reads. Version 1 is version 2 without its additions
-/// (every added field is optional), so it converts as it is.
+/// The oldest tape version this build reads. Versions 1 and 2 are version 3 without its
+/// additions (every added field is optional), so they convert as they are: an exchange without
+/// `step` holds its request whole, and its response has the `RecordedResponse` form already.
 pub const OLDEST_TAPE_VERSION: u32 = 1;
 
 /// A tape's first line.

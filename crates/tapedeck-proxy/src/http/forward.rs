@@ -51,36 +51,74 @@ impl Upstream {
     }
 
     /// Rebuilds a recorded response.
-    fn from_recorded(raw: &Value) -> Self {
-        let status = raw.get("status").and_then(Value::as_u64).unwrap_or(200) as u16;
-        let mut headers = Vec::new();
-        if let Some(ct) = raw.get("content_type").and_then(Value::as_str) {
-            headers.push(("content-type".to_owned(), ct.to_owned()));
-        }
-        let chunks: Vec<Result<Bytes, String>> = match raw.get("sse").and_then(Value::as_array) {
-            Some(chunks) => chunks
-                .iter()
-                .filter_map(Value::as_str)
-                .map(|c| Ok(Bytes::from(c.to_owned())))
-                .collect(),
-            None => vec![Ok(Bytes::from(match raw.get("body").and_then(Value::as_str) {
-                Some(body) => body.to_owned(),
-                // A call the proxy itself failed (upstream down): its error, as it was sent.
-                None => json!({"error": {"type": "upstream_unreachable", "message": raw.get("error")}})
-                    .to_string(),
-            }))],
-        };
-        let truncated = raw.get("truncated").and_then(Value::as_bool) == Some(true);
-        let mut body: Vec<Result<Bytes, String>> = chunks;
-        if truncated {
+    fn from_recorded(recorded: &RecordedResponse) -> Self {
+        let headers = recorded
+            .content_type
+            .iter()
+            .map(|ct| ("content-type".to_owned(), ct.clone()))
+            .collect();
+        let mut body: Vec<Result<Bytes, String>> = recorded
+            .pieces()
+            .into_iter()
+            .map(|piece| Ok(Bytes::from(piece)))
+            .collect();
+        if recorded.truncated {
             body.push(Err("the recorded stream was cut here".to_owned()));
         }
         Self {
-            status,
+            status: recorded.status,
             headers,
             body: Box::pin(futures_util::stream::iter(body)),
             recorded_cost: None,
         }
+    }
+}
+
+/// Why the proxy answered a request itself: what it sends the client, and records.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum FetchError {
+    /// A replay has no recorded answer for a model call.
+    #[error("tapedeck replay: {0}")]
+    ReplayMiss(String),
+    /// A replay has no recorded exchange for a pass-through request.
+    #[error("tapedeck replay: no recorded exchange for {method} {path}")]
+    NoExchange {
+        /// The request's method.
+        method: String,
+        /// Its path.
+        path: String,
+    },
+    /// The real upstream could not be reached.
+    #[error("tapedeck: the upstream {url} could not be reached: {detail}")]
+    Unreachable {
+        /// Where the request went.
+        url: String,
+        /// Why it failed.
+        detail: String,
+    },
+}
+
+impl FetchError {
+    /// The HTTP status the client gets.
+    pub(super) fn status(&self) -> u16 {
+        match self {
+            Self::ReplayMiss(_) => 400,
+            Self::NoExchange { .. } => 404,
+            Self::Unreachable { .. } => 502,
+        }
+    }
+
+    /// The `error.type` of the JSON body the client gets.
+    pub(super) fn kind(&self) -> &'static str {
+        match self {
+            Self::ReplayMiss(_) | Self::NoExchange { .. } => "tapedeck_replay_miss",
+            Self::Unreachable { .. } => "upstream_unreachable",
+        }
+    }
+
+    /// Whether a replay's recording had no answer for a model call.
+    pub(super) fn is_replay_miss(&self) -> bool {
+        matches!(self, Self::ReplayMiss(_) | Self::NoExchange { .. })
     }
 }
 
@@ -110,7 +148,7 @@ impl Proxy {
         bytes: Bytes,
         matching: Option<&Value>,
         step: Option<u64>,
-    ) -> Result<Upstream, (u16, String, String)> {
+    ) -> Result<Upstream, FetchError> {
         match &self.backend {
             Backend::Live { client, upstreams } => {
                 self.live(client, upstreams, parts, path, bytes).await
@@ -124,11 +162,7 @@ impl Proxy {
                 Some(step) => {
                     let served = lock(recording).take_step(step);
                     let (raw, cost) = served.ok_or_else(|| {
-                        (
-                            400,
-                            "tapedeck_replay_miss".to_owned(),
-                            format!("tapedeck replay: the recording has no model call #{step}"),
-                        )
+                        FetchError::ReplayMiss(format!("the recording has no model call #{step}"))
                     })?;
                     Ok(Upstream {
                         recorded_cost: cost,
@@ -140,24 +174,12 @@ impl Proxy {
             Backend::Replay(recording) => {
                 let mut recording = lock(recording);
                 let (raw, cost) = match matching {
-                    Some(request) => recording.take(request).map_err(|m| {
-                        (
-                            400,
-                            "tapedeck_replay_miss".to_owned(),
-                            format!("tapedeck replay: {m}"),
-                        )
-                    })?,
+                    Some(request) => recording.take(request).map_err(FetchError::ReplayMiss)?,
                     None => recording
                         .take_exchange(parts.method.as_str(), &self.redactor.path(path))
-                        .ok_or_else(|| {
-                            (
-                                404,
-                                "tapedeck_replay_miss".to_owned(),
-                                format!(
-                                    "tapedeck replay: no recorded exchange for {} {path}",
-                                    parts.method
-                                ),
-                            )
+                        .ok_or_else(|| FetchError::NoExchange {
+                            method: parts.method.to_string(),
+                            path: path.to_owned(),
                         })
                         .map(|raw| (raw, None))?,
                 };
@@ -177,7 +199,7 @@ impl Proxy {
         parts: &Parts,
         path: &str,
         bytes: Bytes,
-    ) -> Result<Upstream, (u16, String, String)> {
+    ) -> Result<Upstream, FetchError> {
         let anthropic = parts.uri.path().starts_with("/v1/messages")
             || parts.headers.contains_key("anthropic-version");
         let url = if anthropic {
@@ -203,12 +225,9 @@ impl Proxy {
             .body(bytes)
             .send()
             .await
-            .map_err(|e| {
-                (
-                    502,
-                    "upstream_unreachable".to_owned(),
-                    format!("tapedeck: the upstream {url} could not be reached: {e}"),
-                )
+            .map_err(|e| FetchError::Unreachable {
+                url: url.clone(),
+                detail: e.to_string(),
             })?;
         let status = response.status().as_u16();
         let headers = response

@@ -11,8 +11,10 @@
 //! recorded responses are served again, streams re-emitted with their recorded chunking.
 //!
 //! Each modelled call is recorded as `llm_request`, `llm_response`, then one `http_exchange`
-//! holding the request's matching form and the raw response (status, content type, and the body
-//! or the list of SSE chunks as they arrived): that exchange is what replay serves. Tool calls
+//! holding the request's frame (its matching form without the messages, which the
+//! `llm_request` holds once each, so a run grows linearly) and the [`RecordedResponse`] (status,
+//! content type, and the body or the list of SSE chunks as they arrived): that exchange is what
+//! replay serves. Tool calls
 //! in a response become `tool_call` events, and the tool results the next request carries
 //! become `tool_result` events. Anything else is passed through and recorded as
 //! `http_exchange`. At the end of the run, `agent_identity` records the models, system prompts
@@ -38,8 +40,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tapedeck_store::{Ending, Recorder, StoreError};
 use tapedeck_trace::{
-    ContentHash, Event, EventData, HttpExchange, LlmRequest, LlmResponse, Origin, Run, StopReason,
-    ToolCall, ToolCallSummary, ToolResult, Usage, Validation,
+    ContentHash, Event, EventData, HttpExchange, LlmRequest, LlmResponse, Origin, RecordedResponse,
+    RequestFrame, ResponseBody, Run, StopReason, ToolCall, ToolCallSummary, ToolResult, Usage,
+    Validation,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -403,14 +406,23 @@ impl Proxy {
         let mut request = self.raw_request(parts, &path);
         request["body_error"] = Value::String(error.to_string());
         let body = error_body(kind, &message);
-        let raw = json!({"status": status, "content_type": "application/json", "body": body});
+        let response = RecordedResponse {
+            status,
+            content_type: Some("application/json".to_owned()),
+            body: ResponseBody::Whole(body.clone()),
+            truncated: false,
+            over_limit: None,
+        };
         let request = self.blob(&request);
         self.record_exchange(
             parts.method.as_str(),
             &path,
             Some(status),
-            request,
-            &raw,
+            RequestRef {
+                step: None,
+                blob: request,
+            },
+            &response,
             started.elapsed().as_millis() as u64,
         );
         if parts.method == Method::POST && Provider::of_path(parts.uri.path()).is_some() {
@@ -436,13 +448,13 @@ impl Proxy {
     }
 
     /// Records the tool results and the request of a modelled call (`matching` is its redacted
-    /// matching form, stored as a blob); returns its step and the matching form's hash.
+    /// matching form); returns its step and what its exchange is to hold of the request.
     fn record_request(
         &self,
         provider: Provider,
         body: &Value,
         matching: &Value,
-    ) -> (u64, Option<ContentHash>) {
+    ) -> (u64, RequestRef) {
         lock(&self.session).identity.observe(provider, body);
         // Tool results the client sends back for calls still open.
         for output in wire::tool_outputs(provider, body) {
@@ -469,12 +481,34 @@ impl Proxy {
                 }))
             });
         }
-        let messages: Vec<_> = wire::request_messages(provider, body)
-            .iter()
-            .filter_map(|m| self.blob(m))
-            .collect();
+        // The messages are recorded once each (the `llm_request` extends the previous one);
+        // the exchange keeps the rest of the matching form, its frame, which rebuilds the form
+        // exactly with them. A form that would not is kept whole.
+        let (system, list) = message_fields(provider);
+        let split = RequestFrame::split(matching, system, Some(list))
+            .filter(|(frame, messages)| frame.join(messages).as_ref() == Some(matching));
+        let (messages, request_blob, framed) = match split {
+            Some((frame, messages)) => (
+                messages
+                    .iter()
+                    .filter_map(|m| self.record(|r| r.blob(m)))
+                    .collect::<Vec<_>>(),
+                serde_json::to_value(&frame)
+                    .ok()
+                    .and_then(|f| self.record(|r| r.blob(&f))),
+                true,
+            ),
+            None => (
+                wire::request_messages(provider, body)
+                    .iter()
+                    .filter_map(|m| self.blob(m))
+                    .collect(),
+                self.record(|r| r.blob(matching)),
+                false,
+            ),
+        };
         let tools = body.get("tools").and_then(|t| self.blob(t));
-        let request_hash = self.record(|r| r.blob(matching));
+        let request_hash = tapedeck_trace::hash_value(matching).ok().map(|(h, _)| h);
         let mut params = wire::request_params(body);
         self.redactor.value(&mut params);
         let step = {
@@ -482,7 +516,7 @@ impl Proxy {
             session.step += 1;
             session.step
         };
-        if let Some(request_hash) = request_hash {
+        let recorded = request_hash.and_then(|request_hash| {
             self.record(|r| {
                 r.append(EventData::LlmRequest(LlmRequest {
                     step,
@@ -498,29 +532,35 @@ impl Proxy {
                     tools,
                     request_hash,
                 }))
-            });
-        }
-        (step, request_hash)
+            })
+        });
+        let request = RequestRef {
+            step: (framed && recorded.is_some()).then_some(step),
+            blob: request_blob,
+        };
+        (step, request)
     }
 
-    /// Records the exchange that carries a call's raw response (what replay serves); `request`
-    /// is the blob of the request as recorded.
+    /// Records the exchange that carries a call's response (what replay serves).
     fn record_exchange(
         &self,
         method: &str,
         path: &str,
         status: Option<u16>,
-        request: Option<ContentHash>,
-        raw: &Value,
+        request: RequestRef,
+        response: &RecordedResponse,
         latency_ms: u64,
     ) {
-        let response = self.blob(raw);
+        let response = serde_json::to_value(response)
+            .ok()
+            .and_then(|r| self.blob(&r));
         self.record(|r| {
             r.append(EventData::HttpExchange(HttpExchange {
                 method: method.to_owned(),
                 path: self.redactor.path(path),
                 status,
-                request,
+                step: request.step,
+                request: request.blob,
                 response,
                 latency_ms,
             }))
@@ -626,24 +666,30 @@ impl Proxy {
             .await
         {
             Ok(u) => u,
-            Err((status, kind, message)) => {
-                let raw =
-                    json!({"status": status, "content_type": "application/json", "error": message});
+            Err(error) => {
+                let message = error.to_string();
+                let response = RecordedResponse {
+                    status: error.status(),
+                    content_type: Some("application/json".to_owned()),
+                    body: ResponseBody::Failed(message.clone()),
+                    truncated: false,
+                    over_limit: None,
+                };
                 self.record_exchange(
                     parts.method.as_str(),
                     path,
                     None,
                     request,
-                    &raw,
+                    &response,
                     started.elapsed().as_millis() as u64,
                 );
                 let mut session = lock(&self.session);
-                if kind == "tapedeck_replay_miss" {
+                if error.is_replay_miss() {
                     session.miss.get_or_insert_with(|| message.clone());
                 }
                 session.last = Some(Last::Error(message.clone()));
                 drop(session);
-                return json_error(status, &kind, &message);
+                return json_error(error.status(), error.kind(), &message);
             }
         };
         let status = upstream.status;
@@ -684,7 +730,7 @@ impl Proxy {
                     .transpose()
                     .map(|a| a.map(|a| (a, teed.cut)))
             };
-            let raw = this.raw_response(status, &content_type, streamed, &teed);
+            let response = this.recorded_response(status, &content_type, streamed, &teed);
             match answer {
                 Ok(Some((answer, truncated))) if ok => {
                     let usage = answer.usage.map(|(i, o)| Usage {
@@ -712,7 +758,7 @@ impl Proxy {
                     lock(&this.session).last = Some(Last::Error(why));
                 }
             }
-            this.record_exchange(&method, &path, Some(status), request, &raw, latency);
+            this.record_exchange(&method, &path, Some(status), request, &response, latency);
         };
         self.respond(upstream, on_done).await
     }
@@ -720,30 +766,35 @@ impl Proxy {
     /// A response as its exchange records it: status, content type, and the body or the SSE
     /// pieces with secrets removed (also those split across pieces or encoded); a body the
     /// tee stopped keeping is marked `truncated` with the bound it went over.
-    fn raw_response(&self, status: u16, content_type: &str, streamed: bool, teed: &Teed) -> Value {
-        let mut raw = json!({"status": status, "content_type": content_type});
+    fn recorded_response(
+        &self,
+        status: u16,
+        content_type: &str,
+        streamed: bool,
+        teed: &Teed,
+    ) -> RecordedResponse {
         let cut = teed.cut || teed.over;
-        if streamed {
+        let body = if streamed {
             let mut sse = self.redactor.sse(&teed.chunks);
             if let Some(last) = sse.last_mut().filter(|_| cut) {
                 *last = self.redactor.cut_end(last);
             }
-            raw["sse"] = json!(sse);
+            ResponseBody::Sse(sse)
         } else {
             let body = self.redactor.body(&teed.chunks.concat());
-            raw["body"] = Value::String(if cut {
+            ResponseBody::Whole(if cut {
                 self.redactor.cut_end(&body)
             } else {
                 body
-            });
+            })
+        };
+        RecordedResponse {
+            status,
+            content_type: Some(content_type.to_owned()),
+            body,
+            truncated: cut,
+            over_limit: teed.over.then(|| OverLimit::Size.to_string()),
         }
-        if teed.cut || teed.over {
-            raw["truncated"] = Value::Bool(true);
-        }
-        if teed.over {
-            raw["over_limit"] = Value::String(OverLimit::Size.to_string());
-        }
-        raw
     }
 
     async fn passthrough(
@@ -755,22 +806,32 @@ impl Proxy {
     ) -> Response {
         let mut request = self.raw_request(&parts, path);
         request["body"] = Value::String(text(&bytes));
-        let request = self.blob(&request);
+        let request = RequestRef {
+            step: None,
+            blob: self.blob(&request),
+        };
         let method = parts.method.as_str().to_owned();
         let path = path.to_owned();
         let upstream = match self.fetch(&parts, &path, bytes, None, None).await {
             Ok(u) => u,
-            Err((status, kind, message)) => {
-                let raw = json!({"status": status, "error": message});
+            Err(error) => {
+                let message = error.to_string();
+                let response = RecordedResponse {
+                    status: error.status(),
+                    content_type: None,
+                    body: ResponseBody::Failed(message.clone()),
+                    truncated: false,
+                    over_limit: None,
+                };
                 self.record_exchange(
                     &method,
                     &path,
                     None,
                     request,
-                    &raw,
+                    &response,
                     started.elapsed().as_millis() as u64,
                 );
-                return json_error(status, &kind, &message);
+                return json_error(error.status(), error.kind(), &message);
             }
         };
         let status = upstream.status;
@@ -778,17 +839,34 @@ impl Proxy {
         let streamed = upstream.is_sse();
         let this = Arc::clone(&self);
         let on_done = move |teed: Teed| {
-            let raw = this.raw_response(status, &content_type, streamed, &teed);
+            let response = this.recorded_response(status, &content_type, streamed, &teed);
             this.record_exchange(
                 &method,
                 &path,
                 Some(status),
                 request,
-                &raw,
+                &response,
                 started.elapsed().as_millis() as u64,
             );
         };
         self.respond(upstream, on_done).await
+    }
+}
+
+/// What a model call's or pass-through's exchange holds of its request: for a model call
+/// whose request was split, its step and frame; otherwise the request whole.
+#[derive(Clone, Copy, Debug)]
+struct RequestRef {
+    step: Option<u64>,
+    blob: Option<ContentHash>,
+}
+
+/// The body fields a provider's messages come from: the system prompt's, and the list's.
+fn message_fields(provider: Provider) -> (Option<&'static str>, &'static str) {
+    match provider {
+        Provider::OpenAi => (None, "messages"),
+        Provider::Anthropic => (Some("system"), "messages"),
+        Provider::Responses => (Some("instructions"), "input"),
     }
 }
 

@@ -10,8 +10,8 @@ pub struct RecordedCall {
     pub step: u64,
     /// The request's matching form.
     pub request: Value,
-    /// The raw response (`status`, `content_type`, and `body` or `sse`).
-    pub response: Value,
+    /// The response as it was recorded.
+    pub response: RecordedResponse,
     /// The cost recorded for it, served again with it.
     pub cost_usd: Option<f64>,
     used: bool,
@@ -22,7 +22,7 @@ pub struct RecordedCall {
 struct RecordedExchange {
     method: String,
     path: String,
-    response: Value,
+    response: RecordedResponse,
     used: bool,
 }
 
@@ -58,41 +58,128 @@ pub struct Recording {
     ignore: Vec<Regex>,
 }
 
+/// Why a run's recording cannot be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    /// The store could not give a blob.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A blob is not what its event says it is.
+    #[error("the recorded {what} of event #{seq} is malformed: {detail}")]
+    Malformed {
+        /// What the blob should hold.
+        what: &'static str,
+        /// The event referring to it.
+        seq: u64,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// Blobs read once each: a run's requests share most of their messages.
+struct Blobs<F> {
+    fetch: F,
+    read: HashMap<ContentHash, Value>,
+}
+
+impl<F: FnMut(&ContentHash) -> Result<Value, StoreError>> Blobs<F> {
+    fn get(&mut self, hash: &ContentHash) -> Result<Value, StoreError> {
+        if let Some(value) = self.read.get(hash) {
+            return Ok(value.clone());
+        }
+        let value = (self.fetch)(hash)?;
+        self.read.insert(*hash, value.clone());
+        Ok(value)
+    }
+
+    fn typed<T: serde::de::DeserializeOwned>(
+        &mut self,
+        hash: &ContentHash,
+        what: &'static str,
+        seq: u64,
+    ) -> Result<T, RecordingError> {
+        serde_json::from_value(self.get(hash)?).map_err(|e| RecordingError::Malformed {
+            what,
+            seq,
+            detail: e.to_string(),
+        })
+    }
+}
+
 impl Recording {
     /// Reads the recorded calls from a proxy run's events; `blob` fetches a blob.
+    ///
+    /// A model call's exchange names its step, and its request is rebuilt from the frame it
+    /// holds and the messages of that step's `llm_request`. An exchange recorded before tape
+    /// version 3 has no step: it holds the whole matching form, whose hash is the request's
+    /// `request_hash`, which pairs them.
     pub fn from_events(
         events: &[Event],
-        mut blob: impl FnMut(&ContentHash) -> Result<Value, StoreError>,
+        blob: impl FnMut(&ContentHash) -> Result<Value, StoreError>,
         ignore: Vec<Regex>,
-    ) -> Result<Self, StoreError> {
+    ) -> Result<Self, RecordingError> {
         let mut out = Self {
             ignore,
             ..Self::default()
         };
-        // A modelled call's exchange holds the request's matching form, whose hash is the
-        // request's `request_hash`: that pairs them even when calls overlapped.
-        let mut pending: HashMap<ContentHash, Vec<u64>> = HashMap::new();
+        let mut blobs = Blobs {
+            fetch: blob,
+            read: HashMap::new(),
+        };
+        let messages = tapedeck_trace::expand_messages(events);
+        let mut requests: HashMap<u64, (u64, ContentHash)> = HashMap::new();
+        let mut by_hash: HashMap<ContentHash, Vec<u64>> = HashMap::new();
         let mut costs: HashMap<u64, Option<f64>> = HashMap::new();
         for event in events {
             match &event.data {
                 EventData::LlmResponse(r) => {
                     costs.insert(r.step, r.cost_usd);
                 }
-                EventData::LlmRequest(r) => pending.entry(r.request_hash).or_default().push(r.step),
+                EventData::LlmRequest(r) => {
+                    requests.insert(r.step, (event.seq, r.request_hash));
+                    by_hash.entry(r.request_hash).or_default().push(r.step);
+                }
                 EventData::HttpExchange(x) => {
                     let (Some(req), Some(resp)) = (x.request, x.response) else {
                         continue;
                     };
-                    let response = blob(&resp)?;
-                    let step = pending
-                        .get_mut(&req)
-                        .filter(|steps| !steps.is_empty())
-                        .map(|steps| steps.remove(0));
-                    match step {
-                        Some(step) => out.calls.push(RecordedCall {
+                    let response = blobs.typed(&resp, "response", event.seq)?;
+                    let call = match x.step {
+                        Some(step) => {
+                            let frame: RequestFrame = blobs.typed(&req, "request", event.seq)?;
+                            let (seq, hash) = requests.get(&step).copied().ok_or_else(|| {
+                                RecordingError::Malformed {
+                                    what: "request",
+                                    seq: event.seq,
+                                    detail: format!("no llm_request of step {step} before it"),
+                                }
+                            })?;
+                            let mut listed = Vec::new();
+                            for m in messages.get(&seq).into_iter().flatten() {
+                                listed.push(blobs.get(m)?);
+                            }
+                            let request = frame
+                                .join(&listed)
+                                .filter(|r| tapedeck_trace::hash_value(r).ok().map(|(h, _)| h) == Some(hash))
+                                .ok_or_else(|| RecordingError::Malformed {
+                                    what: "request",
+                                    seq: event.seq,
+                                    detail: format!(
+                                        "its frame and the messages of step {step} do not rebuild the request that was sent"
+                                    ),
+                                })?;
+                            Some((step, request))
+                        }
+                        None => match by_hash.get_mut(&req).filter(|s| !s.is_empty()) {
+                            Some(steps) => Some((steps.remove(0), blobs.get(&req)?)),
+                            None => None,
+                        },
+                    };
+                    match call {
+                        Some((step, request)) => out.calls.push(RecordedCall {
                             step,
                             cost_usd: costs.get(&step).copied().flatten(),
-                            request: blob(&req)?,
+                            request,
                             response,
                             used: false,
                         }),
@@ -139,7 +226,10 @@ impl Recording {
 
     /// The recorded response for a request's matching form (the first unused equal one), or
     /// an explanation naming the closest recorded request and where it differs.
-    pub(super) fn take(&mut self, request: &Value) -> Result<(Value, Option<f64>), String> {
+    pub(super) fn take(
+        &mut self,
+        request: &Value,
+    ) -> Result<(RecordedResponse, Option<f64>), String> {
         let wanted = self.scrub(request);
         let found = self
             .calls
@@ -177,18 +267,130 @@ impl Recording {
         })
     }
 
-    pub(super) fn take_step(&mut self, step: u64) -> Option<(Value, Option<f64>)> {
+    pub(super) fn take_step(&mut self, step: u64) -> Option<(RecordedResponse, Option<f64>)> {
         let call = self.calls.iter_mut().find(|c| !c.used && c.step == step)?;
         call.used = true;
         Some((call.response.clone(), call.cost_usd))
     }
 
-    pub(super) fn take_exchange(&mut self, method: &str, path: &str) -> Option<Value> {
+    pub(super) fn take_exchange(&mut self, method: &str, path: &str) -> Option<RecordedResponse> {
         let x = self
             .exchanges
             .iter_mut()
             .find(|x| !x.used && x.method == method && x.path == path)?;
         x.used = true;
         Some(x.response.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+    use tapedeck_store::{ImportOutcome, Store};
+    use tapedeck_trace::hash_value;
+
+    use super::*;
+
+    /// The same proxy run (the weather-py agent asking for the Paris weather: two model calls)
+    /// as tapedeck wrote it at tape version 2 (requests whole) and 3 (frames).
+    const TAPES: [(&str, &str); 2] = [
+        ("v2", include_str!("../../tests/data/weather-v2.jsonl")),
+        ("v3", include_str!("../../tests/data/weather-v3.jsonl")),
+    ];
+
+    fn recording_of(tape: &str) -> (Recording, Vec<Event>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db")).unwrap();
+        let ImportOutcome::Imported { id, .. } = store.import_tape(&mut tape.as_bytes()).unwrap()
+        else {
+            panic!("a fresh store already had the run");
+        };
+        let events = store.events(&id).unwrap();
+        let recording =
+            Recording::from_events(&events, |h| store.blob(h, &id), Vec::new()).unwrap();
+        (recording, events)
+    }
+
+    #[test]
+    fn proxy_tapes_of_every_version_give_back_each_request_as_it_was_sent() {
+        for (version, tape) in TAPES {
+            let (recording, events) = recording_of(tape);
+            let hashes: HashMap<u64, ContentHash> = events
+                .iter()
+                .filter_map(|e| match &e.data {
+                    EventData::LlmRequest(r) => Some((r.step, r.request_hash)),
+                    _ => None,
+                })
+                .collect();
+            assert_eq!(recording.len(), 2, "{version}");
+            for call in &recording.calls {
+                let (hash, _) = hash_value(&call.request).unwrap();
+                assert_eq!(
+                    Some(&hash),
+                    hashes.get(&call.step),
+                    "{version} step {}",
+                    call.step
+                );
+                assert_eq!(call.request["endpoint"], "/v1/chat/completions");
+                assert_eq!(call.response.status, 200, "{version}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_version_3_run_keeps_one_frame_for_its_conversation() {
+        let (_, events) = recording_of(TAPES[1].1);
+        let frames: HashSet<_> = events
+            .iter()
+            .filter_map(|e| match &e.data {
+                EventData::HttpExchange(x) if x.step.is_some() => x.request,
+                _ => None,
+            })
+            .collect();
+        assert_eq!(frames.len(), 1, "the two calls share their frame");
+    }
+
+    #[test]
+    fn a_frame_that_does_not_rebuild_its_request_is_refused() {
+        let tape = TAPES[1].1;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().join("t.db")).unwrap();
+        let ImportOutcome::Imported { id, .. } = store.import_tape(&mut tape.as_bytes()).unwrap()
+        else {
+            panic!("a fresh store already had the run");
+        };
+        let events = store.events(&id).unwrap();
+        // A frame that says another model was asked.
+        let edited = |h: &ContentHash| {
+            let mut value = store.blob(h, &id)?;
+            if value.get("endpoint").is_some() {
+                value["body"]["model"] = Value::from("another-model");
+            }
+            Ok(value)
+        };
+        let err = Recording::from_events(&events, edited, Vec::new()).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("do not rebuild the request that was sent"),
+            "{err}"
+        );
+        // An exchange of a step that has no request.
+        let events: Vec<Event> = events
+            .into_iter()
+            .map(|mut e| {
+                if let EventData::HttpExchange(x) = &mut e.data
+                    && x.step.is_some()
+                {
+                    x.step = Some(9);
+                }
+                e
+            })
+            .collect();
+        let err = Recording::from_events(&events, |h| store.blob(h, &id), Vec::new()).unwrap_err();
+        assert!(
+            err.to_string().contains("no llm_request of step 9"),
+            "{err}"
+        );
     }
 }

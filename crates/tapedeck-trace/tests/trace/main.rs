@@ -4,6 +4,7 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod canonical;
+mod exchange;
 mod history;
 mod identity;
 mod ids_time;

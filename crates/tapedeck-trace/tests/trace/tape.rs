@@ -94,6 +94,7 @@ fn every_kind() -> Vec<EventData> {
             method: "GET".into(),
             path: "/v1/models".into(),
             status: Some(200),
+            step: None,
             request: Some(h("http-req")),
             response: Some(h("http-resp")),
             latency_ms: 9,
