@@ -790,7 +790,7 @@ impl Proxy {
         };
         RecordedResponse {
             status,
-            content_type: Some(content_type.to_owned()),
+            content_type: (!content_type.is_empty()).then(|| content_type.to_owned()),
             body,
             truncated: cut,
             over_limit: teed.over.then(|| OverLimit::Size.to_string()),
