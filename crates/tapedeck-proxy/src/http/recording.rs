@@ -14,6 +14,9 @@ pub struct RecordedCall {
     pub response: RecordedResponse,
     /// The cost recorded for it, served again with it.
     pub cost_usd: Option<f64>,
+    /// The hash of the request with the ignored patterns replaced: what a request must hash
+    /// to, after the same replacing, to be served this call.
+    key: Option<ContentHash>,
     used: bool,
 }
 
@@ -181,6 +184,7 @@ impl Recording {
                             cost_usd: costs.get(&step).copied().flatten(),
                             request,
                             response,
+                            key: None,
                             used: false,
                         }),
                         None => out.exchanges.push(RecordedExchange {
@@ -194,7 +198,22 @@ impl Recording {
                 _ => {}
             }
         }
+        for i in 0..out.calls.len() {
+            out.calls[i].key = out.key(&out.calls[i].request);
+        }
         Ok(out)
+    }
+
+    /// A request's matching key: the hash of its canonical form once the ignored patterns are
+    /// replaced. Two requests match when their keys are equal; hashing each recorded request
+    /// once keeps a replay's matching linear in the recording's length.
+    fn key(&self, request: &Value) -> Option<ContentHash> {
+        let hashed = if self.ignore.is_empty() {
+            tapedeck_trace::hash_value(request)
+        } else {
+            tapedeck_trace::hash_value(&self.scrub(request))
+        };
+        hashed.ok().map(|(hash, _)| hash)
     }
 
     /// How many modelled calls the recording holds.
@@ -230,15 +249,17 @@ impl Recording {
         &mut self,
         request: &Value,
     ) -> Result<(RecordedResponse, Option<f64>), String> {
-        let wanted = self.scrub(request);
+        let key = self.key(request);
         let found = self
             .calls
             .iter()
-            .position(|c| !c.used && self.scrub(&c.request) == wanted);
+            .position(|c| !c.used && key.is_some() && c.key == key);
         if let Some(i) = found {
             self.calls[i].used = true;
             return Ok((self.calls[i].response.clone(), self.calls[i].cost_usd));
         }
+        // A miss: compared field by field, for the explanation.
+        let wanted = self.scrub(request);
         let closest = self
             .calls
             .iter()
