@@ -31,7 +31,8 @@ pub struct Args {
 enum Which {
     /// Recorder ingest rate against plain batched rusqlite INSERTs, and peak RSS
     Ingest(ingest::Args),
-    /// Store size of a growing conversation against the naive size of its HTTP bodies
+    /// Store size of a growing conversation, recorded by the agent runtime and through the
+    /// HTTP proxy, against the naive size of its HTTP bodies
     Storage(storage::Args),
     /// Time per step of the agent loop recording into a store, against the same loop
     /// recording nothing
