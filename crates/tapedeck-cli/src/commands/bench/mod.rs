@@ -8,6 +8,7 @@ mod golden_command;
 mod ingest;
 mod load;
 mod proxy;
+mod proxy_replay;
 mod replay;
 mod session;
 mod storage;
@@ -20,7 +21,7 @@ use crate::settings::Settings;
 /// Run tapedeck's benchmarks and print ratios against their baselines
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10\n  cargo run --release -- bench session"
+    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10\n  cargo run --release -- bench proxy-replay --requests 1000\n  cargo run --release -- bench session"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -31,7 +32,8 @@ pub struct Args {
 enum Which {
     /// Recorder ingest rate against plain batched rusqlite INSERTs, and peak RSS
     Ingest(ingest::Args),
-    /// Store size of a growing conversation against the naive size of its HTTP bodies
+    /// Store size of a growing conversation, recorded by the agent runtime and through the
+    /// HTTP proxy, against the naive size of its HTTP bodies
     Storage(storage::Args),
     /// Time per step of the agent loop recording into a store, against the same loop
     /// recording nothing
@@ -49,6 +51,9 @@ enum Which {
     /// Latency the recording HTTP proxy adds over a direct client on loopback (p50/p99 over
     /// 10k requests from 8 clients), streaming time to first byte added, RSS across the 10k
     Proxy(proxy::Args),
+    /// Chat completions a replay proxy serves from a recording per second, against the
+    /// recording proxy's rate from a fake upstream answering at once
+    ProxyReplay(proxy_replay::Args),
     /// The client libraries' tool decorator's cost (Python, JavaScript): outside a session
     /// against the bare function, and per call recorded through a session
     Session(session::Args),
@@ -79,6 +84,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         Which::Golden(a) => golden::run(a),
         Which::GoldenCommand(a) => golden_command::run(a),
         Which::Proxy(a) => proxy::run(a),
+        Which::ProxyReplay(a) => proxy_replay::run(a),
         Which::Session(a) => session::run(a),
         Which::All => {
             ingest::run(ingest::Args::default())?;
@@ -96,6 +102,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             golden_command::run(golden_command::Args::default())?;
             anstream::println!();
             proxy::run(proxy::Args::default())?;
+            anstream::println!();
+            proxy_replay::run(proxy_replay::Args::default())?;
             anstream::println!();
             session::run(session::Args::default())
         }

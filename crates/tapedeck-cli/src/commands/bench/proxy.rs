@@ -194,13 +194,14 @@ fn percentile(values: &mut [u64], p: f64) -> u64 {
 }
 
 /// One keep-alive HTTP/1.1 connection (TCP_NODELAY).
-struct Conn {
+pub(super) struct Conn {
     reader: BufReader<TcpStream>,
     writer: TcpStream,
     host: SocketAddr,
 }
 
-fn connect(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Conn>> {
+/// `n` keep-alive connections to `addr`.
+pub(super) fn connect(addr: SocketAddr, n: usize) -> anyhow::Result<Vec<Conn>> {
     (0..n)
         .map(|_| {
             let stream = TcpStream::connect(addr)?;
@@ -242,28 +243,55 @@ fn phase(conns: &mut [Conn], n: usize, stream: bool) -> anyhow::Result<Vec<(u64,
     })
 }
 
+/// A response as [`Conn::post`] read it.
+pub(super) struct Reply {
+    pub status: u16,
+    /// From sending the request to the first byte of the body (of its first chunk, when
+    /// chunked).
+    pub first: Duration,
+    /// From sending the request to the end of the body.
+    pub total: Duration,
+    /// The body, its chunks joined.
+    pub body: Vec<u8>,
+}
+
 impl Conn {
+    /// A small chat completion (`"stream": stream`), distinct for every `i`, which must be
+    /// answered 200; returns (time to the first body byte, time to the whole response) in µs.
     fn request(&mut self, i: usize, stream: bool) -> anyhow::Result<(u64, u64)> {
-        let body = format!(
-            r#"{{"model":"gpt-test","messages":[{{"role":"user","content":"Say ok ({i})."}}],"stream":{stream}}}"#
+        let body = chat_body(&i.to_string(), stream);
+        let reply = self.post("/v1/chat/completions", body.as_bytes())?;
+        anyhow::ensure!(
+            reply.status == 200,
+            "HTTP {} from {}",
+            reply.status,
+            self.host
         );
+        Ok((
+            reply.first.as_micros() as u64,
+            reply.total.as_micros() as u64,
+        ))
+    }
+
+    /// POSTs a JSON `body` to `path` and reads the whole response.
+    pub(super) fn post(&mut self, path: &str, body: &[u8]) -> anyhow::Result<Reply> {
         let head = format!(
-            "POST /v1/chat/completions HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: Bearer sk-bench-0000\r\ncontent-length: {}\r\n\r\n",
+            "POST {path} HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\nauthorization: Bearer sk-bench-0000\r\ncontent-length: {}\r\n\r\n",
             self.host,
             body.len()
         );
         let mut bytes = head.into_bytes();
-        bytes.extend_from_slice(body.as_bytes());
+        bytes.extend_from_slice(body);
         let start = Instant::now();
         self.writer.write_all(&bytes)?;
         let (status, headers) = read_head(&mut self.reader)?;
-        anyhow::ensure!(status == 200, "HTTP {status} from {}", self.host);
         let header = |name: &str| {
             headers
                 .iter()
                 .find(|(k, _)| k == name)
                 .map(|(_, v)| v.as_str())
         };
+        let mut body = Vec::new();
         let first = if header("transfer-encoding").is_some_and(|v| v.contains("chunked")) {
             let mut seen = None;
             loop {
@@ -277,19 +305,31 @@ impl Conn {
                     break;
                 }
                 seen.get_or_insert_with(|| start.elapsed());
+                body.extend_from_slice(&chunk[..size]);
             }
             seen.unwrap_or_else(|| start.elapsed())
         } else {
             let length: usize = header("content-length")
                 .and_then(|v| v.parse().ok())
                 .context("a response with neither a length nor chunks")?;
-            let mut body = vec![0; length];
+            body.resize(length, 0);
             self.reader.read_exact(&mut body)?;
             start.elapsed()
         };
-        let total = start.elapsed();
-        Ok((first.as_micros() as u64, total.as_micros() as u64))
+        Ok(Reply {
+            status,
+            first,
+            total: start.elapsed(),
+            body,
+        })
     }
+}
+
+/// The body of a one-message chat completion asking to "say ok ({tag})".
+pub(super) fn chat_body(tag: &str, stream: bool) -> String {
+    format!(
+        r#"{{"model":"gpt-test","messages":[{{"role":"user","content":"Say ok ({tag})."}}],"stream":{stream}}}"#
+    )
 }
 
 /// Reads a status line and headers (names in lower case).
@@ -322,28 +362,78 @@ fn read_head(reader: &mut BufReader<TcpStream>) -> anyhow::Result<(u16, Vec<(Str
 /// answering a small chat completion at once, or (`"stream":true`) a stream whose first chunk
 /// goes at once and the rest a millisecond later.
 pub(super) fn start_upstream() -> anyhow::Result<SocketAddr> {
+    start_upstream_pausing(Duration::from_millis(1))
+}
+
+/// [`start_upstream`] with `pause` between a stream's first chunk and the rest. Every answer
+/// has its own id (`chatcmpl-N`), so no two are the same.
+pub(super) fn start_upstream_pausing(pause: Duration) -> anyhow::Result<SocketAddr> {
+    let count = std::sync::atomic::AtomicU64::new(0);
+    start_fake(move |body| {
+        let n = count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if body.windows(13).any(|w| w == b"\"stream\":true") {
+            let chunk = |content: &str, finish: &str| {
+                format!(
+                    r#"{{"id":"chatcmpl-{n}","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":[{{"index":0,"delta":{{"content":"{content}"}},"finish_reason":{finish}}}]}}"#
+                )
+            };
+            Answer::Stream {
+                first: chunk("o", "null"),
+                pause,
+                rest: vec![
+                    chunk("k", "null"),
+                    chunk("", "\"stop\""),
+                    "[DONE]".to_owned(),
+                ],
+            }
+        } else {
+            Answer::Json(format!(
+                r#"{{"id":"chatcmpl-{n}","object":"chat.completion","created":1,"model":"gpt-test","choices":[{{"index":0,"finish_reason":"stop","message":{{"role":"assistant","content":"ok"}}}}],"usage":{{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13}}}}"#
+            ))
+        }
+    })
+}
+
+/// What a fake upstream answers a request with.
+pub(super) enum Answer {
+    /// A JSON body, `content-length` framed.
+    Json(String),
+    /// A chunked event stream: `first` at once, then after `pause` the `rest`, each a `data:`
+    /// event.
+    Stream {
+        first: String,
+        pause: Duration,
+        rest: Vec<String>,
+    },
+}
+
+/// A fake upstream on 127.0.0.1, a thread per keep-alive connection, answering every request
+/// (whatever its path) with what `answer` makes of its body.
+pub(super) fn start_fake(
+    answer: impl Fn(&[u8]) -> Answer + Send + Sync + 'static,
+) -> anyhow::Result<SocketAddr> {
     let listener = TcpListener::bind("127.0.0.1:0")?;
     let addr = listener.local_addr()?;
+    let answer = std::sync::Arc::new(answer);
     std::thread::spawn(move || {
         for stream in listener.incoming() {
             let Ok(stream) = stream else { continue };
+            let answer = std::sync::Arc::clone(&answer);
             std::thread::spawn(move || {
                 // An error means the client went away.
-                let _ = serve(stream);
+                let _ = serve(stream, &*answer);
             });
         }
     });
     Ok(addr)
 }
 
-const ANSWER: &str = r#"{"id":"chatcmpl-b","object":"chat.completion","created":1,"model":"gpt-test","choices":[{"index":0,"finish_reason":"stop","message":{"role":"assistant","content":"ok"}}],"usage":{"prompt_tokens":12,"completion_tokens":1,"total_tokens":13}}"#;
-
 fn sse_chunk(data: &str) -> String {
     let event = format!("data: {data}\n\n");
     format!("{:x}\r\n{event}\r\n", event.len())
 }
 
-fn serve(stream: TcpStream) -> anyhow::Result<()> {
+fn serve(stream: TcpStream, answer: &dyn Fn(&[u8]) -> Answer) -> anyhow::Result<()> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::new(stream.try_clone()?);
     let mut out = stream;
@@ -358,30 +448,27 @@ fn serve(stream: TcpStream) -> anyhow::Result<()> {
             .unwrap_or(0);
         let mut body = vec![0; length];
         reader.read_exact(&mut body)?;
-        let streamed = body.windows(13).any(|w| w == b"\"stream\":true");
-        if streamed {
-            let chunk = |content: &str, finish: &str| {
-                format!(
-                    r#"{{"id":"c","object":"chat.completion.chunk","created":1,"model":"gpt-test","choices":[{{"index":0,"delta":{{"content":"{content}"}},"finish_reason":{finish}}}]}}"#
-                )
-            };
-            let mut first = String::from(
-                "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
-            );
-            first.push_str(&sse_chunk(&chunk("o", "null")));
-            out.write_all(first.as_bytes())?;
-            std::thread::sleep(Duration::from_millis(1));
-            let mut rest = sse_chunk(&chunk("k", "null"));
-            rest.push_str(&sse_chunk(&chunk("", "\"stop\"")));
-            rest.push_str(&sse_chunk("[DONE]"));
-            rest.push_str("0\r\n\r\n");
-            out.write_all(rest.as_bytes())?;
-        } else {
-            let reply = format!(
-                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{ANSWER}",
-                ANSWER.len()
-            );
-            out.write_all(reply.as_bytes())?;
+        match answer(&body) {
+            Answer::Stream { first, pause, rest } => {
+                let mut head = String::from(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ntransfer-encoding: chunked\r\n\r\n",
+                );
+                head.push_str(&sse_chunk(&first));
+                out.write_all(head.as_bytes())?;
+                if !pause.is_zero() {
+                    std::thread::sleep(pause);
+                }
+                let mut tail: String = rest.iter().map(|data| sse_chunk(data)).collect();
+                tail.push_str("0\r\n\r\n");
+                out.write_all(tail.as_bytes())?;
+            }
+            Answer::Json(json) => {
+                let reply = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{json}",
+                    json.len()
+                );
+                out.write_all(reply.as_bytes())?;
+            }
         }
     }
 }
