@@ -24,7 +24,7 @@ pub mod sse;
 pub mod stream;
 
 pub use answer::{Answer, Assembler, answer};
-pub use error::WireError;
+pub use error::{WireError, shorten};
 pub use limits::{MAX_INDEX, MAX_RESPONSE_BYTES, MAX_TOOL_CALLS, OverLimit};
 pub use price::Price;
 pub use reply::{Reply, ToolCall, parse_arguments};
@@ -32,7 +32,7 @@ pub use request::{
     Provider, ToolOutput, VOLATILE_FIELDS, normalize, request_messages, request_params, similarity,
     tool_outputs,
 };
-pub use stream::{Assemble, ReadError, read_stream};
+pub use stream::{Assemble, ReadError, ReplyStream, read_stream};
 pub use tapedeck_trace::Usage;
 
 #[cfg(test)]

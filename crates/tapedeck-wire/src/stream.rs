@@ -6,10 +6,12 @@
 use std::io::{self, Read};
 
 use crate::anthropic::MessagesStream;
+use crate::anthropic::read_message;
 use crate::openai::ChatStream;
+use crate::openai::read_completion;
 use crate::responses::ResponsesStream;
 use crate::sse::{SseEvent, SseReader};
-use crate::{MAX_RESPONSE_BYTES, OverLimit, WireError};
+use crate::{MAX_RESPONSE_BYTES, OverLimit, Reply, WireError};
 
 /// A stream assembler: one per API.
 pub trait Assemble {
@@ -43,6 +45,41 @@ impl Assemble for ResponsesStream {
     }
     fn is_done(&self) -> bool {
         ResponsesStream::is_done(self)
+    }
+}
+
+/// An API the agent's backends read into a [`Reply`]: its stream assembler, and the reader of a
+/// whole body.
+pub trait ReplyStream: Assemble + Default {
+    /// Reads a whole body.
+    fn read_body(body: &serde_json::Value) -> Result<Reply, WireError>;
+    /// The reply the stream amounts to so far.
+    fn reply(&self) -> Result<Reply, WireError>;
+    /// Whether the stream ended without saying it was complete.
+    fn is_truncated(&self) -> bool;
+}
+
+impl ReplyStream for ChatStream {
+    fn read_body(body: &serde_json::Value) -> Result<Reply, WireError> {
+        read_completion(body)
+    }
+    fn reply(&self) -> Result<Reply, WireError> {
+        ChatStream::reply(self)
+    }
+    fn is_truncated(&self) -> bool {
+        ChatStream::is_truncated(self)
+    }
+}
+
+impl ReplyStream for MessagesStream {
+    fn read_body(body: &serde_json::Value) -> Result<Reply, WireError> {
+        read_message(body)
+    }
+    fn reply(&self) -> Result<Reply, WireError> {
+        MessagesStream::reply(self)
+    }
+    fn is_truncated(&self) -> bool {
+        MessagesStream::is_truncated(self)
     }
 }
 
