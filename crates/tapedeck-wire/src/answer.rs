@@ -4,11 +4,11 @@
 
 use serde_json::{Value, json};
 
-use crate::anthropic::MessagesStream;
-use crate::openai::ChatStream;
-use crate::responses::ResponsesStream;
+use crate::anthropic::{MessagesStream, read_message};
+use crate::openai::{ChatStream, read_completion};
+use crate::responses::{ResponsesStream, read_response};
 use crate::sse::SseEvent;
-use crate::{MAX_TOOL_CALLS, OverLimit, Provider, Usage};
+use crate::{OverLimit, Provider, Usage, WireError};
 
 /// What the proxy records of a model response.
 #[derive(Clone, Debug, PartialEq)]
@@ -30,159 +30,40 @@ pub struct Answer {
     pub text: String,
 }
 
-/// `usage.input_tokens` and `usage.output_tokens`, as the Responses and Messages APIs name them.
-fn input_output_tokens(body: &Value) -> Option<Usage> {
-    crate::anthropic::body_usage(body)
-}
-
-/// Reads a whole (non-streamed, or assembled) response body: `None` when it is not one, an
-/// [`OverLimit`] when it holds more than [`MAX_TOOL_CALLS`] tool calls.
+/// Reads a whole (non-streamed, or assembled) response body with its API's reader: `None`
+/// when it is not one, an [`OverLimit`] when it holds more than
+/// [`MAX_TOOL_CALLS`](crate::MAX_TOOL_CALLS) tool calls. The message is recorded as the API
+/// sent it.
 pub fn answer(provider: Provider, body: &Value) -> Option<Result<Answer, OverLimit>> {
-    let answer = read_answer(provider, body)?;
-    Some(if answer.tool_calls.len() > MAX_TOOL_CALLS {
-        Err(OverLimit::ToolCalls)
-    } else {
-        Ok(answer)
-    })
-}
-
-fn read_answer(provider: Provider, body: &Value) -> Option<Answer> {
-    let model = body.get("model").and_then(Value::as_str).map(str::to_owned);
-    let id = body.get("id").and_then(Value::as_str).map(str::to_owned);
-    match provider {
-        Provider::Responses => {
-            let output = body.get("output")?.as_array()?.clone();
-            let mut text = String::new();
-            let mut tool_calls = Vec::new();
-            for item in &output {
-                match item.get("type").and_then(Value::as_str) {
-                    Some("message") => {
-                        let parts = item.get("content").and_then(Value::as_array);
-                        for part in parts.into_iter().flatten() {
-                            if let Some(t) = part.get("text").and_then(Value::as_str) {
-                                text.push_str(t);
-                            }
-                        }
-                    }
-                    Some("function_call") => {
-                        let args = str_at(item, "arguments");
-                        tool_calls.push((
-                            str_at(item, "call_id"),
-                            str_at(item, "name"),
-                            serde_json::from_str(&args).unwrap_or(Value::String(args)),
-                        ));
-                    }
-                    _ => {}
-                }
-            }
-            // The Responses API has no finish reason: it is derived, in Chat Completions' words.
-            let finish = match body.get("status").and_then(Value::as_str) {
-                Some("completed") if !tool_calls.is_empty() => Some("tool_calls".to_owned()),
-                Some("completed") => Some("stop".to_owned()),
-                Some("incomplete") => Some(
-                    match body
-                        .pointer("/incomplete_details/reason")
-                        .and_then(Value::as_str)
-                    {
-                        Some("max_output_tokens") => "length".to_owned(),
-                        Some(other) => other.to_owned(),
-                        None => "incomplete".to_owned(),
-                    },
-                ),
-                Some(other) => Some(other.to_owned()),
-                None => None,
-            };
-            let usage = input_output_tokens(body);
-            Some(Answer {
-                id,
-                model,
-                message: json!({"role": "assistant", "output": output}),
-                tool_calls,
-                finish_reason: finish,
-                usage,
-                text,
-            })
-        }
-        Provider::OpenAi => {
-            let choice = body.get("choices")?.as_array()?.first()?;
-            let message = choice.get("message")?.clone();
-            let text = match message.get("content") {
-                Some(Value::String(s)) => s.clone(),
-                _ => String::new(),
-            };
-            let tool_calls = message
-                .get("tool_calls")
-                .and_then(Value::as_array)
-                .into_iter()
-                .flatten()
-                .map(|call| {
-                    let f = call.get("function");
-                    let args = f
-                        .and_then(|f| f.get("arguments"))
-                        .and_then(Value::as_str)
-                        .map(|s| {
-                            serde_json::from_str(s).unwrap_or_else(|_| Value::String(s.to_owned()))
-                        })
-                        .unwrap_or(Value::Null);
-                    (
-                        str_at(call, "id"),
-                        f.map(|f| str_at(f, "name")).unwrap_or_default(),
-                        args,
-                    )
-                })
-                .collect();
-            let usage =
-                crate::reply::usage(body.get("usage"), "prompt_tokens", "completion_tokens");
-            Some(Answer {
-                id,
-                model,
-                message,
-                tool_calls,
-                finish_reason: choice
-                    .get("finish_reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                usage,
-                text,
-            })
-        }
-        Provider::Anthropic => {
-            let content = body.get("content")?.as_array()?.clone();
-            let mut text = String::new();
-            let mut tool_calls = Vec::new();
-            for block in &content {
-                match block.get("type").and_then(Value::as_str) {
-                    Some("text") => text.push_str(block.get("text").and_then(Value::as_str)?),
-                    Some("tool_use") => tool_calls.push((
-                        str_at(block, "id"),
-                        str_at(block, "name"),
-                        block.get("input").cloned().unwrap_or(Value::Null),
-                    )),
-                    _ => {}
-                }
-            }
-            let usage = input_output_tokens(body);
-            Some(Answer {
-                id,
-                model,
-                message: json!({"role": "assistant", "content": content}),
-                tool_calls,
-                finish_reason: body
-                    .get("stop_reason")
-                    .and_then(Value::as_str)
-                    .map(str::to_owned),
-                usage,
-                text,
-            })
-        }
-    }
-}
-
-fn str_at(v: &Value, key: &str) -> String {
-    v.get(key)
-        .and_then(Value::as_str)
-        .unwrap_or_default()
-        .to_owned()
+    let read = match provider {
+        Provider::OpenAi => read_completion(body),
+        Provider::Anthropic => read_message(body),
+        Provider::Responses => read_response(body),
+    };
+    let reply = match read {
+        Ok(reply) => reply,
+        Err(WireError::OverLimit(over)) => return Some(Err(over)),
+        Err(WireError::Malformed(_) | WireError::Reported { .. }) => return None,
+    };
+    let message = match provider {
+        Provider::OpenAi => body.pointer("/choices/0/message")?.clone(),
+        Provider::Anthropic => json!({"role": "assistant", "content": body.get("content")?}),
+        Provider::Responses => json!({"role": "assistant", "output": body.get("output")?}),
+    };
+    let text = |key: &str| body.get(key).and_then(Value::as_str).map(str::to_owned);
+    Some(Ok(Answer {
+        id: text("id"),
+        model: text("model"),
+        message,
+        tool_calls: reply
+            .tool_calls
+            .into_iter()
+            .map(|c| (c.id, c.name, c.arguments))
+            .collect(),
+        finish_reason: reply.finish_reason,
+        usage: reply.usage,
+        text: reply.text,
+    }))
 }
 
 /// Assembles a streamed response into the body the API would have sent unstreamed, with the

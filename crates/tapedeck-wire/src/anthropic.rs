@@ -15,7 +15,7 @@ use serde_json::{Map, Value, json};
 use crate::error::{parse_json, shorten};
 use crate::limits::check_index;
 use crate::reply::{check_calls, usage};
-use crate::{MAX_TOOL_CALLS, OverLimit, Reply, ToolCall, Usage, WireError, parse_arguments};
+use crate::{MAX_TOOL_CALLS, OverLimit, Reply, ToolCall, WireError, parse_arguments};
 
 /// One stream event, as far as tapedeck reads it (vendors add fields and event types: the
 /// others are ignored).
@@ -160,6 +160,11 @@ impl MessagesStream {
     /// more is read.
     pub fn push(&mut self, name: Option<&str>, data: &str) -> Result<(), WireError> {
         if self.over.is_some() {
+            return Ok(());
+        }
+        // Not Anthropic's own end, but compatible servers send it.
+        if data.trim() == "[DONE]" {
+            self.done = true;
             return Ok(());
         }
         let mut value = parse_json(data, "a stream event").inspect_err(|_| {
@@ -406,9 +411,4 @@ pub fn read_message(value: &Value) -> Result<Reply, WireError> {
             .map(str::to_owned),
         usage: usage(value.get("usage"), "input_tokens", "output_tokens"),
     })
-}
-
-/// The usage of a Messages body.
-pub(crate) fn body_usage(value: &Value) -> Option<Usage> {
-    usage(value.get("usage"), "input_tokens", "output_tokens")
 }
