@@ -1,7 +1,6 @@
-//! Reading a streamed response from a byte stream: [`read_stream`] runs the
-//! [`SseReader`](crate::sse::SseReader) over the bytes (at most
-//! [`MAX_RESPONSE_BYTES`](crate::MAX_RESPONSE_BYTES) of them) and gives each event to an
-//! API's assembler ([`Assemble`]) until it says the response is complete or the stream ends.
+//! Reading a streamed response from a byte stream: [`read_stream`] runs the [`SseReader`] over
+//! the bytes (at most [`MAX_RESPONSE_BYTES`] of them) and gives each event to an API's
+//! assembler ([`Assemble`]) until it says the response is complete or the stream ends.
 
 use std::io::{self, Read};
 
