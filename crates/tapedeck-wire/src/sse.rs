@@ -612,4 +612,64 @@ mod tests {
             assert!(!p.ended_cleanly(), "the last event had no blank line");
         }
     }
+
+    mod chunking {
+        use proptest::prelude::*;
+
+        use super::super::*;
+
+        /// Streams made of the pieces that matter to the parser: fields, comments, every line
+        /// end, a byte-order mark, multibyte text.
+        fn stream() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                Just(&b"data: "[..]),
+                Just(&b"data:"[..]),
+                Just(&b"event: x"[..]),
+                Just(&b"id: 1"[..]),
+                Just(&b": c"[..]),
+                Just(&b"\r"[..]),
+                Just(&b"\n"[..]),
+                Just(&b"\r\n"[..]),
+                Just(&b"{\"a\":1}"[..]),
+                Just("é✓".as_bytes()),
+                Just(&b"\xEF\xBB\xBF"[..]),
+            ];
+            proptest::collection::vec(piece, 0..40).prop_map(|pieces| pieces.concat())
+        }
+
+        fn whole(bytes: &[u8]) -> (Vec<Block>, bool) {
+            let mut p = SseParser::default();
+            let mut blocks = p.push(bytes);
+            blocks.extend(p.finish());
+            (blocks, p.ended_cleanly())
+        }
+
+        proptest! {
+            #[test]
+            fn any_chunking_gives_the_same_blocks_and_they_cover_the_stream(
+                bytes in stream(),
+                cuts in proptest::collection::vec(any::<prop::sample::Index>(), 0..6),
+            ) {
+                let (expected, clean) = whole(&bytes);
+                let mut at = 0;
+                for block in &expected {
+                    prop_assert_eq!(block.raw.start, at);
+                    at = block.raw.end;
+                }
+                prop_assert_eq!(at, bytes.len());
+                let mut cuts: Vec<usize> = cuts.iter().map(|i| i.index(bytes.len() + 1)).collect();
+                cuts.sort_unstable();
+                let mut p = SseParser::default();
+                let mut got = Vec::new();
+                let mut from = 0;
+                for cut in cuts.into_iter().chain([bytes.len()]) {
+                    got.extend(p.push(&bytes[from..cut]));
+                    from = cut;
+                }
+                got.extend(p.finish());
+                prop_assert_eq!(got, expected);
+                prop_assert_eq!(p.ended_cleanly(), clean);
+            }
+        }
+    }
 }
