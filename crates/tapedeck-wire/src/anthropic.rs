@@ -39,7 +39,7 @@ pub enum MessagesEvent {
         /// The block's position.
         index: Option<u64>,
         /// The piece.
-        delta: BlockDelta,
+        delta: Option<BlockDelta>,
     },
     /// A content block is complete.
     ContentBlockStop {
@@ -243,7 +243,7 @@ impl MessagesStream {
             }
             MessagesEvent::ContentBlockDelta { index: i, delta } => {
                 let index = index("content_block_delta", i)?;
-                match delta {
+                match delta.unwrap_or(BlockDelta::Other) {
                     BlockDelta::TextDelta { text } => {
                         let block = self.blocks.entry(index).or_insert_with(|| Block {
                             value: json!({"type": "text", "text": ""}),
