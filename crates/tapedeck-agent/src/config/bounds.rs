@@ -377,6 +377,32 @@ pub(crate) mod checked {
     pub(crate) fn output_per_mtok<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
         one(d, &OUTPUT_PER_MTOK)
     }
+    /// Prices by model, each number checked where it is read.
+    pub(crate) fn pricing<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<std::collections::BTreeMap<String, tapedeck_wire::Price>, D::Error> {
+        /// A price as read (the same fields as `tapedeck_wire::Price`), its numbers checked.
+        #[derive(serde::Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Checked {
+            #[serde(deserialize_with = "input_per_mtok")]
+            input_per_mtok: f64,
+            #[serde(deserialize_with = "output_per_mtok")]
+            output_per_mtok: f64,
+        }
+        let prices: std::collections::BTreeMap<String, Checked> =
+            serde::Deserialize::deserialize(d)?;
+        Ok(prices
+            .into_iter()
+            .map(|(model, p)| {
+                let price = tapedeck_wire::Price {
+                    input_per_mtok: p.input_per_mtok,
+                    output_per_mtok: p.output_per_mtok,
+                };
+                (model, price)
+            })
+            .collect())
+    }
     pub(crate) fn temperature<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
         optional(d, &TEMPERATURE)
     }

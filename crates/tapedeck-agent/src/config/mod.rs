@@ -71,7 +71,11 @@ pub struct AgentConfig {
     #[serde(default)]
     pub monitoring: MonitoringConfig,
     /// Prices per model, in US dollars per million tokens.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "checked::pricing"
+    )]
     pub pricing: BTreeMap<String, Price>,
 }
 
@@ -538,25 +542,19 @@ impl Default for MonitoringConfig {
     }
 }
 
-/// A model's price.
-#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    /// US dollars per million input tokens ([`INPUT_PER_MTOK`]).
-    #[serde(deserialize_with = "checked::input_per_mtok")]
-    pub input_per_mtok: f64,
-    /// US dollars per million output tokens ([`OUTPUT_PER_MTOK`]).
-    #[serde(deserialize_with = "checked::output_per_mtok")]
-    pub output_per_mtok: f64,
-}
+/// A model's price: the one `tapedeck-wire` defines (the proxy's `--pricing` file uses it
+/// too); as `pricing` reads it, its numbers are checked against [`INPUT_PER_MTOK`] and
+/// [`OUTPUT_PER_MTOK`].
+pub use tapedeck_wire::Price;
 
-impl Price {
-    /// The cost of one call.
-    pub fn cost(&self, input_tokens: u64, output_tokens: u64) -> f64 {
-        (input_tokens as f64 * self.input_per_mtok + output_tokens as f64 * self.output_per_mtok)
-            / 1e6
-    }
-}
+/// Prices by model, read with the checks of an agent's `pricing` (for `record --pricing FILE`).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+#[serde(transparent)]
+pub struct CheckedPricing(
+    /// The prices.
+    #[serde(deserialize_with = "checked::pricing")]
+    pub BTreeMap<String, Price>,
+);
 
 /// Monitoring figures `track` may name.
 pub const TRACKABLE: [&str; 6] = [

@@ -1,6 +1,7 @@
 //! What the two HTTP backends ([`super::openai`], [`super::anthropic`]) share: the blocking
 //! client (rustls with the ring provider), one POST within a deadline, the mapping of failures
-//! to [`ModelError`], `retry-after` headers, and tool names made safe for the APIs.
+//! to [`ModelError`], `retry-after` headers, reading a stream into a `tapedeck-wire` assembler,
+//! the [`ModelResponse`] of a wire [`Reply`], and tool names made safe for the APIs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::{self, Read};
@@ -12,9 +13,9 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use serde_json::Value;
 
 use crate::config::ModelConfig;
-use crate::model::sse::{SseEvent, SseReader};
-use crate::model::{MAX_RESPONSE_BYTES, MAX_TOOL_CALLS, ModelError, OverLimit};
-use tapedeck_trace::Usage;
+use crate::model::{MAX_RESPONSE_BYTES, ModelError, OverLimit};
+pub(crate) use tapedeck_wire::shorten;
+use tapedeck_wire::{Assemble, ReadError, Reply, ReplyStream};
 
 use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
 
@@ -95,7 +96,7 @@ pub(crate) struct Endpoint {
 
 /// What an endpoint answered.
 pub(crate) enum Answer {
-    /// A server-sent-events stream, to read with [`read_events`].
+    /// A server-sent-events stream, to read with [`read_stream`].
     Stream(Response),
     /// A whole JSON body.
     Json(Value),
@@ -134,6 +135,26 @@ impl Endpoint {
         }
         let bytes = read_body(response, deadline)?;
         Ok(Answer::Json(parse_json(&bytes, "the response body")?))
+    }
+
+    /// One attempt at `body`: the answer read with the API's `S` (a stream assembled by it,
+    /// else the whole body), tool names mapped back by `names`, finish reasons by `finish`.
+    pub(crate) fn complete<S: ReplyStream>(
+        &self,
+        body: &Value,
+        deadline: Instant,
+        names: &ToolNames,
+        finish: fn(&str) -> FinishReason,
+    ) -> Result<ModelResponse, ModelError> {
+        match self.post(body, deadline)? {
+            Answer::Stream(answer) => {
+                let mut stream = S::default();
+                read_stream(answer, deadline, &mut stream)?;
+                let truncated = stream.is_truncated();
+                Ok(response(stream.reply()?, names, true, truncated, finish))
+            }
+            Answer::Json(value) => Ok(response(S::read_body(&value)?, names, false, false, finish)),
+        }
     }
 
     /// Writes `Backend { url, model, stream, .. }` (the key stays out).
@@ -181,39 +202,13 @@ pub(crate) fn post_json(
 pub(crate) fn read_body(mut response: Response, deadline: Instant) -> Result<Vec<u8>, ModelError> {
     let mut body = Vec::new();
     (&mut response)
-        .take(MAX_RESPONSE_BYTES + 1)
+        .take(MAX_RESPONSE_BYTES as u64 + 1)
         .read_to_end(&mut body)
         .map_err(|e| read_error(&e, deadline))?;
-    if body.len() as u64 > MAX_RESPONSE_BYTES {
+    if body.len() > MAX_RESPONSE_BYTES {
         return Err(OverLimit::Size.into());
     }
     Ok(body)
-}
-
-/// A reader that fails with [`OverLimit::Size`] once more than [`MAX_RESPONSE_BYTES`] came
-/// through it: a stream is bounded like a whole body.
-struct Capped<R> {
-    inner: R,
-    read: u64,
-}
-
-impl<R: Read> Read for Capped<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > MAX_RESPONSE_BYTES {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, OverLimit::Size));
-        }
-        Ok(n)
-    }
-}
-
-/// [`ModelError::OverLimit`] when there are more than [`MAX_TOOL_CALLS`] tool calls.
-pub(crate) fn check_calls(calls: &[ToolCallRequest]) -> Result<(), ModelError> {
-    if calls.len() > MAX_TOOL_CALLS {
-        return Err(OverLimit::ToolCalls.into());
-    }
-    Ok(())
 }
 
 /// Whether the response is a server-sent-events stream.
@@ -308,14 +303,6 @@ pub(crate) fn error_message(body: &[u8], reason: Option<&str>) -> String {
     }
 }
 
-/// At most `max` characters of `text`, with `…` when cut.
-pub(crate) fn shorten(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
 /// A JSON body, or [`ModelError::Malformed`] saying what it was instead.
 pub(crate) fn parse_json(body: &[u8], what: &str) -> Result<Value, ModelError> {
     serde_json::from_slice(body).map_err(|e| {
@@ -326,137 +313,58 @@ pub(crate) fn parse_json(body: &[u8], what: &str) -> Result<Value, ModelError> {
     })
 }
 
-/// Tool arguments sent as JSON text: parsed, kept as a string when they do not parse, `{}` when
-/// empty.
-pub(crate) fn parse_arguments(text: &str) -> Value {
-    if text.trim().is_empty() {
-        return Value::Object(serde_json::Map::new());
-    }
-    serde_json::from_str(text).unwrap_or_else(|_| Value::String(text.to_owned()))
-}
-
-/// An error reported inside a 200 answer (an `error` object in a stream chunk or event, or in
-/// the body): a [`ModelError::Status`] with the status its type stands for, so overload and
-/// rate limits stay retryable; [`ModelError::Malformed`] when the type is unknown.
-pub(crate) fn reported_error(error: &Value) -> ModelError {
-    let message = error
-        .get("message")
-        .and_then(Value::as_str)
-        .map_or_else(|| shorten(&error.to_string(), 300), str::to_owned);
-    let numeric = ["status", "code"]
-        .iter()
-        .filter_map(|k| error.get(*k).and_then(Value::as_u64))
-        .find(|s| (100..600).contains(s));
-    let by_type = || {
-        let kind = error
-            .get("type")
-            .or_else(|| error.get("code"))
-            .and_then(Value::as_str)?;
-        Some(match kind {
-            "invalid_request_error" => 400,
-            "authentication_error" => 401,
-            "permission_error" => 403,
-            "not_found_error" => 404,
-            "request_too_large" => 413,
-            "rate_limit_error" | "rate_limit_exceeded" => 429,
-            "api_error" | "server_error" => 500,
-            "overloaded_error" => 529,
-            _ => return None,
+/// The response of a reply read from the API: tool names mapped back, the finish reason
+/// mapped by `finish`. Without a finish reason, a cut stream is [`FinishReason::Other`],
+/// anything else `ToolCalls` or `Stop` by whether there are tool calls.
+pub(crate) fn response(
+    reply: Reply,
+    names: &ToolNames,
+    streamed: bool,
+    truncated: bool,
+    finish: fn(&str) -> FinishReason,
+) -> ModelResponse {
+    let calls: Vec<ToolCallRequest> = reply
+        .tool_calls
+        .into_iter()
+        .map(|call| ToolCallRequest {
+            id: call.id,
+            name: names.local(&call.name),
+            arguments: call.arguments,
         })
+        .collect();
+    let finish = match (&reply.finish_reason, truncated) {
+        (Some(raw), _) => finish(raw),
+        (None, true) => FinishReason::Other,
+        (None, false) if calls.is_empty() => FinishReason::Stop,
+        (None, false) => FinishReason::ToolCalls,
     };
-    match numeric.or_else(by_type) {
-        Some(status) => ModelError::Status {
-            status: u16::try_from(status).unwrap_or(500),
-            message,
-            retry_after: None,
+    ModelResponse {
+        message: Message::Assistant {
+            content: (!reply.text.is_empty()).then_some(reply.text),
+            tool_calls: calls,
         },
-        None => ModelError::Malformed(format!("the API reported an error: {message}")),
+        finish,
+        raw_finish_reason: reply.finish_reason,
+        usage: reply.usage,
+        streamed,
+        truncated,
     }
 }
 
-/// Token usage from two fields of a usage object, when both are numbers.
-pub(crate) fn usage(value: Option<&Value>, input: &str, output: &str) -> Option<Usage> {
-    let value = value?;
-    Some(Usage {
-        input_tokens: value.get(input)?.as_u64()?,
-        output_tokens: value.get(output)?.as_u64()?,
-    })
-}
-
-/// The parts of an answer, as both backends put them together.
-pub(crate) struct Parts {
-    /// The text (empty: none).
-    pub text: String,
-    /// The tool calls.
-    pub calls: Vec<ToolCallRequest>,
-    /// The provider's finish reason.
-    pub raw_finish: Option<String>,
-    /// The usage.
-    pub usage: Option<Usage>,
-    /// Whether it was streamed.
-    pub streamed: bool,
-    /// Whether the stream was cut.
-    pub truncated: bool,
-}
-
-impl Parts {
-    /// The response, the provider's finish reason mapped by `finish`. Without a finish reason,
-    /// a cut stream is [`FinishReason::Other`], anything else `ToolCalls` or `Stop` by whether
-    /// there are tool calls.
-    pub(crate) fn into_response(
-        self,
-        finish: fn(&str) -> FinishReason,
-    ) -> Result<ModelResponse, ModelError> {
-        check_calls(&self.calls)?;
-        let finish = match (&self.raw_finish, self.truncated) {
-            (Some(raw), _) => finish(raw),
-            (None, true) => FinishReason::Other,
-            (None, false) if self.calls.is_empty() => FinishReason::Stop,
-            (None, false) => FinishReason::ToolCalls,
-        };
-        Ok(ModelResponse {
-            message: Message::Assistant {
-                content: (!self.text.is_empty()).then_some(self.text),
-                tool_calls: self.calls,
-            },
-            finish,
-            raw_finish_reason: self.raw_finish,
-            usage: self.usage,
-            streamed: self.streamed,
-            truncated: self.truncated,
-        })
-    }
-}
-
-/// Reads a server-sent-events answer, giving each event to `on_event` until it says the
-/// answer is complete (`Ok(true)`) or the stream ends. An event that fails to parse because
-/// the stream was cut inside it ends the reading: that is the cut, not a malformed answer. A
-/// failed read is as [`stream_read_error`] says.
-pub(crate) fn read_events(
+/// Reads a server-sent-events answer into `stream` (the API's assembler) until it says the
+/// answer is complete or the stream ends; a failed read is as [`stream_read_error`] says.
+pub(crate) fn read_stream(
     response: Response,
     deadline: Instant,
-    mut on_event: impl FnMut(&SseEvent) -> Result<bool, ModelError>,
+    stream: &mut impl Assemble,
 ) -> Result<(), ModelError> {
-    let mut reader = SseReader::new(Capped {
-        inner: response,
-        read: 0,
-    });
-    let mut anything_arrived = false;
-    loop {
-        match reader.next_event() {
-            Ok(Some(event)) => {
-                let cut_short = reader.is_finished() && !reader.ended_cleanly();
-                anything_arrived = true;
-                match on_event(&event) {
-                    Ok(true) => return Ok(()),
-                    Ok(false) => {}
-                    Err(ModelError::Malformed(_)) if cut_short => return Ok(()),
-                    Err(e) => return Err(e),
-                }
-            }
-            Ok(None) => return Ok(()),
-            Err(e) => return stream_read_error(&e, deadline, anything_arrived),
-        }
+    match tapedeck_wire::read_stream(response, stream) {
+        Ok(()) => Ok(()),
+        Err(ReadError::Wire(error)) => Err(error.into()),
+        Err(ReadError::Io {
+            error,
+            anything_arrived,
+        }) => stream_read_error(&error, deadline, anything_arrived),
     }
 }
 
@@ -468,9 +376,6 @@ pub(crate) fn stream_read_error(
     deadline: Instant,
     anything_arrived: bool,
 ) -> Result<(), ModelError> {
-    if let Some(over) = error.get_ref().and_then(|e| e.downcast_ref::<OverLimit>()) {
-        return Err(over.clone().into());
-    }
     let from_reqwest = error
         .get_ref()
         .is_some_and(|inner| inner.is::<reqwest::Error>());
@@ -640,12 +545,5 @@ mod tests {
         let m = error_message(long.as_bytes(), None);
         assert_eq!(m.chars().count(), 301);
         assert!(m.ends_with('…'));
-    }
-
-    #[test]
-    fn arguments() {
-        assert_eq!(parse_arguments(r#"{"a":1}"#), serde_json::json!({"a": 1}));
-        assert_eq!(parse_arguments("{\"a\":"), Value::String("{\"a\":".into()));
-        assert_eq!(parse_arguments(""), serde_json::json!({}));
     }
 }

@@ -1,45 +1,22 @@
 //! Model backends: [`ModelBackend`] and its implementations — OpenAI-compatible Chat
 //! Completions ([`openai`]), Anthropic Messages ([`anthropic`]), both plain and streaming, and
-//! the deterministic [`scripted`] model that tests and the demo run on.
+//! the deterministic [`scripted`] model that tests and the demo run on. The HTTP backends read
+//! the APIs' answers with `tapedeck-wire` (its bounds are re-exported here).
 
 pub mod anthropic;
 pub(crate) mod http;
 pub mod openai;
 pub mod scripted;
-pub mod sse;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use tapedeck_wire::WireError;
+
 use crate::config::{LoadedConfig, Provider};
 use crate::{AgentError, ModelRequest, ModelResponse};
 
-/// The highest tool-call or content-block index a streamed answer may use: indexes are
-/// positions, so a larger one is an upstream out of bounds, not a longer answer.
-pub const MAX_INDEX: u64 = 1023;
-
-/// The most tool calls one answer may hold.
-pub const MAX_TOOL_CALLS: usize = 256;
-
-/// The largest answer read (32 MiB), whole body or stream.
-pub const MAX_RESPONSE_BYTES: u64 = 32 << 20;
-
-/// An answer that broke one of the bounds on what a model API sends.
-#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum OverLimit {
-    /// A streamed tool call's `index` is over [`MAX_INDEX`].
-    #[error("tool-call index {0} is over the limit of {MAX_INDEX}")]
-    ToolCallIndex(u64),
-    /// A streamed content block's `index` is over [`MAX_INDEX`].
-    #[error("content-block index {0} is over the limit of {MAX_INDEX}")]
-    BlockIndex(u64),
-    /// The answer has more than [`MAX_TOOL_CALLS`] tool calls.
-    #[error("the answer has more than the limit of {MAX_TOOL_CALLS} tool calls")]
-    ToolCalls,
-    /// The answer is over [`MAX_RESPONSE_BYTES`].
-    #[error("the answer is over the limit of {MAX_RESPONSE_BYTES} bytes")]
-    Size,
-}
+pub use tapedeck_wire::{MAX_INDEX, MAX_RESPONSE_BYTES, MAX_TOOL_CALLS, OverLimit};
 
 /// A model the runtime can ask.
 pub trait ModelBackend: Send {
@@ -86,6 +63,28 @@ pub enum ModelError {
     /// The answer broke a bound on what the API may send; the run stops `model_error`.
     #[error("the model API's answer is past a bound: {0}")]
     OverLimit(#[from] OverLimit),
+}
+
+impl From<WireError> for ModelError {
+    /// An answer not read: an error the API reported is the status its type stands for (so
+    /// overload and rate limits stay retryable), or malformed when that is unknown.
+    fn from(error: WireError) -> Self {
+        match error {
+            WireError::Malformed(message) => Self::Malformed(message),
+            WireError::Reported {
+                status: Some(status),
+                message,
+            } => Self::Status {
+                status,
+                message,
+                retry_after: None,
+            },
+            reported @ WireError::Reported { status: None, .. } => {
+                Self::Malformed(reported.to_string())
+            }
+            WireError::OverLimit(over) => Self::OverLimit(over),
+        }
+    }
 }
 
 impl ModelError {

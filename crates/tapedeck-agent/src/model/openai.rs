@@ -11,22 +11,21 @@
 //! kept as a string. `stop` → [`FinishReason::Stop`], `tool_calls` → `ToolCalls`, `length` →
 //! `Length`, anything else → `Other`.
 //!
-//! Streaming asks for `stream_options.include_usage`, puts content and tool-call deltas back
-//! together by index, takes the usage from the last chunk (whose `choices` is empty), and ends
-//! at `data: [DONE]`. A stream that ends with neither `[DONE]` nor a finish reason is returned
-//! as it arrived, marked `truncated`.
+//! Streaming asks for `stream_options.include_usage`; the answer, whole or streamed, is read by
+//! `tapedeck-wire` ([`ChatStream`] puts the deltas back together, `read_completion` reads the
+//! body). A stream that ends with neither `[DONE]` nor a finish reason is returned as it
+//! arrived, marked `truncated`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
-use reqwest::blocking::Response;
 use reqwest::header::AUTHORIZATION;
 use serde_json::{Map, Value, json};
+use tapedeck_wire::openai::ChatStream;
 
 use crate::config::ModelConfig;
-use crate::model::http::{self, Answer, Endpoint, Parts, ToolNames};
-use crate::model::{MAX_INDEX, MAX_TOOL_CALLS, ModelBackend, ModelError, OverLimit};
-use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse, ToolCallRequest};
+use crate::model::http::{self, Endpoint, ToolNames};
+use crate::model::{ModelBackend, ModelError};
+use crate::{AgentError, FinishReason, Message, ModelRequest, ModelResponse};
 
 /// An OpenAI-compatible Chat Completions API.
 pub struct OpenAi {
@@ -111,10 +110,8 @@ impl ModelBackend for OpenAi {
     ) -> Result<ModelResponse, ModelError> {
         let names = ToolNames::of(request);
         let body = self.body(request, &names);
-        match self.endpoint.post(&body, deadline)? {
-            Answer::Stream(response) => read_stream(response, deadline, &names),
-            Answer::Json(value) => parse_completion(&value, &names),
-        }
+        self.endpoint
+            .complete::<ChatStream>(&body, deadline, &names, finish_reason)
     }
 }
 
@@ -178,227 +175,4 @@ fn finish_reason(raw: &str) -> FinishReason {
         "length" => FinishReason::Length,
         _ => FinishReason::Other,
     }
-}
-
-/// A whole (not streamed) completion.
-fn parse_completion(value: &Value, names: &ToolNames) -> Result<ModelResponse, ModelError> {
-    if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
-        return Err(http::reported_error(error));
-    }
-    let choice = value
-        .pointer("/choices/0")
-        .ok_or_else(|| ModelError::Malformed("the response has no `choices[0]`".into()))?;
-    let message = choice
-        .get("message")
-        .filter(|m| m.is_object())
-        .ok_or_else(|| {
-            ModelError::Malformed("`choices[0].message` is missing or not an object".into())
-        })?;
-    let mut text = match message.get("content") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        // Some compatible servers send content parts.
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        Some(_) => {
-            return Err(ModelError::Malformed(
-                "`choices[0].message.content` is neither text nor null".into(),
-            ));
-        }
-    };
-    if text.is_empty()
-        && let Some(refusal) = message.get("refusal").and_then(Value::as_str)
-    {
-        text = refusal.to_owned();
-    }
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(calls)) if calls.len() > MAX_TOOL_CALLS => {
-            return Err(OverLimit::ToolCalls.into());
-        }
-        Some(Value::Array(calls)) => calls
-            .iter()
-            .enumerate()
-            .map(|(i, call)| parse_call(i, call, names))
-            .collect::<Result<_, _>>()?,
-        Some(_) => {
-            return Err(ModelError::Malformed(
-                "`choices[0].message.tool_calls` is not a list".into(),
-            ));
-        }
-    };
-    let parts = Parts {
-        text,
-        calls,
-        raw_finish: choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        usage: http::usage(value.get("usage"), "prompt_tokens", "completion_tokens"),
-        streamed: false,
-        truncated: false,
-    };
-    parts.into_response(finish_reason)
-}
-
-/// One entry of `message.tool_calls`.
-fn parse_call(i: usize, call: &Value, names: &ToolNames) -> Result<ToolCallRequest, ModelError> {
-    let name = call
-        .pointer("/function/name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            ModelError::Malformed(format!(
-                "`choices[0].message.tool_calls[{i}]` has no `function.name`"
-            ))
-        })?;
-    let arguments = match call.pointer("/function/arguments") {
-        None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(Value::String(text)) => http::parse_arguments(text),
-        Some(other) => other.clone(),
-    };
-    Ok(ToolCallRequest {
-        id: call
-            .get("id")
-            .and_then(Value::as_str)
-            .filter(|id| !id.is_empty())
-            .map_or_else(|| format!("call_{i}"), str::to_owned),
-        name: names.local(name),
-        arguments,
-    })
-}
-
-/// A tool call being put together from stream deltas.
-#[derive(Default)]
-struct PartialCall {
-    id: String,
-    name: String,
-    arguments: String,
-}
-
-/// What a stream has delivered so far.
-#[derive(Default)]
-struct Stream {
-    text: String,
-    calls: BTreeMap<u64, PartialCall>,
-    finish: Option<String>,
-    usage: Option<tapedeck_trace::Usage>,
-    done: bool,
-}
-
-impl Stream {
-    /// Applies one `data:` payload.
-    fn chunk(&mut self, data: &str) -> Result<(), ModelError> {
-        if data.trim() == "[DONE]" {
-            self.done = true;
-            return Ok(());
-        }
-        let value = http::parse_json(data.as_bytes(), "a stream chunk")?;
-        if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
-            return Err(http::reported_error(error));
-        }
-        if let Some(usage) = value.get("usage").filter(|u| !u.is_null()) {
-            self.usage = http::usage(Some(usage), "prompt_tokens", "completion_tokens");
-        }
-        let choices = match value.get("choices") {
-            None | Some(Value::Null) => return Ok(()),
-            Some(Value::Array(choices)) => choices,
-            Some(_) => {
-                return Err(ModelError::Malformed(format!(
-                    "a stream chunk's `choices` is not a list: {}",
-                    http::shorten(data, 200)
-                )));
-            }
-        };
-        for choice in choices {
-            if choice.get("index").and_then(Value::as_u64).unwrap_or(0) != 0 {
-                continue;
-            }
-            if let Some(delta) = choice.get("delta") {
-                if let Some(text) = delta.get("content").and_then(Value::as_str) {
-                    self.text.push_str(text);
-                }
-                if let Some(calls) = delta.get("tool_calls").and_then(Value::as_array) {
-                    for (position, call) in calls.iter().enumerate() {
-                        self.call_delta(position, call)?;
-                    }
-                }
-            }
-            if let Some(reason) = choice.get("finish_reason").and_then(Value::as_str) {
-                self.finish = Some(reason.to_owned());
-            }
-        }
-        Ok(())
-    }
-
-    /// One tool-call delta: the id and name arrive first, the arguments in pieces. The index
-    /// is trusted up to [`MAX_INDEX`], and at most [`MAX_TOOL_CALLS`] calls are put together.
-    fn call_delta(&mut self, position: usize, call: &Value) -> Result<(), OverLimit> {
-        let index = call
-            .get("index")
-            .and_then(Value::as_u64)
-            .unwrap_or(position as u64);
-        if index > MAX_INDEX {
-            return Err(OverLimit::ToolCallIndex(index));
-        }
-        if !self.calls.contains_key(&index) && self.calls.len() >= MAX_TOOL_CALLS {
-            return Err(OverLimit::ToolCalls);
-        }
-        let entry = self.calls.entry(index).or_default();
-        if let Some(id) = call.get("id").and_then(Value::as_str)
-            && !id.is_empty()
-        {
-            id.clone_into(&mut entry.id);
-        }
-        if let Some(name) = call.pointer("/function/name").and_then(Value::as_str)
-            && entry.name.is_empty()
-        {
-            name.clone_into(&mut entry.name);
-        }
-        if let Some(piece) = call.pointer("/function/arguments").and_then(Value::as_str) {
-            entry.arguments.push_str(piece);
-        }
-        Ok(())
-    }
-
-    fn into_response(self, names: &ToolNames) -> Result<ModelResponse, ModelError> {
-        let truncated = !self.done && self.finish.is_none();
-        let calls = self
-            .calls
-            .into_iter()
-            .map(|(index, call)| ToolCallRequest {
-                id: if call.id.is_empty() {
-                    format!("call_{index}")
-                } else {
-                    call.id
-                },
-                name: names.local(&call.name),
-                arguments: http::parse_arguments(&call.arguments),
-            })
-            .collect();
-        Parts {
-            text: self.text,
-            calls,
-            raw_finish: self.finish,
-            usage: self.usage,
-            streamed: true,
-            truncated,
-        }
-        .into_response(finish_reason)
-    }
-}
-
-/// Reads a streamed completion to its end (or its cut).
-fn read_stream(
-    response: Response,
-    deadline: Instant,
-    names: &ToolNames,
-) -> Result<ModelResponse, ModelError> {
-    let mut stream = Stream::default();
-    http::read_events(response, deadline, |event| {
-        stream.chunk(&event.data)?;
-        Ok(stream.done)
-    })?;
-    stream.into_response(names)
 }

@@ -11,7 +11,7 @@ use tapedeck_store::{Ending, Writer};
 use tapedeck_trace::{
     AgentInfo, BudgetExceeded, BudgetKind, ContentHash, EventData, LlmRequest, LlmResponse,
     LlmRetry, Origin, PolicyDecision, Run, RunStarted, Source, StopReason, ToolCall,
-    ToolCallSummary, ToolResult, Usage, Validation,
+    ToolCallSummary, ToolResult, Validation,
 };
 
 use crate::AgentError;

@@ -117,13 +117,7 @@ impl Agent {
         let message = sink.blob(&serde_json::to_value(&response.message).unwrap_or(Value::Null))?;
         let model = self.config.model()?;
         let cost_usd = match (response.usage, self.config.config.pricing.get(&model.name)) {
-            (
-                Some(Usage {
-                    input_tokens,
-                    output_tokens,
-                }),
-                Some(price),
-            ) => Some(price.cost(input_tokens, output_tokens)),
+            (Some(usage), Some(price)) => Some(price.cost(usage)),
             _ => None,
         };
         if let Some(u) = response.usage {

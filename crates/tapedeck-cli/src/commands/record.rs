@@ -94,9 +94,9 @@ impl RecordingArgs {
         // Prices obey the rules of an agent's own `pricing` (finite, not negative); reading
         // the file as those prices first refuses a bad one with its file:line:column.
         if let Ok(text) = std::fs::read_to_string(path) {
-            tapedeck_agent::config::parse_document::<
-                std::collections::BTreeMap<String, tapedeck_agent::config::Price>,
-            >(&text, path)?;
+            tapedeck_agent::config::parse_document::<tapedeck_agent::config::CheckedPricing>(
+                &text, path,
+            )?;
         }
         Pricing::load(path).map_err(anyhow::Error::msg)
     }

@@ -579,10 +579,7 @@ impl Proxy {
         let Some(message) = self.blob(&answer.message) else {
             return;
         };
-        let usage = answer.usage.map(|(i, o)| Usage {
-            input_tokens: i,
-            output_tokens: o,
-        });
+        let usage = answer.usage;
         self.record(|r| {
             r.append(EventData::LlmResponse(LlmResponse {
                 step,
@@ -733,10 +730,7 @@ impl Proxy {
             let response = this.recorded_response(status, &content_type, streamed, &teed);
             match answer {
                 Ok(Some((answer, truncated))) if ok => {
-                    let usage = answer.usage.map(|(i, o)| Usage {
-                        input_tokens: i,
-                        output_tokens: o,
-                    });
+                    let usage = answer.usage;
                     let mut models = vec![model.as_str()];
                     if let Some(m) = &answer.model {
                         models.push(m);

@@ -29,15 +29,7 @@ impl Upstreams {
     }
 }
 
-/// One model's prices, in US dollars per million tokens.
-#[derive(Clone, Copy, Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Price {
-    /// Input (prompt) tokens.
-    pub input_per_mtok: f64,
-    /// Output (completion) tokens.
-    pub output_per_mtok: f64,
-}
+pub use tapedeck_wire::Price;
 
 /// Prices by model name (`--pricing FILE`, YAML `{model: {input_per_mtok, output_per_mtok}}`).
 #[derive(Clone, Debug, Default)]
@@ -57,10 +49,6 @@ impl Pricing {
     pub fn cost(&self, models: &[&str], usage: Option<Usage>) -> Option<f64> {
         let usage = usage?;
         let price = models.iter().find_map(|m| self.0.get(*m))?;
-        Some(
-            (usage.input_tokens as f64 * price.input_per_mtok
-                + usage.output_tokens as f64 * price.output_per_mtok)
-                / 1_000_000.0,
-        )
+        Some(price.cost(usage))
     }
 }

@@ -1,0 +1,39 @@
+//! The model APIs' wire formats, read in one place for every side of tapedeck that meets them
+//! (the agent's model backends and the recording proxy): OpenAI Chat Completions
+//! ([`openai`]), OpenAI Responses ([`responses`]) and Anthropic Messages ([`anthropic`]), their
+//! server-sent-events streams ([`sse`]), the bounds on what an upstream may send ([`limits`]),
+//! the request-side helpers the proxy matches and records with ([`request`]), and the price of
+//! a call ([`Price`]).
+//!
+//! A whole or streamed response is read into a [`Reply`] (the agent) or an [`Answer`] (the
+//! proxy); a stream is put back together by one bounded assembler per API, wrapped for the proxy
+//! in [`Assembler`].
+
+#![warn(missing_docs)]
+
+mod answer;
+pub mod anthropic;
+mod error;
+pub mod limits;
+pub mod openai;
+mod price;
+mod reply;
+pub mod request;
+pub mod responses;
+pub mod sse;
+pub mod stream;
+
+pub use answer::{Answer, Assembler, answer};
+pub use error::{WireError, shorten};
+pub use limits::{MAX_INDEX, MAX_RESPONSE_BYTES, MAX_TOOL_CALLS, OverLimit};
+pub use price::Price;
+pub use reply::{Reply, ToolCall, parse_arguments};
+pub use request::{
+    Provider, ToolOutput, VOLATILE_FIELDS, normalize, request_messages, request_params, similarity,
+    tool_outputs,
+};
+pub use stream::{Assemble, ReadError, ReplyStream, read_stream};
+pub use tapedeck_trace::Usage;
+
+#[cfg(test)]
+mod tests;

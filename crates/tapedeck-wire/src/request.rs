@@ -1,0 +1,171 @@
+//! The request side, as the proxy reads it: which endpoint a request is ([`Provider`]), its
+//! matching form ([`normalize`]), the messages, sampling parameters and tool results it
+//! carries, and [`similarity`], the closeness score a replay miss is explained with.
+
+use serde_json::{Map, Value, json};
+
+/// The API an endpoint belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    /// OpenAI Chat Completions.
+    OpenAi,
+    /// Anthropic Messages.
+    Anthropic,
+    /// OpenAI Responses.
+    Responses,
+}
+
+impl Provider {
+    /// The modelled endpoint a path is, if any.
+    pub fn of_path(path: &str) -> Option<Self> {
+        match path.trim_end_matches('/') {
+            "/v1/chat/completions" | "/chat/completions" => Some(Self::OpenAi),
+            "/v1/messages" => Some(Self::Anthropic),
+            "/v1/responses" | "/responses" => Some(Self::Responses),
+            _ => None,
+        }
+    }
+
+    /// `openai` or `anthropic`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::OpenAi => "openai",
+            Self::Anthropic => "anthropic",
+            Self::Responses => "openai",
+        }
+    }
+}
+
+/// Request fields that change between otherwise identical requests, left out of the
+/// matching form.
+pub const VOLATILE_FIELDS: [&str; 4] = ["stream_options", "user", "metadata", "service_tier"];
+
+/// The matching form of a request: the path and the body without volatile fields.
+pub fn normalize(path: &str, body: &Value) -> Value {
+    let mut body = body.clone();
+    if let Value::Object(map) = &mut body {
+        for field in VOLATILE_FIELDS {
+            map.remove(field);
+        }
+    }
+    json!({ "endpoint": path.trim_end_matches('/'), "body": body })
+}
+
+/// The messages of a request, each its own value (Anthropic's `system` first, as a message).
+pub fn request_messages(provider: Provider, body: &Value) -> Vec<Value> {
+    let mut out = Vec::new();
+    if provider == Provider::Anthropic
+        && let Some(system) = body.get("system")
+    {
+        out.push(json!({"role": "system", "content": system}));
+    }
+    if provider == Provider::Responses {
+        if let Some(system) = body.get("instructions") {
+            out.push(json!({"role": "system", "content": system}));
+        }
+        match body.get("input") {
+            Some(Value::String(text)) => out.push(json!({"role": "user", "content": text})),
+            Some(Value::Array(items)) => out.extend(items.iter().cloned()),
+            _ => {}
+        }
+        return out;
+    }
+    if let Some(messages) = body.get("messages").and_then(Value::as_array) {
+        out.extend(messages.iter().cloned());
+    }
+    out
+}
+
+/// The sampling parameters of a request: the body without model, messages, system, tools.
+pub fn request_params(body: &Value) -> Value {
+    let mut params = Map::new();
+    if let Some(map) = body.as_object() {
+        for (k, v) in map {
+            if !matches!(
+                k.as_str(),
+                "model" | "messages" | "system" | "tools" | "input" | "instructions"
+            ) {
+                params.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Value::Object(params)
+}
+
+/// A tool result a request carries: the call id, its content, whether it is an error.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolOutput {
+    /// The call it answers.
+    pub call_id: String,
+    /// What the tool returned.
+    pub content: Value,
+    /// Anthropic's `is_error`.
+    pub is_error: bool,
+}
+
+/// The tool results of a request (OpenAI `role: tool` messages, Anthropic `tool_result`
+/// blocks), in order.
+pub fn tool_outputs(provider: Provider, body: &Value) -> Vec<ToolOutput> {
+    let mut out = Vec::new();
+    if provider == Provider::Responses {
+        let items = body.get("input").and_then(Value::as_array);
+        for item in items.into_iter().flatten() {
+            if item.get("type").and_then(Value::as_str) == Some("function_call_output")
+                && let Some(id) = item.get("call_id").and_then(Value::as_str)
+            {
+                out.push(ToolOutput {
+                    call_id: id.to_owned(),
+                    content: item.get("output").cloned().unwrap_or(Value::Null),
+                    is_error: false,
+                });
+            }
+        }
+        return out;
+    }
+    let Some(messages) = body.get("messages").and_then(Value::as_array) else {
+        return out;
+    };
+    for message in messages {
+        match provider {
+            Provider::OpenAi => {
+                if message.get("role").and_then(Value::as_str) == Some("tool")
+                    && let Some(id) = message.get("tool_call_id").and_then(Value::as_str)
+                {
+                    out.push(ToolOutput {
+                        call_id: id.to_owned(),
+                        content: message.get("content").cloned().unwrap_or(Value::Null),
+                        is_error: false,
+                    });
+                }
+            }
+            Provider::Responses => {}
+            Provider::Anthropic => {
+                let blocks = message.get("content").and_then(Value::as_array);
+                for block in blocks.into_iter().flatten() {
+                    if block.get("type").and_then(Value::as_str) == Some("tool_result")
+                        && let Some(id) = block.get("tool_use_id").and_then(Value::as_str)
+                    {
+                        out.push(ToolOutput {
+                            call_id: id.to_owned(),
+                            content: block.get("content").cloned().unwrap_or(Value::Null),
+                            is_error: block.get("is_error").and_then(Value::as_bool) == Some(true),
+                        });
+                    }
+                }
+            }
+        }
+    }
+    out
+}
+
+/// How many leaf values two JSON values share, a crude closeness score.
+pub fn similarity(a: &Value, b: &Value) -> usize {
+    match (a, b) {
+        (Value::Object(x), Value::Object(y)) => x
+            .iter()
+            .filter_map(|(k, v)| y.get(k).map(|w| similarity(v, w)))
+            .sum(),
+        (Value::Array(x), Value::Array(y)) => x.iter().zip(y).map(|(p, q)| similarity(p, q)).sum(),
+        _ => usize::from(a == b),
+    }
+}
