@@ -34,6 +34,17 @@ impl Provider {
             Self::Responses => "openai",
         }
     }
+
+    /// The body fields [`request_messages`] takes a request's messages from: the system
+    /// prompt's field, if the API has one, and the list's (whose string, for the Responses
+    /// API, is one user message).
+    pub fn message_fields(self) -> (Option<&'static str>, &'static str) {
+        match self {
+            Self::OpenAi => (None, "messages"),
+            Self::Anthropic => (Some("system"), "messages"),
+            Self::Responses => (Some("instructions"), "input"),
+        }
+    }
 }
 
 /// Request fields that change between otherwise identical requests, left out of the
@@ -167,5 +178,59 @@ pub fn similarity(a: &Value, b: &Value) -> usize {
             .sum(),
         (Value::Array(x), Value::Array(y)) => x.iter().zip(y).map(|(p, q)| similarity(p, q)).sum(),
         _ => usize::from(a == b),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
+
+    use tapedeck_trace::RequestFrame;
+
+    use super::*;
+
+    /// The proxy records a request's messages as `RequestFrame::split` takes them out with
+    /// the provider's fields, and rebuilds it with them: they are `request_messages`.
+    #[test]
+    fn a_frame_split_by_the_message_fields_takes_out_the_request_messages() {
+        let user = json!({"role": "user", "content": "Weather in Paris?"});
+        for (provider, path, body) in [
+            (
+                Provider::OpenAi,
+                "/v1/chat/completions",
+                json!({"model": "m", "messages": [user]}),
+            ),
+            (
+                Provider::Anthropic,
+                "/v1/messages",
+                json!({"model": "m", "system": "Be brief.", "messages": [user]}),
+            ),
+            (
+                Provider::Anthropic,
+                "/v1/messages",
+                json!({"model": "m", "messages": [user]}),
+            ),
+            (
+                Provider::Responses,
+                "/v1/responses",
+                json!({"model": "m", "instructions": "Be brief.", "input": "Hi"}),
+            ),
+            (
+                Provider::Responses,
+                "/v1/responses",
+                json!({"model": "m", "input": [user]}),
+            ),
+            (
+                Provider::Responses,
+                "/v1/responses",
+                json!({"model": "m", "previous_response_id": "r"}),
+            ),
+        ] {
+            let matching = normalize(path, &body);
+            let (system, list) = provider.message_fields();
+            let (frame, messages) = RequestFrame::split(&matching, system, Some(list)).unwrap();
+            assert_eq!(messages, request_messages(provider, &body), "{body}");
+            assert_eq!(frame.join(&messages), Some(matching), "{body}");
+        }
     }
 }

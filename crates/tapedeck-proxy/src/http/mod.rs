@@ -484,7 +484,7 @@ impl Proxy {
         // The messages are recorded once each (the `llm_request` extends the previous one);
         // the exchange keeps the rest of the matching form, its frame, which rebuilds the form
         // exactly with them. A form that would not is kept whole.
-        let (system, list) = message_fields(provider);
+        let (system, list) = provider.message_fields();
         let split = RequestFrame::split(matching, system, Some(list))
             .filter(|(frame, messages)| frame.join(messages).as_ref() == Some(matching));
         let (messages, request_blob, framed) = match split {
@@ -853,15 +853,6 @@ impl Proxy {
 struct RequestRef {
     step: Option<u64>,
     blob: Option<ContentHash>,
-}
-
-/// The body fields a provider's messages come from: the system prompt's, and the list's.
-fn message_fields(provider: Provider) -> (Option<&'static str>, &'static str) {
-    match provider {
-        Provider::OpenAi => (None, "messages"),
-        Provider::Anthropic => (Some("system"), "messages"),
-        Provider::Responses => (Some("instructions"), "input"),
-    }
 }
 
 fn stringify(v: &Value) -> String {
