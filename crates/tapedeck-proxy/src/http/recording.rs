@@ -320,13 +320,19 @@ mod tests {
         ("v3", include_str!("../../tests/data/weather-v3.jsonl")),
     ];
 
-    fn recording_of(tape: &str) -> (Recording, Vec<Event>) {
+    /// A store file holding `tape`'s run (the folder goes with it), and the run's id.
+    fn store_of(tape: &str) -> (tempfile::TempDir, Store, tapedeck_trace::RunId) {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path().join("t.db")).unwrap();
         let ImportOutcome::Imported { id, .. } = store.import_tape(&mut tape.as_bytes()).unwrap()
         else {
             panic!("a fresh store already had the run");
         };
+        (dir, store, id)
+    }
+
+    fn recording_of(tape: &str) -> (Recording, Vec<Event>) {
+        let (_dir, store, id) = store_of(tape);
         let events = store.events(&id).unwrap();
         let recording =
             Recording::from_events(&events, |h| store.blob(h, &id), Vec::new()).unwrap();
@@ -374,13 +380,7 @@ mod tests {
 
     #[test]
     fn a_frame_that_does_not_rebuild_its_request_is_refused() {
-        let tape = TAPES[1].1;
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("t.db")).unwrap();
-        let ImportOutcome::Imported { id, .. } = store.import_tape(&mut tape.as_bytes()).unwrap()
-        else {
-            panic!("a fresh store already had the run");
-        };
+        let (_dir, store, id) = store_of(TAPES[1].1);
         let events = store.events(&id).unwrap();
         // A frame that says another model was asked.
         let edited = |h: &ContentHash| {

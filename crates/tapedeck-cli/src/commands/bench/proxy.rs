@@ -52,18 +52,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let store = Store::open(dir.join("proxy.db"))?;
     let writer = store.writer()?;
     let recorder = writer.start_run(Run::new(Source::Proxy))?;
-    let proxy = Proxy::new(
-        Backend::Live {
-            client: http::client().context("cannot set up the HTTP client")?,
-            upstreams: Upstreams {
-                openai: format!("http://{upstream}/v1"),
-                anthropic: format!("http://{upstream}"),
-            },
-        },
-        Redactor::new(&[])?,
-        Pricing::default(),
-        recorder,
-    );
+    let proxy = recording_proxy(upstream, recorder)?;
     // As `tapedeck record` runs it.
     let runtime = crate::commands::record::proxy_runtime()?;
     let running = runtime.block_on(http::start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))))?;
@@ -177,6 +166,26 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     drop(writer);
     drop(store);
     Ok(Exit::Ok)
+}
+
+/// `tapedeck record`'s proxy, recording into `recorder` what it forwards to the fake upstream at
+/// `upstream`.
+pub(super) fn recording_proxy(
+    upstream: SocketAddr,
+    recorder: tapedeck_store::Recorder,
+) -> anyhow::Result<std::sync::Arc<Proxy>> {
+    Ok(Proxy::new(
+        Backend::Live {
+            client: http::client().context("cannot set up the HTTP client")?,
+            upstreams: Upstreams {
+                openai: format!("http://{upstream}/v1"),
+                anthropic: format!("http://{upstream}"),
+            },
+        },
+        Redactor::new(&[])?,
+        Pricing::default(),
+        recorder,
+    ))
 }
 
 fn ms(micros: u64) -> f64 {

@@ -9,8 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use tapedeck_proxy::http::{self, Backend, Pricing, Proxy, Upstreams};
+use tapedeck_proxy::http::{self, Pricing, Proxy};
 use tapedeck_proxy::redact::Redactor;
 use tapedeck_replay::MissPolicy;
 use tapedeck_replay::session::{CommandReplay, ModelSource, replay_proxy};
@@ -86,18 +85,8 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         render::thousands(args.requests as u64),
         args.clients
     );
-    let proxy = Proxy::new(
-        Backend::Live {
-            client: http::client().context("cannot set up the HTTP client")?,
-            upstreams: Upstreams {
-                openai: format!("http://{upstream}/v1"),
-                anthropic: format!("http://{upstream}"),
-            },
-        },
-        Redactor::new(&[])?,
-        Pricing::default(),
-        writer.start_run(Run::new(Source::Proxy))?,
-    );
+    let proxy =
+        super::proxy::recording_proxy(upstream, writer.start_run(Run::new(Source::Proxy))?)?;
     let (recorded, live) = serve_pass(&runtime, proxy, local, &args)?;
 
     // As `tapedeck replay RUN -- CMD` builds its proxy: the recording read back from the store.

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use anyhow::Context as _;
 use serde_json::{Value, json};
-use tapedeck_proxy::http::{self, Backend, Pricing, Proxy, Upstreams};
-use tapedeck_proxy::redact::Redactor;
+use tapedeck_proxy::http::{self};
 use tapedeck_store::Store;
 use tapedeck_trace::{
     EventData, LlmRequest, LlmResponse, Origin, Run, Source, StopReason, ToolCall, ToolCallSummary,
@@ -384,18 +383,7 @@ fn record_proxy(store: &Store, script: &Script) -> anyhow::Result<u64> {
     })?;
     let writer = store.writer()?;
     let recorder = writer.start_run(Run::new(Source::Proxy))?;
-    let proxy = Proxy::new(
-        Backend::Live {
-            client: http::client().context("cannot set up the HTTP client")?,
-            upstreams: Upstreams {
-                openai: format!("http://{upstream}/v1"),
-                anthropic: format!("http://{upstream}"),
-            },
-        },
-        Redactor::new(&[])?,
-        Pricing::default(),
-        recorder,
-    );
+    let proxy = super::proxy::recording_proxy(upstream, recorder)?;
     // As `tapedeck record` runs it.
     let runtime = crate::commands::record::proxy_runtime()?;
     let running = runtime.block_on(http::start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))))?;
