@@ -1,7 +1,7 @@
 //! The record/replay proxies, for agents not written against tapedeck's runtime: an HTTP proxy
 //! for the OpenAI and Anthropic APIs ([`http`]) and an MCP stdio proxy ([`mcp`]), both turning
 //! what crosses the wire into tapedeck events, with secrets removed first ([`redact`]). The
-//! wire formats themselves are read by `tapedeck-wire`, re-exported as [`wire`] and [`sse`].
+//! wire formats themselves are read by `tapedeck-wire`.
 
 #![warn(missing_docs)]
 
@@ -9,5 +9,3 @@ pub mod http;
 pub mod mcp;
 pub mod redact;
 pub mod session;
-pub use tapedeck_wire as wire;
-pub use tapedeck_wire::sse;

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use regex::Regex;
 use serde_json::Value;
 
-use crate::sse;
+use tapedeck_wire::sse;
 
 /// What a redacted secret is replaced with.
 pub const REDACTED: &str = "[REDACTED]";

@@ -16,7 +16,7 @@ use tapedeck_store::{Recorder, StoreError};
 use tapedeck_trace::{AgentIdentity, AgentInfo, EventData};
 
 use crate::redact::Redactor;
-use crate::wire::{self, Provider};
+use tapedeck_wire::{self as wire, Provider};
 
 /// The most distinct models kept.
 pub const MAX_MODELS: usize = 64;

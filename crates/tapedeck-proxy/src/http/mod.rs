@@ -48,8 +48,8 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::redact::Redactor;
-use crate::sse::SseParser;
-use crate::wire::{self, Answer, Assembler, OverLimit, Provider};
+use tapedeck_wire::sse::SseParser;
+use tapedeck_wire::{self as wire, Answer, Assembler, OverLimit, Provider};
 
 mod body;
 mod forward;
