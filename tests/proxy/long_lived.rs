@@ -34,19 +34,24 @@ fn post(addr: &str, run: &str, content: &str) -> String {
 }
 
 /// A `tapedeck proxy` process, started with `args` after `--listen 127.0.0.1:0`.
-struct LongLived {
+pub(crate) struct LongLived {
     child: std::process::Child,
     stderr: BufReader<std::process::ChildStderr>,
     /// The address it listens on.
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl LongLived {
     fn start(env: &Env, args: &[&str]) -> Self {
+        Self::start_in(env, "t.db", args)
+    }
+
+    /// [`LongLived::start`] recording into the store `file`.
+    pub(crate) fn start_in(env: &Env, file: &str, args: &[&str]) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
             .current_dir(env.dir.path())
             .env("NO_COLOR", "1")
-            .args(["--store", "t.db", "proxy", "--listen", "127.0.0.1:0"])
+            .args(["--store", file, "proxy", "--listen", "127.0.0.1:0"])
             .args(args)
             .stderr(Stdio::piped())
             .spawn()
@@ -68,7 +73,7 @@ impl LongLived {
     }
 
     /// Ctrl-C (SIGINT), then checks it exited 0; returns the ids of the runs it printed.
-    fn stop(self) -> Vec<String> {
+    pub(crate) fn stop(self) -> Vec<String> {
         self.stop_with(Interrupt::Int)
     }
 

@@ -5,11 +5,10 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::Path;
-use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use tapedeck_testkit::cli::{Interrupt, interrupt};
 
+use crate::long_lived::LongLived;
 use crate::server::{FakeServer, Reply};
 use crate::{Env, KEY};
 
@@ -119,27 +118,13 @@ fn record(env: &Env, file: &str, rounds: u64) {
             .map(|step| Reply::json(200, &tool_call(step, &mut prose)))
             .collect(),
     );
-    let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
-        .current_dir(env.dir.path())
-        .env("NO_COLOR", "1")
-        .args(["--store", file, "proxy", "--listen", "127.0.0.1:0"])
-        .args(["--upstream-openai", &format!("{}/v1", server.base)])
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start tapedeck proxy");
-    let mut stderr = BufReader::new(child.stderr.take().expect("stderr"));
-    let mut line = String::new();
-    stderr.read_line(&mut line).expect("the first line");
-    let addr = line
-        .split("http://")
-        .nth(1)
-        .and_then(|r| r.split_whitespace().next())
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .to_owned();
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start_in(env, file, &["--upstream-openai", &upstream]);
+    let addr = &proxy.addr;
     for step in 1..=rounds {
         let request = json!({"model": "gpt-test", "messages": messages, "tools": tools});
         let answer: Value =
-            serde_json::from_slice(&post(&addr, &request.to_string())).expect("a JSON answer");
+            serde_json::from_slice(&post(addr, &request.to_string())).expect("a JSON answer");
         let message = answer["choices"][0]["message"].clone();
         assert!(message.is_object(), "round {step}: {answer}");
         messages.push(message);
@@ -149,13 +134,7 @@ fn record(env: &Env, file: &str, rounds: u64) {
                              "content": result.to_string()}),
         );
     }
-    interrupt(&child, Interrupt::Int);
-    let mut rest = String::new();
-    stderr
-        .read_to_string(&mut rest)
-        .expect("the rest of stderr");
-    let exit = child.wait().expect("tapedeck proxy ends");
-    assert_eq!(exit.code(), Some(0), "{rest}");
+    proxy.stop();
     assert_eq!(server.requests().len() as u64, rounds);
 }
 
