@@ -11,27 +11,6 @@ use serde_json::{Value, json};
 use super::fake_session::{FakeSession, RUN};
 use super::*;
 
-/// The official client of the handshake era, passing its environment on to the server (the SDK
-/// passes only a few variables by default, and the session's is not one of them).
-const SESSION_CLIENT: &str = r#"import asyncio, json, os, sys
-from mcp import ClientSession, StdioServerParameters
-from mcp.client.stdio import stdio_client
-
-async def main():
-    params = StdioServerParameters(command=sys.argv[1], args=sys.argv[2:], env=dict(os.environ))
-    async with stdio_client(params) as (read, write):
-        async with ClientSession(read, write) as session:
-            await session.initialize()
-            tools = await session.list_tools()
-            result = await session.call_tool("get_current_time", {"timezone": "UTC"})
-            print(json.dumps({
-                "tools": sorted(t.name for t in tools.tools),
-                "time": [c.text for c in result.content if c.type == "text"],
-            }))
-
-asyncio.run(main())
-"#;
-
 fn client_version() -> String {
     format!("tapedeck-mcp/{}", env!("CARGO_PKG_VERSION"))
 }
@@ -46,15 +25,11 @@ fn method_of(body: &Value) -> String {
 
 #[test]
 fn the_official_client_records_mcp_server_time_into_the_session_and_replays_it_from_there() {
-    if !tapedeck_testkit::clients::require(
-        "the mcp Python client or mcp-server-time",
-        tapedeck_testkit::clients::python_imports("mcp, mcp_server_time"),
-        "python3 -m pip install mcp mcp-server-time",
-    ) {
+    if !require_mcp_server_time() {
         return;
     }
     let env = Env::new();
-    std::fs::write(env.path("client.py"), SESSION_CLIENT).expect("the client script");
+    std::fs::write(env.path("client.py"), TIME_CLIENT).expect("the client script");
 
     // Recording: the server runs; the session gets every message, the tool call as a call.
     let recording = FakeSession::start("record");
@@ -479,15 +454,11 @@ fn run_line(stderr: &str) -> String {
 /// MCP server from that run without starting it.
 #[test]
 fn under_tapedeck_record_and_replay_the_mcp_server_is_part_of_the_run() {
-    if !tapedeck_testkit::clients::require(
-        "the mcp Python client or mcp-server-time",
-        tapedeck_testkit::clients::python_imports("mcp, mcp_server_time"),
-        "python3 -m pip install mcp mcp-server-time",
-    ) {
+    if !require_mcp_server_time() {
         return;
     }
     let env = Env::new();
-    std::fs::write(env.path("client.py"), SESSION_CLIENT).expect("the client script");
+    std::fs::write(env.path("client.py"), TIME_CLIENT).expect("the client script");
     let client = |server: &[&str]| -> Vec<String> {
         let mut command = vec![
             "python3".to_owned(),
