@@ -17,20 +17,27 @@ fn answer(text: &str) -> serde_json::Value {
            "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
 }
 
+/// POSTs `body` to `path` of the proxy at `addr` on a fresh connection, with `headers` (each
+/// line ending in `\r\n`) after the content type; returns the whole response.
+pub(crate) fn post_raw(addr: &str, path: &str, headers: &str, body: &str) -> Vec<u8> {
+    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
+    write!(
+        s,
+        "POST {path} HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n{headers}content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .expect("send the request");
+    let mut out = Vec::new();
+    s.read_to_end(&mut out).expect("read the response");
+    out
+}
+
 /// One request over a fresh connection; returns the whole response.
 fn post(addr: &str, run: &str, content: &str) -> String {
     let body = json!({"model": "gpt-test", "messages": [{"role": "user", "content": content}]})
         .to_string();
-    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
-    write!(
-        s,
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {KEY}\r\nx-tapedeck-run: {run}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read the response");
-    out
+    let headers = format!("authorization: Bearer {KEY}\r\nx-tapedeck-run: {run}\r\n");
+    String::from_utf8_lossy(&post_raw(addr, "/v1/chat/completions", &headers, &body)).into_owned()
 }
 
 /// A `tapedeck proxy` process, started with `args` after `--listen 127.0.0.1:0`.
@@ -214,17 +221,7 @@ fn post_response(addr: &str, content: &str, previous: Option<&str>) -> String {
     if let Some(previous) = previous {
         body["previous_response_id"] = json!(previous);
     }
-    let body = body.to_string();
-    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
-    write!(
-        s,
-        "POST /v1/responses HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send");
-    let mut out = String::new();
-    s.read_to_string(&mut out).expect("read the response");
-    out
+    String::from_utf8_lossy(&post_raw(addr, "/v1/responses", "", &body.to_string())).into_owned()
 }
 
 fn response(id: &str, text: &str) -> serde_json::Value {

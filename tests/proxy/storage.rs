@@ -2,13 +2,12 @@
 //! request must cost the store about the same bytes a round whatever its length — linear, not
 //! quadratic, in the number of rounds.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
+use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 
 use serde_json::{Value, json};
 
-use crate::long_lived::LongLived;
+use crate::long_lived::{LongLived, post_raw};
 use crate::server::{FakeServer, Reply};
 use crate::{Env, KEY};
 
@@ -56,15 +55,8 @@ fn tool_call(step: u64, prose: &mut Prose) -> Value {
 /// POSTs `body` to the proxy at `addr` on a fresh connection; returns the response's body,
 /// failing the test unless it is a 200.
 fn post(addr: &str, body: &str) -> Vec<u8> {
-    let mut s = TcpStream::connect(addr).expect("connect to the proxy");
-    write!(
-        s,
-        "POST /v1/chat/completions HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\nauthorization: Bearer {KEY}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-        body.len()
-    )
-    .expect("send the request");
-    let mut out = Vec::new();
-    s.read_to_end(&mut out).expect("read the response");
+    let headers = format!("authorization: Bearer {KEY}\r\n");
+    let out = post_raw(addr, "/v1/chat/completions", &headers, body);
     let split = out
         .windows(4)
         .position(|w| w == b"\r\n\r\n")
