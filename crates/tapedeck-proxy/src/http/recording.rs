@@ -161,30 +161,32 @@ impl Recording {
                             for m in messages.get(&seq).into_iter().flatten() {
                                 listed.push(blobs.get(m)?);
                             }
-                            let request = frame
-                                .join(&listed)
-                                .filter(|r| tapedeck_trace::hash_value(r).ok().map(|(h, _)| h) == Some(hash))
-                                .ok_or_else(|| RecordingError::Malformed {
-                                    what: "request",
-                                    seq: event.seq,
-                                    detail: format!(
-                                        "its frame and the messages of step {step} do not rebuild the request that was sent"
-                                    ),
-                                })?;
-                            Some((step, request))
+                            let rebuilt = frame.join(&listed).filter(|r| {
+                                tapedeck_trace::hash_value(r).ok().map(|(h, _)| h) == Some(hash)
+                            });
+                            let request = rebuilt.ok_or_else(|| RecordingError::Malformed {
+                                what: "request",
+                                seq: event.seq,
+                                detail: format!(
+                                    "its frame and the messages of step {step} do not rebuild the request that was sent"
+                                ),
+                            })?;
+                            Some((step, request, hash))
                         }
+                        // The blob's hash is the whole request's.
                         None => match by_hash.get_mut(&req).filter(|s| !s.is_empty()) {
-                            Some(steps) => Some((steps.remove(0), blobs.get(&req)?)),
+                            Some(steps) => Some((steps.remove(0), blobs.get(&req)?, req)),
                             None => None,
                         },
                     };
                     match call {
-                        Some((step, request)) => out.calls.push(RecordedCall {
+                        Some((step, request, hash)) => out.calls.push(RecordedCall {
                             step,
                             cost_usd: costs.get(&step).copied().flatten(),
                             request,
                             response,
-                            key: None,
+                            // With nothing ignored, the key is the request's own hash.
+                            key: Some(hash),
                             used: false,
                         }),
                         None => out.exchanges.push(RecordedExchange {
@@ -198,8 +200,10 @@ impl Recording {
                 _ => {}
             }
         }
-        for i in 0..out.calls.len() {
-            out.calls[i].key = out.key(&out.calls[i].request);
+        if !out.ignore.is_empty() {
+            for i in 0..out.calls.len() {
+                out.calls[i].key = out.key(&out.calls[i].request);
+            }
         }
         Ok(out)
     }
