@@ -39,10 +39,10 @@ pub enum ResponseBody {
 impl RecordedResponse {
     /// The pieces replay sends: the body as one piece, the stream's pieces as they came, or for
     /// a call the proxy failed, the error it answered with.
-    pub fn pieces(&self) -> Vec<String> {
-        match &self.body {
-            ResponseBody::Whole(body) => vec![body.clone()],
-            ResponseBody::Sse(pieces) => pieces.clone(),
+    pub fn into_pieces(self) -> Vec<String> {
+        match self.body {
+            ResponseBody::Whole(body) => vec![body],
+            ResponseBody::Sse(pieces) => pieces,
             ResponseBody::Failed(message) => vec![
                 serde_json::json!({"error": {"type": "upstream_unreachable", "message": message}})
                     .to_string(),

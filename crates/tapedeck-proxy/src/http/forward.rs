@@ -51,22 +51,24 @@ impl Upstream {
     }
 
     /// Rebuilds a recorded response.
-    fn from_recorded(recorded: &RecordedResponse) -> Self {
+    fn from_recorded(recorded: RecordedResponse) -> Self {
+        let status = recorded.status;
+        let truncated = recorded.truncated;
         let headers = recorded
             .content_type
             .iter()
             .map(|ct| ("content-type".to_owned(), ct.clone()))
             .collect();
         let mut body: Vec<Result<Bytes, String>> = recorded
-            .pieces()
+            .into_pieces()
             .into_iter()
             .map(|piece| Ok(Bytes::from(piece)))
             .collect();
-        if recorded.truncated {
+        if truncated {
             body.push(Err("the recorded stream was cut here".to_owned()));
         }
         Self {
-            status: recorded.status,
+            status,
             headers,
             body: Box::pin(futures_util::stream::iter(body)),
             recorded_cost: None,
@@ -166,7 +168,7 @@ impl Proxy {
                     })?;
                     Ok(Upstream {
                         recorded_cost: cost,
-                        ..Upstream::from_recorded(&raw)
+                        ..Upstream::from_recorded(raw)
                     })
                 }
                 None => self.live(client, upstreams, parts, path, bytes).await,
@@ -185,7 +187,7 @@ impl Proxy {
                 };
                 Ok(Upstream {
                     recorded_cost: cost,
-                    ..Upstream::from_recorded(&raw)
+                    ..Upstream::from_recorded(raw)
                 })
             }
         }

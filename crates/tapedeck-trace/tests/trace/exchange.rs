@@ -26,7 +26,7 @@ fn a_recorded_response_serves_its_pieces() {
     )
     .unwrap();
     assert!(sse.is_sse());
-    assert_eq!(sse.pieces(), ["a", "b"]);
+    assert_eq!(sse.into_pieces(), ["a", "b"]);
     let failed = RecordedResponse {
         status: 502,
         content_type: None,
@@ -34,7 +34,7 @@ fn a_recorded_response_serves_its_pieces() {
         truncated: false,
         over_limit: None,
     };
-    let served: Value = serde_json::from_str(&failed.pieces()[0]).unwrap();
+    let served: Value = serde_json::from_str(&failed.into_pieces()[0]).unwrap();
     assert_eq!(
         served,
         json!({"error": {"type": "upstream_unreachable", "message": "down"}})
