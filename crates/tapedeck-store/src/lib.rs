@@ -13,7 +13,7 @@
 
 #![warn(missing_docs)]
 
-mod blob;
+mod codec;
 mod error;
 mod maintenance;
 mod monitor;

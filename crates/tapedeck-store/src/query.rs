@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as SqlV
 use serde_json::Value;
 use tapedeck_trace::{ContentHash, Event, EventData, Run, RunId, RunStatus, Timestamp};
 
-use crate::{Store, StoreError, blob, owner};
+use crate::{Store, StoreError, codec, owner};
 
 /// Hashes per query of [`Store::blobs`] (SQLite allows 32,766 parameters; the statement for a
 /// full batch is prepared once and cached).
@@ -198,7 +198,7 @@ impl Store {
                     r.get::<_, i64>(0)?,
                     r.get::<_, i64>(1)?,
                     r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
+                    codec::decode_payload(r.get_ref(3)?),
                 ))
             })
             .map_err(|e| self.err(e))?;
@@ -209,6 +209,7 @@ impl Store {
                 run: id.to_string(),
                 detail: format!("event {seq}: {detail}"),
             };
+            let data = data.map_err(invalid)?;
             // Straight into the kind's struct; on an error, the slower path words it.
             let data = match EventData::from_json(&kind, &data) {
                 Ok(data) => data,
@@ -243,7 +244,7 @@ impl Store {
             run: run.to_string(),
             hash: *hash,
         })?;
-        blob::decode(codec, size, &data).map_err(|detail| StoreError::InvalidData {
+        codec::decode_blob(codec, size, &data).map_err(|detail| StoreError::InvalidData {
             run: run.to_string(),
             detail: format!("blob {hash}: {detail}"),
         })
@@ -292,7 +293,7 @@ impl Store {
                     hash.try_into()
                         .map_err(|_| invalid(format!("a blob hash of {} bytes", hash.len())))?,
                 );
-                let value = blob::decode(codec, size, data)
+                let value = codec::decode_blob(codec, size, data)
                     .map_err(|detail| invalid(format!("blob {hash}: {detail}")))?;
                 found.insert(hash, value);
             }

@@ -72,6 +72,10 @@ const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX run_blobs_hash ON run_blobs(hash);
     "#,
+    // 2: content compressed with the store's dictionary (`codec.rs`): `events.data` may be a
+    // BLOB and `blobs.codec` may be 2. The tables do not change; the version is what keeps an
+    // older build, which reads `events.data` as text, from misreading the store.
+    "-- no change to the tables",
 ];
 
 /// Fails unless the file can be read as a SQLite database.

@@ -7,8 +7,9 @@ use rusqlite::params;
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
 use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_value};
 
+use crate::codec::{self, StoredPayload};
 use crate::writer::{commit_or_rollback, insert_run, retry_busy};
-use crate::{Store, StoreError, blob};
+use crate::{Store, StoreError};
 
 /// What importing one tape did.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -134,7 +135,7 @@ impl Store {
                     ))
                     .into());
                 }
-                let encoded = blob::encode(hash, canonical);
+                let encoded = codec::encode_blob(hash, canonical);
                 insert_blob
                     .execute(params![
                         hash.as_bytes().as_slice(),
@@ -158,7 +159,7 @@ impl Store {
                 }
             }
             totals.observe(&event.data);
-            let payload = crate::writer::payload_json(&event.data)?;
+            let payload = StoredPayload::encode(crate::writer::payload_json(&event.data)?);
             insert_event
                 .execute(params![
                     key,

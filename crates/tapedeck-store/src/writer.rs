@@ -21,7 +21,7 @@ use tapedeck_trace::{
     StopReason, Timestamp, Totals, canonical_json, hash_value, write_canonical,
 };
 
-use crate::blob::{self, EncodedBlob};
+use crate::codec::{self, EncodedBlob, StoredPayload};
 use crate::{StoreError, open_connection, owner};
 
 /// How the writer batches.
@@ -53,7 +53,7 @@ enum Op {
         seq: u64,
         at: i64,
         kind: &'static str,
-        payload: String,
+        payload: StoredPayload,
         totals: Option<Box<Totals>>,
     },
     Blob {
@@ -317,7 +317,7 @@ impl Recorder {
     pub fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
         let (hash, canonical) = hash_value(value)?;
         if self.sent_blobs.insert(hash) {
-            let blob = blob::encode(hash, canonical);
+            let blob = codec::encode_blob(hash, canonical);
             self.writer
                 .send(Op::Blob {
                     run: self.run.id,
@@ -344,7 +344,7 @@ impl Recorder {
         if let EventData::LlmRequest(request) = &mut data {
             self.history.compact(self.next_seq, request);
         }
-        let payload = payload_json(&data)?;
+        let payload = StoredPayload::encode(payload_json(&data)?);
         let totals = self
             .run
             .totals
@@ -452,7 +452,6 @@ impl Drop for Recorder {
     }
 }
 
-/// The payload of an event (its `data` object) as canonical JSON.
 /// The canonical text of an event's payload, as the `events.data` column holds it.
 pub(crate) fn payload_json(data: &EventData) -> Result<String, StoreError> {
     let mut out = String::with_capacity(128);

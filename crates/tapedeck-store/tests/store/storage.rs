@@ -1,5 +1,6 @@
 //! How content is stored: a conversation that resends every message stays linear in size
-//! (messages are blobs stored once), and large blobs are compressed.
+//! (messages are blobs stored once), content is compressed when that shrinks it, and a store
+//! written by an older tapedeck (schema 1) is read and written on.
 
 use serde_json::{Value, json};
 use tapedeck_trace::{Run, Source, StopReason, hash_json};
@@ -111,17 +112,24 @@ fn a_resent_conversation_grows_linearly() {
 }
 
 #[test]
-fn large_blobs_are_compressed_and_read_back_equal() {
+fn blobs_are_compressed_when_that_shrinks_them_and_read_back_equal() {
     let tmp = TempStore::new();
     let store = tmp.open();
     let writer = store.writer().unwrap();
     let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
     let id = rec.id();
     let large = json!({"html": "<tr><td>browser.open</td><td>503</td></tr>".repeat(100)});
-    let small = json!({"status": 503});
+    // A typical chat message: a few hundred bytes, whose shape the store's dictionary knows.
+    let message = json!({"role": "assistant", "tool_calls": [{
+        "id": "call_1", "type": "function",
+        "function": {"name": "status.read", "arguments": "{\"service\":\"payments\"}"}
+    }], "content": "Checking the payments API first: its status page lists the last incidents."});
+    // Too short to be worth compressing.
+    let small = json!({"n": 7});
     let (large_hash, large_text) = hash_json(&large).unwrap();
     assert!(large_text.len() > 512);
     assert_eq!(rec.blob(&large).unwrap(), large_hash);
+    let message_hash = rec.blob(&message).unwrap();
     let small_hash = rec.blob(&small).unwrap();
     rec.append(tool_result("c1", "browser.open", Some(large_hash), None))
         .unwrap();
@@ -139,16 +147,21 @@ fn large_blobs_are_compressed_and_read_back_equal() {
             .unwrap()
     };
     let (codec, size, stored) = row(&large_hash);
-    assert_eq!(codec, 1, "zstd");
+    assert_eq!(codec, 2, "zstd with the store's dictionary");
     assert_eq!(size, large_text.len() as i64);
     assert!(stored * 4 < size, "{stored} of {size} bytes");
     assert_eq!(store.blob(&large_hash, &id).unwrap(), large);
 
+    let (codec, size, stored) = row(&message_hash);
+    assert_eq!(codec, 2);
+    assert!(stored < size, "{stored} of {size} bytes");
+    assert_eq!(store.blob(&message_hash, &id).unwrap(), message);
+
     let (codec, size, stored) = row(&small_hash);
     assert_eq!(
         (codec, size, stored),
-        (0, 14, 14),
-        "small blobs stay raw canonical text"
+        (0, 7, 7),
+        "what compression cannot shrink stays raw canonical text"
     );
     assert_eq!(store.blob(&small_hash, &id).unwrap(), small);
     let raw: Vec<u8> = tmp
@@ -159,5 +172,49 @@ fn large_blobs_are_compressed_and_read_back_equal() {
             |r| r.get(0),
         )
         .unwrap();
-    assert_eq!(raw, b"{\"status\":503}");
+    assert_eq!(raw, b"{\"n\":7}");
+}
+
+/// A store of schema 1 (`tests/data/store-schema-1.sql`: zstd blobs without the dictionary,
+/// event payloads as text; the `clean` fixture imported) opens, migrates, exports the same tape
+/// byte for byte, and records new runs beside the old one.
+#[test]
+fn a_store_of_schema_1_is_read_and_written_on() {
+    let tmp = TempStore::new();
+    std::fs::create_dir_all(tmp.path.parent().unwrap()).unwrap();
+    tmp.sql()
+        .execute_batch(include_str!("../data/store-schema-1.sql"))
+        .unwrap();
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM blobs WHERE codec = 1"),
+        2,
+        "the dump holds zstd blobs of schema 1"
+    );
+    let store = tmp.open();
+    assert_eq!(
+        tmp.count("PRAGMA user_version"),
+        tapedeck_store::SCHEMA_VERSION
+    );
+    let old = store.runs(&Default::default()).unwrap().remove(0).id;
+    let mut tape = Vec::new();
+    store.export_tape(&old, &mut tape).unwrap();
+    assert_eq!(
+        String::from_utf8(tape).unwrap(),
+        include_str!("../../../../fixtures/tapes/clean.jsonl")
+    );
+
+    let writer = store.writer().unwrap();
+    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+    let new = rec.id();
+    let output = rec.blob(&json!({"status": "healthy"})).unwrap();
+    rec.append(tool_result("c1", "status.read", Some(output), None))
+        .unwrap();
+    rec.finish(StopReason::Ok, None).unwrap();
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM events WHERE typeof(data) = 'blob'"),
+        1,
+        "the new run's tool_result is compressed (its run_finished is too short to be)"
+    );
+    assert_eq!(store.events(&new).unwrap().len(), 2);
+    assert_eq!(store.events(&old).unwrap().len(), 9);
 }
