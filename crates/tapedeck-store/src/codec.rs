@@ -218,11 +218,11 @@ mod tests {
                 StoredPayload::Text(t) => ValueRef::Text(t.as_bytes()),
                 StoredPayload::Compressed(b) => ValueRef::Blob(b),
             };
-            assert_eq!(decode_payload(value).unwrap(), text);
+            assert_eq!(decode_payload(value).expect("reads back"), text);
         }
         let canonical = r#"{"content":"hello","role":"user"}"#.to_owned();
         let blob = encode_blob(ContentHash::from_bytes([0; 32]), canonical.clone());
-        let value = decode_blob(blob.codec, blob.size, &blob.data).unwrap();
+        let value = decode_blob(blob.codec, blob.size, &blob.data).expect("reads back");
         assert_eq!(value.to_string(), canonical);
     }
 
