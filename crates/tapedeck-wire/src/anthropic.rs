@@ -1,4 +1,5 @@
-//! Anthropic Messages: the stream events as typed events ([`MessagesEvent`]), the bounded
+//! Anthropic Messages: the whole response ([`MessagesResponse`]), the stream events as typed
+//! events ([`MessagesEvent`]), the bounded
 //! stream assembler ([`MessagesStream`]) that puts them back into the body the API would have
 //! sent unstreamed, and the reader of such a body ([`read_message`]).
 //!
@@ -14,7 +15,7 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{parse_json, shorten};
 use crate::limits::check_index;
-use crate::reply::{check_calls, usage};
+use crate::reply::{check_calls, lenient_count, typed, usage};
 use crate::{MAX_TOOL_CALLS, OverLimit, Reply, ToolCall, WireError, parse_arguments};
 
 /// One stream event, as far as tapedeck reads it (vendors add fields and event types: the
@@ -107,9 +108,39 @@ pub enum BlockDelta {
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 pub struct MessagesUsage {
     /// Input tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
     pub input_tokens: Option<u64>,
     /// Output tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
     pub output_tokens: Option<u64>,
+}
+
+/// A whole (unstreamed) response, as far as tapedeck reads it (the other fields are ignored).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct MessagesResponse {
+    /// The content blocks, in order.
+    pub content: Option<Vec<ContentBlock>>,
+    /// Why the model stopped: `end_turn`, `tool_use`, `max_tokens`, …
+    pub stop_reason: Option<String>,
+    /// The usage.
+    pub usage: Option<MessagesUsage>,
+}
+
+/// One content block of a [`MessagesResponse`]: `text` and `tool_use` are read; other kinds
+/// (thinking, citations, server tools) are passed over.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ContentBlock {
+    /// The block's kind.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// A text block's text.
+    pub text: Option<String>,
+    /// A `tool_use` block's id.
+    pub id: Option<String>,
+    /// A `tool_use` block's tool name.
+    pub name: Option<String>,
+    /// A `tool_use` block's input.
+    pub input: Option<Value>,
 }
 
 /// A content block being put together.
@@ -361,36 +392,30 @@ pub fn read_message(value: &Value) -> Result<Reply, WireError> {
     if value.get("type").and_then(Value::as_str) == Some("error") {
         return Err(WireError::reported(value.get("error").unwrap_or(value)));
     }
-    let blocks = value
-        .get("content")
-        .and_then(Value::as_array)
+    let response: MessagesResponse = typed(value, "Messages")?;
+    let blocks = response
+        .content
         .ok_or_else(|| WireError::Malformed("the response has no `content` list".into()))?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
-    for (i, block) in blocks.iter().enumerate() {
-        match block.get("type").and_then(Value::as_str) {
+    for (i, block) in blocks.into_iter().enumerate() {
+        match block.kind.as_deref() {
             Some("text") => {
-                let piece = block.get("text").and_then(Value::as_str).ok_or_else(|| {
+                let piece = block.text.ok_or_else(|| {
                     WireError::Malformed(format!("`content[{i}]` is a text block without `text`"))
                 })?;
-                text.push_str(piece);
+                text.push_str(&piece);
             }
             Some("tool_use") => {
-                let name = block.get("name").and_then(Value::as_str).ok_or_else(|| {
+                let name = block.name.ok_or_else(|| {
                     WireError::Malformed(format!(
                         "`content[{i}]` is a tool_use block without `name`"
                     ))
                 })?;
                 tool_calls.push(ToolCall {
-                    id: block
-                        .get("id")
-                        .and_then(Value::as_str)
-                        .map_or_else(|| format!("toolu_{i}"), str::to_owned),
-                    name: name.to_owned(),
-                    arguments: block
-                        .get("input")
-                        .cloned()
-                        .unwrap_or_else(|| Value::Object(Map::new())),
+                    id: block.id.unwrap_or_else(|| format!("toolu_{i}")),
+                    name,
+                    arguments: block.input.unwrap_or_else(|| Value::Object(Map::new())),
                 });
                 check_calls(tool_calls.len())?;
             }
@@ -405,10 +430,9 @@ pub fn read_message(value: &Value) -> Result<Reply, WireError> {
     Ok(Reply {
         text,
         tool_calls,
-        finish_reason: value
-            .get("stop_reason")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        usage: usage(value.get("usage"), "input_tokens", "output_tokens"),
+        finish_reason: response.stop_reason,
+        usage: response
+            .usage
+            .and_then(|u| usage(u.input_tokens, u.output_tokens)),
     })
 }

@@ -1,6 +1,7 @@
-//! OpenAI Chat Completions: the stream chunks as typed events ([`ChatChunk`]), the bounded
-//! stream assembler ([`ChatStream`]) that puts them back into the body the API would have sent
-//! unstreamed, and the reader of such a body ([`read_completion`]).
+//! OpenAI Chat Completions: the whole response ([`ChatCompletion`]), the stream chunks as typed
+//! events ([`ChatChunk`]), the bounded stream assembler ([`ChatStream`]) that puts them back
+//! into the body the API would have sent unstreamed, and the reader of such a body
+//! ([`read_completion`]).
 //!
 //! Streaming (with `stream_options.include_usage`) sends content and tool-call deltas keyed
 //! by index, the usage in a last chunk whose `choices` is empty, and ends at `data: [DONE]`.
@@ -12,8 +13,73 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{parse_json, shorten};
 use crate::limits::check_index;
-use crate::reply::{check_calls, usage};
+use crate::reply::{check_calls, lenient_count, typed, usage};
 use crate::{MAX_TOOL_CALLS, OverLimit, Reply, ToolCall, Usage, WireError, parse_arguments};
+
+/// A whole (unstreamed) response, as far as tapedeck reads it (vendors add fields: the others
+/// are ignored).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ChatCompletion {
+    /// The choices (tapedeck reads the first).
+    pub choices: Option<Vec<Choice>>,
+    /// The usage.
+    pub usage: Option<ChatUsage>,
+}
+
+/// One choice of a [`ChatCompletion`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct Choice {
+    /// The assistant's message.
+    pub message: Option<ChatMessage>,
+    /// Why the model stopped: `stop`, `tool_calls`, `length`, …
+    pub finish_reason: Option<String>,
+}
+
+/// The assistant's message of a [`Choice`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ChatMessage {
+    /// The text: a string, or parts from some compatible servers.
+    pub content: Option<ChatContent>,
+    /// The text of a refusal, sent instead of `content`.
+    pub refusal: Option<String>,
+    /// The tool calls.
+    pub tool_calls: Option<Vec<ChatToolCall>>,
+}
+
+/// The `content` of a [`ChatMessage`].
+#[derive(Clone, Debug, Deserialize)]
+#[serde(untagged)]
+pub enum ChatContent {
+    /// The text.
+    Text(String),
+    /// Content parts; their `text` is read.
+    Parts(Vec<ContentPart>),
+}
+
+/// One part of [`ChatContent::Parts`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ContentPart {
+    /// The part's text (other kinds of part have none).
+    pub text: Option<String>,
+}
+
+/// One tool call of a [`ChatMessage`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ChatToolCall {
+    /// The call's id.
+    pub id: Option<String>,
+    /// The function called.
+    pub function: Option<FunctionCall>,
+}
+
+/// The function of a [`ChatToolCall`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct FunctionCall {
+    /// The tool's name.
+    pub name: Option<String>,
+    /// The arguments: JSON text (some compatible servers send the object itself).
+    pub arguments: Option<Value>,
+}
 
 /// One `data:` chunk of a stream, as far as tapedeck reads it (vendors add fields: the others
 /// are ignored).
@@ -73,8 +139,10 @@ pub struct FunctionDelta {
 #[derive(Clone, Copy, Debug, Default, Deserialize)]
 pub struct ChatUsage {
     /// Input tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
     pub prompt_tokens: Option<u64>,
     /// Output tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
     pub completion_tokens: Option<u64>,
 }
 
@@ -254,83 +322,63 @@ pub fn read_completion(value: &Value) -> Result<Reply, WireError> {
     if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
         return Err(WireError::reported(error));
     }
-    let choice = value
-        .pointer("/choices/0")
+    let completion: ChatCompletion = typed(value, "Chat Completions")?;
+    let choice = completion
+        .choices
+        .unwrap_or_default()
+        .into_iter()
+        .next()
         .ok_or_else(|| WireError::Malformed("the response has no `choices[0]`".into()))?;
-    let message = choice
-        .get("message")
-        .filter(|m| m.is_object())
-        .ok_or_else(|| {
-            WireError::Malformed("`choices[0].message` is missing or not an object".into())
-        })?;
-    let mut text = match message.get("content") {
-        None | Some(Value::Null) => String::new(),
-        Some(Value::String(s)) => s.clone(),
-        // Some compatible servers send content parts.
-        Some(Value::Array(parts)) => parts
-            .iter()
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect(),
-        Some(_) => {
-            return Err(WireError::Malformed(
-                "`choices[0].message.content` is neither text nor null".into(),
-            ));
-        }
+    let message = choice.message.ok_or_else(|| {
+        WireError::Malformed("`choices[0].message` is missing or not an object".into())
+    })?;
+    let mut text = match message.content {
+        None => String::new(),
+        Some(ChatContent::Text(text)) => text,
+        Some(ChatContent::Parts(parts)) => parts.into_iter().filter_map(|p| p.text).collect(),
     };
     if text.is_empty()
-        && let Some(refusal) = message.get("refusal").and_then(Value::as_str)
+        && let Some(refusal) = message.refusal
     {
-        text = refusal.to_owned();
+        text = refusal;
     }
-    let tool_calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(calls)) => {
-            check_calls(calls.len())?;
-            calls
-                .iter()
-                .enumerate()
-                .map(|(i, call)| read_call(i, call))
-                .collect::<Result<_, _>>()?
-        }
-        Some(_) => {
-            return Err(WireError::Malformed(
-                "`choices[0].message.tool_calls` is not a list".into(),
-            ));
-        }
-    };
+    let calls = message.tool_calls.unwrap_or_default();
+    check_calls(calls.len())?;
+    let tool_calls = calls
+        .into_iter()
+        .enumerate()
+        .map(|(i, call)| read_call(i, call))
+        .collect::<Result<_, _>>()?;
+    let usage = completion
+        .usage
+        .and_then(|u| usage(u.prompt_tokens, u.completion_tokens));
     Ok(Reply {
         text,
         tool_calls,
-        finish_reason: choice
-            .get("finish_reason")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
-        usage: usage(value.get("usage"), "prompt_tokens", "completion_tokens"),
+        finish_reason: choice.finish_reason,
+        usage,
     })
 }
 
 /// One entry of `message.tool_calls`.
-fn read_call(i: usize, call: &Value) -> Result<ToolCall, WireError> {
-    let name = call
-        .pointer("/function/name")
-        .and_then(Value::as_str)
-        .ok_or_else(|| {
-            WireError::Malformed(format!(
-                "`choices[0].message.tool_calls[{i}]` has no `function.name`"
-            ))
-        })?;
-    let arguments = match call.pointer("/function/arguments") {
+fn read_call(i: usize, call: ChatToolCall) -> Result<ToolCall, WireError> {
+    let function = call.function.unwrap_or_default();
+    let name = function.name.ok_or_else(|| {
+        WireError::Malformed(format!(
+            "`choices[0].message.tool_calls[{i}]` has no `function.name`"
+        ))
+    })?;
+    let arguments = match function.arguments {
         None | Some(Value::Null) => Value::Object(Map::new()),
-        Some(Value::String(text)) => parse_arguments(text),
-        Some(other) => other.clone(),
+        Some(Value::String(text)) => parse_arguments(&text),
+        Some(other) => other,
     };
     Ok(ToolCall {
         id: call
-            .get("id")
-            .and_then(Value::as_str)
+            .id
             .filter(|id| !id.is_empty())
-            .map_or_else(|| format!("call_{i}"), str::to_owned),
-        name: name.to_owned(),
+            .unwrap_or_else(|| format!("call_{i}")),
+        name,
         arguments,
     })
 }

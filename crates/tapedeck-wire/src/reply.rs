@@ -46,11 +46,35 @@ pub(crate) fn check_calls(n: usize) -> Result<(), WireError> {
     Ok(())
 }
 
-/// Token usage from two fields of a usage object, when both are numbers.
-pub(crate) fn usage(value: Option<&Value>, input: &str, output: &str) -> Option<Usage> {
-    let value = value?;
+/// Token usage from its two counts, when both were sent.
+pub(crate) fn usage(input: Option<u64>, output: Option<u64>) -> Option<Usage> {
     Some(Usage {
-        input_tokens: value.get(input)?.as_u64()?,
-        output_tokens: value.get(output)?.as_u64()?,
+        input_tokens: input?,
+        output_tokens: output?,
+    })
+}
+
+/// A token count: read when it is a whole number; anything else a compatible server sends (a
+/// float, a string) leaves the usage unknown instead of failing the whole response.
+pub(crate) fn lenient_count<'de, D>(deserializer: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize as _;
+    Ok(Value::deserialize(deserializer)?.as_u64())
+}
+
+/// Reads a whole body into its typed form; a body that does not fit is [`WireError::Malformed`],
+/// naming the field that does not.
+pub(crate) fn typed<'a, T: serde::Deserialize<'a>>(
+    value: &'a Value,
+    api: &str,
+) -> Result<T, WireError> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        WireError::Malformed(format!(
+            "not a {api} response: `{}`: {}",
+            e.path(),
+            e.inner()
+        ))
     })
 }

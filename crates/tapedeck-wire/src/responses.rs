@@ -1,4 +1,5 @@
-//! OpenAI Responses: the stream events tapedeck reads ([`ResponsesEvent`]) and the stream
+//! OpenAI Responses: the whole response ([`ResponseObject`]), the stream events tapedeck reads
+//! ([`ResponsesEvent`]) and the stream
 //! assembler ([`ResponsesStream`]): the text deltas as they come, and the whole response that
 //! `response.completed` (or `incomplete`, `failed`) carries at the end; and the reader of a
 //! whole response ([`read_response`]).
@@ -7,8 +8,64 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{parse_json, shorten};
-use crate::reply::{check_calls, usage};
+use crate::reply::{check_calls, lenient_count, typed, usage};
 use crate::{Reply, ToolCall, WireError, parse_arguments};
+
+/// A whole response (unstreamed, or the one `response.completed` carries), as far as tapedeck
+/// reads it (the other fields are ignored).
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct ResponseObject {
+    /// The output items, in order.
+    pub output: Option<Vec<OutputItem>>,
+    /// `completed`, `incomplete`, `failed`, …
+    pub status: Option<String>,
+    /// Why an `incomplete` response stopped.
+    pub incomplete_details: Option<IncompleteDetails>,
+    /// The usage.
+    pub usage: Option<ResponsesUsage>,
+}
+
+/// One output item of a [`ResponseObject`]: `message` and `function_call` are read; other
+/// kinds (reasoning, built-in tools) are passed over.
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct OutputItem {
+    /// The item's kind.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    /// A message's content parts.
+    pub content: Option<Vec<OutputContent>>,
+    /// A function call's id.
+    pub call_id: Option<String>,
+    /// A function call's tool name.
+    pub name: Option<String>,
+    /// A function call's arguments: JSON text.
+    pub arguments: Option<Value>,
+}
+
+/// One content part of a `message` [`OutputItem`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct OutputContent {
+    /// The part's text (refusals and other kinds have none).
+    pub text: Option<String>,
+}
+
+/// The `incomplete_details` of a [`ResponseObject`].
+#[derive(Clone, Debug, Default, Deserialize)]
+pub struct IncompleteDetails {
+    /// `max_output_tokens`, `content_filter`, …
+    pub reason: Option<String>,
+}
+
+/// Responses usage.
+#[derive(Clone, Copy, Debug, Default, Deserialize)]
+pub struct ResponsesUsage {
+    /// Input tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub input_tokens: Option<u64>,
+    /// Output tokens.
+    #[serde(default, deserialize_with = "lenient_count")]
+    pub output_tokens: Option<u64>,
+}
 
 /// One stream event, as far as tapedeck reads it (the others are ignored).
 #[derive(Clone, Debug, Deserialize)]
@@ -103,46 +160,42 @@ impl ResponsesStream {
 /// Reads a whole Responses body (or the one a [`ResponsesStream`] amounts to). The API has no
 /// finish reason: it is derived from `status`, in Chat Completions' words.
 pub fn read_response(body: &Value) -> Result<Reply, WireError> {
-    let output = body
-        .get("output")
-        .and_then(Value::as_array)
+    let response: ResponseObject = typed(body, "Responses")?;
+    let output = response
+        .output
         .ok_or_else(|| WireError::Malformed("the response has no `output` list".into()))?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
-    let field = |item: &Value, key: &str| {
-        item.get(key)
-            .and_then(Value::as_str)
-            .unwrap_or_default()
-            .to_owned()
-    };
     for item in output {
-        match item.get("type").and_then(Value::as_str) {
+        match item.kind.as_deref() {
             Some("message") => {
-                let parts = item.get("content").and_then(Value::as_array);
-                for part in parts.into_iter().flatten() {
-                    if let Some(t) = part.get("text").and_then(Value::as_str) {
-                        text.push_str(t);
-                    }
+                for part in item.content.into_iter().flatten() {
+                    text.extend(part.text);
                 }
             }
             Some("function_call") => {
                 tool_calls.push(ToolCall {
-                    id: field(item, "call_id"),
-                    name: field(item, "name"),
-                    arguments: parse_arguments(&field(item, "arguments")),
+                    id: item.call_id.unwrap_or_default(),
+                    name: item.name.unwrap_or_default(),
+                    arguments: match item.arguments {
+                        Some(Value::String(text)) => parse_arguments(&text),
+                        None | Some(Value::Null) => parse_arguments(""),
+                        Some(other) => other,
+                    },
                 });
                 check_calls(tool_calls.len())?;
             }
             _ => {}
         }
     }
-    let finish_reason = match body.get("status").and_then(Value::as_str) {
+    let finish_reason = match response.status.as_deref() {
         Some("completed") if !tool_calls.is_empty() => Some("tool_calls".to_owned()),
         Some("completed") => Some("stop".to_owned()),
         Some("incomplete") => Some(
-            match body
-                .pointer("/incomplete_details/reason")
-                .and_then(Value::as_str)
+            match response
+                .incomplete_details
+                .and_then(|d| d.reason)
+                .as_deref()
             {
                 Some("max_output_tokens") => "length".to_owned(),
                 Some(other) => other.to_owned(),
@@ -156,6 +209,8 @@ pub fn read_response(body: &Value) -> Result<Reply, WireError> {
         text,
         tool_calls,
         finish_reason,
-        usage: usage(body.get("usage"), "input_tokens", "output_tokens"),
+        usage: response
+            .usage
+            .and_then(|u| usage(u.input_tokens, u.output_tokens)),
     })
 }

@@ -620,3 +620,81 @@ fn arguments() {
     assert_eq!(parse_arguments("{\"a\":"), Value::String("{\"a\":".into()));
     assert_eq!(parse_arguments(""), json!({}));
 }
+
+/// Whole bodies are read into their typed forms: a field of the wrong type is named in the
+/// error, a token count that is not a whole number leaves the usage unknown, and the readers of
+/// the three APIs agree on a body with text, a tool call and usage.
+#[test]
+fn whole_bodies() {
+    let chat = json!({
+        "id": "chatcmpl-1", "object": "chat.completion", "model": "gpt-x",
+        "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
+            "role": "assistant", "content": "Checking.",
+            "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "kb.read", "arguments": "{\"a\":1}"}}]}}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 7}
+    });
+    let messages = json!({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-x",
+        "content": [{"type": "thinking", "thinking": "…"}, {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "call_1", "name": "kb.read", "input": {"a": 1}}],
+        "stop_reason": "tool_calls", "usage": {"input_tokens": 5, "output_tokens": 7}
+    });
+    let responses = json!({
+        "id": "resp_1", "object": "response", "status": "completed",
+        "output": [{"type": "reasoning", "summary": []},
+            {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+            {"type": "function_call", "call_id": "call_1", "name": "kb.read", "arguments": "{\"a\":1}"}],
+        "usage": {"input_tokens": 5, "output_tokens": 7}
+    });
+    let expected = Reply {
+        text: "Checking.".into(),
+        tool_calls: vec![ToolCall {
+            id: "call_1".into(),
+            name: "kb.read".into(),
+            arguments: json!({"a": 1}),
+        }],
+        finish_reason: Some("tool_calls".into()),
+        usage: Some(Usage {
+            input_tokens: 5,
+            output_tokens: 7,
+        }),
+    };
+    assert_eq!(
+        openai::read_completion(&chat).expect("a Chat Completions body"),
+        expected
+    );
+    assert_eq!(
+        anthropic::read_message(&messages).expect("a Messages body"),
+        expected
+    );
+    assert_eq!(
+        responses::read_response(&responses).expect("a Responses body"),
+        expected
+    );
+
+    let mut floats = chat.clone();
+    floats["usage"] = json!({"prompt_tokens": 5.5, "completion_tokens": "7"});
+    assert_eq!(
+        openai::read_completion(&floats)
+            .expect("usage is not required")
+            .usage,
+        None
+    );
+
+    let mut wrong = chat.clone();
+    wrong["choices"][0]["message"]["tool_calls"] = json!("kb.read");
+    assert_eq!(
+        openai::read_completion(&wrong).expect_err("tool_calls is not a list").to_string(),
+        WireError::Malformed(
+            "not a Chat Completions response: `choices[0].message.tool_calls`: invalid type: string \"kb.read\", expected a sequence".into()
+        )
+        .to_string()
+    );
+    let mut wrong = responses.clone();
+    wrong["output"][2]["name"] = json!(7);
+    let error = responses::read_response(&wrong)
+        .expect_err("name is not text")
+        .to_string();
+    assert!(error.contains("`output[2].name`"), "{error}");
+}

@@ -454,7 +454,10 @@ fn malformed_bodies() {
         .expect_err("no list");
     assert_eq!(
         error,
-        ModelError::Malformed("the response has no `content` list".into())
+        ModelError::Malformed(
+            r#"not a Messages response: `content`: invalid type: string "text?", expected a sequence"#
+                .into()
+        )
     );
     let error = model
         .complete(&simple_request(), later())
