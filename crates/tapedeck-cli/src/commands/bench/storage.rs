@@ -3,6 +3,11 @@
 //! and through `tapedeck record`'s HTTP proxy (a real HTTP client, a fake OpenAI-compatible
 //! upstream on 127.0.0.1) — against its naive size: every request and response body as JSON, as
 //! an HTTP cassette holds them.
+//!
+//! A store grows by pages of 4 KiB, and an empty store's tables each have a root page with room
+//! for their first kilobytes: one short conversation is too few pages to measure to ±15 %. So
+//! each length is recorded as several conversations of distinct text, one run each, into one
+//! store — at least [`MIN_ROUNDS`] rounds in all — and the figures are per conversation.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -43,6 +48,9 @@ const GOAL_ROUNDS: u64 = 40;
 /// largest at most this multiple of the smallest): linear growth.
 const GOAL_SPREAD: f64 = 1.15;
 
+/// Each length is recorded as this many rounds at least, in as many conversations as it takes.
+const MIN_ROUNDS: u64 = 400;
+
 /// How a conversation reaches the store.
 #[derive(Clone, Copy, Debug)]
 enum Path {
@@ -66,6 +74,8 @@ impl Path {
 /// One conversation measured.
 struct Row {
     rounds: u64,
+    /// How many conversations of `rounds` were recorded.
+    conversations: u64,
     naive: u64,
     file: u64,
     /// The file less the empty store's.
@@ -91,8 +101,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     for path in [Path::Runtime, Path::Proxy] {
         anstream::println!("  {}", path.describe());
         anstream::println!(
-            "    {:>6}  {:>10}  {:>10}  {:>6}  {:>10}  {:>6}  {:>11}  {:>13}",
+            "    {:>6}  {:>4}  {:>10}  {:>10}  {:>6}  {:>10}  {:>6}  {:>11}  {:>13}",
             "rounds",
+            "runs",
             "naive",
             "file",
             "ratio",
@@ -103,36 +114,46 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         );
         let mut rows = Vec::new();
         for &rounds in &args.rounds {
-            let script = Script::new(rounds);
+            let conversations = MIN_ROUNDS.div_ceil(rounds);
             let file = dir.join(format!("{path:?}-{rounds}.db").to_lowercase());
             let store = Store::open(&file)?;
-            let naive = match path {
-                Path::Runtime => record_runtime(&store, &script)?,
-                Path::Proxy => record_proxy(&store, &script)?,
-            };
+            let mut naive = 0;
+            for conversation in 0..conversations {
+                let script = Script::new(rounds, conversation);
+                naive += match path {
+                    Path::Runtime => record_runtime(&store, &script)?,
+                    Path::Proxy => record_proxy(&store, &script)?,
+                };
+            }
             let file = settle(&store)?;
             // What the run itself occupies: the file less the fixed size of an empty store.
             let row = Row {
                 rounds,
+                conversations,
                 naive,
                 file,
                 content: file.saturating_sub(empty),
             };
+            let all_rounds = rounds * conversations;
             anstream::println!(
-                "    {:>6}  {:>10}  {:>10}  {:>6.3}  {:>10}  {:>6.3}  {:>11}  {:>13}",
+                "    {:>6}  {:>4}  {:>10}  {:>10}  {:>6.3}  {:>10}  {:>6.3}  {:>11}  {:>13}",
                 row.rounds,
-                bytes(row.naive),
+                row.conversations,
+                bytes(row.naive / conversations),
                 bytes(row.file),
                 row.file as f64 / row.naive as f64,
-                bytes(row.content),
+                bytes(row.content / conversations),
                 row.content as f64 / row.naive as f64,
-                bytes(row.naive / rounds),
-                bytes(row.content / rounds),
+                bytes(row.naive / all_rounds),
+                bytes(row.content / all_rounds),
             );
             rows.push(row);
         }
         verdicts.push((path, verdict(&rows)));
     }
+    anstream::println!(
+        "  runs: conversations of distinct text recorded into the store (at least {MIN_ROUNDS} rounds in all, so page rounding is small); naive and content are per conversation, file is the whole store"
+    );
     anstream::println!(
         "  naive: every request and response body as JSON, as an HTTP cassette holds them"
     );
@@ -153,7 +174,7 @@ fn verdict(rows: &[Row]) -> String {
         .map(|r| r.content as f64 / r.naive as f64);
     let per_round: Vec<f64> = rows
         .iter()
-        .map(|r| r.content as f64 / r.rounds as f64)
+        .map(|r| r.content as f64 / (r.rounds * r.conversations) as f64)
         .collect();
     let spread = per_round.iter().copied().fold(f64::NAN, f64::max)
         / per_round.iter().copied().fold(f64::NAN, f64::min);
@@ -234,8 +255,10 @@ struct Round {
 }
 
 impl Script {
-    fn new(rounds: u64) -> Self {
-        let mut prose = Prose(0x9E37_79B9_7F4A_7C15);
+    /// The conversation numbered `conversation` (each has text of its own) of `rounds` rounds.
+    fn new(rounds: u64, conversation: u64) -> Self {
+        let mut prose =
+            Prose((0x9E37_79B9_7F4A_7C15 ^ conversation.wrapping_mul(0xD1B5_4A32_D192_ED03)) | 1);
         let tools = json!([{
             "type": "function",
             "function": {
