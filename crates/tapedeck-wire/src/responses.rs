@@ -8,7 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{parse_json, shorten};
-use crate::reply::{check_calls, lenient_count, typed, usage};
+use crate::reply::{check_calls, typed, usage};
 use crate::{Reply, ToolCall, WireError, parse_arguments};
 
 /// A whole response (unstreamed, or the one `response.completed` carries), as far as tapedeck
@@ -56,16 +56,8 @@ pub struct IncompleteDetails {
     pub reason: Option<String>,
 }
 
-/// Responses usage.
-#[derive(Clone, Copy, Debug, Default, Deserialize)]
-pub struct ResponsesUsage {
-    /// Input tokens.
-    #[serde(default, deserialize_with = "lenient_count")]
-    pub input_tokens: Option<u64>,
-    /// Output tokens.
-    #[serde(default, deserialize_with = "lenient_count")]
-    pub output_tokens: Option<u64>,
-}
+/// Responses usage: the same two counts as Anthropic Messages, under the same names.
+pub type ResponsesUsage = crate::anthropic::MessagesUsage;
 
 /// One stream event, as far as tapedeck reads it (the others are ignored).
 #[derive(Clone, Debug, Deserialize)]
