@@ -1,4 +1,5 @@
-//! Anthropic Messages: the whole response ([`MessagesResponse`]), the stream events as typed
+//! Anthropic Messages: the request ([`MessagesRequest`]), the whole response
+//! ([`MessagesResponse`]), the stream events as typed
 //! events ([`MessagesEvent`]), the bounded
 //! stream assembler ([`MessagesStream`]) that puts them back into the body the API would have
 //! sent unstreamed, and the reader of such a body ([`read_message`]).
@@ -10,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{parse_json, shorten};
@@ -113,6 +114,88 @@ pub struct MessagesUsage {
     /// Output tokens.
     #[serde(default, deserialize_with = "lenient_count")]
     pub output_tokens: Option<u64>,
+}
+
+/// A request, as tapedeck's agent sends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagesRequest {
+    /// The model asked.
+    pub model: String,
+    /// The most tokens the answer may have.
+    pub max_tokens: u64,
+    /// The instructions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    /// The conversation so far.
+    pub messages: Vec<RequestMessage>,
+    /// The tools the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<MessagesTool>,
+    /// The sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// Whether the answer is streamed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+}
+
+/// One message of a [`MessagesRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RequestMessage {
+    /// Whose turn.
+    pub role: Role,
+    /// Its blocks.
+    pub content: Vec<RequestBlock>,
+}
+
+/// Who a [`RequestMessage`] is from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// The user (and the tools' results, which come back in the user's turn).
+    User,
+    /// The model.
+    Assistant,
+}
+
+/// One content block of a [`RequestMessage`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum RequestBlock {
+    /// Text.
+    Text {
+        /// The text.
+        text: String,
+    },
+    /// A tool call the model made.
+    ToolUse {
+        /// The call's id.
+        id: String,
+        /// The tool's name.
+        name: String,
+        /// The arguments.
+        input: Value,
+    },
+    /// A tool's result.
+    ToolResult {
+        /// The call it answers.
+        tool_use_id: String,
+        /// The result, as text.
+        content: String,
+        /// Whether the tool failed.
+        is_error: bool,
+    },
+}
+
+/// A tool of a [`MessagesRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct MessagesTool {
+    /// The tool's name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// The JSON Schema of its input.
+    pub input_schema: Value,
 }
 
 /// A whole (unstreamed) response, as far as tapedeck reads it (the other fields are ignored).

@@ -5,9 +5,11 @@
 //! the request-side helpers the proxy matches and records with ([`request`]), and the price of
 //! a call ([`Price`]).
 //!
-//! A whole or streamed response is read into a [`Reply`] (the agent) or an [`Answer`] (the
+//! Each API has typed requests (what the agent sends), whole responses and stream events. A
+//! whole or streamed response is read into a [`Reply`] (the agent) or an [`Answer`] (the
 //! proxy); a stream is put back together by one bounded assembler per API, wrapped for the proxy
-//! in [`Assembler`].
+//! in [`Assembler`]. The proxy reads requests as JSON values instead: it forwards and matches
+//! what a client sent, fields tapedeck does not know included.
 
 #![warn(missing_docs)]
 

@@ -1,4 +1,5 @@
-//! OpenAI Chat Completions: the whole response ([`ChatCompletion`]), the stream chunks as typed
+//! OpenAI Chat Completions: the request ([`ChatRequest`]), the whole response
+//! ([`ChatCompletion`]), the stream chunks as typed
 //! events ([`ChatChunk`]), the bounded stream assembler ([`ChatStream`]) that puts them back
 //! into the body the API would have sent unstreamed, and the reader of such a body
 //! ([`read_completion`]).
@@ -8,13 +9,125 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 
 use crate::error::{parse_json, shorten};
 use crate::limits::check_index;
 use crate::reply::{check_calls, lenient_count, typed, usage};
 use crate::{MAX_TOOL_CALLS, OverLimit, Reply, ToolCall, Usage, WireError, parse_arguments};
+
+/// A request, as tapedeck's agent sends it.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequest {
+    /// The model asked.
+    pub model: String,
+    /// The conversation so far.
+    pub messages: Vec<ChatRequestMessage>,
+    /// The tools the model may call.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ChatTool>,
+    /// The sampling temperature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    /// The most tokens the answer may have.
+    pub max_tokens: u64,
+    /// Whether the answer is streamed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stream: bool,
+    /// With `stream`: asks for the usage in a last chunk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_options: Option<StreamOptions>,
+}
+
+/// The `stream_options` of a [`ChatRequest`].
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct StreamOptions {
+    /// Whether the stream ends with a usage-only chunk.
+    pub include_usage: bool,
+}
+
+/// One message of a [`ChatRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ChatRequestMessage {
+    /// Instructions.
+    System {
+        /// The text.
+        content: String,
+    },
+    /// The user's turn.
+    User {
+        /// The text.
+        content: String,
+    },
+    /// An earlier answer of the model.
+    Assistant {
+        /// The text: `null` when the answer was only tool calls.
+        content: Option<String>,
+        /// The tool calls it made.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        tool_calls: Vec<ChatRequestToolCall>,
+    },
+    /// A tool's result.
+    Tool {
+        /// The call it answers.
+        tool_call_id: String,
+        /// The result, as text.
+        content: String,
+    },
+}
+
+/// A tool call of an assistant [`ChatRequestMessage`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatRequestToolCall {
+    /// The call's id.
+    pub id: String,
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: FunctionKind,
+    /// The function and its arguments.
+    pub function: FunctionCallText,
+}
+
+/// The function of a [`ChatRequestToolCall`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionCallText {
+    /// The tool's name.
+    pub name: String,
+    /// The arguments as JSON text.
+    pub arguments: String,
+}
+
+/// A tool of a [`ChatRequest`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct ChatTool {
+    /// Always `function`.
+    #[serde(rename = "type")]
+    pub kind: FunctionKind,
+    /// The function.
+    pub function: FunctionSpec,
+}
+
+/// The function of a [`ChatTool`].
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FunctionSpec {
+    /// The tool's name.
+    pub name: String,
+    /// What it does, for the model.
+    pub description: String,
+    /// The JSON Schema of its arguments.
+    pub parameters: Value,
+}
+
+/// The one kind of tool and tool call Chat Completions has.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FunctionKind {
+    /// `function`.
+    #[default]
+    Function,
+}
 
 /// A whole (unstreamed) response, as far as tapedeck reads it (vendors add fields: the others
 /// are ignored).

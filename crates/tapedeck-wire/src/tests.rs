@@ -698,3 +698,95 @@ fn whole_bodies() {
         .to_string();
     assert!(error.contains("`output[2].name`"), "{error}");
 }
+
+/// The request types write the APIs' JSON and read it back.
+#[test]
+fn requests() {
+    use crate::anthropic::{MessagesRequest, MessagesTool, RequestBlock, RequestMessage, Role};
+    use crate::openai::{
+        ChatRequest, ChatRequestMessage, ChatRequestToolCall, FunctionCallText, FunctionKind,
+        StreamOptions,
+    };
+    let chat = ChatRequest {
+        model: "gpt-x".into(),
+        messages: vec![
+            ChatRequestMessage::User {
+                content: "Hi".into(),
+            },
+            ChatRequestMessage::Assistant {
+                content: None,
+                tool_calls: vec![ChatRequestToolCall {
+                    id: "call_1".into(),
+                    kind: FunctionKind::Function,
+                    function: FunctionCallText {
+                        name: "kb_read".into(),
+                        arguments: "{}".into(),
+                    },
+                }],
+            },
+            ChatRequestMessage::Tool {
+                tool_call_id: "call_1".into(),
+                content: "ok".into(),
+            },
+        ],
+        tools: vec![],
+        temperature: None,
+        max_tokens: 64,
+        stream: true,
+        stream_options: Some(StreamOptions {
+            include_usage: true,
+        }),
+    };
+    let json = json!({"model": "gpt-x", "max_tokens": 64, "stream": true,
+        "stream_options": {"include_usage": true}, "messages": [
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "kb_read", "arguments": "{}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "ok"}]});
+    assert_eq!(serde_json::to_value(&chat).expect("JSON"), json);
+    assert_eq!(
+        serde_json::from_value::<ChatRequest>(json).expect("a Chat request"),
+        chat
+    );
+
+    let messages = MessagesRequest {
+        model: "claude-x".into(),
+        max_tokens: 64,
+        system: Some("Be brief.".into()),
+        messages: vec![
+            RequestMessage {
+                role: Role::Assistant,
+                content: vec![RequestBlock::ToolUse {
+                    id: "toolu_1".into(),
+                    name: "kb_read".into(),
+                    input: json!({}),
+                }],
+            },
+            RequestMessage {
+                role: Role::User,
+                content: vec![RequestBlock::ToolResult {
+                    tool_use_id: "toolu_1".into(),
+                    content: "ok".into(),
+                    is_error: false,
+                }],
+            },
+        ],
+        tools: vec![MessagesTool {
+            name: "kb_read".into(),
+            description: "Reads.".into(),
+            input_schema: json!({"type": "object"}),
+        }],
+        temperature: Some(0.0),
+        stream: false,
+    };
+    let json = json!({"model": "claude-x", "max_tokens": 64, "system": "Be brief.", "temperature": 0.0,
+        "tools": [{"name": "kb_read", "description": "Reads.", "input_schema": {"type": "object"}}],
+        "messages": [
+            {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "kb_read", "input": {}}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "ok", "is_error": false}]}]});
+    assert_eq!(serde_json::to_value(&messages).expect("JSON"), json);
+    assert_eq!(
+        serde_json::from_value::<MessagesRequest>(json).expect("a Messages request"),
+        messages
+    );
+}

@@ -6,7 +6,8 @@
 //! `tool_use` blocks `{id, name, input}`; consecutive tool observations become ONE user message
 //! of `tool_result` blocks `{tool_use_id, content, is_error}`; tools are `{name, description,
 //! input_schema}`; `max_tokens` is always sent (the API requires it). Tool names outside
-//! `[a-zA-Z0-9_-]` (`kb.read`) are sent as `kb_read` and mapped back. `end_turn` and
+//! `[a-zA-Z0-9_-]` (`kb.read`) are sent as `kb_read` and mapped back; the request is
+//! `tapedeck-wire`'s typed [`MessagesRequest`]. `end_turn` and
 //! `stop_sequence` → [`FinishReason::Stop`], `tool_use` → `ToolCalls`, `max_tokens` →
 //! `Length`, anything else → `Other`.
 //!
@@ -21,8 +22,9 @@
 use std::time::Instant;
 
 use reqwest::header::{HeaderName, HeaderValue};
-use serde_json::{Map, Value, json};
-use tapedeck_wire::anthropic::MessagesStream;
+use tapedeck_wire::anthropic::{
+    MessagesRequest, MessagesStream, MessagesTool, RequestBlock, RequestMessage, Role,
+};
 
 use crate::config::ModelConfig;
 use crate::model::http::{self, Endpoint, ToolNames};
@@ -68,42 +70,30 @@ impl Anthropic {
         })
     }
 
-    /// The JSON body this backend sends for `request`.
-    pub fn request_body(&self, request: &ModelRequest) -> Value {
+    /// The body this backend sends for `request`.
+    pub fn request_body(&self, request: &ModelRequest) -> MessagesRequest {
         self.body(request, &ToolNames::of(request))
     }
 
-    fn body(&self, request: &ModelRequest, names: &ToolNames) -> Value {
-        let model = self.endpoint.model_for(request);
-        let mut body = Map::new();
-        body.insert("model".into(), json!(model));
-        body.insert("max_tokens".into(), json!(request.max_output_tokens));
-        let (system, messages) = messages_json(&request.messages, names);
-        if let Some(system) = system {
-            body.insert("system".into(), json!(system));
-        }
-        body.insert("messages".into(), Value::Array(messages));
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+    fn body(&self, request: &ModelRequest, names: &ToolNames) -> MessagesRequest {
+        let (system, messages) = request_messages(&request.messages, names);
+        MessagesRequest {
+            model: self.endpoint.model_for(request).to_owned(),
+            max_tokens: request.max_output_tokens,
+            system,
+            messages,
+            tools: request
                 .tools
                 .iter()
-                .map(|t| {
-                    json!({
-                        "name": names.wire(&t.name),
-                        "description": t.description,
-                        "input_schema": t.input_schema,
-                    })
+                .map(|t| MessagesTool {
+                    name: names.wire(&t.name),
+                    description: t.description.clone(),
+                    input_schema: t.input_schema.clone(),
                 })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+                .collect(),
+            temperature: request.temperature,
+            stream: self.endpoint.stream,
         }
-        if let Some(t) = request.temperature {
-            body.insert("temperature".into(), json!(t));
-        }
-        if self.endpoint.stream {
-            body.insert("stream".into(), json!(true));
-        }
-        Value::Object(body)
     }
 }
 
@@ -125,10 +115,18 @@ impl ModelBackend for Anthropic {
 }
 
 /// The `system` text and the `messages` list.
-fn messages_json(messages: &[Message], names: &ToolNames) -> (Option<String>, Vec<Value>) {
+fn request_messages(
+    messages: &[Message],
+    names: &ToolNames,
+) -> (Option<String>, Vec<RequestMessage>) {
     let mut system: Vec<&str> = Vec::new();
     let mut out = Vec::new();
-    let mut results: Vec<Value> = Vec::new();
+    // Tool results go back in one user turn, however many there are.
+    let mut results: Vec<RequestBlock> = Vec::new();
+    let user = |content| RequestMessage {
+        role: Role::User,
+        content,
+    };
     for message in messages {
         if let Message::Tool {
             tool_call_id,
@@ -137,49 +135,53 @@ fn messages_json(messages: &[Message], names: &ToolNames) -> (Option<String>, Ve
             ..
         } = message
         {
-            results.push(json!({
-                "type": "tool_result",
-                "tool_use_id": tool_call_id,
-                "content": content,
-                "is_error": is_error,
-            }));
+            results.push(RequestBlock::ToolResult {
+                tool_use_id: tool_call_id.clone(),
+                content: content.clone(),
+                is_error: *is_error,
+            });
             continue;
         }
         if !results.is_empty() {
-            out.push(json!({"role": "user", "content": std::mem::take(&mut results)}));
+            out.push(user(std::mem::take(&mut results)));
         }
         match message {
             Message::System { content } => system.push(content),
-            Message::User { content } => out.push(json!({
-                "role": "user",
-                "content": [{"type": "text", "text": content}],
-            })),
+            Message::User { content } => out.push(user(vec![RequestBlock::Text {
+                text: content.clone(),
+            }])),
             Message::Assistant {
                 content,
                 tool_calls,
             } => {
                 let mut blocks = Vec::new();
                 if let Some(text) = content.as_deref().filter(|t| !t.is_empty()) {
-                    blocks.push(json!({"type": "text", "text": text}));
+                    blocks.push(RequestBlock::Text {
+                        text: text.to_owned(),
+                    });
                 }
                 for call in tool_calls {
-                    blocks.push(json!({
-                        "type": "tool_use",
-                        "id": call.id,
-                        "name": names.wire(&call.name),
-                        "input": call.arguments,
-                    }));
+                    blocks.push(RequestBlock::ToolUse {
+                        id: call.id.clone(),
+                        name: names.wire(&call.name),
+                        input: call.arguments.clone(),
+                    });
                 }
                 if blocks.is_empty() {
-                    blocks.push(json!({"type": "text", "text": content.as_deref().unwrap_or("")}));
+                    blocks.push(RequestBlock::Text {
+                        text: content.clone().unwrap_or_default(),
+                    });
                 }
-                out.push(json!({"role": "assistant", "content": blocks}));
+                out.push(RequestMessage {
+                    role: Role::Assistant,
+                    content: blocks,
+                });
             }
             Message::Tool { .. } => {}
         }
     }
     if !results.is_empty() {
-        out.push(json!({"role": "user", "content": results}));
+        out.push(user(results));
     }
     let system = (!system.is_empty()).then(|| system.join("\n\n"));
     (system, out)

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use reqwest::blocking::{Client, Response};
 use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use serde::Serialize;
 use serde_json::Value;
 
 use crate::config::ModelConfig;
@@ -128,7 +129,11 @@ impl Endpoint {
     }
 
     /// Posts `body`: a stream when one was asked for and came, else the JSON body.
-    pub(crate) fn post(&self, body: &Value, deadline: Instant) -> Result<Answer, ModelError> {
+    pub(crate) fn post(
+        &self,
+        body: &impl Serialize,
+        deadline: Instant,
+    ) -> Result<Answer, ModelError> {
         let response = post_json(&self.client, &self.url, &self.headers, body, deadline)?;
         if self.stream && is_event_stream(&response) {
             return Ok(Answer::Stream(response));
@@ -141,7 +146,7 @@ impl Endpoint {
     /// else the whole body), tool names mapped back by `names`, finish reasons by `finish`.
     pub(crate) fn complete<S: ReplyStream>(
         &self,
-        body: &Value,
+        body: &impl Serialize,
         deadline: Instant,
         names: &ToolNames,
         finish: fn(&str) -> FinishReason,
@@ -171,7 +176,7 @@ pub(crate) fn post_json(
     client: &Client,
     url: &str,
     headers: &[(HeaderName, HeaderValue)],
-    body: &Value,
+    body: &impl Serialize,
     deadline: Instant,
 ) -> Result<Response, ModelError> {
     let bytes = serde_json::to_vec(body)

@@ -11,7 +11,8 @@
 //! kept as a string. `stop` → [`FinishReason::Stop`], `tool_calls` → `ToolCalls`, `length` →
 //! `Length`, anything else → `Other`.
 //!
-//! Streaming asks for `stream_options.include_usage`; the answer, whole or streamed, is read by
+//! The request is `tapedeck-wire`'s typed [`ChatRequest`]. Streaming asks for
+//! `stream_options.include_usage`; the answer, whole or streamed, is read by
 //! `tapedeck-wire` ([`ChatStream`] puts the deltas back together, `read_completion` reads the
 //! body). A stream that ends with neither `[DONE]` nor a finish reason is returned as it
 //! arrived, marked `truncated`.
@@ -19,8 +20,11 @@
 use std::time::Instant;
 
 use reqwest::header::AUTHORIZATION;
-use serde_json::{Map, Value, json};
-use tapedeck_wire::openai::ChatStream;
+use serde_json::Value;
+use tapedeck_wire::openai::{
+    ChatRequest, ChatRequestMessage, ChatRequestToolCall, ChatStream, ChatTool, FunctionCallText,
+    FunctionKind, FunctionSpec, StreamOptions,
+};
 
 use crate::config::ModelConfig;
 use crate::model::http::{self, Endpoint, ToolNames};
@@ -54,47 +58,39 @@ impl OpenAi {
         })
     }
 
-    /// The JSON body this backend sends for `request`.
-    pub fn request_body(&self, request: &ModelRequest) -> Value {
+    /// The body this backend sends for `request`.
+    pub fn request_body(&self, request: &ModelRequest) -> ChatRequest {
         self.body(request, &ToolNames::of(request))
     }
 
-    fn body(&self, request: &ModelRequest, names: &ToolNames) -> Value {
-        let model = self.endpoint.model_for(request);
-        let mut body = Map::new();
-        body.insert("model".into(), json!(model));
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| message_json(m, names))
-            .collect();
-        body.insert("messages".into(), Value::Array(messages));
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
+    fn body(&self, request: &ModelRequest, names: &ToolNames) -> ChatRequest {
+        let stream = self.endpoint.stream;
+        ChatRequest {
+            model: self.endpoint.model_for(request).to_owned(),
+            messages: request
+                .messages
+                .iter()
+                .map(|m| chat_message(m, names))
+                .collect(),
+            tools: request
                 .tools
                 .iter()
-                .map(|t| {
-                    json!({
-                        "type": "function",
-                        "function": {
-                            "name": names.wire(&t.name),
-                            "description": t.description,
-                            "parameters": t.input_schema,
-                        }
-                    })
+                .map(|t| ChatTool {
+                    kind: FunctionKind::Function,
+                    function: FunctionSpec {
+                        name: names.wire(&t.name),
+                        description: t.description.clone(),
+                        parameters: t.input_schema.clone(),
+                    },
                 })
-                .collect();
-            body.insert("tools".into(), Value::Array(tools));
+                .collect(),
+            temperature: request.temperature,
+            max_tokens: request.max_output_tokens,
+            stream,
+            stream_options: stream.then_some(StreamOptions {
+                include_usage: true,
+            }),
         }
-        if let Some(t) = request.temperature {
-            body.insert("temperature".into(), json!(t));
-        }
-        body.insert("max_tokens".into(), json!(request.max_output_tokens));
-        if self.endpoint.stream {
-            body.insert("stream".into(), json!(true));
-            body.insert("stream_options".into(), json!({"include_usage": true}));
-        }
-        Value::Object(body)
     }
 }
 
@@ -116,45 +112,43 @@ impl ModelBackend for OpenAi {
 }
 
 /// One message in Chat Completions form.
-fn message_json(message: &Message, names: &ToolNames) -> Value {
+fn chat_message(message: &Message, names: &ToolNames) -> ChatRequestMessage {
     match message {
-        Message::System { content } => json!({"role": "system", "content": content}),
-        Message::User { content } => json!({"role": "user", "content": content}),
+        Message::System { content } => ChatRequestMessage::System {
+            content: content.clone(),
+        },
+        Message::User { content } => ChatRequestMessage::User {
+            content: content.clone(),
+        },
         Message::Assistant {
             content,
             tool_calls,
-        } => {
-            let mut m = Map::new();
-            m.insert("role".into(), json!("assistant"));
-            let content = match content {
-                Some(text) => json!(text),
-                None if tool_calls.is_empty() => json!(""),
-                None => Value::Null,
-            };
-            m.insert("content".into(), content);
-            if !tool_calls.is_empty() {
-                let calls: Vec<Value> = tool_calls
-                    .iter()
-                    .map(|c| {
-                        json!({
-                            "id": c.id,
-                            "type": "function",
-                            "function": {
-                                "name": names.wire(&c.name),
-                                "arguments": arguments_text(&c.arguments),
-                            }
-                        })
-                    })
-                    .collect();
-                m.insert("tool_calls".into(), Value::Array(calls));
-            }
-            Value::Object(m)
-        }
+        } => ChatRequestMessage::Assistant {
+            // An answer of neither text nor calls still says something: the empty text.
+            content: match content {
+                None if tool_calls.is_empty() => Some(String::new()),
+                other => other.clone(),
+            },
+            tool_calls: tool_calls
+                .iter()
+                .map(|c| ChatRequestToolCall {
+                    id: c.id.clone(),
+                    kind: FunctionKind::Function,
+                    function: FunctionCallText {
+                        name: names.wire(&c.name),
+                        arguments: arguments_text(&c.arguments),
+                    },
+                })
+                .collect(),
+        },
         Message::Tool {
             tool_call_id,
             content,
             ..
-        } => json!({"role": "tool", "tool_call_id": tool_call_id, "content": content}),
+        } => ChatRequestMessage::Tool {
+            tool_call_id: tool_call_id.clone(),
+            content: content.clone(),
+        },
     }
 }
 

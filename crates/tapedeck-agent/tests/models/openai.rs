@@ -456,7 +456,8 @@ fn missing_key_variable_is_named() {
 #[test]
 fn request_body_is_inspectable() {
     let server = FakeServer::start(vec![]);
-    let body = backend(&server, false).request_body(&conversation_request());
+    let body = serde_json::to_value(backend(&server, false).request_body(&conversation_request()))
+        .expect("a request is JSON");
     assert_eq!(body["messages"][2]["content"], Value::Null);
     assert!(matches!(
         &conversation_request().messages[2],
