@@ -1,6 +1,7 @@
-//! Approval of write tools: answers from an approvals file ([`Approvals`]), a y/N prompt on the
-//! terminal ([`Prompt`]), or nobody to ask (every write rejected) — one [`ApprovalSource`]
-//! per run, chosen by [`default_source`].
+//! Approval of write tools: answers from an approvals file ([`Approvals`]), a y/N prompt over
+//! any reader and writer ([`Prompt`]), or nobody to ask (every write rejected). A run's
+//! approver is its config's approvals file when it names one, else whoever an [`Ask`] gives:
+//! the program on top decides whether there is a person to ask (the CLI asks on the terminal).
 //!
 //! The approvals file (YAML, or JSON for a `.json` file); the first matching entry decides:
 //!
@@ -13,7 +14,7 @@
 //!     by: alice                 # optional: who, recorded in the audit log
 //! ```
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -205,21 +206,8 @@ pub trait Approver: Send {
 pub enum ApprovalSource {
     /// An approvals file; a call it has no entry for is rejected.
     File(Approvals),
-    /// A y/N prompt: the request on stderr, the answer from stdin.
-    Terminal,
     /// No one to ask: every write is rejected.
     Nobody,
-}
-
-impl ApprovalSource {
-    /// The file if one is given, else the terminal when `interactive`, else nobody.
-    pub fn choose(approvals_file: Option<&Path>, interactive: bool) -> Result<Self, AgentError> {
-        match approvals_file {
-            Some(path) => Approvals::load(path).map(Self::File),
-            None if interactive => Ok(Self::Terminal),
-            None => Ok(Self::Nobody),
-        }
-    }
 }
 
 impl Approver for ApprovalSource {
@@ -228,25 +216,26 @@ impl Approver for ApprovalSource {
             Self::File(approvals) => approvals
                 .decide(tool, args, key)
                 .unwrap_or_else(|| ApprovalAnswer::rejected(RULE_NO_ENTRY)),
-            Self::Terminal => {
-                let by = std::env::var("USER")
-                    .or_else(|_| std::env::var("LOGNAME"))
-                    .ok()
-                    .filter(|u| !u.is_empty());
-                let stdin = std::io::stdin();
-                let mut prompt = Prompt::new(stdin.lock(), std::io::stderr()).by(by);
-                prompt.prompt(tool, args, key)
-            }
             Self::Nobody => ApprovalAnswer::rejected(RULE_NOBODY),
         }
     }
 }
 
-/// The approval source of a run: the approvals file if given (already resolved against the
-/// config's folder), else the terminal if both stdin and stderr are terminals, else nobody.
-pub fn default_source(approvals_file: Option<PathBuf>) -> Result<ApprovalSource, AgentError> {
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    ApprovalSource::choose(approvals_file.as_deref(), interactive)
+/// Who answers a run's writes when its config names no approvals file.
+pub type Ask = fn() -> Box<dyn Approver>;
+
+/// The [`Ask`] of a program with no one to ask: every write is rejected.
+pub fn nobody() -> Box<dyn Approver> {
+    Box::new(ApprovalSource::Nobody)
+}
+
+/// The approver of a run: the approvals file if given (already resolved against the config's
+/// folder), else whoever `ask` gives.
+pub fn source(approvals_file: Option<PathBuf>, ask: Ask) -> Result<Box<dyn Approver>, AgentError> {
+    Ok(match approvals_file {
+        Some(path) => Box::new(ApprovalSource::File(Approvals::load(&path)?)),
+        None => ask(),
+    })
 }
 
 /// A y/N prompt over any reader and writer (the terminal is stdin and stderr). Only `y` or

@@ -46,7 +46,7 @@ pub enum AgentError {
         /// What is wrong.
         message: String,
     },
-    /// Recording failed; what was committed is kept.
+    /// Recording failed (the sink's error inside); what was committed is kept.
     #[error(transparent)]
-    Store(#[from] tapedeck_store::StoreError),
+    Record(#[from] tapedeck_trace::SinkError),
 }

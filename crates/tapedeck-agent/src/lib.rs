@@ -16,7 +16,6 @@ pub mod gateway;
 pub mod message;
 pub mod model;
 pub mod runtime;
-pub mod sink;
 pub mod tool;
 
 pub use config::{AgentConfig, LoadedConfig};
@@ -26,17 +25,20 @@ pub use message::{
 };
 pub use model::{ModelBackend, ModelError};
 pub use runtime::{Agent, CancelToken, RunOutcome};
-pub use sink::EventSink;
+pub use tapedeck_trace::{EventSink, SinkError};
 pub use tool::{Intercepted, ToolBackend, ToolFailure, ToolInterceptor};
 
-/// The approver a config asks for: its approvals file, else the terminal when there is one,
-/// else nobody (every write denied).
-pub fn approvals_for(config: &LoadedConfig) -> Result<Box<dyn approvals::Approver>, AgentError> {
+/// The approver a config asks for: its approvals file, else whoever `ask` gives
+/// ([`approvals::nobody`]: every write denied).
+pub fn approvals_for(
+    config: &LoadedConfig,
+    ask: approvals::Ask,
+) -> Result<Box<dyn approvals::Approver>, AgentError> {
     let file = config
         .config
         .writes
         .approvals_file
         .as_ref()
         .map(|f| config.resolve_path(f));
-    Ok(Box::new(approvals::default_source(file)?))
+    approvals::source(file, ask)
 }

@@ -10,6 +10,7 @@ mod interrupt;
 mod render;
 mod settings;
 mod shell;
+mod terminal_approval;
 mod when;
 
 use std::process::ExitCode;
@@ -118,13 +119,13 @@ fn store_failed_while_writing(err: &anyhow::Error) -> bool {
         cause.downcast_ref().is_some_and(failed)
             || matches!(
                 cause.downcast_ref(),
-                Some(tapedeck_agent::AgentError::Store(e)) if failed(e)
+                Some(tapedeck_agent::AgentError::Record(e)) if e.downcast_ref().is_some_and(failed)
             )
             || match cause.downcast_ref() {
                 Some(tapedeck_replay::ReplayError::Store(e)) => failed(e),
-                Some(tapedeck_replay::ReplayError::Agent(tapedeck_agent::AgentError::Store(e))) => {
-                    failed(e)
-                }
+                Some(tapedeck_replay::ReplayError::Agent(tapedeck_agent::AgentError::Record(
+                    e,
+                ))) => e.downcast_ref().is_some_and(failed),
                 Some(tapedeck_replay::ReplayError::Recording(
                     tapedeck_proxy::http::RecordingError::Store(e),
                 )) => failed(e),

@@ -27,11 +27,14 @@ use std::path::PathBuf;
 use serde::Serialize;
 use serde_json::Value;
 use tapedeck_agent::EventSink;
+use tapedeck_agent::approvals::Ask;
 use tapedeck_agent::config::{LoadedConfig, ToolKind};
 use tapedeck_agent::tool::ToolSet;
 use tapedeck_agent::{Agent, AgentError, RunOutcome};
-use tapedeck_store::{Ending, Store, StoreError, Writer};
-use tapedeck_trace::{ContentHash, Event, EventData, Run, RunFinished, RunId, Timestamp};
+use tapedeck_store::{Store, StoreError, Writer};
+use tapedeck_trace::{
+    ContentHash, Event, EventData, Run, RunFinished, RunId, SinkError, Timestamp,
+};
 
 pub use divergence::{Divergence, Move};
 pub use recording::Recording;
@@ -114,6 +117,9 @@ pub struct Options {
     /// Where relative paths of the recorded agent version resolve (its tools never run in an
     /// exact replay; a fork may run them).
     pub base_dir: PathBuf,
+    /// Who answers a fork's live writes when the agent's config names no approvals file
+    /// (default: nobody, every such write rejected).
+    pub ask: Ask,
 }
 
 impl Options {
@@ -126,6 +132,7 @@ impl Options {
             match_position: false,
             strict: false,
             base_dir: PathBuf::from("."),
+            ask: tapedeck_agent::approvals::nobody,
         }
     }
 }
@@ -224,7 +231,7 @@ pub fn replay(
                     .cloned()
                     .collect(),
             )
-            .otherwise(match tapedeck_agent::approvals_for(&config) {
+            .otherwise(match tapedeck_agent::approvals_for(&config, options.ask) {
                 Ok(approver) => approver,
                 // The fork may make no write at all: only a write it makes is refused.
                 Err(e) => Box::new(Refuse(format!("replay: no approver ({e})"))),
@@ -259,11 +266,7 @@ pub fn replay(
     let mut tee = Tee::new(&mut recorder);
     let outcome = agent.run(&input, &mut tee)?;
     let mut events = tee.events;
-    let run = recorder.end(Ending {
-        stop_reason: outcome.stop_reason.clone(),
-        answer: outcome.answer.clone(),
-        error: outcome.error.clone(),
-    })?;
+    let run = recorder.end(outcome.clone().into())?;
     events.push(Event {
         seq: events.last().map_or(1, |e| e.seq + 1),
         at: run.ended_at.unwrap_or(run.started_at),
@@ -378,11 +381,11 @@ impl<'a> Tee<'a> {
 }
 
 impl EventSink for Tee<'_> {
-    fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
+    fn blob(&mut self, value: &Value) -> Result<ContentHash, SinkError> {
         self.inner.blob(value)
     }
 
-    fn append(&mut self, data: EventData) -> Result<u64, StoreError> {
+    fn append(&mut self, data: EventData) -> Result<u64, SinkError> {
         let seq = self.inner.append(data.clone())?;
         self.events.push(Event {
             seq,

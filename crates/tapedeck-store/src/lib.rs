@@ -35,7 +35,8 @@ pub use monitor::{AgentStats, Distribution, MonitorReport};
 pub use query::{RunFilter, StoredEvent};
 pub use schema::SCHEMA_VERSION;
 pub use tape::ImportOutcome;
-pub use writer::{Ending, Recorder, Writer, WriterOptions};
+pub use tapedeck_trace::Ending;
+pub use writer::{Recorder, Writer, WriterOptions};
 
 /// The default store path, relative to the working directory.
 pub const DEFAULT_STORE_PATH: &str = ".tapedeck/tapedeck.db";

@@ -17,8 +17,9 @@ use std::time::{Duration, Instant};
 use rusqlite::{Connection, ErrorCode, params};
 use serde_json::Value;
 use tapedeck_trace::{
-    AgentInfo, ContentHash, EventData, HistoryCompactor, Run, RunFinished, RunId, RunStatus,
-    StopReason, Timestamp, Totals, canonical_json, hash_value, write_canonical,
+    AgentInfo, ContentHash, Ending, EventData, EventSink, HistoryCompactor, Run, RunFinished,
+    RunId, RunRecorder, RunStatus, RunWriter, SinkError, StopReason, Timestamp, Totals,
+    canonical_json, hash_value, write_canonical,
 };
 
 use crate::codec::{self, EncodedBlob, StoredPayload};
@@ -238,17 +239,6 @@ impl Writer {
     }
 }
 
-/// How a run ended: what [`Recorder::end`] records.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Ending {
-    /// Why it ended.
-    pub stop_reason: StopReason,
-    /// The final answer, or the partial output of a stopped run.
-    pub answer: Option<String>,
-    /// What went wrong, for a run that ended in an error.
-    pub error: Option<String>,
-}
-
 /// Records one run. Events get consecutive sequence numbers from 1.
 ///
 /// Dropping a recorder without [`finish`](Recorder::finish) commits what it has and leaves
@@ -449,6 +439,32 @@ impl Drop for Recorder {
         if !self.finished {
             let _ = self.writer.flush();
         }
+    }
+}
+
+/// The agent loop records through these; the [`SinkError`]s they return hold the
+/// [`StoreError`].
+impl RunWriter for Writer {
+    type Recorder = Recorder;
+
+    fn start_run(&self, run: Run) -> Result<Recorder, SinkError> {
+        Writer::start_run(self, run).map_err(SinkError::new)
+    }
+}
+
+impl RunRecorder for Recorder {
+    fn end(self, ending: Ending) -> Result<Run, SinkError> {
+        Recorder::end(self, ending).map_err(SinkError::new)
+    }
+}
+
+impl EventSink for Recorder {
+    fn blob(&mut self, value: &Value) -> Result<ContentHash, SinkError> {
+        Recorder::blob(self, value).map_err(SinkError::new)
+    }
+
+    fn append(&mut self, data: EventData) -> Result<u64, SinkError> {
+        Recorder::append(self, data).map_err(SinkError::new)
     }
 }
 

@@ -1,7 +1,8 @@
 //! The trace model shared by every part of tapedeck: a [`Run`] and its [`Event`]s, stop reasons,
 //! canonical JSON (RFC 8785) with sha256 content hashes, and the portable JSONL tape format.
 //!
-//! This crate does no I/O. Everything that is serialized here (events, runs, tapes) is a public
+//! Where a run's events go as they happen is an [`EventSink`] (a store's recorder implements
+//! it). This crate does no I/O. Everything that is serialized here (events, runs, tapes) is a public
 //! format: see "Changing a serialized format" in `crates/README.md` before touching a field.
 
 #![warn(missing_docs)]
@@ -14,6 +15,7 @@ mod event;
 mod exchange;
 mod ids;
 mod run;
+mod sink;
 mod stop;
 pub mod tape;
 mod time;
@@ -32,5 +34,6 @@ pub use event::{
 pub use exchange::{RecordedResponse, RequestFrame, ResponseBody};
 pub use ids::RunId;
 pub use run::{AgentInfo, Run, Source, Totals};
+pub use sink::{Ending, EventSink, NullSink, RunRecorder, RunWriter, SinkError};
 pub use stop::{RunStatus, StopReason};
 pub use time::Timestamp;

@@ -7,7 +7,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tapedeck_store::{Ending, Writer};
 use tapedeck_trace::{
     AgentInfo, BudgetExceeded, BudgetKind, ContentHash, EventData, LlmRequest, LlmResponse,
     LlmRetry, Origin, PolicyDecision, Run, RunStarted, Source, StopReason, ToolCall,
@@ -15,15 +14,15 @@ use tapedeck_trace::{
 };
 
 use crate::AgentError;
-use crate::approvals::{ApprovalSource, Approver};
+use crate::approvals::{ApprovalSource, Approver, Ask};
 use crate::config::{LoadedConfig, OnInvalidOutput, OnToolError};
 use crate::gateway::{Gateway, Ruling, SchemaOf, Verdict};
 use crate::message::{
     FinishReason, MatchingForm, Message, ModelRequest, ToolCallRequest, ToolSpec,
 };
 use crate::model::{ModelBackend, ModelError};
-use crate::sink::EventSink;
 use crate::tool::{Intercepted, ToolFailure, ToolInterceptor, ToolSet};
+use tapedeck_trace::{Ending, EventSink, RunRecorder, RunWriter};
 
 mod model_step;
 mod tool_step;
@@ -62,6 +61,16 @@ pub struct RunOutcome {
     pub answer: Option<String>,
     /// What went wrong, for `model_error` and `tool_error` endings.
     pub error: Option<String>,
+}
+
+impl From<RunOutcome> for Ending {
+    fn from(outcome: RunOutcome) -> Self {
+        Self {
+            stop_reason: outcome.stop_reason,
+            answer: outcome.answer,
+            error: outcome.error,
+        }
+    }
 }
 
 impl RunOutcome {
@@ -130,11 +139,11 @@ impl Agent {
     }
 
     /// The agent a config describes: its model backend, its tool backends, and the approver
-    /// its `writes` section names.
-    pub fn from_config(config: LoadedConfig) -> Result<Self, AgentError> {
+    /// its `writes` section names (else whoever `ask` gives).
+    pub fn from_config(config: LoadedConfig, ask: Ask) -> Result<Self, AgentError> {
         let model = crate::model::from_config(&config)?;
         let tools = ToolSet::from_config(&config)?;
-        let approver = crate::approvals_for(&config)?;
+        let approver = crate::approvals_for(&config, ask)?;
         Ok(Self::new(config, model, tools, approver))
     }
 
@@ -182,22 +191,18 @@ impl Agent {
         run
     }
 
-    /// Runs the agent on `input`, recording into a new run of `writer`: starts the run,
-    /// runs it, and finishes it with its stop reason. `run` carries the task, suite and labels
-    /// (start from [`Agent::new_run`]).
+    /// Runs the agent on `input`, recording into a new run of `writer` (a store's writer):
+    /// starts the run, runs it, and finishes it with its stop reason. `run` carries the task,
+    /// suite and labels (start from [`Agent::new_run`]).
     pub fn run_recorded(
         &mut self,
-        writer: &Writer,
+        writer: &impl RunWriter,
         run: Run,
     ) -> Result<(Run, RunOutcome), AgentError> {
         let input = run.input.clone().unwrap_or_default();
         let mut recorder = writer.start_run(run)?;
         let outcome = self.run(&input, &mut recorder)?;
-        let run = recorder.end(Ending {
-            stop_reason: outcome.stop_reason.clone(),
-            answer: outcome.answer.clone(),
-            error: outcome.error.clone(),
-        })?;
+        let run = recorder.end(outcome.clone().into())?;
         Ok((run, outcome))
     }
 

@@ -8,9 +8,9 @@ use tapedeck_agent::config::Provider;
 use tapedeck_agent::model::anthropic::Anthropic;
 use tapedeck_agent::model::openai::OpenAi;
 use tapedeck_agent::model::{MAX_TOOL_CALLS, OverLimit};
-use tapedeck_agent::sink::NullSink;
 use tapedeck_agent::tool::ToolSet;
 use tapedeck_agent::{Agent, LoadedConfig, ModelBackend, ModelError};
+use tapedeck_trace::NullSink;
 use tapedeck_trace::StopReason;
 
 use crate::server::{FakeServer, Reply};
@@ -189,7 +189,8 @@ fn a_run_whose_model_answers_past_a_bound_stops_model_error() {
     let server = FakeServer::start(vec![Reply::sse(&stream, 64)]);
     let model = Box::new(openai(&server, true));
     let tools = ToolSet::from_config(&loaded).expect("no tools");
-    let approver = tapedeck_agent::approvals_for(&loaded).expect("an approver");
+    let approver = tapedeck_agent::approvals_for(&loaded, tapedeck_agent::approvals::nobody)
+        .expect("an approver");
     let mut agent = Agent::new(loaded, model, tools, approver);
     let outcome = agent
         .run("hi", &mut NullSink::default())

@@ -1,5 +1,5 @@
-//! Approvals: the file (matching, order, rejections, errors), the y/N prompt, and which source
-//! a run gets.
+//! Approvals: the file (matching, order, rejections, errors), the y/N prompt, and which
+//! approver a run gets.
 
 use std::io::Cursor;
 use std::path::Path;
@@ -8,7 +8,7 @@ use serde_json::json;
 use tapedeck_agent::AgentError;
 use tapedeck_agent::approvals::{
     ApprovalAnswer, ApprovalSource, Approvals, Approver, Prompt, RULE_NO_ENTRY, RULE_NOBODY,
-    RULE_TERMINAL, default_source,
+    RULE_TERMINAL, nobody, source,
 };
 
 use crate::write;
@@ -240,35 +240,48 @@ fn nobody_rejects_everything() {
     assert_eq!(RULE_NOBODY, "writes.require_approval: nobody to approve");
 }
 
+/// An approver that says yes to everything, as a person at a terminal might.
+struct Yes;
+
+impl Approver for Yes {
+    fn ask(
+        &mut self,
+        _tool: &str,
+        _args: &serde_json::Value,
+        _key: Option<&str>,
+    ) -> ApprovalAnswer {
+        ApprovalAnswer {
+            approved: true,
+            rule: "yes".into(),
+            by: None,
+        }
+    }
+}
+
+fn yes() -> Box<dyn Approver> {
+    Box::new(Yes)
+}
+
 #[test]
-fn the_source_is_the_file_else_the_terminal_else_nobody() {
+fn the_approver_is_the_file_else_whoever_ask_gives() {
     let dir = tempfile::tempdir().expect("tempdir");
     let path = write(dir.path(), "approvals.yaml", FILE);
-    assert!(
-        matches!(default_source(Some(path.clone())), Ok(ApprovalSource::File(a)) if a.len() == 5)
+    let call = || json!({"customer": 7});
+    // The file decides, whoever there is to ask.
+    let mut from_file = source(Some(path.clone()), yes).expect("the file loads");
+    assert_eq!(
+        Some(from_file.ask("crm.update", &call(), None)),
+        answer(false, "approvals_file:1", Some("bob"))
     );
-    assert!(matches!(
-        ApprovalSource::choose(Some(&path), true),
-        Ok(ApprovalSource::File(_))
-    ));
-    assert!(matches!(
-        ApprovalSource::choose(None, true),
-        Ok(ApprovalSource::Terminal)
-    ));
-    assert!(matches!(
-        ApprovalSource::choose(None, false),
-        Ok(ApprovalSource::Nobody)
-    ));
-    assert!(default_source(Some(dir.path().join("missing.yaml"))).is_err());
-
-    // Under `cargo test` stdin is usually not a terminal; when it is (run by hand in a
-    // terminal), the terminal is the right answer.
-    use std::io::IsTerminal;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    let source = default_source(None).expect("no file, no error");
-    if interactive {
-        assert!(matches!(source, ApprovalSource::Terminal));
-    } else {
-        assert!(matches!(source, ApprovalSource::Nobody), "{source:?}");
-    }
+    let mut asked = source(None, yes).expect("no file, no error");
+    assert_eq!(
+        Some(asked.ask("crm.update", &call(), None)),
+        answer(true, "yes", None)
+    );
+    let mut nobody_there = source(None, nobody).expect("no file, no error");
+    assert_eq!(
+        Some(nobody_there.ask("crm.update", &call(), None)),
+        answer(false, RULE_NOBODY, None)
+    );
+    assert!(source(Some(dir.path().join("missing.yaml")), nobody).is_err());
 }

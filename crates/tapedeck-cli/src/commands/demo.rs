@@ -101,7 +101,7 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     let mut recorded = Vec::new();
     for (file, task, input) in DEMO_RUNS {
         let config = LoadedConfig::load(&dir.join(file))?;
-        let mut agent = Agent::from_config(config)?;
+        let mut agent = Agent::from_config(config, crate::terminal_approval::ask)?;
         let mut run = agent.new_run(input);
         run.task = Some(task.to_owned());
         run.labels.insert("demo".to_owned(), "1".to_owned());

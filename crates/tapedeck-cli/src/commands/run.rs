@@ -39,7 +39,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         );
     }
     let config = super::load_runnable_agent(&args.agent)?;
-    let mut agent = Agent::from_config(config)?;
+    let mut agent = Agent::from_config(config, crate::terminal_approval::ask)?;
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let mut run = agent.new_run(&args.input);

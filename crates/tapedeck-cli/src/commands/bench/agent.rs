@@ -12,11 +12,10 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tapedeck_agent::approvals::ApprovalSource;
 use tapedeck_agent::model::scripted::Scripted;
-use tapedeck_agent::sink::NullSink;
 use tapedeck_agent::tool::ToolSet;
 use tapedeck_agent::{Agent, EventSink, LoadedConfig, RunOutcome};
-use tapedeck_store::{Ending, Store, StoreError};
-use tapedeck_trace::{BudgetKind, ContentHash, EventData, RunId};
+use tapedeck_store::Store;
+use tapedeck_trace::{BudgetKind, ContentHash, EventData, NullSink, RunId, SinkError};
 
 use crate::Exit;
 use crate::render;
@@ -103,11 +102,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
                 pass.recorded_sink = sink.spent;
                 check(&outcome, steps)?;
                 let began = Instant::now();
-                let run = recorder.end(Ending {
-                    stop_reason: outcome.stop_reason,
-                    answer: outcome.answer,
-                    error: outcome.error,
-                })?;
+                let run = recorder.end(outcome.into())?;
                 pass.end = began.elapsed();
                 anyhow::ensure!(
                     run.totals.steps == steps,
@@ -161,14 +156,14 @@ impl<'a> Timed<'a> {
 }
 
 impl EventSink for Timed<'_> {
-    fn blob(&mut self, value: &Value) -> Result<ContentHash, StoreError> {
+    fn blob(&mut self, value: &Value) -> Result<ContentHash, SinkError> {
         let began = Instant::now();
         let hash = self.inner.blob(value);
         self.spent += began.elapsed();
         hash
     }
 
-    fn append(&mut self, data: EventData) -> Result<u64, StoreError> {
+    fn append(&mut self, data: EventData) -> Result<u64, SinkError> {
         let began = Instant::now();
         let seq = self.inner.append(data);
         self.spent += began.elapsed();

@@ -287,7 +287,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 fn record(config: &LoadedConfig, writer: &Writer, args: &Args) -> anyhow::Result<Vec<RunId>> {
     let steps = args.steps;
     parallel(args.tapes, args.jobs, |i| {
-        let mut agent = Agent::from_config(config.clone())?;
+        let mut agent = Agent::from_config(config.clone(), tapedeck_agent::approvals::nobody)?;
         let run = agent.new_run(&input(i));
         let (run, _) = agent.run_recorded(writer, run)?;
         check(run.stop_reason.as_ref(), steps, "recorded")?;

@@ -128,6 +128,7 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
             live_allow: Vec::new(),
             match_position: false,
             strict: false,
+            ask: tapedeck_agent::approvals::nobody,
         };
         return Ok((Candidate::Agent(Box::new(options)), Some(agent_path)));
     };

@@ -80,7 +80,7 @@ fn repeat_of(suite: &Suite, flag: Option<u32>) -> usize {
 fn agent_for_repetition(config: &LoadedConfig, i: usize) -> anyhow::Result<Agent> {
     let model = tapedeck_agent::model::from_config_seeded(config, i as u64)?;
     let tools = tapedeck_agent::tool::ToolSet::from_config(config)?;
-    let approver = tapedeck_agent::approvals_for(config)?;
+    let approver = tapedeck_agent::approvals_for(config, crate::terminal_approval::ask)?;
     Ok(Agent::new(config.clone(), model, tools, approver))
 }
 

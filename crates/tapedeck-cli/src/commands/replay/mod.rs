@@ -123,6 +123,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             .as_ref()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| PathBuf::from(".")),
+        ask: crate::terminal_approval::ask,
     };
     let store = settings.open_store()?;
     if let Some(dir) = &args.tapes {
