@@ -92,10 +92,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             "cost",
             cost_text(agent.cost_usd, agent.runs, agent.runs_cost_unknown),
         );
-        if let Some((tool, share)) = &agent.top_tool {
+        if let Some(top) = &agent.top_tool {
             line(
                 "top tool",
-                format!("{tool} ({:.0}% of tool calls)", share * 100.0),
+                format!("{} ({:.0}% of tool calls)", top.tool, top.share * 100.0),
             );
         }
     }
