@@ -11,6 +11,7 @@ mod compare;
 mod demo;
 mod diff;
 mod help;
+mod json;
 mod ls;
 mod show;
 mod stats;
