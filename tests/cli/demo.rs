@@ -5,7 +5,7 @@
 use serde_json::Value;
 use tapedeck_testkit::snapshot::insta_settings;
 
-use crate::{Env, stdout, tapedeck_in};
+use crate::{Env, runs_listed, stdout, tapedeck_in};
 
 /// The runs the demo's agents made, without the replays of its closing drift check (those
 /// carry a `mode`).
@@ -176,20 +176,18 @@ fn works_from_any_directory_with_the_default_store() {
         "{out}"
     );
     let listed = stdout(tapedeck_in(dir.path()).args(["ls", "--json"]));
-    let runs: Vec<Value> = serde_json::from_str(&listed).expect("JSON");
-    assert_eq!(agent_runs(runs).len(), 4);
+    assert_eq!(agent_runs(runs_listed(&listed)).len(), 4);
 }
 
 #[test]
 fn output() {
     let dir = tempfile::tempdir().expect("a temporary folder");
     let out = stdout(tapedeck_in(dir.path()).arg("demo"));
-    let runs = stdout(tapedeck_in(dir.path()).args(["ls", "--json"]));
-    let runs: Value = serde_json::from_str(&runs).expect("JSON");
+    let runs = runs_listed(&stdout(tapedeck_in(dir.path()).args(["ls", "--json"])));
     // The demo's ids are fresh: each becomes `[ID:<task>]`; times and durations are filtered
     // by the project's settings.
     let mut settings = insta_settings();
-    for run in runs.as_array().expect("an array") {
+    for run in &runs {
         let short = run["short_id"].as_str().expect("a short id");
         let task = run["task"].as_str().expect("a task");
         let what = if run.get("mode").is_some() {

@@ -11,6 +11,7 @@ mod compare;
 mod demo;
 mod diff;
 mod help;
+mod json;
 mod ls;
 mod show;
 mod stats;
@@ -125,11 +126,7 @@ impl Env {
 
     /// The runs `ls --json` lists with these extra arguments.
     pub fn ls_json(&self, args: &[&str]) -> Vec<Value> {
-        let out = stdout(self.tapedeck().arg("ls").arg("--json").args(args));
-        match serde_json::from_str(&out).expect("`ls --json` prints JSON") {
-            Value::Array(runs) => runs,
-            other => panic!("`ls --json` printed {other}, not an array"),
-        }
+        runs_listed(&stdout(self.tapedeck().arg("ls").arg("--json").args(args)))
     }
 
     /// The short ids `ls --json` lists with these extra arguments, newest first.
@@ -148,6 +145,16 @@ impl Env {
     /// How many runs the store holds.
     pub fn run_count(&self) -> usize {
         self.ls_json(&["-n", "100000"]).len()
+    }
+}
+
+/// The runs of what `ls --json` printed (a `tapedeck-runs` document).
+pub fn runs_listed(out: &str) -> Vec<Value> {
+    let listing: Value = serde_json::from_str(out).expect("`ls --json` prints JSON");
+    assert_eq!(listing["format"], "tapedeck-runs", "{out}");
+    match &listing["runs"] {
+        Value::Array(runs) => runs.clone(),
+        other => panic!("`ls --json` has {other} under `runs`, not an array"),
     }
 }
 

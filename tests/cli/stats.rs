@@ -30,8 +30,8 @@ fn all_runs_json() {
     assert_eq!(incident["agent"], "research-bot");
     assert_eq!(incident["runs"], 1);
     assert_eq!(incident["stop_reasons"]["max_tool_calls"], 1);
-    assert_eq!(incident["top_tool"][0], "browser.open");
-    assert_eq!(incident["top_tool"][1], 1.0);
+    assert_eq!(incident["top_tool"]["tool"], "browser.open");
+    assert_eq!(incident["top_tool"]["share"], 1.0);
     assert_eq!(incident["tool_calls_per_run"]["max"], 15.0);
     let support = agents
         .iter()

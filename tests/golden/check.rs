@@ -3,9 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use serde_json::Value;
-
-use crate::{CANDIDATE, DRIFTING, Env, assert_exit};
+use crate::{CANDIDATE, DRIFTING, Env, assert_exit, task_results};
 
 /// Drops what changes from one run to the next: latency rows and candidate short ids.
 pub fn stable(text: &str) -> String {
@@ -74,7 +72,7 @@ fn shards_cover_every_task_exactly_once() {
         let result = env.golden(&["check", "golden/support", "--shard", shard, "--json", &json]);
         assert_exit(&result, 0);
         let text = std::fs::read_to_string(env.path(&json)).expect("the JSON report");
-        let results: Vec<Value> = serde_json::from_str(&text).expect("JSON");
+        let results = task_results(&text);
         seen.extend(
             results
                 .iter()
@@ -136,10 +134,8 @@ print(cases[0].find('failure').get('message'))";
         "{message}"
     );
 
-    let results: Vec<Value> = serde_json::from_str(
-        &std::fs::read_to_string(env.path("results.json")).expect("the JSON report"),
-    )
-    .expect("JSON");
+    let results =
+        task_results(&std::fs::read_to_string(env.path("results.json")).expect("the JSON report"));
     assert_eq!(results.len(), 12);
     let first = &results[0];
     assert_eq!(first["task"], "password-reset");

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::{Env, assert_exit, assert_input_error, copy_dir, root};
+use crate::{Env, assert_exit, assert_input_error, copy_dir, root, runs_listed, task_results};
 
 /// The suite, relative to a test's folder (as in the repository).
 const SUITE: &str = "golden/weather-py";
@@ -128,7 +128,7 @@ impl Weather {
 
     /// The JSON report `name`: its tasks and their verdicts, in order.
     fn verdicts(&self, name: &str) -> Vec<(String, String)> {
-        let results: Vec<Value> = serde_json::from_str(&self.read(name)).expect("JSON");
+        let results = task_results(&self.read(name));
         results
             .iter()
             .map(|r| {
@@ -461,9 +461,7 @@ fn golden_add_takes_a_recorded_command_run_and_refuses_a_runtime_run() {
 fn run_id(weather: &Weather, input: &str) -> String {
     let (code, stdout, stderr) = weather.tapedeck(&["ls", "--json"]);
     assert_eq!(code, 0, "{stderr}");
-    let runs: Value = serde_json::from_str(&stdout).expect("JSON");
-    runs.as_array()
-        .expect("a list of runs")
+    runs_listed(stdout.as_bytes())
         .iter()
         .find(|r| r["input"] == input)
         .and_then(|r| r["id"].as_str())

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use assert_cmd::Command;
+use serde_json::Value;
 
 /// The tasks of `golden/support` the drift candidate changes: three password questions (a
 /// second `kb.search`) and the shipping answer.
@@ -151,6 +152,26 @@ impl Env {
             .filter_map(|l| l.strip_prefix("- id: "))
             .map(|id| id.trim().to_owned())
             .collect()
+    }
+}
+
+/// The task results of a `golden check --json` report (a `tapedeck-golden-check` document).
+pub fn task_results(report: &str) -> Vec<Value> {
+    let report: Value = serde_json::from_str(report).expect("the JSON report is JSON");
+    assert_eq!(report["format"], "tapedeck-golden-check", "{report}");
+    match &report["tasks"] {
+        Value::Array(tasks) => tasks.clone(),
+        other => panic!("the JSON report has {other} under `tasks`, not a list"),
+    }
+}
+
+/// The runs of what `ls --json` printed (a `tapedeck-runs` document).
+pub fn runs_listed(stdout: &[u8]) -> Vec<Value> {
+    let listing: Value = serde_json::from_slice(stdout).expect("`ls --json` prints JSON");
+    assert_eq!(listing["format"], "tapedeck-runs", "{listing}");
+    match &listing["runs"] {
+        Value::Array(runs) => runs.clone(),
+        other => panic!("`ls --json` has {other} under `runs`, not a list"),
     }
 }
 

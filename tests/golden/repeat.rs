@@ -6,7 +6,7 @@
 
 use serde_json::Value;
 
-use crate::{Env, assert_exit, assert_input_error, copy_dir, root};
+use crate::{Env, assert_exit, assert_input_error, copy_dir, root, runs_listed, task_results};
 
 /// The candidate that repeats each task's search once (relative to a test's folder).
 const EXTRA_CALL: &str = "candidates/noisy-bot-extra-call.yaml";
@@ -91,9 +91,7 @@ fn no_op_change_with_seeded_noise_raises_no_drift_at_n5() {
         result.1
     );
     assert!(env.pending("noisy").is_empty());
-    let results: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(env.path("r.json")).expect("JSON"))
-            .expect("JSON");
+    let results = task_results(&std::fs::read_to_string(env.path("r.json")).expect("JSON"));
     assert_eq!(results.len(), 3);
     for r in &results {
         assert_eq!(r["verdict"], "pass");
@@ -130,9 +128,7 @@ fn one_extra_tool_call_per_task_is_flagged_at_n5() {
     let _guard = settings().bind_to_scope();
     insta::assert_snapshot!("repeat_drift_text", result.1);
 
-    let results: Vec<Value> =
-        serde_json::from_str(&std::fs::read_to_string(env.path("r.json")).expect("JSON"))
-            .expect("JSON");
+    let results = task_results(&std::fs::read_to_string(env.path("r.json")).expect("JSON"));
     for r in &results {
         assert_eq!(r["verdict"], "drift", "{r}");
         let tool_calls = r["tests"]
@@ -289,7 +285,7 @@ fn replay_of_a_repetition_gets_its_recorded_seed() {
             .args(["ls", "--json"])
             .output()
             .expect("tapedeck ls runs");
-        serde_json::from_slice(&out.stdout).expect("ls --json")
+        runs_listed(&out.stdout)
     };
     let recorded = runs();
     let answer_of = |n: &str| {

@@ -3,9 +3,7 @@
 //! `--strict-snapshots`), a task that cannot replay is an error in every report (exit 1), and
 //! a suite with an unreadable tape is refused (exit 2) before anything is written.
 
-use serde_json::Value;
-
-use crate::{Env, assert_exit, assert_input_error};
+use crate::{Env, assert_exit, assert_input_error, runs_listed, task_results};
 
 /// The suite's agent with one sentence added to its system prompt: every task's input grows
 /// by about five tokens per step, within the +15 % token tolerance, but `out-of-scope` moves
@@ -64,7 +62,7 @@ fn change_within_tolerance_across_a_bucket_edge_passes_with_a_pending_snapshot()
     let pending = read(&env, "golden/support/snapshots/out-of-scope.snap.new");
     assert!(pending.contains("tokens: 64-127"), "{pending}");
 
-    let results: Vec<Value> = serde_json::from_str(&read(&env, "r.json")).expect("JSON");
+    let results = task_results(&read(&env, "r.json"));
     let verdict = |task: &str| {
         results
             .iter()
@@ -184,7 +182,7 @@ fn truncated_tape_is_refused_before_anything_is_written() {
         .args(["ls", "--json"])
         .output()
         .expect("tapedeck ls runs");
-    let runs: Vec<Value> = serde_json::from_slice(&ls.stdout).expect("ls --json");
+    let runs = runs_listed(&ls.stdout);
     assert!(runs.is_empty(), "runs were recorded: {runs:?}");
 }
 
@@ -254,7 +252,7 @@ fn task_that_cannot_replay_is_an_error_in_every_report() {
             && markdown.contains(message),
         "{markdown}"
     );
-    let results: Vec<Value> = serde_json::from_str(&read(&env, "r.json")).expect("JSON");
+    let results = task_results(&read(&env, "r.json"));
     let failed = results
         .iter()
         .find(|r| r["task"] == "refund-policy")

@@ -62,7 +62,7 @@ fn a_server_that_exits_before_any_message_ends_the_run_as_an_error() {
         .output()
         .expect("ls runs");
     let listed: Value = serde_json::from_slice(&ls.stdout).expect("ls --json is JSON");
-    assert_eq!(listed.as_array().map(Vec::len), Some(1), "{listed}");
+    assert_eq!(listed["runs"].as_array().map(Vec::len), Some(1), "{listed}");
 }
 
 #[test]

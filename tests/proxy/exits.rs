@@ -182,11 +182,7 @@ fn replay_with_a_client_refuses_the_runtimes_flags() {
         out.stderr
     );
     let ls = env.exec(env.tapedeck().args(["ls", "--json"]));
-    assert_eq!(
-        ls.json().as_array().map(Vec::len),
-        Some(1),
-        "only the recording"
-    );
+    assert_eq!(ls.runs_listed().len(), 1, "only the recording");
 }
 
 /// Records `ask.py` against `server`, interrupts tapedeck with `signal` once the client has
@@ -214,7 +210,10 @@ fn record_interrupted(
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(!stderr.contains("panicked"), "{stderr}");
     let ls = env.exec(env.tapedeck().args(["ls", "--json"]));
-    let id = ls.json()[0]["id"].as_str().expect("a run").to_owned();
+    let id = ls.runs_listed()[0]["id"]
+        .as_str()
+        .expect("a run")
+        .to_owned();
     (output.status.code(), env.show(&id))
 }
 

@@ -89,6 +89,13 @@ fn json_of(env: &Env, args: &[&str]) -> Value {
     out.json()
 }
 
+/// The runs `ls ARGS` lists (`args` with `--json`).
+fn runs_of(env: &Env, args: &[&str]) -> Vec<Value> {
+    let out = env.exec(env.tapedeck().args(args));
+    out.expect_code(0);
+    out.runs_listed()
+}
+
 #[test]
 fn two_versions_of_an_agent_are_told_apart_and_diffed() {
     let env = agent_env();
@@ -141,19 +148,12 @@ fn two_versions_of_an_agent_are_told_apart_and_diffed() {
 
     // `ls --agent` finds them by name or by a prefix of the fingerprint.
     assert_eq!(
-        json_of(&env, &["ls", "--agent", "weather_agent", "--json"])
-            .as_array()
-            .map(Vec::len),
-        Some(3)
+        runs_of(&env, &["ls", "--agent", "weather_agent", "--json"]).len(),
+        3
     );
-    let by_version = json_of(&env, &["ls", "--agent", &fingerprint[..10], "--json"]);
+    let by_version = runs_of(&env, &["ls", "--agent", &fingerprint[..10], "--json"]);
     let id_of = |run: &Value| run["id"].as_str().unwrap_or_default().to_owned();
-    let mut ids: Vec<String> = by_version
-        .as_array()
-        .expect("runs")
-        .iter()
-        .map(id_of)
-        .collect();
+    let mut ids: Vec<String> = by_version.iter().map(id_of).collect();
     ids.sort_unstable();
     let mut expected = vec![id_of(&show["run"]), id_of(&env.show(&again)["run"])];
     expected.sort_unstable();
@@ -268,8 +268,8 @@ fn the_input_is_the_quoted_command_line_and_the_agent_the_script() {
     let show = env.show(&run);
     assert_eq!(show["run"]["input"], "Weather in Paris?");
     assert_eq!(show["run"]["agent"]["name"], "weather-bot");
-    let found = json_of(&env, &["ls", "--agent", "weather-bot", "--json"]);
-    assert_eq!(found.as_array().map(Vec::len), Some(1));
+    let found = runs_of(&env, &["ls", "--agent", "weather-bot", "--json"]);
+    assert_eq!(found.len(), 1);
 
     let empty = env.record(&["--name", ""], &["python3", "weather_agent.py", "v1.json"]);
     empty.expect_code(2);

@@ -388,8 +388,8 @@ fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
 
     let runs = env.exec(env.tapedeck().args(["ls", "--json"]));
     runs.expect_code(0);
-    let runs = runs.json();
-    let run = &runs.as_array().expect("runs")[0];
+    let runs = runs.runs_listed();
+    let run = &runs[0];
     assert_eq!(run["status"], "incomplete", "{run}");
     let show = env.show(run["short_id"].as_str().expect("an id"));
     let kinds = kinds(&show);

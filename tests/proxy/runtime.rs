@@ -76,11 +76,10 @@ fn a_runtime_run_recorded_through_the_proxy_diffs_clean_against_the_proxy_run() 
         "both model calls crossed the proxy"
     );
     let proxy_run = out.run_id();
-    let runs = env.exec(env.tapedeck().args(["ls", "--json"]));
-    let runs: Value = serde_json::from_str(&runs.stdout).expect("ls --json is JSON");
+    let runs = env
+        .exec(env.tapedeck().args(["ls", "--json"]))
+        .runs_listed();
     let runtime_run = runs
-        .as_array()
-        .expect("a list of runs")
         .iter()
         .find(|r| r["source"] == "runtime")
         .and_then(|r| r["id"].as_str())

@@ -229,10 +229,12 @@ fn cli_incomplete_runs(db: &Path) -> BTreeSet<RunId> {
         "`tapedeck ls` failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let rows: serde_json::Value =
+    let listing: serde_json::Value =
         serde_json::from_slice(&output.stdout).expect("`ls --json` prints JSON");
-    rows.as_array()
-        .expect("`ls --json` prints an array")
+    assert_eq!(listing["format"], "tapedeck-runs", "{listing}");
+    listing["runs"]
+        .as_array()
+        .expect("`ls --json` lists the runs under `runs`")
         .iter()
         .map(|row| {
             assert_eq!(

@@ -337,7 +337,20 @@ fn the_json_report_parses() {
     let report = env.replay_json(&[&id], 0);
     let object = report.as_object().expect("the report is an object");
     let keys: Vec<&str> = object.keys().map(String::as_str).collect();
-    assert_eq!(keys, ["divergence", "mode", "parent", "run", "stale"]);
+    assert_eq!(
+        keys,
+        [
+            "divergence",
+            "format",
+            "mode",
+            "parent",
+            "run",
+            "stale",
+            "version"
+        ]
+    );
+    assert_eq!(report["format"], "tapedeck-replay");
+    assert_eq!(report["version"], 1);
     assert_eq!(report["parent"]["source"], "runtime");
     assert_eq!(report["run"]["parent"], report["parent"]["id"]);
     assert_eq!(report["run"]["mode"], "exact");

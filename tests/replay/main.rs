@@ -143,11 +143,11 @@ impl Env {
 
     /// The runs `ls --json` lists, newest first.
     pub fn ls(&self) -> Vec<Value> {
-        match serde_json::from_str(&self.stdout(&["ls", "--json", "-n", "1000"]))
-            .expect("`ls --json` prints JSON")
-        {
-            Value::Array(runs) => runs,
-            other => panic!("`ls --json` printed {other}, not an array"),
+        let listing: Value = serde_json::from_str(&self.stdout(&["ls", "--json", "-n", "1000"]))
+            .expect("`ls --json` prints JSON");
+        match &listing["runs"] {
+            Value::Array(runs) => runs.clone(),
+            other => panic!("`ls --json` has {other} under `runs`, not an array"),
         }
     }
 }

@@ -134,7 +134,10 @@ fn a_tape_that_stops_or_diverges_makes_the_exit_1() {
     ]);
     out.expect_code(1);
     let reports = out.json();
-    let reports = reports.as_array().expect("a list of reports");
+    assert_eq!(reports["format"], "tapedeck-replays");
+    let reports = reports["replays"]
+        .as_array()
+        .expect("a list of reports under `replays`");
     let parents: Vec<String> = reports.iter().map(|r| short(&r["parent"]["id"])).collect();
     assert_eq!(parents, ids);
     let stops: Vec<&str> = reports

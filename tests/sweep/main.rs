@@ -91,7 +91,7 @@ fn run_count(dir: &Path) -> usize {
     let out = Outcome::of(tapedeck(dir).args(["ls", "--json", "--limit", "100000"]));
     serde_json::from_str::<serde_json::Value>(&out.stdout)
         .ok()
-        .and_then(|v| v.as_array().map(Vec::len))
+        .and_then(|listing| listing["runs"].as_array().map(Vec::len))
         .unwrap_or(0)
 }
 

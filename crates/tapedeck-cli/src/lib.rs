@@ -7,6 +7,7 @@
 mod commands;
 mod exit;
 mod interrupt;
+mod json_output;
 mod render;
 mod settings;
 mod shell;

@@ -157,13 +157,6 @@ pub fn truncate(text: &str, max: usize) -> String {
     out
 }
 
-/// Prints a JSON value, pretty, on stdout.
-pub fn json<T: serde::Serialize>(value: &T) -> anyhow::Result<()> {
-    let text = serde_json::to_string_pretty(value)?;
-    anstream::println!("{text}");
-    Ok(())
-}
-
 /// Prints a warning as one line on stderr.
 pub fn warning(message: &str) {
     let style = WARN;

@@ -31,7 +31,7 @@ use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
 pub use maintenance::{GcReport, MergeReport};
-pub use monitor::{AgentStats, Distribution, MonitorReport};
+pub use monitor::{AgentStats, Distribution, MonitorReport, ToolShare};
 pub use query::{RunFilter, StoredEvent};
 pub use schema::SCHEMA_VERSION;
 pub use tape::ImportOutcome;

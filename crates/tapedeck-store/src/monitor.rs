@@ -67,7 +67,17 @@ pub struct AgentStats {
     /// Runs whose cost is unknown (not counted in `cost_usd`).
     pub runs_cost_unknown: usize,
     /// The tool that was called most, with its share of all tool calls.
-    pub top_tool: Option<(String, f64)>,
+    pub top_tool: Option<ToolShare>,
+}
+
+/// A tool and its share of an agent version's tool calls (named fields, not a pair: `stats
+/// --json` prints them).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ToolShare {
+    /// The tool.
+    pub tool: String,
+    /// Its calls over all tool calls, 0 to 1.
+    pub share: f64,
 }
 
 /// Monitoring figures for every agent version among the selected runs.
@@ -116,7 +126,10 @@ impl Store {
             let top_tool = tools
                 .iter()
                 .max_by_key(|(name, n)| (**n, std::cmp::Reverse(**name)))
-                .map(|(name, n)| ((*name).to_owned(), *n as f64 / all_calls as f64));
+                .map(|(name, n)| ToolShare {
+                    tool: (*name).to_owned(),
+                    share: *n as f64 / all_calls as f64,
+                });
             agents.push(AgentStats {
                 agent,
                 fingerprint,

@@ -145,6 +145,16 @@ impl Outcome {
         })
     }
 
+    /// The runs of `ls --json` (its `tapedeck-runs` document's `runs`), newest first.
+    pub fn runs_listed(&self) -> Vec<Value> {
+        let listing = self.json();
+        assert_eq!(listing["format"], "tapedeck-runs", "{listing}");
+        match &listing["runs"] {
+            Value::Array(runs) => runs.clone(),
+            other => panic!("`ls --json` has {other} under `runs`, not a list"),
+        }
+    }
+
     /// The short run id on the `run 3f9c2e1a …` line of stderr (where `record` and `replay
     /// -- CMD` print it, leaving stdout to the client), else of stdout (where `run` prints it).
     pub fn run_id(&self) -> String {

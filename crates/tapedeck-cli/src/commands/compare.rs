@@ -7,6 +7,7 @@ use tapedeck_diff::{DiffError, RunSummary, Tolerances};
 use tapedeck_store::RunFilter;
 
 use crate::Exit;
+use crate::json_output;
 use crate::render::{self, BAD, DIM, HEADING};
 use crate::settings::Settings;
 
@@ -107,7 +108,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         other => other?,
     };
     if args.json {
-        render::json(&result)?;
+        json_output::COMPARE.print(&result)?;
     } else {
         let (h, dim, bad) = (HEADING, DIM, BAD);
         anstream::println!(

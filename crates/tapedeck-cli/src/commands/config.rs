@@ -4,9 +4,11 @@
 use std::path::PathBuf;
 
 use clap::Subcommand;
-use tapedeck_agent::LoadedConfig;
+use serde::Serialize;
+use tapedeck_agent::{AgentConfig, LoadedConfig};
 
 use crate::Exit;
+use crate::json_output;
 use crate::render::{self, DIM, HEADING};
 use crate::settings::Settings;
 
@@ -40,6 +42,15 @@ struct CheckArgs {
     json: bool,
 }
 
+/// `config check --json`'s content.
+#[derive(Serialize)]
+struct JsonCheck<'a> {
+    fingerprint: &'a str,
+    warnings: &'a [String],
+    /// The effective config, every default filled in.
+    config: &'a AgentConfig,
+}
+
 /// Runs `tapedeck config`.
 pub fn run(_settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let ConfigCommand::Check(args) = args.command;
@@ -48,11 +59,11 @@ pub fn run(_settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     config.approvals()?;
     let fingerprint = config.fingerprint();
     if args.json {
-        render::json(&serde_json::json!({
-            "fingerprint": fingerprint,
-            "warnings": config.warnings,
-            "config": config.config,
-        }))?;
+        json_output::CONFIG.print(&JsonCheck {
+            fingerprint: &fingerprint,
+            warnings: &config.warnings,
+            config: &config.config,
+        })?;
         return Ok(Exit::Ok);
     }
     for warning in &config.warnings {

@@ -8,6 +8,7 @@ use anyhow::Context as _;
 use tapedeck_diff::{RunSummary, Tolerances, diff_runs, report};
 
 use crate::Exit;
+use crate::json_output;
 use crate::render::{BAD, GOOD};
 use crate::settings::Settings;
 
@@ -67,7 +68,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             None
         }
         Format::Text => Some(report::text(&diff)),
-        Format::Json => Some(serde_json::to_string_pretty(&diff)? + "\n"),
+        Format::Json => Some(json_output::DIFF.to_text(&diff)?),
         Format::Md => Some(report::markdown(&diff)),
         Format::Html => Some(report::html(&diff)),
     };

@@ -6,6 +6,7 @@ use tapedeck_trace::Run;
 
 use super::FilterArgs;
 use crate::Exit;
+use crate::json_output;
 use crate::render;
 use crate::settings::Settings;
 
@@ -25,6 +26,12 @@ pub struct Args {
     json: bool,
 }
 
+/// `ls --json`'s content.
+#[derive(Serialize)]
+struct JsonRuns<'a> {
+    runs: Vec<JsonRun<'a>>,
+}
+
 #[derive(Serialize)]
 struct JsonRun<'a> {
     short_id: String,
@@ -42,14 +49,14 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         None => Vec::new(),
     };
     if args.json {
-        let rows: Vec<JsonRun<'_>> = runs
+        let runs = runs
             .iter()
             .map(|run| JsonRun {
                 short_id: run.id.short(),
                 run,
             })
             .collect();
-        render::json(&rows)?;
+        json_output::RUNS.print(&JsonRuns { runs })?;
         return Ok(Exit::Ok);
     }
     if runs.is_empty() {

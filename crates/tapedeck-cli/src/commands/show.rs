@@ -12,6 +12,7 @@ use tapedeck_trace::{
 };
 
 use crate::Exit;
+use crate::json_output;
 use crate::render::{self, DIM, HEADING};
 use crate::settings::Settings;
 
@@ -165,7 +166,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             .into_iter()
             .collect();
         let spend = tool_spend(&events);
-        render::json(&JsonShow {
+        json_output::RUN.print(&JsonShow {
             short_id: id.short(),
             summary: JsonSummary::of(&run, &events, &spend),
             run: &run,

@@ -4,6 +4,7 @@ use tapedeck_store::{Distribution, MonitorReport};
 
 use super::FilterArgs;
 use crate::Exit;
+use crate::json_output;
 use crate::render::{self, DIM, HEADING};
 use crate::settings::Settings;
 
@@ -40,7 +41,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         None => MonitorReport { agents: Vec::new() },
     };
     if args.json {
-        render::json(&report)?;
+        json_output::STATS.print(&report)?;
         return Ok(Exit::Ok);
     }
     if report.agents.is_empty() {
@@ -92,10 +93,10 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             "cost",
             cost_text(agent.cost_usd, agent.runs, agent.runs_cost_unknown),
         );
-        if let Some((tool, share)) = &agent.top_tool {
+        if let Some(top) = &agent.top_tool {
             line(
                 "top tool",
-                format!("{tool} ({:.0}% of tool calls)", share * 100.0),
+                format!("{} ({:.0}% of tool calls)", top.tool, top.share * 100.0),
             );
         }
     }

@@ -405,9 +405,9 @@ fn monitor_summarizes_each_agent_version() {
     // Known costs only: run 1 is 0.01 + 15 × 0.72, run 2 is 0.01 + 2 × 0.72.
     let cost = bot.cost_usd.expect("two runs of known cost");
     assert!((cost - (0.02 + 17.0 * 0.72)).abs() < 1e-9, "{cost}");
-    let (tool, share) = bot.top_tool.clone().unwrap();
-    assert_eq!(tool, "browser.open");
-    assert!((share - 17.0 / 18.0).abs() < 1e-9);
+    let top = bot.top_tool.clone().unwrap();
+    assert_eq!(top.tool, "browser.open");
+    assert!((top.share - 17.0 / 18.0).abs() < 1e-9);
     let latency = bot.latency_ms.as_ref().unwrap();
     assert_eq!((latency.count, latency.max), (3, 10_000.0));
 

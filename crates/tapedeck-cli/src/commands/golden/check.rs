@@ -18,6 +18,7 @@ use tapedeck_store::{Store, Writer};
 use tapedeck_trace::{RunId, Source};
 
 use crate::Exit;
+use crate::json_output;
 use crate::render::{self, BAD, DIM, GOOD, WARN};
 use crate::settings::Settings;
 
@@ -705,6 +706,13 @@ fn print_summary(
     }
 }
 
+/// `golden check --json`'s content.
+#[derive(serde::Serialize)]
+struct JsonCheck<'a> {
+    suite: &'a str,
+    tasks: &'a [TaskResult],
+}
+
 fn write_reports(args: &Args, suite: &str, results: &[TaskResult]) -> anyhow::Result<()> {
     // Each report is rendered only when its file was asked for.
     let write = |path: &Option<PathBuf>,
@@ -718,7 +726,10 @@ fn write_reports(args: &Args, suite: &str, results: &[TaskResult]) -> anyhow::Re
     };
     write(&args.junit, &|| Ok(golden::report::junit(suite, results)))?;
     write(&args.json, &|| {
-        Ok(serde_json::to_string_pretty(results)? + "\n")
+        json_output::GOLDEN_CHECK.to_text(&JsonCheck {
+            suite,
+            tasks: results,
+        })
     })?;
     write(&args.markdown, &|| {
         Ok(golden::report::markdown(suite, results))

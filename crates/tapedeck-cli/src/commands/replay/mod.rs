@@ -11,6 +11,7 @@ use tapedeck_store::{ImportOutcome, Store};
 use tapedeck_trace::{Source, StopReason};
 
 use crate::Exit;
+use crate::json_output;
 use crate::render::{self, DIM, HEADING, WARN};
 use crate::settings::Settings;
 
@@ -153,7 +154,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         render::warning(&format!("{change}: the tape may need recording again"));
     }
     if args.json {
-        render::json(&report)?;
+        json_output::REPLAY.print(&report)?;
     } else {
         print_report(&report);
     }
@@ -309,6 +310,12 @@ fn tapes_under(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     Ok(found)
 }
 
+/// `replay --tapes --json`'s content.
+#[derive(serde::Serialize)]
+struct JsonReplays<'a> {
+    replays: Vec<&'a ReplayReport>,
+}
+
 /// Replays every tape under `dir` against the agent of `options`, `jobs` at a time.
 fn replay_tapes(
     settings: &Settings,
@@ -361,8 +368,8 @@ fn replay_tapes(
         }
     }
     if json {
-        let list: Vec<&ReplayReport> = rows.iter().map(|(_, r)| r).collect();
-        render::json(&list)?;
+        let replays = rows.iter().map(|(_, report)| report).collect();
+        json_output::REPLAYS.print(&JsonReplays { replays })?;
     } else {
         let mut table = render::table(&["TAPE", "RUN", "REPLAY", "STOP REASON", "DIVERGED AT"]);
         for (tape, report) in &rows {
