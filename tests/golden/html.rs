@@ -2,7 +2,7 @@
 //! `chromium`, which `.ci/test` installs): the page renders, names the drifting tasks, and
 //! takes a non-empty screenshot.
 //!
-//! Without `chromium` on the PATH the test fails, unless `TAPEDECK_SKIP_MISSING_CLIENTS=1` (for
+//! Without `chromium` on the PATH the test fails, unless `TAPEDECK_SKIP_REAL_CLIENTS=1` (for
 //! a machine that cannot install it; CI always has it).
 
 use std::path::Path;

@@ -3,7 +3,7 @@
 //! fake upstream, then replayed with the upstream gone.
 //!
 //! The package is installed in `tests/proxy/node` (`npm ci` there; CI does it). Without its
-//! `node_modules` the tests fail, unless `TAPEDECK_SKIP_MISSING_CLIENTS=1` says to skip them.
+//! `node_modules` the tests fail, unless `TAPEDECK_SKIP_REAL_CLIENTS=1` says to skip them.
 
 use std::path::PathBuf;
 

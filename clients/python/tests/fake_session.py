@@ -135,14 +135,14 @@ def replaying(*answers: Dict[str, Any]) -> Callable[[Dict[str, Any]], Answer]:
 
 def require(client: str, available: bool) -> bool:
     """Whether a test that needs `client` runs. A missing client fails the test, as in the rest
-    of the repository's tests, unless TAPEDECK_SKIP_MISSING_CLIENTS=1 lets it pass without
+    of the repository's tests, unless TAPEDECK_SKIP_REAL_CLIENTS=1 lets it pass without
     running (with a note on stderr)."""
     if available:
         return True
-    if os.environ.get("TAPEDECK_SKIP_MISSING_CLIENTS") != "1":
+    if os.environ.get("TAPEDECK_SKIP_REAL_CLIENTS") != "1":
         raise AssertionError(
             f"{client} is not installed (`.ci/test` installs it), or set "
-            "TAPEDECK_SKIP_MISSING_CLIENTS=1 to let the tests that need it pass without running"
+            "TAPEDECK_SKIP_REAL_CLIENTS=1 to let the tests that need it pass without running"
         )
-    print(f"note: {client} is missing and TAPEDECK_SKIP_MISSING_CLIENTS=1: not run", file=sys.stderr)
+    print(f"note: {client} is missing and TAPEDECK_SKIP_REAL_CLIENTS=1: not run", file=sys.stderr)
     return False
