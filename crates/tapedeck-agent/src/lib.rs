@@ -7,6 +7,41 @@
 //! `policy_decision`; the runtime records `tool_call`, `tool_result`, `budget_exceeded` and
 //! `run_finished`.
 
+//!
+//! ```
+//! use tapedeck_agent::approvals::nobody;
+//! use tapedeck_agent::{Agent, LoadedConfig};
+//! use tapedeck_trace::{NullSink, StopReason};
+//!
+//! // An agent version with a scripted model and a mock tool: no network, no API key.
+//! let dir = tempfile::tempdir()?;
+//! std::fs::write(dir.path().join("helper.yaml"), r#"
+//! name: helper
+//! model: {provider: scripted, name: demo-model, script: helper.script.yaml}
+//! tools:
+//!   allow: [kb.read]
+//!   defs:
+//!     - name: kb.read
+//!       kind: read
+//!       description: Read an article.
+//!       input_schema: {type: object, properties: {article: {type: string}}, required: [article]}
+//!       builtin: mock
+//!       mock: [{output: {body: "Refunds take 5 days."}}]
+//! "#)?;
+//! std::fs::write(dir.path().join("helper.script.yaml"), r#"
+//! rules:
+//!   - when: {step: 1}
+//!     respond: {tool_calls: [{name: kb.read, arguments: {article: refunds}}]}
+//!   - respond: {content: "Refunds take 5 days."}
+//! "#)?;
+//! let config = LoadedConfig::load(&dir.path().join("helper.yaml"))?;
+//! // Writes would need an approver: there is nobody to ask here.
+//! let mut agent = Agent::from_config(config, nobody)?;
+//! let outcome = agent.run("How long do refunds take?", &mut NullSink::default())?;
+//! assert_eq!(outcome.stop_reason, StopReason::Ok);
+//! assert_eq!(outcome.answer.as_deref(), Some("Refunds take 5 days."));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod approvals;

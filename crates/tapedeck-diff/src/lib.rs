@@ -6,6 +6,35 @@
 //! of golden suites (suite.yaml, behaviour snapshots in insta's `.snap` format) and their CI
 //! reports.
 
+//!
+//! ```
+//! use tapedeck_diff::{RunSummary, Tolerances, diff_runs};
+//! use tapedeck_store::{ImportOutcome, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path().join("tapedeck.db"))?;
+//! let mut import = |task: &str| -> Result<_, Box<dyn std::error::Error>> {
+//!     let path = format!("{}/../../golden/support/tapes/{task}/1.jsonl", env!("CARGO_MANIFEST_DIR"));
+//!     match store.import_tape(&mut std::fs::read(path)?.as_slice())? {
+//!         ImportOutcome::Imported { id, .. } => Ok(id),
+//!         ImportOutcome::AlreadyPresent(id) => Ok(id),
+//!     }
+//! };
+//! let (reset, refund) = (import("password-reset")?, import("refund-order")?);
+//! let same = diff_runs(
+//!     RunSummary::load(&store, &reset)?,
+//!     RunSummary::load(&store, &reset)?,
+//!     &Tolerances::default(),
+//! );
+//! assert!(!same.drift);
+//! let other = diff_runs(
+//!     RunSummary::load(&store, &reset)?,
+//!     RunSummary::load(&store, &refund)?,
+//!     &Tolerances::default(),
+//! );
+//! assert!(other.drift && other.first_divergence.is_some());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod agent;

@@ -14,6 +14,26 @@
 //! An agent written as code is replayed as a command in a session ([`session`]): its tools get
 //! the same answers from the recording.
 
+//!
+//! ```
+//! use tapedeck_replay::{Options, replay};
+//! use tapedeck_store::{ImportOutcome, Store};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path().join("tapedeck.db"))?;
+//! let tape = include_str!(concat!(
+//!     env!("CARGO_MANIFEST_DIR"),
+//!     "/../../golden/support/tapes/password-reset/1.jsonl"
+//! ));
+//! let ImportOutcome::Imported { id, .. } = store.import_tape(&mut tape.as_bytes())? else {
+//!     unreachable!("a fresh store has no runs");
+//! };
+//! // Offline: the recorded model answers and tool outputs are served back.
+//! let report = replay(&store, &store.writer()?, &id, &Options::exact())?;
+//! assert!(report.divergence.is_none());
+//! assert_eq!(report.run.stop_reason, report.parent.stop_reason);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 #![warn(missing_docs)]
 
 pub mod divergence;

@@ -11,6 +11,34 @@
 //! processes may record into one file at once: each waits its turn for the write lock, and a
 //! busy database is retried inside, never reported.
 
+//!
+//! ```
+//! use serde_json::json;
+//! use tapedeck_store::Store;
+//! use tapedeck_trace::{Ending, Run, Source, StopReason};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path().join("tapedeck.db"))?;
+//! let writer = store.writer()?;
+//! let mut recorder = writer.start_run(Run::new(Source::Runtime))?;
+//! let id = recorder.id();
+//! // A blob is stored once per content, however often a run refers to it.
+//! let question = json!({"role": "user", "content": "Is the payments API up?"});
+//! assert_eq!(recorder.blob(&question)?, recorder.blob(&question)?);
+//! let run = recorder.end(Ending {
+//!     stop_reason: StopReason::Ok,
+//!     answer: Some("Yes.".into()),
+//!     error: None,
+//! })?;
+//! assert_eq!(run.answer.as_deref(), Some("Yes."));
+//! assert_eq!(store.runs(&Default::default())?.len(), 1);
+//!
+//! let mut tape = Vec::new();
+//! store.export_tape(&id, &mut tape)?;
+//! assert!(tape.starts_with(br#"{"format":"tapedeck-tape""#));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 #![warn(missing_docs)]
 
 mod codec;

@@ -4,6 +4,23 @@
 //! Where a run's events go as they happen is an [`EventSink`] (a store's recorder implements
 //! it). This crate does no I/O. Everything that is serialized here (events, runs, tapes) is a public
 //! format: see "Changing a serialized format" in `crates/README.md` before touching a field.
+//!
+//! ```
+//! use serde_json::json;
+//! use tapedeck_trace::{StopReason, canonical_json, hash_json};
+//!
+//! // Canonical JSON sorts keys and drops whitespace, so equal values have one hash.
+//! let call = json!({"query": "refund", "limit": 3});
+//! assert_eq!(canonical_json(&call)?, r#"{"limit":3,"query":"refund"}"#);
+//! let (hash, _) = hash_json(&json!({"limit": 3, "query": "refund"}))?;
+//! assert_eq!(hash, hash_json(&call)?.0);
+//!
+//! // Stop reasons are stable strings.
+//! let stop: StopReason = "tool_denied:http.post".parse()?;
+//! assert_eq!(stop, StopReason::ToolDenied("http.post".into()));
+//! assert_eq!(stop.to_string(), "tool_denied:http.post");
+//! # Ok::<(), tapedeck_trace::TraceError>(())
+//! ```
 
 #![warn(missing_docs)]
 

@@ -11,6 +11,34 @@
 //! in [`Assembler`]. The proxy reads requests as JSON values instead: it forwards and matches
 //! what a client sent, fields tapedeck does not know included.
 
+//!
+//! ```
+//! use serde_json::json;
+//! use tapedeck_wire::openai::{ChatStream, read_completion};
+//! use tapedeck_wire::{ReplyStream, read_stream};
+//!
+//! // A whole Chat Completions body.
+//! let body = json!({
+//!     "choices": [{"finish_reason": "tool_calls", "message": {"role": "assistant", "content": null,
+//!         "tool_calls": [{"id": "call_1", "type": "function",
+//!             "function": {"name": "kb_read", "arguments": "{\"article\":\"refunds\"}"}}]}}],
+//!     "usage": {"prompt_tokens": 12, "completion_tokens": 5}
+//! });
+//! let reply = read_completion(&body)?;
+//! assert_eq!(reply.tool_calls[0].arguments, json!({"article": "refunds"}));
+//!
+//! // The same answer streamed: the deltas put back together.
+//! let sse = concat!(
+//!     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"Refunds take \"}}]}\n\n",
+//!     "data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"5 days.\"},\"finish_reason\":\"stop\"}]}\n\n",
+//!     "data: [DONE]\n\n",
+//! );
+//! let mut stream = ChatStream::default();
+//! read_stream(sse.as_bytes(), &mut stream)?;
+//! assert_eq!(stream.reply()?.text, "Refunds take 5 days.");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
 #![warn(missing_docs)]
 
 mod answer;
