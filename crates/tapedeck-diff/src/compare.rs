@@ -55,6 +55,28 @@ pub const TOLERANCE_KEYS: [&str; 7] = [
     "stop_reason",
 ];
 
+/// The tolerances in a line of words, the ones a drift report names:
+/// `tool calls +20%, tokens +15%, cost +10%, same stop reason, answers ≥ 0.9 alike`.
+impl std::fmt::Display for Tolerances {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let percent = |fraction: f64| (fraction * 100.0).round();
+        write!(
+            f,
+            "tool calls +{}%, tokens +{}%, cost +{}%",
+            percent(self.tool_calls),
+            percent(self.tokens),
+            percent(self.cost)
+        )?;
+        if let Some(latency) = self.latency_p95 {
+            write!(f, ", p95 latency +{}%", percent(latency))?;
+        }
+        if self.stop_reason_must_equal {
+            write!(f, ", same stop reason")?;
+        }
+        write!(f, ", answers ≥ {} alike", self.answer_similarity)
+    }
+}
+
 impl Tolerances {
     /// Sets one tolerance from text: `tool_calls=+20%`, `tokens=0.15`, `answer_similarity=0.8`,
     /// `stop_reason=equal|any`, `latency_p95=off`.

@@ -50,7 +50,7 @@ pub use compare::{
     Aligned, AnswerDiff, FirstDivergence, MetricDelta, RunDiff, TOLERANCE_KEYS, Tolerances,
     Verdict, answer_diff, diff_runs,
 };
-pub use summary::{CallKey, RunSummary};
+pub use summary::{CallKey, RunSummary, ToolSpend, tool_spend};
 
 /// Why a diff could not be made.
 #[derive(Debug, thiserror::Error)]

@@ -202,7 +202,7 @@ fn show_incident(store: &Store, id: &RunId) -> anyhow::Result<()> {
     let w = WARN;
     anstream::println!("{h}the browser-retry incident, with budgets{h:#}");
     super::show::summary(&run, &events);
-    if let Some(top) = super::show::tool_spend(&events)
+    if let Some(top) = tapedeck_diff::tool_spend(&events)
         .first()
         .filter(|t| t.calls > 0)
     {
@@ -315,8 +315,9 @@ fn drift_report(
     anstream::println!("{}", table.trim_fmt());
     if drifting > 0 {
         anstream::println!(
-            "  {w}{drifting} of {} tasks drift{w:#} {dim}(beyond tolerance: tool calls +20%, tokens +15%, cost +10%, same stop reason, answers ≥ 0.9 alike){dim:#}",
-            runs.len()
+            "  {w}{drifting} of {} tasks drift{w:#} {dim}(beyond tolerance: {}){dim:#}",
+            runs.len(),
+            Tolerances::default()
         );
     }
     if let Some((baseline, candidate)) = first_drift {

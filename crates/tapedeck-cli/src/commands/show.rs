@@ -11,6 +11,8 @@ use tapedeck_trace::{
     Source, StopReason, Timestamp, Validation,
 };
 
+use tapedeck_diff::{ToolSpend, tool_spend};
+
 use crate::Exit;
 use crate::json_output;
 use crate::render::{self, DIM, HEADING};
@@ -30,51 +32,6 @@ pub struct Args {
     /// Print JSON (summary, run, tool spend, events and the blobs they refer to)
     #[arg(long)]
     json: bool,
-}
-
-/// How much of the run one tool used.
-#[derive(Clone, Debug, Serialize)]
-pub struct ToolSpend {
-    /// The tool.
-    pub tool: String,
-    /// Calls asked for.
-    pub calls: u64,
-    /// Calls that failed.
-    pub errors: u64,
-    /// What its calls cost.
-    pub cost_usd: f64,
-}
-
-/// Per-tool spend, biggest spender first (by cost, then calls).
-pub fn tool_spend(events: &[Event]) -> Vec<ToolSpend> {
-    fn entry<'a>(spend: &'a mut BTreeMap<String, ToolSpend>, tool: &str) -> &'a mut ToolSpend {
-        spend.entry(tool.to_owned()).or_insert_with(|| ToolSpend {
-            tool: tool.to_owned(),
-            calls: 0,
-            errors: 0,
-            cost_usd: 0.0,
-        })
-    }
-    let mut spend: BTreeMap<String, ToolSpend> = BTreeMap::new();
-    for event in events {
-        match &event.data {
-            EventData::ToolCall(c) => entry(&mut spend, &c.tool).calls += 1,
-            EventData::ToolResult(r) => {
-                let s = entry(&mut spend, &r.tool);
-                s.cost_usd += r.cost_usd.unwrap_or(0.0);
-                s.errors += u64::from(r.error.is_some());
-            }
-            _ => {}
-        }
-    }
-    let mut list: Vec<ToolSpend> = spend.into_values().collect();
-    list.sort_by(|a, b| {
-        b.cost_usd
-            .total_cmp(&a.cost_usd)
-            .then(b.calls.cmp(&a.calls))
-            .then(a.tool.cmp(&b.tool))
-    });
-    list
 }
 
 /// `show --json`: `summary` (what the text summary says), `run` (the stored record),
