@@ -1,9 +1,10 @@
 //! Golden suites on disk: a [`Suite`] is a folder with `suite.yaml` (the agent — a YAML agent
 //! version, or a [`SuiteCommand`] for an agent written as code —, the tasks and their
 //! tolerances), `tapes/<task>/1.jsonl` (the baseline runs) and
-//! `snapshots/<task>.snap` (the behaviour summaries, see [`snapshot`]); [`report`] writes the
-//! results of a check for CI (JUnit XML, Markdown, HTML).
+//! `snapshots/<task>.snap` (the behaviour summaries, see [`snapshot`]); [`check`] judges a
+//! check's runs into task results; [`report`] writes them for CI (JUnit XML, Markdown, HTML).
 
+pub mod check;
 pub mod report;
 pub mod snapshot;
 

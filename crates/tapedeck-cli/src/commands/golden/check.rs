@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use tapedeck_diff::distribution::{self, Correction, compare_groups_with};
-use tapedeck_diff::golden::{
-    self, Behaviour, Snapshot, Suite, SuiteCommand, Task, TaskResult, TaskVerdict,
-};
-use tapedeck_diff::{RunSummary, Tolerances, diff_runs};
+use tapedeck_diff::RunSummary;
+use tapedeck_diff::distribution;
+use tapedeck_diff::golden::check::{self, Pair, Statistics, TaskRuns};
+use tapedeck_diff::golden::{self, Snapshot, Suite, SuiteCommand, Task, TaskResult, TaskVerdict};
 use tapedeck_replay::session::ModelSource;
 use tapedeck_replay::{MissPolicy, Mode, Options};
 use tapedeck_store::{Store, Writer};
@@ -211,25 +210,6 @@ struct Prepared {
     baseline: RunId,
 }
 
-/// One baseline replayed: both runs summarised.
-struct Replayed {
-    baseline: RunSummary,
-    candidate: RunSummary,
-}
-
-/// One task checked: its result and the candidate's behaviour (none for an error).
-struct Checked {
-    result: TaskResult,
-    behaviour: Option<Behaviour>,
-}
-
-/// The statistics of a repeated check, for the summary.
-struct Statistics {
-    alpha: f64,
-    correction: Correction,
-    tests: usize,
-}
-
 /// Runs `tapedeck golden check`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let suite = Suite::load(&args.suite)?;
@@ -326,7 +306,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         }
     }
     let outcomes = run_all(settings, &writer, &tasks, &prepared, &candidate, args.jobs);
-    let mut replayed: Vec<Vec<Replayed>> = tasks.iter().map(|_| Vec::new()).collect();
+    let mut replayed: Vec<Vec<Pair>> = tasks.iter().map(|_| Vec::new()).collect();
     for (p, outcome) in prepared.iter().zip(outcomes) {
         if broken.contains_key(&p.task) {
             continue; // an earlier repetition failed: the task is an error already
@@ -341,115 +321,30 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             }
         }
     }
-    let strict = args.strict_snapshots;
-    let mut statistics = None;
-    let mut checked: Vec<Option<Checked>> = tasks.iter().map(|_| None).collect();
-    if repeat == 1 {
-        for (t, task) in tasks.iter().enumerate() {
-            if broken.contains_key(&t) {
-                continue;
-            }
-            if let Some(r) = replayed[t].pop() {
-                let behaviour = Behaviour::of(&r.candidate);
-                let diff = diff_runs(r.baseline, r.candidate, &task.tolerances);
-                let result =
-                    TaskResult::new(&task.id, diff, snapshots[t].as_ref(), &behaviour, strict);
-                checked[t] = Some(Checked {
-                    result,
-                    behaviour: Some(behaviour),
-                });
-            }
-        }
-    } else {
-        let ok: Vec<usize> = (0..tasks.len())
-            .filter(|t| !broken.contains_key(t))
-            .collect();
-        if !ok.is_empty() {
-            let side = |pick: fn(&Replayed) -> &RunSummary| -> Vec<RunSummary> {
-                ok.iter()
-                    .flat_map(|t| replayed[*t].iter().map(|r| pick(r).clone()))
-                    .collect()
-            };
-            let baseline = side(|r| &r.baseline);
-            let candidate = side(|r| &r.candidate);
-            let tolerances_of = |task: Option<&str>| -> Tolerances {
-                task.and_then(|t| suite.task(t))
-                    .map_or_else(Tolerances::default, |t| t.tolerances.clone())
-            };
-            match compare_groups_with(
-                &baseline,
-                &candidate,
-                tolerances_of,
-                suite.alpha(),
-                suite.correction(),
-            ) {
-                Ok(comparison) => {
-                    statistics = Some(Statistics {
-                        alpha: comparison.alpha,
-                        correction: comparison.correction,
-                        tests: comparison.tests.len(),
-                    });
-                    for t in ok {
-                        let task = tasks[t];
-                        let tests: Vec<_> = comparison
-                            .tests
-                            .iter()
-                            .filter(|x| x.task.as_deref() == Some(task.id.as_str()))
-                            .cloned()
-                            .collect();
-                        let Some(first) = std::mem::take(&mut replayed[t]).into_iter().next()
-                        else {
-                            continue;
-                        };
-                        let behaviour = Behaviour::of(&first.candidate);
-                        let diff = diff_runs(first.baseline, first.candidate, &task.tolerances);
-                        let result = TaskResult::repeated(
-                            &task.id,
-                            diff,
-                            snapshots[t].as_ref(),
-                            &behaviour,
-                            repeat,
-                            tests,
-                            strict,
-                        );
-                        checked[t] = Some(Checked {
-                            result,
-                            behaviour: Some(behaviour),
-                        });
-                    }
-                }
-                Err(e) => {
-                    // Runs are recorded: the comparison's failure is every compared task's.
-                    let message = format!("suite `{}`, {repeat} runs per task: {e}", suite.name);
-                    for t in ok {
-                        broken.insert(t, message.clone());
-                    }
-                }
-            }
-        }
-    }
-    let checked: Vec<Checked> = checked
+    let runs: Vec<TaskRuns> = replayed
         .into_iter()
         .enumerate()
-        .map(|(t, c)| match (broken.remove(&t), c) {
-            (None, Some(c)) => c,
-            (message, _) => Checked {
-                result: TaskResult::error(
-                    &tasks[t].id,
-                    message.unwrap_or_else(|| "the task was not replayed".to_owned()),
-                    (repeat > 1).then_some(repeat),
-                ),
-                behaviour: None,
-            },
+        .map(|(t, pairs)| match broken.remove(&t) {
+            Some(message) => TaskRuns::Failed(message),
+            None => TaskRuns::Ran(pairs),
         })
         .collect();
+    let judgement = check::judge(
+        &suite,
+        &tasks,
+        &snapshots,
+        runs,
+        repeat,
+        args.strict_snapshots,
+    );
     // Writing the pending snapshots and the reports can still fail: say so, and fail with 1
     // (runs are recorded).
     // Both are written before the summary is printed, so it can say they failed.
-    let pending_written = write_pending(&suite, &checked, &label)
-        .map_err(|e| render::error(&e))
+    let pending_written = judgement
+        .write_pending(&suite, &label)
+        .map_err(|e| render::error(&anyhow::Error::from(e)))
         .is_ok();
-    let results: Vec<TaskResult> = checked.into_iter().map(|c| c.result).collect();
+    let results = judgement.results();
     let reports_written = write_reports(&args, &suite.name, &results)
         .map_err(|e| render::error(&e))
         .is_ok();
@@ -458,7 +353,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         &suite,
         &results,
         &label,
-        statistics.as_ref(),
+        judgement.statistics.as_ref(),
         Written {
             pending: pending_written,
             all: !failed_to_write,
@@ -540,31 +435,6 @@ fn validate_tapes(
     Ok(summaries)
 }
 
-/// Writes `<task>.snap.new` for every task that drifted or whose snapshot changed, and
-/// removes a stale one of a task that passed (an error leaves it as it is).
-fn write_pending(suite: &Suite, checked: &[Checked], agent: &str) -> anyhow::Result<()> {
-    for c in checked {
-        let pending = suite.pending_path(&c.result.task);
-        match (&c.behaviour, &c.result.diff) {
-            (Some(behaviour), Some(diff)) if c.result.has_pending_snapshot() => {
-                Snapshot {
-                    source: suite.source(),
-                    expression: c.result.task.clone(),
-                    info: Some(BTreeMap::from([
-                        ("candidate_run".to_owned(), diff.candidate.id.to_string()),
-                        ("agent".to_owned(), agent.to_owned()),
-                    ])),
-                    behaviour: behaviour.clone(),
-                }
-                .write(&pending)?;
-            }
-            _ if c.result.verdict == TaskVerdict::Pass => super::remove_if_present(&pending)?,
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 /// Checks every prepared task, `jobs` at a time; results in task order.
 fn run_all(
     settings: &Settings,
@@ -573,7 +443,7 @@ fn run_all(
     prepared: &[Prepared],
     candidate: &Candidate,
     jobs: u32,
-) -> Vec<anyhow::Result<Replayed>> {
+) -> Vec<anyhow::Result<Pair>> {
     let bar = render::progress_bar(prepared.len() as u64, "task runs checked");
     super::super::on_workers(&settings.store, prepared.len(), jobs, &bar, |store, i| {
         let p = &prepared[i];
@@ -591,7 +461,7 @@ fn check_one(
     task: &Task,
     p: &Prepared,
     candidate: &Candidate,
-) -> anyhow::Result<Replayed> {
+) -> anyhow::Result<Pair> {
     let replayed = match candidate {
         Candidate::Agent(options) => {
             let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
@@ -621,7 +491,7 @@ fn check_one(
             model,
         )?,
     };
-    Ok(Replayed {
+    Ok(Pair {
         baseline: RunSummary::load(store, &p.baseline)?,
         candidate: RunSummary::load(store, &replayed)?,
     })
