@@ -48,7 +48,7 @@ fn store_that_is_a_text_file() {
 fn store_of_a_newer_schema() {
     let env = Env::with_fixtures();
     {
-        let conn = rusqlite::Connection::open(&env.store).expect("open the store");
+        let conn = rusqlite::Connection::open(env.store()).expect("open the store");
         conn.pragma_update(None, "user_version", 99)
             .expect("set user_version");
     }
@@ -63,12 +63,12 @@ fn store_of_a_newer_schema() {
     let line = input_error(env.tapedeck().arg("import").arg(fixture("clean.jsonl")));
     assert!(line.contains("upgrade tapedeck"), "{line}");
     // Refused, not migrated down or written to.
-    let conn = rusqlite::Connection::open(&env.store).expect("open the store");
+    let conn = rusqlite::Connection::open(env.store()).expect("open the store");
     let version: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .expect("user_version");
     assert_eq!(version, 99);
-    assert_eq!(runs_in(&env.store), 4);
+    assert_eq!(runs_in(&env.store()), 4);
 }
 
 #[test]

@@ -87,7 +87,10 @@ fn ls_without_a_store() {
     let out = document(env.tapedeck().args(["ls", "--json"]), 0, "tapedeck-runs");
     let listing: Value = serde_json::from_str(&out).expect("JSON");
     assert_eq!(listing["runs"], Value::Array(Vec::new()));
-    assert!(!env.store.exists(), "`ls --json` must not create the store");
+    assert!(
+        !env.store().exists(),
+        "`ls --json` must not create the store"
+    );
 }
 
 #[test]

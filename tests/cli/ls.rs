@@ -174,7 +174,7 @@ fn empty_store_says_how_to_record_runs() {
     let env = Env::new();
     let out = stdout(env.tapedeck().arg("ls"));
     assert_eq!(out, "no runs in t.db (record some with `tapedeck demo`)\n");
-    assert!(!env.store.exists(), "`ls` must not create the store");
+    assert!(!env.store().exists(), "`ls` must not create the store");
     let out = stdout(env.tapedeck().args(["ls", "--json"]));
     assert!(runs_listed(&out).is_empty(), "{out}");
 }

@@ -21,6 +21,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::Value;
+pub use tapedeck_testkit::cli::TestDir;
 use tapedeck_trace::Timestamp;
 
 /// The fixture tapes: file name in `fixtures/tapes/`, short id, start time.
@@ -85,12 +86,14 @@ pub fn import_fixtures(store: &Path) {
 }
 
 /// A temporary folder, the working directory of its commands, with the store `t.db` in it
-/// (the file exists once a command created it).
-pub struct Env {
-    /// The folder (removed when the test ends).
-    pub dir: tempfile::TempDir,
-    /// `<dir>/t.db`.
-    pub store: PathBuf,
+/// (the file exists once a command created it) ([`TestDir`]).
+pub struct Env(TestDir);
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
 }
 
 impl Default for Env {
@@ -102,26 +105,14 @@ impl Default for Env {
 impl Env {
     /// An empty folder: no store yet.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = dir.path().join(STORE);
-        Self { dir, store }
+        Self(TestDir::new())
     }
 
     /// A store holding the four fixture runs.
     pub fn with_fixtures() -> Self {
         let env = Self::new();
-        import_fixtures(&env.store);
+        import_fixtures(&env.store());
         env
-    }
-
-    /// `tapedeck --store t.db`, run in the folder.
-    pub fn tapedeck(&self) -> Command {
-        tapedeck(&self.store)
-    }
-
-    /// A path in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
     }
 
     /// The runs `ls --json` lists with these extra arguments.

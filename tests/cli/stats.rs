@@ -140,7 +140,7 @@ fn empty_store() {
     let report: Value =
         serde_json::from_str(&stdout(env.tapedeck().args(["stats", "--json"]))).expect("JSON");
     assert_eq!(report["agents"], Value::Array(Vec::new()));
-    assert!(!env.store.exists(), "`stats` must not create the store");
+    assert!(!env.store().exists(), "`stats` must not create the store");
 }
 
 #[test]

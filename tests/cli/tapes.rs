@@ -279,7 +279,7 @@ fn rm_and_gc_need_a_store() {
     assert_eq!(line, "error: the store `t.db` does not exist");
     let line = crate::input_error(env.tapedeck().arg("gc"));
     assert_eq!(line, "error: the store `t.db` does not exist");
-    assert!(!env.store.exists());
+    assert!(!env.store().exists());
 }
 
 #[test]

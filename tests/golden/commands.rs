@@ -46,9 +46,7 @@ struct Weather {
 
 impl Weather {
     fn new() -> Self {
-        let env = Env {
-            dir: tempfile::tempdir().expect("a temporary folder"),
-        };
+        let env = Env::empty();
         copy_dir(&root().join(SUITE), &env.path(SUITE));
         copy_dir(
             &root().join("clients/python/tapedeck"),

@@ -20,8 +20,8 @@ mod verdicts;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use serde_json::Value;
+pub use tapedeck_testkit::cli::TestDir;
 
 /// The tasks of `golden/support` the drift candidate changes: three password questions (a
 /// second `kb.search`) and the shipping answer.
@@ -59,10 +59,14 @@ pub fn copy_dir(from: &Path, to: &Path) {
 }
 
 /// A temporary folder holding copies of the shipped suites under `golden/`, the drift
-/// candidate under `candidates/`, and the store `t.db`.
-pub struct Env {
-    /// The folder.
-    pub dir: tempfile::TempDir,
+/// candidate under `candidates/`, and the store `t.db` ([`TestDir`]).
+pub struct Env(TestDir);
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
 }
 
 impl Default for Env {
@@ -72,16 +76,21 @@ impl Default for Env {
 }
 
 impl Env {
+    /// An empty folder (for a suite of its own).
+    pub fn empty() -> Self {
+        Self(TestDir::new())
+    }
+
     /// The folder with both suites and the candidate.
     pub fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
+        let env = Self(TestDir::new());
         for suite in ["support", "research"] {
             copy_dir(
                 &root().join("golden").join(suite),
-                &dir.path().join("golden").join(suite),
+                &env.path("golden").join(suite),
             );
         }
-        let candidates = dir.path().join("candidates");
+        let candidates = env.path("candidates");
         std::fs::create_dir_all(&candidates).expect("create candidates/");
         for file in [
             "support-bot-drift.yaml",
@@ -94,17 +103,7 @@ impl Env {
             )
             .expect("copy the candidate");
         }
-        Self { dir }
-    }
-
-    /// A path in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// `tapedeck --store t.db`, run in the folder with plain output.
-    pub fn tapedeck(&self) -> Command {
-        tapedeck_testkit::cli::tapedeck(self.dir.path())
+        env
     }
 
     /// `tapedeck golden ARGS…`: its exit code, stdout and stderr.

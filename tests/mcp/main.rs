@@ -10,10 +10,10 @@
 //! installed (`python3 -m pip install mcp mcp-server-time`, as `.ci/test` does).
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
+use tapedeck_testkit::cli::{STORE, TestDir};
 
 mod eras;
 mod fake_session;
@@ -132,8 +132,15 @@ fn require_mcp_server_time() -> bool {
     )
 }
 
-struct Env {
-    dir: tempfile::TempDir,
+/// A temporary folder holding the MCP server script and the store `t.db` ([`TestDir`]); its
+/// commands run outside a session unless a test says otherwise.
+struct Env(TestDir);
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
 }
 
 /// What one tapedeck process did.
@@ -148,24 +155,18 @@ struct Session {
 
 impl Env {
     fn new() -> Self {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        std::fs::write(dir.path().join("server.py"), SERVER).expect("the server script");
-        Self { dir }
+        let env = Self(TestDir::new().with_setup(|cmd| {
+            cmd.env_remove("TAPEDECK_SESSION");
+        }));
+        env.write("server.py", SERVER);
+        env
     }
 
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
+    /// `tapedeck --store t.db` in the folder as a process to talk to over stdio.
     fn tapedeck(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tapedeck"));
-        cmd.current_dir(self.dir.path())
-            .env("NO_COLOR", "1")
-            .env_remove("TAPEDECK_STORE")
-            // Outside a session unless a test says otherwise.
-            .env_remove("TAPEDECK_SESSION")
-            .arg("--store")
-            .arg("t.db");
+        let mut cmd = tapedeck_testkit::cli::process_in(self.dir.path());
+        // Outside a session unless a test says otherwise.
+        cmd.env_remove("TAPEDECK_SESSION").arg("--store").arg(STORE);
         cmd
     }
 
@@ -280,16 +281,6 @@ impl Env {
         assert!(output.status.success(), "{stderr}");
         let out: Value = serde_json::from_slice(&output.stdout).expect("the client prints JSON");
         (out, stderr)
-    }
-
-    fn show(&self, run: &str) -> Value {
-        let output = self
-            .tapedeck()
-            .args(["show", run, "--json"])
-            .output()
-            .expect("show runs");
-        assert!(output.status.success(), "{output:?}");
-        serde_json::from_slice(&output.stdout).expect("show --json is JSON")
     }
 }
 

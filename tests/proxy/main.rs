@@ -17,21 +17,24 @@ mod storage;
 mod weather;
 use tapedeck_testkit::fake_http as server;
 
-use std::path::PathBuf;
-
 use assert_cmd::Command;
 use serde_json::Value;
 
 /// The API key the clients send: it must appear nowhere in the store.
 pub const KEY: &str = "sk-test-VERYSECRET-0123456789";
 
-/// A temporary folder holding the client script and the store `t.db`.
-pub struct Env {
-    /// The folder (removed when the test ends).
-    pub dir: tempfile::TempDir,
-}
+/// A temporary folder holding the client script and the store `t.db` ([`TestDir`]); its
+/// commands get the test key.
+pub struct Env(TestDir);
 
-pub use tapedeck_testkit::cli::Outcome;
+pub use tapedeck_testkit::cli::{Outcome, TestDir};
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
+}
 
 impl Default for Env {
     fn default() -> Self {
@@ -42,29 +45,9 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("a temporary folder"),
-        }
-    }
-
-    /// A path in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a file in the folder.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).expect("write the file");
-        path
-    }
-
-    /// `tapedeck --store t.db` in the folder ([`tapedeck_testkit::cli::tapedeck`]), with the
-    /// test key.
-    pub fn tapedeck(&self) -> Command {
-        let mut cmd = tapedeck_testkit::cli::tapedeck(self.dir.path());
-        cmd.env("OPENAI_API_KEY", KEY).env("ANTHROPIC_API_KEY", KEY);
-        cmd
+        Self(TestDir::new().with_setup(|cmd| {
+            cmd.env("OPENAI_API_KEY", KEY).env("ANTHROPIC_API_KEY", KEY);
+        }))
     }
 
     /// Runs a command to its end (a minute at most).
@@ -90,13 +73,6 @@ impl Env {
         rep.expect_code(0);
         assert_eq!(rep.stdout, recorded.stdout, "the client printed otherwise");
         rep
-    }
-
-    /// `show RUN --json`.
-    pub fn show(&self, run: &str) -> Value {
-        let out = self.exec(self.tapedeck().args(["show", run, "--json"]));
-        out.expect_code(0);
-        serde_json::from_str(&out.stdout).expect("show --json prints JSON")
     }
 
     /// Every byte of the store (the database and its WAL).

@@ -13,12 +13,9 @@ mod fork;
 mod tapes;
 mod tools_only;
 
-use std::path::PathBuf;
-
-use assert_cmd::Command;
 use serde_json::Value;
 
-pub use tapedeck_testkit::cli::{Outcome, STORE};
+pub use tapedeck_testkit::cli::{Outcome, STORE, TestDir};
 
 /// The support bot's password question: `kb.search`, `kb.read`, then the answer.
 pub const PASSWORD: &str = "How do I reset my password?";
@@ -29,10 +26,14 @@ pub const REFUND: &str = "Please refund order A-1234";
 pub const WEBHOOK: &str = "Send a test webhook";
 
 /// A temporary folder holding agent files and the store `t.db`; the working directory of its
-/// commands.
-pub struct Env {
-    /// The folder (removed when the test ends).
-    pub dir: tempfile::TempDir,
+/// commands, which get no API keys ([`TestDir`]).
+pub struct Env(TestDir);
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
 }
 
 impl Default for Env {
@@ -44,9 +45,10 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("a temporary folder"),
-        }
+        Self(TestDir::new().with_setup(|cmd| {
+            cmd.env_remove("OPENAI_API_KEY")
+                .env_remove("ANTHROPIC_API_KEY");
+        }))
     }
 
     /// A folder holding the fixture agents (`support-bot.yaml`, `research-bot.yaml`, their
@@ -60,21 +62,6 @@ impl Env {
             std::fs::copy(&path, env.dir.path().join(name)).expect("copy a fixture agent file");
         }
         env
-    }
-
-    /// A path in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes `text` to `name` in the folder (creating its folder); returns the path.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create the file's folder");
-        }
-        std::fs::write(&path, text).expect("write the file");
-        path
     }
 
     /// A file of the folder with every `from` replaced by `to`, written as `name`.
@@ -93,15 +80,6 @@ impl Env {
     /// Removes a file of the folder.
     pub fn remove(&self, name: &str) {
         std::fs::remove_file(self.path(name)).expect("remove the file");
-    }
-
-    /// `tapedeck --store t.db` in the folder ([`tapedeck_testkit::cli::tapedeck`]), without
-    /// API keys.
-    pub fn tapedeck(&self) -> Command {
-        let mut cmd = tapedeck_testkit::cli::tapedeck(self.dir.path());
-        cmd.env_remove("OPENAI_API_KEY")
-            .env_remove("ANTHROPIC_API_KEY");
-        cmd
     }
 
     /// Runs `tapedeck ARGS…` to its end.
@@ -133,22 +111,6 @@ impl Env {
         let out = self.exec(&all);
         out.expect_code(code);
         out.json()
-    }
-
-    /// `show RUN --json`.
-    pub fn show(&self, id: &str) -> Value {
-        serde_json::from_str(&self.stdout(&["show", id, "--json"]))
-            .expect("`show --json` prints JSON")
-    }
-
-    /// The runs `ls --json` lists, newest first.
-    pub fn ls(&self) -> Vec<Value> {
-        let listing: Value = serde_json::from_str(&self.stdout(&["ls", "--json", "-n", "1000"]))
-            .expect("`ls --json` prints JSON");
-        match &listing["runs"] {
-            Value::Array(runs) => runs.clone(),
-            other => panic!("`ls --json` has {other} under `runs`, not an array"),
-        }
     }
 }
 

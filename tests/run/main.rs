@@ -17,16 +17,19 @@ mod stop_reasons;
 
 use std::path::PathBuf;
 
-use assert_cmd::Command;
 use serde_json::Value;
 
-pub use tapedeck_testkit::cli::{Outcome, STORE};
+pub use tapedeck_testkit::cli::{Outcome, STORE, TestDir};
 
 /// A temporary folder holding agent files and the store `t.db`; the working directory of its
-/// commands.
-pub struct Env {
-    /// The folder (removed when the test ends).
-    pub dir: tempfile::TempDir,
+/// commands ([`TestDir`]).
+pub struct Env(TestDir);
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
 }
 
 impl Default for Env {
@@ -38,29 +41,12 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("a temporary folder"),
-        }
-    }
-
-    /// A path in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// The store file.
-    pub fn store(&self) -> PathBuf {
-        self.path(STORE)
+        Self(TestDir::new())
     }
 
     /// Writes `text` (its common indentation removed) to `name` in the folder; returns the path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).expect("create the file's folder");
-        }
-        std::fs::write(&path, dedent(text)).expect("write the file");
-        path
+        self.0.write(name, &dedent(text))
     }
 
     /// An agent `agent.yaml` on the scripted model `script` (written to `script.yaml`); `rest`
@@ -72,16 +58,6 @@ impl Env {
             config.push_str(&dedent(part));
         }
         self.write("agent.yaml", &config);
-    }
-
-    /// `tapedeck --store t.db` in the folder ([`tapedeck_testkit::cli::tapedeck`]).
-    pub fn tapedeck(&self) -> Command {
-        tapedeck_testkit::cli::tapedeck(self.dir.path())
-    }
-
-    /// Runs a command to its end.
-    pub fn exec(&self, cmd: &mut Command) -> Outcome {
-        Outcome::of(cmd)
     }
 
     /// `tapedeck run agent.yaml --input INPUT`.
@@ -105,16 +81,6 @@ impl Env {
         out.expect_code(0);
         assert_eq!(out.stderr, "", "expected nothing on stderr");
         out.stdout
-    }
-
-    /// The runs `ls --json` lists, newest first.
-    pub fn ls(&self) -> Vec<Value> {
-        let out = self.stdout(&["ls", "--json", "-n", "1000"]);
-        let listing: Value = serde_json::from_str(&out).expect("`ls --json` prints JSON");
-        match &listing["runs"] {
-            Value::Array(runs) => runs.clone(),
-            other => panic!("`ls --json` has {other} under `runs`, not an array"),
-        }
     }
 
     /// The newest run's short id.

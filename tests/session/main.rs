@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::Value;
-pub use tapedeck_testkit::cli::Outcome;
+pub use tapedeck_testkit::cli::{Outcome, TestDir};
 pub use tapedeck_testkit::fake_http as server;
 
 /// The API key the agents send: it must appear nowhere in the store.
@@ -22,10 +22,16 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A temporary folder holding the store `t.db` and the files the agents read and write.
-pub struct Env {
-    /// The folder (removed when the test ends).
-    pub dir: tempfile::TempDir,
+/// A temporary folder holding the store `t.db` and the files the agents read and write
+/// ([`TestDir`]); its commands get the test key and `TAPEDECK_BIN` (how the fixture agents
+/// start `tapedeck mcp`), outside any session.
+pub struct Env(TestDir);
+
+impl std::ops::Deref for Env {
+    type Target = TestDir;
+    fn deref(&self) -> &TestDir {
+        &self.0
+    }
 }
 
 impl Default for Env {
@@ -37,49 +43,17 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self {
-            dir: tempfile::tempdir().expect("a temporary folder"),
-        }
-    }
-
-    /// A path in the folder.
-    pub fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    /// Writes a file in the folder.
-    pub fn write(&self, name: &str, text: &str) -> PathBuf {
-        let path = self.path(name);
-        std::fs::write(&path, text).expect("write the file");
-        path
-    }
-
-    /// A file of the folder, read (empty when it does not exist).
-    pub fn read(&self, name: &str) -> String {
-        std::fs::read_to_string(self.path(name)).unwrap_or_default()
-    }
-
-    /// `tapedeck --store t.db` in the folder, with the test key and `TAPEDECK_BIN` (how the
-    /// fixture agents start `tapedeck mcp`).
-    pub fn tapedeck(&self) -> Command {
-        let mut cmd = tapedeck_testkit::cli::tapedeck(self.dir.path());
-        cmd.env("OPENAI_API_KEY", KEY)
-            .env("ANTHROPIC_API_KEY", KEY)
-            .env("TAPEDECK_BIN", assert_cmd::cargo::cargo_bin("tapedeck"))
-            .env_remove("TAPEDECK_SESSION");
-        cmd
+        Self(TestDir::new().with_setup(|cmd| {
+            cmd.env("OPENAI_API_KEY", KEY)
+                .env("ANTHROPIC_API_KEY", KEY)
+                .env("TAPEDECK_BIN", assert_cmd::cargo::cargo_bin("tapedeck"))
+                .env_remove("TAPEDECK_SESSION");
+        }))
     }
 
     /// Runs a command to its end (two minutes at most).
     pub fn exec(&self, cmd: &mut Command) -> Outcome {
         Outcome::of(cmd.timeout(std::time::Duration::from_secs(120)))
-    }
-
-    /// `show RUN --json`.
-    pub fn show(&self, run: &str) -> Value {
-        let out = self.exec(self.tapedeck().args(["show", run, "--json"]));
-        out.expect_code(0);
-        out.json()
     }
 }
 

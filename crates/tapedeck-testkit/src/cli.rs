@@ -1,7 +1,8 @@
-//! Running the `tapedeck` binary from end-to-end tests: [`tapedeck`] builds the command in a
-//! test's folder, [`Outcome::of`] runs it to its end and keeps how it ended.
+//! Running the `tapedeck` binary from end-to-end tests: a [`TestDir`] is a test's folder (its
+//! files, its store, the working directory of its commands), [`tapedeck`] builds the command in
+//! it, [`Outcome::of`] runs it to its end and keeps how it ended.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use assert_cmd::Command;
@@ -69,6 +70,91 @@ pub fn tapedeck(dir: &Path) -> Command {
     let mut cmd = tapedeck_in(dir);
     cmd.arg("--store").arg(STORE);
     cmd
+}
+
+/// A test's temporary folder: its files, its store ([`STORE`]) and the working directory of the
+/// `tapedeck` commands it runs; removed when the test ends. A test binary wraps it (`struct
+/// Env(TestDir)` with `Deref`) to add helpers of its own, and says with
+/// [`TestDir::with_setup`] what every one of its commands needs (API keys, say).
+pub struct TestDir {
+    /// The folder.
+    pub dir: tempfile::TempDir,
+    setup: fn(&mut Command),
+}
+
+impl Default for TestDir {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TestDir {
+    /// An empty folder.
+    pub fn new() -> Self {
+        Self {
+            dir: tempfile::tempdir().expect("a temporary folder"),
+            setup: |_| {},
+        }
+    }
+
+    /// The same folder, `setup` applied to every command [`TestDir::tapedeck`] builds.
+    pub fn with_setup(self, setup: fn(&mut Command)) -> Self {
+        Self { setup, ..self }
+    }
+
+    /// A path in the folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// The store file.
+    pub fn store(&self) -> PathBuf {
+        self.path(STORE)
+    }
+
+    /// Writes `text` to `name` in the folder (creating its folder); returns the path.
+    pub fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.path(name);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).expect("create the file's folder");
+        }
+        std::fs::write(&path, text).expect("write the file");
+        path
+    }
+
+    /// The text of `name` in the folder; empty when there is no such file (a client that did
+    /// not write it, say).
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap_or_default()
+    }
+
+    /// `tapedeck --store t.db`, run in the folder ([`tapedeck`]), set up as the test binary
+    /// said.
+    pub fn tapedeck(&self) -> Command {
+        let mut cmd = tapedeck(self.dir.path());
+        (self.setup)(&mut cmd);
+        cmd
+    }
+
+    /// Runs `cmd` to its end.
+    pub fn exec(&self, cmd: &mut Command) -> Outcome {
+        Outcome::of(cmd)
+    }
+
+    /// `show RUN --json`, which must succeed.
+    pub fn show(&self, run: &str) -> Value {
+        let out = Outcome::of(self.tapedeck().args(["show", run, "--json"]));
+        out.expect_code(0);
+        out.json()
+    }
+
+    /// The runs of `ls --json` (up to 1,000), newest first; it must succeed quietly.
+    pub fn ls(&self) -> Vec<Value> {
+        let out = Outcome::of(self.tapedeck().args(["ls", "--json", "-n", "1000"]));
+        out.expect_code(0);
+        assert_eq!(out.stderr, "", "expected nothing on stderr");
+        out.runs_listed()
+    }
 }
 
 /// How a command ended.
