@@ -467,6 +467,37 @@ pub fn replay(
     Ok(ReplayOutcome { run, misses })
 }
 
+/// A host that records nothing and leaves every answer to the recording.
+struct Unrecorded;
+
+impl ReplayHost for Unrecorded {
+    fn observe(&mut self, _direction: Direction, _message: &Value) {}
+
+    fn tool_answer(&mut self, _tool: &str, _arguments: &Value) -> Option<ToolAnswer> {
+        None
+    }
+}
+
+/// Answers the client on `client_in`/`client_out` from recorded `messages` (in the order they
+/// crossed) as [`replay`] does, but records nothing; returns the requests that had no answer.
+/// Everything a client's lines meet in a replay, without a store to set up: what the fuzz
+/// target of MCP lines drives.
+pub fn serve_messages(
+    messages: &[McpRecorded],
+    client_in: impl Read,
+    client_out: impl Write,
+) -> std::io::Result<Vec<String>> {
+    let mut misses = Vec::new();
+    serve(
+        &mut Unrecorded,
+        &mut misses,
+        Recording::from_messages(messages),
+        client_in,
+        client_out,
+    )?;
+    Ok(misses)
+}
+
 /// The tool and arguments of a `tools/call` request's params.
 pub(super) fn tool_and_arguments(params: Option<&Value>) -> (&str, Value) {
     let tool = params
