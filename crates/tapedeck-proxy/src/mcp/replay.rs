@@ -672,6 +672,39 @@ mod tests {
     }
 
     #[test]
+    fn serve_messages_answers_from_the_recording_and_names_the_misses() {
+        let message = |direction, message| McpRecorded { direction, message };
+        let recording = [
+            message(
+                Direction::ClientToServer,
+                json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }),
+            ),
+            message(
+                Direction::ServerToClient,
+                json!({ "jsonrpc": "2.0", "id": 1, "result": { "tools": [] } }),
+            ),
+        ];
+        let client = concat!(
+            r#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#,
+            "\nnot json\n",
+            r#"{"jsonrpc":"2.0","id":"b","method":"prompts/list"}"#,
+            "\n",
+        );
+        let mut out = Vec::new();
+        let misses = serve_messages(&recording, client.as_bytes(), &mut out).expect("in memory");
+        assert_eq!(misses, ["prompts/list"]);
+        let answers: Vec<Value> = out.split(|b| *b == b'\n').filter_map(parse_line).collect();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(
+            answers[0],
+            json!({ "jsonrpc": "2.0", "id": "a", "result": { "tools": [] } })
+        );
+        assert_eq!(answers[1]["error"]["code"], json!(-32700));
+        assert_eq!(answers[2]["id"], json!("b"));
+        assert_eq!(answers[2]["error"]["code"], json!(-32601));
+    }
+
+    #[test]
     fn params_key_ignores_meta_and_key_order() {
         let a = json!({ "name": "echo", "arguments": { "b": 1, "a": 2 }, "_meta": { "x": 1 } });
         let b = json!({ "arguments": { "a": 2, "b": 1 }, "name": "echo" });
