@@ -8,12 +8,13 @@ use libfuzzer_sys::fuzz_target;
 use tapedeck_store::{ImportOutcome, Store};
 use tapedeck_trace::RunId;
 
-fn tape(store: &Store, id: &RunId) -> Vec<u8> {
+/// The run's tape, as text so that a difference shows as one.
+fn tape(store: &Store, id: &RunId) -> String {
     let mut out = Vec::new();
     store
         .export_tape(id, &mut out)
         .expect("an imported run exports");
-    out
+    String::from_utf8(out).expect("a tape is UTF-8")
 }
 
 fuzz_target!(|data: &[u8]| {
