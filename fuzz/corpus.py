@@ -62,15 +62,13 @@ def otlp_seeds():
     with tempfile.TemporaryDirectory() as tmp:
         store = pathlib.Path(tmp) / "seeds.db"
         for tape in TAPES[:2] + TAPES[5:]:
-            out = subprocess.run(
-                [binary, "--store", str(store), "import", str(tape)],
-                check=True, capture_output=True, text=True)
+            subprocess.run([binary, "--store", str(store), "import", str(tape)],
+                           check=True, capture_output=True)
             run_id = json.loads(lines(tape)[0])["run"]["id"]
             otlp = subprocess.run(
                 [binary, "--store", str(store), "export", run_id[:8], "--format", "otel"],
                 check=True, capture_output=True).stdout
             write("otlp_import", f"{tape.stem}.otlp.json", otlp)
-            del out
     # Another producer's minimal GenAI trace (as in the store's otel tests).
     attr = lambda k, v: {"key": k, "value": {"stringValue": v}}
     foreign = {"resourceSpans": [{"scopeSpans": [{"spans": [
