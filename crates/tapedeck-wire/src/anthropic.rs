@@ -271,9 +271,10 @@ pub struct MessagesStream {
 impl MessagesStream {
     /// Takes in one event (`name` is its SSE `event:` field, used when the data has no
     /// `type`). An error says the event was not understood; after an [`OverLimit`] nothing
-    /// more is read.
+    /// more is read, nor after the stream's end (`message_stop`): a client stops reading there,
+    /// and so does [`crate::read_stream`].
     pub fn push(&mut self, name: Option<&str>, data: &str) -> Result<(), WireError> {
-        if self.over.is_some() {
+        if self.over.is_some() || self.done {
             return Ok(());
         }
         // Not Anthropic's own end, but compatible servers send it.

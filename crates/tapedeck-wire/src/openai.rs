@@ -287,8 +287,10 @@ pub struct ChatStream {
 impl ChatStream {
     /// Takes in one `data:` payload. An error says the chunk was not understood (the state is
     /// then as it was before it, but for an [`OverLimit`], after which nothing more is read).
+    /// Nothing after `[DONE]` is read either: a client stops reading there, and so does
+    /// [`crate::read_stream`].
     pub fn push(&mut self, data: &str) -> Result<(), WireError> {
-        if self.over.is_some() {
+        if self.over.is_some() || self.done {
             return Ok(());
         }
         if data.trim() == "[DONE]" {

@@ -96,8 +96,12 @@ pub struct ResponsesStream {
 }
 
 impl ResponsesStream {
-    /// Takes in one event's data.
+    /// Takes in one event's data; nothing after the stream said it was complete (a client
+    /// stops reading there, and so does [`crate::read_stream`]).
     pub fn push(&mut self, data: &str) -> Result<(), WireError> {
+        if self.done {
+            return Ok(());
+        }
         if data.trim() == "[DONE]" {
             self.done = true;
             return Ok(());

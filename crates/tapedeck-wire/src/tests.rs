@@ -319,6 +319,66 @@ fn cases() -> Vec<Case> {
             ..Expected::text("Hi there")
         },
     });
+    // Found by the `stream` fuzz target: the proxy's assembler went on reading past the end the
+    // agent's `read_stream` (and a client) stops at, and recorded usage the agent never read.
+    let mut after_done = sse(&[chunk(json!({"content": "Hel"}))]);
+    after_done.push_str("data: [DONE]\n\n");
+    after_done.push_str(&sse(&[
+        chunk(json!({"content": "lo"})),
+        finish("stop"),
+        usage_chunk(5, 7),
+    ]));
+    after_done.push_str("data: [DONE]\n\n");
+    cases.push(Case {
+        name: "openai events after [DONE]",
+        provider: Provider::OpenAi,
+        stream: after_done,
+        expected: Expected::text("Hel"),
+    });
+    let mut after_stop = whole.clone();
+    after_stop.extend([
+        ev(
+            "content_block_delta",
+            json!({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": " More."}}),
+        ),
+        ev(
+            "message_delta",
+            json!({"type": "message_delta", "delta": {"stop_reason": "end_turn"}, "usage": {"output_tokens": 99}}),
+        ),
+    ]);
+    cases.push(Case {
+        name: "anthropic events after message_stop",
+        provider: Provider::Anthropic,
+        stream: sse(&after_stop),
+        expected: Expected {
+            calls: vec![("toolu_1", "search", json!({"q": "tapes"}))],
+            finish: Some("tool_use"),
+            usage: Some((10, 12)),
+            ..Expected::text("Let me look.")
+        },
+    });
+    let mut after_completed = responses.to_vec();
+    after_completed.extend([
+        ev(
+            "response.output_text.delta",
+            json!({"type": "response.output_text.delta", "delta": "!"}),
+        ),
+        ev(
+            "response.completed",
+            json!({"type": "response.completed", "response": {"id": "resp_2", "status": "completed", "output": []}}),
+        ),
+    ]);
+    cases.push(Case {
+        name: "responses events after response.completed",
+        provider: Provider::Responses,
+        stream: sse(&after_completed),
+        expected: Expected {
+            calls: vec![("fc_1", "get", json!({"a": 2}))],
+            finish: Some("tool_calls"),
+            usage: Some((8, 3)),
+            ..Expected::text("Hi there")
+        },
+    });
     cases
 }
 

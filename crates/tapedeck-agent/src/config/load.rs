@@ -26,7 +26,14 @@ impl LoadedConfig {
             path: path.to_path_buf(),
             source,
         })?;
-        let config = parse_config(&text, path)?;
+        Self::from_text(&text, path)
+    }
+
+    /// Checks and resolves a config already read from `path` (YAML, or JSON for a `.json`
+    /// path): the prompt file and the script it names are still read relative to `path`, so
+    /// text with no such file needs no file system at all.
+    pub fn from_text(text: &str, path: &Path) -> Result<Self, AgentError> {
+        let config = parse_config(text, path)?;
         Self::resolve(config, path)
     }
 

@@ -47,7 +47,7 @@ pub use joined::{
     JoinOptions, JoinedOutcome, default_server_name, record_in_session, replay_in_session,
 };
 pub use record::record;
-pub use replay::replay;
+pub use replay::{replay, serve_messages};
 use session::{Session, rpc_error};
 pub use session_client::{SessionClient, SessionError};
 
@@ -131,8 +131,10 @@ fn read_line(reader: &mut impl BufRead) -> std::io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// A line as a JSON-RPC message, if it is one.
-fn parse_line(line: &[u8]) -> Option<Value> {
+/// A line of the stdio transport as the JSON-RPC message it holds, if it holds one (blank
+/// lines, text that is not JSON and JSON that is not an object do not): every line either
+/// proxy reads, from a client or a server, goes through it.
+pub fn parse_line(line: &[u8]) -> Option<Value> {
     let text = std::str::from_utf8(line).ok()?.trim();
     if text.is_empty() {
         return None;

@@ -467,6 +467,37 @@ pub fn replay(
     Ok(ReplayOutcome { run, misses })
 }
 
+/// A host that records nothing and leaves every answer to the recording.
+struct Unrecorded;
+
+impl ReplayHost for Unrecorded {
+    fn observe(&mut self, _direction: Direction, _message: &Value) {}
+
+    fn tool_answer(&mut self, _tool: &str, _arguments: &Value) -> Option<ToolAnswer> {
+        None
+    }
+}
+
+/// Answers the client on `client_in`/`client_out` from recorded `messages` (in the order they
+/// crossed) as [`replay`] does, but records nothing; returns the requests that had no answer.
+/// Everything a client's lines meet in a replay, without a store to set up: what the fuzz
+/// target of MCP lines drives.
+pub fn serve_messages(
+    messages: &[McpRecorded],
+    client_in: impl Read,
+    client_out: impl Write,
+) -> std::io::Result<Vec<String>> {
+    let mut misses = Vec::new();
+    serve(
+        &mut Unrecorded,
+        &mut misses,
+        Recording::from_messages(messages),
+        client_in,
+        client_out,
+    )?;
+    Ok(misses)
+}
+
 /// The tool and arguments of a `tools/call` request's params.
 pub(super) fn tool_and_arguments(params: Option<&Value>) -> (&str, Value) {
     let tool = params
@@ -638,6 +669,39 @@ mod tests {
             after: Vec::new(),
             served: false,
         }
+    }
+
+    #[test]
+    fn serve_messages_answers_from_the_recording_and_names_the_misses() {
+        let message = |direction, message| McpRecorded { direction, message };
+        let recording = [
+            message(
+                Direction::ClientToServer,
+                json!({ "jsonrpc": "2.0", "id": 1, "method": "tools/list" }),
+            ),
+            message(
+                Direction::ServerToClient,
+                json!({ "jsonrpc": "2.0", "id": 1, "result": { "tools": [] } }),
+            ),
+        ];
+        let client = concat!(
+            r#"{"jsonrpc":"2.0","id":"a","method":"tools/list"}"#,
+            "\nnot json\n",
+            r#"{"jsonrpc":"2.0","id":"b","method":"prompts/list"}"#,
+            "\n",
+        );
+        let mut out = Vec::new();
+        let misses = serve_messages(&recording, client.as_bytes(), &mut out).expect("in memory");
+        assert_eq!(misses, ["prompts/list"]);
+        let answers: Vec<Value> = out.split(|b| *b == b'\n').filter_map(parse_line).collect();
+        assert_eq!(answers.len(), 3);
+        assert_eq!(
+            answers[0],
+            json!({ "jsonrpc": "2.0", "id": "a", "result": { "tools": [] } })
+        );
+        assert_eq!(answers[1]["error"]["code"], json!(-32700));
+        assert_eq!(answers[2]["id"], json!("b"));
+        assert_eq!(answers[2]["error"]["code"], json!(-32601));
     }
 
     #[test]

@@ -73,13 +73,16 @@ fn attributes(items: &[Value]) -> HashMap<String, Value> {
         .collect()
 }
 
+/// A time in OTLP's unsigned nanoseconds (`fixed64`); one that is not, a negative one among
+/// them, is the epoch, as export writes a time before it: an imported run exports as it was
+/// read.
 fn time(obj: &Value, camel: &str, snake: &str) -> Timestamp {
     let nanos = match field(obj, camel, snake) {
-        Some(Value::String(s)) => s.parse::<i128>().unwrap_or(0),
-        Some(Value::Number(n)) => n.as_i64().map_or(0, i128::from),
+        Some(Value::String(s)) => s.parse::<u64>().unwrap_or(0),
+        Some(Value::Number(n)) => n.as_u64().unwrap_or(0),
         _ => 0,
     };
-    Timestamp::from_micros(i64::try_from(nanos / 1000).unwrap_or(0))
+    Timestamp::from_micros(i64::try_from(nanos / 1000).unwrap_or(i64::MAX))
 }
 
 fn get_str<'a>(attrs: &'a HashMap<String, Value>, key: &str) -> Option<&'a str> {

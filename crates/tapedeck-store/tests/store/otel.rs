@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tapedeck_store::{ImportOutcome, Store};
-use tapedeck_trace::{AgentIdentity, EventData, RunId, RunStatus, Source, StopReason};
+use tapedeck_trace::{AgentIdentity, EventData, RunId, RunStatus, Source, StopReason, Timestamp};
 
 use crate::support::*;
 
@@ -343,6 +343,45 @@ fn a_foreign_genai_trace_imports_with_unknown_cost() {
     // Same trace again: same derived id, nothing imported twice.
     let again = store.import_otel(&mut FOREIGN.as_bytes()).unwrap();
     assert_eq!(again, vec![ImportOutcome::AlreadyPresent(*id)]);
+}
+
+/// Found by the `otlp_import` fuzz target: a negative time was imported as a time before the
+/// epoch, which export (OTLP times are unsigned) writes as the epoch, so the run did not
+/// survive its own export.
+#[test]
+fn a_negative_time_imports_as_the_epoch_and_round_trips() {
+    let trace = json!({"resourceSpans": [{"scopeSpans": [{"spans": [
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "b7ad6b7169203331",
+         "name": "invoke_agent helper", "kind": 1,
+         "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000002000000000",
+         "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "invoke_agent"}}]},
+        {"traceId": "0af7651916cd43dd8448eb211c80319c", "spanId": "00f067aa0ba902b7",
+         "parentSpanId": "b7ad6b7169203331", "name": "chat gpt-x", "kind": 3,
+         "startTimeUnixNano": -5, "endTimeUnixNano": "-700000000900000000",
+         "attributes": [{"key": "gen_ai.operation.name", "value": {"stringValue": "chat"}}]}
+    ]}]}]})
+    .to_string();
+    let tmp = TempStore::new();
+    let store = tmp.open();
+    let outcomes = store.import_otel(&mut trace.as_bytes()).unwrap();
+    let [ImportOutcome::Imported { id, .. }] = outcomes.as_slice() else {
+        panic!("{outcomes:?}")
+    };
+    let events = store.events(id).unwrap();
+    let chat: Vec<_> = events
+        .iter()
+        .filter(|e| matches!(e.data, EventData::LlmRequest(_) | EventData::LlmResponse(_)))
+        .collect();
+    assert_eq!(chat.len(), 2, "{events:?}");
+    let epoch = Timestamp::from_micros(0);
+    assert!(chat.iter().all(|e| e.at == epoch), "{chat:?}");
+
+    let mut out = Vec::new();
+    store.export_otel(id, &mut out).unwrap();
+    let other = TempStore::new();
+    let fresh = other.open();
+    fresh.import_otel(&mut out.as_slice()).unwrap();
+    assert_eq!(fresh.events(id).unwrap(), events);
 }
 
 #[test]

@@ -1,0 +1,37 @@
+//! A whole tape imported into a scratch store (`Store::import_tape` on `:memory:`), as `import`
+//! and every command that checks tapes first do. A tape that imports exports, and the export
+//! imports into another store and exports to the same bytes.
+
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+use tapedeck_store::{ImportOutcome, Store};
+use tapedeck_trace::RunId;
+
+/// The run's tape, as text so that a difference shows as one.
+fn export(store: &Store, id: &RunId) -> String {
+    let mut out = Vec::new();
+    store
+        .export_tape(id, &mut out)
+        .expect("an imported run exports");
+    String::from_utf8(out).expect("a tape is UTF-8")
+}
+
+fuzz_target!(|data: &[u8]| {
+    let store = Store::open(":memory:").expect("a scratch store");
+    let Ok(ImportOutcome::Imported { id, events }) = store.import_tape(&mut &data[..]) else {
+        return;
+    };
+    let tape = export(&store, &id);
+    let other = Store::open(":memory:").expect("a scratch store");
+    match other.import_tape(&mut tape.as_bytes()) {
+        Ok(ImportOutcome::Imported {
+            id: again,
+            events: n,
+        }) => {
+            assert_eq!((again, n), (id, events));
+        }
+        other => panic!("an exported tape does not import: {other:?}"),
+    }
+    assert_eq!(export(&other, &id), tape);
+});
