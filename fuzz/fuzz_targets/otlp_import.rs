@@ -5,17 +5,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tapedeck_fuzz::tape_text;
 use tapedeck_store::{ImportOutcome, Store};
-use tapedeck_trace::RunId;
-
-/// The run's tape, as text so that a difference shows as one.
-fn tape(store: &Store, id: &RunId) -> String {
-    let mut out = Vec::new();
-    store
-        .export_tape(id, &mut out)
-        .expect("an imported run exports");
-    String::from_utf8(out).expect("a tape is UTF-8")
-}
 
 fuzz_target!(|data: &[u8]| {
     let store = Store::open(":memory:").expect("a scratch store");
@@ -35,6 +26,6 @@ fuzz_target!(|data: &[u8]| {
             Ok([ImportOutcome::Imported { id: again, .. }]) => assert_eq!(*again, id),
             other => panic!("our own OTLP export does not import as one run: {other:?}"),
         }
-        assert_eq!(tape(&other, &id), tape(&store, &id));
+        assert_eq!(tape_text(&other, &id), tape_text(&store, &id));
     }
 });

@@ -5,24 +5,15 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use tapedeck_fuzz::tape_text;
 use tapedeck_store::{ImportOutcome, Store};
-use tapedeck_trace::RunId;
-
-/// The run's tape, as text so that a difference shows as one.
-fn export(store: &Store, id: &RunId) -> String {
-    let mut out = Vec::new();
-    store
-        .export_tape(id, &mut out)
-        .expect("an imported run exports");
-    String::from_utf8(out).expect("a tape is UTF-8")
-}
 
 fuzz_target!(|data: &[u8]| {
     let store = Store::open(":memory:").expect("a scratch store");
     let Ok(ImportOutcome::Imported { id, events }) = store.import_tape(&mut &data[..]) else {
         return;
     };
-    let tape = export(&store, &id);
+    let tape = tape_text(&store, &id);
     let other = Store::open(":memory:").expect("a scratch store");
     match other.import_tape(&mut tape.as_bytes()) {
         Ok(ImportOutcome::Imported {
@@ -33,5 +24,5 @@ fuzz_target!(|data: &[u8]| {
         }
         other => panic!("an exported tape does not import: {other:?}"),
     }
-    assert_eq!(export(&other, &id), tape);
+    assert_eq!(tape_text(&other, &id), tape);
 });

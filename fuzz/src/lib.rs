@@ -1,7 +1,19 @@
 //! What several fuzz targets share: cutting a byte stream into the pieces a network would hand
-//! over, and reading them back through [`std::io::Read`].
+//! over, reading them back through [`std::io::Read`], and a stored run's tape as text.
 
 use std::io::{self, Read};
+
+use tapedeck_store::Store;
+use tapedeck_trace::RunId;
+
+/// The run's tape, as text so that a difference shows as one.
+pub fn tape_text(store: &Store, id: &RunId) -> String {
+    let mut out = Vec::new();
+    store
+        .export_tape(id, &mut out)
+        .expect("an imported run exports");
+    String::from_utf8(out).expect("a tape is UTF-8")
+}
 
 /// Splits fuzz input into (the stream, its pieces): the first byte chooses the lengths of the
 /// pieces (so the fuzzer explores chunk boundaries as well as the bytes), the rest is the stream.
