@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 use crate::distribution::{Correction, compare_groups_with};
-use crate::golden::{Behaviour, Snapshot, Suite, Task, TaskResult, TaskVerdict};
+use crate::golden::{Behaviour, Snapshot, Suite, Task, TaskResult, TaskVerdict, remove_if_present};
 use crate::{DiffError, RunSummary, Tolerances, diff_runs};
 
 /// One baseline run and the candidate's run of it, both summarised.
@@ -213,15 +213,4 @@ pub fn judge(
         })
         .collect();
     SuiteJudgement { tasks, statistics }
-}
-
-fn remove_if_present(path: &std::path::Path) -> Result<(), DiffError> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(DiffError::Golden {
-            path: path.to_path_buf(),
-            message: format!("cannot remove it: {e}"),
-        }),
-    }
 }

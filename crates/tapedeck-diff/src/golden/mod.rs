@@ -20,6 +20,19 @@ use crate::{DiffError, Tolerances};
 pub use report::{SnapshotCheck, SnapshotStatus, TaskResult, TaskVerdict};
 pub use snapshot::{Behaviour, SnapCall, Snapshot};
 
+/// Removes a suite's file (a pending snapshot, a tape of a repetition no longer recorded); one
+/// that is not there is fine.
+pub fn remove_if_present(path: &Path) -> Result<(), DiffError> {
+    match std::fs::remove_file(path) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(DiffError::Golden {
+            path: path.to_path_buf(),
+            message: format!("cannot remove it: {e}"),
+        }),
+    }
+}
+
 /// The name of a suite's definition file.
 pub const SUITE_FILE: &str = "suite.yaml";
 

@@ -155,15 +155,6 @@ fn write_snapshot(
         behaviour: behaviour.clone(),
     }
     .write(&suite.snapshot_path(task))?;
-    remove_if_present(&suite.pending_path(task))?;
+    tapedeck_diff::golden::remove_if_present(&suite.pending_path(task))?;
     Ok(behaviour)
-}
-
-/// Removes a file; one that is not there is fine.
-fn remove_if_present(path: &Path) -> anyhow::Result<()> {
-    match std::fs::remove_file(path) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(anyhow::anyhow!("cannot remove `{}`: {e}", path.display())),
-    }
 }

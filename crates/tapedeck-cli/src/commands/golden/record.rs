@@ -127,7 +127,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         // rest of the old one when a repetition failed partway (a check then finds them
         // missing rather than mixing two baselines).
         for n in (done + 1)..=suite.recorded_repetitions(&task.id).max(repeat) {
-            super::remove_if_present(&suite.repeat_tape_path(&task.id, n))?;
+            tapedeck_diff::golden::remove_if_present(&suite.repeat_tape_path(&task.id, n))?;
         }
     }
     if args.agent.is_some() {

@@ -83,12 +83,14 @@ fn accept_one(suite: &Suite, task: &str) -> anyhow::Result<Option<String>> {
         .and_then(|i| i.get("candidate_run"))
         .cloned();
     Snapshot { info: None, ..new }.write(&suite.snapshot_path(task))?;
-    super::remove_if_present(&path)?;
+    tapedeck_diff::golden::remove_if_present(&path)?;
     Ok(run)
 }
 
 fn reject_one(suite: &Suite, task: &str) -> anyhow::Result<()> {
-    super::remove_if_present(&suite.pending_path(task))
+    Ok(tapedeck_diff::golden::remove_if_present(
+        &suite.pending_path(task),
+    )?)
 }
 
 /// Runs `tapedeck golden accept`.
