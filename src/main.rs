@@ -3,5 +3,7 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    tapedeck_cli::main()
+    // The one way out of the process besides returning: a second SIGINT / SIGTERM while a run
+    // is blocked in a model or tool call ends it at once.
+    tapedeck_cli::main(std::process::exit)
 }

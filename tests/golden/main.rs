@@ -17,7 +17,6 @@ mod repeat;
 mod review;
 mod verdicts;
 
-use std::path::{Path, PathBuf};
 use std::process::Output;
 
 use serde_json::Value;
@@ -35,28 +34,7 @@ pub const DRIFTING: [&str; 4] = [
 /// The drift candidate, relative to a test's folder.
 pub const CANDIDATE: &str = "candidates/support-bot-drift.yaml";
 
-/// The workspace root.
-pub fn root() -> PathBuf {
-    tapedeck_testkit::fixtures_dir()
-        .parent()
-        .expect("fixtures/ is in the workspace root")
-        .to_path_buf()
-}
-
-/// Copies a folder, recursively, leaving pending snapshots behind.
-pub fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("create the folder");
-    for entry in std::fs::read_dir(from).expect("read the folder") {
-        let entry = entry.expect("a folder entry");
-        let path = entry.path();
-        let target = to.join(entry.file_name());
-        if path.is_dir() {
-            copy_dir(&path, &target);
-        } else if !path.to_string_lossy().ends_with(".snap.new") {
-            std::fs::copy(&path, &target).expect("copy a file");
-        }
-    }
-}
+pub use tapedeck_testkit::{copy_dir, workspace_root as root};
 
 /// A temporary folder holding copies of the shipped suites under `golden/`, the drift
 /// candidate under `candidates/`, and the store `t.db` ([`TestDir`]).

@@ -4,12 +4,21 @@
 //! once (the run then shows `incomplete`). A client run behind the proxy gets them as a stream
 //! ([`forward`]).
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context as _;
 use tapedeck_agent::CancelToken;
 use tapedeck_proxy::http::Interrupt;
+
+/// How the process ends at once on a second signal: given by the binary
+/// ([`on_second_signal`]), which alone decides how the process exits.
+static EXIT_NOW: OnceLock<fn(i32) -> !> = OnceLock::new();
+
+/// Sets how a second SIGINT / SIGTERM ends the process (with 128 + its number).
+pub fn on_second_signal(exit_now: fn(i32) -> !) {
+    let _ = EXIT_NOW.set(exit_now);
+}
 
 /// Listens for SIGINT and SIGTERM on a thread of its own, from [`Interrupts::listen`] on.
 pub struct Interrupts {
@@ -37,8 +46,10 @@ impl Interrupts {
                 runtime.block_on(async move {
                     loop {
                         let signal = signals.next().await.number();
-                        if seen.swap(signal, Ordering::SeqCst) != 0 {
-                            std::process::exit(128 + signal);
+                        if seen.swap(signal, Ordering::SeqCst) != 0
+                            && let Some(exit_now) = EXIT_NOW.get()
+                        {
+                            exit_now(128 + signal);
                         }
                         cancel.cancel();
                         eprintln!(
@@ -64,8 +75,13 @@ impl Interrupts {
 
 /// Sends every SIGINT / SIGTERM this process receives, as its number, to the receiver it
 /// returns; to be called inside the async runtime that will deliver them.
-pub fn forward() -> anyhow::Result<tokio::sync::mpsc::UnboundedReceiver<Interrupt>> {
-    let mut signals = Signals::register().context("cannot listen for SIGINT and SIGTERM")?;
+pub fn forward() -> std::io::Result<tokio::sync::mpsc::UnboundedReceiver<Interrupt>> {
+    let mut signals = Signals::register().map_err(|e| {
+        std::io::Error::new(
+            e.kind(),
+            format!("cannot listen for SIGINT and SIGTERM: {e}"),
+        )
+    })?;
     let (sender, receiver) = tokio::sync::mpsc::unbounded_channel();
     tokio::spawn(async move {
         loop {

@@ -10,7 +10,6 @@ mod interrupt;
 mod json_output;
 mod render;
 mod settings;
-mod shell;
 mod terminal_approval;
 mod when;
 
@@ -62,8 +61,10 @@ enum Command {
     Mcp(commands::mcp::Args),
 }
 
-/// Parses the command line, runs the command and returns its exit code.
-pub fn main() -> ExitCode {
+/// Parses the command line, runs the command and returns its exit code. `exit_now` ends the
+/// process with a code at once, for a second interrupt while a run is blocked in a call.
+pub fn main(exit_now: fn(i32) -> !) -> ExitCode {
+    interrupt::on_second_signal(exit_now);
     let cli = Cli::parse();
     let settings = match settings::Settings::resolve(&cli.global) {
         Ok(settings) => settings,
@@ -112,31 +113,32 @@ pub fn main() -> ExitCode {
 
 /// Whether `err` is (or wraps) a store failure that is not an input error.
 fn store_failed_while_writing(err: &anyhow::Error) -> bool {
-    fn failed(e: &tapedeck_store::StoreError) -> bool {
-        !e.is_input_error()
-    }
     // `#[error(transparent)]` wrappers hide the store error from the chain: look inside.
-    err.chain().any(|cause| {
-        cause.downcast_ref().is_some_and(failed)
-            || matches!(
-                cause.downcast_ref(),
-                Some(tapedeck_agent::AgentError::Record(e)) if e.downcast_ref().is_some_and(failed)
-            )
-            || match cause.downcast_ref() {
-                Some(tapedeck_replay::ReplayError::Store(e)) => failed(e),
-                Some(tapedeck_replay::ReplayError::Agent(tapedeck_agent::AgentError::Record(
-                    e,
-                ))) => e.downcast_ref().is_some_and(failed),
-                Some(tapedeck_replay::ReplayError::Recording(
-                    tapedeck_proxy::http::RecordingError::Store(e),
-                )) => failed(e),
-                _ => false,
-            }
-            || matches!(
-                cause.downcast_ref(),
-                Some(tapedeck_proxy::mcp::McpError::Store(e)) if failed(e)
-            )
-    })
+    fn store_error<'a>(
+        cause: &'a (dyn std::error::Error + 'static),
+    ) -> Option<&'a tapedeck_store::StoreError> {
+        if let Some(e) = cause.downcast_ref::<tapedeck_store::StoreError>() {
+            return Some(e);
+        }
+        if let Some(tapedeck_agent::AgentError::Record(e)) = cause.downcast_ref() {
+            return e.downcast_ref();
+        }
+        if let Some(e) = cause.downcast_ref::<tapedeck_replay::ReplayError>() {
+            return e.store_error();
+        }
+        if let Some(e) = cause.downcast_ref::<tapedeck_golden::GoldenError>() {
+            return e.store_error();
+        }
+        if let Some(tapedeck_proxy::http::ClientError::Store(e)) = cause.downcast_ref() {
+            return Some(e);
+        }
+        match cause.downcast_ref() {
+            Some(tapedeck_proxy::mcp::McpError::Store(e)) => Some(e),
+            _ => None,
+        }
+    }
+    err.chain()
+        .any(|cause| store_error(cause).is_some_and(|e| !e.is_input_error()))
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

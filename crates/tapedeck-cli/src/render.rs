@@ -18,15 +18,17 @@ pub const BAD: Style = AnsiColor::Red.on_default().bold();
 /// Prints an error as one line on stderr.
 pub fn error(err: &anyhow::Error) {
     let style = BAD;
-    anstream::eprintln!("{style}error:{style:#} {}", one_line(err));
+    anstream::eprintln!("{style}error:{style:#} {}", one_line(err.as_ref()));
 }
 
 /// An error and its causes, `: `-separated. A cause whose text the line already holds is left
 /// out: errors that write their source into their own message (`{source}`, `#[from]` with
 /// `"{0}"`) would otherwise print it twice ("Broken pipe (os error 32): Broken pipe (os error 32)").
-fn one_line(err: &anyhow::Error) -> String {
+pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
     let mut line = String::new();
-    for cause in err.chain() {
+    let mut next = Some(err);
+    while let Some(cause) = next {
+        next = cause.source();
         let text = cause.to_string();
         if line.contains(&text) {
             continue;

@@ -17,6 +17,7 @@
 //! ```
 #![warn(missing_docs)]
 
+pub mod command_line;
 pub mod http;
 pub mod mcp;
 pub mod redact;

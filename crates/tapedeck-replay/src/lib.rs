@@ -93,6 +93,20 @@ pub enum ReplayError {
     },
 }
 
+impl ReplayError {
+    /// The store error inside, if the store is what failed (while reading the parent or writing
+    /// the replay), not the input.
+    pub fn store_error(&self) -> Option<&StoreError> {
+        match self {
+            Self::Store(e) | Self::Recording(tapedeck_proxy::http::RecordingError::Store(e)) => {
+                Some(e)
+            }
+            Self::Agent(AgentError::Record(e)) => e.downcast_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// Which replay.
 #[derive(Clone, Debug)]
 pub enum Mode {

@@ -50,6 +50,7 @@ mod owner;
 mod query;
 mod schema;
 mod tape;
+mod workers;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -64,6 +65,7 @@ pub use query::{RunFilter, StoredEvent};
 pub use schema::SCHEMA_VERSION;
 pub use tape::ImportOutcome;
 pub use tapedeck_trace::Ending;
+pub use workers::on_workers;
 pub use writer::{Recorder, Writer, WriterOptions};
 
 /// The default store path, relative to the working directory.

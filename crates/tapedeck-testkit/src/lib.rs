@@ -20,6 +20,29 @@ use std::path::{Path, PathBuf};
 
 pub use builder::{Call, TapeBuilder};
 
+/// The workspace's root folder (`golden/`, `fixtures/`, `tests/`).
+pub fn workspace_root() -> PathBuf {
+    fixtures_dir()
+        .parent()
+        .expect("fixtures/ is in the workspace root")
+        .to_path_buf()
+}
+
+/// Copies a folder, recursively, leaving pending snapshots (`.snap.new`) behind.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the folder");
+    for entry in std::fs::read_dir(from).expect("read the folder") {
+        let entry = entry.expect("a folder entry");
+        let path = entry.path();
+        let target = to.join(entry.file_name());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else if !path.to_string_lossy().ends_with(".snap.new") {
+            std::fs::copy(&path, &target).expect("copy a file");
+        }
+    }
+}
+
 /// The workspace's `fixtures/` folder (tapes live in `fixtures/tapes/`).
 pub fn fixtures_dir() -> PathBuf {
     // This crate is `crates/tapedeck-testkit`: the workspace root is two levels up.

@@ -122,7 +122,7 @@ fn join(settings: &Settings, args: ServerArgs) -> anyhow::Result<Exit> {
     };
     match hello.mode {
         Mode::Record => {
-            super::check_program(&args.command, "start the MCP server")?;
+            tapedeck_proxy::command_line::check_program(&args.command, "start the MCP server")?;
             let outcome = mcp::record_in_session(
                 session,
                 &options,
@@ -196,7 +196,7 @@ fn record(settings: &Settings, args: RecordArgs) -> anyhow::Result<Exit> {
     if args.command.is_empty() {
         bail!("no MCP server command: pass it after `--`");
     }
-    super::check_program(&args.command, "start the MCP server")?;
+    tapedeck_proxy::command_line::check_program(&args.command, "start the MCP server")?;
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let options = RecordOptions {

@@ -111,7 +111,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         args.split_idle
             .map(|micros| Duration::from_micros(micros.unsigned_abs())),
     );
-    let runtime = record::proxy_runtime()?;
+    let runtime = http::runtime().context("cannot start the async runtime")?;
     let ended = runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await

@@ -6,14 +6,14 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
-use tapedeck_proxy::http::{self, Backend, Pricing, Proxy, Upstreams};
+use tapedeck_proxy::http::{self, Backend, ClientRun, Pricing, Proxy, Upstreams};
 use tapedeck_proxy::redact::Redactor;
 use tapedeck_trace::{Run, Source, StopReason};
 
 use crate::Exit;
 use crate::render::{self, DIM};
 use crate::settings::Settings;
-use crate::shell;
+use tapedeck_proxy::command_line;
 
 /// Run a client command behind a local proxy and record its OpenAI/Anthropic traffic
 #[derive(Debug, clap::Args)]
@@ -71,15 +71,6 @@ pub fn ignore_patterns(patterns: &[String]) -> anyhow::Result<Vec<regex::Regex>>
         .collect()
 }
 
-/// The async runtime the HTTP proxy is served on (and `bench proxy` measures it on).
-pub fn proxy_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")
-}
-
 impl RecordingArgs {
     /// The redactor of `--redact`.
     pub fn redactor(&self) -> anyhow::Result<Redactor> {
@@ -113,18 +104,18 @@ impl RecordingArgs {
         }
     }
 
-    /// The agent's name: `--name`, else the one `command` goes by ([`shell::agent_name`]).
+    /// The agent's name: `--name`, else the one `command` goes by ([`command_line::agent_name`]).
     pub fn agent_name(&self, command: &[String]) -> String {
         self.name
             .clone()
-            .unwrap_or_else(|| shell::agent_name(command))
+            .unwrap_or_else(|| command_line::agent_name(command))
     }
 
     /// The run's input: `--input`, else the command line quoted as a shell would, redacted.
     pub fn input(&self, command: &[String], redactor: &Redactor) -> String {
         let input = match &self.input {
             Some(input) => Cow::Borrowed(input.as_str()),
-            None => Cow::Owned(shell::quote(command)),
+            None => Cow::Owned(command_line::quote(command)),
         };
         redactor.text(&input)
     }
@@ -154,7 +145,7 @@ impl RecordingArgs {
 /// Runs `tapedeck record`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     // Every input is checked before the store is opened: exit 2 leaves nothing behind.
-    super::check_program(&args.command, "run")?;
+    command_line::check_program(&args.command, "run")?;
     let options = &args.recording;
     let redactor = options.redactor()?;
     let pricing = options.pricing()?;
@@ -175,67 +166,43 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     run_client(proxy, &args.command)
 }
 
-/// How a client run behind the proxy ended: its run, and how the client ended.
-pub struct ClientRun {
-    /// The run, ended.
-    pub run: Run,
-    /// How the client ended.
-    pub end: http::ChildEnd,
-}
-
-impl ClientRun {
-    /// The exit: the client's own code when it failed (128+N for a signal), 130 / 143 when
-    /// tapedeck was interrupted, else 0 for a run that ended `ok` and 1 for one that did not.
-    pub fn exit(&self) -> Exit {
-        if let Some(signal) = self.end.interrupted_by {
-            return Exit::Interrupted(signal.number());
-        }
-        let run_ok = self.run.stop_reason.as_ref().is_some_and(StopReason::is_ok);
-        Exit::of_client(self.end.code, run_ok)
+/// The exit of a client run: the client's own code when it failed (128+N for a signal), 130 /
+/// 143 when tapedeck was interrupted, else 0 for a run that ended `ok` and 1 for one that did
+/// not.
+pub fn exit_of(ended: &ClientRun) -> Exit {
+    if let Some(signal) = ended.end.interrupted_by {
+        return Exit::Interrupted(signal.number());
     }
+    let run_ok = ended
+        .run
+        .stop_reason
+        .as_ref()
+        .is_some_and(StopReason::is_ok);
+    Exit::of_client(ended.end.code, run_ok)
 }
 
 /// Runs the client behind `proxy`, ends the run and prints its summary on stderr; returns the
-/// exit ([`ClientRun::exit`]).
+/// exit ([`exit_of`]).
 pub fn run_client(proxy: Arc<Proxy>, command: &[String]) -> anyhow::Result<Exit> {
-    Ok(run_client_to_end(proxy, &http::ClientCommand::new(command), true)?.exit())
+    Ok(exit_of(&run_client_to_end(
+        proxy,
+        &http::ClientCommand::new(command),
+    )?))
 }
 
-/// Runs the client behind `proxy` and ends the run; with `say`, prints its summary on stderr.
+/// Runs the client behind `proxy`, ends the run and prints its summary on stderr.
 pub fn run_client_to_end(
     proxy: Arc<Proxy>,
     command: &http::ClientCommand,
-    say: bool,
 ) -> anyhow::Result<ClientRun> {
-    let runtime = proxy_runtime()?;
-    let run_of_proxy = Arc::clone(&proxy);
-    let (proxy, end) = match runtime.block_on(async {
-        let interrupts = crate::interrupt::forward().map_err(std::io::Error::other)?;
-        http::run_child(proxy, command, interrupts).await
-    }) {
-        Ok(done) => done,
-        Err(e) => {
-            // The client never ran: end its run (as a client exiting 127 would) rather than
-            // leave it running.
-            let _ = run_of_proxy.finish(Some(127));
-            return Err(e.into());
-        }
-    };
-    drop(run_of_proxy);
-    let run = match end.interrupted_by {
-        Some(signal) => proxy.finish_interrupted(end.code, signal)?,
-        None => proxy.finish(end.code)?,
-    };
-    drop(runtime);
-    if !say {
-        return Ok(ClientRun { run, end });
-    }
+    let ended = http::run_client(proxy, command, crate::interrupt::forward)?;
+    let run = &ended.run;
     let dim = DIM;
     let stop = run
         .stop_reason
         .as_ref()
         .map_or_else(|| "-".to_owned(), ToString::to_string);
-    for (i, line) in render::run_ending(&run, &stop, "model call", run.error.as_deref())
+    for (i, line) in render::run_ending(run, &stop, "model call", run.error.as_deref())
         .iter()
         .enumerate()
     {
@@ -246,5 +213,5 @@ pub fn run_client_to_end(
             anstream::eprintln!("{line}");
         }
     }
-    Ok(ClientRun { run, end })
+    Ok(ended)
 }

@@ -206,6 +206,73 @@ pub async fn run_child(
     ))
 }
 
+/// Where a client run's interrupts come from ([`run_client`]): called inside the runtime that
+/// serves the proxy. The command line listens for SIGINT and SIGTERM; a caller that does not
+/// passes [`no_interrupts`].
+pub type InterruptSource = fn() -> std::io::Result<mpsc::UnboundedReceiver<Interrupt>>;
+
+/// An [`InterruptSource`] that never interrupts.
+pub fn no_interrupts() -> std::io::Result<mpsc::UnboundedReceiver<Interrupt>> {
+    let (_, receiver) = mpsc::unbounded_channel();
+    Ok(receiver)
+}
+
+/// The async runtime a proxy is served on while a client runs behind it.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+}
+
+/// How a client run behind the proxy ended: its run, and how the client ended.
+pub struct ClientRun {
+    /// The run, ended.
+    pub run: Run,
+    /// How the client ended.
+    pub end: ChildEnd,
+}
+
+/// Why [`run_client`] could not run its client to the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The runtime, the listener, the client or its output file could not be set up.
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// The run could not be ended in the store.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Runs the client behind `proxy` on a runtime of its own ([`run_child`]) and ends the run: as
+/// the client's exit says, or `cancelled` when `interrupts` brought a signal. A client that
+/// never started still ends its run, as one exiting 127 would.
+pub fn run_client(
+    proxy: Arc<Proxy>,
+    command: &ClientCommand,
+    interrupts: InterruptSource,
+) -> Result<ClientRun, ClientError> {
+    let runtime = runtime()?;
+    let run_of_proxy = Arc::clone(&proxy);
+    let (proxy, end) = match runtime.block_on(async {
+        let interrupts = interrupts()?;
+        run_child(proxy, command, interrupts).await
+    }) {
+        Ok(done) => done,
+        Err(e) => {
+            let _ = run_of_proxy.finish(Some(127));
+            return Err(e.into());
+        }
+    };
+    drop(run_of_proxy);
+    let run = match end.interrupted_by {
+        Some(signal) => proxy.finish_interrupted(end.code, signal)?,
+        None => proxy.finish(end.code)?,
+    };
+    drop(runtime);
+    Ok(ClientRun { run, end })
+}
+
 /// Passes SIGTERM on to the client, so it can end (and flush) on its own terms.
 fn forward_terminate(child: &tokio::process::Child) {
     #[cfg(unix)]

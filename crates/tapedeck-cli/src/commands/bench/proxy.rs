@@ -54,7 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let recorder = writer.start_run(Run::new(Source::Proxy))?;
     let proxy = recording_proxy(upstream, recorder)?;
     // As `tapedeck record` runs it.
-    let runtime = crate::commands::record::proxy_runtime()?;
+    let runtime = http::runtime().context("cannot start the async runtime")?;
     let running = runtime.block_on(http::start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))))?;
     let through = running.addr;
 

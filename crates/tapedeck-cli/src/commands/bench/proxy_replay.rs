@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
+
 use tapedeck_proxy::http::{self, Pricing, Proxy};
 use tapedeck_proxy::redact::Redactor;
 use tapedeck_replay::MissPolicy;
@@ -77,7 +79,7 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
     let store = Store::open(dir.join("proxy-replay.db"))?;
     let writer = store.writer()?;
     // As `tapedeck record` and `tapedeck replay -- CMD` run their proxies.
-    let runtime = crate::commands::record::proxy_runtime()?;
+    let runtime = http::runtime().context("cannot start the async runtime")?;
     let local = SocketAddr::from(([127, 0, 0, 1], 0));
 
     anstream::println!(

@@ -408,7 +408,7 @@ fn record_proxy(store: &Store, script: &Script) -> anyhow::Result<u64> {
     let recorder = writer.start_run(Run::new(Source::Proxy))?;
     let proxy = super::proxy::recording_proxy(upstream, recorder)?;
     // As `tapedeck record` runs it.
-    let runtime = crate::commands::record::proxy_runtime()?;
+    let runtime = http::runtime().context("cannot start the async runtime")?;
     let running = runtime.block_on(http::start(proxy, SocketAddr::from(([127, 0, 0, 1], 0))))?;
     let mut conn = connect(running.addr, 1)?
         .pop()

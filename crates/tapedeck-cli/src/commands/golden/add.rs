@@ -80,8 +80,8 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             .collect(),
         tolerances: Default::default(),
     })?;
-    super::export_tape(&store, &id, &suite.tape_path(&task))?;
-    let behaviour = super::write_snapshot(&store, &suite, &task, &id)?;
+    tapedeck_golden::export_tape(&store, &id, &suite.tape_path(&task))?;
+    let behaviour = tapedeck_golden::write_snapshot(&store, &suite, &task, &id)?;
     suite.save()?;
     let dim = DIM;
     anstream::println!(

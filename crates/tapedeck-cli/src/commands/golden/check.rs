@@ -3,18 +3,15 @@
 //! with the task's snapshot, and report: a table, `.snap.new` files for drift, and JUnit,
 //! JSON, Markdown or HTML for CI.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use tapedeck_diff::RunSummary;
-use tapedeck_diff::distribution;
-use tapedeck_diff::golden::check::{self, Pair, Statistics, TaskRuns};
-use tapedeck_diff::golden::{self, Snapshot, Suite, SuiteCommand, Task, TaskResult, TaskVerdict};
+use tapedeck_diff::golden::check::Statistics;
+use tapedeck_diff::golden::{self, Suite, Task, TaskResult, TaskVerdict};
+use tapedeck_golden::{Candidate, Check};
+use tapedeck_proxy::command_line;
 use tapedeck_replay::session::ModelSource;
 use tapedeck_replay::{MissPolicy, Mode, Options};
-use tapedeck_store::{Store, Writer};
-use tapedeck_trace::{RunId, Source};
 
 use crate::Exit;
 use crate::json_output;
@@ -76,25 +73,12 @@ pub struct Args {
     upstream_anthropic: Option<String>,
 }
 
-/// What the baselines are checked against: an agent version, replayed tools-only, or a command
-/// suite's command, replayed in a session.
-enum Candidate {
-    Agent(Box<Options>),
-    Command {
-        command: SuiteCommand,
-        argv: Vec<String>,
-        model: ModelSource,
-    },
-}
-
-impl Candidate {
-    /// What the summary names as the candidate.
-    fn label(&self, agent_path: Option<&Path>) -> String {
-        match (self, agent_path) {
-            (Self::Command { argv, .. }, _) => crate::shell::quote(argv),
-            (Self::Agent(_), Some(path)) => path.display().to_string(),
-            (Self::Agent(_), None) => "-".to_owned(),
-        }
+/// What the summary names as the candidate.
+fn candidate_label(candidate: &Candidate, agent_path: Option<&Path>) -> String {
+    match (candidate, agent_path) {
+        (Candidate::Command { argv, .. }, _) => command_line::quote(argv),
+        (Candidate::Agent(_), Some(path)) => path.display().to_string(),
+        (Candidate::Agent(_), None) => "-".to_owned(),
     }
 }
 
@@ -150,7 +134,7 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
     }
     let argv = match &args.command {
         Some(line) => {
-            let argv = crate::shell::split(line).map_err(|e| anyhow::anyhow!("--command {e}"))?;
+            let argv = command_line::split(line).map_err(|e| anyhow::anyhow!("--command {e}"))?;
             if argv.is_empty() {
                 bail!("--command is empty: give the candidate's command line");
             }
@@ -158,14 +142,10 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
         }
         None => command.argv.clone(),
     };
-    super::command::check(&SuiteCommand {
-        argv: argv.clone(),
-        ..command.clone()
-    })?;
     let model = if args.exact {
         ModelSource::Recorded
     } else {
-        let upstreams = super::command::upstreams(
+        let upstreams = super::upstreams(
             args.upstream_openai.as_deref(),
             args.upstream_anthropic.as_deref(),
         );
@@ -184,6 +164,7 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
             command,
             argv,
             model,
+            interrupts: crate::interrupt::forward,
         },
         None,
     ))
@@ -201,20 +182,11 @@ fn parse_shard(text: &str) -> Result<(usize, usize), String> {
     Ok((k, n))
 }
 
-/// One baseline run of a task, ready to replay.
-struct Prepared {
-    /// The task's index in the checked tasks.
-    task: usize,
-    /// The repetition, from 0 (tape `rep + 1`).
-    rep: usize,
-    baseline: RunId,
-}
-
 /// Runs `tapedeck golden check`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let suite = Suite::load(&args.suite)?;
     let (candidate, agent_path) = candidate(&suite, &args)?;
-    let label = candidate.label(agent_path.as_deref());
+    let label = candidate_label(&candidate, agent_path.as_deref());
     let tasks: Vec<&Task> = suite
         .tasks
         .iter()
@@ -235,22 +207,18 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     }
     let repeat = super::repeat_of(&suite, args.repeat);
     // Everything that can be wrong with the input is found before anything is written (exit
-    // 2 means nothing was): the tapes are there and parse, the snapshots parse, the reports
-    // have a folder, the repetitions can reach significance, the store opens.
-    let baselines = validate_tapes(
+    // 2 means nothing was): the tapes are there and parse, the snapshots parse, the
+    // repetitions can reach significance (the library's part), the reports have a folder, the
+    // store opens.
+    let terminal = super::Terminal::default();
+    let check = Check::prepare(
         &suite,
-        &tasks,
+        tasks,
         repeat,
-        matches!(candidate, Candidate::Command { .. }),
+        candidate,
+        args.strict_snapshots,
+        &terminal,
     )?;
-    let mut snapshots = Vec::with_capacity(tasks.len());
-    for task in &tasks {
-        snapshots.push(
-            Snapshot::read(&suite.snapshot_path(&task.id))
-                .with_context(|| format!("the snapshot of task `{}`", task.id))?
-                .map(|s| s.behaviour),
-        );
-    }
     for path in [&args.junit, &args.json, &args.markdown, &args.html]
         .into_iter()
         .flatten()
@@ -265,78 +233,12 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             );
         }
     }
-    if repeat > 1 {
-        match distribution::check_power(
-            repeat,
-            suite.alpha(),
-            distribution::planned_tests(&baselines),
-        ) {
-            Err(e @ tapedeck_diff::DiffError::TooFewRuns { needed, .. }) => bail!(
-                "suite `{}`, {repeat} runs per task: {e} (record and check with --repeat {needed}, or raise `alpha` in suite.yaml)",
-                suite.name
-            ),
-            other => other?,
-        }
-    }
     let store = settings.open_store()?;
-    let writer = store.writer()?;
-
     // From here on the store is written: a task that fails is an error of that task, in every
     // report, and the check fails with 1.
-    let mut broken: BTreeMap<usize, String> = BTreeMap::new();
-    let mut prepared = Vec::with_capacity(tasks.len() * repeat);
-    for (t, task) in tasks.iter().enumerate() {
-        let mut runs = Vec::with_capacity(repeat);
-        for rep in 0..repeat {
-            let tape = suite.repeat_tape_path(&task.id, rep + 1);
-            match super::import_tape(&store, &tape, &task.id) {
-                Ok(baseline) => runs.push(Prepared {
-                    task: t,
-                    rep,
-                    baseline,
-                }),
-                Err(e) => {
-                    broken.insert(t, format!("{e:#}"));
-                    break;
-                }
-            }
-        }
-        if !broken.contains_key(&t) {
-            prepared.extend(runs);
-        }
-    }
-    let outcomes = run_all(settings, &writer, &tasks, &prepared, &candidate, args.jobs);
-    let mut replayed: Vec<Vec<Pair>> = tasks.iter().map(|_| Vec::new()).collect();
-    for (p, outcome) in prepared.iter().zip(outcomes) {
-        if broken.contains_key(&p.task) {
-            continue; // an earlier repetition failed: the task is an error already
-        }
-        match outcome {
-            Ok(r) => replayed[p.task].push(r),
-            Err(e) if repeat == 1 => {
-                broken.insert(p.task, format!("{e:#}"));
-            }
-            Err(e) => {
-                broken.insert(p.task, format!("run {} of {repeat}: {e:#}", p.rep + 1));
-            }
-        }
-    }
-    let runs: Vec<TaskRuns> = replayed
-        .into_iter()
-        .enumerate()
-        .map(|(t, pairs)| match broken.remove(&t) {
-            Some(message) => TaskRuns::Failed(message),
-            None => TaskRuns::Ran(pairs),
-        })
-        .collect();
-    let judgement = check::judge(
-        &suite,
-        &tasks,
-        &snapshots,
-        runs,
-        repeat,
-        args.strict_snapshots,
-    );
+    let judgement = check.run(&store, args.jobs as usize, &terminal);
+    terminal.done();
+    let judgement = judgement?;
     // Writing the pending snapshots and the reports can still fail: say so, and fail with 1
     // (runs are recorded).
     // Both are written before the summary is printed, so it can say they failed.
@@ -366,135 +268,6 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             Exit::Ok
         },
     )
-}
-
-/// Reads every baseline tape the check needs into a scratch store in memory: a tape that is
-/// missing, truncated or does not parse is an input error before the real store is touched.
-/// Returns the baselines' summaries, for the repetitions' power check.
-fn validate_tapes(
-    suite: &Suite,
-    tasks: &[&Task],
-    repeat: usize,
-    command_suite: bool,
-) -> anyhow::Result<Vec<RunSummary>> {
-    for task in tasks {
-        let recorded = suite.recorded_repetitions(&task.id);
-        if repeat == 1 && recorded == 0 {
-            let tape = suite.tape_path(&task.id);
-            bail!(
-                "{}: no baseline tape for task `{}`: record it with `tapedeck golden record {}`",
-                tape.display(),
-                task.id,
-                suite.dir.display()
-            );
-        }
-        if recorded < repeat {
-            bail!(
-                "{}: task `{}` has {recorded} baseline run{} but the check needs {repeat}: record them with `tapedeck golden record {} --repeat {repeat}`",
-                suite.dir.join("tapes").join(&task.id).display(),
-                task.id,
-                render::plural(recorded as u64),
-                suite.dir.display()
-            );
-        }
-    }
-    let scratch = Store::open(":memory:").context("cannot open a store in memory")?;
-    let mut summaries = Vec::with_capacity(tasks.len() * repeat);
-    let mut unlabelled = None;
-    for task in tasks {
-        for rep in 0..repeat {
-            let tape = suite.repeat_tape_path(&task.id, rep + 1);
-            let id = super::import_tape(&scratch, &tape, &task.id)?;
-            let run = scratch.run(&id)?;
-            // A command suite reruns its command in a session: only a run of a command can be
-            // its baseline. (A YAML suite's replay says itself which runs it cannot replay, as a
-            // task error.)
-            if command_suite && run.source != Source::Proxy {
-                bail!(
-                    "{}: the baseline of task `{}` was recorded by the {}, not by a command: suite `{}` runs a command (`command:` in suite.yaml), which cannot replay it; record the task again with `tapedeck golden record {}`",
-                    tape.display(),
-                    task.id,
-                    run.source,
-                    suite.name,
-                    suite.dir.display()
-                );
-            }
-            if rep > 0 && !run.labels.contains_key(tapedeck_agent::model::REPEAT_LABEL) {
-                unlabelled.get_or_insert(tape);
-            }
-            summaries.push(RunSummary::load(&scratch, &id)?);
-        }
-    }
-    if let Some(tape) = unlabelled {
-        render::warning(&format!(
-            "{}: has no `repeat` label (recorded before tapedeck kept repetition seeds out of the agent version): a scripted model replays every repetition with its script's seed; record the suite again with `tapedeck golden record {} --repeat {repeat}`",
-            tape.display(),
-            suite.dir.display()
-        ));
-    }
-    Ok(summaries)
-}
-
-/// Checks every prepared task, `jobs` at a time; results in task order.
-fn run_all(
-    settings: &Settings,
-    writer: &Writer,
-    tasks: &[&Task],
-    prepared: &[Prepared],
-    candidate: &Candidate,
-    jobs: u32,
-) -> Vec<anyhow::Result<Pair>> {
-    let bar = render::progress_bar(prepared.len() as u64, "task runs checked");
-    super::super::on_workers(&settings.store, prepared.len(), jobs, &bar, |store, i| {
-        let p = &prepared[i];
-        match store {
-            Ok(store) => check_one(store, writer, tasks[p.task], p, candidate),
-            Err(e) => Err(anyhow::anyhow!("cannot open the store: {e}")),
-        }
-    })
-}
-
-/// Replays one baseline of a task with the candidate.
-fn check_one(
-    store: &Store,
-    writer: &Writer,
-    task: &Task,
-    p: &Prepared,
-    candidate: &Candidate,
-) -> anyhow::Result<Pair> {
-    let replayed = match candidate {
-        Candidate::Agent(options) => {
-            let report = tapedeck_replay::replay(store, writer, &p.baseline, options)?;
-            for change in &report.stale {
-                render::warning(&format!(
-                    "task `{}`: {change}: its tape may need recording again",
-                    task.id
-                ));
-            }
-            writer.flush()?;
-            report.run.id
-        }
-        Candidate::Command {
-            command,
-            argv,
-            model,
-        } => super::command::replay(
-            super::command::Runs {
-                store,
-                writer,
-                command,
-            },
-            argv,
-            task,
-            p.rep,
-            &p.baseline,
-            model,
-        )?,
-    };
-    Ok(Pair {
-        baseline: RunSummary::load(store, &p.baseline)?,
-        candidate: RunSummary::load(store, &replayed)?,
-    })
 }
 
 /// What of the check's files could be written.

@@ -4,18 +4,14 @@
 
 pub mod add;
 pub mod check;
-mod command;
 pub mod record;
 pub mod review;
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context as _, bail};
-use tapedeck_agent::{Agent, LoadedConfig};
-use tapedeck_diff::RunSummary;
-use tapedeck_diff::golden::{Behaviour, Snapshot, Suite};
-use tapedeck_store::{ImportOutcome, Store};
-use tapedeck_trace::RunId;
+use anyhow::bail;
+use tapedeck_agent::LoadedConfig;
+use tapedeck_diff::golden::Suite;
 
 use crate::Exit;
 use crate::settings::Settings;
@@ -72,18 +68,6 @@ fn repeat_of(suite: &Suite, flag: Option<u32>) -> usize {
     flag.map_or_else(|| suite.repeat(), |n| n as usize)
 }
 
-/// The agent that runs repetition `i` (from 0; tape `i + 1`) of a task: the version as
-/// written, its scripted model's `seed` moved to `seed + i` so that `one_of` rules vary from
-/// run to run as a real model's answers do. The seed is a parameter of the run (its
-/// `repeat` label, [`tapedeck_agent::model::REPEAT_LABEL`]), not of the version: the recorded config and the fingerprint are
-/// those of the file, so every repetition is one version.
-fn agent_for_repetition(config: &LoadedConfig, i: usize) -> anyhow::Result<Agent> {
-    let model = tapedeck_agent::model::from_config_seeded(config, i as u64)?;
-    let tools = tapedeck_agent::tool::ToolSet::from_config(config)?;
-    let approver = tapedeck_agent::approvals_for(config, crate::terminal_approval::ask)?;
-    Ok(Agent::new(config.clone(), model, tools, approver))
-}
-
 /// The tasks named on the command line (all when none), in suite order.
 fn select<'a>(
     suite: &'a Suite,
@@ -101,60 +85,44 @@ fn select<'a>(
         .collect())
 }
 
-/// Writes run `id` as a task's baseline tape.
-fn export_tape(store: &Store, id: &RunId, path: &Path) -> anyhow::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create the folder `{}`", dir.display()))?;
+/// The upstreams of a command suite's model: the flags, else the environment's, else the
+/// public APIs.
+fn upstreams(openai: Option<&str>, anthropic: Option<&str>) -> tapedeck_proxy::http::Upstreams {
+    let defaults = tapedeck_proxy::http::Upstreams::from_env();
+    tapedeck_proxy::http::Upstreams {
+        openai: openai.map_or(defaults.openai, str::to_owned),
+        anthropic: anthropic.map_or(defaults.anthropic, str::to_owned),
     }
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(path)
-            .with_context(|| format!("cannot write `{}`", path.display()))?,
-    );
-    store
-        .export_tape(id, &mut out)
-        .with_context(|| format!("cannot write `{}`", path.display()))?;
-    Ok(())
 }
 
-/// Reads a task's baseline tape into the store.
-fn import_tape(store: &Store, path: &Path, task: &str) -> anyhow::Result<RunId> {
-    let file = std::fs::File::open(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
-            anyhow::anyhow!(
-                "{}: no baseline tape for task `{task}`: record it with `tapedeck golden record`",
-                path.display()
-            )
-        } else {
-            anyhow::anyhow!(
-                "{}: cannot read the tape of task `{task}`: {e}",
-                path.display()
-            )
+/// Shows a suite run's warnings, and a check's progress, on the terminal.
+#[derive(Default)]
+struct Terminal {
+    bar: std::sync::OnceLock<indicatif::ProgressBar>,
+}
+
+impl Terminal {
+    /// Clears the progress bar once the work is done.
+    fn done(&self) {
+        if let Some(bar) = self.bar.get() {
+            bar.finish_and_clear();
         }
-    })?;
-    let outcome = store
-        .import_tape(&mut std::io::BufReader::new(file))
-        .with_context(|| format!("{}: the tape of task `{task}`", path.display()))?;
-    Ok(match outcome {
-        ImportOutcome::Imported { id, .. } | ImportOutcome::AlreadyPresent(id) => id,
-    })
+    }
 }
 
-/// Writes the behaviour of run `id` as the task's snapshot and drops a pending one.
-fn write_snapshot(
-    store: &Store,
-    suite: &Suite,
-    task: &str,
-    id: &RunId,
-) -> anyhow::Result<Behaviour> {
-    let behaviour = Behaviour::of(&RunSummary::load(store, id)?);
-    Snapshot {
-        source: suite.source(),
-        expression: task.to_owned(),
-        info: None,
-        behaviour: behaviour.clone(),
+impl tapedeck_golden::Observer for Terminal {
+    fn runs_planned(&self, runs: usize) {
+        let _ = self.bar.set(crate::render::progress_bar(
+            runs as u64,
+            "task runs checked",
+        ));
     }
-    .write(&suite.snapshot_path(task))?;
-    tapedeck_diff::golden::remove_if_present(&suite.pending_path(task))?;
-    Ok(behaviour)
+    fn run_done(&self) {
+        if let Some(bar) = self.bar.get() {
+            bar.inc(1);
+        }
+    }
+    fn warning(&self, message: &str) {
+        crate::render::warning(message);
+    }
 }

@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 
 use anyhow::bail;
-use tapedeck_diff::golden::{Suite, SuiteCommand, Task};
-use tapedeck_proxy::http::Upstreams;
+use tapedeck_diff::golden::Suite;
+use tapedeck_golden::Recorder;
+use tapedeck_proxy::command_line;
 use tapedeck_trace::Run;
 
 use crate::Exit;
@@ -40,12 +41,6 @@ pub struct Args {
     upstream_anthropic: Option<String>,
 }
 
-/// What records the tasks: a YAML agent version, or a command suite's command.
-enum Recorder {
-    Agent(Box<tapedeck_agent::LoadedConfig>),
-    Command(SuiteCommand, Upstreams),
-}
-
 /// Runs `tapedeck golden record`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     // Everything that can be wrong with the input is found before anything is recorded: the
@@ -60,13 +55,17 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                     suite.name
                 );
             }
-            super::command::check(&command)?;
-            let upstreams = super::command::upstreams(
+            let upstreams = super::upstreams(
                 args.upstream_openai.as_deref(),
                 args.upstream_anthropic.as_deref(),
             );
-            let shown = PathBuf::from(crate::shell::quote(&command.argv));
-            (Recorder::Command(command, upstreams), shown)
+            let shown = PathBuf::from(command_line::quote(&command.argv));
+            let recorder = Recorder::Command {
+                command,
+                upstreams,
+                interrupts: crate::interrupt::forward,
+            };
+            (recorder, shown)
         }
         None => {
             for (flag, given) in [
@@ -81,35 +80,39 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                 }
             }
             let (config, agent_path) = super::load_agent(&suite, args.agent.as_deref())?;
-            super::agent_for_repetition(&config, 0)?;
-            (Recorder::Agent(Box::new(config)), agent_path)
+            let recorder = Recorder::Agent {
+                config: Box::new(config),
+                ask: crate::terminal_approval::ask,
+            };
+            (recorder, agent_path)
         }
     };
+    recorder.check()?;
     let tasks: Vec<_> = super::select(&suite, &args.tasks)?
         .into_iter()
         .cloned()
         .collect();
+    let task_refs: Vec<_> = tasks.iter().collect();
     let store = settings.open_store()?;
     let writer = store.writer()?;
     let repeat = super::repeat_of(&suite, args.repeat);
+    let recordings =
+        tapedeck_golden::record(&store, &writer, &suite, &task_refs, &recorder, repeat)?;
     let mut header = vec!["TASK", "RUN", "STOP REASON", "TOOL CALLS", "TOKENS", "COST"];
     if repeat > 1 {
         header.insert(1, "REP");
     }
     let mut table = render::table(&header);
     let mut failed = 0;
-    for task in &tasks {
-        let mut done = 0;
-        let recorded = (0..repeat).try_for_each(|i| {
-            let row = record_one(&store, &writer, &suite, &recorder, task, i, repeat)?;
-            table.add_row(row);
-            done += 1;
-            anyhow::Ok(())
-        });
-        if let Err(e) = &recorded {
-            // Runs are in the store already: the other tasks still record, and the command
+    for recording in &recordings {
+        for (i, run) in recording.runs.iter().enumerate() {
+            table.add_row(row(&recording.task.id, run, i, repeat));
+        }
+        if let Some(e) = &recording.error {
+            // Runs are in the store already: the other tasks still recorded, and the command
             // fails with 1, not as an input error.
             failed += 1;
+            let done = recording.runs.len();
             let baseline = if done == 0 {
                 "its baseline is as it was".to_owned()
             } else {
@@ -118,16 +121,11 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                     render::plural(done as u64)
                 )
             };
-            render::error(&anyhow::anyhow!("task `{}`: {e:#} ({baseline})", task.id));
-            if done == 0 {
-                continue;
-            }
-        }
-        // Tapes of an earlier recording belong to another baseline: a longer one, or the
-        // rest of the old one when a repetition failed partway (a check then finds them
-        // missing rather than mixing two baselines).
-        for n in (done + 1)..=suite.recorded_repetitions(&task.id).max(repeat) {
-            tapedeck_diff::golden::remove_if_present(&suite.repeat_tape_path(&task.id, n))?;
+            render::error(&anyhow::anyhow!(
+                "task `{}`: {} ({baseline})",
+                recording.task.id,
+                render::one_line(e)
+            ));
         }
     }
     if args.agent.is_some() {
@@ -153,39 +151,11 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     Ok(if failed > 0 { Exit::Findings } else { Exit::Ok })
 }
 
-/// Records repetition `i` (from 0) of a task: its run, tape and (for the first) snapshot;
-/// returns its table row.
-fn record_one(
-    store: &tapedeck_store::Store,
-    writer: &tapedeck_store::Writer,
-    suite: &Suite,
-    recorder: &Recorder,
-    task: &Task,
-    i: usize,
-    repeat: usize,
-) -> anyhow::Result<Vec<String>> {
-    let run = match recorder {
-        Recorder::Agent(config) => record_agent(writer, suite, config, task, i, repeat)?,
-        Recorder::Command(command, upstreams) => super::command::record(
-            super::command::Runs {
-                store,
-                writer,
-                command,
-            },
-            suite,
-            task,
-            i,
-            repeat,
-            upstreams,
-        )?,
-    };
-    super::export_tape(store, &run.id, &suite.repeat_tape_path(&task.id, i + 1))?;
-    if i == 0 {
-        super::write_snapshot(store, suite, &task.id, &run.id)?;
-    }
+/// The table row of repetition `i` (from 0) of a task.
+fn row(task: &str, run: &Run, i: usize, repeat: usize) -> Vec<String> {
     let t = &run.totals;
     let mut row = vec![
-        task.id.clone(),
+        task.to_owned(),
         run.id.short(),
         run.stop_reason
             .as_ref()
@@ -197,31 +167,5 @@ fn record_one(
     if repeat > 1 {
         row.insert(1, (i + 1).to_string());
     }
-    Ok(row)
-}
-
-/// Runs repetition `i` (from 0) of a task with the agent version, recorded.
-fn record_agent(
-    writer: &tapedeck_store::Writer,
-    suite: &Suite,
-    config: &tapedeck_agent::LoadedConfig,
-    task: &Task,
-    i: usize,
-    repeat: usize,
-) -> anyhow::Result<Run> {
-    let mut agent = super::agent_for_repetition(config, i)?;
-    let mut run = agent.new_run(&task.input);
-    run.suite = Some(suite.name.clone());
-    run.task = Some(task.id.clone());
-    run.labels.extend(task.labels.clone());
-    if repeat > 1 {
-        // The repetition (and so its seed) is a parameter of the run: replays read it here.
-        run.labels.insert(
-            tapedeck_agent::model::REPEAT_LABEL.to_owned(),
-            (i + 1).to_string(),
-        );
-    }
-    let (run, _) = agent.run_recorded(writer, run)?;
-    writer.flush()?;
-    Ok(run)
+    row
 }

@@ -53,16 +53,13 @@ pub(super) fn replay(store: &Store, parent: Run, args: &Args) -> anyhow::Result<
         &writer,
         &parent,
         options,
-        crate::shell::quote(&args.command),
+        tapedeck_proxy::command_line::quote(&args.command),
     )?;
     if parent.agent.is_none() {
-        proxy.name_agent(&crate::shell::agent_name(&args.command));
+        proxy.name_agent(&tapedeck_proxy::command_line::agent_name(&args.command));
     }
-    let ended = crate::commands::record::run_client_to_end(
-        proxy,
-        &ClientCommand::new(&args.command),
-        true,
-    )?;
+    let ended =
+        crate::commands::record::run_client_to_end(proxy, &ClientCommand::new(&args.command))?;
     drop(writer);
     let divergence = session_divergence(store, &parent.id, &ended.run.id)?;
     print_comparison(&parent, &ended.run);
@@ -75,7 +72,7 @@ pub(super) fn replay(store: &Store, parent: Run, args: &Args) -> anyhow::Result<
             }
         }
     }
-    let exit = ended.exit();
+    let exit = crate::commands::record::exit_of(&ended);
     Ok(match (exit, divergence) {
         (Exit::Ok, Some(_)) => Exit::Findings,
         (exit, _) => exit,

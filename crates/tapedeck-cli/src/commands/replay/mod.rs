@@ -201,7 +201,7 @@ fn check_flags(args: &Args) -> anyhow::Result<()> {
                 bail!("{flag} needs --live-model: an exact replay never calls the upstream");
             }
         }
-        super::check_program(&args.command, "run")?;
+        tapedeck_proxy::command_line::check_program(&args.command, "run")?;
     }
     Ok(())
 }
@@ -342,14 +342,22 @@ fn replay_tapes(
     }
     let writer = store.writer()?;
     let bar = render::progress_bar(ids.len() as u64, "tapes replayed");
-    let reports = super::on_workers(&settings.store, ids.len(), jobs, &bar, |store, i| {
-        let tape = tapes[i].display();
-        match store {
-            Ok(store) => tapedeck_replay::replay(store, &writer, &ids[i], options)
-                .map_err(|e| format!("{tape}: {e}")),
-            Err(e) => Err(format!("{tape}: cannot open the store: {e}")),
-        }
-    });
+    let tick = || bar.inc(1);
+    let reports = tapedeck_store::on_workers(
+        &settings.store,
+        ids.len(),
+        jobs as usize,
+        &tick,
+        |store, i| {
+            let tape = tapes[i].display();
+            match store {
+                Ok(store) => tapedeck_replay::replay(store, &writer, &ids[i], options)
+                    .map_err(|e| format!("{tape}: {e}")),
+                Err(e) => Err(format!("{tape}: cannot open the store: {e}")),
+            }
+        },
+    );
+    bar.finish_and_clear();
     let mut failed = 0;
     let mut findings = 0;
     let mut rows = Vec::new();

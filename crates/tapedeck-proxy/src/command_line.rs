@@ -1,9 +1,68 @@
 //! A client's command line as a person reads it: [`quote`] writes its words back as one line
 //! that a POSIX shell splits into the same words (a run's default input), [`split`] reads such a
-//! line into its words (`golden check --command "…"`), and [`agent_name`] names the agent a
-//! command runs (a run's default agent name).
+//! line into its words (`golden check --command "…"`), [`agent_name`] names the agent a
+//! command runs (a run's default agent name), and [`check_program`] refuses a command that
+//! cannot start before anything is recorded.
 
 use std::borrow::Cow;
+use std::path::Path;
+
+/// Why a client or server command cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandLineError {
+    /// There is no command at all.
+    #[error("no command to run: pass it after `--`")]
+    Empty,
+    /// The program is neither an executable file nor a command on `PATH`.
+    #[error("cannot {start} `{program}`: {}", if program.contains('/') { "no such executable file" } else { "no such command on PATH" })]
+    NotFound {
+        /// What starting it was for: "run", "start the MCP server".
+        start: String,
+        /// The program as given.
+        program: String,
+    },
+}
+
+/// Checks that the program of a client or server command can be run — a path to an executable
+/// file, or a name found on `PATH` — so a typo is an input error rather than a recorded run that
+/// failed.
+///
+/// `start` says what failing to start it is: "run" (`cannot run `X``), "start the MCP server".
+pub fn check_program(command: &[String], start: &str) -> Result<(), CommandLineError> {
+    let Some(program) = command.first() else {
+        return Err(CommandLineError::Empty);
+    };
+    let found = if program.contains('/') {
+        is_executable(Path::new(program))
+    } else {
+        std::env::var_os("PATH").is_some_and(|path| {
+            std::env::split_paths(&path).any(|dir| is_executable(&dir.join(program)))
+        })
+    };
+    if found {
+        Ok(())
+    } else {
+        Err(CommandLineError::NotFound {
+            start: start.to_owned(),
+            program: program.clone(),
+        })
+    }
+}
+
+fn is_executable(path: &Path) -> bool {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        meta.is_file() && meta.permissions().mode() & 0o111 != 0
+    }
+    #[cfg(not(unix))]
+    {
+        meta.is_file()
+    }
+}
 
 /// The words of a command as one line a POSIX shell reads back as the same words: a word of
 /// only safe characters (letters, digits and `@%+=:,./-_`, as Python's `shlex.quote`) as it is,
@@ -26,11 +85,11 @@ fn quote_word(word: &str) -> Cow<'_, str> {
 }
 
 /// The name of the agent a command runs when `--name` is not given: the name `tapedeck mcp`
-/// gives a server ([`tapedeck_proxy::mcp::default_server_name`]: `agent` for `python agent.py`,
+/// gives a server ([`crate::mcp::default_server_name`]: `agent` for `python agent.py`,
 /// `node agent.mjs` or `uv run agent.py`, the module of `python -m MODULE`, else the program's
 /// file name); `agent` for no command at all.
 pub fn agent_name(command: &[String]) -> String {
-    tapedeck_proxy::mcp::default_server_name(command).unwrap_or_else(|| "agent".to_owned())
+    crate::mcp::default_server_name(command).unwrap_or_else(|| "agent".to_owned())
 }
 
 /// The words of a command line as a POSIX shell splits it, for the quoting a person types:
