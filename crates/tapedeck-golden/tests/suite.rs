@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tapedeck_diff::golden::{Suite, TaskVerdict};
 use tapedeck_golden::{Candidate, Check, GoldenError, Observer, Recorder, SuiteJudgement};
-use tapedeck_replay::{MissPolicy, Mode, Options};
+use tapedeck_replay::Options;
 use tapedeck_store::Store;
 
 /// Counts what the runner reports.
@@ -40,15 +40,7 @@ fn support_suite() -> (tempfile::TempDir, Suite, Store) {
 /// The agent version at `path`, replayed tools-only.
 fn agent_candidate(path: &Path) -> Candidate {
     let config = tapedeck_agent::LoadedConfig::load(path).expect("the agent version loads");
-    Candidate::Agent(Box::new(Options {
-        base_dir: config.base_dir(),
-        mode: Mode::ToolsOnly(config),
-        on_miss: MissPolicy::Error,
-        live_allow: Vec::new(),
-        match_position: false,
-        strict: false,
-        ask: tapedeck_agent::approvals::nobody,
-    }))
+    Candidate::Agent(Box::new(Options::tools_only(config)))
 }
 
 fn check(suite: &Suite, store: &Store, candidate: Candidate) -> (SuiteJudgement, Counted) {

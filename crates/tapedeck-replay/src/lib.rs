@@ -169,6 +169,16 @@ impl Options {
             ask: tapedeck_agent::approvals::nobody,
         }
     }
+
+    /// A tools-only replay with agent version `config` (its own model; every tool call
+    /// answered from the recording, a miss an error), relative paths from its folder.
+    pub fn tools_only(config: LoadedConfig) -> Self {
+        Self {
+            base_dir: config.base_dir(),
+            mode: Mode::ToolsOnly(config),
+            ..Self::exact()
+        }
+    }
 }
 
 /// What a replay did.

@@ -249,10 +249,7 @@ fn drift_report(
         "\n{h}checking the support bot's next version ({CANDIDATE}) against these runs{h:#}"
     );
     let candidate = LoadedConfig::load(&dir.join(CANDIDATE))?;
-    let options = tapedeck_replay::Options {
-        mode: tapedeck_replay::Mode::ToolsOnly(candidate),
-        ..tapedeck_replay::Options::exact()
-    };
+    let options = tapedeck_replay::Options::tools_only(candidate);
     let mut table = render::table(&[
         "TASK",
         "VERDICT",

@@ -10,8 +10,8 @@ use tapedeck_diff::golden::check::Statistics;
 use tapedeck_diff::golden::{self, Suite, Task, TaskResult, TaskVerdict};
 use tapedeck_golden::{Candidate, Check};
 use tapedeck_proxy::command_line;
+use tapedeck_replay::Options;
 use tapedeck_replay::session::ModelSource;
-use tapedeck_replay::{MissPolicy, Mode, Options};
 
 use crate::Exit;
 use crate::json_output;
@@ -103,17 +103,9 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
         // The agent's model must be buildable (its script read, its API key there) before
         // anything is written: each replay builds it again.
         tapedeck_agent::model::from_config(&config)?;
-        let options = Options {
-            base_dir: config.base_dir(),
-            // Run i of a repeated task gets the seed its baseline was recorded with: the replay
-            // reads it from the baseline's `repeat` label.
-            mode: Mode::ToolsOnly(config),
-            on_miss: MissPolicy::Error,
-            live_allow: Vec::new(),
-            match_position: false,
-            strict: false,
-            ask: tapedeck_agent::approvals::nobody,
-        };
+        // Run i of a repeated task gets the seed its baseline was recorded with: the replay
+        // reads it from the baseline's `repeat` label.
+        let options = Options::tools_only(config);
         return Ok((Candidate::Agent(Box::new(options)), Some(agent_path)));
     };
     if args.agent.is_some() {
