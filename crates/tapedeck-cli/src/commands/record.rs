@@ -137,6 +137,11 @@ impl RecordingArgs {
         }
     }
 
+    /// The `--redact` patterns.
+    pub fn redact_patterns(&self) -> &[String] {
+        &self.redact
+    }
+
     /// The `--name` given, if any.
     pub fn name(&self) -> Option<&str> {
         self.name.as_deref()
