@@ -175,8 +175,9 @@ fn tape_run(path: &Path) -> Value {
 }
 
 /// The README's Python workflow: the first run records a tape per test, the second replays
-/// them with the upstream gone and `--tapedeck-mode none`, `none` with a tape missing fails
-/// naming it, and a tape that would hold a secret fails its test. One test, so the wheel is
+/// them with the upstream gone and `--tapedeck-mode none`; a changed question is a miss, which
+/// `new_episodes` records; `none` with a tape missing fails naming it; and a tape that would
+/// hold a secret fails its test. One test, so the wheel is
 /// built and installed once.
 #[test]
 fn pytest_plugin_records_replays_and_refuses() {
@@ -245,6 +246,25 @@ fn pytest_plugin_records_replays_and_refuses() {
     );
     assert!(stdout.contains("Spain"), "{}", text(&out));
     assert!(stdout.contains("1 failed, 1 passed"), "{}", text(&out));
+
+    // New episodes: the weather from its tape, the new question from the model; the capital's
+    // tape is rewritten with it, and replays offline.
+    let upstream = FakeServer::start(vec![answers("Madrid.")]);
+    let spain = [("SAMPLE_COUNTRY", "Spain")];
+    let out = env.pytest_with(
+        &upstream.base,
+        &["test_agent.py", "--tapedeck-mode", "new_episodes"],
+        &spain,
+    );
+    assert!(out.status.success(), "new episodes failed:\n{}", text(&out));
+    assert_eq!(upstream.requests().len(), 1, "{}", text(&out));
+    drop(upstream);
+    let out = env.pytest_with(gone, &["test_agent.py", "--tapedeck-mode", "none"], &spain);
+    assert!(
+        out.status.success(),
+        "the new episode did not replay:\n{}",
+        text(&out)
+    );
 
     // `none` with a tape missing fails that test, naming the tape.
     let missing = env.tape("test_capital");

@@ -64,6 +64,7 @@ fn sessions_record_to_their_own_tapes_and_replay_them() {
     let server = FakeServer::start(vec![
         Reply::json(200, &answer("one")),
         Reply::json(200, &answer("two")),
+        Reply::json(200, &answer("three")),
     ]);
     let upstream = format!("{}/v1", server.base);
     let proxy = LongLived::start_in(
@@ -141,6 +142,22 @@ fn sessions_record_to_their_own_tapes_and_replay_them() {
     let (_, closed) = close();
     assert_eq!(closed["stop_reason"], "replay_miss:llm", "{closed}");
     assert_eq!(server.requests().len(), 2);
+
+    // New episodes: what the tape holds from it, the rest live, and the tape rewritten with
+    // both, so a replay then answers both.
+    let content = |(_, answer): (u16, Value)| answer["choices"][0]["message"]["content"].clone();
+    assert_eq!(open("new_episodes", "tapes/a.jsonl").0, 200);
+    assert_eq!(content(chat(&addr, "first")), "one");
+    assert_eq!(content(chat(&addr, "fresh")), "three");
+    let (_, closed) = close();
+    assert_eq!(closed["tape_written"], true, "{closed}");
+    assert_eq!(server.requests().len(), 3);
+    assert_eq!(open("replay", "tapes/a.jsonl").0, 200);
+    assert_eq!(content(chat(&addr, "first")), "one");
+    assert_eq!(content(chat(&addr, "fresh")), "three");
+    let (_, closed) = close();
+    assert_eq!(closed["stop_reason"], "ok", "{closed}");
+    assert_eq!(closed["divergence"], Value::Null, "{closed}");
 
     // A tape that is not there cannot be replayed; a close with nothing open is refused.
     let (status, missing) = open("replay", "tapes/none.jsonl");

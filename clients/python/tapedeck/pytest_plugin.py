@@ -15,8 +15,9 @@ missed or diverged, or a recording whose tape holds an API key, fails the test.
 - ``once`` (the default): replay the tape if it exists, else record it;
 - ``none``: replay only; a missing tape or a miss fails the test naming the tape, and
   connections to anything but 127.0.0.1 are refused (what CI runs);
-- ``all``: record afresh, overwriting the tape;
-- ``new_episodes`` is not there yet (a usage error).
+- ``new_episodes``: replay what the tape holds and send the rest live (the model, and read
+  tools; a write tool never runs), then rewrite the tape with this run;
+- ``all``: record afresh, overwriting the tape.
 """
 
 from __future__ import annotations
@@ -62,7 +63,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=MODES,
         default=None,
         help="once (default: replay the tape if it exists, else record), none (replay only; a "
-        "missing tape or a miss fails), all (record afresh)",
+        "missing tape or a miss fails), new_episodes (replay what the tape holds, the rest "
+        "live, then rewrite the tape), all (record afresh)",
     )
     parser.addini("tapedeck_mode", "the default --tapedeck-mode", default="once")
     parser.addini(
@@ -204,10 +206,6 @@ def pytest_configure(config: pytest.Config) -> None:
     mode = config.getoption("--tapedeck-mode") or config.getini("tapedeck_mode")
     if mode not in MODES:
         raise pytest.UsageError(f"tapedeck: tapedeck_mode = {mode!r}: use one of {MODES}")
-    if mode == "new_episodes":
-        raise pytest.UsageError(
-            "tapedeck: --tapedeck-mode new_episodes is not supported yet; use once, none or all"
-        )
     config.stash[_PROXY_KEY] = _Proxy(config)
 
 
@@ -257,8 +255,8 @@ class RecordedRun:
 
 
 class TapedeckSession:
-    """A test's session: ``tape`` (its path), ``mode`` (``record`` or ``replay``), ``run`` (the
-    run's short id). :meth:`recorded_run` ends the session and gives the run."""
+    """A test's session: ``tape`` (its path), ``mode`` (``record``, ``replay`` or
+    ``new_episodes``), ``run`` (the run's short id). :meth:`recorded_run` ends the session and gives the run."""
 
     def __init__(self, proxy: _Proxy, item: pytest.Item, tape: Path, mode: str) -> None:
         self._proxy = proxy
@@ -299,7 +297,7 @@ class TapedeckSession:
 
     def _check(self) -> None:
         closed = self._closed or {}
-        if self.mode == "record":
+        if closed.get("tape_written"):
             leaked = self._leaked()
             if leaked:
                 self.tape.unlink(missing_ok=True)
@@ -309,7 +307,6 @@ class TapedeckSession:
                     "redact them",
                     pytrace=False,
                 )
-            return
         stop = closed.get("stop_reason") or ""
         if stop.startswith("replay_miss"):
             pytest.fail(
@@ -318,7 +315,7 @@ class TapedeckSession:
                 pytrace=False,
             )
         divergence = closed.get("divergence")
-        if divergence:
+        if divergence and self.mode == "replay":
             pytest.fail(
                 f"tapedeck: the replay of {self.tape} left the recorded run at step "
                 f"{divergence.get('step')}: expected {_move(divergence.get('expected'))}, got "
@@ -415,8 +412,13 @@ def tapedeck(request: pytest.FixtureRequest):
         )
         yield None
         return
-    replays = mode == "none" or (mode == "once" and tape.is_file())
-    handle = TapedeckSession(proxy, item, tape, "replay" if replays else "record")
+    if mode == "none" or (mode == "once" and tape.is_file()):
+        session_mode = "replay"
+    elif mode == "new_episodes" and tape.is_file():
+        session_mode = "new_episodes"
+    else:
+        session_mode = "record"
+    handle = TapedeckSession(proxy, item, tape, session_mode)
     try:
         handle._open()
     except _ControlError as e:

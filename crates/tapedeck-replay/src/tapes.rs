@@ -7,6 +7,8 @@
 //! replay imports the tape into the store (a run already there is reused), replays it as
 //! `tapedeck replay RUN -- CMD` does — the model and every tool from the recording, a write
 //! tool never run, a miss ending the run `replay_miss:…` — and reports its first divergence.
+//! New episodes replay what the tape holds and send the rest live (the model, and read tools),
+//! then write the run over the tape.
 //!
 //! [`SessionHub`]: tapedeck_proxy::http::SessionHub
 
@@ -16,12 +18,11 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tapedeck_proxy::http::{
-    self, Backend, Closing, OpenSession, Pricing, Proxy, SessionOpener, Upstreams,
+    self, Backend, Closing, OpenSession, Pricing, Proxy, SessionOpener, TapeMode, Upstreams,
 };
 use tapedeck_proxy::redact::Redactor;
-use tapedeck_proxy::session::Mode;
 use tapedeck_store::{ImportOutcome, Store, Writer};
-use tapedeck_trace::{Run, RunId};
+use tapedeck_trace::{Run, RunId, StopReason};
 
 use crate::MissPolicy;
 use crate::session::{CommandReplay, ModelSource, replay_proxy, session_divergence};
@@ -89,7 +90,7 @@ impl TapeSessions {
         Ok(proxy)
     }
 
-    fn replay(&self, request: &OpenSession) -> Result<Arc<Proxy>, String> {
+    fn replay(&self, request: &OpenSession, model: ModelSource) -> Result<Arc<Proxy>, String> {
         let tape = &request.tape;
         let file = std::fs::File::open(tape).map_err(|e| {
             format!(
@@ -106,7 +107,7 @@ impl TapeSessions {
         };
         let parent = store.run(&id).map_err(|e| e.to_string())?;
         let options = CommandReplay {
-            model: ModelSource::Recorded,
+            model,
             on_miss: MissPolicy::Error,
             live_allow: HashSet::new(),
             match_position: false,
@@ -140,22 +141,40 @@ fn write_tape(store: &Store, id: &RunId, path: &Path) -> Result<(), String> {
 impl SessionOpener for TapeSessions {
     fn open(&self, request: &OpenSession) -> Result<Arc<Proxy>, String> {
         match request.mode {
-            Mode::Record => self.record(request),
-            Mode::Replay => self.replay(request),
+            TapeMode::Record => self.record(request),
+            TapeMode::Replay => self.replay(request, ModelSource::Recorded),
+            TapeMode::NewEpisodes => {
+                self.replay(request, ModelSource::Episodes(self.upstreams.clone()))
+            }
         }
     }
 
     fn close(&self, request: &OpenSession, run: &Run) -> Result<Closing, String> {
         let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         match request.mode {
-            Mode::Record => {
+            TapeMode::Record => {
                 write_tape(&store, &run.id, &request.tape)?;
                 Ok(Closing {
                     tape_written: true,
                     divergence: None,
                 })
             }
-            Mode::Replay => {
+            TapeMode::NewEpisodes => {
+                // The run holds what was served from the tape and what went live: the new
+                // tape, unless the run missed (a write tool the tape does not hold).
+                let missed = matches!(
+                    run.stop_reason,
+                    Some(StopReason::ReplayMissLlm | StopReason::ReplayMissTool(_))
+                );
+                if !missed {
+                    write_tape(&store, &run.id, &request.tape)?;
+                }
+                Ok(Closing {
+                    tape_written: !missed,
+                    divergence: None,
+                })
+            }
+            TapeMode::Replay => {
                 // The replay's parent is the tape's run.
                 let divergence = match run.parent {
                     Some(parent) => session_divergence(&store, &parent, &run.id)

@@ -5,7 +5,7 @@
 //!
 //! The control endpoints, on the proxy's port beside the session protocol's:
 //!
-//! - `POST /tapedeck/control/v1/open` `{"mode": "record"|"replay", "tape": PATH, "task"?,
+//! - `POST /tapedeck/control/v1/open` `{"mode": "record"|"replay"|"new_episodes", "tape": PATH, "task"?,
 //!   "name"?}` → `{"run", "id", "mode"}`; 409 while another session is open.
 //! - `POST /tapedeck/control/v1/close` `{"exit_code"?}` → `{"run", "id", "status",
 //!   "stop_reason", "error", "tape_written", "divergence"}`; 409 when none is open.
@@ -19,7 +19,19 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use super::*;
-use crate::session::Mode;
+
+/// How a session uses its tape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TapeMode {
+    /// The model live; the tape written at `close`.
+    Record,
+    /// The model and every tool from the tape.
+    Replay,
+    /// The tape for what it holds, the model (and read tools) live for the rest; the tape
+    /// rewritten at `close` with both, unless the run missed.
+    NewEpisodes,
+}
 
 /// Where the control endpoints are served.
 pub const CONTROL_PATH: &str = "/tapedeck/control/v1";
@@ -28,8 +40,8 @@ pub const CONTROL_PATH: &str = "/tapedeck/control/v1";
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OpenSession {
-    /// Record (the model live, the tape written at `close`) or replay (from the tape).
-    pub mode: Mode,
+    /// Record, replay or new episodes.
+    pub mode: TapeMode,
     /// The tape: read in a replay, written at `close` in a recording.
     pub tape: PathBuf,
     /// The run's task (the pytest plugin gives the test's node id).
