@@ -41,12 +41,17 @@ fn require_wheels() -> bool {
 
 /// A chat completion asking for `get_weather` in Paris.
 fn asks_weather() -> Reply {
+    asks_weather_as("call_w")
+}
+
+/// [`asks_weather`] with the tool call's id.
+fn asks_weather_as(id: &str) -> Reply {
     Reply::json(
         200,
         &json!({
             "id": "chatcmpl-t", "object": "chat.completion", "created": 1, "model": "gpt-test",
             "choices": [{"index": 0, "finish_reason": "tool_calls", "message": {
-                "role": "assistant", "content": null, "tool_calls": [{"id": "call_w",
+                "role": "assistant", "content": null, "tool_calls": [{"id": id,
                 "type": "function", "function": {"name": "get_weather",
                 "arguments": "{\"city\": \"Paris\"}"}}]}}],
             "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
@@ -116,7 +121,13 @@ impl Installed {
             .arg(wheelhouse())
             .arg(&wheel)
             .args(["pytest", "openai"]));
-        for file in ["agent.py", "conftest.py", "test_agent.py", "test_leak.py"] {
+        for file in [
+            "agent.py",
+            "conftest.py",
+            "test_agent.py",
+            "test_check.py",
+            "test_leak.py",
+        ] {
             std::fs::create_dir_all(dir.path("suite")).expect("the suite's folder");
             std::fs::copy(
                 repo().join("tests/packages/pytest_suite").join(file),
@@ -283,6 +294,51 @@ fn pytest_plugin_records_replays_and_refuses() {
     );
     assert!(stdout.contains("1 failed, 1 passed"), "{}", text(&out));
     assert!(!missing.exists());
+
+    // `--tapedeck-check`: the model live, the tool from the tape. The same model passes; a
+    // candidate that calls the tool once more drifts, and the failure is the diff.
+    let replies = || vec![asks_weather(), answers("It is sunny in Paris.")];
+    let upstream = FakeServer::start(replies());
+    let out = env.pytest(&upstream.base, &["test_check.py"]);
+    assert!(
+        out.status.success(),
+        "the recording failed:\n{}",
+        text(&out)
+    );
+    let upstream = FakeServer::start(replies());
+    let out = env.pytest(&upstream.base, &["test_check.py", "--tapedeck-check"]);
+    assert!(
+        out.status.success(),
+        "the same model drifted:\n{}",
+        text(&out)
+    );
+    assert_eq!(upstream.requests().len(), 2, "the model is live in a check");
+    let upstream = FakeServer::start(vec![
+        asks_weather(),
+        asks_weather_as("call_again"),
+        answers("It is sunny in Paris."),
+    ]);
+    let out = env.pytest(&upstream.base, &["test_check.py", "--tapedeck-check"]);
+    assert!(
+        !out.status.success(),
+        "an extra tool call passed:\n{}",
+        text(&out)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let tape = env.dir.path("suite/tapes/test_check/test_forecast.jsonl");
+    assert!(
+        stdout.contains(&format!(
+            "tapedeck: the run drifted from {}",
+            tape.display()
+        )),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        stdout.contains("tool_calls") && stdout.contains("DRIFT"),
+        "{}",
+        text(&out)
+    );
 
     // A recording that holds a secret the proxy never saw on the wire (a token of the
     // environment put into a prompt) fails its test, and its tape is removed.

@@ -65,6 +65,7 @@ fn sessions_record_to_their_own_tapes_and_replay_them() {
         Reply::json(200, &answer("one")),
         Reply::json(200, &answer("two")),
         Reply::json(200, &answer("three")),
+        Reply::json(200, &answer("four")),
     ]);
     let upstream = format!("{}/v1", server.base);
     let proxy = LongLived::start_in(
@@ -158,6 +159,17 @@ fn sessions_record_to_their_own_tapes_and_replay_them() {
     let (_, closed) = close();
     assert_eq!(closed["stop_reason"], "ok", "{closed}");
     assert_eq!(closed["divergence"], Value::Null, "{closed}");
+    let tape_run = closed["parent"].clone();
+    assert!(tape_run.is_string(), "{closed}");
+
+    // A check: the model live, against the same tape's run, which the caller diffs.
+    assert_eq!(open("check", "tapes/a.jsonl").0, 200);
+    assert_eq!(content(chat(&addr, "first")), "four");
+    let (_, closed) = close();
+    assert_eq!(closed["parent"], tape_run, "{closed}");
+    assert_eq!(closed["tape_written"], false);
+    assert!(closed["divergence"].is_object(), "another answer: {closed}");
+    assert_eq!(server.requests().len(), 4);
 
     // A tape that is not there cannot be replayed; a close with nothing open is refused.
     let (status, missing) = open("replay", "tapes/none.jsonl");

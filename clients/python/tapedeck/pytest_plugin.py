@@ -18,6 +18,11 @@ missed or diverged, or a recording whose tape holds an API key, fails the test.
 - ``new_episodes``: replay what the tape holds and send the rest live (the model, and read
   tools; a write tool never runs), then rewrite the tape with this run;
 - ``all``: record afresh, overwriting the tape.
+
+``--tapedeck-check`` is the drift check: the model live, every tool (and MCP call) from the tape,
+a write tool never run; a test passes only if ``tapedeck diff TAPE_RUN RUN`` finds no drift
+(its default tolerances, or the marker's: ``@pytest.mark.tapedeck(tolerances={"tool_calls":
+"+50%"})``), and the failure is the diff and the first divergence.
 """
 
 from __future__ import annotations
@@ -65,6 +70,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="once (default: replay the tape if it exists, else record), none (replay only; a "
         "missing tape or a miss fails), new_episodes (replay what the tape holds, the rest "
         "live, then rewrite the tape), all (record afresh)",
+    )
+    group.addoption(
+        "--tapedeck-check",
+        action="store_true",
+        help="drift check: the model live, every tool from the tape; a test passes only if its "
+        "run does not drift from the tape's (tapedeck diff, its default tolerances or the "
+        "marker's tolerances={...})",
     )
     parser.addini("tapedeck_mode", "the default --tapedeck-mode", default="once")
     parser.addini(
@@ -255,8 +267,8 @@ class RecordedRun:
 
 
 class TapedeckSession:
-    """A test's session: ``tape`` (its path), ``mode`` (``record``, ``replay`` or
-    ``new_episodes``), ``run`` (the run's short id). :meth:`recorded_run` ends the session and gives the run."""
+    """A test's session: ``tape`` (its path), ``mode`` (``record``, ``replay``,
+    ``new_episodes`` or ``check``), ``run`` (the run's short id). :meth:`recorded_run` ends the session and gives the run."""
 
     def __init__(self, proxy: _Proxy, item: pytest.Item, tape: Path, mode: str) -> None:
         self._proxy = proxy
@@ -315,6 +327,8 @@ class TapedeckSession:
                 pytrace=False,
             )
         divergence = closed.get("divergence")
+        if self.mode == "check":
+            self._drift(closed)
         if divergence and self.mode == "replay":
             pytest.fail(
                 f"tapedeck: the replay of {self.tape} left the recorded run at step "
@@ -322,6 +336,40 @@ class TapedeckSession:
                 f"{_move(divergence.get('actual'))}\n(record it again with --tapedeck-mode all)",
                 pytrace=False,
             )
+
+    def _drift(self, closed: Dict[str, Any]) -> None:
+        """Fails the test when its run drifted from the tape's (``tapedeck diff``, exit 1)."""
+        marker = self._item.get_closest_marker("tapedeck")
+        tolerances = (marker.kwargs.get("tolerances") if marker else None) or {}
+        args = [self._proxy.binary, "--store", self._proxy.store, "diff"]
+        for key, value in tolerances.items():
+            args += ["--tolerance", f"{key}={value}"]
+        args += [str(closed.get("parent")), str(closed.get("id"))]
+        out = subprocess.run(
+            args,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "NO_COLOR": "1"},
+        )
+        if out.returncode == 0:
+            return
+        if out.returncode != 1:
+            pytest.fail(
+                f"tapedeck: cannot diff the check of {self.tape}: {out.stderr.strip()}",
+                pytrace=False,
+            )
+        divergence = closed.get("divergence")
+        first = ""
+        if divergence:
+            first = (
+                f"\n\nfirst divergence at step {divergence.get('step')}: expected "
+                f"{_move(divergence.get('expected'))}, got {_move(divergence.get('actual'))}"
+            )
+        pytest.fail(
+            f"tapedeck: the run drifted from {self.tape}:\n{out.stdout.rstrip()}{first}",
+            pytrace=False,
+        )
 
     def _leaked(self) -> List[str]:
         try:
@@ -404,15 +452,18 @@ def tapedeck(request: pytest.FixtureRequest):
     proxy: _Proxy = item.config.stash[_PROXY_KEY]
     mode = _mode(item.config)
     tape = tape_path(item)
-    if mode == "none" and not tape.is_file():
+    check = item.config.getoption("--tapedeck-check")
+    if (mode == "none" or check) and not tape.is_file():
         # Failed when the test is called (`pytest_pyfunc_call`), so it reports as failed.
+        why = "--tapedeck-check checks against it" if check else "--tapedeck-mode none replays"
         item.stash[_MISSING_KEY] = (
-            f"tapedeck: no tape at {tape}, and --tapedeck-mode none only replays; record it "
-            "with --tapedeck-mode once"
+            f"tapedeck: no tape at {tape}, and {why}; record it with --tapedeck-mode once"
         )
         yield None
         return
-    if mode == "none" or (mode == "once" and tape.is_file()):
+    if check:
+        session_mode = "check"
+    elif mode == "none" or (mode == "once" and tape.is_file()):
         session_mode = "replay"
     elif mode == "new_episodes" and tape.is_file():
         session_mode = "new_episodes"
@@ -424,7 +475,7 @@ def tapedeck(request: pytest.FixtureRequest):
     except _ControlError as e:
         pytest.fail(f"tapedeck: cannot open the session of {tape}: {e}", pytrace=False)
     item.stash[_SESSION_KEY] = handle
-    guard = _NetworkGuard(tape) if mode == "none" else None
+    guard = _NetworkGuard(tape) if mode == "none" and not check else None
     if guard is not None:
         guard.__enter__()
     try:

@@ -8,7 +8,8 @@
 //! `tapedeck replay RUN -- CMD` does — the model and every tool from the recording, a write
 //! tool never run, a miss ending the run `replay_miss:…` — and reports its first divergence.
 //! New episodes replay what the tape holds and send the rest live (the model, and read tools),
-//! then write the run over the tape.
+//! then write the run over the tape. A check sends the model live and answers every tool from
+//! the tape; the caller diffs its run against the tape's.
 //!
 //! [`SessionHub`]: tapedeck_proxy::http::SessionHub
 
@@ -146,6 +147,7 @@ impl SessionOpener for TapeSessions {
             TapeMode::NewEpisodes => {
                 self.replay(request, ModelSource::Episodes(self.upstreams.clone()))
             }
+            TapeMode::Check => self.replay(request, ModelSource::Live(self.upstreams.clone())),
         }
     }
 
@@ -174,7 +176,7 @@ impl SessionOpener for TapeSessions {
                     divergence: None,
                 })
             }
-            TapeMode::Replay => {
+            TapeMode::Replay | TapeMode::Check => {
                 // The replay's parent is the tape's run.
                 let divergence = match run.parent {
                     Some(parent) => session_divergence(&store, &parent, &run.id)

@@ -5,10 +5,12 @@
 //!
 //! The control endpoints, on the proxy's port beside the session protocol's:
 //!
-//! - `POST /tapedeck/control/v1/open` `{"mode": "record"|"replay"|"new_episodes", "tape": PATH, "task"?,
-//!   "name"?}` → `{"run", "id", "mode"}`; 409 while another session is open.
+//! - `POST /tapedeck/control/v1/open` `{"mode": "record"|"replay"|"new_episodes"|"check",
+//!   "tape": PATH, "task"?, "name"?}` → `{"run", "id", "mode"}`; 409 while another session
+//!   is open.
 //! - `POST /tapedeck/control/v1/close` `{"exit_code"?}` → `{"run", "id", "status",
-//!   "stop_reason", "error", "tape_written", "divergence"}`; 409 when none is open.
+//!   "stop_reason", "error", "parent", "tape_written", "divergence"}` (`parent`: the tape's
+//!   run, which a replay, new episodes or a check replayed); 409 when none is open.
 //!
 //! While a session is open, every model request and every session-protocol message
 //! (`TAPEDECK_SESSION=http://ADDR/tapedeck/session/v1`) goes to it; with none open they are
@@ -31,6 +33,9 @@ pub enum TapeMode {
     /// The tape for what it holds, the model (and read tools) live for the rest; the tape
     /// rewritten at `close` with both, unless the run missed.
     NewEpisodes,
+    /// The model live, every tool from the tape (a drift check: the caller diffs the run
+    /// against the tape's at `close`).
+    Check,
 }
 
 /// Where the control endpoints are served.
@@ -169,6 +174,7 @@ impl SessionHub {
                 "status": run.status,
                 "stop_reason": run.stop_reason.as_ref().map(ToString::to_string),
                 "error": run.error,
+                "parent": run.parent.map(|id| id.to_string()),
                 "tape_written": closing.tape_written,
                 "divergence": closing.divergence,
             })
