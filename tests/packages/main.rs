@@ -127,6 +127,7 @@ impl Installed {
             "test_agent.py",
             "test_check.py",
             "test_leak.py",
+            "test_network.py",
         ] {
             std::fs::create_dir_all(dir.path("suite")).expect("the suite's folder");
             std::fs::copy(
@@ -214,7 +215,7 @@ fn pytest_plugin_records_replays_and_refuses() {
         answers("It is sunny in Paris."),
         answers("Paris."),
     ]);
-    let out = env.pytest(&upstream.base, &["test_agent.py"]);
+    let out = env.pytest(&upstream.base, &["test_agent.py", "test_network.py"]);
     assert!(
         out.status.success(),
         "the recording failed:\n{}",
@@ -227,13 +228,22 @@ fn pytest_plugin_records_replays_and_refuses() {
     assert_eq!(tape_run(&env.tape("test_capital"))["stop_reason"], "ok");
 
     // Replay: the upstream is gone (it served its three replies and stopped), and `none`
-    // refuses anything but the loopback; the tool is answered from the tape.
+    // refuses anything but the loopback (test_network checks); the tool is answered from the
+    // tape.
     drop(upstream);
     let gone = "http://127.0.0.1:9";
-    let out = env.pytest(gone, &["test_agent.py", "--tapedeck-mode", "none"]);
+    let out = env.pytest(
+        gone,
+        &[
+            "test_agent.py",
+            "test_network.py",
+            "--tapedeck-mode",
+            "none",
+        ],
+    );
     assert!(out.status.success(), "the replay failed:\n{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("2 passed"),
+        String::from_utf8_lossy(&out.stdout).contains("3 passed"),
         "{}",
         text(&out)
     );
