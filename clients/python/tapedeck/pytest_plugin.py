@@ -178,6 +178,12 @@ class _Proxy:
             except (ValueError, KeyError, TypeError):
                 message = raw
             raise _ControlError(message) from None
+        except OSError as e:
+            # The proxy went away: what it said last is the reason.
+            raise _ControlError(
+                f"the tapedeck proxy at {self.base} is not answering ({e}); its log:\n"
+                f"{self._log().strip()}"
+            ) from None
 
     def show(self, run: str) -> Dict[str, Any]:
         out = subprocess.run(
@@ -213,7 +219,8 @@ class _ControlError(Exception):
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "tapedeck: run the test in a tapedeck session, recorded to or replayed from its tape",
+        "tapedeck(tolerances={...}): run the test in a tapedeck session, recorded to or "
+        "replayed from its tape; tolerances (e.g. {'tool_calls': '+50%'}) for --tapedeck-check",
     )
     mode = config.getoption("--tapedeck-mode") or config.getini("tapedeck_mode")
     if mode not in MODES:
@@ -304,7 +311,11 @@ class TapedeckSession:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        self._closed = self._proxy.post("close", {"exit_code": 1 if failed else 0})
+        try:
+            self._closed = self._proxy.post("close", {"exit_code": 1 if failed else 0})
+        except _ControlError as e:
+            self._closed = {}
+            pytest.fail(f"tapedeck: cannot end the session of {self.tape}: {e}", pytrace=False)
         self._check()
 
     def _check(self) -> None:
