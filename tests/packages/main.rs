@@ -33,7 +33,7 @@ fn require_wheels() -> bool {
         })
     };
     tapedeck_testkit::clients::require(
-        "the pytest and openai wheels in .venv/wheelhouse",
+        ".venv/wheelhouse (the pytest and openai wheels)",
         has("pytest-") && has("openai-"),
         "python3 -m pip download -d .venv/wheelhouse pytest openai",
     )
