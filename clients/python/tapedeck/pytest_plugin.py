@@ -35,13 +35,14 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import sysconfig
 import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import pytest
 
@@ -110,6 +111,25 @@ def _binary() -> str:
     )
 
 
+def _ends_with_parent() -> Optional[Callable[[], None]]:
+    """On Linux, what makes the proxy get SIGTERM when pytest dies without unconfiguring (a
+    SIGKILL, a CI timeout), so it does not outlive it; elsewhere nothing."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        import ctypes
+
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+    pr_set_pdeathsig = 1
+
+    def arm() -> None:
+        prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return arm
+
+
 class _Proxy:
     """The ``tapedeck proxy --sessions`` of this pytest process."""
 
@@ -136,6 +156,7 @@ class _Proxy:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,
+                preexec_fn=_ends_with_parent(),
             )
         self.base = self._wait_for_address()
         os.environ["OPENAI_BASE_URL"] = f"{self.base}/v1"
