@@ -306,28 +306,32 @@ fn pytest_plugin_records_replays_and_refuses() {
     assert!(!missing.exists());
 
     // `--tapedeck-check`: the model live, the tool from the tape. The same model passes; a
-    // candidate that calls the tool once more drifts, and the failure is the diff.
-    let replies = || vec![asks_weather(), answers("It is sunny in Paris.")];
-    let upstream = FakeServer::start(replies());
+    // candidate that calls the tool once more drifts, and the failure is the diff, unless the
+    // marker's tolerances allow it.
+    let same = || vec![asks_weather(), answers("It is sunny in Paris.")];
+    let upstream = FakeServer::start(same().into_iter().chain(same()).collect());
     let out = env.pytest(&upstream.base, &["test_check.py"]);
     assert!(
         out.status.success(),
         "the recording failed:\n{}",
         text(&out)
     );
-    let upstream = FakeServer::start(replies());
+    let upstream = FakeServer::start(same().into_iter().chain(same()).collect());
     let out = env.pytest(&upstream.base, &["test_check.py", "--tapedeck-check"]);
     assert!(
         out.status.success(),
         "the same model drifted:\n{}",
         text(&out)
     );
-    assert_eq!(upstream.requests().len(), 2, "the model is live in a check");
-    let upstream = FakeServer::start(vec![
-        asks_weather(),
-        asks_weather_as("call_again"),
-        answers("It is sunny in Paris."),
-    ]);
+    assert_eq!(upstream.requests().len(), 4, "the model is live in a check");
+    let more = || {
+        vec![
+            asks_weather(),
+            asks_weather_as("call_again"),
+            answers("It is sunny in Paris."),
+        ]
+    };
+    let upstream = FakeServer::start(more().into_iter().chain(more()).collect());
     let out = env.pytest(&upstream.base, &["test_check.py", "--tapedeck-check"]);
     assert!(
         !out.status.success(),
@@ -349,6 +353,7 @@ fn pytest_plugin_records_replays_and_refuses() {
         "{}",
         text(&out)
     );
+    assert!(stdout.contains("1 failed, 1 passed"), "{}", text(&out));
 
     // A recording that holds a secret the proxy never saw on the wire (a token of the
     // environment put into a prompt) fails its test, and its tape is removed.
