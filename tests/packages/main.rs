@@ -128,6 +128,8 @@ impl Installed {
             "test_check.py",
             "test_leak.py",
             "test_network.py",
+            "test_mcp.py",
+            "clock_server.py",
         ] {
             std::fs::create_dir_all(dir.path("suite")).expect("the suite's folder");
             std::fs::copy(
@@ -215,7 +217,10 @@ fn pytest_plugin_records_replays_and_refuses() {
         answers("It is sunny in Paris."),
         answers("Paris."),
     ]);
-    let out = env.pytest(&upstream.base, &["test_agent.py", "test_network.py"]);
+    let out = env.pytest(
+        &upstream.base,
+        &["test_agent.py", "test_network.py", "test_mcp.py"],
+    );
     assert!(
         out.status.success(),
         "the recording failed:\n{}",
@@ -229,7 +234,7 @@ fn pytest_plugin_records_replays_and_refuses() {
 
     // Replay: the upstream is gone (it served its three replies and stopped), and `none`
     // refuses anything but the loopback (test_network checks); the tool is answered from the
-    // tape.
+    // tape, and the MCP server's tool too, without starting it (test_mcp checks).
     drop(upstream);
     let gone = "http://127.0.0.1:9";
     let out = env.pytest(
@@ -237,13 +242,14 @@ fn pytest_plugin_records_replays_and_refuses() {
         &[
             "test_agent.py",
             "test_network.py",
+            "test_mcp.py",
             "--tapedeck-mode",
             "none",
         ],
     );
     assert!(out.status.success(), "the replay failed:\n{}", text(&out));
     assert!(
-        String::from_utf8_lossy(&out.stdout).contains("3 passed"),
+        String::from_utf8_lossy(&out.stdout).contains("4 passed"),
         "{}",
         text(&out)
     );
