@@ -1,8 +1,10 @@
-//! End-to-end tests of the `tapedeck` Python package: the wheel built from the binary this test
+//! End-to-end tests of the `tapedeck` packages, the npm ones in [`node`]. The Python package: the wheel built from the binary this test
 //! build produced (`clients/python/build_wheel.py`, no second compile), installed with
 //! `pip install --no-index` into a fresh virtualenv whose PATH has no Rust, and the sample
 //! pytest suite of `tests/packages/pytest_suite` (an agent on the official `openai` SDK)
 //! recorded and replayed by the package's pytest plugin against a fake upstream on 127.0.0.1.
+
+mod node;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
