@@ -33,7 +33,7 @@ from typing import Any, Callable, Dict, List
 
 HERE = Path(__file__).resolve().parent
 # The client library of this repository (clients/python); a copy of this suite elsewhere uses
-# the installed one (`pip install tapedeck-client`, or the folder `clients/python`).
+# the installed one (the `tapedeck` wheel built from the folder `clients/python`).
 CLIENT = HERE.parents[1] / "clients" / "python"
 if (CLIENT / "tapedeck").is_dir():
     sys.path.insert(0, str(CLIENT))

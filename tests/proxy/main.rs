@@ -13,6 +13,7 @@ mod openai;
 mod responses;
 mod robust;
 mod runtime;
+mod sessions;
 mod storage;
 mod weather;
 use tapedeck_testkit::fake_http as server;

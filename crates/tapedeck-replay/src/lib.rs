@@ -12,7 +12,8 @@
 //! Every replay is itself a run, recorded with its parent and mode, so it can be diffed.
 //!
 //! An agent written as code is replayed as a command in a session ([`session`]): its tools get
-//! the same answers from the recording.
+//! the same answers from the recording; [`tapes`] gives a long-lived proxy one such session at
+//! a time, each recorded to or replayed from a tape of its own (the pytest plugin's).
 
 //!
 //! ```
@@ -40,6 +41,7 @@ pub mod divergence;
 pub mod recording;
 pub mod serve;
 pub mod session;
+pub mod tapes;
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;

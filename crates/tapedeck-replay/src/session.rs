@@ -80,6 +80,20 @@ impl ToolAnswers for SessionTools {
     }
 }
 
+/// [`SessionTools`] that let a read tool the recording has no answer for run (new episodes).
+struct NewEpisodes(SessionTools);
+
+impl ToolAnswers for NewEpisodes {
+    fn answer(&mut self, step: u64, call: &Call) -> Action {
+        match self.0.answer(step, call) {
+            Action::Miss { .. } if call.kind == Kind::Read => Action::Run {
+                call: String::new(),
+            },
+            action => action,
+        }
+    }
+}
+
 /// Where the replay `replayed` of a command first left the trajectory of its `parent`, if it
 /// did.
 pub fn session_divergence(
@@ -110,15 +124,20 @@ pub enum ModelSource {
         /// Where the later calls go.
         upstreams: Upstreams,
     },
+    /// The recording for every request it holds, the upstreams for the others; likewise a read
+    /// tool the recording has no answer for runs (new episodes). A write tool never runs.
+    Episodes(Upstreams),
 }
 
 impl ModelSource {
-    /// The replay's mode as its run records it: `proxy` (exact), `live-model`, `fork@K`.
+    /// The replay's mode as its run records it: `proxy` (exact), `live-model`, `fork@K`,
+    /// `new-episodes`.
     pub fn mode(&self) -> String {
         match self {
             Self::Recorded => "proxy".to_owned(),
             Self::Live(_) => "live-model".to_owned(),
             Self::Fork { through_step, .. } => format!("fork@{through_step}"),
+            Self::Episodes(_) => "new-episodes".to_owned(),
         }
     }
 }
@@ -177,6 +196,7 @@ pub fn replay_proxy(
     };
     let mode = options.model.mode();
     let live = !matches!(options.model, ModelSource::Recorded);
+    let episodes = matches!(options.model, ModelSource::Episodes(_));
     let backend = match options.model {
         ModelSource::Recorded => Backend::Replay(Mutex::new(recording)),
         ModelSource::Live(upstreams) => Backend::Live {
@@ -189,6 +209,11 @@ pub fn replay_proxy(
         } => Backend::Fork {
             recording: Mutex::new(recording),
             through_step,
+            client: client()?,
+            upstreams,
+        },
+        ModelSource::Episodes(upstreams) => Backend::Episodes {
+            recording: Mutex::new(recording),
             client: client()?,
             upstreams,
         },
@@ -205,12 +230,13 @@ pub fn replay_proxy(
         run.totals.cost_usd = parent.totals.cost_usd.map(|_| 0.0);
     }
     let recorder = writer.start_run(run)?;
-    let proxy = Proxy::new(backend, options.redactor, options.pricing, recorder).with_tools(
-        Tools::Replay {
-            answers: Box::new(answers),
-            mcp,
-        },
-    );
+    let answers: Box<dyn ToolAnswers> = if episodes {
+        Box::new(NewEpisodes(answers))
+    } else {
+        Box::new(answers)
+    };
+    let proxy = Proxy::new(backend, options.redactor, options.pricing, recorder)
+        .with_tools(Tools::Replay { answers, mcp });
     // The replay is a run of the recorded agent: its fingerprint says whether it sent the same.
     if let Some(agent) = &parent.agent {
         proxy.name_agent(&agent.name);

@@ -1,12 +1,15 @@
 //! `tapedeck proxy --listen ADDR --mode record|replay`: the long-lived HTTP proxy, one run per
-//! `x-tapedeck-run` header value (and a new one after `--split-idle`), until Ctrl-C.
+//! `x-tapedeck-run` header value (and a new one after `--split-idle`), until Ctrl-C; with
+//! `--sessions`, one session at a time opened and closed by a test harness, each recorded to or
+//! replayed from its own tape (`tapedeck_replay::tapes`).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
-use tapedeck_proxy::http::{self, Backend, Hub, Proxy, Recording};
+use tapedeck_proxy::http::{self, Backend, Hub, Proxy, Recording, SessionHub};
+use tapedeck_replay::tapes::TapeSessions;
 use tapedeck_trace::Source;
 
 use super::record::{self, RecordingArgs};
@@ -25,7 +28,7 @@ enum Mode {
 /// Serve the recording (or replaying) HTTP proxy until Ctrl-C, one run per client session
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nEvery run's agent is --name (default: `proxy`) with the fingerprint of the models, system prompts and tools its requests sent; --input is refused (a run here has no one command line or input).\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411 --name support-bot\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a"
+    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nWith --sessions (what the pytest plugin starts), the proxy serves one session at a time, opened and closed on its control endpoints: POST /tapedeck/control/v1/open {\"mode\": \"record\"|\"replay\"|\"new_episodes\"|\"check\", \"tape\": PATH} starts a run — recorded live; replayed from the tape (the model and every tool from the recording, a write tool never run); new episodes (what the tape holds from it, the rest live); or a check (the model live, every tool from the tape) — and POST /tapedeck/control/v1/close ends it, writes the tape of a recording (and of new episodes) and answers with the run, the tape's run, its stop reason and a replay's first divergence. While it is open every model request and the session protocol (TAPEDECK_SESSION=http://ADDR/tapedeck/session/v1) go to it; with none open, requests are refused (409).\n\nEvery run's agent is --name (default: `proxy`) with the fingerprint of the models, system prompts and tools its requests sent; --input is refused (a run here has no one command line or input).\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411 --name support-bot\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a\n  tapedeck proxy --listen 127.0.0.1:0 --sessions --store /tmp/t.db"
 )]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the address is printed on stderr)
@@ -45,6 +48,10 @@ pub struct Args {
     /// In replay, replace matches of this regex in message text before matching (repeatable)
     #[arg(long, value_name = "REGEX")]
     ignore: Vec<String>,
+    /// Serve one session at a time, each recorded to or replayed from its own tape, opened and
+    /// closed on the control endpoints (below)
+    #[arg(long, conflicts_with_all = ["mode", "run", "split_idle", "ignore"])]
+    sessions: bool,
 }
 
 /// Runs `tapedeck proxy`.
@@ -58,6 +65,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let ignore = record::ignore_patterns(&args.ignore)?;
     let pricing = options.pricing()?;
     let store = settings.open_store()?;
+    if args.sessions {
+        return serve_sessions(store, args.listen, args.recording, pricing);
+    }
     let parent = match (args.mode, &args.run) {
         (Mode::Replay, None) => bail!("--mode replay needs --run RUN"),
         (Mode::Record, Some(_)) => bail!("--run is for --mode replay"),
@@ -147,4 +157,53 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         }
     }
     Ok(if failed { Exit::Findings } else { Exit::Ok })
+}
+
+/// Runs `tapedeck proxy --sessions`.
+fn serve_sessions(
+    store: tapedeck_store::Store,
+    listen: SocketAddr,
+    recording: RecordingArgs,
+    pricing: http::Pricing,
+) -> anyhow::Result<Exit> {
+    let sessions = TapeSessions::new(
+        store,
+        recording.upstreams(),
+        recording.redact_patterns().to_vec(),
+        pricing,
+        recording.new_run(),
+        recording.name().unwrap_or("proxy").to_owned(),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let hub = SessionHub::new(Box::new(sessions));
+    let runtime = http::runtime().context("cannot start the async runtime")?;
+    let ended = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("cannot listen on {listen}"))?;
+        let addr = listener.local_addr()?;
+        anstream::eprintln!("tapedeck proxy listening on http://{addr} (sessions; Ctrl-C to stop)");
+        let mut interrupts = crate::interrupt::forward()?;
+        let shutdown = async move {
+            let _ = interrupts.recv().await;
+        };
+        hub.serve(listener, shutdown)
+            .await
+            .map_err(anyhow::Error::from)
+    })?;
+    match ended {
+        Some(Ok(run)) => {
+            anstream::eprintln!(
+                "run {}  {} — ended with the proxy",
+                run.id.short(),
+                run.status
+            );
+            Ok(Exit::Ok)
+        }
+        Some(Err(e)) => {
+            crate::render::error(&anyhow::Error::from(e));
+            Ok(Exit::Findings)
+        }
+        None => Ok(Exit::Ok),
+    }
 }

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
+use tapedeck_proxy::command_line;
 use tapedeck_proxy::http::{self, Backend, ClientRun, Pricing, Proxy, Upstreams};
 use tapedeck_proxy::redact::Redactor;
 use tapedeck_trace::{Run, Source, StopReason};
@@ -13,7 +14,6 @@ use tapedeck_trace::{Run, Source, StopReason};
 use crate::Exit;
 use crate::render::{self, DIM};
 use crate::settings::Settings;
-use tapedeck_proxy::command_line;
 
 /// Run a client command behind a local proxy and record its OpenAI/Anthropic traffic
 #[derive(Debug, clap::Args)]
@@ -126,6 +126,11 @@ impl RecordingArgs {
             Some(_) => anyhow::bail!("--input does not apply here: {why}"),
             None => Ok(()),
         }
+    }
+
+    /// The `--redact` patterns.
+    pub fn redact_patterns(&self) -> &[String] {
+        &self.redact
     }
 
     /// The `--name` given, if any.

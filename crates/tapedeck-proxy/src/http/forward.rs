@@ -173,6 +173,28 @@ impl Proxy {
                 }
                 None => self.live(client, upstreams, parts, path, bytes).await,
             },
+            Backend::Episodes {
+                recording,
+                client,
+                upstreams,
+            } => {
+                let served = {
+                    let mut recording = lock(recording);
+                    match matching {
+                        Some(request) => recording.take(request).ok(),
+                        None => recording
+                            .take_exchange(parts.method.as_str(), &self.redactor.path(path))
+                            .map(|raw| (raw, None)),
+                    }
+                };
+                match served {
+                    Some((raw, cost)) => Ok(Upstream {
+                        recorded_cost: cost,
+                        ..Upstream::from_recorded(raw)
+                    }),
+                    None => self.live(client, upstreams, parts, path, bytes).await,
+                }
+            }
             Backend::Replay(recording) => {
                 let mut recording = lock(recording);
                 let (raw, cost) = match matching {

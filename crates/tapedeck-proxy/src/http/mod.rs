@@ -4,8 +4,10 @@
 //! [`Proxy`] is the shared state of one recorded run (this module: what is recorded of each
 //! request); [`start`] serves it on 127.0.0.1 (an ephemeral port) and [`run_child`] runs a
 //! client command against it (`serve`). [`Hub`] is the long-lived form: one [`Proxy`] (one run)
-//! per `x-tapedeck-run` header value. A request's body is taken whole up to a limit (`body`);
-//! `forward` sends it on and tees the answer back. In record mode
+//! per `x-tapedeck-run` header value; [`SessionHub`] (`sessions`) is the long-lived form a test
+//! harness drives, one session at a time opened and closed on its control endpoints. A
+//! request's body is taken whole up to a limit (`body`); `forward` sends it on and tees the
+//! answer back. In record mode
 //! ([`Backend::Live`]) requests go to the real upstream and responses stream back to the client
 //! as they arrive while a tee keeps the raw bytes; in replay mode ([`Backend::Replay`]) the
 //! recorded responses are served again, streams re-emitted with their recorded chunking.
@@ -58,6 +60,7 @@ pub mod miss;
 mod recording;
 mod serve;
 mod session;
+mod sessions;
 mod settings;
 
 pub use body::BodyError;
@@ -69,6 +72,7 @@ pub use recording::*;
 pub use serve::*;
 use session::Asked;
 pub use session::ToolSession;
+pub use sessions::*;
 pub use settings::*;
 
 /// The largest request body the proxy accepts (413 above it): the same 32 MiB as the largest

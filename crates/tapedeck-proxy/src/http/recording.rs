@@ -51,6 +51,16 @@ pub enum Backend {
         /// Where later calls go.
         upstreams: Upstreams,
     },
+    /// The recording for every request it holds, the real upstreams for the others (new
+    /// episodes: a test's tape extended with what it does not hold yet).
+    Episodes {
+        /// The recording.
+        recording: Mutex<Recording>,
+        /// The HTTP client.
+        client: reqwest::Client,
+        /// Where the requests the recording does not hold go.
+        upstreams: Upstreams,
+    },
 }
 
 /// A run's recorded responses, for replay.

@@ -15,7 +15,7 @@ pub struct Running {
 /// Sets TCP_NODELAY on a client's connection: a streamed response goes out in several writes
 /// (the head, then each piece), and with Nagle's algorithm against the client's delayed ACK each
 /// one after the first would wait ~40 ms.
-fn no_delay(tcp: &mut tokio::net::TcpStream) {
+pub(super) fn no_delay(tcp: &mut tokio::net::TcpStream) {
     // Without it the proxy still works, only slower.
     let _ = tcp.set_nodelay(true);
 }
