@@ -9,6 +9,7 @@ mod ingest;
 mod load;
 mod proxy;
 mod proxy_replay;
+mod pytest;
 mod replay;
 mod session;
 mod storage;
@@ -57,6 +58,9 @@ enum Which {
     /// The client libraries' tool decorator's cost (Python, JavaScript): outside a session
     /// against the bare function, and per call recorded through a session
     Session(session::Args),
+    /// What the pytest plugin adds to a test replayed from its tape, against the same test
+    /// run bare on a fake upstream
+    Pytest(pytest::Args),
     /// Every benchmark with its default size
     All,
     /// Records events and reports the committed sequence number as it goes (the load
@@ -86,6 +90,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         Which::Proxy(a) => proxy::run(a),
         Which::ProxyReplay(a) => proxy_replay::run(a),
         Which::Session(a) => session::run(a),
+        Which::Pytest(a) => pytest::run(a),
         Which::All => {
             ingest::run(ingest::Args::default())?;
             anstream::println!();
@@ -105,7 +110,9 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
             anstream::println!();
             proxy_replay::run(proxy_replay::Args::default())?;
             anstream::println!();
-            session::run(session::Args::default())
+            session::run(session::Args::default())?;
+            anstream::println!();
+            pytest::run(pytest::Args::default())
         }
         Which::RecordLoad(a) => load::run(settings, a),
         Which::IngestChild(a) => ingest::child(a),
