@@ -69,10 +69,14 @@ async function launch() {
     ([name, value]) => SECRET_NAME.test(name) && (value ?? "").length >= SECRET_MIN_LENGTH,
   );
   const log = fs.openSync(logPath, "w");
+  // A model call outside every `withTape` reaches its upstream unrecorded, as without the
+  // helper; under TAPEDECK_MODE=none (CI, offline) it is refused.
+  const outside =
+    process.env.TAPEDECK_MODE === "none" && process.env.TAPEDECK_CHECK !== "1" ? "refuse" : "forward";
   // The proxy forwards to the base URLs the tests were given (else the public APIs).
   const child = spawn(
     binary,
-    ["proxy", "--sessions", "--listen", "127.0.0.1:0", "--store", store],
+    ["proxy", "--sessions", "--listen", "127.0.0.1:0", "--store", store, "--outside-sessions", outside],
     { stdio: ["ignore", log, log] },
   );
   fs.closeSync(log);

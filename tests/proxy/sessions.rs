@@ -71,7 +71,13 @@ fn sessions_record_to_their_own_tapes_and_replay_them() {
     let proxy = LongLived::start_in(
         &env,
         "t.db",
-        &["--sessions", "--upstream-openai", &upstream],
+        &[
+            "--sessions",
+            "--upstream-openai",
+            &upstream,
+            "--outside-sessions",
+            "refuse",
+        ],
     );
     let addr = proxy.addr.clone();
     let open = |mode: &str, tape: &str| {
@@ -83,7 +89,7 @@ fn sessions_record_to_their_own_tapes_and_replay_them() {
     };
     let close = || post(&addr, "/tapedeck/control/v1/close", &json!({}));
 
-    // Outside a session nothing is forwarded.
+    // Outside a session nothing is forwarded (`--outside-sessions refuse`).
     let (status, refused) = chat(&addr, "first");
     assert_eq!(status, 409, "{refused}");
     assert!(server.requests().is_empty());
@@ -192,4 +198,30 @@ fn sessions_refuse_the_flags_of_the_per_header_proxy() {
         "30s",
     ]));
     assert_eq!(refused.code, Some(2), "{refused:?}");
+}
+
+/// By default a model request outside every session reaches the upstream as if the proxy were
+/// not there, and is recorded nowhere; the session protocol still needs a session.
+#[test]
+fn outside_a_session_requests_are_forwarded_unrecorded() {
+    let env = Env::new();
+    let server = FakeServer::start(vec![Reply::json(200, &answer("direct"))]);
+    let upstream = format!("{}/v1", server.base);
+    let proxy = LongLived::start_in(
+        &env,
+        "t.db",
+        &["--sessions", "--upstream-openai", &upstream],
+    );
+    let (status, answered) = chat(&proxy.addr, "unmarked");
+    assert_eq!(status, 200, "{answered}");
+    assert_eq!(answered["choices"][0]["message"]["content"], "direct");
+    assert_eq!(server.requests().len(), 1);
+    let (status, refused) = post(
+        &proxy.addr,
+        "/tapedeck/session/v1/hello",
+        &json!({"protocol": 1, "client": "test"}),
+    );
+    assert_eq!(status, 409, "{refused}");
+    proxy.stop();
+    assert!(env.ls().is_empty(), "{:?}", env.ls());
 }

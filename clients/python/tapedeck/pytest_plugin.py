@@ -14,7 +14,8 @@ missed or diverged, or a recording whose tape holds an API key, fails the test.
 
 - ``once`` (the default): replay the tape if it exists, else record it;
 - ``none``: replay only; a missing tape or a miss fails the test naming the tape, and
-  connections to anything but 127.0.0.1 are refused (what CI runs);
+  connections to anything but 127.0.0.1 are refused, as is a model call from an unmarked test
+  (what CI runs);
 - ``new_episodes``: replay what the tape holds and send the rest live (the model, and read
   tools; a write tool never runs), then rewrite the tape with this run;
 - ``all``: record afresh, overwriting the tape.
@@ -148,11 +149,16 @@ class _Proxy:
         self.saved = {
             name: os.environ.get(name) for name in ("OPENAI_BASE_URL", "ANTHROPIC_BASE_URL")
         }
+        # A model call outside every session (an unmarked test) reaches its upstream unrecorded,
+        # as without the plugin; under `none` (CI, offline) it is refused.
+        outside = "refuse" if _mode(config) == "none" and not config.getoption(
+            "--tapedeck-check"
+        ) else "forward"
         with open(self.log_path, "wb") as log:
             # The proxy forwards to the base URLs the tests were given (else the public APIs).
             self.process = subprocess.Popen(
                 [self.binary, "proxy", "--sessions", "--listen", "127.0.0.1:0",
-                 "--store", self.store],
+                 "--store", self.store, "--outside-sessions", outside],
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=log,

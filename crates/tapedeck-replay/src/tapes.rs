@@ -15,18 +15,65 @@
 
 use std::collections::HashSet;
 use std::io::{BufReader, Write as _};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use tapedeck_proxy::http::{
-    self, Backend, Closing, OpenSession, Pricing, Proxy, SessionOpener, TapeMode, Upstreams,
+    self, Backend, Closing, OpenSession, OpenerError, Pricing, Proxy, SessionOpener, TapeMode,
+    Upstreams,
 };
 use tapedeck_proxy::redact::Redactor;
-use tapedeck_store::{ImportOutcome, Store, Writer};
+use tapedeck_store::{ImportOutcome, Store, StoreError, Writer};
 use tapedeck_trace::{Run, RunId, StopReason};
 
-use crate::MissPolicy;
 use crate::session::{CommandReplay, ModelSource, replay_proxy, session_divergence};
+use crate::{MissPolicy, ReplayError};
+
+/// Why a session could not open or close.
+#[derive(Debug, thiserror::Error)]
+pub enum TapeSessionError {
+    /// The tape to replay is not there or cannot be opened.
+    #[error("no tape to replay at `{}`: {error}; record it first", tape.display())]
+    NoTape {
+        /// The tape.
+        tape: PathBuf,
+        /// Why it cannot be opened.
+        error: std::io::Error,
+    },
+    /// The tape is not a tape.
+    #[error("cannot read the tape `{}`", tape.display())]
+    BadTape {
+        /// The tape.
+        tape: PathBuf,
+        /// What is wrong with it.
+        #[source]
+        error: StoreError,
+    },
+    /// The tape's run cannot be replayed.
+    #[error("cannot replay the tape `{}`", tape.display())]
+    Unreplayable {
+        /// The tape.
+        tape: PathBuf,
+        /// Why.
+        #[source]
+        error: Box<ReplayError>,
+    },
+    /// The tape could not be written.
+    #[error("cannot write the tape `{}`", tape.display())]
+    Write {
+        /// The tape.
+        tape: PathBuf,
+        /// Why.
+        #[source]
+        error: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The proxy's HTTP client could not be set up.
+    #[error("cannot set up the HTTP client")]
+    HttpClient(#[source] reqwest::Error),
+}
 
 /// What every session of a [`TapeSessions`] shares.
 pub struct TapeSessions {
@@ -40,13 +87,16 @@ pub struct TapeSessions {
     template: Run,
     /// The agent's name when a session names none.
     name: String,
+    /// Whether a model request outside every session is forwarded (unrecorded) or refused.
+    forward_outside: bool,
 }
 
 impl TapeSessions {
     /// Sessions recording into (and replaying through) `store`: recordings forward to
     /// `upstreams`, redact `redact` (checked by the caller) and price with `pricing`; each
     /// recorded run starts as `template` and is of the agent `name` unless its session names
-    /// another.
+    /// another. With `forward_outside`, a model request while no session is open goes to the
+    /// upstreams unrecorded; without, it is refused.
     pub fn new(
         store: Store,
         upstreams: Upstreams,
@@ -54,9 +104,10 @@ impl TapeSessions {
         pricing: Pricing,
         template: Run,
         name: String,
-    ) -> Result<Self, String> {
-        let writer = store.writer().map_err(|e| e.to_string())?;
-        let client = http::client().map_err(|e| format!("cannot set up the HTTP client: {e}"))?;
+        forward_outside: bool,
+    ) -> Result<Self, TapeSessionError> {
+        let writer = store.writer()?;
+        let client = http::client().map_err(TapeSessionError::HttpClient)?;
         Ok(Self {
             store: Mutex::new(store),
             writer,
@@ -66,6 +117,7 @@ impl TapeSessions {
             pricing,
             template,
             name,
+            forward_outside,
         })
     }
 
@@ -73,11 +125,11 @@ impl TapeSessions {
         Redactor::new(&self.redact).unwrap_or_default()
     }
 
-    fn record(&self, request: &OpenSession) -> Result<Arc<Proxy>, String> {
+    fn record(&self, request: &OpenSession) -> Result<Arc<Proxy>, TapeSessionError> {
         let mut run = Run::new(self.template.source);
         run.task = request.task.clone().or_else(|| self.template.task.clone());
         run.labels.clone_from(&self.template.labels);
-        let recorder = self.writer.start_run(run).map_err(|e| e.to_string())?;
+        let recorder = self.writer.start_run(run)?;
         let proxy = Proxy::new(
             Backend::Live {
                 client: self.client.clone(),
@@ -91,22 +143,26 @@ impl TapeSessions {
         Ok(proxy)
     }
 
-    fn replay(&self, request: &OpenSession, model: ModelSource) -> Result<Arc<Proxy>, String> {
+    fn replay(
+        &self,
+        request: &OpenSession,
+        model: ModelSource,
+    ) -> Result<Arc<Proxy>, TapeSessionError> {
         let tape = &request.tape;
-        let file = std::fs::File::open(tape).map_err(|e| {
-            format!(
-                "no tape to replay at `{}`: {e}; record it first",
-                tape.display()
-            )
+        let file = std::fs::File::open(tape).map_err(|error| TapeSessionError::NoTape {
+            tape: tape.clone(),
+            error,
         })?;
         let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         let id = match store
             .import_tape(&mut BufReader::new(file))
-            .map_err(|e| format!("cannot read the tape `{}`: {e}", tape.display()))?
-        {
+            .map_err(|error| TapeSessionError::BadTape {
+                tape: tape.clone(),
+                error,
+            })? {
             ImportOutcome::Imported { id, .. } | ImportOutcome::AlreadyPresent(id) => id,
         };
-        let parent = store.run(&id).map_err(|e| e.to_string())?;
+        let parent = store.run(&id)?;
         let options = CommandReplay {
             model,
             on_miss: MissPolicy::Error,
@@ -117,30 +173,51 @@ impl TapeSessions {
             pricing: self.pricing.clone(),
         };
         let input = parent.input.clone().unwrap_or_default();
-        replay_proxy(&store, &self.writer, &parent, options, input)
-            .map_err(|e| format!("cannot replay the tape `{}`: {e}", tape.display()))
+        replay_proxy(&store, &self.writer, &parent, options, input).map_err(|error| {
+            TapeSessionError::Unreplayable {
+                tape: tape.clone(),
+                error: Box::new(error),
+            }
+        })
     }
 }
 
 /// Writes the tape of `id` to `path`: beside it first, then renamed over it.
-fn write_tape(store: &Store, id: &RunId, path: &Path) -> Result<(), String> {
-    let fail =
-        |e: &dyn std::fmt::Display| format!("cannot write the tape `{}`: {e}", path.display());
+fn write_tape(store: &Store, id: &RunId, path: &Path) -> Result<(), TapeSessionError> {
+    let fail = |error: Box<dyn std::error::Error + Send + Sync>| TapeSessionError::Write {
+        tape: path.to_path_buf(),
+        error,
+    };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|e| fail(&e))?;
+        std::fs::create_dir_all(dir).map_err(|e| fail(e.into()))?;
     }
     let mut partial = path.as_os_str().to_owned();
     partial.push(".partial");
-    let partial = std::path::PathBuf::from(partial);
-    let mut file = std::fs::File::create(&partial).map_err(|e| fail(&e))?;
-    store.export_tape(id, &mut file).map_err(|e| fail(&e))?;
-    file.flush().map_err(|e| fail(&e))?;
+    let partial = PathBuf::from(partial);
+    let mut file = std::fs::File::create(&partial).map_err(|e| fail(e.into()))?;
+    store
+        .export_tape(id, &mut file)
+        .map_err(|e| fail(e.into()))?;
+    file.flush().map_err(|e| fail(e.into()))?;
     drop(file);
-    std::fs::rename(&partial, path).map_err(|e| fail(&e))
+    std::fs::rename(&partial, path).map_err(|e| fail(e.into()))
 }
 
 impl SessionOpener for TapeSessions {
-    fn open(&self, request: &OpenSession) -> Result<Arc<Proxy>, String> {
+    fn outside(&self) -> Option<Arc<Proxy>> {
+        self.forward_outside.then(|| {
+            Proxy::unrecorded(
+                Backend::Live {
+                    client: self.client.clone(),
+                    upstreams: self.upstreams.clone(),
+                },
+                self.redactor(),
+                self.pricing.clone(),
+            )
+        })
+    }
+
+    fn open(&self, request: &OpenSession) -> Result<Arc<Proxy>, OpenerError> {
         match request.mode {
             TapeMode::Record => self.record(request),
             TapeMode::Replay => self.replay(request, ModelSource::Recorded),
@@ -149,9 +226,10 @@ impl SessionOpener for TapeSessions {
             }
             TapeMode::Check => self.replay(request, ModelSource::Live(self.upstreams.clone())),
         }
+        .map_err(Into::into)
     }
 
-    fn close(&self, request: &OpenSession, run: &Run) -> Result<Closing, String> {
+    fn close(&self, request: &OpenSession, run: &Run) -> Result<Closing, OpenerError> {
         let store = self.store.lock().unwrap_or_else(PoisonError::into_inner);
         match request.mode {
             TapeMode::Record => {
@@ -179,8 +257,7 @@ impl SessionOpener for TapeSessions {
             TapeMode::Replay | TapeMode::Check => {
                 // The replay's parent is the tape's run.
                 let divergence = match run.parent {
-                    Some(parent) => session_divergence(&store, &parent, &run.id)
-                        .map_err(|e| e.to_string())?
+                    Some(parent) => session_divergence(&store, &parent, &run.id)?
                         .and_then(|d| serde_json::to_value(d).ok()),
                     None => None,
                 };

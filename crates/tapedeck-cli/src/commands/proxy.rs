@@ -28,7 +28,7 @@ enum Mode {
 /// Serve the recording (or replaying) HTTP proxy until Ctrl-C, one run per client session
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nWith --sessions (what the pytest plugin starts), the proxy serves one session at a time, opened and closed on its control endpoints: POST /tapedeck/control/v1/open {\"mode\": \"record\"|\"replay\"|\"new_episodes\"|\"check\", \"tape\": PATH} starts a run — recorded live; replayed from the tape (the model and every tool from the recording, a write tool never run); new episodes (what the tape holds from it, the rest live); or a check (the model live, every tool from the tape) — and POST /tapedeck/control/v1/close ends it, writes the tape of a recording (and of new episodes) and answers with the run, the tape's run, its stop reason and a replay's first divergence. While it is open every model request and the session protocol (TAPEDECK_SESSION=http://ADDR/tapedeck/session/v1) go to it; with none open, requests are refused (409).\n\nEvery run's agent is --name (default: `proxy`) with the fingerprint of the models, system prompts and tools its requests sent; --input is refused (a run here has no one command line or input).\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411 --name support-bot\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a\n  tapedeck proxy --listen 127.0.0.1:0 --sessions --store /tmp/t.db"
+    after_help = "Point a client at it with OPENAI_BASE_URL=http://ADDR/v1 or ANTHROPIC_BASE_URL=http://ADDR. Requests with the same `x-tapedeck-run` header value (none counts as one value) go to the same run; with --split-idle, a gap that long starts a new run. A Responses API request without the header that continues an earlier response (previous_response_id) joins that response's run. Ctrl-C or SIGTERM ends every open run.\n\nWith --sessions (what the pytest plugin starts), the proxy serves one session at a time, opened and closed on its control endpoints: POST /tapedeck/control/v1/open {\"mode\": \"record\"|\"replay\"|\"new_episodes\"|\"check\", \"tape\": PATH} starts a run — recorded live; replayed from the tape (the model and every tool from the recording, a write tool never run); new episodes (what the tape holds from it, the rest live); or a check (the model live, every tool from the tape) — and POST /tapedeck/control/v1/close ends it, writes the tape of a recording (and of new episodes) and answers with the run, the tape's run, its stop reason and a replay's first divergence. While it is open every model request and the session protocol (TAPEDECK_SESSION=http://ADDR/tapedeck/session/v1) go to it; with none open, a model request is forwarded to the upstream unrecorded (a test the harness does not handle works as without it), or refused (409) with --outside-sessions refuse.\n\nEvery run's agent is --name (default: `proxy`) with the fingerprint of the models, system prompts and tools its requests sent; --input is refused (a run here has no one command line or input).\n\nExamples:\n  tapedeck proxy --listen 127.0.0.1:8411 --name support-bot\n  tapedeck proxy --listen 127.0.0.1:8411 --mode replay --run 3f9c2e1a\n  tapedeck proxy --listen 127.0.0.1:0 --sessions --store /tmp/t.db"
 )]
 pub struct Args {
     /// The address to listen on (port 0: any free port; the address is printed on stderr)
@@ -52,6 +52,19 @@ pub struct Args {
     /// closed on the control endpoints (below)
     #[arg(long, conflicts_with_all = ["mode", "run", "split_idle", "ignore"])]
     sessions: bool,
+    /// With --sessions, what a model request gets while no session is open: forwarded to the
+    /// upstream unrecorded, or refused (409; the pytest plugin's `--tapedeck-mode none`)
+    #[arg(long, value_enum, value_name = "WHAT", default_value_t = Outside::Forward, requires = "sessions")]
+    outside_sessions: Outside,
+}
+
+/// What `--sessions` does with a request outside every session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum Outside {
+    /// Forward it unrecorded, as if the proxy were not there.
+    Forward,
+    /// Refuse it (409), so nothing reaches an upstream unrecorded.
+    Refuse,
 }
 
 /// Runs `tapedeck proxy`.
@@ -66,7 +79,13 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let pricing = options.pricing()?;
     let store = settings.open_store()?;
     if args.sessions {
-        return serve_sessions(store, args.listen, args.recording, pricing);
+        return serve_sessions(
+            store,
+            args.listen,
+            args.recording,
+            pricing,
+            args.outside_sessions,
+        );
     }
     let parent = match (args.mode, &args.run) {
         (Mode::Replay, None) => bail!("--mode replay needs --run RUN"),
@@ -165,6 +184,7 @@ fn serve_sessions(
     listen: SocketAddr,
     recording: RecordingArgs,
     pricing: http::Pricing,
+    outside: Outside,
 ) -> anyhow::Result<Exit> {
     let sessions = TapeSessions::new(
         store,
@@ -173,8 +193,8 @@ fn serve_sessions(
         pricing,
         recording.new_run(),
         recording.name().unwrap_or("proxy").to_owned(),
-    )
-    .map_err(anyhow::Error::msg)?;
+        outside == Outside::Forward,
+    )?;
     let hub = SessionHub::new(Box::new(sessions));
     let runtime = http::runtime().context("cannot start the async runtime")?;
     let ended = runtime.block_on(async {

@@ -158,13 +158,27 @@ impl Proxy {
         pricing: Pricing,
         recorder: Recorder,
     ) -> Arc<Self> {
+        Self::with_recorder(backend, redactor, pricing, Some(recorder))
+    }
+
+    /// A proxy that forwards and records nothing.
+    pub fn unrecorded(backend: Backend, redactor: Redactor, pricing: Pricing) -> Arc<Self> {
+        Self::with_recorder(backend, redactor, pricing, None)
+    }
+
+    fn with_recorder(
+        backend: Backend,
+        redactor: Redactor,
+        pricing: Pricing,
+        recorder: Option<Recorder>,
+    ) -> Arc<Self> {
         Arc::new(Self {
             backend,
             redactor,
             pricing,
             body_limit: DEFAULT_BODY_LIMIT,
             session: Mutex::new(Session {
-                recorder: Some(recorder),
+                recorder,
                 step: 0,
                 pending: HashMap::new(),
                 last: None,

@@ -13,8 +13,10 @@
 //!   run, which a replay, new episodes or a check replayed); 409 when none is open.
 //!
 //! While a session is open, every model request and every session-protocol message
-//! (`TAPEDECK_SESSION=http://ADDR/tapedeck/session/v1`) goes to it; with none open they are
-//! answered 409, so nothing reaches an upstream unrecorded.
+//! (`TAPEDECK_SESSION=http://ADDR/tapedeck/session/v1`) goes to it. With none open, a model
+//! request goes to the opener's [`SessionOpener::outside`] proxy — forwarded unrecorded, so a
+//! test the harness does not handle works as without it — or, without one, is answered 409;
+//! a session-protocol message is always answered 409.
 
 use std::path::PathBuf;
 
@@ -76,18 +78,45 @@ pub struct Closing {
     pub divergence: Option<Value>,
 }
 
+/// Why a [`SessionOpener`] could not open or close a session: its own error, whose message
+/// the control endpoint answers with.
+pub type OpenerError = Box<dyn std::error::Error + Send + Sync>;
+
 /// Makes the proxy of each session and finishes its tape.
 pub trait SessionOpener: Send + Sync {
     /// The proxy (its run started) of a new session, or why not (a missing or unreadable tape).
-    fn open(&self, request: &OpenSession) -> Result<Arc<Proxy>, String>;
+    fn open(&self, request: &OpenSession) -> Result<Arc<Proxy>, OpenerError>;
     /// After the session's `run` ended: writes the tape of a recording, or checks a replay.
-    fn close(&self, request: &OpenSession, run: &Run) -> Result<Closing, String>;
+    fn close(&self, request: &OpenSession, run: &Run) -> Result<Closing, OpenerError>;
+    /// What serves a model request while no session is open: a proxy that forwards without
+    /// recording (a test the harness does not handle reaches its upstream as without it), or
+    /// none, which refuses it (409).
+    fn outside(&self) -> Option<Arc<Proxy>> {
+        None
+    }
+}
+
+/// An error and its causes on one line, for a control endpoint's answer.
+fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
 }
 
 /// The long-lived proxy of `tapedeck proxy --sessions`: at most one session open at a time.
 pub struct SessionHub {
     opener: Box<dyn SessionOpener>,
     open: Mutex<Option<(Arc<Proxy>, OpenSession)>>,
+    /// What serves model requests while no session is open ([`SessionOpener::outside`]).
+    outside: Option<Arc<Proxy>>,
 }
 
 fn conflict(message: &str) -> Response {
@@ -97,9 +126,11 @@ fn conflict(message: &str) -> Response {
 impl SessionHub {
     /// A hub whose sessions `opener` makes.
     pub fn new(opener: Box<dyn SessionOpener>) -> Arc<Self> {
+        let outside = opener.outside();
         Arc::new(Self {
             opener,
             open: Mutex::new(None),
+            outside,
         })
     }
 
@@ -123,7 +154,7 @@ impl SessionHub {
         }
         let proxy = match self.opener.open(&request) {
             Ok(proxy) => proxy,
-            Err(why) => return json_error(400, "tapedeck_tape", &why),
+            Err(why) => return json_error(400, "tapedeck_tape", &one_line(why.as_ref())),
         };
         let id = lock(&proxy.session).recorder.as_ref().map(|r| r.id());
         let mode = request.mode;
@@ -164,7 +195,7 @@ impl SessionHub {
         };
         let closing = match self.opener.close(&opened, &run) {
             Ok(closing) => closing,
-            Err(why) => return json_error(500, "tapedeck_tape", &why),
+            Err(why) => return json_error(500, "tapedeck_tape", &one_line(why.as_ref())),
         };
         json_response(
             200,
@@ -201,7 +232,11 @@ impl SessionHub {
                 ),
             };
         }
-        let Some(proxy) = self.current() else {
+        let session_protocol = path.starts_with(crate::session::PATH);
+        let Some(proxy) = self
+            .current()
+            .or_else(|| self.outside.clone().filter(|_| !session_protocol))
+        else {
             return conflict(&format!(
                 "tapedeck: no session is open on this proxy, so `{path}` is not forwarded (open one with POST {CONTROL_PATH}/open; under pytest, mark the test `@pytest.mark.tapedeck`)"
             ));
