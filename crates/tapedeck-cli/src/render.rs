@@ -21,24 +21,10 @@ pub fn error(err: &anyhow::Error) {
     anstream::eprintln!("{style}error:{style:#} {}", one_line(err.as_ref()));
 }
 
-/// An error and its causes, `: `-separated. A cause whose text the line already holds is left
-/// out: errors that write their source into their own message (`{source}`, `#[from]` with
-/// `"{0}"`) would otherwise print it twice ("Broken pipe (os error 32): Broken pipe (os error 32)").
+/// An error and its causes on one line ([`tapedeck_trace::one_line`]), its own line breaks
+/// made spaces.
 pub fn one_line(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = String::new();
-    let mut next = Some(err);
-    while let Some(cause) = next {
-        next = cause.source();
-        let text = cause.to_string();
-        if line.contains(&text) {
-            continue;
-        }
-        if !line.is_empty() {
-            line.push_str(": ");
-        }
-        line.push_str(&text);
-    }
-    line.replace('\n', " ")
+    tapedeck_trace::one_line(err).replace('\n', " ")
 }
 
 /// `12,345`, or `?` when unknown.

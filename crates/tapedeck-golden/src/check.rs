@@ -16,8 +16,8 @@ use tapedeck_store::{Store, Writer};
 use tapedeck_trace::{RunId, Source};
 
 use crate::command::{self, Runs};
-use crate::error::one_line;
 use crate::{GoldenError, Observer, files};
+use tapedeck_trace::one_line;
 
 /// What the baselines are checked against.
 pub enum Candidate {

@@ -174,18 +174,3 @@ impl GoldenError {
         }
     }
 }
-
-/// An error and its causes on one line, `: `-separated, for a task's error in a report.
-pub(crate) fn one_line(err: &dyn std::error::Error) -> String {
-    let mut line = err.to_string();
-    let mut cause = err.source();
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = e.source();
-    }
-    line
-}

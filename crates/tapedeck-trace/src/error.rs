@@ -1,4 +1,5 @@
-//! The one error type of the trace model, [`TraceError`].
+//! The one error type of the trace model, [`TraceError`], and [`one_line`], how every crate
+//! writes an error with its causes into a message.
 
 /// What can be wrong with a value of the trace model read from text.
 #[derive(Debug, thiserror::Error)]
@@ -41,4 +42,21 @@ pub enum TraceError {
         /// The version this build reads and writes.
         supported: u32,
     },
+}
+
+/// An error and its causes on one line, `: `-separated. A cause whose text the line already
+/// holds is left out: errors that write their source into their own message (`{source}`,
+/// `#[from]` with `"{0}"`) would otherwise print it twice.
+pub fn one_line(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let text = e.to_string();
+        if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+        cause = e.source();
+    }
+    line
 }

@@ -41,7 +41,7 @@ pub use canonical::{
     ContentHash, canonical_json, canonical_value, hash_bytes, hash_json, hash_value,
     write_canonical,
 };
-pub use error::TraceError;
+pub use error::{TraceError, one_line};
 pub use event::{
     AgentIdentity, BudgetExceeded, BudgetKind, Decision, Direction, EVENT_KINDS, Event, EventData,
     HistoryCompactor, HttpExchange, LlmRequest, LlmResponse, LlmRetry, McpMessage, Origin,

@@ -56,9 +56,12 @@ pub(crate) fn client_builder() -> reqwest::blocking::ClientBuilder {
 
 /// The client of the model backends.
 pub(crate) fn client() -> Result<Client, AgentError> {
-    client_builder()
-        .build()
-        .map_err(|e| AgentError::Model(format!("cannot set up the HTTP client: {}", chain(&e))))
+    client_builder().build().map_err(|e| {
+        AgentError::Model(format!(
+            "cannot set up the HTTP client: {}",
+            tapedeck_trace::one_line(&e)
+        ))
+    })
 }
 
 /// A header value, checked when the backend is built rather than at the first request.
@@ -230,7 +233,7 @@ pub(crate) fn transport_error(error: &reqwest::Error, deadline: Instant) -> Mode
     if error.is_timeout() || Instant::now() >= deadline {
         ModelError::Timeout
     } else {
-        ModelError::Connect(chain(error))
+        ModelError::Connect(tapedeck_trace::one_line(error))
     }
 }
 
@@ -241,7 +244,7 @@ pub(crate) fn read_error(error: &io::Error, deadline: Instant) -> ModelError {
     } else {
         ModelError::Connect(format!(
             "the connection broke while reading the answer: {}",
-            chain(error)
+            tapedeck_trace::one_line(error)
         ))
     }
 }
@@ -253,21 +256,6 @@ pub(crate) fn is_timeout(error: &io::Error) -> bool {
             .get_ref()
             .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
             .is_some_and(reqwest::Error::is_timeout)
-}
-
-/// An error and its causes, `: `-joined (reqwest's own message names only the first step).
-pub(crate) fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 /// The wait an error response asks for: `retry-after-ms` (milliseconds, as OpenAI sends it)

@@ -165,7 +165,10 @@ impl HttpGet {
             .redirect(Policy::custom(move |attempt| redirect(&allow, attempt)))
             .build()
             .map_err(|e| {
-                ToolFailure::Unavailable(format!("cannot set up the HTTP client: {}", chain(&e)))
+                ToolFailure::Unavailable(format!(
+                    "cannot set up the HTTP client: {}",
+                    tapedeck_trace::one_line(&e)
+                ))
             })?;
         *slot = Some(client.clone());
         Ok(client)
@@ -268,7 +271,10 @@ impl ToolBackend for HttpGet {
                 if crate::model::http::is_timeout(&e) {
                     ToolFailure::Timeout(timeout)
                 } else {
-                    ToolFailure::Failed(format!("cannot read the body from {url}: {}", chain(&e)))
+                    ToolFailure::Failed(format!(
+                        "cannot read the body from {url}: {}",
+                        tapedeck_trace::one_line(&e)
+                    ))
                 }
             })?;
         let truncated = bytes.len() > MAX_BODY;
@@ -346,22 +352,10 @@ fn send_failure(e: &reqwest::Error, url: &Url, timeout: Duration) -> ToolFailure
         (None, _) => url.to_string(),
     };
     // reqwest's own message repeats the URL; its causes say what went wrong.
-    let why = e.source().map_or_else(|| e.to_string(), chain);
+    let why = e
+        .source()
+        .map_or_else(|| e.to_string(), tapedeck_trace::one_line);
     ToolFailure::Failed(format!("cannot reach {target}: {why}"))
-}
-
-/// An error and its causes, joined by `: ` (repeated messages once).
-fn chain(e: &dyn StdError) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut source: Option<&dyn StdError> = Some(e);
-    while let Some(err) = source {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = err.source();
-    }
-    parts.join(": ")
 }
 
 /// The kept response headers, as strings.

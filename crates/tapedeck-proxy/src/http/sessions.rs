@@ -96,21 +96,6 @@ pub trait SessionOpener: Send + Sync {
     }
 }
 
-/// An error and its causes on one line, for a control endpoint's answer.
-fn one_line(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut line = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        let text = e.to_string();
-        if !line.contains(&text) {
-            line.push_str(": ");
-            line.push_str(&text);
-        }
-        cause = e.source();
-    }
-    line
-}
-
 /// The long-lived proxy of `tapedeck proxy --sessions`: at most one session open at a time.
 pub struct SessionHub {
     opener: Box<dyn SessionOpener>,
@@ -154,7 +139,13 @@ impl SessionHub {
         }
         let proxy = match self.opener.open(&request) {
             Ok(proxy) => proxy,
-            Err(why) => return json_error(400, "tapedeck_tape", &one_line(why.as_ref())),
+            Err(why) => {
+                return json_error(
+                    400,
+                    "tapedeck_tape",
+                    &tapedeck_trace::one_line(why.as_ref()),
+                );
+            }
         };
         let id = lock(&proxy.session).recorder.as_ref().map(|r| r.id());
         let mode = request.mode;
@@ -195,7 +186,13 @@ impl SessionHub {
         };
         let closing = match self.opener.close(&opened, &run) {
             Ok(closing) => closing,
-            Err(why) => return json_error(500, "tapedeck_tape", &one_line(why.as_ref())),
+            Err(why) => {
+                return json_error(
+                    500,
+                    "tapedeck_tape",
+                    &tapedeck_trace::one_line(why.as_ref()),
+                );
+            }
         };
         json_response(
             200,
