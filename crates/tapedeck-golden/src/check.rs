@@ -120,11 +120,6 @@ impl<'a> Check<'a> {
         })
     }
 
-    /// The tasks checked, in order.
-    pub fn tasks(&self) -> &[&'a Task] {
-        &self.tasks
-    }
-
     /// Imports every baseline into `store`, runs each again with the candidate, `jobs` at a
     /// time (each worker with its own connection to the store's file), and judges the runs. A
     /// baseline that cannot be imported or run makes its task an error in the judgement, not

@@ -44,7 +44,6 @@ mod files;
 mod record;
 
 pub use check::{Candidate, Check};
-pub use command::check as check_command;
 pub use error::GoldenError;
 pub use files::{export_tape, import_tape, write_snapshot};
 pub use record::{Recorder, TaskRecording, record};
