@@ -47,6 +47,7 @@ mod maintenance;
 mod monitor;
 mod otel;
 mod owner;
+pub mod pg;
 mod query;
 mod schema;
 mod tape;

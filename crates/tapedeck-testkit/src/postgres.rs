@@ -59,7 +59,10 @@ impl TestDb {
 
     /// The same database as `user`, with no password in the URL.
     pub fn url_as(&self, user: &str) -> String {
-        format!("postgres://{user}@127.0.0.1:{}/{}", self.server.port, self.name)
+        format!(
+            "postgres://{user}@127.0.0.1:{}/{}",
+            self.server.port, self.name
+        )
     }
 
     /// Creates a login role that must authenticate with `password` and owns this database.
@@ -268,7 +271,10 @@ impl PgServer {
             }
             last_log = std::fs::read_to_string(&log).unwrap_or_default();
         }
-        panic!("PostgreSQL did not start in {}:\n{last_log}", data.display());
+        panic!(
+            "PostgreSQL did not start in {}:\n{last_log}",
+            data.display()
+        );
     }
 
     /// The server's port on 127.0.0.1.
@@ -297,7 +303,14 @@ impl PgServer {
             None => Command::new(program),
         };
         // The server's own settings, not the caller's libpq environment.
-        for var in ["PGDATA", "PGPORT", "PGHOST", "PGUSER", "PGDATABASE", "PGOPTIONS"] {
+        for var in [
+            "PGDATA",
+            "PGPORT",
+            "PGHOST",
+            "PGUSER",
+            "PGDATABASE",
+            "PGOPTIONS",
+        ] {
             command.env_remove(var);
         }
         command.current_dir(self.dir.path());

@@ -52,10 +52,10 @@ fn a_role_other_than_the_superuser_needs_its_password() {
         return;
     };
     db.create_role("alice", "s3cret'pw");
-    let rules = db.psql("SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY line_number");
+    let rules =
+        db.psql("SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY line_number");
     assert_eq!(
-        rules,
-        "host|{postgres}|trust\nhost|{all}|scram-sha-256",
+        rules, "host|{postgres}|trust\nhost|{all}|scram-sha-256",
         "pg_hba.conf"
     );
     assert_eq!(
@@ -78,7 +78,11 @@ fn the_server_stops_and_its_folder_goes_on_drop() {
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
     assert!(dir.join("data").join("PG_VERSION").is_file());
     drop(server);
-    assert!(!dir.exists(), "the server's folder {} is left", dir.display());
+    assert!(
+        !dir.exists(),
+        "the server's folder {} is left",
+        dir.display()
+    );
     assert!(
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the server still listens on {port}"
