@@ -99,6 +99,14 @@ pub enum StoreError {
         /// The URL.
         url: String,
     },
+    /// What a PostgreSQL store cannot do yet (#17 is being built: POSTGRES.md).
+    #[error(
+        "store `{url}`: this does not work on a PostgreSQL store yet (recording, `ls` and reading runs do); use a SQLite store file"
+    )]
+    PgNotYet {
+        /// The URL.
+        url: String,
+    },
     /// Any other SQLite failure.
     #[error("store `{path}`: {source}")]
     Sqlite {

@@ -29,11 +29,11 @@ impl Store {
     /// Writes a run as a tape. The run and its events are read in one transaction, so a run
     /// still being recorded is exported as one consistent snapshot.
     pub fn export_tape(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
-        self.conn()
+        self.conn()?
             .execute_batch("BEGIN")
             .map_err(|e| self.err(e))?;
         let result = self.export_snapshot(id, out);
-        let _ = self.conn().execute_batch("COMMIT");
+        let _ = self.conn()?.execute_batch("COMMIT");
         result
     }
 
@@ -78,7 +78,7 @@ impl Store {
             // Nobody is recording it here: it ended, somewhere, without finishing.
             run.status = RunStatus::Incomplete;
         }
-        let conn = self.conn();
+        let conn = self.conn()?;
         retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
         let result = self.import_events(&run, &mut lines);
         let events = commit_or_rollback(conn, result, |e| self.err(e))?;
@@ -90,7 +90,7 @@ impl Store {
         run: &tapedeck_trace::Run,
         lines: &mut dyn Iterator<Item = std::io::Result<String>>,
     ) -> Result<u64, StoreError> {
-        let conn = self.conn();
+        let conn = self.conn()?;
         let key = insert_run(conn, run, None).map_err(|e| self.err(e))?;
         let mut insert_event = conn
             .prepare_cached(

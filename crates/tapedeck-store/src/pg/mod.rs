@@ -5,19 +5,27 @@
 //! interface is planned in `POSTGRES.md` beside this crate's `Cargo.toml`.
 
 mod connect;
+mod query;
 mod schema;
+mod writer;
+
+use std::sync::Mutex;
 
 use postgres::Client;
 
 pub use connect::{PgSslMode, PgTarget, is_postgres_url};
+pub(crate) use query::PgParam;
 pub use schema::{MigrateReport, check, migrate};
+pub(crate) use writer::PgSink;
 
 use crate::StoreError;
 
-/// A store on PostgreSQL, open: its schema was checked to be this build's.
+/// A store on PostgreSQL, open: its schema was checked to be this build's. `Store` holds
+/// one as its second backend ([`crate::Store::open_url`]).
 pub struct PgStore {
     target: PgTarget,
-    client: Client,
+    /// Locked per statement: `Store`'s methods take `&self`, the driver's `&mut self`.
+    client: Mutex<Client>,
 }
 
 impl PgStore {
@@ -32,20 +40,14 @@ impl PgStore {
     pub fn open_target(target: PgTarget) -> Result<Self, StoreError> {
         let mut client = target.connect()?;
         check(&mut client, &target)?;
-        Ok(Self { target, client })
+        Ok(Self {
+            target,
+            client: Mutex::new(client),
+        })
     }
 
     /// Where the store is.
     pub fn target(&self) -> &PgTarget {
         &self.target
-    }
-
-    /// The connection, for the queries of this crate.
-    #[expect(
-        dead_code,
-        reason = "the first reads and writes come in the next slice"
-    )]
-    pub(crate) fn client(&mut self) -> &mut Client {
-        &mut self.client
     }
 }

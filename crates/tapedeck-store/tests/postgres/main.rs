@@ -5,5 +5,11 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod connect;
+mod record;
 mod schema;
 mod support;
+
+/// The SQLite store tests' runs and events, to record the same runs into both engines.
+#[path = "../store/support.rs"]
+#[expect(dead_code, reason = "shared with tests/store, which uses the rest")]
+mod sample;
