@@ -6,6 +6,9 @@
 //! [`Store::export_tape`]; OpenTelemetry (OTLP/JSON) spans by [`Store::import_otel`] and
 //! [`Store::export_otel`].
 //!
+//! The same `Store` can also be a PostgreSQL database, the team store being built for #17
+//! ([`Store::open_url`], module [`pg`]; what works there yet and the plan: `POSTGRES.md`).
+//!
 //! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
 //! process being killed, and [`Recorder::committed_seq`] says how far that is. Several
 //! processes may record into one file at once: each waits its turn for the write lock, and a

@@ -88,3 +88,69 @@ fn the_server_stops_and_its_folder_goes_on_drop() {
         "the server still listens on {port}"
     );
 }
+
+/// Set in the child process of the test below: start a server, say where it is, then wait to
+/// be killed.
+const CHILD: &str = "TAPEDECK_TEST_PG_KILLED_CHILD";
+
+#[test]
+fn a_killed_test_process_leaves_no_server_behind() {
+    if std::env::var_os(CHILD).is_some() {
+        let Some(db) = postgres::database() else {
+            return;
+        };
+        println!("{} {}", db.port(), db.server_dir().display());
+        std::thread::sleep(std::time::Duration::from_secs(60));
+        return;
+    }
+    if !tapedeck_testkit::clients::require(
+        "PostgreSQL",
+        postgres::find_bindir().is_some(),
+        postgres::INSTALL,
+    ) {
+        return;
+    }
+    use std::io::BufRead as _;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "a_killed_test_process_leaves_no_server_behind",
+            "--nocapture",
+        ])
+        .env(CHILD, "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (port, dir) = loop {
+        let line = lines
+            .next()
+            .expect("the child says where its server is")
+            .unwrap();
+        if let Some((port, dir)) = line.split_once(' ')
+            && let Ok(port) = port.parse::<u16>()
+        {
+            break (port, std::path::PathBuf::from(dir));
+        }
+    };
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // The watchdog looks once a second, then stops the server and removes its folder.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while (dir.exists() || std::net::TcpStream::connect(("127.0.0.1", port)).is_ok())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    assert!(
+        !dir.exists(),
+        "the server's folder {} is left",
+        dir.display()
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "a server still listens on {port}"
+    );
+}
