@@ -11,6 +11,9 @@
 //! it if the test process is killed first. Each test's database is created from the template
 //! [`TEMPLATE`], so it is empty and isolated from the others.
 //!
+//! TLS is on, with a certificate for `127.0.0.1` signed by a test CA ([`TestDb::root_cert`]),
+//! so clients' `sslmode` handling can be checked.
+//!
 //! Authentication: the superuser `postgres` connects from 127.0.0.1 without a password (what
 //! [`TestDb::url`] uses); every other role must give its password (`scram-sha-256`), so a test
 //! can check that a client sends the one from `PGPASSWORD` or `~/.pgpass`
@@ -88,6 +91,17 @@ impl TestDb {
     /// (unaligned, tuples only), for checks the API under test does not expose.
     pub fn psql(&self, sql: &str) -> String {
         self.server.psql(&self.name, sql)
+    }
+
+    /// The root certificate the server's TLS certificate is signed by (it names `127.0.0.1`
+    /// only, so `localhost` passes `sslmode=verify-ca` but not `verify-full`).
+    pub fn root_cert(&self) -> PathBuf {
+        self.server.root_cert()
+    }
+
+    /// A root certificate that did not sign the server's.
+    pub fn other_root_cert(&self) -> PathBuf {
+        self.server.other_root_cert()
     }
 
     /// The server's folder (its data directory and log), for a test that wants to read the log.
@@ -227,6 +241,7 @@ impl PgServer {
                 "--no-sync",
             ],
         );
+        server.make_certificates();
         // The superuser without a password, everyone else with one; TCP on 127.0.0.1 only.
         server.write_as_owner(
             &data.join("pg_hba.conf"),
@@ -245,6 +260,9 @@ impl PgServer {
                      port = {}\n\
                      unix_socket_directories = ''\n\
                      password_encryption = 'scram-sha-256'\n\
+                     ssl = on\n\
+                     ssl_cert_file = 'server.crt'\n\
+                     ssl_key_file = 'server.key'\n\
                      max_connections = 200\n\
                      fsync = off\n\
                      synchronous_commit = off\n\
@@ -280,6 +298,103 @@ impl PgServer {
     /// The server's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The root certificate the server's TLS certificate (for `127.0.0.1` only) is signed by.
+    pub fn root_cert(&self) -> PathBuf {
+        self.dir.path().join("ca.crt")
+    }
+
+    /// A root certificate that did not sign the server's.
+    pub fn other_root_cert(&self) -> PathBuf {
+        self.dir.path().join("other-ca.crt")
+    }
+
+    /// A test CA, and the server's certificate (subject alternative name `IP:127.0.0.1`)
+    /// signed by it, in its data directory; another CA that signed nothing.
+    fn make_certificates(&self) {
+        let dir = self.dir.path();
+        let openssl = |args: &[&str]| {
+            let output = Command::new("openssl")
+                .args(args)
+                .current_dir(dir)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run openssl ({INSTALL} brings it): {e}"));
+            assert!(
+                output.status.success(),
+                "openssl {args:?} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        };
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        for name in ["ca", "other-ca"] {
+            let (key, crt, subject) = (
+                format!("{name}.key"),
+                format!("{name}.crt"),
+                format!("/CN=tapedeck test {name}"),
+            );
+            let mut args = vec!["req", "-x509"];
+            args.extend(ec);
+            args.extend([
+                "-keyout", &key, "-out", &crt, "-days", "3", "-subj", &subject,
+            ]);
+            args.extend(["-addext", "basicConstraints=critical,CA:TRUE"]);
+            args.extend(["-addext", "keyUsage=critical,keyCertSign,cRLSign"]);
+            openssl(&args);
+        }
+        let mut args = vec!["req"];
+        args.extend(ec);
+        args.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(&args);
+        std::fs::write(
+            dir.join("server.ext"),
+            "subjectAltName = IP:127.0.0.1\n\
+             basicConstraints = CA:FALSE\n\
+             keyUsage = critical, digitalSignature\n\
+             extendedKeyUsage = serverAuth\n",
+        )
+        .expect("write the certificate's extensions");
+        openssl(&[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "server.crt",
+            "-days",
+            "3",
+            "-extfile",
+            "server.ext",
+        ]);
+        let data = self.data_dir();
+        for file in ["server.crt", "server.key"] {
+            let text = std::fs::read_to_string(dir.join(file)).expect("read a certificate file");
+            self.write_as_owner(&data.join(file), &text);
+        }
+        std::fs::set_permissions(
+            data.join("server.key"),
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("make the server's key private");
     }
 
     /// The server's folder: `data/` (the cluster) and `server.log`.

@@ -32,6 +32,8 @@ fn the_server_listens_on_loopback_only_and_as_postgres() {
     };
     assert_eq!(db.psql("SHOW listen_addresses"), "127.0.0.1");
     assert_eq!(db.psql("SHOW unix_socket_directories"), "");
+    assert_eq!(db.psql("SHOW ssl"), "on");
+    assert!(db.root_cert().is_file() && db.other_root_cert().is_file());
     assert!(
         db.url()
             .starts_with(&format!("postgres://postgres@127.0.0.1:{}/", db.port()))

@@ -17,15 +17,27 @@
 //! A password in the URL is refused: `--store` is a flag, seen by `ps` and kept in shell
 //! history. A password file readable by group or others is ignored, as libpq ignores it.
 //!
-//! TLS is not built in yet: `sslmode=disable` and `prefer` connect without it (what libpq's
-//! `prefer` does with a server that has no TLS), `require`, `verify-ca` and `verify-full` are
-//! refused before connecting, with what to do instead (POSTGRES.md: TLS is the next step).
+//! TLS is rustls (the workspace's, with ring), with libpq's meaning of each `sslmode`:
+//! `disable` and `allow` connect in plain text; `prefer` uses TLS when the server offers it and
+//! `require` insists on it, neither checking the certificate unless a root certificate is
+//! there (`sslrootcert`, `PGSSLROOTCERT` or `~/.postgresql/root.crt`), in which case they check
+//! it as `verify-ca` does; `verify-ca` checks the chain against that root, `verify-full` the
+//! host name as well.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use std::sync::Arc;
+
 use postgres::config::{Host, SslMode};
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
+use rustls::crypto::WebPkiSupportedAlgorithms;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use crate::StoreError;
 
@@ -82,6 +94,8 @@ pub struct PgTarget {
     url: String,
     config: Config,
     ssl_mode: PgSslMode,
+    /// The root certificate file to check the server's against, when there is one.
+    root_cert: Option<PathBuf>,
     /// Where the password came from, for error messages (`PGPASSWORD`, the file's path).
     password_from: Option<String>,
 }
@@ -129,6 +143,15 @@ impl PgTarget {
         // The driver knows three sslmodes and rejects the others: take it out of the URL and
         // read it here.
         let (rest, ssl_mode) = take_query_param(url, "sslmode");
+        let (rest, root_cert) = take_query_param(&rest, "sslrootcert");
+        let root_cert = root_cert
+            .or_else(|| env("PGSSLROOTCERT"))
+            .map(PathBuf::from)
+            .or_else(|| {
+                env("HOME")
+                    .map(|home| Path::new(&home).join(".postgresql").join("root.crt"))
+                    .filter(|path| path.is_file())
+            });
         let ssl_mode = match ssl_mode.or_else(|| env("PGSSLMODE")) {
             None => PgSslMode::Prefer,
             Some(mode) => PgSslMode::parse(&mode).ok_or_else(|| {
@@ -209,10 +232,18 @@ impl PgTarget {
                 password_from = Some(file.display().to_string());
             }
         }
+        if matches!(ssl_mode, PgSslMode::VerifyCa | PgSslMode::VerifyFull) && root_cert.is_none() {
+            return Err(bad(format!(
+                "sslmode={} needs a root certificate to check the server's against: give \
+                 sslrootcert=FILE in the URL, PGSSLROOTCERT, or ~/.postgresql/root.crt",
+                ssl_mode.as_str()
+            )));
+        }
         Ok(Self {
             url: url.to_owned(),
             config,
             ssl_mode,
+            root_cert,
             password_from,
         })
     }
@@ -245,30 +276,14 @@ impl PgTarget {
 
     /// Opens a connection.
     pub fn connect(&self) -> Result<Client, StoreError> {
-        match self.ssl_mode {
-            PgSslMode::Disable | PgSslMode::Allow | PgSslMode::Prefer => {}
-            mode => {
-                return Err(StoreError::PgUrl {
-                    url: self.url.clone(),
-                    detail: format!(
-                        "sslmode={} needs TLS, which this tapedeck does not have yet; reach the \
-                         server through a TLS tunnel with sslmode=disable, or wait for TLS \
-                         support (#17)",
-                        mode.as_str()
-                    ),
-                });
-            }
-        }
-        self.config.connect(NoTls).map_err(|source| {
+        let tls = MakeRustlsConnect::new(self.tls_config()?);
+        self.config.connect(tls).map_err(|source| {
             let no_password = describe(&source).contains("password missing");
             let hint = match (&self.password_from, source.as_db_error()) {
                 (None, None) if no_password => {
                     " (the server asks for a password and none was given: set PGPASSWORD or add \
                      a line to ~/.pgpass)"
                         .to_owned()
-                }
-                (None, Some(db)) if db.code().code() == "28P01" => {
-                    " (no password was given: set PGPASSWORD or add a line to ~/.pgpass)".to_owned()
                 }
                 (Some(from), Some(db)) if db.code().code() == "28P01" => {
                     format!(" (the password came from {from})")
@@ -280,6 +295,159 @@ impl PgTarget {
                 detail: format!("{}{hint}", describe(&source)),
             }
         })
+    }
+
+    /// The TLS settings of this `sslmode` (used only when the driver negotiates TLS: never for
+    /// `disable` and `allow`).
+    fn tls_config(&self) -> Result<rustls::ClientConfig, StoreError> {
+        let bad = |detail: String| StoreError::PgUrl {
+            url: self.url.clone(),
+            detail,
+        };
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let roots = match &self.root_cert {
+            None => None,
+            Some(path) => {
+                let mut roots = RootCertStore::empty();
+                let certs = CertificateDer::pem_file_iter(path)
+                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                    .map_err(|e| {
+                        bad(format!(
+                            "cannot read the root certificate {}: {e}",
+                            path.display()
+                        ))
+                    })?;
+                roots.add_parsable_certificates(certs);
+                Some(Arc::new(roots))
+            }
+        };
+        let verifier: Arc<dyn ServerCertVerifier> = match (self.ssl_mode, roots) {
+            (PgSslMode::VerifyFull, Some(roots)) => {
+                WebPkiServerVerifier::builder_with_provider(roots, Arc::clone(&provider))
+                    .build()
+                    .map_err(|e| bad(format!("the root certificate: {e}")))?
+            }
+            // As in libpq, a root certificate makes `prefer` and `require` check the chain.
+            (_, Some(roots)) => Arc::new(ChainOnly {
+                roots,
+                algorithms: provider.signature_verification_algorithms,
+            }),
+            (PgSslMode::VerifyCa | PgSslMode::VerifyFull, None) => {
+                return Err(bad(
+                    "no root certificate to verify the server with".to_owned()
+                ));
+            }
+            (_, None) => Arc::new(Unchecked {
+                algorithms: provider.signature_verification_algorithms,
+            }),
+        };
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(format!("TLS: {e}")))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier)
+            .with_no_client_auth();
+        Ok(config)
+    }
+}
+
+/// `sslmode=prefer` or `require` without a root certificate: encrypted, the certificate
+/// unchecked (libpq's behaviour), its handshake signatures still checked.
+#[derive(Debug)]
+struct Unchecked {
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+/// `sslmode=verify-ca`: the chain checked against the root certificate, the host name not.
+#[derive(Debug)]
+struct ChainOnly {
+    roots: Arc<RootCertStore>,
+    algorithms: WebPkiSupportedAlgorithms,
+}
+
+impl ServerCertVerifier for Unchecked {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
+    }
+}
+
+impl ServerCertVerifier for ChainOnly {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
+        verify_server_cert_signed_by_trust_anchor(
+            &cert,
+            &self.roots,
+            intermediates,
+            now,
+            self.algorithms.all,
+        )
+        .map_err(|e| match e {
+            rustls::Error::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                rustls::Error::General(
+                    "the server's certificate is not signed by the root certificate".to_owned(),
+                )
+            }
+            other => other,
+        })?;
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.algorithms.supported_schemes()
     }
 }
 

@@ -4,7 +4,6 @@
 use std::os::unix::fs::PermissionsExt as _;
 
 use tapedeck_store::StoreError;
-use tapedeck_store::pg::PgSslMode;
 use tapedeck_testkit::postgres;
 
 use crate::support::target_with;
@@ -133,38 +132,102 @@ fn a_password_file_others_can_read_is_ignored() {
     );
 }
 
+/// Whether the connection to `url` (resolved with `vars`) is encrypted; `Err` with the error
+/// when it cannot connect.
+fn ssl_in_use(url: &str, vars: &[(&str, &str)]) -> Result<bool, String> {
+    let target = target_with(url, vars).map_err(|e| e.to_string())?;
+    let mut client = target.connect().map_err(|e| e.to_string())?;
+    Ok(client
+        .query_one(
+            "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
+            &[],
+        )
+        .unwrap()
+        .get(0))
+}
+
 #[test]
-fn sslmode_is_honoured() {
+fn sslmode_is_honoured_as_libpq_does() {
     let Some(db) = postgres::database() else {
         return;
     };
-    let ssl_in_use = |url: &str, vars: &[(&str, &str)]| -> bool {
-        let target = target_with(url, vars).unwrap();
-        let mut client = target.connect().unwrap();
-        client
-            .query_one(
-                "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()",
-                &[],
-            )
-            .unwrap()
-            .get(0)
-    };
-    // The test server has no TLS: `disable` and `prefer` (the default) connect in plain text.
-    assert!(!ssl_in_use(&format!("{}?sslmode=disable", db.url()), &[]));
-    assert!(!ssl_in_use(&db.url(), &[]));
-    assert!(!ssl_in_use(&db.url(), &[("PGSSLMODE", "prefer")]));
-    // Modes that demand TLS never fall back to plain text.
-    for mode in ["require", "verify-ca", "verify-full"] {
-        let target = target_with(&format!("{}?sslmode={mode}", db.url()), &[]).unwrap();
-        let error = target.connect().err().expect("refused").to_string();
+    let url = db.url();
+    let with = |params: &str| format!("{url}?{params}");
+    let root = db.root_cert();
+    let root = root.to_str().unwrap();
+    let other = db.other_root_cert();
+    let other = other.to_str().unwrap();
+    // The test server offers TLS with a certificate for 127.0.0.1 signed by its test CA.
+    assert_eq!(ssl_in_use(&with("sslmode=disable"), &[]), Ok(false));
+    assert_eq!(ssl_in_use(&with("sslmode=allow"), &[]), Ok(false));
+    assert_eq!(ssl_in_use(&url, &[]), Ok(true), "prefer is the default");
+    assert_eq!(ssl_in_use(&with("sslmode=require"), &[]), Ok(true));
+    assert_eq!(ssl_in_use(&url, &[("PGSSLMODE", "disable")]), Ok(false));
+    assert_eq!(ssl_in_use(&url, &[("PGSSLMODE", "require")]), Ok(true));
+    // A root certificate named but unreadable is an error, as in libpq.
+    let error = ssl_in_use(
+        &with("sslmode=require"),
+        &[("PGSSLROOTCERT", "/nonexistent")],
+    )
+    .expect_err("an unreadable root certificate");
+    assert!(
+        error.contains("cannot read the root certificate"),
+        "{error}"
+    );
+    assert_eq!(
+        ssl_in_use(
+            &with(&format!("sslmode=verify-full&sslrootcert={root}")),
+            &[]
+        ),
+        Ok(true)
+    );
+    assert_eq!(
+        ssl_in_use(&with("sslmode=verify-full"), &[("PGSSLROOTCERT", root)]),
+        Ok(true)
+    );
+    // A root that did not sign the server's certificate.
+    for mode in ["verify-ca", "verify-full", "require"] {
+        let error = ssl_in_use(&with(&format!("sslmode={mode}&sslrootcert={other}")), &[])
+            .expect_err("an unknown issuer is refused");
         assert!(
-            error.contains(&format!("sslmode={mode} needs TLS")),
-            "{error}"
+            error.contains("not signed by the root certificate") || error.contains("UnknownIssuer"),
+            "{mode}: {error}"
         );
-        let target = target_with(&db.url(), &[("PGSSLMODE", mode)]).unwrap();
-        assert_ne!(target.ssl_mode(), PgSslMode::Prefer);
-        assert!(target.connect().is_err(), "PGSSLMODE={mode} connected");
     }
+    // The certificate names 127.0.0.1, not localhost: verify-ca passes, verify-full does not.
+    let localhost = url.replace("127.0.0.1", "localhost");
+    let local = |params: &str| format!("{localhost}?{params}");
+    assert_eq!(
+        ssl_in_use(
+            &local(&format!("sslmode=verify-ca&sslrootcert={root}")),
+            &[]
+        ),
+        Ok(true)
+    );
+    let error = ssl_in_use(
+        &local(&format!("sslmode=verify-full&sslrootcert={root}")),
+        &[],
+    )
+    .expect_err("the host name is checked");
+    assert!(
+        error.contains("not valid for name") || error.contains("NotValidForName"),
+        "{error}"
+    );
+    // The verifying modes need a root certificate.
+    let error = ssl_in_use(&with("sslmode=verify-full"), &[("HOME", "/nonexistent")])
+        .expect_err("no root certificate");
+    assert!(error.contains("needs a root certificate"), "{error}");
+    // A root certificate in ~/.postgresql/root.crt is found, as in libpq.
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join(".postgresql")).unwrap();
+    std::fs::copy(db.root_cert(), home.path().join(".postgresql/root.crt")).unwrap();
+    assert_eq!(
+        ssl_in_use(
+            &with("sslmode=verify-full"),
+            &[("HOME", home.path().to_str().unwrap())]
+        ),
+        Ok(true)
+    );
 }
 
 #[test]
