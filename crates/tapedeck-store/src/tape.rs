@@ -29,6 +29,9 @@ impl Store {
     /// Writes a run as a tape. The run and its events are read in one transaction, so a run
     /// still being recorded is exported as one consistent snapshot.
     pub fn export_tape(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.snapshot(|| self.export_snapshot(id, out));
+        }
         self.conn()?
             .execute_batch("BEGIN")
             .map_err(|e| self.err(e))?;

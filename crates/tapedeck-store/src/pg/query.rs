@@ -29,6 +29,26 @@ impl PgStore {
             .map_err(|e| pg_error(&self.target, &e))
     }
 
+    /// Runs `f` in one read-only repeatable-read transaction, so that the statements it makes
+    /// through this store see one snapshot (a run still being recorded is read consistently).
+    pub(crate) fn snapshot<T>(
+        &self,
+        f: impl FnOnce() -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let batch = |sql: &str| {
+            self.client
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .batch_execute(sql)
+                .map_err(|e| pg_error(&self.target, &e))
+        };
+        batch("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")?;
+        let result = f();
+        let end = batch(if result.is_ok() { "COMMIT" } else { "ROLLBACK" });
+        let value = result?;
+        end.map(|()| value)
+    }
+
     pub(crate) fn run_key(&self, id: &str) -> Result<Option<i64>, StoreError> {
         let rows = self.query("SELECT key FROM runs WHERE id = $1", &[&id])?;
         Ok(rows.first().map(|r| r.get(0)))
