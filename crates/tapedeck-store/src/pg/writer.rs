@@ -279,3 +279,47 @@ impl<T> Described<T> for Result<T, String> {
         self
     }
 }
+
+impl super::PgStore {
+    /// Inserts a checked run (an imported tape's) with its blobs and events in one
+    /// transaction; `false`, with nothing written, when a run with its id is already there.
+    pub(crate) fn import_run(
+        &self,
+        run: &Run,
+        blobs: Vec<crate::codec::EncodedBlob>,
+        events: Vec<(i64, i64, &'static str, crate::codec::StoredPayload)>,
+    ) -> Result<bool, StoreError> {
+        let err = |detail: String| StoreError::Postgres {
+            url: self.target().url().to_owned(),
+            detail,
+        };
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tx = client.transaction().described().map_err(err)?;
+        let Some(key) = insert_run(&mut tx, run, None).map_err(err)? else {
+            return Ok(false);
+        };
+        let mut rows = Rows::default();
+        for blob in blobs {
+            let hash = blob.hash.as_bytes().to_vec();
+            rows.run_blobs.insert((key, hash.clone()), ());
+            rows.blobs
+                .entry(hash)
+                .or_insert((blob.codec as i16, blob.size, blob.data));
+        }
+        for (seq, at, kind, payload) in events {
+            let (codec, data) = payload.to_parts();
+            rows.event_runs.push(key);
+            rows.event_seqs.push(seq);
+            rows.event_ats.push(at);
+            rows.event_kinds.push(kind);
+            rows.event_codecs.push(codec);
+            rows.event_data.push(data.to_vec());
+        }
+        insert_rows(&mut tx, rows).map_err(err)?;
+        tx.commit().described().map_err(err)?;
+        Ok(true)
+    }
+}

@@ -246,3 +246,105 @@ fn what_is_not_built_yet_says_so() {
         "{error}"
     );
 }
+
+/// The fixture tapes' paths.
+fn fixture_tapes() -> Vec<std::path::PathBuf> {
+    let mut tapes: Vec<_> = std::fs::read_dir(tapedeck_testkit::fixtures_dir().join("tapes"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "jsonl"))
+        .collect();
+    tapes.sort();
+    assert!(tapes.len() >= 4, "{tapes:?}");
+    tapes
+}
+
+fn export(store: &Store, run: &Run) -> String {
+    let mut tape = Vec::new();
+    store.export_tape(&run.id, &mut tape).unwrap();
+    String::from_utf8(tape).unwrap()
+}
+
+#[test]
+fn fixture_tapes_import_and_export_byte_for_byte() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    let pg = Store::open_postgres(migrated(&db)).unwrap();
+    for path in fixture_tapes() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        let outcome = pg.import_tape(&mut text.as_bytes()).unwrap();
+        let tapedeck_store::ImportOutcome::Imported { id, .. } = outcome else {
+            panic!("{} was not imported: {outcome:?}", path.display());
+        };
+        assert_eq!(
+            export(&pg, &pg.run(&id).unwrap()),
+            text,
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            pg.import_tape(&mut text.as_bytes()).unwrap(),
+            tapedeck_store::ImportOutcome::AlreadyPresent(id)
+        );
+    }
+}
+
+#[test]
+fn a_bad_tape_imports_nothing() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    let pg = Store::open_postgres(migrated(&db)).unwrap();
+    let text = std::fs::read_to_string(&fixture_tapes()[0]).unwrap();
+    // Its second event dropped: the first is checked (and its rows gathered), the third is
+    // out of sequence.
+    let mut lines: Vec<&str> = text.lines().collect();
+    lines.remove(2);
+    let gapped = lines.join("\n") + "\n";
+    let error = pg
+        .import_tape(&mut gapped.as_bytes())
+        .expect_err("a gap in the events");
+    assert!(error.to_string().contains("expected event 2"), "{error}");
+    assert_eq!(db.psql("SELECT count(*) FROM runs"), "0");
+    assert_eq!(db.psql("SELECT count(*) FROM blobs"), "0");
+}
+
+#[test]
+fn merge_works_both_ways_and_gives_identical_exports() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    let pg = Store::open_postgres(migrated(&db)).unwrap();
+    let laptop = TempStore::new();
+    let laptop = laptop.open();
+    for path in fixture_tapes() {
+        let text = std::fs::read_to_string(&path).unwrap();
+        laptop.import_tape(&mut text.as_bytes()).unwrap();
+    }
+    let runs = record_runs(&laptop);
+
+    let report = pg.merge_from(&laptop).unwrap();
+    let total = laptop.runs(&RunFilter::default()).unwrap().len();
+    assert_eq!((report.added.len(), report.skipped), (total, 0));
+    let again = pg.merge_from(&laptop).unwrap();
+    assert_eq!((again.added.len(), again.skipped), (0, total), "idempotent");
+
+    let back = TempStore::new();
+    let back = back.open();
+    assert_eq!(back.merge_from(&pg).unwrap().added.len(), total);
+    for run in laptop.runs(&RunFilter::default()).unwrap() {
+        let on_pg = export(&pg, &run);
+        assert_eq!(export(&back, &run), on_pg, "{}", run.id);
+        if run.status != RunStatus::Running {
+            assert_eq!(export(&laptop, &run), on_pg, "{}", run.id);
+        }
+    }
+    // The run left recording on the laptop is `incomplete` once merged (nobody records it
+    // there), as a merge into a SQLite file does.
+    assert_eq!(pg.run(&runs[2].id).unwrap().status, RunStatus::Incomplete);
+    assert_eq!(
+        pg.events(&runs[2].id).unwrap(),
+        laptop.events(&runs[2].id).unwrap()
+    );
+}
