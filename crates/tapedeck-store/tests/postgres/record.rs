@@ -348,3 +348,40 @@ fn merge_works_both_ways_and_gives_identical_exports() {
         laptop.events(&runs[2].id).unwrap()
     );
 }
+
+#[test]
+fn stats_and_otel_import_agree_with_sqlite() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    let pg = Store::open_postgres(migrated(&db)).unwrap();
+    let file = TempStore::new();
+    let sqlite = file.open();
+    for store in [&pg, &sqlite] {
+        for path in fixture_tapes() {
+            let text = std::fs::read_to_string(&path).unwrap();
+            store.import_tape(&mut text.as_bytes()).unwrap();
+        }
+        record_runs(store);
+    }
+    let all = RunFilter::default();
+    let report = pg.monitor(&all).unwrap();
+    assert!(!report.agents.is_empty());
+    assert_eq!(report, sqlite.monitor(&all).unwrap());
+
+    // A run's OTLP export imports back into another PostgreSQL store as it does into SQLite.
+    let run = sqlite.runs(&all).unwrap().remove(1);
+    let mut otlp = Vec::new();
+    sqlite.export_otel(&run.id, &mut otlp).unwrap();
+    let Some(other) = postgres::database() else {
+        return;
+    };
+    let pg2 = Store::open_postgres(migrated(&other)).unwrap();
+    let back = TempStore::new();
+    let back = back.open();
+    assert_eq!(
+        pg2.import_otel(&mut otlp.as_slice()).unwrap(),
+        back.import_otel(&mut otlp.as_slice()).unwrap()
+    );
+    assert_eq!(export(&pg2, &run), export(&back, &run));
+}
