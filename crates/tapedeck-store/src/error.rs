@@ -101,7 +101,7 @@ pub enum StoreError {
     },
     /// What a PostgreSQL store cannot do yet (#17 is being built: POSTGRES.md).
     #[error(
-        "store `{url}`: this does not work on a PostgreSQL store yet (recording, `ls` and reading runs do); use a SQLite store file"
+        "store `{url}`: this does not work on a PostgreSQL store yet (recording, reading, import, export and merge do; see #17); use a SQLite store file"
     )]
     PgNotYet {
         /// The URL.

@@ -29,6 +29,10 @@ pub struct MergeReport {
 impl Store {
     /// Removes runs and their events. Their blobs stay until [`Store::gc`].
     pub fn remove_runs(&self, ids: &[RunId]) -> Result<usize, StoreError> {
+        if let Some(pg) = self.pg() {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            return pg.remove_runs(&ids);
+        }
         let conn = self.conn()?;
         retry_busy(|| {
             conn.execute_batch("BEGIN IMMEDIATE")?;

@@ -119,6 +119,18 @@ impl PgStore {
             .collect())
     }
 
+    /// Deletes the runs with these ids (their events, labels and blob references with them,
+    /// by `ON DELETE CASCADE`); how many there were.
+    pub(crate) fn remove_runs(&self, ids: &[String]) -> Result<usize, StoreError> {
+        let removed = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .execute("DELETE FROM runs WHERE id = ANY($1)", &[&ids])
+            .map_err(|e| pg_error(&self.target, &e))?;
+        Ok(removed as usize)
+    }
+
     pub(crate) fn last_seq(&self, key: i64) -> Result<i64, StoreError> {
         let rows = self.query(
             "SELECT coalesce(max(seq), 0) FROM events WHERE run = $1",
