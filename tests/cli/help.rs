@@ -6,9 +6,9 @@ use tapedeck_testkit::snapshot::insta_settings;
 use crate::stdout;
 
 /// Every subcommand users see.
-const SUBCOMMANDS: [&str; 14] = [
+const SUBCOMMANDS: [&str; 15] = [
     "demo", "run", "replay", "diff", "config", "ls", "show", "stats", "export", "import", "merge",
-    "rm", "gc", "bench",
+    "rm", "gc", "store", "bench",
 ];
 
 fn help(args: &[&str]) -> String {

@@ -15,6 +15,7 @@ mod json;
 mod ls;
 mod show;
 mod stats;
+mod store;
 mod tapes;
 
 use std::path::{Path, PathBuf};

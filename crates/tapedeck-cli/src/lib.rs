@@ -56,6 +56,7 @@ enum Command {
     Merge(commands::merge::Args),
     Rm(commands::rm::Args),
     Gc(commands::gc::Args),
+    Store(commands::store::Args),
     Bench(commands::bench::Args),
     Golden(commands::golden::Args),
     Mcp(commands::mcp::Args),
@@ -66,7 +67,9 @@ enum Command {
 pub fn main(exit_now: fn(i32) -> !) -> ExitCode {
     interrupt::on_second_signal(exit_now);
     let cli = Cli::parse();
-    let settings = match settings::Settings::resolve(&cli.global) {
+    // Only `store migrate` takes a PostgreSQL store yet (#17).
+    let takes_url = matches!(cli.command, Command::Store(_));
+    let settings = match settings::Settings::resolve(&cli.global, takes_url) {
         Ok(settings) => settings,
         Err(err) => {
             render::error(&err);
@@ -90,6 +93,7 @@ pub fn main(exit_now: fn(i32) -> !) -> ExitCode {
         Command::Merge(args) => commands::merge::run(&settings, args),
         Command::Rm(args) => commands::rm::run(&settings, args),
         Command::Gc(args) => commands::gc::run(&settings, args),
+        Command::Store(args) => commands::store::run(&settings, args),
         Command::Bench(args) => commands::bench::run(&settings, args),
         Command::Golden(args) => commands::golden::run(&settings, args),
         Command::Mcp(args) => commands::mcp::run(&settings, args),

@@ -19,12 +19,17 @@ pub struct GlobalArgs {
 pub struct Settings {
     /// The store file.
     pub store: PathBuf,
+    /// The PostgreSQL store's URL, for the one command that takes one yet (`store migrate`);
+    /// `store` is then unused.
+    pub postgres: Option<String>,
 }
 
 impl Settings {
     /// Resolves the global arguments. A store given as a URL is refused here, before any
     /// command can create a file or folder from it.
-    pub fn resolve(args: &GlobalArgs) -> anyhow::Result<Self> {
+    /// `takes_url`: the command works on a PostgreSQL store (`store migrate`), whose URL is
+    /// kept in [`Settings::postgres`].
+    pub fn resolve(args: &GlobalArgs, takes_url: bool) -> anyhow::Result<Self> {
         let store = args
             .store
             .clone()
@@ -33,11 +38,32 @@ impl Settings {
         if let Some(scheme) = url_scheme(&store) {
             // The URL itself is not repeated: it may hold a password.
             if matches!(scheme.as_str(), "postgres" | "postgresql") {
+                if takes_url {
+                    let url = store
+                        .to_str()
+                        .context("the store URL is not UTF-8")?
+                        .to_owned();
+                    return Ok(Self {
+                        store,
+                        postgres: Some(url),
+                    });
+                }
                 bail!("PostgreSQL stores are not supported yet; --store takes a SQLite file path");
             }
             bail!("`{scheme}://` stores are not supported; --store takes a SQLite file path");
         }
-        Ok(Self { store })
+        Ok(Self {
+            store,
+            postgres: None,
+        })
+    }
+
+    /// The store as a user named it, for messages: `postgres://…` or the file's path.
+    pub fn store_display(&self) -> String {
+        match &self.postgres {
+            Some(url) => format!("`{url}`"),
+            None => format!("`{}`", self.store.display()),
+        }
     }
 
     /// Opens (creating if needed) the store.

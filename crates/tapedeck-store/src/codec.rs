@@ -119,6 +119,31 @@ impl ToSql for StoredPayload {
     }
 }
 
+/// How PostgreSQL's `events.codec` says a payload is stored (its columns have one type, where
+/// SQLite tells by the value's: `TEXT` is [`PAYLOAD_TEXT`], `BLOB` [`PAYLOAD_ZSTD_DICTIONARY_V1`]).
+pub(crate) const PAYLOAD_TEXT: i16 = 0;
+/// See [`PAYLOAD_TEXT`].
+pub(crate) const PAYLOAD_ZSTD_DICTIONARY_V1: i16 = 2;
+
+impl StoredPayload {
+    /// The codec and bytes PostgreSQL's `events` row holds.
+    pub(crate) fn to_parts(&self) -> (i16, &[u8]) {
+        match self {
+            Self::Text(text) => (PAYLOAD_TEXT, text.as_bytes()),
+            Self::Compressed(bytes) => (PAYLOAD_ZSTD_DICTIONARY_V1, bytes),
+        }
+    }
+}
+
+/// Decodes a PostgreSQL `events` row's codec and bytes back to the payload's canonical text.
+pub(crate) fn decode_payload_parts(codec: i16, data: &[u8]) -> Result<String, String> {
+    match codec {
+        PAYLOAD_TEXT => decode_payload(ValueRef::Text(data)),
+        PAYLOAD_ZSTD_DICTIONARY_V1 => decode_payload(ValueRef::Blob(data)),
+        other => Err(format!("unknown payload codec {other}")),
+    }
+}
+
 /// Decodes an `events.data` value back to the payload's canonical text.
 pub(crate) fn decode_payload(value: ValueRef<'_>) -> Result<String, String> {
     let bytes = match value {

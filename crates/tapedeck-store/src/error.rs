@@ -49,6 +49,64 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
+    /// A `postgres://` store URL that cannot be used as it is.
+    #[error("store `{url}`: {detail}")]
+    PgUrl {
+        /// The URL, any password in it replaced by `***`.
+        url: String,
+        /// What is wrong, and what to do.
+        detail: String,
+    },
+    /// A PostgreSQL failure: connecting, or a statement.
+    #[error("store `{url}`: {detail}")]
+    Postgres {
+        /// The URL (it never holds a password).
+        url: String,
+        /// The server's or the driver's message.
+        detail: String,
+    },
+    /// A PostgreSQL database without a store, or with an older schema: never created or
+    /// upgraded on open, so that one upgraded runner cannot lock older ones out.
+    #[error(
+        "the store `{url}` has schema version {found} and this tapedeck needs {supported}{}; run `tapedeck --store {url} store migrate` (once every tapedeck writing to it is this version)",
+        if *found == 0 { " (the database holds no store yet)" } else { "" }
+    )]
+    PgNeedsMigration {
+        /// The URL.
+        url: String,
+        /// Its schema version (0: none).
+        found: i64,
+        /// The version this build uses.
+        supported: i64,
+    },
+    /// A PostgreSQL store written by a newer tapedeck.
+    #[error(
+        "the store `{url}` has schema version {found}, newer than this tapedeck reads ({supported}); upgrade tapedeck"
+    )]
+    PgNewerSchema {
+        /// The URL.
+        url: String,
+        /// Its schema version.
+        found: i64,
+        /// The newest this build reads.
+        supported: i64,
+    },
+    /// A PostgreSQL database with a `runs` table that is not ours.
+    #[error(
+        "the database of `{url}` has a `runs` table but no tapedeck schema version: it is not a tapedeck store; use another database (or schema, in the URL's `options=-csearch_path=…`)"
+    )]
+    PgForeign {
+        /// The URL.
+        url: String,
+    },
+    /// What a PostgreSQL store cannot do yet (#17 is being built: POSTGRES.md).
+    #[error(
+        "store `{url}`: this does not work on a PostgreSQL store yet (recording, reading, import, export and merge do; see #17); use a SQLite store file"
+    )]
+    PgNotYet {
+        /// The URL.
+        url: String,
+    },
     /// Any other SQLite failure.
     #[error("store `{path}`: {source}")]
     Sqlite {

@@ -6,6 +6,9 @@
 //! [`Store::export_tape`]; OpenTelemetry (OTLP/JSON) spans by [`Store::import_otel`] and
 //! [`Store::export_otel`].
 //!
+//! The same `Store` can also be a PostgreSQL database, the team store being built for #17
+//! ([`Store::open_url`], module [`pg`]; what works there yet and the plan: `POSTGRES.md`).
+//!
 //! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
 //! process being killed, and [`Recorder::committed_seq`] says how far that is. Several
 //! processes may record into one file at once: each waits its turn for the write lock, and a
@@ -47,6 +50,7 @@ mod maintenance;
 mod monitor;
 mod otel;
 mod owner;
+pub mod pg;
 mod query;
 mod schema;
 mod tape;
@@ -74,10 +78,18 @@ pub const DEFAULT_STORE_PATH: &str = ".tapedeck/tapedeck.db";
 /// How long one statement waits for another process's write lock before SQLite reports busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An open store file.
+/// An open store: a SQLite file, or (being built, #17) a PostgreSQL database.
 pub struct Store {
+    /// The file; for a PostgreSQL store, its URL (until `StoreLocation`, POSTGRES.md).
     path: PathBuf,
-    conn: Connection,
+    backend: Backend,
+}
+
+/// The engine behind a [`Store`]: every method of `Store` is written once over the engines'
+/// primitives (POSTGRES.md, "The seam").
+enum Backend {
+    Sqlite(Connection),
+    Postgres(Box<pg::PgStore>),
 }
 
 impl Store {
@@ -93,9 +105,32 @@ impl Store {
             })?;
         }
         let conn = open_connection(&path)?;
-        let store = Self { path, conn };
+        let store = Self {
+            path,
+            backend: Backend::Sqlite(conn),
+        };
         store.mark_dead_runs_incomplete()?;
         Ok(store)
+    }
+
+    /// Opens the PostgreSQL store `url` names (`postgres://USER@HOST:PORT/DATABASE`, resolved
+    /// with this process's environment as libpq would: [`pg::PgTarget`]). Nothing is created:
+    /// a database without a store, or at another schema version, is refused with the command
+    /// to run ([`pg::migrate`]).
+    ///
+    /// Recording ([`Store::writer`]) and reading runs, events and blobs work on it; the other
+    /// methods return [`StoreError::PgNotYet`] until #17 is done.
+    pub fn open_url(url: &str) -> Result<Self, StoreError> {
+        Self::open_postgres(pg::PgTarget::from_env(url)?)
+    }
+
+    /// [`open_url`](Store::open_url) with a target already resolved.
+    pub fn open_postgres(target: pg::PgTarget) -> Result<Self, StoreError> {
+        let store = pg::PgStore::open_target(target)?;
+        Ok(Self {
+            path: PathBuf::from(store.target().url()),
+            backend: Backend::Postgres(Box::new(store)),
+        })
     }
 
     /// Opens an existing store without creating it; `Ok(None)` when there is no file.
@@ -111,13 +146,35 @@ impl Store {
         &self.path
     }
 
-    /// Starts (or joins) this process's writer for this file.
+    /// Starts (or joins) this process's writer for this store.
     pub fn writer(&self) -> Result<Writer, StoreError> {
-        Writer::start(&self.path, WriterOptions::default())
+        self.writer_with(WriterOptions::default())
     }
 
-    pub(crate) fn conn(&self) -> &Connection {
-        &self.conn
+    /// [`writer`](Store::writer) with other batching options.
+    pub fn writer_with(&self, options: WriterOptions) -> Result<Writer, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(_) => Writer::start(&self.path, options),
+            Backend::Postgres(pg) => Writer::start_postgres(pg.target(), options),
+        }
+    }
+
+    /// The SQLite connection, for what is not yet written for PostgreSQL.
+    pub(crate) fn conn(&self) -> Result<&Connection, StoreError> {
+        match &self.backend {
+            Backend::Sqlite(conn) => Ok(conn),
+            Backend::Postgres(pg) => Err(StoreError::PgNotYet {
+                url: pg.target().url().to_owned(),
+            }),
+        }
+    }
+
+    /// The PostgreSQL backend, when this store is one.
+    pub(crate) fn pg(&self) -> Option<&pg::PgStore> {
+        match &self.backend {
+            Backend::Sqlite(_) => None,
+            Backend::Postgres(pg) => Some(pg),
+        }
     }
 
     pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {

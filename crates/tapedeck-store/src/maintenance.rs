@@ -29,7 +29,11 @@ pub struct MergeReport {
 impl Store {
     /// Removes runs and their events. Their blobs stay until [`Store::gc`].
     pub fn remove_runs(&self, ids: &[RunId]) -> Result<usize, StoreError> {
-        let conn = self.conn();
+        if let Some(pg) = self.pg() {
+            let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+            return pg.remove_runs(&ids);
+        }
+        let conn = self.conn()?;
         retry_busy(|| {
             conn.execute_batch("BEGIN IMMEDIATE")?;
             let removed = ids.iter().try_fold(0, |removed, id| {
@@ -43,7 +47,7 @@ impl Store {
     /// Deletes blobs no run references, then compacts the file.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         let bytes_before = self.file_size();
-        let conn = self.conn();
+        let conn = self.conn()?;
         let blobs_removed = retry_busy(|| {
             conn.execute(
                 "DELETE FROM blobs WHERE NOT EXISTS

@@ -53,18 +53,23 @@ impl Store {
         if q.is_empty() || !q.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
             return Err(StoreError::RunNotFound(query.to_owned()));
         }
-        let pattern = format!("{}%", q.replace('%', ""));
-        let mut stmt = self
-            .conn()
-            .prepare_cached(
-                "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1
-                 ORDER BY started_at DESC LIMIT 6",
-            )
-            .map_err(|e| self.err(e))?;
-        let ids: Vec<String> = stmt
-            .query_map([&pattern], |r| r.get(0))
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))?;
+        let prefix = q.replace('%', "");
+        let ids: Vec<String> = match self.pg() {
+            Some(pg) => pg.ids_with_prefix(&prefix, 6)?,
+            None => {
+                let pattern = format!("{prefix}%");
+                let mut stmt = self
+                    .conn()?
+                    .prepare_cached(
+                        "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1
+                         ORDER BY started_at DESC LIMIT 6",
+                    )
+                    .map_err(|e| self.err(e))?;
+                stmt.query_map([&pattern], |r| r.get(0))
+                    .and_then(Iterator::collect)
+                    .map_err(|e| self.err(e))?
+            }
+        };
         match ids.as_slice() {
             [] => Err(StoreError::RunNotFound(query.to_owned())),
             [one] => one.parse().map_err(StoreError::Tape),
@@ -76,8 +81,11 @@ impl Store {
     }
 
     pub(crate) fn run_key(&self, id: &RunId) -> Result<Option<i64>, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.run_key(&id.to_string());
+        }
         // Cached: it runs once per run read (events, monitor, stats over many runs).
-        self.conn()
+        self.conn()?
             .prepare_cached("SELECT key FROM runs WHERE id = ?1")
             .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
             .map_err(|e| self.err(e))
@@ -85,11 +93,14 @@ impl Store {
 
     /// One run.
     pub fn run(&self, id: &RunId) -> Result<Run, StoreError> {
-        let record: Option<String> = self
-            .conn()
-            .prepare_cached("SELECT record FROM runs WHERE id = ?1")
-            .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
-            .map_err(|e| self.err(e))?;
+        let record: Option<String> = match self.pg() {
+            Some(pg) => pg.run_record(&id.to_string())?,
+            None => self
+                .conn()?
+                .prepare_cached("SELECT record FROM runs WHERE id = ?1")
+                .and_then(|mut stmt| stmt.query_row([id.to_string()], |r| r.get(0)).optional())
+                .map_err(|e| self.err(e))?,
+        };
         let record = record.ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
         parse_record(&record, id)
     }
@@ -99,9 +110,11 @@ impl Store {
         let mut sql = String::from("SELECT id, record FROM runs r WHERE 1 = 1");
         let mut args: Vec<SqlValue> = Vec::new();
         // Pushes a parameter and returns its placeholder.
+        // SQLite's placeholders are `?N`, PostgreSQL's `$N`; the SQL is otherwise the same.
+        let sigil = if self.pg().is_some() { '$' } else { '?' };
         let mut arg = |value: SqlValue| {
             args.push(value);
-            format!("?{}", args.len())
+            format!("{sigil}{}", args.len())
         };
         if let Some(suite) = &filter.suite {
             sql += &format!(" AND r.suite = {}", arg(suite.clone().into()));
@@ -144,11 +157,27 @@ impl Store {
         if let Some(limit) = filter.limit {
             sql.push_str(&format!(" LIMIT {limit}"));
         }
-        let mut stmt = self.conn().prepare(&sql).map_err(|e| self.err(e))?;
-        let rows: Vec<(String, String)> = stmt
-            .query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))?;
+        let rows: Vec<(String, String)> = match self.pg() {
+            Some(pg) => {
+                let params: Vec<crate::pg::PgParam> = args
+                    .into_iter()
+                    .map(|value| -> crate::pg::PgParam {
+                        match value {
+                            SqlValue::Integer(i) => Box::new(i),
+                            SqlValue::Text(t) => Box::new(t),
+                            other => Box::new(format!("{other:?}")),
+                        }
+                    })
+                    .collect();
+                pg.id_records(&sql, &params)?
+            }
+            None => {
+                let mut stmt = self.conn()?.prepare(&sql).map_err(|e| self.err(e))?;
+                stmt.query_map(params_from_iter(args), |r| Ok((r.get(0)?, r.get(1)?)))
+                    .and_then(Iterator::collect)
+                    .map_err(|e| self.err(e))?
+            }
+        };
         rows.into_iter()
             .map(|(id, record)| {
                 let id: RunId = id.parse()?;
@@ -172,39 +201,18 @@ impl Store {
         let key = self
             .run_key(id)?
             .ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
-        let sql = match kinds {
-            None => "SELECT seq, at, kind, data FROM events WHERE run = ?1 ORDER BY seq".to_owned(),
-            Some(kinds) => format!(
-                "SELECT seq, at, kind, data FROM events WHERE run = ?1 AND kind IN ({}) \
-                 ORDER BY seq",
-                (0..kinds.len())
-                    .map(|i| format!("?{}", i + 2))
-                    .collect::<Vec<_>>()
-                    .join(",")
-            ),
+        let rows: Vec<(i64, i64, String, Result<String, String>)> = match self.pg() {
+            Some(pg) => pg
+                .event_rows(key, kinds)?
+                .into_iter()
+                .map(|(seq, at, kind, codec, data)| {
+                    (seq, at, kind, codec::decode_payload_parts(codec, &data))
+                })
+                .collect(),
+            None => self.sqlite_event_rows(key, kinds)?,
         };
-        let mut stmt = self.conn().prepare_cached(&sql).map_err(|e| self.err(e))?;
-        let params: Vec<SqlValue> = std::iter::once(SqlValue::Integer(key))
-            .chain(
-                kinds
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|k| SqlValue::Text((*k).to_owned())),
-            )
-            .collect();
-        let rows = stmt
-            .query_map(params_from_iter(params), |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    codec::decode_payload(r.get_ref(3)?),
-                ))
-            })
-            .map_err(|e| self.err(e))?;
-        let mut events = Vec::new();
-        for row in rows {
-            let (seq, at, kind, data) = row.map_err(|e| self.err(e))?;
+        let mut events = Vec::with_capacity(rows.len());
+        for (seq, at, kind, data) in rows {
             let invalid = |detail: String| StoreError::InvalidData {
                 run: id.to_string(),
                 detail: format!("event {seq}: {detail}"),
@@ -228,10 +236,56 @@ impl Store {
         Ok(events)
     }
 
+    /// A run's event rows from SQLite, their payloads decoded to text.
+    #[expect(
+        clippy::type_complexity,
+        reason = "one row's columns, read in one place"
+    )]
+    fn sqlite_event_rows(
+        &self,
+        key: i64,
+        kinds: Option<&[&str]>,
+    ) -> Result<Vec<(i64, i64, String, Result<String, String>)>, StoreError> {
+        let sql = match kinds {
+            None => "SELECT seq, at, kind, data FROM events WHERE run = ?1 ORDER BY seq".to_owned(),
+            Some(kinds) => format!(
+                "SELECT seq, at, kind, data FROM events WHERE run = ?1 AND kind IN ({}) \
+                 ORDER BY seq",
+                (0..kinds.len())
+                    .map(|i| format!("?{}", i + 2))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+        };
+        let mut stmt = self.conn()?.prepare_cached(&sql).map_err(|e| self.err(e))?;
+        let params: Vec<SqlValue> = std::iter::once(SqlValue::Integer(key))
+            .chain(
+                kinds
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|k| SqlValue::Text((*k).to_owned())),
+            )
+            .collect();
+        stmt.query_map(params_from_iter(params), |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, String>(2)?,
+                codec::decode_payload(r.get_ref(3)?),
+            ))
+        })
+        .and_then(Iterator::collect)
+        .map_err(|e| self.err(e))
+    }
+
     /// A blob's content; `run` names the run asking, for the error message.
     pub fn blob(&self, hash: &ContentHash, run: &RunId) -> Result<Value, StoreError> {
+        if self.pg().is_some() {
+            let mut found = self.blobs([*hash], run)?;
+            return Ok(found.remove(hash).unwrap_or_default());
+        }
         let row: Option<(i64, i64, Vec<u8>)> = self
-            .conn()
+            .conn()?
             .prepare_cached("SELECT codec, size, data FROM blobs WHERE hash = ?1")
             .and_then(|mut s| {
                 s.query_row([hash.as_bytes().as_slice()], |r| {
@@ -264,12 +318,30 @@ impl Store {
             .into_iter()
             .collect();
         let mut found = HashMap::with_capacity(wanted.len());
-        for chunk in wanted.chunks(BLOB_BATCH) {
+        if let Some(pg) = self.pg() {
+            for chunk in wanted.chunks(BLOB_BATCH) {
+                let hashes: Vec<&[u8]> = chunk.iter().map(|h| h.as_bytes().as_slice()).collect();
+                for (hash, codec, size, data) in pg.blob_rows(&hashes)? {
+                    let invalid = |detail: String| StoreError::InvalidData {
+                        run: run.to_string(),
+                        detail,
+                    };
+                    let hash =
+                        ContentHash::from_bytes(hash.as_slice().try_into().map_err(|_| {
+                            invalid(format!("a blob hash of {} bytes", hash.len()))
+                        })?);
+                    let value = codec::decode_blob(i64::from(codec), size, &data)
+                        .map_err(|detail| invalid(format!("blob {hash}: {detail}")))?;
+                    found.insert(hash, value);
+                }
+            }
+        }
+        for chunk in wanted.chunks(BLOB_BATCH).filter(|_| self.pg().is_none()) {
             let sql = format!(
                 "SELECT hash, codec, size, data FROM blobs WHERE hash IN ({})",
                 vec!["?"; chunk.len()].join(",")
             );
-            let mut stmt = self.conn().prepare_cached(&sql).map_err(|e| self.err(e))?;
+            let mut stmt = self.conn()?.prepare_cached(&sql).map_err(|e| self.err(e))?;
             let mut rows = stmt
                 .query(params_from_iter(
                     chunk.iter().map(|h| h.as_bytes().as_slice()),
@@ -312,7 +384,10 @@ impl Store {
         let key = self
             .run_key(id)?
             .ok_or_else(|| StoreError::RunNotFound(id.to_string()))?;
-        self.conn()
+        if let Some(pg) = self.pg() {
+            return pg.last_seq(key).map(|n| n as u64);
+        }
+        self.conn()?
             .query_row(
                 "SELECT coalesce(max(seq), 0) FROM events WHERE run = ?1",
                 [key],
@@ -325,7 +400,7 @@ impl Store {
     /// Marks `incomplete` the runs still `running` whose recording process has died.
     pub(crate) fn mark_dead_runs_incomplete(&self) -> Result<(), StoreError> {
         let mut stmt = self
-            .conn()
+            .conn()?
             .prepare("SELECT id, record, owner FROM runs WHERE status = 'running'")
             .map_err(|e| self.err(e))?;
         let running: Vec<(String, String, Option<String>)> = stmt
@@ -340,8 +415,9 @@ impl Store {
             let mut run = parse_record(&record, &id)?;
             run.status = RunStatus::Incomplete;
             let record = tapedeck_trace::canonical_json(&run)?;
+            let conn = self.conn()?;
             crate::writer::retry_busy(|| {
-                self.conn().execute(
+                conn.execute(
                     "UPDATE runs SET status = 'incomplete', record = ?2, owner = NULL
                      WHERE id = ?1 AND status = 'running'",
                     params![id.to_string(), record],

@@ -7,7 +7,7 @@ use rusqlite::params;
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
 use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_value};
 
-use crate::codec::{self, StoredPayload};
+use crate::codec::{self, EncodedBlob, StoredPayload};
 use crate::writer::{commit_or_rollback, insert_run, retry_busy};
 use crate::{Store, StoreError};
 
@@ -29,11 +29,14 @@ impl Store {
     /// Writes a run as a tape. The run and its events are read in one transaction, so a run
     /// still being recorded is exported as one consistent snapshot.
     pub fn export_tape(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
-        self.conn()
+        if let Some(pg) = self.pg() {
+            return pg.snapshot(|| self.export_snapshot(id, out));
+        }
+        self.conn()?
             .execute_batch("BEGIN")
             .map_err(|e| self.err(e))?;
         let result = self.export_snapshot(id, out);
-        let _ = self.conn().execute_batch("COMMIT");
+        let _ = self.conn()?.execute_batch("COMMIT");
         result
     }
 
@@ -78,33 +81,51 @@ impl Store {
             // Nobody is recording it here: it ended, somewhere, without finishing.
             run.status = RunStatus::Incomplete;
         }
-        let conn = self.conn();
+        if let Some(pg) = self.pg() {
+            // Checked whole before one transaction writes it (a tape is bounded by what a run
+            // holds); the same checks as SQLite's, through the same `import_events`.
+            let mut rows = PgImport::default();
+            let events = self.import_events(&mut lines, &mut rows, &run)?;
+            return Ok(if pg.import_run(&run, rows.blobs, rows.events)? {
+                ImportOutcome::Imported { id: run.id, events }
+            } else {
+                ImportOutcome::AlreadyPresent(run.id)
+            });
+        }
+        let conn = self.conn()?;
         retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
-        let result = self.import_events(&run, &mut lines);
+        let result = (|| {
+            let key = insert_run(conn, &run, None).map_err(|e| self.err(e))?;
+            let mut sink = SqliteImport {
+                store: self,
+                key,
+                insert_event: conn
+                    .prepare_cached(
+                        "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    )
+                    .map_err(|e| self.err(e))?,
+                insert_blob: conn
+                    .prepare_cached(
+                        "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
+                    )
+                    .map_err(|e| self.err(e))?,
+                insert_run_blob: conn
+                    .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")
+                    .map_err(|e| self.err(e))?,
+            };
+            self.import_events(&mut lines, &mut sink, &run)
+        })();
         let events = commit_or_rollback(conn, result, |e| self.err(e))?;
         Ok(ImportOutcome::Imported { id: run.id, events })
     }
 
+    /// Checks a tape's event lines and hands their rows to `sink`; the number of events.
     fn import_events(
         &self,
-        run: &tapedeck_trace::Run,
         lines: &mut dyn Iterator<Item = std::io::Result<String>>,
+        sink: &mut dyn ImportSink,
+        run: &tapedeck_trace::Run,
     ) -> Result<u64, StoreError> {
-        let conn = self.conn();
-        let key = insert_run(conn, run, None).map_err(|e| self.err(e))?;
-        let mut insert_event = conn
-            .prepare_cached(
-                "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut insert_blob = conn
-            .prepare_cached(
-                "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
-            )
-            .map_err(|e| self.err(e))?;
-        let mut insert_run_blob = conn
-            .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")
-            .map_err(|e| self.err(e))?;
         let mut known: HashSet<ContentHash> = HashSet::new();
         let mut totals = Totals::default();
         let mut expected_seq = 1u64;
@@ -135,18 +156,7 @@ impl Store {
                     ))
                     .into());
                 }
-                let encoded = codec::encode_blob(hash, canonical);
-                insert_blob
-                    .execute(params![
-                        hash.as_bytes().as_slice(),
-                        encoded.codec,
-                        encoded.size,
-                        encoded.data
-                    ])
-                    .map_err(|e| self.err(e))?;
-                insert_run_blob
-                    .execute(params![key, hash.as_bytes().as_slice()])
-                    .map_err(|e| self.err(e))?;
+                sink.blob(codec::encode_blob(hash, canonical))?;
                 known.insert(hash);
             }
             for hash in event.data.blob_refs() {
@@ -160,18 +170,87 @@ impl Store {
             }
             totals.observe(&event.data);
             let payload = StoredPayload::encode(crate::writer::payload_json(&event.data)?);
-            insert_event
-                .execute(params![
-                    key,
-                    event.seq as i64,
-                    event.at.as_micros(),
-                    event.data.kind(),
-                    payload
-                ])
-                .map_err(|e| self.err(e))?;
+            sink.event(
+                event.seq as i64,
+                event.at.as_micros(),
+                event.data.kind(),
+                payload,
+            )?;
         }
         check_totals(&run.totals, &totals)?;
         Ok(expected_seq - 1)
+    }
+}
+
+/// Where [`Store::import_events`] puts a checked tape's rows.
+trait ImportSink {
+    fn blob(&mut self, blob: EncodedBlob) -> Result<(), StoreError>;
+    fn event(
+        &mut self,
+        seq: i64,
+        at: i64,
+        kind: &'static str,
+        payload: StoredPayload,
+    ) -> Result<(), StoreError>;
+}
+
+/// SQLite: each row inserted at once, in the caller's transaction.
+struct SqliteImport<'c> {
+    store: &'c Store,
+    key: i64,
+    insert_event: rusqlite::CachedStatement<'c>,
+    insert_blob: rusqlite::CachedStatement<'c>,
+    insert_run_blob: rusqlite::CachedStatement<'c>,
+}
+
+impl ImportSink for SqliteImport<'_> {
+    fn blob(&mut self, blob: EncodedBlob) -> Result<(), StoreError> {
+        let hash = blob.hash.as_bytes().as_slice();
+        self.insert_blob
+            .execute(params![hash, blob.codec, blob.size, blob.data])
+            .map_err(|e| self.store.err(e))?;
+        self.insert_run_blob
+            .execute(params![self.key, hash])
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        seq: i64,
+        at: i64,
+        kind: &'static str,
+        payload: StoredPayload,
+    ) -> Result<(), StoreError> {
+        self.insert_event
+            .execute(params![self.key, seq, at, kind, payload])
+            .map_err(|e| self.store.err(e))?;
+        Ok(())
+    }
+}
+
+/// PostgreSQL: the rows gathered, for one transaction once the whole tape is checked.
+#[derive(Default)]
+struct PgImport {
+    blobs: Vec<EncodedBlob>,
+    events: Vec<(i64, i64, &'static str, StoredPayload)>,
+}
+
+impl ImportSink for PgImport {
+    fn blob(&mut self, blob: EncodedBlob) -> Result<(), StoreError> {
+        self.blobs.push(blob);
+        Ok(())
+    }
+
+    fn event(
+        &mut self,
+        seq: i64,
+        at: i64,
+        kind: &'static str,
+        payload: StoredPayload,
+    ) -> Result<(), StoreError> {
+        self.events.push((seq, at, kind, payload));
+        Ok(())
     }
 }
 

@@ -43,7 +43,7 @@ impl Default for WriterOptions {
     }
 }
 
-enum Op {
+pub(crate) enum Op {
     Start {
         run: Box<Run>,
         committed: Arc<AtomicU64>,
@@ -73,7 +73,7 @@ enum Op {
 
 /// Why the writer thread did not do what a recorder asked.
 #[derive(Clone, Debug)]
-enum Refusal {
+pub(crate) enum Refusal {
     /// The writer failed; nothing since its last commit was stored.
     Failed(String),
     /// A run with this id is already in the store; nothing else was affected.
@@ -129,27 +129,52 @@ impl Writer {
     /// for it (one writer per file per process keeps inserts in one queue).
     pub fn start(path: &Path, options: WriterOptions) -> Result<Self, StoreError> {
         let key = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        Self::start_with(key, path.to_path_buf(), options, || {
+            open_connection(path).map(Sink::Sqlite)
+        })
+    }
+
+    /// Starts (or joins) this process's writer for the PostgreSQL store `target` names; the
+    /// writer has a connection of its own. The schema must be this build's ([`crate::pg::check`]).
+    pub fn start_postgres(
+        target: &crate::pg::PgTarget,
+        options: WriterOptions,
+    ) -> Result<Self, StoreError> {
+        // Until `StoreLocation` replaces paths (POSTGRES.md), a PostgreSQL store's "path" is
+        // its URL: what its errors name.
+        let key = PathBuf::from(format!("postgres-writer:{target}"));
+        Self::start_with(key, PathBuf::from(target.url()), options, || {
+            crate::pg::PgSink::connect(target).map(|sink| Sink::Postgres(Box::new(sink)))
+        })
+    }
+
+    fn start_with(
+        key: PathBuf,
+        path: PathBuf,
+        options: WriterOptions,
+        open: impl FnOnce() -> Result<Sink, StoreError>,
+    ) -> Result<Self, StoreError> {
         let mut writers = registry()
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         if let Some(inner) = writers.get(&key).and_then(Weak::upgrade) {
             return Ok(Self { inner });
         }
-        let conn = open_connection(path)?;
+        let sink = open()?;
         let (tx, rx) = mpsc::sync_channel(options.batch_size * 2);
         let failure = Arc::new(Mutex::new(None));
         let queued = Arc::new(AtomicUsize::new(0));
         let thread = {
             let failure = Arc::clone(&failure);
             let queued = Arc::clone(&queued);
-            let path = path.to_path_buf();
+            let path = path.clone();
             std::thread::Builder::new()
                 .name("tapedeck-writer".to_owned())
-                .spawn(move || WriterThread::new(conn, path, options, failure, queued).run(rx))
+                .spawn(move || WriterThread::new(sink, path, options, failure, queued).run(rx))
                 .map_err(StoreError::Io)?
         };
         let inner = Arc::new(WriterInner {
-            path: path.to_path_buf(),
+            path,
             tx,
             queued,
             batch_size: options.batch_size.max(1),
@@ -475,14 +500,22 @@ pub(crate) fn payload_json(data: &EventData) -> Result<String, StoreError> {
     Ok(out)
 }
 
-struct ActiveRun {
-    key: i64,
-    run: Run,
+pub(crate) struct ActiveRun {
+    pub(crate) key: i64,
+    pub(crate) run: Run,
     committed: Arc<AtomicU64>,
 }
 
+/// Where a writer thread writes.
+pub(crate) enum Sink {
+    /// A SQLite file.
+    Sqlite(Connection),
+    /// A PostgreSQL database.
+    Postgres(Box<crate::pg::PgSink>),
+}
+
 struct WriterThread {
-    conn: Connection,
+    sink: Sink,
     path: PathBuf,
     options: WriterOptions,
     failure: Arc<Mutex<Option<String>>>,
@@ -494,25 +527,25 @@ struct WriterThread {
 
 /// What applying a batch changed, kept aside until the transaction commits.
 #[derive(Default)]
-struct BatchEffects {
-    started: Vec<(RunId, i64, Run, Arc<AtomicU64>)>,
-    max_seq: HashMap<RunId, u64>,
-    totals: HashMap<RunId, Totals>,
-    finished: Vec<RunId>,
+pub(crate) struct BatchEffects {
+    pub(crate) started: Vec<(RunId, i64, Run, Arc<AtomicU64>)>,
+    pub(crate) max_seq: HashMap<RunId, u64>,
+    pub(crate) totals: HashMap<RunId, Totals>,
+    pub(crate) finished: Vec<RunId>,
     /// Runs not started because their id is already in the store.
-    duplicates: Vec<RunId>,
+    pub(crate) duplicates: Vec<RunId>,
 }
 
 impl WriterThread {
     fn new(
-        conn: Connection,
+        sink: Sink,
         path: PathBuf,
         options: WriterOptions,
         failure: Arc<Mutex<Option<String>>>,
         queued: Arc<AtomicUsize>,
     ) -> Self {
         Self {
-            conn,
+            sink,
             path,
             options,
             failure,
@@ -577,17 +610,11 @@ impl WriterThread {
             .clone();
         let result = match failed {
             Some(detail) => Err(detail),
-            None => retry_busy(|| self.apply(batch)).map_err(|e| {
-                // SQLite's own words: the errors built from this detail name the file already.
-                let detail = match StoreError::from_sqlite(&self.path, e) {
-                    StoreError::Sqlite { source, .. } => source.to_string(),
-                    other => other.to_string(),
-                };
+            None => self.apply(batch).inspect_err(|detail| {
                 *self
                     .failure
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(detail.clone());
-                detail
             }),
         };
         let (result, duplicates) = match result {
@@ -614,97 +641,24 @@ impl WriterThread {
         }
     }
 
-    /// Applies a batch in one transaction.
-    fn apply(&self, batch: &[Op]) -> Result<BatchEffects, rusqlite::Error> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        let result = self.apply_in_transaction(batch);
-        commit_or_rollback(&self.conn, result, std::convert::identity)
-    }
-
-    fn apply_in_transaction(&self, batch: &[Op]) -> Result<BatchEffects, rusqlite::Error> {
-        let mut effects = BatchEffects::default();
-        let mut new_keys: HashMap<RunId, i64> = HashMap::new();
-        let key_of = |id: &RunId, new_keys: &HashMap<RunId, i64>| {
-            new_keys
-                .get(id)
-                .copied()
-                .or_else(|| self.active.get(id).map(|a| a.key))
-        };
-        let mut insert_event = self.conn.prepare_cached(
-            "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-        )?;
-        let mut insert_blob = self.conn.prepare_cached(
-            "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
-        )?;
-        let mut insert_run_blob = self
-            .conn
-            .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")?;
-        for op in batch {
-            match op {
-                Op::Start { run, committed, .. } => {
-                    // A duplicate id is refused alone: failing the batch would lose the other
-                    // recorders' events and stop this process's writer for good.
-                    let exists = self
-                        .conn
-                        .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
-                        .exists([run.id.to_string()])?;
-                    if exists {
-                        effects.duplicates.push(run.id);
-                        continue;
-                    }
-                    let key = insert_run(&self.conn, run, Some(&self.owner))?;
-                    new_keys.insert(run.id, key);
-                    effects
-                        .started
-                        .push((run.id, key, (**run).clone(), Arc::clone(committed)));
-                }
-                Op::Event {
-                    run,
-                    seq,
-                    at,
-                    kind,
-                    payload,
-                    totals,
-                } => {
-                    let Some(key) = key_of(run, &new_keys) else {
-                        continue;
-                    };
-                    insert_event.execute(params![key, *seq as i64, at, kind, payload])?;
-                    effects.max_seq.insert(*run, *seq);
-                    if let Some(totals) = totals {
-                        effects.totals.insert(*run, (**totals).clone());
-                    }
-                }
-                Op::Blob { run, blob } => {
-                    let Some(key) = key_of(run, &new_keys) else {
-                        continue;
-                    };
-                    let hash = blob.hash.as_bytes().as_slice();
-                    insert_blob.execute(params![hash, blob.codec, blob.size, blob.data])?;
-                    insert_run_blob.execute(params![key, hash])?;
-                }
-                Op::Finish { run, .. } => {
-                    update_run(&self.conn, run, None)?;
-                    effects.finished.push(run.id);
-                    effects.totals.remove(&run.id);
-                }
-                Op::Flush { .. } | Op::Shutdown => {}
+    /// Applies a batch in one transaction; on failure, the engine's own words (the errors
+    /// built from them name the store already).
+    fn apply(&mut self, batch: &[Op]) -> Result<BatchEffects, String> {
+        match &mut self.sink {
+            Sink::Sqlite(conn) => {
+                let conn = &*conn;
+                retry_busy(|| {
+                    conn.execute_batch("BEGIN IMMEDIATE")?;
+                    let result = apply_sqlite(conn, &self.owner, &self.active, batch);
+                    commit_or_rollback(conn, result, std::convert::identity)
+                })
+                .map_err(|e| match StoreError::from_sqlite(&self.path, e) {
+                    StoreError::Sqlite { source, .. } => source.to_string(),
+                    other => other.to_string(),
+                })
             }
+            Sink::Postgres(pg) => pg.apply(batch, &self.owner, &self.active),
         }
-        for (id, totals) in &effects.totals {
-            let base = effects
-                .started
-                .iter()
-                .find(|(sid, ..)| sid == id)
-                .map(|(_, _, run, _)| run)
-                .or_else(|| self.active.get(id).map(|a| &a.run));
-            if let Some(base) = base {
-                let mut run = base.clone();
-                run.totals = totals.clone();
-                update_run(&self.conn, &run, Some(&self.owner))?;
-            }
-        }
-        Ok(effects)
     }
 
     /// Publishes a committed batch: committed sequence numbers, run state.
@@ -733,6 +687,96 @@ impl WriterThread {
             self.active.remove(&id);
         }
     }
+}
+
+/// Applies a batch to a SQLite store; the caller holds the transaction.
+fn apply_sqlite(
+    conn: &Connection,
+    owner: &str,
+    active: &HashMap<RunId, ActiveRun>,
+    batch: &[Op],
+) -> Result<BatchEffects, rusqlite::Error> {
+    let mut effects = BatchEffects::default();
+    let mut new_keys: HashMap<RunId, i64> = HashMap::new();
+    let key_of = |id: &RunId, new_keys: &HashMap<RunId, i64>| {
+        new_keys
+            .get(id)
+            .copied()
+            .or_else(|| active.get(id).map(|a| a.key))
+    };
+    let mut insert_event = conn.prepare_cached(
+        "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+    )?;
+    let mut insert_blob = conn.prepare_cached(
+        "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
+    )?;
+    let mut insert_run_blob =
+        conn.prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")?;
+    for op in batch {
+        match op {
+            Op::Start { run, committed, .. } => {
+                // A duplicate id is refused alone: failing the batch would lose the other
+                // recorders' events and stop this process's writer for good.
+                let exists = conn
+                    .prepare_cached("SELECT 1 FROM runs WHERE id = ?1")?
+                    .exists([run.id.to_string()])?;
+                if exists {
+                    effects.duplicates.push(run.id);
+                    continue;
+                }
+                let key = insert_run(conn, run, Some(owner))?;
+                new_keys.insert(run.id, key);
+                effects
+                    .started
+                    .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+            }
+            Op::Event {
+                run,
+                seq,
+                at,
+                kind,
+                payload,
+                totals,
+            } => {
+                let Some(key) = key_of(run, &new_keys) else {
+                    continue;
+                };
+                insert_event.execute(params![key, *seq as i64, at, kind, payload])?;
+                effects.max_seq.insert(*run, *seq);
+                if let Some(totals) = totals {
+                    effects.totals.insert(*run, (**totals).clone());
+                }
+            }
+            Op::Blob { run, blob } => {
+                let Some(key) = key_of(run, &new_keys) else {
+                    continue;
+                };
+                let hash = blob.hash.as_bytes().as_slice();
+                insert_blob.execute(params![hash, blob.codec, blob.size, blob.data])?;
+                insert_run_blob.execute(params![key, hash])?;
+            }
+            Op::Finish { run, .. } => {
+                update_run(conn, run, None)?;
+                effects.finished.push(run.id);
+                effects.totals.remove(&run.id);
+            }
+            Op::Flush { .. } | Op::Shutdown => {}
+        }
+    }
+    for (id, totals) in &effects.totals {
+        let base = effects
+            .started
+            .iter()
+            .find(|(sid, ..)| sid == id)
+            .map(|(_, _, run, _)| run)
+            .or_else(|| active.get(id).map(|a| &a.run));
+        if let Some(base) = base {
+            let mut run = base.clone();
+            run.totals = totals.clone();
+            update_run(conn, &run, Some(owner))?;
+        }
+    }
+    Ok(effects)
 }
 
 /// Inserts a run row (and its labels); returns its key. Callers hold a transaction.

@@ -1,6 +1,7 @@
 //! Test support for tapedeck: deterministic tapes ([`TapeBuilder`]), the fixture runs every part
 //! tests against ([`scenarios`]), a fake model API on 127.0.0.1 ([`fake_http`]), the binary run
-//! from a test's folder ([`cli`]), the real clients the tests need ([`clients`]), and the filters that make CLI output snapshot-stable
+//! from a test's folder ([`cli`]), the real clients the tests need ([`clients`]), a throwaway PostgreSQL
+//! server with a database per test ([`postgres`]), and the filters that make CLI output snapshot-stable
 //! ([`snapshot`]).
 //!
 //! Nothing here is used by a shipped binary. The tapes it builds are byte-identical to what the
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod clients;
 pub mod fake_http;
 pub mod message;
+pub mod postgres;
 pub mod scenarios;
 pub mod snapshot;
 

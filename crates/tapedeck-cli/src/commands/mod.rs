@@ -19,6 +19,7 @@ pub mod rm;
 pub mod run;
 pub mod show;
 pub mod stats;
+pub mod store;
 
 use std::path::Path;
 

@@ -46,12 +46,17 @@ impl Store {
     /// Writes a run as OTLP/JSON (one `TracesData` object on one line). Read in one
     /// transaction, like [`Store::export_tape`].
     pub fn export_otel(&self, id: &RunId, out: &mut dyn Write) -> Result<(), StoreError> {
-        self.conn()
-            .execute_batch("BEGIN")
-            .map_err(|e| self.err(e))?;
-        let result = self.otel_snapshot(id);
-        let _ = self.conn().execute_batch("COMMIT");
-        let doc = result?;
+        let doc = match self.pg() {
+            Some(pg) => pg.snapshot(|| self.otel_snapshot(id))?,
+            None => {
+                self.conn()?
+                    .execute_batch("BEGIN")
+                    .map_err(|e| self.err(e))?;
+                let result = self.otel_snapshot(id);
+                let _ = self.conn()?.execute_batch("COMMIT");
+                result?
+            }
+        };
         serde_json::to_writer(&mut *out, &doc).map_err(std::io::Error::from)?;
         out.write_all(b"\n")?;
         out.flush()?;

@@ -1,0 +1,53 @@
+//! The store on PostgreSQL (issue #17): connecting ([`PgTarget`], which reads what libpq would
+//! read), the schema ([`migrate`], [`check`]) and an open store ([`PgStore`]).
+//!
+//! This is the foundation of the second backend; how it joins the SQLite store behind one
+//! interface is planned in `POSTGRES.md` beside this crate's `Cargo.toml`.
+
+mod connect;
+mod query;
+mod schema;
+mod writer;
+
+use std::sync::Mutex;
+
+use postgres::Client;
+
+pub use connect::{PgSslMode, PgTarget, is_postgres_url};
+pub(crate) use query::PgParam;
+pub use schema::{MigrateReport, check, migrate};
+pub(crate) use writer::PgSink;
+
+use crate::StoreError;
+
+/// A store on PostgreSQL, open: its schema was checked to be this build's. `Store` holds
+/// one as its second backend ([`crate::Store::open_url`]).
+pub struct PgStore {
+    target: PgTarget,
+    /// Locked per statement: `Store`'s methods take `&self`, the driver's `&mut self`.
+    client: Mutex<Client>,
+}
+
+impl PgStore {
+    /// Connects to the store `url` names (resolved with this process's environment) and
+    /// checks its schema; a database without one, or at another version, is refused with the
+    /// command to run.
+    pub fn open(url: &str) -> Result<Self, StoreError> {
+        Self::open_target(PgTarget::from_env(url)?)
+    }
+
+    /// [`open`](PgStore::open) with a target already resolved.
+    pub fn open_target(target: PgTarget) -> Result<Self, StoreError> {
+        let mut client = target.connect()?;
+        check(&mut client, &target)?;
+        Ok(Self {
+            target,
+            client: Mutex::new(client),
+        })
+    }
+
+    /// Where the store is.
+    pub fn target(&self) -> &PgTarget {
+        &self.target
+    }
+}

@@ -1,0 +1,325 @@
+//! The writer thread's batches into PostgreSQL ([`PgSink`]): one transaction a batch, the
+//! events and blobs of the batch as one multi-row insert each.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use postgres::{Client, Transaction};
+use tapedeck_trace::{Run, RunId, Timestamp, canonical_json};
+
+use super::PgTarget;
+use super::connect::describe;
+use crate::StoreError;
+use crate::writer::{ActiveRun, BatchEffects, Op};
+
+/// A writer thread's connection to a PostgreSQL store.
+pub(crate) struct PgSink {
+    client: Client,
+}
+
+impl PgSink {
+    /// Connects, and checks the schema as every open does.
+    pub(crate) fn connect(target: &PgTarget) -> Result<Self, StoreError> {
+        let mut client = target.connect()?;
+        super::check(&mut client, target)?;
+        Ok(Self { client })
+    }
+
+    /// Applies a batch in one transaction; the server's words on failure.
+    pub(crate) fn apply(
+        &mut self,
+        batch: &[Op],
+        owner: &str,
+        active: &HashMap<RunId, ActiveRun>,
+    ) -> Result<BatchEffects, String> {
+        let mut tx = self
+            .client
+            .transaction()
+            .map_err(|e| describe(&e))
+            .described()?;
+        let effects = apply_in(&mut tx, batch, owner, active)?;
+        tx.commit().map_err(|e| describe(&e))?;
+        Ok(effects)
+    }
+}
+
+/// The rows of a batch, gathered to be inserted with one statement a table.
+#[derive(Default)]
+struct Rows {
+    event_runs: Vec<i64>,
+    event_seqs: Vec<i64>,
+    event_ats: Vec<i64>,
+    event_kinds: Vec<&'static str>,
+    event_codecs: Vec<i16>,
+    event_data: Vec<Vec<u8>>,
+    /// By hash, so that two hosts inserting the same blobs take their locks in the same order
+    /// and cannot deadlock; `(codec, size, data)`.
+    blobs: BTreeMap<Vec<u8>, (i16, i64, Vec<u8>)>,
+    run_blobs: BTreeMap<(i64, Vec<u8>), ()>,
+}
+
+fn apply_in(
+    tx: &mut Transaction<'_>,
+    batch: &[Op],
+    owner: &str,
+    active: &HashMap<RunId, ActiveRun>,
+) -> Result<BatchEffects, String> {
+    let mut effects = BatchEffects::default();
+    let mut new_keys: HashMap<RunId, i64> = HashMap::new();
+    let key_of = |id: &RunId, new_keys: &HashMap<RunId, i64>| {
+        new_keys
+            .get(id)
+            .copied()
+            .or_else(|| active.get(id).map(|a| a.key))
+    };
+    let mut rows = Rows::default();
+    for op in batch {
+        match op {
+            Op::Start { run, committed, .. } => match insert_run(tx, run, Some(owner))? {
+                // A duplicate id is refused alone, as on SQLite.
+                None => effects.duplicates.push(run.id),
+                Some(key) => {
+                    new_keys.insert(run.id, key);
+                    effects
+                        .started
+                        .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+                }
+            },
+            Op::Event {
+                run,
+                seq,
+                at,
+                kind,
+                payload,
+                totals,
+            } => {
+                let Some(key) = key_of(run, &new_keys) else {
+                    continue;
+                };
+                let (codec, data) = payload.to_parts();
+                rows.event_runs.push(key);
+                rows.event_seqs.push(*seq as i64);
+                rows.event_ats.push(*at);
+                rows.event_kinds.push(kind);
+                rows.event_codecs.push(codec);
+                rows.event_data.push(data.to_vec());
+                effects.max_seq.insert(*run, *seq);
+                if let Some(totals) = totals {
+                    effects.totals.insert(*run, (**totals).clone());
+                }
+            }
+            Op::Blob { run, blob } => {
+                let Some(key) = key_of(run, &new_keys) else {
+                    continue;
+                };
+                let hash = blob.hash.as_bytes().to_vec();
+                rows.run_blobs.insert((key, hash.clone()), ());
+                rows.blobs
+                    .entry(hash)
+                    .or_insert_with(|| (blob.codec as i16, blob.size, blob.data.clone()));
+            }
+            Op::Finish { run, .. } => {
+                update_run(tx, run, None).described()?;
+                effects.finished.push(run.id);
+                effects.totals.remove(&run.id);
+            }
+            Op::Flush { .. } | Op::Shutdown => {}
+        }
+    }
+    insert_rows(tx, rows).described()?;
+    for (id, totals) in &effects.totals {
+        let base = effects
+            .started
+            .iter()
+            .find(|(sid, ..)| sid == id)
+            .map(|(_, _, run, _)| run)
+            .or_else(|| active.get(id).map(|a| &a.run));
+        if let Some(base) = base {
+            let mut run = base.clone();
+            run.totals = totals.clone();
+            update_run(tx, &run, Some(owner)).described()?;
+        }
+    }
+    Ok(effects)
+}
+
+fn insert_rows(tx: &mut Transaction<'_>, rows: Rows) -> Result<(), String> {
+    if !rows.blobs.is_empty() {
+        let mut hashes = Vec::with_capacity(rows.blobs.len());
+        let (mut codecs, mut sizes, mut data) = (Vec::new(), Vec::new(), Vec::new());
+        for (hash, (codec, size, bytes)) in rows.blobs {
+            hashes.push(hash);
+            codecs.push(codec);
+            sizes.push(size);
+            data.push(bytes);
+        }
+        tx.execute(
+            "INSERT INTO blobs (hash, codec, size, data)
+             SELECT * FROM unnest($1::bytea[], $2::smallint[], $3::bigint[], $4::bytea[])
+             ON CONFLICT (hash) DO NOTHING",
+            &[&hashes, &codecs, &sizes, &data],
+        )
+        .described()?;
+    }
+    if !rows.run_blobs.is_empty() {
+        let (runs, hashes): (Vec<i64>, Vec<Vec<u8>>) = rows.run_blobs.into_keys().unzip();
+        tx.execute(
+            "INSERT INTO run_blobs (run, hash)
+             SELECT * FROM unnest($1::bigint[], $2::bytea[])
+             ON CONFLICT DO NOTHING",
+            &[&runs, &hashes],
+        )
+        .described()?;
+    }
+    if !rows.event_runs.is_empty() {
+        tx.execute(
+            "INSERT INTO events (run, seq, at, kind, codec, data)
+             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                  $5::smallint[], $6::bytea[])",
+            &[
+                &rows.event_runs,
+                &rows.event_seqs,
+                &rows.event_ats,
+                &rows.event_kinds,
+                &rows.event_codecs,
+                &rows.event_data,
+            ],
+        )
+        .described()?;
+    }
+    Ok(())
+}
+
+/// Inserts a run row and its labels; its key, or `None` when a run with its id is already in
+/// the store (nothing is written then).
+pub(crate) fn insert_run(
+    tx: &mut Transaction<'_>,
+    run: &Run,
+    owner: Option<&str>,
+) -> Result<Option<i64>, String> {
+    let row = tx
+        .query_opt(
+            "INSERT INTO runs (id, short_id, source, suite, task, parent_id, started_at, status,
+             steps, tool_calls, record)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 0, 0, '')
+         ON CONFLICT (id) DO NOTHING
+         RETURNING key",
+            &[
+                &run.id.to_string(),
+                &run.id.short(),
+                &run.source.as_str(),
+                &run.suite,
+                &run.task,
+                &run.parent.map(|p| p.to_string()),
+                &run.started_at.as_micros(),
+            ],
+        )
+        .described()?;
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let key: i64 = row.get(0);
+    update_run(tx, run, owner).described()?;
+    for (k, v) in &run.labels {
+        tx.execute(
+            "INSERT INTO run_labels (run, key, value) VALUES ($1, $2, $3)",
+            &[&key, k, v],
+        )
+        .described()?;
+    }
+    Ok(Some(key))
+}
+
+/// Rewrites a run row's outcome, totals and agent from `run` (as `writer::update_run` does on
+/// SQLite).
+pub(crate) fn update_run(
+    tx: &mut Transaction<'_>,
+    run: &Run,
+    owner: Option<&str>,
+) -> Result<(), String> {
+    let record = canonical_json(run).map_err(|e| format!("run {}: {e}", run.id))?;
+    tx.execute(
+        "UPDATE runs SET ended_at = $2, status = $3, stop_reason = $4, steps = $5,
+             tool_calls = $6, tokens_in = $7, tokens_out = $8, cost_usd = $9, record = $10,
+             owner = $11, agent_name = $12, agent_fingerprint = $13
+         WHERE id = $1",
+        &[
+            &run.id.to_string(),
+            &run.ended_at.map(Timestamp::as_micros),
+            &run.status.as_str(),
+            &run.stop_reason.as_ref().map(ToString::to_string),
+            &(run.totals.steps as i64),
+            &(run.totals.tool_calls_total() as i64),
+            &run.totals.tokens_in.map(|t| t as i64),
+            &run.totals.tokens_out.map(|t| t as i64),
+            &run.totals.cost_usd,
+            &record,
+            &owner,
+            &run.agent.as_ref().map(|a| a.name.as_str()),
+            &run.agent.as_ref().map(|a| a.fingerprint.as_str()),
+        ],
+    )
+    .described()?;
+    Ok(())
+}
+
+/// The server's words for a failed statement, as the writer reports them.
+trait Described<T> {
+    fn described(self) -> Result<T, String>;
+}
+
+impl<T> Described<T> for Result<T, postgres::Error> {
+    fn described(self) -> Result<T, String> {
+        self.map_err(|e| describe(&e))
+    }
+}
+
+impl<T> Described<T> for Result<T, String> {
+    fn described(self) -> Result<T, String> {
+        self
+    }
+}
+
+impl super::PgStore {
+    /// Inserts a checked run (an imported tape's) with its blobs and events in one
+    /// transaction; `false`, with nothing written, when a run with its id is already there.
+    pub(crate) fn import_run(
+        &self,
+        run: &Run,
+        blobs: Vec<crate::codec::EncodedBlob>,
+        events: Vec<(i64, i64, &'static str, crate::codec::StoredPayload)>,
+    ) -> Result<bool, StoreError> {
+        let err = |detail: String| StoreError::Postgres {
+            url: self.target().url().to_owned(),
+            detail,
+        };
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tx = client.transaction().described().map_err(err)?;
+        let Some(key) = insert_run(&mut tx, run, None).map_err(err)? else {
+            return Ok(false);
+        };
+        let mut rows = Rows::default();
+        for blob in blobs {
+            let hash = blob.hash.as_bytes().to_vec();
+            rows.run_blobs.insert((key, hash.clone()), ());
+            rows.blobs
+                .entry(hash)
+                .or_insert((blob.codec as i16, blob.size, blob.data));
+        }
+        for (seq, at, kind, payload) in events {
+            let (codec, data) = payload.to_parts();
+            rows.event_runs.push(key);
+            rows.event_seqs.push(seq);
+            rows.event_ats.push(at);
+            rows.event_kinds.push(kind);
+            rows.event_codecs.push(codec);
+            rows.event_data.push(data.to_vec());
+        }
+        insert_rows(&mut tx, rows).map_err(err)?;
+        tx.commit().described().map_err(err)?;
+        Ok(true)
+    }
+}

@@ -1,0 +1,116 @@
+//! `tapedeck store migrate`: the one command that takes a PostgreSQL store yet (#17), against
+//! a real server (tapedeck-testkit's `postgres`), its password from the process's own
+//! `PGPASSWORD` or `~/.pgpass`.
+
+use std::os::unix::fs::PermissionsExt as _;
+
+use assert_cmd::Command;
+use tapedeck_testkit::postgres;
+
+use crate::{input_error, stdout, tapedeck_in};
+
+/// `tapedeck --store URL store migrate` in `dir`, with none of libpq's variables but `HOME`
+/// set to `dir` (so no real `~/.pgpass` is read).
+fn migrate(dir: &std::path::Path, url: &str) -> Command {
+    let mut cmd = tapedeck_in(dir);
+    for var in [
+        "PGPASSWORD",
+        "PGPASSFILE",
+        "PGSSLMODE",
+        "PGUSER",
+        "PGHOST",
+        "PGPORT",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd.env("HOME", dir)
+        .args(["--store", url, "store", "migrate"]);
+    cmd
+}
+
+#[test]
+fn store_migrate_creates_a_postgres_store_then_finds_it_current() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    let dir = tempfile::tempdir().expect("a folder");
+    let url = db.url();
+    assert_eq!(
+        stdout(&mut migrate(dir.path(), &url)),
+        format!("created the store `{url}` (schema version 2)\n")
+    );
+    assert_eq!(
+        stdout(&mut migrate(dir.path(), &url)),
+        format!("the store `{url}` is at schema version 2 already\n")
+    );
+    assert_eq!(db.psql("SELECT version FROM tapedeck_schema"), "2");
+    db.psql("UPDATE tapedeck_schema SET version = 1");
+    assert_eq!(
+        stdout(&mut migrate(dir.path(), &url)),
+        format!("upgraded the store `{url}` from schema version 1 to 2\n")
+    );
+    // Every other command still refuses a PostgreSQL store, before touching it.
+    let line = input_error(tapedeck_in(dir.path()).args(["--store", &url, "ls"]));
+    assert!(
+        line.contains("PostgreSQL stores are not supported yet"),
+        "{line}"
+    );
+}
+
+#[test]
+fn store_migrate_logs_in_with_pgpassword_or_the_password_file() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    db.create_role("ci", "hunter2:x");
+    let dir = tempfile::tempdir().expect("a folder");
+    let url = db.url_as("ci");
+
+    let line = input_error(&mut migrate(dir.path(), &url));
+    assert!(
+        line.contains("none was given: set PGPASSWORD or add a line to ~/.pgpass"),
+        "{line}"
+    );
+    let line = input_error(migrate(dir.path(), &url).env("PGPASSWORD", "wrong"));
+    assert!(
+        line.contains("password authentication failed for user \"ci\""),
+        "{line}"
+    );
+    assert!(
+        stdout(migrate(dir.path(), &url).env("PGPASSWORD", "hunter2:x"))
+            .starts_with("created the store"),
+    );
+
+    let pgpass = dir.path().join(".pgpass");
+    std::fs::write(
+        &pgpass,
+        format!("127.0.0.1:{}:*:ci:hunter2\\:x\n", db.port()),
+    )
+    .expect("write the password file");
+    std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600))
+        .expect("make the password file private");
+    assert!(stdout(&mut migrate(dir.path(), &url)).contains("at schema version 2 already"));
+}
+
+#[test]
+fn store_migrate_refuses_a_password_in_the_url_without_repeating_it() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let line = input_error(&mut migrate(
+        dir.path(),
+        "postgres://ci:hunter2@127.0.0.1:1/tapedeck",
+    ));
+    assert!(!line.contains("hunter2"), "{line}");
+    assert!(
+        line.contains("give it in PGPASSWORD or ~/.pgpass"),
+        "{line}"
+    );
+}
+
+#[test]
+fn store_migrate_on_a_file_creates_it() {
+    let dir = tempfile::tempdir().expect("a folder");
+    let out = stdout(tapedeck_in(dir.path()).args(["--store", "t.db", "store", "migrate"]));
+    assert_eq!(out, "created the store `t.db` (schema version 2)\n");
+    let out = stdout(tapedeck_in(dir.path()).args(["--store", "t.db", "store", "migrate"]));
+    assert_eq!(out, "the store `t.db` is at schema version 2 already\n");
+}
