@@ -94,14 +94,10 @@ impl RecordingArgs {
 
     /// The upstreams: the flags, else the environment's, else the public APIs.
     pub fn upstreams(&self) -> Upstreams {
-        let defaults = Upstreams::from_env();
-        Upstreams {
-            openai: self.upstream_openai.clone().unwrap_or(defaults.openai),
-            anthropic: self
-                .upstream_anthropic
-                .clone()
-                .unwrap_or(defaults.anthropic),
-        }
+        Upstreams::given_or_env(
+            self.upstream_openai.as_deref(),
+            self.upstream_anthropic.as_deref(),
+        )
     }
 
     /// The agent's name: `--name`, else the one `command` goes by ([`command_line::agent_name`]).

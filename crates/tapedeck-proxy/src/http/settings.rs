@@ -27,6 +27,16 @@ impl Upstreams {
             anthropic: var("ANTHROPIC_BASE_URL", ANTHROPIC_DEFAULT),
         }
     }
+
+    /// The upstreams given (a command's `--upstream-openai` / `--upstream-anthropic`), each
+    /// else [`Upstreams::from_env`]'s.
+    pub fn given_or_env(openai: Option<&str>, anthropic: Option<&str>) -> Self {
+        let defaults = Self::from_env();
+        Self {
+            openai: openai.map_or(defaults.openai, str::to_owned),
+            anthropic: anthropic.map_or(defaults.anthropic, str::to_owned),
+        }
+    }
 }
 
 pub use tapedeck_wire::Price;

@@ -137,7 +137,7 @@ fn candidate(suite: &Suite, args: &Args) -> anyhow::Result<(Candidate, Option<Pa
     let model = if args.exact {
         ModelSource::Recorded
     } else {
-        let upstreams = super::upstreams(
+        let upstreams = tapedeck_proxy::http::Upstreams::given_or_env(
             args.upstream_openai.as_deref(),
             args.upstream_anthropic.as_deref(),
         );

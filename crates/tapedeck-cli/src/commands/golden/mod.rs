@@ -85,16 +85,6 @@ fn select<'a>(
         .collect())
 }
 
-/// The upstreams of a command suite's model: the flags, else the environment's, else the
-/// public APIs.
-fn upstreams(openai: Option<&str>, anthropic: Option<&str>) -> tapedeck_proxy::http::Upstreams {
-    let defaults = tapedeck_proxy::http::Upstreams::from_env();
-    tapedeck_proxy::http::Upstreams {
-        openai: openai.map_or(defaults.openai, str::to_owned),
-        anthropic: anthropic.map_or(defaults.anthropic, str::to_owned),
-    }
-}
-
 /// Shows a suite run's warnings, and a check's progress, on the terminal.
 #[derive(Default)]
 struct Terminal {

@@ -55,7 +55,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
                     suite.name
                 );
             }
-            let upstreams = super::upstreams(
+            let upstreams = tapedeck_proxy::http::Upstreams::given_or_env(
                 args.upstream_openai.as_deref(),
                 args.upstream_anthropic.as_deref(),
             );

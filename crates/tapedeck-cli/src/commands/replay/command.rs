@@ -16,14 +16,10 @@ use crate::render::{self, DIM};
 /// Replays `parent`, a run of `tapedeck record -- CMD`, by running the command again.
 pub(super) fn replay(store: &Store, parent: Run, args: &Args) -> anyhow::Result<Exit> {
     let upstreams = || {
-        let defaults = Upstreams::from_env();
-        Upstreams {
-            openai: args.upstream_openai.clone().unwrap_or(defaults.openai),
-            anthropic: args
-                .upstream_anthropic
-                .clone()
-                .unwrap_or(defaults.anthropic),
-        }
+        Upstreams::given_or_env(
+            args.upstream_openai.as_deref(),
+            args.upstream_anthropic.as_deref(),
+        )
     };
     let model = match (args.live_model, args.from_step) {
         (false, _) => ModelSource::Recorded,
