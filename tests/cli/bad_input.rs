@@ -241,8 +241,9 @@ fn store_whose_parent_is_a_regular_file() {
 /// Regression: `--store postgres://…` was taken as a path: it created a folder `postgres:` and
 /// a SQLite file deep inside it, and recorded there without a word.
 #[test]
-fn a_store_url_is_refused_before_anything_is_created() {
+fn a_bad_store_url_is_refused_before_anything_is_created() {
     let env = Env::new();
+    // A password on the command line is refused, and never repeated.
     let url = "postgres://tapedeck:s3cret@db.example:5432/tapedeck";
     let commands = [
         vec!["demo"],
@@ -259,19 +260,24 @@ fn a_store_url_is_refused_before_anything_is_created() {
         );
         assert_eq!(
             line,
-            "error: PostgreSQL stores are not supported yet; --store takes a SQLite file path",
+            "error: store `postgres://tapedeck:***@db.example:5432/tapedeck`: the URL holds a password: give it in PGPASSWORD or ~/.pgpass instead, never on the command line",
             "{args:?}"
         );
     }
-    // The same from the environment, and with the URL's password never repeated.
+    // The same from the environment; a server that is not there is named.
     let line = input_error(
         crate::tapedeck_in(env.dir.path())
-            .env("TAPEDECK_STORE", "postgresql://db.example/tapedeck")
+            .env(
+                "TAPEDECK_STORE",
+                "postgresql://tapedeck@127.0.0.1:1/tapedeck",
+            )
             .arg("import")
             .arg(fixture("clean.jsonl")),
     );
     assert!(
-        line.contains("PostgreSQL stores are not supported yet"),
+        line.starts_with(
+            "error: store `postgresql://tapedeck@127.0.0.1:1/tapedeck`: error connecting to server"
+        ),
         "{line}"
     );
     let line = input_error(crate::tapedeck_in(env.dir.path()).args([
@@ -281,7 +287,7 @@ fn a_store_url_is_refused_before_anything_is_created() {
     ]));
     assert_eq!(
         line,
-        "error: `mysql://` stores are not supported; --store takes a SQLite file path"
+        "error: `mysql://` stores are not supported; --store takes a SQLite file path or a postgres:// URL"
     );
     let created: Vec<_> = std::fs::read_dir(env.dir.path())
         .expect("the folder")

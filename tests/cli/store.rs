@@ -1,4 +1,4 @@
-//! `tapedeck store migrate`: the one command that takes a PostgreSQL store yet (#17), against
+//! `tapedeck store migrate`: creating and upgrading a PostgreSQL store (#17), against
 //! a real server (tapedeck-testkit's `postgres`), its password from the process's own
 //! `PGPASSWORD` or `~/.pgpass`.
 
@@ -49,11 +49,10 @@ fn store_migrate_creates_a_postgres_store_then_finds_it_current() {
         stdout(&mut migrate(dir.path(), &url)),
         format!("upgraded the store `{url}` from schema version 1 to 2\n")
     );
-    // Every other command still refuses a PostgreSQL store, before touching it.
-    let line = input_error(tapedeck_in(dir.path()).args(["--store", &url, "ls"]));
-    assert!(
-        line.contains("PostgreSQL stores are not supported yet"),
-        "{line}"
+    // Every other command reads it, once migrated.
+    assert_eq!(
+        stdout(tapedeck_in(dir.path()).args(["--store", &url, "ls"])),
+        format!("no runs in {url} (record some with `tapedeck demo`)\n")
     );
 }
 

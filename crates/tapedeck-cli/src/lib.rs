@@ -67,9 +67,7 @@ enum Command {
 pub fn main(exit_now: fn(i32) -> !) -> ExitCode {
     interrupt::on_second_signal(exit_now);
     let cli = Cli::parse();
-    // Only `store migrate` takes a PostgreSQL store yet (#17).
-    let takes_url = matches!(cli.command, Command::Store(_));
-    let settings = match settings::Settings::resolve(&cli.global, takes_url) {
+    let settings = match settings::Settings::resolve(&cli.global) {
         Ok(settings) => settings,
         Err(err) => {
             render::error(&err);

@@ -157,7 +157,7 @@ impl<'a> Check<'a> {
         observer.runs_planned(prepared.len());
         let tick = || observer.run_done();
         let outcomes = tapedeck_store::on_workers(
-            store.path(),
+            store.location(),
             prepared.len(),
             jobs,
             &tick,

@@ -49,6 +49,14 @@ pub enum StoreError {
         /// The file.
         path: PathBuf,
     },
+    /// A `--store` written as a URL of an engine tapedeck has no backend for.
+    #[error(
+        "`{scheme}://` stores are not supported; --store takes a SQLite file path or a postgres:// URL"
+    )]
+    UnsupportedScheme {
+        /// The URL's scheme, lowercased.
+        scheme: String,
+    },
     /// A `postgres://` store URL that cannot be used as it is.
     #[error("store `{url}`: {detail}")]
     PgUrl {

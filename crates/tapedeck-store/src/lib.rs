@@ -7,7 +7,8 @@
 //! [`Store::export_otel`].
 //!
 //! The same `Store` can also be a PostgreSQL database, the team store being built for #17
-//! ([`Store::open_url`], module [`pg`]; what works there yet and the plan: `POSTGRES.md`).
+//! ([`Store::open_location`] with a [`StoreLocation`], module [`pg`]; what works there yet and
+//! the plan: `POSTGRES.md`).
 //!
 //! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
 //! process being killed, and [`Recorder::committed_seq`] says how far that is. Several
@@ -46,6 +47,7 @@
 
 mod codec;
 mod error;
+mod location;
 mod maintenance;
 mod monitor;
 mod otel;
@@ -57,12 +59,13 @@ mod tape;
 mod workers;
 mod writer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
 pub use error::StoreError;
+pub use location::StoreLocation;
 pub use maintenance::{GcReport, MergeReport};
 pub use monitor::{AgentStats, Distribution, MonitorReport, ToolShare};
 pub use query::{RunFilter, StoredEvent};
@@ -80,8 +83,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// An open store: a SQLite file, or (being built, #17) a PostgreSQL database.
 pub struct Store {
-    /// The file; for a PostgreSQL store, its URL (until `StoreLocation`, POSTGRES.md).
-    path: PathBuf,
+    location: StoreLocation,
     backend: Backend,
 }
 
@@ -106,7 +108,7 @@ impl Store {
         }
         let conn = open_connection(&path)?;
         let store = Self {
-            path,
+            location: StoreLocation::File(path),
             backend: Backend::Sqlite(conn),
         };
         store.mark_dead_runs_incomplete()?;
@@ -128,9 +130,18 @@ impl Store {
     pub fn open_postgres(target: pg::PgTarget) -> Result<Self, StoreError> {
         let store = pg::PgStore::open_target(target)?;
         Ok(Self {
-            path: PathBuf::from(store.target().url()),
+            location: StoreLocation::Postgres(store.target().clone()),
             backend: Backend::Postgres(Box::new(store)),
         })
+    }
+
+    /// Opens the store at `location`: [`open`](Store::open) for a file (created if needed),
+    /// [`open_postgres`](Store::open_postgres) for a PostgreSQL database (never created).
+    pub fn open_location(location: &StoreLocation) -> Result<Self, StoreError> {
+        match location {
+            StoreLocation::File(path) => Self::open(path),
+            StoreLocation::Postgres(target) => Self::open_postgres(target.clone()),
+        }
     }
 
     /// Opens an existing store without creating it; `Ok(None)` when there is no file.
@@ -141,9 +152,18 @@ impl Store {
         Self::open(path).map(Some)
     }
 
-    /// The file this store lives in.
+    /// Where this store is.
+    pub fn location(&self) -> &StoreLocation {
+        &self.location
+    }
+
+    /// The file this store lives in; for a PostgreSQL store, its URL as a path, for messages
+    /// (use [`location`](Store::location) to tell the two apart).
     pub fn path(&self) -> &Path {
-        &self.path
+        match &self.location {
+            StoreLocation::File(path) => path,
+            StoreLocation::Postgres(target) => Path::new(target.url()),
+        }
     }
 
     /// Starts (or joins) this process's writer for this store.
@@ -154,7 +174,7 @@ impl Store {
     /// [`writer`](Store::writer) with other batching options.
     pub fn writer_with(&self, options: WriterOptions) -> Result<Writer, StoreError> {
         match &self.backend {
-            Backend::Sqlite(_) => Writer::start(&self.path, options),
+            Backend::Sqlite(_) => Writer::start(self.path(), options),
             Backend::Postgres(pg) => Writer::start_postgres(pg.target(), options),
         }
     }
@@ -178,7 +198,7 @@ impl Store {
     }
 
     pub(crate) fn err(&self, source: rusqlite::Error) -> StoreError {
-        StoreError::from_sqlite(&self.path, source)
+        StoreError::from_sqlite(self.path(), source)
     }
 }
 

@@ -1,17 +1,16 @@
 //! Work over many runs on several threads: a connection is not shared between threads, so each
-//! worker opens its own to the same store file.
+//! worker opens its own to the same store (file or PostgreSQL database).
 
-use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::{Store, StoreError};
+use crate::{Store, StoreError, StoreLocation};
 
 /// Runs `work(store, i)` for every `i` in `0..len` on `jobs` threads, each with its own
-/// connection to the store at `path` (`Err` if it could not open it), calling `done` after
+/// connection to the store at `location` (`Err` if it could not open it), calling `done` after
 /// each; returns the results in index order.
 pub fn on_workers<R: Send>(
-    path: &Path,
+    location: &StoreLocation,
     len: usize,
     jobs: usize,
     done: &(dyn Fn() + Sync),
@@ -22,7 +21,7 @@ pub fn on_workers<R: Send>(
     std::thread::scope(|scope| {
         for _ in 0..jobs.clamp(1, len.max(1)) {
             scope.spawn(|| {
-                let store = Store::open(path);
+                let store = Store::open_location(location);
                 loop {
                     let i = next.fetch_add(1, Ordering::Relaxed);
                     if i >= len {

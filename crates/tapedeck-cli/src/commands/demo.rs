@@ -6,11 +6,11 @@
 //! file) are compiled into the binary and written next to the store (`.tapedeck/demo/`), so
 //! the demo works from any directory and its agents can be run again with `tapedeck run`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::Context as _;
 use tapedeck_agent::{Agent, LoadedConfig};
-use tapedeck_store::{DEFAULT_STORE_PATH, Store};
+use tapedeck_store::Store;
 use tapedeck_trace::RunId;
 
 use crate::Exit;
@@ -89,7 +89,7 @@ pub struct Args {}
 /// Runs `tapedeck demo`.
 pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     let store = settings.open_store()?;
-    let dir = demo_dir(&settings.store);
+    let dir = settings.folder_beside_store().join("demo");
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the demo folder `{}`", dir.display()))?;
     for (name, text) in AGENT_FILES {
@@ -118,19 +118,19 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     anstream::println!(
         "{h}recorded {} demo runs into {}{h:#}\n",
         runs.len(),
-        settings.store.display()
+        settings.store
     );
     anstream::println!("{}\n", super::ls::table(&runs).trim_fmt());
     let incident = *recorded.last().context("no demo runs")?;
     show_incident(&store, &incident)?;
     let short = incident.short();
     // The commands must find these runs: they name the store unless it is the default one.
-    let tapedeck = if settings.store == Path::new(DEFAULT_STORE_PATH) {
+    let tapedeck = if settings.is_default_store() {
         "tapedeck".to_owned()
     } else {
         format!(
             "tapedeck --store {}",
-            shell_word(&settings.store.display().to_string())
+            shell_word(&settings.store.to_string())
         )
     };
     anstream::println!("\n{h}explore{h:#}");
@@ -222,14 +222,6 @@ fn show_incident(store: &Store, id: &RunId) -> anyhow::Result<()> {
         );
     }
     Ok(())
-}
-
-/// Where the demo's agent files go: a `demo` folder beside the store.
-fn demo_dir(store: &Path) -> PathBuf {
-    match store.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent.join("demo"),
-        _ => PathBuf::from("demo"),
-    }
 }
 
 /// Replays the support bot's runs against its next version (tools from the recordings) and

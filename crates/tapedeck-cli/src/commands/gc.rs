@@ -13,7 +13,7 @@ pub struct Args {}
 /// Runs `tapedeck gc`.
 pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
     let Some(store) = settings.open_existing_store()? else {
-        bail!("the store `{}` does not exist", settings.store.display());
+        bail!("the store `{}` does not exist", settings.store);
     };
     let report = store.gc()?;
     anstream::println!(

@@ -66,13 +66,12 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         };
         match store.map(|store| store.runs(&any)).transpose()? {
             // The store has runs, just none that pass the filters.
-            Some(all) if !all.is_empty() => anstream::println!(
-                "no runs in {} match these filters",
-                settings.store.display()
-            ),
+            Some(all) if !all.is_empty() => {
+                anstream::println!("no runs in {} match these filters", settings.store)
+            }
             _ => anstream::println!(
                 "no runs in {} (record some with `tapedeck demo`)",
-                settings.store.display()
+                settings.store
             ),
         }
         return Ok(Exit::Ok);

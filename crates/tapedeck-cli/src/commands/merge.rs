@@ -1,9 +1,10 @@
-//! `tapedeck merge OTHER.db`: copy in the runs of another store.
+//! `tapedeck merge OTHER`: copy in the runs of another store, a file or a PostgreSQL database,
+//! in either direction.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
 
 use anyhow::bail;
-use tapedeck_store::Store;
+use tapedeck_store::{Store, StoreLocation};
 
 use crate::Exit;
 use crate::settings::Settings;
@@ -11,37 +12,33 @@ use crate::settings::Settings;
 /// Copy every run of another store into this one (runs already here are skipped)
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  tapedeck merge ci-artifacts/tapedeck.db\n  tapedeck --store team.db merge laptop.db"
+    after_help = "OTHER is a store file or a PostgreSQL store's postgres:// URL.\n\nExamples:\n  tapedeck merge ci-artifacts/tapedeck.db\n  tapedeck --store team.db merge laptop.db\n  tapedeck --store postgres://ci@db.internal/tapedeck merge runner-3.db\n  tapedeck --store laptop.db merge postgres://me@db.internal/tapedeck"
 )]
 pub struct Args {
-    /// The store to copy runs from
-    #[arg(value_name = "OTHER.db")]
-    other: PathBuf,
+    /// The store to copy runs from: a file or a postgres:// URL
+    #[arg(value_name = "OTHER")]
+    other: OsString,
 }
 
 /// Runs `tapedeck merge`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
-    if !args.other.exists() {
-        bail!("`{}` does not exist", args.other.display());
+    let other = StoreLocation::parse(&args.other)?;
+    if let Some(path) = other.file()
+        && !path.exists()
+    {
+        bail!("`{}` does not exist", path.display());
     }
-    let same = match (args.other.canonicalize(), settings.store.canonicalize()) {
-        (Ok(a), Ok(b)) => a == b,
-        _ => false,
-    };
-    if same {
-        bail!(
-            "cannot merge the store `{}` into itself",
-            args.other.display()
-        );
+    if other.same_as(&settings.store) {
+        bail!("cannot merge the store `{other}` into itself");
     }
-    let other = Store::open(&args.other)?;
+    let other_store = Store::open_location(&other)?;
     let store = settings.open_store()?;
-    let report = store.merge_from(&other)?;
+    let report = store.merge_from(&other_store)?;
     anstream::println!(
         "merged {} run{} from {} ({} already present)",
         report.added.len(),
         crate::render::plural(report.added.len() as u64),
-        args.other.display(),
+        other,
         report.skipped
     );
     Ok(Exit::Ok)

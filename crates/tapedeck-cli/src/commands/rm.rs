@@ -31,7 +31,7 @@ pub struct Args {
 /// Runs `tapedeck rm`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let Some(store) = settings.open_existing_store()? else {
-        bail!("the store `{}` does not exist", settings.store.display());
+        bail!("the store `{}` does not exist", settings.store);
     };
     let ids: Vec<RunId> = match args.older_than {
         Some(age) => {

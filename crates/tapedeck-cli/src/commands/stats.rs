@@ -47,7 +47,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     if report.agents.is_empty() {
         // "no runs in …", not "no all runs in …".
         let none = if args.all { "runs" } else { window.as_str() };
-        anstream::println!("no {none} in {}", settings.store.display());
+        anstream::println!("no {none} in {}", settings.store);
         return Ok(Exit::Ok);
     }
     let h = HEADING;

@@ -4,8 +4,8 @@
 //! one upgraded CI runner cannot lock a fleet of older proxies out: it is created and upgraded
 //! only here, and every other command refuses it at another schema version, naming this one.
 
-use tapedeck_store::pg::{self, PgTarget};
-use tapedeck_store::{SCHEMA_VERSION, Store};
+use tapedeck_store::pg;
+use tapedeck_store::{SCHEMA_VERSION, Store, StoreLocation};
 
 use crate::Exit;
 use crate::settings::Settings;
@@ -35,18 +35,18 @@ struct MigrateArgs {}
 /// Runs `tapedeck store`.
 pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let Command::Migrate(MigrateArgs {}) = args.command;
-    let (from, to) = match &settings.postgres {
-        Some(url) => {
-            let report = pg::migrate(&PgTarget::from_env(url)?)?;
+    let (from, to) = match &settings.store {
+        StoreLocation::Postgres(target) => {
+            let report = pg::migrate(target)?;
             (report.from, report.to)
         }
-        None => {
-            let existed = settings.store.exists();
-            drop(Store::open(&settings.store)?);
+        StoreLocation::File(path) => {
+            let existed = path.exists();
+            drop(Store::open(path)?);
             (if existed { SCHEMA_VERSION } else { 0 }, SCHEMA_VERSION)
         }
     };
-    let store = settings.store_display();
+    let store = format!("`{}`", settings.store);
     if from == to {
         anstream::println!("the store {store} is at schema version {to} already");
     } else if from == 0 {

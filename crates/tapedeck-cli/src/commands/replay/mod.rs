@@ -128,7 +128,7 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     };
     let store = settings.open_store()?;
     if let Some(dir) = &args.tapes {
-        return replay_tapes(settings, &store, dir, &options, args.jobs, args.json);
+        return replay_tapes(&store, dir, &options, args.jobs, args.json);
     }
     let query = args.run.as_deref().unwrap_or_default();
     let id = store.resolve_run(query)?;
@@ -318,7 +318,6 @@ struct JsonReplays<'a> {
 
 /// Replays every tape under `dir` against the agent of `options`, `jobs` at a time.
 fn replay_tapes(
-    settings: &Settings,
     store: &Store,
     dir: &Path,
     options: &Options,
@@ -344,7 +343,7 @@ fn replay_tapes(
     let bar = render::progress_bar(ids.len() as u64, "tapes replayed");
     let tick = || bar.inc(1);
     let reports = tapedeck_store::on_workers(
-        &settings.store,
+        store.location(),
         ids.len(),
         jobs as usize,
         &tick,
