@@ -5,6 +5,7 @@
 //! format's version in `crates/tapedeck-cli/src/json_output.rs` must be bumped with it.
 
 use std::path::{Path, PathBuf};
+use tapedeck_testkit::on_both_stores;
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -61,104 +62,110 @@ fn with_latencies_filtered() -> insta::Settings {
     settings
 }
 
-#[test]
-fn ls() {
-    let env = Env::with_fixtures();
-    let out = document(env.tapedeck().args(["ls", "--json"]), 0, "tapedeck-runs");
-    insta_settings().bind(|| insta::assert_snapshot!("json_ls", out));
-    // No runs is an empty list, in the same document.
-    let out = document(
-        env.tapedeck().args(["ls", "--json", "--task", "nope"]),
-        0,
-        "tapedeck-runs",
-    );
-    insta::assert_snapshot!(out, @r#"
-    {
-      "format": "tapedeck-runs",
-      "version": 1,
-      "runs": []
+on_both_stores! {
+    fn ls(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = document(env.tapedeck().args(["ls", "--json"]), 0, "tapedeck-runs");
+        insta_settings().bind(|| insta::assert_snapshot!("json_ls", out));
+        // No runs is an empty list, in the same document.
+        let out = document(
+            env.tapedeck().args(["ls", "--json", "--task", "nope"]),
+            0,
+            "tapedeck-runs",
+        );
+        insta::assert_snapshot!(out, @r#"
+        {
+          "format": "tapedeck-runs",
+          "version": 1,
+          "runs": []
+        }
+        "#);
     }
-    "#);
 }
 
-#[test]
-fn ls_without_a_store() {
-    let env = Env::new();
-    let out = document(env.tapedeck().args(["ls", "--json"]), 0, "tapedeck-runs");
-    let listing: Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(listing["runs"], Value::Array(Vec::new()));
-    assert!(
-        !env.store().exists(),
-        "`ls --json` must not create the store"
-    );
+on_both_stores! {
+    fn ls_without_a_store(backend) {
+        let env = Env::on(backend);
+        let out = document(env.tapedeck().args(["ls", "--json"]), 0, "tapedeck-runs");
+        let listing: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(listing["runs"], Value::Array(Vec::new()));
+        assert!(
+            !env.store().exists(),
+            "`ls --json` must not create the store"
+        );
+    }
 }
 
-#[test]
-fn show() {
-    let env = Env::with_fixtures();
-    let out = document(
-        env.tapedeck().args(["show", CLEAN, "--json"]),
-        0,
-        "tapedeck-run",
-    );
-    insta_settings().bind(|| insta::assert_snapshot!("json_show", out));
+on_both_stores! {
+    fn show(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = document(
+            env.tapedeck().args(["show", CLEAN, "--json"]),
+            0,
+            "tapedeck-run",
+        );
+        insta_settings().bind(|| insta::assert_snapshot!("json_show", out));
+    }
 }
 
-#[test]
-fn stats() {
-    let env = Env::with_fixtures();
-    let out = document(
-        env.tapedeck().args(["stats", "--all", "--json"]),
-        0,
-        "tapedeck-stats",
-    );
-    insta_settings().bind(|| insta::assert_snapshot!("json_stats", out));
-    // A store with no runs in the window: no agents, in the same document.
-    let out = document(
-        env.tapedeck()
-            .args(["stats", "--since", "2999-01-01", "--json"]),
-        0,
-        "tapedeck-stats",
-    );
-    let report: Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(report["agents"], Value::Array(Vec::new()));
+on_both_stores! {
+    fn stats(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = document(
+            env.tapedeck().args(["stats", "--all", "--json"]),
+            0,
+            "tapedeck-stats",
+        );
+        insta_settings().bind(|| insta::assert_snapshot!("json_stats", out));
+        // A store with no runs in the window: no agents, in the same document.
+        let out = document(
+            env.tapedeck()
+                .args(["stats", "--since", "2999-01-01", "--json"]),
+            0,
+            "tapedeck-stats",
+        );
+        let report: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(report["agents"], Value::Array(Vec::new()));
+    }
 }
 
-#[test]
-fn config_check() {
-    let env = Env::new();
-    let out = document(
-        env.tapedeck()
-            .args(["config", "check", "--json"])
-            .arg(agents().join("support-bot.yaml")),
-        0,
-        "tapedeck-config",
-    );
-    insta_settings().bind(|| insta::assert_snapshot!("json_config", out));
+on_both_stores! {
+    fn config_check(backend) {
+        let env = Env::on(backend);
+        let out = document(
+            env.tapedeck()
+                .args(["config", "check", "--json"])
+                .arg(agents().join("support-bot.yaml")),
+            0,
+            "tapedeck-config",
+        );
+        insta_settings().bind(|| insta::assert_snapshot!("json_config", out));
+    }
 }
 
-#[test]
-fn diff() {
-    let env = Env::with_fixtures();
-    // Drift (exit 1) prints the same document as none.
-    let out = document(
-        env.tapedeck()
-            .args(["diff", CLEAN, TOOL_DENIED, "--format", "json"]),
-        1,
-        "tapedeck-diff",
-    );
-    insta_settings().bind(|| insta::assert_snapshot!("json_diff", out));
-    // `-o FILE` writes the same document.
-    let written = env
-        .tapedeck()
-        .args(["diff", CLEAN, TOOL_DENIED, "--format", "json"])
-        .args(["-o", "diff.json"])
-        .output()
-        .expect("tapedeck runs");
-    assert_eq!(written.status.code(), Some(1), "{written:?}");
-    assert!(written.stdout.is_empty(), "{written:?}");
-    let file = std::fs::read_to_string(env.path("diff.json")).expect("diff.json");
-    assert_eq!(file, out);
+on_both_stores! {
+    fn diff(backend) {
+        let env = Env::with_fixtures_on(backend);
+        // Drift (exit 1) prints the same document as none.
+        let out = document(
+            env.tapedeck()
+                .args(["diff", CLEAN, TOOL_DENIED, "--format", "json"]),
+            1,
+            "tapedeck-diff",
+        );
+        insta_settings().bind(|| insta::assert_snapshot!("json_diff", out));
+        // `-o FILE` writes the same document.
+        let written = env
+            .tapedeck()
+            .args(["diff", CLEAN, TOOL_DENIED, "--format", "json"])
+            .args(["-o", "diff.json"])
+            .output()
+            .expect("tapedeck runs");
+        assert_eq!(written.status.code(), Some(1), "{written:?}");
+        assert!(written.stdout.is_empty(), "{written:?}");
+        let file = std::fs::read_to_string(env.path("diff.json")).expect("diff.json");
+        assert_eq!(file, out);
+    }
 }
 
 /// Records `n` runs of the fixture agent `agent` on the password question, labelled
@@ -177,24 +184,25 @@ fn record(env: &Env, agent: &str, label: &str, n: usize) {
     }
 }
 
-#[test]
-fn compare() {
-    let env = Env::new();
-    record(&env, "support-bot.yaml", "a", 5);
-    record(&env, "support-bot-drift.yaml", "b", 5);
-    let out = document(
-        env.tapedeck().args([
-            "compare",
-            "--baseline",
-            "label:v=a",
-            "--candidate",
-            "label:v=b",
-            "--json",
-        ]),
-        1,
-        "tapedeck-compare",
-    );
-    insta_settings().bind(|| insta::assert_snapshot!("json_compare", out));
+on_both_stores! {
+    fn compare(backend) {
+        let env = Env::on(backend);
+        record(&env, "support-bot.yaml", "a", 5);
+        record(&env, "support-bot-drift.yaml", "b", 5);
+        let out = document(
+            env.tapedeck().args([
+                "compare",
+                "--baseline",
+                "label:v=a",
+                "--candidate",
+                "label:v=b",
+                "--json",
+            ]),
+            1,
+            "tapedeck-compare",
+        );
+        insta_settings().bind(|| insta::assert_snapshot!("json_compare", out));
+    }
 }
 
 /// The shipped `golden/support` suite (its tapes replay: the fixture tapes' hand-written agent
@@ -211,54 +219,56 @@ fn support_tape(task: &str) -> PathBuf {
     support_suite().join("tapes").join(task).join("1.jsonl")
 }
 
-#[test]
-fn replay() {
-    let env = Env::new();
-    let imported = stdout(
-        env.tapedeck()
-            .arg("import")
-            .arg(support_tape("password-reset")),
-    );
-    let short = imported
-        .strip_prefix("imported ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .expect("`imported <short id> (…`");
-    let out = document(
-        env.tapedeck().args(["replay", short, "--json"]),
-        0,
-        "tapedeck-replay",
-    );
-    with_latencies_filtered().bind(|| insta::assert_snapshot!("json_replay", out));
+on_both_stores! {
+    fn replay(backend) {
+        let env = Env::on(backend);
+        let imported = stdout(
+            env.tapedeck()
+                .arg("import")
+                .arg(support_tape("password-reset")),
+        );
+        let short = imported
+            .strip_prefix("imported ")
+            .and_then(|rest| rest.split_whitespace().next())
+            .expect("`imported <short id> (…`");
+        let out = document(
+            env.tapedeck().args(["replay", short, "--json"]),
+            0,
+            "tapedeck-replay",
+        );
+        with_latencies_filtered().bind(|| insta::assert_snapshot!("json_replay", out));
+    }
 }
 
-#[test]
-fn replay_of_a_folder_of_tapes() {
-    let env = Env::new();
-    let tapes = env.path("tapes");
-    std::fs::create_dir_all(&tapes).expect("the tapes folder");
-    for task in ["password-reset", "webhook-test"] {
-        std::fs::copy(support_tape(task), tapes.join(format!("{task}.jsonl")))
-            .expect("copy a tape");
+on_both_stores! {
+    fn replay_of_a_folder_of_tapes(backend) {
+        let env = Env::on(backend);
+        let tapes = env.path("tapes");
+        std::fs::create_dir_all(&tapes).expect("the tapes folder");
+        for task in ["password-reset", "webhook-test"] {
+            std::fs::copy(support_tape(task), tapes.join(format!("{task}.jsonl")))
+                .expect("copy a tape");
+        }
+        // The webhook task ends `tool_denied:http.post`, as recorded: a stop for another reason
+        // than `ok` (exit 1), printed in the same document.
+        let out = document(
+            env.tapedeck()
+                .args(["replay", "--tapes", "tapes", "--json", "--agent"])
+                .arg(support_suite().join("agent/support-bot.yaml")),
+            1,
+            "tapedeck-replays",
+        );
+        let replays: Value = serde_json::from_str(&out).expect("JSON");
+        let tasks: Vec<&str> = replays["replays"]
+            .as_array()
+            .expect("a list under `replays`")
+            .iter()
+            .map(|r| r["parent"]["task"].as_str().expect("a task"))
+            .collect();
+        // In the tapes' order.
+        assert_eq!(tasks, ["password-reset", "webhook-test"]);
+        with_latencies_filtered().bind(|| insta::assert_snapshot!("json_replays", out));
     }
-    // The webhook task ends `tool_denied:http.post`, as recorded: a stop for another reason
-    // than `ok` (exit 1), printed in the same document.
-    let out = document(
-        env.tapedeck()
-            .args(["replay", "--tapes", "tapes", "--json", "--agent"])
-            .arg(support_suite().join("agent/support-bot.yaml")),
-        1,
-        "tapedeck-replays",
-    );
-    let replays: Value = serde_json::from_str(&out).expect("JSON");
-    let tasks: Vec<&str> = replays["replays"]
-        .as_array()
-        .expect("a list under `replays`")
-        .iter()
-        .map(|r| r["parent"]["task"].as_str().expect("a task"))
-        .collect();
-    // In the tapes' order.
-    assert_eq!(tasks, ["password-reset", "webhook-test"]);
-    with_latencies_filtered().bind(|| insta::assert_snapshot!("json_replays", out));
 }
 
 /// A one-task suite under `env`: the `password-reset` task of `golden/support`, with its agent,
@@ -288,15 +298,16 @@ fn one_task_suite(env: &Env) -> PathBuf {
     suite
 }
 
-#[test]
-fn golden_check() {
-    let env = Env::new();
-    one_task_suite(&env);
-    stdout(
-        env.tapedeck()
-            .args(["golden", "check", "suite", "--json", "check.json"]),
-    );
-    let out = std::fs::read_to_string(env.path("check.json")).expect("check.json");
-    check_header(&out, "tapedeck-golden-check");
-    with_latencies_filtered().bind(|| insta::assert_snapshot!("json_golden_check", out));
+on_both_stores! {
+    fn golden_check(backend) {
+        let env = Env::on(backend);
+        one_task_suite(&env);
+        stdout(
+            env.tapedeck()
+                .args(["golden", "check", "suite", "--json", "check.json"]),
+        );
+        let out = std::fs::read_to_string(env.path("check.json")).expect("check.json");
+        check_header(&out, "tapedeck-golden-check");
+        with_latencies_filtered().bind(|| insta::assert_snapshot!("json_golden_check", out));
+    }
 }

@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::Value;
-pub use tapedeck_testkit::cli::TestDir;
+pub use tapedeck_testkit::cli::{Backend, TestDir};
 use tapedeck_trace::Timestamp;
 
 /// The fixture tapes: file name in `fixtures/tapes/`, short id, start time.
@@ -72,12 +72,16 @@ pub fn tapedeck(store: &Path) -> Command {
 
 /// Imports the four fixture tapes into `store` and checks that each was imported.
 pub fn import_fixtures(store: &Path) {
-    let mut cmd = tapedeck(store);
+    import_fixtures_with(&mut tapedeck(store));
+}
+
+/// Imports the four fixture tapes with `cmd` (`tapedeck --store …`).
+fn import_fixtures_with(cmd: &mut Command) {
     cmd.arg("import");
     for (name, _, _) in FIXTURES {
         cmd.arg(fixture(name));
     }
-    let out = stdout(&mut cmd);
+    let out = stdout(cmd);
     for (_, short, _) in FIXTURES {
         assert!(
             out.contains(&format!("imported {short} (")),
@@ -111,8 +115,18 @@ impl Env {
 
     /// A store holding the four fixture runs.
     pub fn with_fixtures() -> Self {
-        let env = Self::new();
-        import_fixtures(&env.store());
+        Self::with_fixtures_on(Backend::Sqlite)
+    }
+
+    /// An empty store on `backend`.
+    pub fn on(backend: Backend) -> Self {
+        Self(TestDir::on(backend))
+    }
+
+    /// A store on `backend` holding the four fixture runs.
+    pub fn with_fixtures_on(backend: Backend) -> Self {
+        let env = Self::on(backend);
+        import_fixtures_with(&mut env.tapedeck());
         env
     }
 

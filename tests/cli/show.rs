@@ -1,6 +1,7 @@
 //! `tapedeck show`: summary and timeline, the audit log, `--json`, and the ways to name a run.
 
 use serde_json::{Value, json};
+use tapedeck_testkit::on_both_stores;
 use tapedeck_testkit::snapshot::insta_settings;
 use tapedeck_testkit::{TapeBuilder, scenarios};
 use tapedeck_trace::{
@@ -10,150 +11,160 @@ use tapedeck_trace::{
 
 use crate::{CLEAN, Env, INCIDENT, LONG_RUN, TOOL_DENIED, stdout};
 
-#[test]
-fn clean_run_summary_and_timeline() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", CLEAN]));
-    insta_settings().bind(|| insta::assert_snapshot!("show_clean", out));
-}
-
-#[test]
-fn incident_summary_and_timeline() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", INCIDENT]));
-    insta_settings().bind(|| insta::assert_snapshot!("show_incident", out));
-}
-
-#[test]
-fn incident_summary_names_the_tool_that_spent_the_budget() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", INCIDENT]));
-    let line = |label: &str| {
-        out.lines()
-            .find(|l| l.trim_start().starts_with(label))
-            .unwrap_or_else(|| panic!("no `{label}` line in:\n{out}"))
-            .to_owned()
-    };
-    assert!(line("status").contains("stopped — max_tool_calls"));
-    let top = line("top tool");
-    assert!(
-        top.contains("browser.open — 15 of 15 tool calls"),
-        "top tool line: {top}"
-    );
-    assert!(top.contains("$10.80"), "the tool's spend: {top}");
-    assert!(top.contains("15 failed"), "{top}");
-    let budget = line("budget");
-    assert!(
-        budget.contains("max_tool_calls exceeded: 15 used of 15, hit by a browser.open call"),
-        "budget line: {budget}"
-    );
-    // The timeline has the 15 failed calls and the budget stop.
-    assert_eq!(out.matches("✗ HTTP 503 Service Unavailable").count(), 15);
-    assert!(out.contains("max_tool_calls  15 used of 15 · at a browser.open call"));
-    assert!(out.contains("run_finished    stopped — max_tool_calls"));
-}
-
-#[test]
-fn a_unique_prefix_of_the_full_or_short_id_names_a_run() {
-    let env = Env::with_fixtures();
-    let by_short = stdout(env.tapedeck().args(["show", INCIDENT]));
-    for query in [
-        scenarios::INCIDENT_RUN_ID,
-        "01a1cdbf",
-        "01a1cdbf-9418",
-        "b7e5",
-        "B7E5D602",
-    ] {
-        let out = stdout(env.tapedeck().args(["show", query]));
-        assert_eq!(out, by_short, "`show {query}` shows another run");
+on_both_stores! {
+    fn clean_run_summary_and_timeline(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", CLEAN]));
+        insta_settings().bind(|| insta::assert_snapshot!("show_clean", out));
     }
 }
 
-#[test]
-fn audit_log_of_the_incident() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", INCIDENT, "--audit"]));
-    insta_settings().bind(|| insta::assert_snapshot!("show_incident_audit", out));
-    assert!(!out.contains("timeline"), "--audit replaces the timeline");
+on_both_stores! {
+    fn incident_summary_and_timeline(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", INCIDENT]));
+        insta_settings().bind(|| insta::assert_snapshot!("show_incident", out));
+    }
 }
 
-#[test]
-fn audit_log_of_the_denied_call() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", TOOL_DENIED, "--audit"]));
-    insta_settings().bind(|| insta::assert_snapshot!("show_tool_denied_audit", out));
-    assert!(out.contains("http.post is not in tools.allow"));
-}
-
-#[test]
-fn json_has_run_events_blobs_and_tool_spend() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", INCIDENT, "--json"]));
-    let show: Value = serde_json::from_str(&out).expect("`show --json` prints JSON");
-    assert_eq!(show["short_id"], INCIDENT);
-    assert_eq!(show["run"]["id"], scenarios::INCIDENT_RUN_ID);
-    assert_eq!(show["run"]["stop_reason"], "max_tool_calls");
-    let events = show["events"].as_array().expect("events");
-    assert_eq!(events.len(), 80);
-    assert_eq!(events[0]["seq"], 1);
-    assert_eq!(events[79]["seq"], 80);
-    let spend = show["tool_spend"].as_array().expect("tool_spend");
-    assert_eq!(spend.len(), 1);
-    assert_eq!(spend[0]["tool"], "browser.open");
-    assert_eq!(spend[0]["calls"], 15);
-    assert_eq!(spend[0]["errors"], 15);
-    let cost = spend[0]["cost_usd"].as_f64().expect("a cost");
-    assert!(
-        (cost - 15.0 * scenarios::BROWSER_OPEN_COST_USD).abs() < 1e-9,
-        "{cost}"
-    );
-    // Every blob an event refers to is there, keyed by its hash.
-    let blobs = show["blobs"].as_object().expect("blobs");
-    assert!(!blobs.is_empty());
-    for (hash, _) in blobs {
-        assert!(hash.starts_with("sha256:"), "{hash}");
+on_both_stores! {
+    fn incident_summary_names_the_tool_that_spent_the_budget(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", INCIDENT]));
+        let line = |label: &str| {
+            out.lines()
+                .find(|l| l.trim_start().starts_with(label))
+                .unwrap_or_else(|| panic!("no `{label}` line in:\n{out}"))
+                .to_owned()
+        };
+        assert!(line("status").contains("stopped — max_tool_calls"));
+        let top = line("top tool");
         assert!(
-            out.matches(hash.as_str()).count() >= 2,
-            "{hash} is referred to by no event"
+            top.contains("browser.open — 15 of 15 tool calls"),
+            "top tool line: {top}"
         );
+        assert!(top.contains("$10.80"), "the tool's spend: {top}");
+        assert!(top.contains("15 failed"), "{top}");
+        let budget = line("budget");
+        assert!(
+            budget.contains("max_tool_calls exceeded: 15 used of 15, hit by a browser.open call"),
+            "budget line: {budget}"
+        );
+        // The timeline has the 15 failed calls and the budget stop.
+        assert_eq!(out.matches("✗ HTTP 503 Service Unavailable").count(), 15);
+        assert!(out.contains("max_tool_calls  15 used of 15 · at a browser.open call"));
+        assert!(out.contains("run_finished    stopped — max_tool_calls"));
     }
 }
 
-#[test]
-fn json_of_the_clean_run_lists_its_one_tool() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", CLEAN, "--json"]));
-    let show: Value = serde_json::from_str(&out).expect("JSON");
-    assert_eq!(show["events"].as_array().map(Vec::len), Some(9));
-    assert_eq!(show["tool_spend"][0]["tool"], "kb.read");
-    assert_eq!(show["tool_spend"][0]["calls"], 1);
-    assert_eq!(show["tool_spend"][0]["errors"], 0);
-}
-
-#[test]
-fn long_run_timeline_has_every_event() {
-    let env = Env::with_fixtures();
-    let out = stdout(env.tapedeck().args(["show", LONG_RUN]));
-    assert!(out.contains("steps      121 · tool calls 120 (kb.read 60, search.read 60)"));
-    assert!(out.contains("  step 121\n"));
-    assert!(out.lines().any(|l| l.trim_start().starts_with("604 ")));
-    assert!(out.contains("run_finished    ok — ok"));
-}
-
-/// The help's example `show --json | jq .summary` names a key the JSON did not have.
-#[test]
-fn json_has_the_summary_the_help_names() {
-    let env = Env::with_fixtures();
-    let help = stdout(env.tapedeck().args(["show", "--help"]));
-    assert!(help.contains("jq .summary"), "{help}");
-    let out = stdout(env.tapedeck().args(["show", INCIDENT, "--json"]));
-    let show: Value = serde_json::from_str(&out).expect("JSON");
-    // The keys that were there before stay.
-    for key in ["short_id", "run", "tool_spend", "events", "blobs"] {
-        assert!(show.get(key).is_some(), "no `{key}`");
+on_both_stores! {
+    fn a_unique_prefix_of_the_full_or_short_id_names_a_run(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let by_short = stdout(env.tapedeck().args(["show", INCIDENT]));
+        for query in [
+            scenarios::INCIDENT_RUN_ID,
+            "01a1cdbf",
+            "01a1cdbf-9418",
+            "b7e5",
+            "B7E5D602",
+        ] {
+            let out = stdout(env.tapedeck().args(["show", query]));
+            assert_eq!(out, by_short, "`show {query}` shows another run");
+        }
     }
-    insta_settings()
-        .bind(|| insta::assert_json_snapshot!("show_incident_json_summary", show["summary"]));
+}
+
+on_both_stores! {
+    fn audit_log_of_the_incident(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", INCIDENT, "--audit"]));
+        insta_settings().bind(|| insta::assert_snapshot!("show_incident_audit", out));
+        assert!(!out.contains("timeline"), "--audit replaces the timeline");
+    }
+}
+
+on_both_stores! {
+    fn audit_log_of_the_denied_call(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", TOOL_DENIED, "--audit"]));
+        insta_settings().bind(|| insta::assert_snapshot!("show_tool_denied_audit", out));
+        assert!(out.contains("http.post is not in tools.allow"));
+    }
+}
+
+on_both_stores! {
+    fn json_has_run_events_blobs_and_tool_spend(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", INCIDENT, "--json"]));
+        let show: Value = serde_json::from_str(&out).expect("`show --json` prints JSON");
+        assert_eq!(show["short_id"], INCIDENT);
+        assert_eq!(show["run"]["id"], scenarios::INCIDENT_RUN_ID);
+        assert_eq!(show["run"]["stop_reason"], "max_tool_calls");
+        let events = show["events"].as_array().expect("events");
+        assert_eq!(events.len(), 80);
+        assert_eq!(events[0]["seq"], 1);
+        assert_eq!(events[79]["seq"], 80);
+        let spend = show["tool_spend"].as_array().expect("tool_spend");
+        assert_eq!(spend.len(), 1);
+        assert_eq!(spend[0]["tool"], "browser.open");
+        assert_eq!(spend[0]["calls"], 15);
+        assert_eq!(spend[0]["errors"], 15);
+        let cost = spend[0]["cost_usd"].as_f64().expect("a cost");
+        assert!(
+            (cost - 15.0 * scenarios::BROWSER_OPEN_COST_USD).abs() < 1e-9,
+            "{cost}"
+        );
+        // Every blob an event refers to is there, keyed by its hash.
+        let blobs = show["blobs"].as_object().expect("blobs");
+        assert!(!blobs.is_empty());
+        for (hash, _) in blobs {
+            assert!(hash.starts_with("sha256:"), "{hash}");
+            assert!(
+                out.matches(hash.as_str()).count() >= 2,
+                "{hash} is referred to by no event"
+            );
+        }
+    }
+}
+
+on_both_stores! {
+    fn json_of_the_clean_run_lists_its_one_tool(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", CLEAN, "--json"]));
+        let show: Value = serde_json::from_str(&out).expect("JSON");
+        assert_eq!(show["events"].as_array().map(Vec::len), Some(9));
+        assert_eq!(show["tool_spend"][0]["tool"], "kb.read");
+        assert_eq!(show["tool_spend"][0]["calls"], 1);
+        assert_eq!(show["tool_spend"][0]["errors"], 0);
+    }
+}
+
+on_both_stores! {
+    fn long_run_timeline_has_every_event(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let out = stdout(env.tapedeck().args(["show", LONG_RUN]));
+        assert!(out.contains("steps      121 · tool calls 120 (kb.read 60, search.read 60)"));
+        assert!(out.contains("  step 121\n"));
+        assert!(out.lines().any(|l| l.trim_start().starts_with("604 ")));
+        assert!(out.contains("run_finished    ok — ok"));
+    }
+}
+
+on_both_stores! {
+    /// The help's example `show --json | jq .summary` names a key the JSON did not have.
+    fn json_has_the_summary_the_help_names(backend) {
+        let env = Env::with_fixtures_on(backend);
+        let help = stdout(env.tapedeck().args(["show", "--help"]));
+        assert!(help.contains("jq .summary"), "{help}");
+        let out = stdout(env.tapedeck().args(["show", INCIDENT, "--json"]));
+        let show: Value = serde_json::from_str(&out).expect("JSON");
+        // The keys that were there before stay.
+        for key in ["short_id", "run", "tool_spend", "events", "blobs"] {
+            assert!(show.get(key).is_some(), "no `{key}`");
+        }
+        insta_settings()
+            .bind(|| insta::assert_json_snapshot!("show_incident_json_summary", show["summary"]));
+    }
 }
 
 /// Adds one model step as the HTTP proxy records it: the request's messages, then the response
@@ -338,29 +349,30 @@ fn anthropic_text_before_tool_use_is_shown_in_the_timeline() {
     );
 }
 
-/// Regression: an unknown cost is `?` in every place `show` prints one (the summary, and
-/// no per-step cost on the timeline), as in `ls`.
-#[test]
-fn unknown_cost_is_a_question_mark() {
-    let env = Env::new();
-    std::fs::write(
-        env.path("run.jsonl"),
-        crate::tiny_tape("01a1a0b0-be20-73b0-8668-0000aa000003"),
-    )
-    .expect("write the tape");
-    stdout(env.tapedeck().args(["import", "run.jsonl"]));
-    let out = stdout(env.tapedeck().args(["show", "aa000003"]));
-    let cost = out
-        .lines()
-        .find(|l| l.trim_start().starts_with("cost"))
-        .expect("a cost line");
-    assert_eq!(cost.trim(), "cost       ?", "{out}");
-    assert!(!out.contains("$0"), "{out}");
-    let show: Value =
-        serde_json::from_str(&stdout(env.tapedeck().args(["show", "aa000003", "--json"])))
-            .expect("JSON");
-    assert_eq!(show["summary"]["cost_usd"], Value::Null);
-    let ls = stdout(env.tapedeck().arg("ls"));
-    let row = ls.lines().nth(1).expect("a row");
-    assert!(row.ends_with(" ?"), "{ls}");
+on_both_stores! {
+    /// Regression: an unknown cost is `?` in every place `show` prints one (the summary, and
+    /// no per-step cost on the timeline), as in `ls`.
+    fn unknown_cost_is_a_question_mark(backend) {
+        let env = Env::on(backend);
+        std::fs::write(
+            env.path("run.jsonl"),
+            crate::tiny_tape("01a1a0b0-be20-73b0-8668-0000aa000003"),
+        )
+        .expect("write the tape");
+        stdout(env.tapedeck().args(["import", "run.jsonl"]));
+        let out = stdout(env.tapedeck().args(["show", "aa000003"]));
+        let cost = out
+            .lines()
+            .find(|l| l.trim_start().starts_with("cost"))
+            .expect("a cost line");
+        assert_eq!(cost.trim(), "cost       ?", "{out}");
+        assert!(!out.contains("$0"), "{out}");
+        let show: Value =
+            serde_json::from_str(&stdout(env.tapedeck().args(["show", "aa000003", "--json"])))
+                .expect("JSON");
+        assert_eq!(show["summary"]["cost_usd"], Value::Null);
+        let ls = stdout(env.tapedeck().arg("ls"));
+        let row = ls.lines().nth(1).expect("a row");
+        assert!(row.ends_with(" ?"), "{ls}");
+    }
 }

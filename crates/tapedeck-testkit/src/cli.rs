@@ -1,6 +1,11 @@
 //! Running the `tapedeck` binary from end-to-end tests: a [`TestDir`] is a test's folder (its
 //! files, its store, the working directory of its commands), [`tapedeck`] builds the command in
 //! it, [`Outcome::of`] runs it to its end and keeps how it ended.
+//!
+//! A test written once runs on both store engines with [`on_both_stores!`](crate::on_both_stores):
+//! its `TestDir` is made with [`TestDir::on`], whose store is the file `t.db` or a PostgreSQL
+//! database of its own (migrated, on the test process's server: [`crate::postgres`]), and every
+//! command it builds names that store.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -72,14 +77,53 @@ pub fn tapedeck(dir: &Path) -> Command {
     cmd
 }
 
-/// A test's temporary folder: its files, its store ([`STORE`]) and the working directory of the
-/// `tapedeck` commands it runs; removed when the test ends. A test binary wraps it (`struct
-/// Env(TestDir)` with `Deref`) to add helpers of its own, and says with
-/// [`TestDir::with_setup`] what every one of its commands needs (API keys, say).
+/// The engine of a test's store.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    /// The file [`STORE`] in the test's folder.
+    Sqlite,
+    /// A PostgreSQL database of the test's own.
+    Postgres,
+}
+
+/// Writes a test once for both store engines: `on_both_stores! { fn name(backend) { … } }`
+/// makes the function `name(backend: Backend)` and the module `name` with the tests `sqlite`
+/// and `postgres` calling it (so the body's snapshots keep the names they have without the
+/// macro, shared by both engines). The `postgres` test returns at once on a machine without
+/// PostgreSQL only when [`crate::clients::SKIP_REAL_CLIENTS`]`=1`.
+#[macro_export]
+macro_rules! on_both_stores {
+    ($($(#[doc = $doc:literal])* fn $name:ident($backend:ident) $body:block)*) => {$(
+        $(#[doc = $doc])*
+        fn $name($backend: $crate::cli::Backend) $body
+
+        mod $name {
+            #[test]
+            fn sqlite() {
+                super::$name($crate::cli::Backend::Sqlite)
+            }
+
+            #[test]
+            fn postgres() {
+                if $crate::postgres::available() {
+                    super::$name($crate::cli::Backend::Postgres)
+                }
+            }
+        }
+    )*};
+}
+
+/// A test's temporary folder: its files, its store ([`STORE`], or a PostgreSQL database:
+/// [`TestDir::on`]) and the working directory of the `tapedeck` commands it runs; removed when
+/// the test ends. A test binary wraps it (`struct Env(TestDir)` with `Deref`) to add helpers of
+/// its own, and says with [`TestDir::with_setup`] what every one of its commands needs (API
+/// keys, say).
 pub struct TestDir {
     /// The folder.
     pub dir: tempfile::TempDir,
     setup: fn(&mut Command),
+    /// The store's database, on [`Backend::Postgres`].
+    database: Option<crate::postgres::TestDb>,
 }
 
 impl Default for TestDir {
@@ -89,12 +133,52 @@ impl Default for TestDir {
 }
 
 impl TestDir {
-    /// An empty folder.
+    /// An empty folder, its store the file [`STORE`] (not there until a command creates it).
     pub fn new() -> Self {
         Self {
             dir: tempfile::tempdir().expect("a temporary folder"),
             setup: |_| {},
+            database: None,
         }
+    }
+
+    /// An empty folder with its store on `backend`: the file [`STORE`], or a new PostgreSQL
+    /// database with an empty store in it (`tapedeck store migrate`).
+    ///
+    /// # Panics
+    ///
+    /// On [`Backend::Postgres`] when PostgreSQL is missing ([`on_both_stores!`] checks first).
+    ///
+    /// [`on_both_stores!`]: crate::on_both_stores
+    pub fn on(backend: Backend) -> Self {
+        let mut test_dir = Self::new();
+        if backend == Backend::Postgres {
+            let database = crate::postgres::database().expect("PostgreSQL is installed");
+            test_dir.database = Some(database);
+            Outcome::of(test_dir.tapedeck().args(["store", "migrate"])).expect_code(0);
+        }
+        test_dir
+    }
+
+    /// The engine of the store.
+    pub fn backend(&self) -> Backend {
+        match self.database {
+            Some(_) => Backend::Postgres,
+            None => Backend::Sqlite,
+        }
+    }
+
+    /// The store as `--store` takes it: `t.db`, or the database's URL.
+    pub fn store_arg(&self) -> String {
+        match &self.database {
+            Some(database) => database.url(),
+            None => STORE.to_owned(),
+        }
+    }
+
+    /// The store's database, on [`Backend::Postgres`] (for SQL a test checks with).
+    pub fn database(&self) -> Option<&crate::postgres::TestDb> {
+        self.database.as_ref()
     }
 
     /// The same folder, `setup` applied to every command [`TestDir::tapedeck`] builds.
@@ -107,7 +191,7 @@ impl TestDir {
         self.dir.path().join(name)
     }
 
-    /// The store file.
+    /// The store file (on [`Backend::Sqlite`]).
     pub fn store(&self) -> PathBuf {
         self.path(STORE)
     }
@@ -128,10 +212,11 @@ impl TestDir {
         std::fs::read_to_string(self.path(name)).unwrap_or_default()
     }
 
-    /// `tapedeck --store t.db`, run in the folder ([`tapedeck`]), set up as the test binary
-    /// said.
+    /// `tapedeck --store STORE`, run in the folder, set up as the test binary said: the store
+    /// is `t.db` ([`tapedeck`]) or the test's PostgreSQL database.
     pub fn tapedeck(&self) -> Command {
-        let mut cmd = tapedeck(self.dir.path());
+        let mut cmd = tapedeck_in(self.dir.path());
+        cmd.arg("--store").arg(self.store_arg());
         (self.setup)(&mut cmd);
         cmd
     }

@@ -120,6 +120,16 @@ impl Drop for TestDb {
     }
 }
 
+/// Whether PostgreSQL is installed; when it is not, the test fails naming [`INSTALL`] unless
+/// `TAPEDECK_SKIP_REAL_CLIENTS=1` (then `false`: the test returns at once).
+pub fn available() -> bool {
+    crate::clients::require(
+        "PostgreSQL (initdb, pg_ctl)",
+        find_bindir().is_some(),
+        INSTALL,
+    )
+}
+
 /// A database of its own on this process's server, starting the server if none runs; `None`
 /// when PostgreSQL is missing and `TAPEDECK_SKIP_REAL_CLIENTS=1` (the test returns at once).
 ///
