@@ -20,7 +20,7 @@ mod verdicts;
 use std::process::Output;
 
 use serde_json::Value;
-pub use tapedeck_testkit::cli::TestDir;
+pub use tapedeck_testkit::cli::{Backend, TestDir};
 
 /// The tasks of `golden/support` the drift candidate changes: three password questions (a
 /// second `kb.search`) and the shipping answer.
@@ -56,12 +56,22 @@ impl Default for Env {
 impl Env {
     /// An empty folder (for a suite of its own).
     pub fn empty() -> Self {
-        Self(TestDir::new())
+        Self::empty_on(Backend::Sqlite)
+    }
+
+    /// An empty folder, its store on `backend`.
+    pub fn empty_on(backend: Backend) -> Self {
+        Self(TestDir::on(backend))
     }
 
     /// The folder with both suites and the candidate.
     pub fn new() -> Self {
-        let env = Self(TestDir::new());
+        Self::on(Backend::Sqlite)
+    }
+
+    /// [`Env::new`], its store on `backend`.
+    pub fn on(backend: Backend) -> Self {
+        let env = Self::empty_on(backend);
         for suite in ["support", "research"] {
             copy_dir(
                 &root().join("golden").join(suite),

@@ -1,6 +1,7 @@
 //! `golden accept`, `reject` and `review`: pending snapshots taken, dropped, or shown.
 
 use crate::{CANDIDATE, Env, assert_exit, assert_input_error};
+use tapedeck_testkit::on_both_stores;
 
 fn drift(env: &Env) {
     assert_exit(
@@ -9,91 +10,94 @@ fn drift(env: &Env) {
     );
 }
 
-#[test]
-fn accept_takes_the_pending_snapshot_and_reject_drops_it() {
-    let env = Env::new();
-    drift(&env);
-    let pending = env.path("golden/support/snapshots/password-reset.snap.new");
-    let new = std::fs::read_to_string(&pending).expect("a pending snapshot");
-    assert!(new.contains("info:\n  agent: "), "{new}");
-    assert!(new.contains("  candidate_run: "), "{new}");
+on_both_stores! {
+    fn accept_takes_the_pending_snapshot_and_reject_drops_it(backend) {
+        let env = Env::on(backend);
+        drift(&env);
+        let pending = env.path("golden/support/snapshots/password-reset.snap.new");
+        let new = std::fs::read_to_string(&pending).expect("a pending snapshot");
+        assert!(new.contains("info:\n  agent: "), "{new}");
+        assert!(new.contains("  candidate_run: "), "{new}");
 
-    assert_exit(
-        &env.golden(&["accept", "golden/support", "password-reset"]),
-        0,
-    );
-    let snap = std::fs::read_to_string(env.path("golden/support/snapshots/password-reset.snap"))
-        .expect("the snapshot");
-    assert!(
-        !snap.contains("info:"),
-        "pending-only metadata is dropped:\n{snap}"
-    );
-    assert_eq!(
-        snap.split_once("\n---\n").map(|(_, b)| b),
-        new.split_once("\n---\n").map(|(_, b)| b)
-    );
-    assert!(!pending.exists());
+        assert_exit(
+            &env.golden(&["accept", "golden/support", "password-reset"]),
+            0,
+        );
+        let snap = std::fs::read_to_string(env.path("golden/support/snapshots/password-reset.snap"))
+            .expect("the snapshot");
+        assert!(
+            !snap.contains("info:"),
+            "pending-only metadata is dropped:\n{snap}"
+        );
+        assert_eq!(
+            snap.split_once("\n---\n").map(|(_, b)| b),
+            new.split_once("\n---\n").map(|(_, b)| b)
+        );
+        assert!(!pending.exists());
 
-    assert_exit(
-        &env.golden(&["reject", "golden/support", "shipping-times"]),
-        0,
-    );
-    assert_eq!(
-        env.pending("support"),
-        ["password-forgot", "password-link-expired"]
-    );
-    assert_exit(&env.golden(&["accept", "golden/support"]), 0);
-    assert!(env.pending("support").is_empty());
+        assert_exit(
+            &env.golden(&["reject", "golden/support", "shipping-times"]),
+            0,
+        );
+        assert_eq!(
+            env.pending("support"),
+            ["password-forgot", "password-link-expired"]
+        );
+        assert_exit(&env.golden(&["accept", "golden/support"]), 0);
+        assert!(env.pending("support").is_empty());
 
-    // The accepted snapshots now disagree with the suite's own agent, whose runs are within
-    // every tolerance of the baselines: changed within tolerance, pending again, and a failure
-    // only with --strict-snapshots.
-    let result = env.golden(&["check", "golden/support"]);
-    assert_exit(&result, 0);
-    assert!(
-        result.1.contains("3 changed within tolerance"),
-        "{}",
-        result.1
-    );
-    assert_eq!(
-        env.pending("support"),
-        ["password-forgot", "password-link-expired", "password-reset"]
-    );
-    assert_exit(
-        &env.golden(&["check", "golden/support", "--strict-snapshots"]),
-        1,
-    );
+        // The accepted snapshots now disagree with the suite's own agent, whose runs are within
+        // every tolerance of the baselines: changed within tolerance, pending again, and a failure
+        // only with --strict-snapshots.
+        let result = env.golden(&["check", "golden/support"]);
+        assert_exit(&result, 0);
+        assert!(
+            result.1.contains("3 changed within tolerance"),
+            "{}",
+            result.1
+        );
+        assert_eq!(
+            env.pending("support"),
+            ["password-forgot", "password-link-expired", "password-reset"]
+        );
+        assert_exit(
+            &env.golden(&["check", "golden/support", "--strict-snapshots"]),
+            1,
+        );
+    }
 }
 
-#[test]
-fn accept_of_a_task_with_nothing_pending_is_an_input_error() {
-    let env = Env::new();
-    let result = env.golden(&["accept", "golden/support", "refund-order"]);
-    assert_input_error(&result, &["refund-order.snap.new", "task `refund-order`"]);
-    let result = env.golden(&["reject", "golden/support", "refund-ordr"]);
-    assert_input_error(
-        &result,
-        &["no task `refund-ordr`", "did you mean `refund-order`"],
-    );
+on_both_stores! {
+    fn accept_of_a_task_with_nothing_pending_is_an_input_error(backend) {
+        let env = Env::on(backend);
+        let result = env.golden(&["accept", "golden/support", "refund-order"]);
+        assert_input_error(&result, &["refund-order.snap.new", "task `refund-order`"]);
+        let result = env.golden(&["reject", "golden/support", "refund-ordr"]);
+        assert_input_error(
+            &result,
+            &["no task `refund-ordr`", "did you mean `refund-order`"],
+        );
+    }
 }
 
-#[test]
-fn review_without_a_terminal_prints_the_diffs_and_decides_nothing() {
-    let env = Env::new();
-    drift(&env);
-    let result = env.golden(&["review", "golden/support"]);
-    assert_exit(&result, 0);
-    let out = &result.1;
-    assert!(
-        out.contains("--- snapshots/password-reset.snap\n+++ snapshots/password-reset.snap.new"),
-        "{out}"
-    );
-    assert!(out.contains("+  kb.search: 2"), "{out}");
-    assert!(
-        out.contains("tapedeck golden accept golden/support"),
-        "{out}"
-    );
-    assert_eq!(env.pending("support").len(), 4);
+on_both_stores! {
+    fn review_without_a_terminal_prints_the_diffs_and_decides_nothing(backend) {
+        let env = Env::on(backend);
+        drift(&env);
+        let result = env.golden(&["review", "golden/support"]);
+        assert_exit(&result, 0);
+        let out = &result.1;
+        assert!(
+            out.contains("--- snapshots/password-reset.snap\n+++ snapshots/password-reset.snap.new"),
+            "{out}"
+        );
+        assert!(out.contains("+  kb.search: 2"), "{out}");
+        assert!(
+            out.contains("tapedeck golden accept golden/support"),
+            "{out}"
+        );
+        assert_eq!(env.pending("support").len(), 4);
+    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ mod tools_only;
 
 use serde_json::Value;
 
-pub use tapedeck_testkit::cli::{Outcome, STORE, TestDir};
+pub use tapedeck_testkit::cli::{Backend, Outcome, STORE, TestDir};
 
 /// The support bot's password question: `kb.search`, `kb.read`, then the answer.
 pub const PASSWORD: &str = "How do I reset my password?";
@@ -45,7 +45,12 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self(TestDir::new().with_setup(|cmd| {
+        Self::on(Backend::Sqlite)
+    }
+
+    /// An empty folder, its store on `backend`.
+    pub fn on(backend: Backend) -> Self {
+        Self(TestDir::on(backend).with_setup(|cmd| {
             cmd.env_remove("OPENAI_API_KEY")
                 .env_remove("ANTHROPIC_API_KEY");
         }))
@@ -54,7 +59,12 @@ impl Env {
     /// A folder holding the fixture agents (`support-bot.yaml`, `research-bot.yaml`, their
     /// scripts and `approvals.yaml`).
     pub fn with_fixture_agents() -> Self {
-        let env = Self::new();
+        Self::with_fixture_agents_on(Backend::Sqlite)
+    }
+
+    /// [`Env::with_fixture_agents`], its store on `backend`.
+    pub fn with_fixture_agents_on(backend: Backend) -> Self {
+        let env = Self::on(backend);
         let agents = tapedeck_testkit::fixtures_dir().join("agents");
         for entry in std::fs::read_dir(&agents).expect("fixtures/agents") {
             let path = entry.expect("a fixture agent file").path();

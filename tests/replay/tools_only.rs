@@ -4,6 +4,7 @@
 //! never recorded follows the miss policy. Also staleness and the first-divergence report.
 
 use serde_json::{Value, json};
+use tapedeck_testkit::on_both_stores;
 
 use crate::exact::counter_env;
 use crate::{Env, PASSWORD, REFUND, data_of, results, short};
@@ -25,20 +26,21 @@ const NEW_ARTICLE: (&str, &str) = (
     "arguments: { article: password-recovery }",
 );
 
-#[test]
-fn the_same_version_against_its_recorded_tools_matches() {
-    let env = Env::with_fixture_agents();
-    let id = env.record("support-bot.yaml", PASSWORD, 0);
-    let report = env.replay_json(&[&id, "--agent", "support-bot.yaml"], 0);
-    assert_eq!(report["mode"], "tools-only");
-    assert_eq!(report["divergence"], Value::Null);
-    let replayed = env.show(&short(&report["run"]["id"]));
-    // Its own model (the script again), the recording's tools.
-    for request in data_of(&replayed, "llm_request") {
-        assert_eq!(request["provider"], "scripted");
+on_both_stores! {
+    fn the_same_version_against_its_recorded_tools_matches(backend) {
+        let env = Env::with_fixture_agents_on(backend);
+        let id = env.record("support-bot.yaml", PASSWORD, 0);
+        let report = env.replay_json(&[&id, "--agent", "support-bot.yaml"], 0);
+        assert_eq!(report["mode"], "tools-only");
+        assert_eq!(report["divergence"], Value::Null);
+        let replayed = env.show(&short(&report["run"]["id"]));
+        // Its own model (the script again), the recording's tools.
+        for request in data_of(&replayed, "llm_request") {
+            assert_eq!(request["provider"], "scripted");
+        }
+        let origins: Vec<String> = results(&replayed).into_iter().map(|(o, _)| o).collect();
+        assert_eq!(origins, ["recorded", "recorded"]);
     }
-    let origins: Vec<String> = results(&replayed).into_iter().map(|(o, _)| o).collect();
-    assert_eq!(origins, ["recorded", "recorded"]);
 }
 
 #[test]

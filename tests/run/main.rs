@@ -19,7 +19,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-pub use tapedeck_testkit::cli::{Outcome, STORE, TestDir};
+pub use tapedeck_testkit::cli::{Backend, Outcome, STORE, TestDir};
 
 /// A temporary folder holding agent files and the store `t.db`; the working directory of its
 /// commands ([`TestDir`]).
@@ -41,7 +41,12 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self(TestDir::new())
+        Self::on(Backend::Sqlite)
+    }
+
+    /// An empty folder, its store on `backend`.
+    pub fn on(backend: Backend) -> Self {
+        Self(TestDir::on(backend))
     }
 
     /// Writes `text` (its common indentation removed) to `name` in the folder; returns the path.
