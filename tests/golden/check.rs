@@ -153,3 +153,66 @@ on_both_stores! {
         assert!(!html.contains("src=\"http") && !html.contains("href=\"http"));
     }
 }
+
+on_both_stores! {
+    /// Four CI runners, each checking a shard of the suite at once, record into one store; a
+    /// check of the whole suite and `stats` read every run back.
+    fn four_concurrent_shards_share_one_store(backend) {
+        let env = Env::on(backend);
+        let shards: Vec<_> = (1..=4)
+            .map(|i| {
+                tapedeck_testkit::cli::process_in(env.dir.path())
+                    .arg("--store")
+                    .arg(env.store_arg())
+                    .args(["golden", "check", "golden/support", "--shard"])
+                    .arg(format!("{i}/4"))
+                    .arg("--json")
+                    .arg(format!("shard-{i}.json"))
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("start a shard")
+            })
+            .collect();
+        let mut seen = Vec::new();
+        for (i, shard) in shards.into_iter().enumerate() {
+            let output = shard.wait_with_output().expect("the shard ends");
+            assert_eq!(
+                output.status.code(),
+                Some(0),
+                "shard {}: {}",
+                i + 1,
+                String::from_utf8_lossy(&output.stderr)
+            );
+            let text = std::fs::read_to_string(env.path(&format!("shard-{}.json", i + 1)))
+                .expect("the JSON report");
+            seen.extend(
+                task_results(&text)
+                    .iter()
+                    .map(|r| r["task"].as_str().expect("a task id").to_owned()),
+            );
+        }
+        let mut all = env.task_ids("support");
+        all.sort();
+        seen.sort();
+        assert_eq!(seen, all);
+
+        // Every task's baseline (imported once, however many shards read it) and candidate.
+        let listed = env.ls();
+        assert_eq!(listed.len(), 2 * all.len(), "{listed:#?}");
+        let stats = env
+            .tapedeck()
+            .args(["stats", "--all", "--json"])
+            .output()
+            .expect("tapedeck runs");
+        let stats: serde_json::Value = serde_json::from_slice(&stats.stdout).expect("JSON");
+        let runs: u64 = stats["agents"]
+            .as_array()
+            .expect("agents")
+            .iter()
+            .map(|agent| agent["runs"].as_u64().expect("a count"))
+            .sum();
+        assert_eq!(runs, listed.len() as u64, "{stats:#}");
+        assert_exit(&env.golden(&["check", "golden/support"]), 0);
+    }
+}

@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 use tapedeck_testkit::on_both_stores;
 
 use crate::{
-    Env, PASSWORD, REFUND, WEBHOOK, blob, data_of, kinds, normalized_events, results, short,
+    Backend, Env, PASSWORD, REFUND, WEBHOOK, blob, data_of, kinds, normalized_events, results,
+    short,
 };
 
 /// Records `input` with the support bot, replays it exactly and checks the two runs are the
@@ -241,36 +242,37 @@ on_both_stores! {
     }
 }
 
-/// A tool that counts its calls: three identical calls get 1, 2 and 3. A replay serves the
-/// first recorded answer to the first call, the second to the second…: by occurrence.
-#[test]
-fn repeated_identical_tool_calls_replay_by_occurrence() {
-    let env = counter_env();
-    let id = env.record("counter.yaml", "count to three", 0);
-    let original = env.show(&id);
-    let counted = |shown: &Value| -> Vec<Value> {
-        results(shown)
-            .into_iter()
-            .map(|(_, output)| output)
-            .collect()
-    };
-    assert_eq!(
-        counted(&original),
-        [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]
-    );
-    // The tool is gone: a replay cannot run it, only serve what it answered.
-    env.remove("counter.sh");
-    let report = env.replay_json(&[&id], 0);
-    assert_eq!(report["divergence"], Value::Null);
-    let replayed = env.show(&short(&report["run"]["id"]));
-    assert_same_run(&original, &replayed);
-    assert_eq!(counted(&replayed), counted(&original));
+on_both_stores! {
+    /// A tool that counts its calls: three identical calls get 1, 2 and 3. A replay serves the
+    /// first recorded answer to the first call, the second to the second…: by occurrence.
+    fn repeated_identical_tool_calls_replay_by_occurrence(backend) {
+        let env = counter_env(backend);
+        let id = env.record("counter.yaml", "count to three", 0);
+        let original = env.show(&id);
+        let counted = |shown: &Value| -> Vec<Value> {
+            results(shown)
+                .into_iter()
+                .map(|(_, output)| output)
+                .collect()
+        };
+        assert_eq!(
+            counted(&original),
+            [json!({"n": 1}), json!({"n": 2}), json!({"n": 3})]
+        );
+        // The tool is gone: a replay cannot run it, only serve what it answered.
+        env.remove("counter.sh");
+        let report = env.replay_json(&[&id], 0);
+        assert_eq!(report["divergence"], Value::Null);
+        let replayed = env.show(&short(&report["run"]["id"]));
+        assert_same_run(&original, &replayed);
+        assert_eq!(counted(&replayed), counted(&original));
+    }
 }
 
 /// An agent calling `counter.next {}` three times (dedupe off), then answering; the tool is a
 /// shell script counting in the file `count`.
-pub fn counter_env() -> Env {
-    let env = Env::new();
+pub fn counter_env(backend: Backend) -> Env {
+    let env = Env::on(backend);
     env.write(
         "counter.sh",
         "n=$(cat count 2>/dev/null || echo 0)\nn=$((n + 1))\necho $n > count\necho \"{\\\"n\\\": $n}\"\n",

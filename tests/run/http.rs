@@ -94,7 +94,11 @@ fn assert_key_not_stored(env: &Env) {
                   + (SELECT count(*) FROM runs WHERE strpos(runs::text, '{KEY}') > 0)"
         ));
         assert_eq!(found, "0", "the API key is in the database");
-        assert_ne!(db.psql("SELECT count(*) FROM events"), "0", "no events were recorded");
+        assert_ne!(
+            db.psql("SELECT count(*) FROM events"),
+            "0",
+            "no events were recorded"
+        );
         return;
     }
     let mut checked = 0;
