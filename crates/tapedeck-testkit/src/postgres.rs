@@ -5,10 +5,14 @@
 //! `/usr/lib/postgresql/<version>/bin`, off `PATH`): `initdb` into a temporary folder, then
 //! `pg_ctl start` listening on a free port of 127.0.0.1 only (no Unix socket). PostgreSQL
 //! refuses to run as root, so when the test runs as root the folder is given to the `postgres`
-//! user and the server runs as that user (`runuser -u postgres --`). One server per test
-//! process is shared by its tests (under nextest every test is its own process, so each starts
-//! one, about a second); it stops when the last [`TestDb`] using it drops, and a watchdog stops
-//! it if the test process is killed first. Each test's database is created from the template
+//! user and the server runs as that user (`runuser -u postgres --`).
+//!
+//! Under nextest, one server serves the whole test run: the setup script
+//! `tapedeck-test-postgres` (`.config/nextest.toml`) starts it before the tests and names its
+//! folder in [`SHARED_SERVER`]; a watchdog stops it when nextest exits. Without that variable
+//! (`cargo test`, or a test that wants a server of its own), one server per test process is
+//! shared by its tests, stopped when the last [`TestDb`] using it drops, and by a watchdog if the
+//! test process is killed first. Each test's database is created from the template
 //! [`TEMPLATE`], so it is empty and isolated from the others.
 //!
 //! TLS is on, with a certificate for `127.0.0.1` signed by a test CA ([`TestDb::root_cert`]),
@@ -36,6 +40,10 @@ pub const TEMPLATE: &str = "tapedeck_template";
 
 /// The superuser the tests connect as.
 pub const SUPERUSER: &str = "postgres";
+
+/// The environment variable naming the folder of a server started for a whole test run
+/// ([`PgServer::start_for_run`]), which test processes then share.
+pub const SHARED_SERVER: &str = "TAPEDECK_TEST_POSTGRES";
 
 /// A database of its own for one test, on the process's shared server. Dropping it drops the
 /// database (and stops the server when no other test uses it).
@@ -106,7 +114,7 @@ impl TestDb {
 
     /// The server's folder (its data directory and log), for a test that wants to read the log.
     pub fn server_dir(&self) -> &Path {
-        self.server.dir.path()
+        &self.server.dir
     }
 }
 
@@ -163,7 +171,10 @@ fn shared_server(bindir: PathBuf) -> Arc<PgServer> {
     if let Some(server) = shared.upgrade() {
         return server;
     }
-    let server = Arc::new(PgServer::start(bindir));
+    let server = Arc::new(match std::env::var_os(SHARED_SERVER) {
+        Some(dir) => PgServer::attach(bindir, PathBuf::from(dir)),
+        None => PgServer::start(bindir),
+    });
     *shared = Arc::downgrade(&server);
     server
 }
@@ -198,9 +209,12 @@ pub fn find_bindir() -> Option<PathBuf> {
         .find(|dir| has_tools(dir))
 }
 
-/// A PostgreSQL server in a temporary folder, on 127.0.0.1; stopped and removed on drop.
+/// A PostgreSQL server in a temporary folder, on 127.0.0.1; stopped and removed on drop, unless
+/// it is a test run's ([`PgServer::attach`]).
 pub struct PgServer {
-    dir: tempfile::TempDir,
+    dir: PathBuf,
+    /// The folder, removed on drop, when this process started the server.
+    owned: Option<tempfile::TempDir>,
     bindir: PathBuf,
     port: u16,
     /// `Some("postgres")` when this process is root: the server's commands run as that user.
@@ -215,6 +229,13 @@ impl PgServer {
     ///
     /// When a step fails: the message holds the command's output or the server's log.
     pub fn start(bindir: PathBuf) -> Self {
+        let server = Self::launch(bindir);
+        server.watch(std::process::id());
+        server
+    }
+
+    /// [`PgServer::start`] without a watchdog.
+    fn launch(bindir: PathBuf) -> Self {
         let run_as = rustix::process::geteuid()
             .is_root()
             .then(|| SUPERUSER.to_owned());
@@ -229,7 +250,8 @@ impl PgServer {
                 .expect("give the server's folder to the postgres user");
         }
         let mut server = Self {
-            dir,
+            dir: dir.path().to_path_buf(),
+            owned: Some(dir),
             bindir,
             port: 0,
             run_as,
@@ -280,7 +302,7 @@ impl PgServer {
                     server.port
                 ),
             );
-            let log = server.dir.path().join("server.log");
+            let log = server.dir.join("server.log");
             let started = server
                 .tool_command("pg_ctl")
                 .args(["--pgdata", path_str(&data), "--log", path_str(&log)])
@@ -290,7 +312,6 @@ impl PgServer {
                 .status()
                 .is_ok_and(|s| s.success());
             if started {
-                server.watch_this_process();
                 server.psql(
                     "postgres",
                     &format!("CREATE DATABASE {TEMPLATE} TEMPLATE template0 ENCODING 'UTF8'"),
@@ -305,6 +326,43 @@ impl PgServer {
         );
     }
 
+    /// Starts a server for a whole test run, which outlives this process: a watchdog stops it
+    /// and removes its folder once `run` (the test runner's pid) is gone. Returns the folder,
+    /// which [`PgServer::attach`] takes.
+    pub fn start_for_run(bindir: PathBuf, run: u32) -> PathBuf {
+        let mut server = Self::launch(bindir);
+        server.watch(run);
+        std::fs::write(server.dir.join("port"), server.port.to_string())
+            .expect("write the server's port");
+        // The runner's watchdog stops the server and removes the folder, not this process.
+        let dir = server.owned.take().expect("a server just started").keep();
+        std::mem::forget(server);
+        dir
+    }
+
+    /// The server of a test run, started by [`PgServer::start_for_run`] in `dir`; dropping it
+    /// leaves the server running.
+    ///
+    /// # Panics
+    ///
+    /// When `dir` holds no server's port.
+    pub fn attach(bindir: PathBuf, dir: PathBuf) -> Self {
+        let port = std::fs::read_to_string(dir.join("port"))
+            .ok()
+            .and_then(|text| text.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{SHARED_SERVER}: no server in {}", dir.display()));
+        let run_as = rustix::process::geteuid()
+            .is_root()
+            .then(|| SUPERUSER.to_owned());
+        Self {
+            dir,
+            owned: None,
+            bindir,
+            port,
+            run_as,
+        }
+    }
+
     /// The server's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
@@ -312,18 +370,18 @@ impl PgServer {
 
     /// The root certificate the server's TLS certificate (for `127.0.0.1` only) is signed by.
     pub fn root_cert(&self) -> PathBuf {
-        self.dir.path().join("ca.crt")
+        self.dir.join("ca.crt")
     }
 
     /// A root certificate that did not sign the server's.
     pub fn other_root_cert(&self) -> PathBuf {
-        self.dir.path().join("other-ca.crt")
+        self.dir.join("other-ca.crt")
     }
 
     /// A test CA, and the server's certificate (subject alternative name `IP:127.0.0.1`)
     /// signed by it, in its data directory; another CA that signed nothing.
     fn make_certificates(&self) {
-        let dir = self.dir.path();
+        let dir = self.dir.as_path();
         let openssl = |args: &[&str]| {
             let output = Command::new("openssl")
                 .args(args)
@@ -409,11 +467,11 @@ impl PgServer {
 
     /// The server's folder: `data/` (the cluster) and `server.log`.
     pub fn dir(&self) -> &Path {
-        self.dir.path()
+        &self.dir
     }
 
     fn data_dir(&self) -> PathBuf {
-        self.dir.path().join("data")
+        self.dir.join("data")
     }
 
     /// A command running `tool` of the server's binaries, as the server's user.
@@ -438,7 +496,7 @@ impl PgServer {
         ] {
             command.env_remove(var);
         }
-        command.current_dir(self.dir.path());
+        command.current_dir(&self.dir);
         command
     }
 
@@ -499,14 +557,13 @@ impl PgServer {
             .unwrap_or_else(|e| panic!("psql in `{database}` failed on `{sql}`:\n{e}"))
     }
 
-    /// Starts a watchdog that stops the server once this process is gone, for a test process
-    /// killed before it could drop the server (a timeout, a SIGKILL).
-    fn watch_this_process(&self) {
+    /// Starts a watchdog that stops the server once the process `pid` is gone: this test
+    /// process, killed before it could drop the server (a timeout, a SIGKILL), or a test run.
+    fn watch(&self, pid: u32) {
         let stop = self.stop_command_line();
         let script = format!(
             "while [ -d /proc/{pid} ]; do sleep 1; done; {stop} >/dev/null 2>&1; rm -rf {dir}",
-            pid = std::process::id(),
-            dir = shell_quote(path_str(self.dir.path())),
+            dir = shell_quote(path_str(&self.dir)),
         );
         // Detached: it outlives this process by design, and nobody waits for it.
         let _ = Command::new("sh")
@@ -530,6 +587,9 @@ impl PgServer {
 
 impl Drop for PgServer {
     fn drop(&mut self) {
+        if self.owned.is_none() {
+            return;
+        }
         let _ = self
             .tool_command("pg_ctl")
             .args(["--pgdata", path_str(&self.data_dir())])

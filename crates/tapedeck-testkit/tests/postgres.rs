@@ -120,6 +120,8 @@ fn a_killed_test_process_leaves_no_server_behind() {
             "--nocapture",
         ])
         .env(CHILD, "1")
+        // A server of its own, not the test run's.
+        .env_remove(postgres::SHARED_SERVER)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         .spawn()
