@@ -4,140 +4,142 @@
 //! replay answers with.
 
 use serde_json::json;
+use tapedeck_testkit::on_both_stores;
 
 use super::*;
 
-#[test]
-fn records_the_handshake_era_and_replays_it_without_the_server() {
-    let env = Env::new();
-    let (run, recorded) = env.record(&legacy_requests([
-        json!(1),
-        json!(2),
-        json!("c-3"),
-        json!(4),
-    ]));
+on_both_stores! {
+    fn records_the_handshake_era_and_replays_it_without_the_server(backend) {
+        let env = Env::on(backend);
+        let (run, recorded) = env.record(&legacy_requests([
+            json!(1),
+            json!(2),
+            json!("c-3"),
+            json!(4),
+        ]));
 
-    // Pass-through: the server's answers, with its ids, one per line.
-    assert_eq!(recorded.responses.len(), 4);
-    assert_eq!(recorded.responses[0]["id"], json!(1));
-    assert_eq!(
-        recorded.responses[0]["result"]["serverInfo"]["name"],
-        json!("fake")
-    );
-    assert_eq!(
-        recorded.responses[1]["result"]["tools"][0]["name"],
-        json!("echo")
-    );
-    assert_eq!(recorded.responses[2]["id"], json!("c-3"));
-    assert_eq!(
-        recorded.responses[2]["result"]["content"][0]["text"],
-        json!("hello")
-    );
-    assert_eq!(recorded.responses[3]["result"]["isError"], json!(true));
-    // The server's stderr passes through; lines are the server's own bytes.
-    assert!(
-        recorded.stderr.contains("fake server up"),
-        "{}",
-        recorded.stderr
-    );
-    assert!(
-        recorded.lines[0].starts_with("{\"jsonrpc\": \"2.0\", \"id\": 1,"),
-        "{:?}",
-        recorded.lines
-    );
+        // Pass-through: the server's answers, with its ids, one per line.
+        assert_eq!(recorded.responses.len(), 4);
+        assert_eq!(recorded.responses[0]["id"], json!(1));
+        assert_eq!(
+            recorded.responses[0]["result"]["serverInfo"]["name"],
+            json!("fake")
+        );
+        assert_eq!(
+            recorded.responses[1]["result"]["tools"][0]["name"],
+            json!("echo")
+        );
+        assert_eq!(recorded.responses[2]["id"], json!("c-3"));
+        assert_eq!(
+            recorded.responses[2]["result"]["content"][0]["text"],
+            json!("hello")
+        );
+        assert_eq!(recorded.responses[3]["result"]["isError"], json!(true));
+        // The server's stderr passes through; lines are the server's own bytes.
+        assert!(
+            recorded.stderr.contains("fake server up"),
+            "{}",
+            recorded.stderr
+        );
+        assert!(
+            recorded.lines[0].starts_with("{\"jsonrpc\": \"2.0\", \"id\": 1,"),
+            "{:?}",
+            recorded.lines
+        );
 
-    let show = env.show(&run);
-    assert_eq!(show["run"]["source"], json!("mcp"));
-    assert_eq!(show["run"]["task"], json!("echo"));
-    assert_eq!(show["run"]["labels"]["era"], json!("test"));
-    assert_eq!(show["run"]["status"], json!("ok"));
-    let events = event_list(&show);
-    let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(
-        kinds.iter().filter(|k| **k == "tool_call").count(),
-        2,
-        "{kinds:?}"
-    );
-    assert_eq!(kinds.iter().filter(|k| **k == "tool_result").count(), 2);
-    assert_eq!(kinds.last(), Some(&"run_finished"));
-    let methods: Vec<&str> = events
-        .iter()
-        .filter(|(k, d)| k == "mcp_message" && d["direction"] == json!("client_to_server"))
-        .filter_map(|(_, d)| d["method"].as_str())
-        .collect();
-    assert_eq!(
-        methods,
-        ["initialize", "notifications/initialized", "tools/list"]
-    );
-    let (_, echo) = events
-        .iter()
-        .find(|(k, d)| k == "tool_call" && d["tool"] == json!("echo"))
-        .expect("the echo call");
-    assert_eq!(echo["call_id"], json!("c-3"));
-    let args = &show["blobs"][echo["args"].as_str().expect("an args ref")];
-    assert_eq!(args, &json!({ "text": "hello" }), "{}", show["blobs"]);
-    let (_, result) = events
-        .iter()
-        .find(|(k, d)| k == "tool_result" && d["call_id"] == json!("c-3"))
-        .expect("the echo result");
-    assert!(
-        result["output"].is_string() && result.get("error").is_none(),
-        "{result}"
-    );
-    let (_, failed) = events
-        .iter()
-        .find(|(k, d)| k == "tool_result" && d["tool"] == json!("nope"))
-        .expect("the failed call's result");
-    assert_eq!(failed["error"], json!("unknown tool nope"));
-    assert_eq!(failed["call_id"], json!("4"));
+        let show = env.show(&run);
+        assert_eq!(show["run"]["source"], json!("mcp"));
+        assert_eq!(show["run"]["task"], json!("echo"));
+        assert_eq!(show["run"]["labels"]["era"], json!("test"));
+        assert_eq!(show["run"]["status"], json!("ok"));
+        let events = event_list(&show);
+        let kinds: Vec<&str> = events.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            kinds.iter().filter(|k| **k == "tool_call").count(),
+            2,
+            "{kinds:?}"
+        );
+        assert_eq!(kinds.iter().filter(|k| **k == "tool_result").count(), 2);
+        assert_eq!(kinds.last(), Some(&"run_finished"));
+        let methods: Vec<&str> = events
+            .iter()
+            .filter(|(k, d)| k == "mcp_message" && d["direction"] == json!("client_to_server"))
+            .filter_map(|(_, d)| d["method"].as_str())
+            .collect();
+        assert_eq!(
+            methods,
+            ["initialize", "notifications/initialized", "tools/list"]
+        );
+        let (_, echo) = events
+            .iter()
+            .find(|(k, d)| k == "tool_call" && d["tool"] == json!("echo"))
+            .expect("the echo call");
+        assert_eq!(echo["call_id"], json!("c-3"));
+        let args = &show["blobs"][echo["args"].as_str().expect("an args ref")];
+        assert_eq!(args, &json!({ "text": "hello" }), "{}", show["blobs"]);
+        let (_, result) = events
+            .iter()
+            .find(|(k, d)| k == "tool_result" && d["call_id"] == json!("c-3"))
+            .expect("the echo result");
+        assert!(
+            result["output"].is_string() && result.get("error").is_none(),
+            "{result}"
+        );
+        let (_, failed) = events
+            .iter()
+            .find(|(k, d)| k == "tool_result" && d["tool"] == json!("nope"))
+            .expect("the failed call's result");
+        assert_eq!(failed["error"], json!("unknown tool nope"));
+        assert_eq!(failed["call_id"], json!("4"));
 
-    // Replay with the server gone and other ids (and another client version).
-    std::fs::remove_file(env.path("server.py")).expect("the server is removed");
-    let mut requests = legacy_requests([json!(10), json!("list"), json!(12), json!(13)]);
-    requests[0]["params"]["clientInfo"]["version"] = json!("2.0");
-    requests.push(request(json!(14), "ping", Value::Null));
-    let replayed = env.session(&["mcp", "replay", &run], &requests);
-    assert_eq!(replayed.code, Some(0), "stderr: {}", replayed.stderr);
-    let ids: Vec<&Value> = replayed.responses.iter().map(|r| &r["id"]).collect();
-    assert_eq!(
-        ids,
-        [
-            &json!(10),
-            &json!("list"),
-            &json!(12),
-            &json!(13),
-            &json!(14)
-        ]
-    );
-    for (live, replay) in recorded.responses.iter().zip(&replayed.responses) {
-        assert_eq!(without_id(live.clone()), without_id(replay.clone()));
+        // Replay with the server gone and other ids (and another client version).
+        std::fs::remove_file(env.path("server.py")).expect("the server is removed");
+        let mut requests = legacy_requests([json!(10), json!("list"), json!(12), json!(13)]);
+        requests[0]["params"]["clientInfo"]["version"] = json!("2.0");
+        requests.push(request(json!(14), "ping", Value::Null));
+        let replayed = env.session(&["mcp", "replay", &run], &requests);
+        assert_eq!(replayed.code, Some(0), "stderr: {}", replayed.stderr);
+        let ids: Vec<&Value> = replayed.responses.iter().map(|r| &r["id"]).collect();
+        assert_eq!(
+            ids,
+            [
+                &json!(10),
+                &json!("list"),
+                &json!(12),
+                &json!(13),
+                &json!(14)
+            ]
+        );
+        for (live, replay) in recorded.responses.iter().zip(&replayed.responses) {
+            assert_eq!(without_id(live.clone()), without_id(replay.clone()));
+        }
+        assert_eq!(replayed.responses[4]["result"], json!({}));
+
+        let replay_run = run_id_of(&replayed.stderr, " as ");
+        let show = env.show(&replay_run);
+        assert_eq!(show["run"]["source"], json!("mcp"));
+        assert_eq!(show["run"]["mode"], json!("mcp"));
+        assert!(
+            show["run"]["parent"]
+                .as_str()
+                .is_some_and(|p| p.ends_with(&run)),
+            "{}",
+            show["run"]
+        );
+        let origins: Vec<Value> = event_list(&show)
+            .into_iter()
+            .filter(|(k, _)| k == "tool_result")
+            .map(|(_, d)| d["origin"].clone())
+            .collect();
+        assert_eq!(origins, [json!("recorded"), json!("recorded")]);
+        // The replay diffs clean against its recording.
+        let diff = env
+            .tapedeck()
+            .args(["diff", &run, &replay_run])
+            .output()
+            .expect("diff runs");
+        assert_eq!(diff.status.code(), Some(0), "{diff:?}");
     }
-    assert_eq!(replayed.responses[4]["result"], json!({}));
-
-    let replay_run = run_id_of(&replayed.stderr, " as ");
-    let show = env.show(&replay_run);
-    assert_eq!(show["run"]["source"], json!("mcp"));
-    assert_eq!(show["run"]["mode"], json!("mcp"));
-    assert!(
-        show["run"]["parent"]
-            .as_str()
-            .is_some_and(|p| p.ends_with(&run)),
-        "{}",
-        show["run"]
-    );
-    let origins: Vec<Value> = event_list(&show)
-        .into_iter()
-        .filter(|(k, _)| k == "tool_result")
-        .map(|(_, d)| d["origin"].clone())
-        .collect();
-    assert_eq!(origins, [json!("recorded"), json!("recorded")]);
-    // The replay diffs clean against its recording.
-    let diff = env
-        .tapedeck()
-        .args(["diff", &run, &replay_run])
-        .output()
-        .expect("diff runs");
-    assert_eq!(diff.status.code(), Some(0), "{diff:?}");
 }
 
 #[test]

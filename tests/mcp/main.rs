@@ -13,7 +13,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 
 use serde_json::{Value, json};
-use tapedeck_testkit::cli::{STORE, TestDir};
+use tapedeck_testkit::cli::{Backend, TestDir};
 
 mod eras;
 mod fake_session;
@@ -155,18 +155,25 @@ struct Session {
 
 impl Env {
     fn new() -> Self {
-        let env = Self(TestDir::new().with_setup(|cmd| {
+        Self::on(Backend::Sqlite)
+    }
+
+    /// [`Env::new`], its store on `backend`.
+    fn on(backend: Backend) -> Self {
+        let env = Self(TestDir::on(backend).with_setup(|cmd| {
             cmd.env_remove("TAPEDECK_SESSION");
         }));
         env.write("server.py", SERVER);
         env
     }
 
-    /// `tapedeck --store t.db` in the folder as a process to talk to over stdio.
+    /// `tapedeck --store STORE` in the folder as a process to talk to over stdio.
     fn tapedeck(&self) -> Command {
         let mut cmd = tapedeck_testkit::cli::process_in(self.dir.path());
         // Outside a session unless a test says otherwise.
-        cmd.env_remove("TAPEDECK_SESSION").arg("--store").arg(STORE);
+        cmd.env_remove("TAPEDECK_SESSION")
+            .arg("--store")
+            .arg(self.store_arg());
         cmd
     }
 
@@ -255,7 +262,7 @@ impl Env {
         (run_id_of(&session.stderr, "recorded MCP run "), session)
     }
 
-    /// Runs the Python client script `client.py` with tapedeck (`--store t.db`, then `args`) as
+    /// Runs the Python client script `client.py` with tapedeck (`--store STORE`, then `args`) as
     /// its server command and `FAKE_CHATTY` set; checks it succeeded and returns the JSON it
     /// printed, and its stderr (tapedeck's included).
     fn python_client(&self, args: &[&str]) -> (Value, String) {
@@ -269,7 +276,8 @@ impl Env {
             .current_dir(self.dir.path())
             .arg("client.py")
             .arg(env!("CARGO_BIN_EXE_tapedeck"))
-            .args(["--store", "t.db"])
+            .arg("--store")
+            .arg(self.store_arg())
             .args(args)
             .env_remove("TAPEDECK_STORE")
             .env_remove("TAPEDECK_SESSION")

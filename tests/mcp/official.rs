@@ -3,31 +3,33 @@
 //! (logging, roots, sampling) in a replay.
 
 use serde_json::json;
+use tapedeck_testkit::on_both_stores;
 
 use super::*;
 
-#[test]
-fn the_official_python_client_records_and_replays_mcp_server_time() {
-    if !require_mcp_server_time() {
-        return;
+on_both_stores! {
+    fn the_official_python_client_records_and_replays_mcp_server_time(backend) {
+        if !require_mcp_server_time() {
+            return;
+        }
+        let env = Env::new();
+        std::fs::write(env.path("client.py"), TIME_CLIENT).expect("the client script");
+        let (live, stderr) =
+            env.python_client(&["mcp", "record", "--", "python3", "-m", "mcp_server_time"]);
+        assert_eq!(live["tools"], json!(["convert_time", "get_current_time"]));
+        let run = run_id_of(&stderr, "recorded MCP run ");
+        let events = event_list(&env.show(&run));
+        assert!(
+            events
+                .iter()
+                .any(|(k, d)| k == "tool_call" && d["tool"] == json!("get_current_time")),
+            "{events:?}"
+        );
+        assert!(events.iter().any(|(k, _)| k == "tool_result"));
+        // The replay answers with the recorded time: the output is the same.
+        let (replayed, _) = env.python_client(&["mcp", "replay", &run]);
+        assert_eq!(replayed, live);
     }
-    let env = Env::new();
-    std::fs::write(env.path("client.py"), TIME_CLIENT).expect("the client script");
-    let (live, stderr) =
-        env.python_client(&["mcp", "record", "--", "python3", "-m", "mcp_server_time"]);
-    assert_eq!(live["tools"], json!(["convert_time", "get_current_time"]));
-    let run = run_id_of(&stderr, "recorded MCP run ");
-    let events = event_list(&env.show(&run));
-    assert!(
-        events
-            .iter()
-            .any(|(k, d)| k == "tool_call" && d["tool"] == json!("get_current_time")),
-        "{events:?}"
-    );
-    assert!(events.iter().any(|(k, _)| k == "tool_result"));
-    // The replay answers with the recorded time: the output is the same.
-    let (replayed, _) = env.python_client(&["mcp", "replay", &run]);
-    assert_eq!(replayed, live);
 }
 
 /// The official client of either era: `MCP_ERA=discover` probes with `server/discover` (the

@@ -5,6 +5,7 @@
 //! be reached (a run of its own).
 
 use std::process::Stdio;
+use tapedeck_testkit::on_both_stores;
 
 use serde_json::{Value, json};
 
@@ -448,113 +449,114 @@ fn run_line(stderr: &str) -> String {
         .to_owned()
 }
 
-/// Regression of the whole chain: `tapedeck record -- python3 client.py` hands the client a
-/// session; the client starts `tapedeck mcp -- python3 -m mcp_server_time`, whose calls are
-/// events of the recorded run; `tapedeck replay RUN -- python3 client.py` answers the client's
-/// MCP server from that run without starting it.
-#[test]
-fn under_tapedeck_record_and_replay_the_mcp_server_is_part_of_the_run() {
-    if !require_mcp_server_time() {
-        return;
+on_both_stores! {
+    /// Regression of the whole chain: `tapedeck record -- python3 client.py` hands the client a
+    /// session; the client starts `tapedeck mcp -- python3 -m mcp_server_time`, whose calls are
+    /// events of the recorded run; `tapedeck replay RUN -- python3 client.py` answers the client's
+    /// MCP server from that run without starting it.
+    fn under_tapedeck_record_and_replay_the_mcp_server_is_part_of_the_run(backend) {
+        if !require_mcp_server_time() {
+            return;
+        }
+        let env = Env::new();
+        std::fs::write(env.path("client.py"), TIME_CLIENT).expect("the client script");
+        let client = |server: &[&str]| -> Vec<String> {
+            let mut command = vec![
+                "python3".to_owned(),
+                "client.py".to_owned(),
+                env!("CARGO_BIN_EXE_tapedeck").to_owned(),
+                "mcp".to_owned(),
+                "--name".to_owned(),
+                "time".to_owned(),
+                "--".to_owned(),
+            ];
+            command.extend(server.iter().map(|s| (*s).to_owned()));
+            command
+        };
+        let run_with = |args: &[&str], command: &[String]| {
+            let output = env
+                .tapedeck()
+                .args(args)
+                .arg("--")
+                .args(command)
+                .output()
+                .expect("tapedeck runs");
+            let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+            assert_eq!(output.status.code(), Some(0), "{stderr}");
+            let out: Value = serde_json::from_slice(&output.stdout)
+                .unwrap_or_else(|e| panic!("the client prints JSON ({e}): {output:?}"));
+            (out, stderr)
+        };
+
+        let (live, stderr) = run_with(&["record"], &client(&["python3", "-m", "mcp_server_time"]));
+        assert_eq!(live["tools"], json!(["convert_time", "get_current_time"]));
+        let run = run_line(&stderr);
+        assert!(
+            stderr.contains(&format!("MCP server `time` recorded in session run {run}")),
+            "{stderr}"
+        );
+        let show = env.show(&run);
+        let events = event_list(&show);
+        let mcp: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|(k, _)| k == "mcp_message")
+            .map(|(_, d)| {
+                (
+                    d["server"].as_str().unwrap_or_default(),
+                    d["method"].as_str().unwrap_or("response"),
+                )
+            })
+            .collect();
+        assert_eq!(
+            mcp,
+            [
+                ("time", "initialize"),
+                ("time", "response"),
+                ("time", "notifications/initialized"),
+                ("time", "tools/list"),
+                ("time", "response"),
+            ],
+            "{events:#?}"
+        );
+        let tools: Vec<(&str, &str)> = events
+            .iter()
+            .filter(|(k, _)| k == "tool_call" || k == "tool_result")
+            .map(|(k, d)| (k.as_str(), d["tool"].as_str().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            tools,
+            [
+                ("tool_call", "get_current_time"),
+                ("tool_result", "get_current_time")
+            ]
+        );
+
+        // The replay does not start the server (the command would leave a file behind) and
+        // answers with the recorded time.
+        let (replayed, stderr) = run_with(
+            &["replay", &run],
+            &client(&[
+                "sh",
+                "-c",
+                "touch started && exec python3 -m mcp_server_time",
+            ]),
+        );
+        assert_eq!(replayed, live);
+        assert!(!env.path("started").exists(), "the server was started");
+        let replay = run_line(&stderr);
+        assert!(
+            stderr.contains(&format!(
+                "MCP server `time` replayed in session run {replay} without starting it"
+            )),
+            "{stderr}"
+        );
+        let origins: Vec<Value> = event_list(&env.show(&replay))
+            .into_iter()
+            .filter(|(k, _)| k == "tool_result")
+            .map(|(_, d)| d["origin"].clone())
+            .collect();
+        assert_eq!(origins, [json!("recorded")]);
     }
-    let env = Env::new();
-    std::fs::write(env.path("client.py"), TIME_CLIENT).expect("the client script");
-    let client = |server: &[&str]| -> Vec<String> {
-        let mut command = vec![
-            "python3".to_owned(),
-            "client.py".to_owned(),
-            env!("CARGO_BIN_EXE_tapedeck").to_owned(),
-            "mcp".to_owned(),
-            "--name".to_owned(),
-            "time".to_owned(),
-            "--".to_owned(),
-        ];
-        command.extend(server.iter().map(|s| (*s).to_owned()));
-        command
-    };
-    let run_with = |args: &[&str], command: &[String]| {
-        let output = env
-            .tapedeck()
-            .args(args)
-            .arg("--")
-            .args(command)
-            .output()
-            .expect("tapedeck runs");
-        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-        assert_eq!(output.status.code(), Some(0), "{stderr}");
-        let out: Value = serde_json::from_slice(&output.stdout)
-            .unwrap_or_else(|e| panic!("the client prints JSON ({e}): {output:?}"));
-        (out, stderr)
-    };
-
-    let (live, stderr) = run_with(&["record"], &client(&["python3", "-m", "mcp_server_time"]));
-    assert_eq!(live["tools"], json!(["convert_time", "get_current_time"]));
-    let run = run_line(&stderr);
-    assert!(
-        stderr.contains(&format!("MCP server `time` recorded in session run {run}")),
-        "{stderr}"
-    );
-    let show = env.show(&run);
-    let events = event_list(&show);
-    let mcp: Vec<(&str, &str)> = events
-        .iter()
-        .filter(|(k, _)| k == "mcp_message")
-        .map(|(_, d)| {
-            (
-                d["server"].as_str().unwrap_or_default(),
-                d["method"].as_str().unwrap_or("response"),
-            )
-        })
-        .collect();
-    assert_eq!(
-        mcp,
-        [
-            ("time", "initialize"),
-            ("time", "response"),
-            ("time", "notifications/initialized"),
-            ("time", "tools/list"),
-            ("time", "response"),
-        ],
-        "{events:#?}"
-    );
-    let tools: Vec<(&str, &str)> = events
-        .iter()
-        .filter(|(k, _)| k == "tool_call" || k == "tool_result")
-        .map(|(k, d)| (k.as_str(), d["tool"].as_str().unwrap_or_default()))
-        .collect();
-    assert_eq!(
-        tools,
-        [
-            ("tool_call", "get_current_time"),
-            ("tool_result", "get_current_time")
-        ]
-    );
-
-    // The replay does not start the server (the command would leave a file behind) and
-    // answers with the recorded time.
-    let (replayed, stderr) = run_with(
-        &["replay", &run],
-        &client(&[
-            "sh",
-            "-c",
-            "touch started && exec python3 -m mcp_server_time",
-        ]),
-    );
-    assert_eq!(replayed, live);
-    assert!(!env.path("started").exists(), "the server was started");
-    let replay = run_line(&stderr);
-    assert!(
-        stderr.contains(&format!(
-            "MCP server `time` replayed in session run {replay} without starting it"
-        )),
-        "{stderr}"
-    );
-    let origins: Vec<Value> = event_list(&env.show(&replay))
-        .into_iter()
-        .filter(|(k, _)| k == "tool_result")
-        .map(|(_, d)| d["origin"].clone())
-        .collect();
-    assert_eq!(origins, [json!("recorded")]);
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::process::{Command, Stdio};
+use tapedeck_testkit::on_both_stores;
 
 use serde_json::json;
 use tapedeck_testkit::cli::{Interrupt, interrupt};
@@ -50,15 +51,15 @@ pub(crate) struct LongLived {
 
 impl LongLived {
     fn start(env: &Env, args: &[&str]) -> Self {
-        Self::start_in(env, "t.db", args)
+        Self::start_in(env, &env.store_arg(), args)
     }
 
-    /// [`LongLived::start`] recording into the store `file`.
-    pub(crate) fn start_in(env: &Env, file: &str, args: &[&str]) -> Self {
+    /// [`LongLived::start`] recording into the store `store` (a file or a URL).
+    pub(crate) fn start_in(env: &Env, store: &str, args: &[&str]) -> Self {
         let mut child = Command::new(assert_cmd::cargo::cargo_bin("tapedeck"))
             .current_dir(env.dir.path())
             .env("NO_COLOR", "1")
-            .args(["--store", file, "proxy", "--listen", "127.0.0.1:0"])
+            .args(["--store", store, "proxy", "--listen", "127.0.0.1:0"])
             .args(args)
             .stderr(Stdio::piped())
             .spawn()
@@ -116,38 +117,39 @@ fn sigterm_ends_the_open_runs_as_ctrl_c_does() {
     assert_eq!(show["run"]["stop_reason"], "ok");
 }
 
-#[test]
-fn proxy_serves_one_run_per_session_header() {
-    let env = Env::new();
-    let server = FakeServer::start(vec![
-        Reply::json(200, &answer("one")),
-        Reply::json(200, &answer("two")),
-        Reply::json(200, &answer("three")),
-    ]);
-    let upstream = format!("{}/v1", server.base);
-    let proxy = LongLived::start(&env, &["--upstream-openai", &upstream]);
-    assert!(post(&proxy.addr, "a", "first").contains("one"));
-    assert!(post(&proxy.addr, "b", "second").contains("two"));
-    assert!(post(&proxy.addr, "a", "third").contains("three"));
-    let ids = proxy.stop();
-    assert_eq!(ids.len(), 2, "{ids:?}");
-    let mut steps: Vec<(String, u64)> = ids
-        .iter()
-        .map(|id| {
-            let show = env.show(id);
-            assert_eq!(show["run"]["source"], "proxy");
-            (
-                show["run"]["labels"]["x-tapedeck-run"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned(),
-                show["run"]["totals"]["steps"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    steps.sort();
-    assert_eq!(steps, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
-    assert!(!contains(&env.store_bytes(), KEY.as_bytes()));
+on_both_stores! {
+    fn proxy_serves_one_run_per_session_header(backend) {
+        let env = Env::on(backend);
+        let server = FakeServer::start(vec![
+            Reply::json(200, &answer("one")),
+            Reply::json(200, &answer("two")),
+            Reply::json(200, &answer("three")),
+        ]);
+        let upstream = format!("{}/v1", server.base);
+        let proxy = LongLived::start(&env, &["--upstream-openai", &upstream]);
+        assert!(post(&proxy.addr, "a", "first").contains("one"));
+        assert!(post(&proxy.addr, "b", "second").contains("two"));
+        assert!(post(&proxy.addr, "a", "third").contains("three"));
+        let ids = proxy.stop();
+        assert_eq!(ids.len(), 2, "{ids:?}");
+        let mut steps: Vec<(String, u64)> = ids
+            .iter()
+            .map(|id| {
+                let show = env.show(id);
+                assert_eq!(show["run"]["source"], "proxy");
+                (
+                    show["run"]["labels"]["x-tapedeck-run"]
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                    show["run"]["totals"]["steps"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect();
+        steps.sort();
+        assert_eq!(steps, [("a".to_owned(), 2), ("b".to_owned(), 1)]);
+        assert!(!contains(&env.store_bytes(), KEY.as_bytes()));
+    }
 }
 
 /// Every run of a long-lived proxy is one of the agent `--name` (else `proxy`), each with the

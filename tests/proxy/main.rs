@@ -28,7 +28,7 @@ pub const KEY: &str = "sk-test-VERYSECRET-0123456789";
 /// commands get the test key.
 pub struct Env(TestDir);
 
-pub use tapedeck_testkit::cli::{Outcome, TestDir};
+pub use tapedeck_testkit::cli::{Backend, Outcome, TestDir};
 
 impl std::ops::Deref for Env {
     type Target = TestDir;
@@ -46,7 +46,12 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self(TestDir::new().with_setup(|cmd| {
+        Self::on(Backend::Sqlite)
+    }
+
+    /// An empty folder, its store on `backend`.
+    pub fn on(backend: Backend) -> Self {
+        Self(TestDir::on(backend).with_setup(|cmd| {
             cmd.env("OPENAI_API_KEY", KEY).env("ANTHROPIC_API_KEY", KEY);
         }))
     }
@@ -74,19 +79,6 @@ impl Env {
         rep.expect_code(0);
         assert_eq!(rep.stdout, recorded.stdout, "the client printed otherwise");
         rep
-    }
-
-    /// Every byte of the store (the database and its WAL).
-    pub fn store_bytes(&self) -> Vec<u8> {
-        let mut bytes = Vec::new();
-        for entry in std::fs::read_dir(self.dir.path()).expect("list the folder") {
-            let path = entry.expect("an entry").path();
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
-            if name.is_some_and(|n| n.starts_with("t.db")) {
-                bytes.extend(std::fs::read(&path).expect("read a store file"));
-            }
-        }
-        bytes
     }
 }
 

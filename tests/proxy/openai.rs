@@ -3,6 +3,7 @@
 //! unmatched request in replay.
 
 use serde_json::{Value, json};
+use tapedeck_testkit::on_both_stores;
 
 use crate::server::{FakeServer, Reply};
 use crate::weather;
@@ -165,14 +166,16 @@ fn record_and_replay(mode: &str, replies: Vec<Reply>) {
     diff.expect_code(0);
 }
 
-#[test]
-fn proxy_records_and_replays_a_tool_conversation() {
-    record_and_replay("plain", weather::replies("plain"));
+on_both_stores! {
+    fn proxy_records_and_replays_a_tool_conversation(backend) {
+        record_and_replay("plain", weather::replies("plain"));
+    }
 }
 
-#[test]
-fn proxy_records_and_replays_a_streamed_tool_conversation() {
-    record_and_replay("stream", weather::replies("stream"));
+on_both_stores! {
+    fn proxy_records_and_replays_a_streamed_tool_conversation(backend) {
+        record_and_replay("stream", weather::replies("stream"));
+    }
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! `clients/python` starts once per test process).
 
 use serde_json::{Value, json};
+use tapedeck_testkit::on_both_stores;
 
 use crate::long_lived::{LongLived, post_raw};
 use crate::server::{FakeServer, Reply};
@@ -58,132 +59,133 @@ fn answer(text: &str) -> Value {
            "usage": {"prompt_tokens": 3, "completion_tokens": 2}})
 }
 
-#[test]
-fn sessions_record_to_their_own_tapes_and_replay_them() {
-    let env = Env::new();
-    let server = FakeServer::start(vec![
-        Reply::json(200, &answer("one")),
-        Reply::json(200, &answer("two")),
-        Reply::json(200, &answer("three")),
-        Reply::json(200, &answer("four")),
-    ]);
-    let upstream = format!("{}/v1", server.base);
-    let proxy = LongLived::start_in(
-        &env,
-        "t.db",
-        &[
-            "--sessions",
-            "--upstream-openai",
-            &upstream,
-            "--outside-sessions",
-            "refuse",
-        ],
-    );
-    let addr = proxy.addr.clone();
-    let open = |mode: &str, tape: &str| {
-        post(
+on_both_stores! {
+    fn sessions_record_to_their_own_tapes_and_replay_them(backend) {
+        let env = Env::on(backend);
+        let server = FakeServer::start(vec![
+            Reply::json(200, &answer("one")),
+            Reply::json(200, &answer("two")),
+            Reply::json(200, &answer("three")),
+            Reply::json(200, &answer("four")),
+        ]);
+        let upstream = format!("{}/v1", server.base);
+        let proxy = LongLived::start_in(
+            &env,
+            "t.db",
+            &[
+                "--sessions",
+                "--upstream-openai",
+                &upstream,
+                "--outside-sessions",
+                "refuse",
+            ],
+        );
+        let addr = proxy.addr.clone();
+        let open = |mode: &str, tape: &str| {
+            post(
+                &addr,
+                "/tapedeck/control/v1/open",
+                &json!({"mode": mode, "tape": env.dir.path().join(tape), "task": tape}),
+            )
+        };
+        let close = || post(&addr, "/tapedeck/control/v1/close", &json!({}));
+
+        // Outside a session nothing is forwarded (`--outside-sessions refuse`).
+        let (status, refused) = chat(&addr, "first");
+        assert_eq!(status, 409, "{refused}");
+        assert!(server.requests().is_empty());
+
+        // Two recordings, each to its own tape.
+        let (status, opened) = open("record", "tapes/a.jsonl");
+        assert_eq!(
+            (status, &opened["mode"]),
+            (200, &json!("record")),
+            "{opened}"
+        );
+        let (status, again) = open("record", "tapes/b.jsonl");
+        assert_eq!(status, 409, "a second session while one is open: {again}");
+        let (_, hello) = post(
             &addr,
-            "/tapedeck/control/v1/open",
-            &json!({"mode": mode, "tape": env.dir.path().join(tape), "task": tape}),
-        )
-    };
-    let close = || post(&addr, "/tapedeck/control/v1/close", &json!({}));
+            "/tapedeck/session/v1/hello",
+            &json!({"protocol": 1, "client": "test"}),
+        );
+        assert_eq!(hello["mode"], "record");
+        assert_eq!(hello["run"], opened["run"]);
+        assert_eq!(
+            chat(&addr, "first").1["choices"][0]["message"]["content"],
+            "one"
+        );
+        let (status, closed) = close();
+        assert_eq!(status, 200, "{closed}");
+        assert_eq!(closed["stop_reason"], "ok", "{closed}");
+        assert_eq!(closed["tape_written"], true);
+        assert_eq!(open("record", "tapes/b.jsonl").0, 200);
+        assert_eq!(
+            chat(&addr, "second").1["choices"][0]["message"]["content"],
+            "two"
+        );
+        assert_eq!(close().0, 200);
+        let tape = std::fs::read(env.dir.path().join("tapes/a.jsonl")).expect("tape a");
+        assert!(!contains(&tape, KEY.as_bytes()));
+        assert!(contains(&tape, b"first") && !contains(&tape, b"second"));
 
-    // Outside a session nothing is forwarded (`--outside-sessions refuse`).
-    let (status, refused) = chat(&addr, "first");
-    assert_eq!(status, 409, "{refused}");
-    assert!(server.requests().is_empty());
+        // Replays: from the tape, the upstream done; a request it does not hold is a miss.
+        let (status, replay) = open("replay", "tapes/a.jsonl");
+        assert_eq!(
+            (status, &replay["mode"]),
+            (200, &json!("replay")),
+            "{replay}"
+        );
+        assert_eq!(
+            chat(&addr, "first").1["choices"][0]["message"]["content"],
+            "one"
+        );
+        let (_, closed) = close();
+        assert_eq!(closed["stop_reason"], "ok", "{closed}");
+        assert_eq!(closed["divergence"], Value::Null, "{closed}");
+        assert_eq!(closed["tape_written"], false);
+        assert_eq!(open("replay", "tapes/b.jsonl").0, 200);
+        let (status, miss) = chat(&addr, "third");
+        assert_eq!(status, 400, "{miss}");
+        let (_, closed) = close();
+        assert_eq!(closed["stop_reason"], "replay_miss:llm", "{closed}");
+        assert_eq!(server.requests().len(), 2);
 
-    // Two recordings, each to its own tape.
-    let (status, opened) = open("record", "tapes/a.jsonl");
-    assert_eq!(
-        (status, &opened["mode"]),
-        (200, &json!("record")),
-        "{opened}"
-    );
-    let (status, again) = open("record", "tapes/b.jsonl");
-    assert_eq!(status, 409, "a second session while one is open: {again}");
-    let (_, hello) = post(
-        &addr,
-        "/tapedeck/session/v1/hello",
-        &json!({"protocol": 1, "client": "test"}),
-    );
-    assert_eq!(hello["mode"], "record");
-    assert_eq!(hello["run"], opened["run"]);
-    assert_eq!(
-        chat(&addr, "first").1["choices"][0]["message"]["content"],
-        "one"
-    );
-    let (status, closed) = close();
-    assert_eq!(status, 200, "{closed}");
-    assert_eq!(closed["stop_reason"], "ok", "{closed}");
-    assert_eq!(closed["tape_written"], true);
-    assert_eq!(open("record", "tapes/b.jsonl").0, 200);
-    assert_eq!(
-        chat(&addr, "second").1["choices"][0]["message"]["content"],
-        "two"
-    );
-    assert_eq!(close().0, 200);
-    let tape = std::fs::read(env.dir.path().join("tapes/a.jsonl")).expect("tape a");
-    assert!(!contains(&tape, KEY.as_bytes()));
-    assert!(contains(&tape, b"first") && !contains(&tape, b"second"));
+        // New episodes: what the tape holds from it, the rest live, and the tape rewritten with
+        // both, so a replay then answers both.
+        let content = |(_, answer): (u16, Value)| answer["choices"][0]["message"]["content"].clone();
+        assert_eq!(open("new_episodes", "tapes/a.jsonl").0, 200);
+        assert_eq!(content(chat(&addr, "first")), "one");
+        assert_eq!(content(chat(&addr, "fresh")), "three");
+        let (_, closed) = close();
+        assert_eq!(closed["tape_written"], true, "{closed}");
+        assert_eq!(server.requests().len(), 3);
+        assert_eq!(open("replay", "tapes/a.jsonl").0, 200);
+        assert_eq!(content(chat(&addr, "first")), "one");
+        assert_eq!(content(chat(&addr, "fresh")), "three");
+        let (_, closed) = close();
+        assert_eq!(closed["stop_reason"], "ok", "{closed}");
+        assert_eq!(closed["divergence"], Value::Null, "{closed}");
+        let tape_run = closed["parent"].clone();
+        assert!(tape_run.is_string(), "{closed}");
 
-    // Replays: from the tape, the upstream done; a request it does not hold is a miss.
-    let (status, replay) = open("replay", "tapes/a.jsonl");
-    assert_eq!(
-        (status, &replay["mode"]),
-        (200, &json!("replay")),
-        "{replay}"
-    );
-    assert_eq!(
-        chat(&addr, "first").1["choices"][0]["message"]["content"],
-        "one"
-    );
-    let (_, closed) = close();
-    assert_eq!(closed["stop_reason"], "ok", "{closed}");
-    assert_eq!(closed["divergence"], Value::Null, "{closed}");
-    assert_eq!(closed["tape_written"], false);
-    assert_eq!(open("replay", "tapes/b.jsonl").0, 200);
-    let (status, miss) = chat(&addr, "third");
-    assert_eq!(status, 400, "{miss}");
-    let (_, closed) = close();
-    assert_eq!(closed["stop_reason"], "replay_miss:llm", "{closed}");
-    assert_eq!(server.requests().len(), 2);
+        // A check: the model live, against the same tape's run, which the caller diffs.
+        assert_eq!(open("check", "tapes/a.jsonl").0, 200);
+        assert_eq!(content(chat(&addr, "first")), "four");
+        let (_, closed) = close();
+        assert_eq!(closed["parent"], tape_run, "{closed}");
+        assert_eq!(closed["tape_written"], false);
+        assert!(closed["divergence"].is_object(), "another answer: {closed}");
+        assert_eq!(server.requests().len(), 4);
 
-    // New episodes: what the tape holds from it, the rest live, and the tape rewritten with
-    // both, so a replay then answers both.
-    let content = |(_, answer): (u16, Value)| answer["choices"][0]["message"]["content"].clone();
-    assert_eq!(open("new_episodes", "tapes/a.jsonl").0, 200);
-    assert_eq!(content(chat(&addr, "first")), "one");
-    assert_eq!(content(chat(&addr, "fresh")), "three");
-    let (_, closed) = close();
-    assert_eq!(closed["tape_written"], true, "{closed}");
-    assert_eq!(server.requests().len(), 3);
-    assert_eq!(open("replay", "tapes/a.jsonl").0, 200);
-    assert_eq!(content(chat(&addr, "first")), "one");
-    assert_eq!(content(chat(&addr, "fresh")), "three");
-    let (_, closed) = close();
-    assert_eq!(closed["stop_reason"], "ok", "{closed}");
-    assert_eq!(closed["divergence"], Value::Null, "{closed}");
-    let tape_run = closed["parent"].clone();
-    assert!(tape_run.is_string(), "{closed}");
-
-    // A check: the model live, against the same tape's run, which the caller diffs.
-    assert_eq!(open("check", "tapes/a.jsonl").0, 200);
-    assert_eq!(content(chat(&addr, "first")), "four");
-    let (_, closed) = close();
-    assert_eq!(closed["parent"], tape_run, "{closed}");
-    assert_eq!(closed["tape_written"], false);
-    assert!(closed["divergence"].is_object(), "another answer: {closed}");
-    assert_eq!(server.requests().len(), 4);
-
-    // A tape that is not there cannot be replayed; a close with nothing open is refused.
-    let (status, missing) = open("replay", "tapes/none.jsonl");
-    assert_eq!(status, 400);
-    let message = missing["error"]["message"].as_str().unwrap_or_default();
-    assert!(message.contains("tapes/none.jsonl"), "{message}");
-    assert_eq!(close().0, 409);
-    proxy.stop();
+        // A tape that is not there cannot be replayed; a close with nothing open is refused.
+        let (status, missing) = open("replay", "tapes/none.jsonl");
+        assert_eq!(status, 400);
+        let message = missing["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains("tapes/none.jsonl"), "{message}");
+        assert_eq!(close().0, 409);
+        proxy.stop();
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 //! makes one more call, and forked after the first model call.
 
 use serde_json::{Value, json};
+use tapedeck_testkit::on_both_stores;
 
 use crate::server::{FakeServer, Reply};
 use crate::{Env, arg, events_of, repo, tool_events};
@@ -259,14 +260,16 @@ fn weather_agent(agent: Agent) {
     assert_eq!(env.read("tickets.txt"), "Paris weather service degraded\n");
 }
 
-#[test]
-fn python_agent_on_the_openai_sdk() {
-    weather_agent(Agent::Python);
+on_both_stores! {
+    fn python_agent_on_the_openai_sdk(backend) {
+        weather_agent(Agent::Python);
+    }
 }
 
-#[test]
-fn node_agent_on_the_openai_and_mcp_packages() {
-    weather_agent(Agent::Node);
+on_both_stores! {
+    fn node_agent_on_the_openai_and_mcp_packages(backend) {
+        weather_agent(Agent::Node);
+    }
 }
 
 // The decorator under a framework's own: the OpenAI Agents SDK's `@function_tool` over

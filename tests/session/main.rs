@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use assert_cmd::Command;
 use serde_json::Value;
-pub use tapedeck_testkit::cli::{Outcome, TestDir};
+pub use tapedeck_testkit::cli::{Backend, Outcome, TestDir};
 pub use tapedeck_testkit::fake_http as server;
 
 /// The API key the agents send: it must appear nowhere in the store.
@@ -43,7 +43,12 @@ impl Default for Env {
 impl Env {
     /// An empty folder.
     pub fn new() -> Self {
-        Self(TestDir::new().with_setup(|cmd| {
+        Self::on(Backend::Sqlite)
+    }
+
+    /// An empty folder, its store on `backend`.
+    pub fn on(backend: Backend) -> Self {
+        Self(TestDir::on(backend).with_setup(|cmd| {
             cmd.env("OPENAI_API_KEY", KEY)
                 .env("ANTHROPIC_API_KEY", KEY)
                 .env("TAPEDECK_BIN", assert_cmd::cargo::cargo_bin("tapedeck"))

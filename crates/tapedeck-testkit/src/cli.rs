@@ -196,6 +196,30 @@ impl TestDir {
         self.path(STORE)
     }
 
+    /// Everything the store holds, as bytes to search (for a secret that must not be there):
+    /// the SQLite files (the database, its WAL and shared memory), or the PostgreSQL database's
+    /// runs, events and blobs.
+    pub fn store_bytes(&self) -> Vec<u8> {
+        if let Some(database) = &self.database {
+            return database
+                .psql(
+                    "SELECT (SELECT coalesce(string_agg(r::text, ''), '') FROM runs r)
+                         || (SELECT coalesce(string_agg(encode(d.data, 'escape'), ''), '')
+                             FROM (SELECT data FROM events UNION ALL SELECT data FROM blobs) d)",
+                )
+                .into_bytes();
+        }
+        let mut bytes = Vec::new();
+        for entry in std::fs::read_dir(self.dir.path()).expect("list the folder") {
+            let path = entry.expect("an entry").path();
+            let name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+            if name.is_some_and(|n| n.starts_with(STORE)) {
+                bytes.extend(std::fs::read(&path).expect("read a store file"));
+            }
+        }
+        bytes
+    }
+
     /// Writes `text` to `name` in the folder (creating its folder); returns the path.
     pub fn write(&self, name: &str, text: &str) -> PathBuf {
         let path = self.path(name);
