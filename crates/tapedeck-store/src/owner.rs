@@ -45,7 +45,10 @@ pub(crate) fn is_dead(owner: &str) -> bool {
 }
 
 fn hostname() -> String {
-    if let Some(host) = std::env::var(HOST_VAR).ok().filter(|h| !h.trim().is_empty()) {
+    if let Some(host) = std::env::var(HOST_VAR)
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
         return host.trim().to_owned();
     }
     std::fs::read_to_string("/proc/sys/kernel/hostname")

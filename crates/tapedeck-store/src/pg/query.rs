@@ -3,8 +3,8 @@
 
 use postgres::types::ToSql;
 
-use super::{NOW_MICROS, PgStore};
 use super::schema::pg_error;
+use super::{NOW_MICROS, PgStore};
 use crate::StoreError;
 
 /// A parameter of a statement built at run time (`runs`' filter).

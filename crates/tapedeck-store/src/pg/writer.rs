@@ -93,16 +93,18 @@ fn apply_in(
     let mut rows = Rows::default();
     for op in batch {
         match op {
-            Op::Start { run, committed, .. } => match insert_run(tx, run, Some(owner), Some(lease))? {
-                // A duplicate id is refused alone, as on SQLite.
-                None => effects.duplicates.push(run.id),
-                Some(key) => {
-                    new_keys.insert(run.id, key);
-                    effects
-                        .started
-                        .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+            Op::Start { run, committed, .. } => {
+                match insert_run(tx, run, Some(owner), Some(lease))? {
+                    // A duplicate id is refused alone, as on SQLite.
+                    None => effects.duplicates.push(run.id),
+                    Some(key) => {
+                        new_keys.insert(run.id, key);
+                        effects
+                            .started
+                            .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+                    }
                 }
-            },
+            }
             Op::Event {
                 run,
                 seq,

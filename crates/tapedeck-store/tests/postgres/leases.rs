@@ -123,7 +123,11 @@ fn killed_recorder_on_another_host(location: &str, owner: impl Fn(&RunId) -> Str
     let mut child = spawn_recorder(location);
     let (id, committed) = wait_recorded(&mut child.0);
     assert_eq!(committed, 13, "every event of the sample is committed");
-    assert!(owner(&id).starts_with(&format!("{OTHER_HOST}/")), "{}", owner(&id));
+    assert!(
+        owner(&id).starts_with(&format!("{OTHER_HOST}/")),
+        "{}",
+        owner(&id)
+    );
     let store = open(location);
     assert_eq!(status(&store, &id), RunStatus::Running);
 
@@ -135,7 +139,10 @@ fn killed_recorder_on_another_host(location: &str, owner: impl Fn(&RunId) -> Str
     // dead process still looks alive, whether the store is opened again or listed.
     assert_eq!(status(&open(location), &id), RunStatus::Running);
     assert_eq!(status(&store, &id), RunStatus::Running);
-    assert!(killed.elapsed() < Duration::from_millis(500), "checked in time");
+    assert!(
+        killed.elapsed() < Duration::from_millis(500),
+        "checked in time"
+    );
 
     while status(&store, &id) == RunStatus::Running {
         assert!(
@@ -152,7 +159,11 @@ fn killed_recorder_on_another_host(location: &str, owner: impl Fn(&RunId) -> Str
     // The record is the canonical JSON of the run (what an export and a merge carry).
     let mut tape = Vec::new();
     store.export_tape(&id, &mut tape).unwrap();
-    assert!(String::from_utf8(tape).unwrap().contains(r#""status":"incomplete""#));
+    assert!(
+        String::from_utf8(tape)
+            .unwrap()
+            .contains(r#""status":"incomplete""#)
+    );
     assert_eq!(owner(&id), "", "an expired run has no owner any more");
 }
 
@@ -201,7 +212,10 @@ fn leases_written_and_renewed(store: &Store, lease_until: impl Fn(&RunId) -> (Op
     let (first, now) = lease_until(&id);
     let first = first.expect("a lease from the start");
     // A second from the insert, which was just now.
-    assert!((500_000..=1_000_000).contains(&(first - now)), "{first} {now}");
+    assert!(
+        (500_000..=1_000_000).contains(&(first - now)),
+        "{first} {now}"
+    );
 
     // Idle, the writer renews every third of the lease on its own: the lease never lapses.
     let mut last = first;

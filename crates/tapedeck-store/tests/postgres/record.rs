@@ -268,7 +268,10 @@ fn gc_removes_old_unreferenced_blobs_only() {
     assert_eq!(count(unreferenced), 3);
     let report = pg.gc().unwrap();
     assert_eq!(report.blobs_removed, 0);
-    assert!(report.bytes_before > 0 && report.bytes_after > 0, "{report:?}");
+    assert!(
+        report.bytes_before > 0 && report.bytes_after > 0,
+        "{report:?}"
+    );
     assert_eq!(count("SELECT count(*) FROM blobs"), total);
 
     // Two hours pass for every blob; then a new run sends the shared blobs again, and its own.
@@ -279,13 +282,20 @@ fn gc_removes_old_unreferenced_blobs_only() {
     let fresh = rec.finish(StopReason::Ok, None).unwrap();
     let young = "SELECT count(*) FROM blobs
                  WHERE created_at > (extract(epoch FROM now()) * 1000000)::bigint - 600000000";
-    assert_eq!(count(young), 8, "the new run's 3 blobs, and the 5 it shares, made young");
+    assert_eq!(
+        count(young),
+        8,
+        "the new run's 3 blobs, and the 5 it shares, made young"
+    );
     // Its own blobs lose their reference, young.
     pg.remove_runs(&[fresh.id]).unwrap();
     assert_eq!(count(unreferenced), 6);
 
     let report = pg.gc().unwrap();
-    assert_eq!(report.blobs_removed, 3, "the removed first run's, old and unreferenced");
+    assert_eq!(
+        report.blobs_removed, 3,
+        "the removed first run's, old and unreferenced"
+    );
     assert_eq!(count(unreferenced), 3, "the young ones stay");
     assert_eq!(count("SELECT count(*) FROM blobs"), total);
     // Every remaining run reads back whole: its blobs, old or young, are all there.

@@ -88,9 +88,7 @@ fn a_schema_2_store_is_refused_then_upgraded_by_migrate() {
          UPDATE tapedeck_schema SET version = 2;",
     );
 
-    let error = Store::open_postgres(target.clone())
-        .err()
-        .expect("refused");
+    let error = Store::open_postgres(target.clone()).err().expect("refused");
     assert!(
         matches!(error, StoreError::PgNeedsMigration { found: 2, supported, .. } if supported == SCHEMA_VERSION),
         "{error:?}"
@@ -119,7 +117,8 @@ fn a_schema_2_store_is_refused_then_upgraded_by_migrate() {
         "000000000001"
     );
     // The run still `running` was recorded by a writer that knew no lease: it gets an hour.
-    let lease_left = "SELECT (lease_until - (extract(epoch FROM now()) * 1000000)::bigint) / 60000000
+    let lease_left =
+        "SELECT (lease_until - (extract(epoch FROM now()) * 1000000)::bigint) / 60000000
                       FROM runs WHERE status = 'running'";
     assert!(
         (58..=60).contains(&db.psql(lease_left).parse::<i64>().unwrap()),
