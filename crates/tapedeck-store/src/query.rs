@@ -41,7 +41,8 @@ pub struct RunFilter {
 pub type StoredEvent = Event;
 
 impl Store {
-    /// Finds a run by full id, short id, or a unique prefix of either.
+    /// Finds a run by full id, short id, or a unique prefix of either; or by the last 12 hex
+    /// digits of its id (the tail `ls` shows when 8 are not unique), matched exactly.
     pub fn resolve_run(&self, query: &str) -> Result<RunId, StoreError> {
         let q = query.trim().to_ascii_lowercase();
         if let Ok(id) = q.parse::<RunId>() {
@@ -54,18 +55,24 @@ impl Store {
             return Err(StoreError::RunNotFound(query.to_owned()));
         }
         let prefix = q.replace('%', "");
+        // Only a query of exactly 12 hex digits can be a tail (an empty one matches none).
+        let tail = if q.len() == 12 && !q.contains('-') {
+            q.clone()
+        } else {
+            String::new()
+        };
         let ids: Vec<String> = match self.pg() {
-            Some(pg) => pg.ids_with_prefix(&prefix, 6)?,
+            Some(pg) => pg.ids_with_prefix(&prefix, &tail, 6)?,
             None => {
                 let pattern = format!("{prefix}%");
                 let mut stmt = self
                     .conn()?
                     .prepare_cached(
-                        "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1
+                        "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1 OR tail = ?2
                          ORDER BY started_at DESC LIMIT 6",
                     )
                     .map_err(|e| self.err(e))?;
-                stmt.query_map([&pattern], |r| r.get(0))
+                stmt.query_map([&pattern, &tail], |r| r.get(0))
                     .and_then(Iterator::collect)
                     .map_err(|e| self.err(e))?
             }

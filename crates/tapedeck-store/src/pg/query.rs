@@ -59,17 +59,19 @@ impl PgStore {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
-    /// The ids of up to `limit` runs whose short id or id starts with `prefix`, newest first.
+    /// The ids of up to `limit` runs whose short id or id starts with `prefix`, or whose tail
+    /// is `tail`, newest first.
     pub(crate) fn ids_with_prefix(
         &self,
         prefix: &str,
+        tail: &str,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{prefix}%");
         let rows = self.query(
-            "SELECT id FROM runs WHERE short_id LIKE $1 OR id LIKE $1
-             ORDER BY started_at DESC LIMIT $2",
-            &[&pattern, &limit],
+            "SELECT id FROM runs WHERE short_id LIKE $1 OR id LIKE $1 OR tail = $2
+             ORDER BY started_at DESC LIMIT $3",
+            &[&pattern, &tail, &limit],
         )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }

@@ -162,6 +162,9 @@ fn runs_filters_and_ids_resolve_as_on_sqlite() {
     let first = recorded[0].id;
     assert_eq!(pg.resolve_run(&first.short()).unwrap(), first);
     assert_eq!(pg.resolve_run(&first.to_string()).unwrap(), first);
+    let tail = &first.to_string()[24..];
+    assert_eq!(pg.resolve_run(tail).unwrap(), first);
+    assert_eq!(sqlite.resolve_run(tail).unwrap(), first);
     // The fixed ids share their first 30 hex digits: a prefix of them is ambiguous.
     assert!(matches!(
         pg.resolve_run("019ac1f2"),
