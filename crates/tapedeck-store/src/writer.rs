@@ -1027,3 +1027,27 @@ pub(crate) fn retry_busy<T>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DEFAULT_LEASE, lease_from};
+
+    #[test]
+    fn the_lease_variable_takes_positive_seconds_else_the_default() {
+        assert_eq!(lease_from(Some("2")), Duration::from_secs(2));
+        assert_eq!(lease_from(Some(" 0.5 ")), Duration::from_millis(500));
+        for bad in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("-3"),
+            Some("1m"),
+            Some("inf"),
+            Some("NaN"),
+        ] {
+            assert_eq!(lease_from(bad), DEFAULT_LEASE, "{bad:?}");
+        }
+    }
+}
