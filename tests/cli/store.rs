@@ -37,17 +37,22 @@ fn store_migrate_creates_a_postgres_store_then_finds_it_current() {
     let url = db.url();
     assert_eq!(
         stdout(&mut migrate(dir.path(), &url)),
-        format!("created the store `{url}` (schema version 2)\n")
+        format!("created the store `{url}` (schema version 3)\n")
     );
     assert_eq!(
         stdout(&mut migrate(dir.path(), &url)),
-        format!("the store `{url}` is at schema version 2 already\n")
+        format!("the store `{url}` is at schema version 3 already\n")
     );
-    assert_eq!(db.psql("SELECT version FROM tapedeck_schema"), "2");
-    db.psql("UPDATE tapedeck_schema SET version = 1");
+    assert_eq!(db.psql("SELECT version FROM tapedeck_schema"), "3");
+    // Back to schema 2: without schema 3's columns.
+    db.psql(
+        "ALTER TABLE runs DROP COLUMN lease_until, DROP COLUMN tail;
+         ALTER TABLE blobs DROP COLUMN created_at;
+         UPDATE tapedeck_schema SET version = 2;",
+    );
     assert_eq!(
         stdout(&mut migrate(dir.path(), &url)),
-        format!("upgraded the store `{url}` from schema version 1 to 2\n")
+        format!("upgraded the store `{url}` from schema version 2 to 3\n")
     );
     // Every other command reads it, once migrated.
     assert_eq!(
@@ -88,7 +93,7 @@ fn store_migrate_logs_in_with_pgpassword_or_the_password_file() {
     .expect("write the password file");
     std::fs::set_permissions(&pgpass, std::fs::Permissions::from_mode(0o600))
         .expect("make the password file private");
-    assert!(stdout(&mut migrate(dir.path(), &url)).contains("at schema version 2 already"));
+    assert!(stdout(&mut migrate(dir.path(), &url)).contains("at schema version 3 already"));
 }
 
 #[test]
@@ -109,7 +114,7 @@ fn store_migrate_refuses_a_password_in_the_url_without_repeating_it() {
 fn store_migrate_on_a_file_creates_it() {
     let dir = tempfile::tempdir().expect("a folder");
     let out = stdout(tapedeck_in(dir.path()).args(["--store", "t.db", "store", "migrate"]));
-    assert_eq!(out, "created the store `t.db` (schema version 2)\n");
+    assert_eq!(out, "created the store `t.db` (schema version 3)\n");
     let out = stdout(tapedeck_in(dir.path()).args(["--store", "t.db", "store", "migrate"]));
-    assert_eq!(out, "the store `t.db` is at schema version 2 already\n");
+    assert_eq!(out, "the store `t.db` is at schema version 3 already\n");
 }

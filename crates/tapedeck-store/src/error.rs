@@ -107,9 +107,10 @@ pub enum StoreError {
         /// The URL.
         url: String,
     },
-    /// What a PostgreSQL store cannot do yet (#17 is being built: POSTGRES.md).
+    /// A SQLite-only code path reached with a PostgreSQL store (#17: every public method has
+    /// its PostgreSQL branch; this is the guard of the SQLite connection's accessor).
     #[error(
-        "store `{url}`: this does not work on a PostgreSQL store yet (recording, reading, import, export and merge do; see #17); use a SQLite store file"
+        "store `{url}`: this does not work on a PostgreSQL store yet (see #17); use a SQLite store file"
     )]
     PgNotYet {
         /// The URL.

@@ -96,8 +96,8 @@ enum Backend {
 
 impl Store {
     /// Opens the store at `path`, creating the file (and its folder) if needed and migrating it
-    /// to the current schema. Runs left `running` by a process that has since died are marked
-    /// `incomplete`.
+    /// to the current schema. Runs left `running` by a process that has since died, or whose
+    /// lease lapsed, are marked `incomplete`.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -111,7 +111,7 @@ impl Store {
             location: StoreLocation::File(path),
             backend: Backend::Sqlite(conn),
         };
-        store.mark_dead_runs_incomplete()?;
+        store.expire_leases()?;
         Ok(store)
     }
 
@@ -120,8 +120,8 @@ impl Store {
     /// a database without a store, or at another schema version, is refused with the command
     /// to run ([`pg::migrate`]).
     ///
-    /// Recording ([`Store::writer`]) and reading runs, events and blobs work on it; the other
-    /// methods return [`StoreError::PgNotYet`] until #17 is done.
+    /// Runs left `running` whose lease lapsed (by the server's clock) are marked `incomplete`.
+    /// What is not built for PostgreSQL yet is listed in `POSTGRES.md`.
     pub fn open_url(url: &str) -> Result<Self, StoreError> {
         Self::open_postgres(pg::PgTarget::from_env(url)?)
     }
@@ -129,10 +129,12 @@ impl Store {
     /// [`open_url`](Store::open_url) with a target already resolved.
     pub fn open_postgres(target: pg::PgTarget) -> Result<Self, StoreError> {
         let store = pg::PgStore::open_target(target)?;
-        Ok(Self {
+        let store = Self {
             location: StoreLocation::Postgres(store.target().clone()),
             backend: Backend::Postgres(Box::new(store)),
-        })
+        };
+        store.expire_leases()?;
+        Ok(store)
     }
 
     /// Opens the store at `location`: [`open`](Store::open) for a file (created if needed),

@@ -6,14 +6,27 @@ use crate::tape::ImportOutcome;
 use crate::writer::{commit_or_rollback, retry_busy};
 use crate::{Store, StoreError};
 
+/// How old an unreferenced blob must be for `gc` to delete it from a PostgreSQL store: a
+/// recorder inserts a blob and the rows that reference it in one transaction, but gc's own
+/// transactions overlap them; an hour is far beyond any batch.
+const GC_MIN_AGE: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Blobs deleted per transaction by `gc` on PostgreSQL.
+const GC_BATCH: i64 = 2000;
+
 /// What `gc` did.
+///
+/// The sizes are [`Store::file_size`]'s: on SQLite the file and its write-ahead log; on
+/// PostgreSQL the whole database as `pg_database_size` counts it. PostgreSQL's plain `VACUUM`
+/// keeps the space of deleted rows in the tables for their next rows rather than giving it back
+/// to the operating system, so there `bytes_after` seldom falls much below `bytes_before`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcReport {
     /// Blobs no run referenced, now deleted.
     pub blobs_removed: u64,
-    /// File size before.
+    /// The store's size before.
     pub bytes_before: u64,
-    /// File size after.
+    /// The store's size after.
     pub bytes_after: u64,
 }
 
@@ -45,8 +58,22 @@ impl Store {
     }
 
     /// Deletes blobs no run references, then compacts the file.
+    ///
+    /// On PostgreSQL, where many hosts record at once, only blobs older than an hour are
+    /// deleted (a younger one may be about to be referenced by a run being recorded), a few
+    /// thousand per transaction so that recorders are never held up for long, then the tables
+    /// are vacuumed with a plain `VACUUM (ANALYZE)`, which, unlike `VACUUM FULL`, lets them be
+    /// written meanwhile.
     pub fn gc(&self) -> Result<GcReport, StoreError> {
         let bytes_before = self.file_size();
+        if let Some(pg) = self.pg() {
+            let blobs_removed = pg.collect_garbage(GC_MIN_AGE, GC_BATCH)?;
+            return Ok(GcReport {
+                blobs_removed,
+                bytes_before,
+                bytes_after: self.file_size(),
+            });
+        }
         let conn = self.conn()?;
         let blobs_removed = retry_busy(|| {
             conn.execute(
@@ -83,8 +110,12 @@ impl Store {
         Ok(report)
     }
 
-    /// The size of the store on disk: the file and its write-ahead log.
+    /// The size of the store on disk: the file and its write-ahead log; for a PostgreSQL store,
+    /// its database's (`pg_database_size`). 0 when it cannot be read.
     pub fn file_size(&self) -> u64 {
+        if let Some(pg) = self.pg() {
+            return pg.size().unwrap_or(0);
+        }
         let size = |p: &std::path::Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
         let mut wal = self.path().as_os_str().to_owned();
         wal.push("-wal");

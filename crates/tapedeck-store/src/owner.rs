@@ -4,6 +4,15 @@
 //! the run (killed, crashed, power cut), the next process to open the store sees that the owner
 //! is gone and marks the run `incomplete`. The owner is `host/pid/start-time`: the start time
 //! tells a live process from a later one that was given the same pid.
+//!
+//! Only a process on the same host can tell; for the others the run's lease decides
+//! (`runs.lease_until`, renewed by the writer thread: `Store::expire_leases`).
+//!
+//! The host name is the kernel's, or [`HOST_VAR`] when set (a container given a stable name, or
+//! a test playing a recorder on another host).
+
+/// The environment variable that overrides this machine's host name in owner strings.
+pub(crate) const HOST_VAR: &str = "TAPEDECK_HOST";
 
 /// This process's owner string.
 pub(crate) fn current() -> String {
@@ -36,6 +45,12 @@ pub(crate) fn is_dead(owner: &str) -> bool {
 }
 
 fn hostname() -> String {
+    if let Some(host) = std::env::var(HOST_VAR)
+        .ok()
+        .filter(|h| !h.trim().is_empty())
+    {
+        return host.trim().to_owned();
+    }
     std::fs::read_to_string("/proc/sys/kernel/hostname")
         .or_else(|_| std::fs::read_to_string("/etc/hostname"))
         .map(|s| s.trim().to_owned())

@@ -41,7 +41,8 @@ pub struct RunFilter {
 pub type StoredEvent = Event;
 
 impl Store {
-    /// Finds a run by full id, short id, or a unique prefix of either.
+    /// Finds a run by full id, short id, or a unique prefix of either; or by the last 12 hex
+    /// digits of its id (the tail `ls` shows when 8 are not unique), matched exactly.
     pub fn resolve_run(&self, query: &str) -> Result<RunId, StoreError> {
         let q = query.trim().to_ascii_lowercase();
         if let Ok(id) = q.parse::<RunId>() {
@@ -54,18 +55,24 @@ impl Store {
             return Err(StoreError::RunNotFound(query.to_owned()));
         }
         let prefix = q.replace('%', "");
+        // Only a query of exactly 12 hex digits can be a tail (an empty one matches none).
+        let tail = if q.len() == 12 && !q.contains('-') {
+            q.clone()
+        } else {
+            String::new()
+        };
         let ids: Vec<String> = match self.pg() {
-            Some(pg) => pg.ids_with_prefix(&prefix, 6)?,
+            Some(pg) => pg.ids_with_prefix(&prefix, &tail, 6)?,
             None => {
                 let pattern = format!("{prefix}%");
                 let mut stmt = self
                     .conn()?
                     .prepare_cached(
-                        "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1
+                        "SELECT id FROM runs WHERE short_id LIKE ?1 OR id LIKE ?1 OR tail = ?2
                          ORDER BY started_at DESC LIMIT 6",
                     )
                     .map_err(|e| self.err(e))?;
-                stmt.query_map([&pattern], |r| r.get(0))
+                stmt.query_map([&pattern, &tail], |r| r.get(0))
                     .and_then(Iterator::collect)
                     .map_err(|e| self.err(e))?
             }
@@ -105,8 +112,11 @@ impl Store {
         parse_record(&record, id)
     }
 
-    /// Runs matching `filter`, newest first.
+    /// Runs matching `filter`, newest first. Runs whose recorder is gone are marked
+    /// `incomplete` first ([`expire_leases`](Store::expire_leases)), so a listing never shows
+    /// one `running` after its lease lapsed.
     pub fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        self.expire_leases()?;
         let mut sql = String::from("SELECT id, record FROM runs r WHERE 1 = 1");
         let mut args: Vec<SqlValue> = Vec::new();
         // Pushes a parameter and returns its placeholder.
@@ -397,36 +407,57 @@ impl Store {
             .map_err(|e| self.err(e))
     }
 
-    /// Marks `incomplete` the runs still `running` whose recording process has died.
-    pub(crate) fn mark_dead_runs_incomplete(&self) -> Result<(), StoreError> {
-        let mut stmt = self
+    /// Marks `incomplete` every run still `running` whose recorder is gone: its lease lapsed
+    /// (on PostgreSQL by the server's clock) or, on SQLite, its process is dead on this host
+    /// (seen at once, without waiting out the lease). Each run is changed by a conditional
+    /// update, so a lease renewed meanwhile wins; its canonical `record` is rewritten here, as
+    /// the database cannot (jsonb would reorder its keys).
+    pub(crate) fn expire_leases(&self) -> Result<(), StoreError> {
+        if let Some(pg) = self.pg() {
+            for (id, record) in pg.lapsed_runs()? {
+                let record = incomplete_record(&id, &record)?;
+                pg.mark_incomplete(&id, &record)?;
+            }
+            return Ok(());
+        }
+        let now = Timestamp::now().as_micros();
+        let running: Vec<(String, String, Option<String>, Option<i64>)> = self
             .conn()?
-            .prepare("SELECT id, record, owner FROM runs WHERE status = 'running'")
+            .prepare_cached(
+                "SELECT id, record, owner, lease_until FROM runs WHERE status = 'running'",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+                    .and_then(Iterator::collect)
+            })
             .map_err(|e| self.err(e))?;
-        let running: Vec<(String, String, Option<String>)> = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-            .and_then(Iterator::collect)
-            .map_err(|e| self.err(e))?;
-        for (id, record, owner) in running {
-            if !owner.as_deref().is_some_and(owner::is_dead) {
+        for (id, record, owner, lease_until) in running {
+            let dead = owner.as_deref().is_some_and(owner::is_dead);
+            if !dead && lease_until.is_none_or(|until| until >= now) {
                 continue;
             }
-            let id: RunId = id.parse()?;
-            let mut run = parse_record(&record, &id)?;
-            run.status = RunStatus::Incomplete;
-            let record = tapedeck_trace::canonical_json(&run)?;
+            let record = incomplete_record(&id, &record)?;
             let conn = self.conn()?;
             crate::writer::retry_busy(|| {
                 conn.execute(
-                    "UPDATE runs SET status = 'incomplete', record = ?2, owner = NULL
-                     WHERE id = ?1 AND status = 'running'",
-                    params![id.to_string(), record],
+                    "UPDATE runs SET status = 'incomplete', record = ?2, owner = NULL,
+                         lease_until = NULL
+                     WHERE id = ?1 AND status = 'running' AND (?3 OR lease_until < ?4)",
+                    params![id, record, dead, now],
                 )
             })
             .map_err(|e| self.err(e))?;
         }
         Ok(())
     }
+}
+
+/// The canonical `record` of the run `record` holds, marked `incomplete`.
+fn incomplete_record(id: &str, record: &str) -> Result<String, StoreError> {
+    let id: RunId = id.parse()?;
+    let mut run = parse_record(record, &id)?;
+    run.status = RunStatus::Incomplete;
+    Ok(tapedeck_trace::canonical_json(&run)?)
 }
 
 fn parse_record(record: &str, id: &RunId) -> Result<Run, StoreError> {

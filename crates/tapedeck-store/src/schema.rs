@@ -76,6 +76,28 @@ const MIGRATIONS: &[&str] = &[
     // BLOB and `blobs.codec` may be 2. The tables do not change; the version is what keeps an
     // older build, which reads `events.data` as text, from misreading the store.
     "-- no change to the tables",
+    // 3: leases, run id tails, blob ages (POSTGRES.md, "Leases instead of pids").
+    // - `runs.lease_until` (microseconds since the epoch): the writer recording a `running` run
+    //   renews it; once it lapses, the run is marked `incomplete` (`Store::expire_leases`).
+    //   A run left `running` by a tapedeck older than this schema is given an hour from the
+    //   migration to finish: its writer cannot renew a lease it does not know of.
+    // - `runs.tail`: the last 12 hex digits of the id, so that a run is found by the end of its
+    //   id through an index.
+    // - `blobs.created_at` (microseconds): a blob no run references yet may be one a recorder is
+    //   about to reference, so garbage collection on a shared store keeps young ones. Existing
+    //   blobs get the migration time. (SQLite's `ALTER TABLE` takes only constant defaults, so
+    //   both new columns get a placeholder first.)
+    r#"
+    ALTER TABLE runs ADD COLUMN lease_until INTEGER;
+    ALTER TABLE runs ADD COLUMN tail TEXT NOT NULL DEFAULT '';
+    UPDATE runs SET tail = substr(id, -12);
+    UPDATE runs SET lease_until = CAST(strftime('%s', 'now') AS INTEGER) * 1000000 + 3600000000
+        WHERE status = 'running';
+    CREATE INDEX runs_tail ON runs(tail);
+    CREATE INDEX runs_running_lease ON runs(lease_until) WHERE status = 'running';
+    ALTER TABLE blobs ADD COLUMN created_at INTEGER NOT NULL DEFAULT 0;
+    UPDATE blobs SET created_at = CAST(strftime('%s', 'now') AS INTEGER) * 1000000;
+    "#,
 ];
 
 /// Fails unless the file can be read as a SQLite database.

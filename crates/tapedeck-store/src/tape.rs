@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 
 use rusqlite::params;
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
-use tapedeck_trace::{ContentHash, RunId, RunStatus, Totals, TraceError, hash_value};
+use tapedeck_trace::{ContentHash, RunId, RunStatus, Timestamp, Totals, TraceError, hash_value};
 
 use crate::codec::{self, EncodedBlob, StoredPayload};
 use crate::writer::{commit_or_rollback, insert_run, retry_busy};
@@ -95,7 +95,7 @@ impl Store {
         let conn = self.conn()?;
         retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
         let result = (|| {
-            let key = insert_run(conn, &run, None).map_err(|e| self.err(e))?;
+            let key = insert_run(conn, &run, None, None).map_err(|e| self.err(e))?;
             let mut sink = SqliteImport {
                 store: self,
                 key,
@@ -106,7 +106,8 @@ impl Store {
                     .map_err(|e| self.err(e))?,
                 insert_blob: conn
                     .prepare_cached(
-                        "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
+                        "INSERT OR IGNORE INTO blobs (hash, codec, size, data, created_at)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
                     )
                     .map_err(|e| self.err(e))?,
                 insert_run_blob: conn
@@ -207,7 +208,13 @@ impl ImportSink for SqliteImport<'_> {
     fn blob(&mut self, blob: EncodedBlob) -> Result<(), StoreError> {
         let hash = blob.hash.as_bytes().as_slice();
         self.insert_blob
-            .execute(params![hash, blob.codec, blob.size, blob.data])
+            .execute(params![
+                hash,
+                blob.codec,
+                blob.size,
+                blob.data,
+                Timestamp::now().as_micros()
+            ])
             .map_err(|e| self.store.err(e))?;
         self.insert_run_blob
             .execute(params![self.key, hash])

@@ -5,11 +5,16 @@
 //! of growing memory. The writer inserts them in batched transactions: when a batch is full,
 //! when the flush interval has passed, or at once when a recorder starts, flushes or finishes a
 //! run.
+//!
+//! While a run is being recorded, its row holds a lease (`runs.lease_until`): the writer thread
+//! renews the leases of all its runs every third of [`WriterOptions::lease`], with the next
+//! batch or, when idle, on its own. A run whose lease lapsed has lost its recorder (killed, or
+//! on a host that lost the store) and is marked `incomplete` (`Store::expire_leases`).
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -25,13 +30,27 @@ use tapedeck_trace::{
 use crate::codec::{self, EncodedBlob, StoredPayload};
 use crate::{StoreError, open_connection, owner};
 
-/// How the writer batches.
+/// The environment variable that sets [`WriterOptions::lease`] for `WriterOptions::default()`,
+/// in seconds (fractions allowed).
+pub(crate) const LEASE_VAR: &str = "TAPEDECK_LEASE_SECS";
+
+/// The lease of a run being recorded, when [`LEASE_VAR`] does not set one.
+const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// How the writer batches, and how long a run it records stays `running` without news from it.
 #[derive(Clone, Copy, Debug)]
 pub struct WriterOptions {
     /// Commit at least this often while events arrive.
     pub flush_interval: Duration,
     /// Commit once a batch holds this many operations.
     pub batch_size: usize,
+    /// How long a run's lease lasts (default 60 s, or `TAPEDECK_LEASE_SECS` seconds when that
+    /// is set to a positive number). The writer renews it every third of this; a run whose
+    /// recorder stopped renewing is marked `incomplete` once the lease lapses, by the next
+    /// process to open the store or list its runs. Shorter notices a lost recorder sooner;
+    /// longer survives longer stalls (a paused VM, a slow database) without a live run being
+    /// marked `incomplete`.
+    pub lease: Duration,
 }
 
 impl Default for WriterOptions {
@@ -39,7 +58,32 @@ impl Default for WriterOptions {
         Self {
             flush_interval: Duration::from_millis(100),
             batch_size: 8192,
+            lease: lease_from(std::env::var(LEASE_VAR).ok().as_deref()),
         }
+    }
+}
+
+/// The lease `TAPEDECK_LEASE_SECS` asks for; the default when it is unset or not a positive
+/// number of seconds (a default cannot fail, and a lease of 0 would mark every run `incomplete`
+/// at once).
+fn lease_from(value: Option<&str>) -> Duration {
+    value
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .filter(|secs| secs.is_finite() && *secs > 0.0)
+        .and_then(|secs| Duration::try_from_secs_f64(secs).ok())
+        .unwrap_or(DEFAULT_LEASE)
+}
+
+impl WriterOptions {
+    /// How often the writer renews its runs' leases: a third of the lease, so that a renewal
+    /// may be late twice before the lease lapses.
+    fn renew_every(&self) -> Duration {
+        (self.lease / 3).max(Duration::from_millis(10))
+    }
+
+    /// The lease in microseconds, as the store's columns count time.
+    pub(crate) fn lease_micros(&self) -> i64 {
+        i64::try_from(self.lease.as_micros()).unwrap_or(i64::MAX / 2)
     }
 }
 
@@ -267,7 +311,8 @@ impl Writer {
 /// Records one run. Events get consecutive sequence numbers from 1.
 ///
 /// Dropping a recorder without [`finish`](Recorder::finish) commits what it has and leaves
-/// the run `running`; once the process is gone the run shows as `incomplete`.
+/// the run `running`, its lease renewed while the process's writer lives; once the process is
+/// gone (seen at once on its own host) or its lease lapsed, the run shows as `incomplete`.
 pub struct Recorder {
     writer: Writer,
     /// The run, its totals up to the last appended event.
@@ -523,6 +568,8 @@ struct WriterThread {
     active: HashMap<RunId, ActiveRun>,
     /// Shared with [`WriterInner::queued`]: lowered as batches are committed.
     queued: Arc<AtomicUsize>,
+    /// When the leases of the active runs are next renewed.
+    next_renewal: Instant,
 }
 
 /// What applying a batch changed, kept aside until the transaction commits.
@@ -552,7 +599,13 @@ impl WriterThread {
             owner: owner::current(),
             active: HashMap::new(),
             queued,
+            next_renewal: Instant::now(),
         }
+    }
+
+    /// Whether the active runs' leases are due for renewal.
+    fn renewal_due(&self, now: Instant) -> bool {
+        !self.active.is_empty() && now >= self.next_renewal
     }
 
     fn run(mut self, rx: Receiver<Op>) {
@@ -562,8 +615,19 @@ impl WriterThread {
             // Idle, the thread blocks on the channel: the first operation wakes it. With a batch
             // open it takes what has arrived and otherwise sleeps until the batch's deadline;
             // senders wake it early for an urgent operation or a full batch (`Writer::send`).
-            let received = if batch.is_empty() {
+            // While runs are active, an idle thread also wakes to renew their leases.
+            let received = if batch.is_empty() && self.active.is_empty() {
                 rx.recv().map_err(|_| TryRecvError::Disconnected)
+            } else if batch.is_empty() {
+                let left = self.next_renewal.saturating_duration_since(Instant::now());
+                match rx.recv_timeout(left) {
+                    Ok(op) => Ok(op),
+                    Err(RecvTimeoutError::Timeout) => {
+                        self.heartbeat();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => Err(TryRecvError::Disconnected),
+                }
             } else {
                 rx.try_recv()
             };
@@ -583,11 +647,17 @@ impl WriterThread {
                     }
                 }
                 Err(TryRecvError::Empty) => {
-                    let left = deadline.saturating_duration_since(Instant::now());
-                    if left.is_zero() {
+                    let now = Instant::now();
+                    let left = deadline.saturating_duration_since(now);
+                    // A renewal due commits the open batch early and goes with it.
+                    if left.is_zero() || self.renewal_due(now) {
                         self.commit(&mut batch);
-                    } else {
+                    } else if self.active.is_empty() {
                         std::thread::park_timeout(left);
+                    } else {
+                        std::thread::park_timeout(
+                            left.min(self.next_renewal.saturating_duration_since(now)),
+                        );
                     }
                 }
                 Err(TryRecvError::Disconnected) => {
@@ -608,15 +678,19 @@ impl WriterThread {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
+        let renew = self.renewal_due(Instant::now());
         let result = match failed {
             Some(detail) => Err(detail),
-            None => self.apply(batch).inspect_err(|detail| {
+            None => self.apply(batch, renew).inspect_err(|detail| {
                 *self
                     .failure
                     .lock()
                     .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(detail.clone());
             }),
         };
+        if renew && result.is_ok() {
+            self.next_renewal = Instant::now() + self.options.renew_every();
+        }
         let (result, duplicates) = match result {
             Ok(mut effects) => {
                 let duplicates = std::mem::take(&mut effects.duplicates);
@@ -641,15 +715,42 @@ impl WriterThread {
         }
     }
 
-    /// Applies a batch in one transaction; on failure, the engine's own words (the errors
-    /// built from them name the store already).
-    fn apply(&mut self, batch: &[Op]) -> Result<BatchEffects, String> {
+    /// Renews the active runs' leases on its own, when no batch has done it in time. A failure
+    /// is the writer's failure, as a batch's would be: the next batch would meet it too.
+    fn heartbeat(&mut self) {
+        let failed = self
+            .failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .is_some();
+        if !failed && let Err(detail) = self.apply(&[], true) {
+            *self
+                .failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(detail);
+        }
+        self.next_renewal = Instant::now() + self.options.renew_every();
+    }
+
+    /// Applies a batch in one transaction, renewing the active runs' leases in it when `renew`;
+    /// on failure, the engine's own words (the errors built from them name the store already).
+    fn apply(&mut self, batch: &[Op], renew: bool) -> Result<BatchEffects, String> {
+        let lease = self.options.lease_micros();
+        let renewed: Vec<i64> = if renew {
+            self.active.values().map(|a| a.key).collect()
+        } else {
+            Vec::new()
+        };
         match &mut self.sink {
             Sink::Sqlite(conn) => {
                 let conn = &*conn;
                 retry_busy(|| {
                     conn.execute_batch("BEGIN IMMEDIATE")?;
-                    let result = apply_sqlite(conn, &self.owner, &self.active, batch);
+                    let result = apply_sqlite(conn, &self.owner, &self.active, batch, lease)
+                        .and_then(|effects| {
+                            renew_sqlite(conn, &renewed, lease)?;
+                            Ok(effects)
+                        });
                     commit_or_rollback(conn, result, std::convert::identity)
                 })
                 .map_err(|e| match StoreError::from_sqlite(&self.path, e) {
@@ -657,12 +758,16 @@ impl WriterThread {
                     other => other.to_string(),
                 })
             }
-            Sink::Postgres(pg) => pg.apply(batch, &self.owner, &self.active),
+            Sink::Postgres(pg) => pg.apply(batch, &self.owner, &self.active, lease, &renewed),
         }
     }
 
     /// Publishes a committed batch: committed sequence numbers, run state.
     fn settle(&mut self, effects: BatchEffects) {
+        // The first run of an idle writer got its lease from its insert: renew a third later.
+        if self.active.is_empty() && !effects.started.is_empty() {
+            self.next_renewal = Instant::now() + self.options.renew_every();
+        }
         for (id, key, run, committed) in effects.started {
             self.active.insert(
                 id,
@@ -689,12 +794,33 @@ impl WriterThread {
     }
 }
 
-/// Applies a batch to a SQLite store; the caller holds the transaction.
+/// Sets the leases of the runs `keys` to end `lease` microseconds from now (this host's clock:
+/// a SQLite file is shared by the processes of one machine). Runs no longer `running` (ended,
+/// or marked `incomplete` by another process after a stall) are left as they are.
+fn renew_sqlite(conn: &Connection, keys: &[i64], lease: i64) -> Result<(), rusqlite::Error> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let keys = Value::from(keys.to_vec()).to_string();
+    conn.prepare_cached(
+        "UPDATE runs SET lease_until = ?1
+         WHERE key IN (SELECT value FROM json_each(?2)) AND status = 'running'",
+    )?
+    .execute(params![
+        Timestamp::now().as_micros().saturating_add(lease),
+        keys
+    ])?;
+    Ok(())
+}
+
+/// Applies a batch to a SQLite store; the caller holds the transaction. Runs started get a
+/// lease of `lease` microseconds.
 fn apply_sqlite(
     conn: &Connection,
     owner: &str,
     active: &HashMap<RunId, ActiveRun>,
     batch: &[Op],
+    lease: i64,
 ) -> Result<BatchEffects, rusqlite::Error> {
     let mut effects = BatchEffects::default();
     let mut new_keys: HashMap<RunId, i64> = HashMap::new();
@@ -708,8 +834,10 @@ fn apply_sqlite(
         "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
     let mut insert_blob = conn.prepare_cached(
-        "INSERT OR IGNORE INTO blobs (hash, codec, size, data) VALUES (?1, ?2, ?3, ?4)",
+        "INSERT OR IGNORE INTO blobs (hash, codec, size, data, created_at)
+         VALUES (?1, ?2, ?3, ?4, ?5)",
     )?;
+    let now = Timestamp::now().as_micros();
     let mut insert_run_blob =
         conn.prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")?;
     for op in batch {
@@ -724,7 +852,7 @@ fn apply_sqlite(
                     effects.duplicates.push(run.id);
                     continue;
                 }
-                let key = insert_run(conn, run, Some(owner))?;
+                let key = insert_run(conn, run, Some(owner), Some(now.saturating_add(lease)))?;
                 new_keys.insert(run.id, key);
                 effects
                     .started
@@ -752,7 +880,7 @@ fn apply_sqlite(
                     continue;
                 };
                 let hash = blob.hash.as_bytes().as_slice();
-                insert_blob.execute(params![hash, blob.codec, blob.size, blob.data])?;
+                insert_blob.execute(params![hash, blob.codec, blob.size, blob.data, now])?;
                 insert_run_blob.execute(params![key, hash])?;
             }
             Op::Finish { run, .. } => {
@@ -779,19 +907,22 @@ fn apply_sqlite(
     Ok(effects)
 }
 
-/// Inserts a run row (and its labels); returns its key. Callers hold a transaction.
+/// Inserts a run row (and its labels); returns its key. Callers hold a transaction. A run being
+/// recorded has an owner and a lease (until `lease_until`, microseconds); an imported one
+/// neither.
 pub(crate) fn insert_run(
     conn: &Connection,
     run: &Run,
     owner: Option<&str>,
+    lease_until: Option<i64>,
 ) -> Result<i64, rusqlite::Error> {
     // The identity columns here; the outcome columns (which change as the run goes on) and the
     // agent (which a proxy run learns only at its end) are written by `update_run`, the one
     // place that knows them.
     conn.prepare_cached(
         "INSERT INTO runs (id, short_id, source, suite, task, parent_id, started_at, status,
-             steps, tool_calls, record)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, 0, '')",
+             steps, tool_calls, record, tail, lease_until)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'running', 0, 0, '', ?8, ?9)",
     )?
     .execute(params![
         run.id.to_string(),
@@ -801,6 +932,8 @@ pub(crate) fn insert_run(
         run.task,
         run.parent.map(|p| p.to_string()),
         run.started_at.as_micros(),
+        id_tail(&run.id),
+        lease_until,
     ])?;
     let key = conn.last_insert_rowid();
     update_run(conn, run, owner)?;
@@ -812,7 +945,14 @@ pub(crate) fn insert_run(
     Ok(key)
 }
 
-/// Rewrites a run row's outcome, totals and agent from `run`.
+/// The last 12 hex digits of a run id (`runs.tail`).
+pub(crate) fn id_tail(id: &RunId) -> String {
+    let text = id.to_string();
+    text[text.len().saturating_sub(12)..].to_owned()
+}
+
+/// Rewrites a run row's outcome, totals and agent from `run`; a run no longer `running` loses
+/// its lease.
 pub(crate) fn update_run(
     conn: &Connection,
     run: &Run,
@@ -823,7 +963,8 @@ pub(crate) fn update_run(
     conn.prepare_cached(
         "UPDATE runs SET ended_at = ?2, status = ?3, stop_reason = ?4, steps = ?5, tool_calls = ?6,
              tokens_in = ?7, tokens_out = ?8, cost_usd = ?9, record = ?10, owner = ?11,
-             agent_name = ?12, agent_fingerprint = ?13
+             agent_name = ?12, agent_fingerprint = ?13,
+             lease_until = CASE WHEN ?3 = 'running' THEN lease_until END
          WHERE id = ?1",
     )?
     .execute(params![
@@ -883,6 +1024,30 @@ pub(crate) fn retry_busy<T>(
                 wait = (wait * 2).min(Duration::from_millis(50));
             }
             other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::{DEFAULT_LEASE, lease_from};
+
+    #[test]
+    fn the_lease_variable_takes_positive_seconds_else_the_default() {
+        assert_eq!(lease_from(Some("2")), Duration::from_secs(2));
+        assert_eq!(lease_from(Some(" 0.5 ")), Duration::from_millis(500));
+        for bad in [
+            None,
+            Some(""),
+            Some("0"),
+            Some("-3"),
+            Some("1m"),
+            Some("inf"),
+            Some("NaN"),
+        ] {
+            assert_eq!(lease_from(bad), DEFAULT_LEASE, "{bad:?}");
         }
     }
 }

@@ -20,6 +20,10 @@ pub(crate) use writer::PgSink;
 
 use crate::StoreError;
 
+/// The server's clock in microseconds since the epoch, as SQL: the time of leases and of
+/// `blobs.created_at` (`now()`, the transaction's start), so that hosts' clocks need not agree.
+pub(crate) const NOW_MICROS: &str = "(extract(epoch FROM now()) * 1000000)::bigint";
+
 /// A store on PostgreSQL, open: its schema was checked to be this build's. `Store` holds
 /// one as its second backend ([`crate::Store::open_url`]).
 pub struct PgStore {

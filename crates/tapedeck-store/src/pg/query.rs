@@ -3,8 +3,8 @@
 
 use postgres::types::ToSql;
 
-use super::PgStore;
 use super::schema::pg_error;
+use super::{NOW_MICROS, PgStore};
 use crate::StoreError;
 
 /// A parameter of a statement built at run time (`runs`' filter).
@@ -59,17 +59,19 @@ impl PgStore {
         Ok(rows.first().map(|r| r.get(0)))
     }
 
-    /// The ids of up to `limit` runs whose short id or id starts with `prefix`, newest first.
+    /// The ids of up to `limit` runs whose short id or id starts with `prefix`, or whose tail
+    /// is `tail`, newest first.
     pub(crate) fn ids_with_prefix(
         &self,
         prefix: &str,
+        tail: &str,
         limit: i64,
     ) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{prefix}%");
         let rows = self.query(
-            "SELECT id FROM runs WHERE short_id LIKE $1 OR id LIKE $1
-             ORDER BY started_at DESC LIMIT $2",
-            &[&pattern, &limit],
+            "SELECT id FROM runs WHERE short_id LIKE $1 OR id LIKE $1 OR tail = $2
+             ORDER BY started_at DESC LIMIT $3",
+            &[&pattern, &tail, &limit],
         )?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
@@ -129,6 +131,88 @@ impl PgStore {
             .execute("DELETE FROM runs WHERE id = ANY($1)", &[&ids])
             .map_err(|e| pg_error(&self.target, &e))?;
         Ok(removed as usize)
+    }
+
+    /// `(id, record)` of the `running` runs whose lease lapsed by the server's clock.
+    pub(crate) fn lapsed_runs(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let rows = self.query(
+            &format!(
+                "SELECT id, record FROM runs
+                 WHERE status = 'running' AND lease_until < {NOW_MICROS}"
+            ),
+            &[],
+        )?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    /// Marks the run `id` `incomplete` with `record` (its canonical JSON, so marked), unless
+    /// its lease was renewed (or it ended) since [`lapsed_runs`](PgStore::lapsed_runs) saw it.
+    pub(crate) fn mark_incomplete(&self, id: &str, record: &str) -> Result<(), StoreError> {
+        self.client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .execute(
+                &format!(
+                    "UPDATE runs SET status = 'incomplete', record = $2, owner = NULL,
+                         lease_until = NULL
+                     WHERE id = $1 AND status = 'running' AND lease_until < {NOW_MICROS}"
+                ),
+                &[&id, &record],
+            )
+            .map_err(|e| pg_error(&self.target, &e))?;
+        Ok(())
+    }
+
+    /// Deletes the blobs no run references that are older than `min_age` (by the server's
+    /// clock), `batch` per transaction, then vacuums the tables runs' removal leaves dead rows
+    /// in; how many blobs went.
+    ///
+    /// A blob locked by a recorder (`ON CONFLICT … DO UPDATE` in `pg/writer.rs` locks and, if
+    /// old, rejuvenates the blob it is about to reference) is skipped, never waited for.
+    pub(crate) fn collect_garbage(
+        &self,
+        min_age: std::time::Duration,
+        batch: i64,
+    ) -> Result<u64, StoreError> {
+        let min_age = i64::try_from(min_age.as_micros()).unwrap_or(i64::MAX);
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let err = |e: postgres::Error| pg_error(&self.target, &e);
+        let delete = format!(
+            "DELETE FROM blobs WHERE hash IN (
+                 SELECT b.hash FROM blobs b
+                 WHERE b.created_at < {NOW_MICROS} - $1
+                   AND NOT EXISTS (SELECT 1 FROM run_blobs rb WHERE rb.hash = b.hash)
+                 LIMIT $2
+                 FOR UPDATE SKIP LOCKED)
+             AND created_at < {NOW_MICROS} - $1
+             AND NOT EXISTS (SELECT 1 FROM run_blobs rb WHERE rb.hash = blobs.hash)"
+        );
+        let mut removed = 0;
+        loop {
+            // Each statement is its own transaction: short, so recorders inserting the same
+            // blobs wait for at most one batch.
+            let n = client.execute(&delete, &[&min_age, &batch]).map_err(err)?;
+            removed += n;
+            if n < batch as u64 {
+                break;
+            }
+        }
+        // Not in a transaction (VACUUM cannot be): `batch_execute` of one statement sends it
+        // alone.
+        client
+            .batch_execute("VACUUM (ANALYZE) blobs, events, run_blobs")
+            .map_err(err)?;
+        Ok(removed)
+    }
+
+    /// The database's size in bytes (`pg_database_size`: every table, index and TOAST table in
+    /// it, this store's and any other's).
+    pub(crate) fn size(&self) -> Result<u64, StoreError> {
+        let rows = self.query("SELECT pg_database_size(current_database())", &[])?;
+        Ok(rows.first().map_or(0, |r| r.get::<_, i64>(0)).max(0) as u64)
     }
 
     pub(crate) fn last_seq(&self, key: i64) -> Result<i64, StoreError> {

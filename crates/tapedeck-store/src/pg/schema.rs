@@ -30,8 +30,9 @@ const MIGRATION_LOCK: i64 = 0x7461_7065_6465_636b;
 ///   columns have one type;
 /// - the compressed columns are `STORAGE EXTERNAL`: already zstd, PostgreSQL's own compression
 ///   would only cost time;
-/// - `runs_short_id` uses `text_pattern_ops`, so resolving a short-id prefix (`LIKE 'ab12%'`)
-///   uses the index whatever the database's collation.
+/// - `runs_short_id` and `runs_tail` use `text_pattern_ops`, so resolving a prefix
+///   (`LIKE 'ab12%'`) uses the index whatever the database's collation;
+/// - times the store sets itself (leases, `blobs.created_at`) are the server's clock.
 pub(crate) const PG_MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 1: runs, events, blobs.
     r#"
@@ -93,6 +94,22 @@ pub(crate) const PG_MIGRATIONS: [&str; SCHEMA_VERSION as usize] = [
     // 2: on SQLite, content compressed with the dictionary. Version 1 here already has
     // `events.codec`, which says how each payload is stored, so nothing changes.
     "SELECT 1",
+    // 3: leases, run id tails, blob ages, as on SQLite. Here times are the server's clock
+    // (`now()`), so that hosts' clocks need not agree. `blobs.created_at` defaults to the time
+    // of the insert: a non-volatile default is evaluated once for the rows already there
+    // (without rewriting the table), which gives them the migration time.
+    r#"
+    ALTER TABLE runs ADD COLUMN lease_until bigint;
+    ALTER TABLE runs ADD COLUMN tail text;
+    UPDATE runs SET tail = right(id, 12);
+    UPDATE runs SET lease_until = (extract(epoch FROM now()) * 1000000)::bigint + 3600000000
+        WHERE status = 'running';
+    ALTER TABLE runs ALTER COLUMN tail SET NOT NULL;
+    CREATE INDEX runs_tail ON runs (tail text_pattern_ops);
+    CREATE INDEX runs_running_lease ON runs (lease_until) WHERE status = 'running';
+    ALTER TABLE blobs ADD COLUMN created_at bigint NOT NULL
+        DEFAULT (extract(epoch FROM now()) * 1000000)::bigint;
+    "#,
 ];
 
 /// What [`migrate`] did.

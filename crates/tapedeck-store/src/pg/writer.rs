@@ -1,5 +1,6 @@
 //! The writer thread's batches into PostgreSQL ([`PgSink`]): one transaction a batch, the
-//! events and blobs of the batch as one multi-row insert each.
+//! events and blobs of the batch as one multi-row insert each, the leases of the writer's runs
+//! renewed by one statement when due.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -7,8 +8,8 @@ use std::sync::Arc;
 use postgres::{Client, Transaction};
 use tapedeck_trace::{Run, RunId, Timestamp, canonical_json};
 
-use super::PgTarget;
 use super::connect::describe;
+use super::{NOW_MICROS, PgTarget};
 use crate::StoreError;
 use crate::writer::{ActiveRun, BatchEffects, Op};
 
@@ -25,19 +26,35 @@ impl PgSink {
         Ok(Self { client })
     }
 
-    /// Applies a batch in one transaction; the server's words on failure.
+    /// Applies a batch in one transaction, runs started in it getting a lease of `lease`
+    /// microseconds, and renews the leases of the runs `renew` (keys) in it; the server's words
+    /// on failure.
     pub(crate) fn apply(
         &mut self,
         batch: &[Op],
         owner: &str,
         active: &HashMap<RunId, ActiveRun>,
+        lease: i64,
+        renew: &[i64],
     ) -> Result<BatchEffects, String> {
         let mut tx = self
             .client
             .transaction()
             .map_err(|e| describe(&e))
             .described()?;
-        let effects = apply_in(&mut tx, batch, owner, active)?;
+        let effects = apply_in(&mut tx, batch, owner, active, lease)?;
+        if !renew.is_empty() {
+            // The server's clock, as every lease: hosts' clocks need not agree. Runs no longer
+            // `running` (ended, or marked `incomplete` by another host after a stall) stay so.
+            tx.execute(
+                &format!(
+                    "UPDATE runs SET lease_until = {NOW_MICROS} + $2
+                     WHERE key = ANY($1) AND status = 'running'"
+                ),
+                &[&renew, &lease],
+            )
+            .described()?;
+        }
         tx.commit().map_err(|e| describe(&e))?;
         Ok(effects)
     }
@@ -63,6 +80,7 @@ fn apply_in(
     batch: &[Op],
     owner: &str,
     active: &HashMap<RunId, ActiveRun>,
+    lease: i64,
 ) -> Result<BatchEffects, String> {
     let mut effects = BatchEffects::default();
     let mut new_keys: HashMap<RunId, i64> = HashMap::new();
@@ -75,16 +93,18 @@ fn apply_in(
     let mut rows = Rows::default();
     for op in batch {
         match op {
-            Op::Start { run, committed, .. } => match insert_run(tx, run, Some(owner))? {
-                // A duplicate id is refused alone, as on SQLite.
-                None => effects.duplicates.push(run.id),
-                Some(key) => {
-                    new_keys.insert(run.id, key);
-                    effects
-                        .started
-                        .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+            Op::Start { run, committed, .. } => {
+                match insert_run(tx, run, Some(owner), Some(lease))? {
+                    // A duplicate id is refused alone, as on SQLite.
+                    None => effects.duplicates.push(run.id),
+                    Some(key) => {
+                        new_keys.insert(run.id, key);
+                        effects
+                            .started
+                            .push((run.id, key, (**run).clone(), Arc::clone(committed)));
+                    }
                 }
-            },
+            }
             Op::Event {
                 run,
                 seq,
@@ -153,10 +173,16 @@ fn insert_rows(tx: &mut Transaction<'_>, rows: Rows) -> Result<(), String> {
             sizes.push(size);
             data.push(bytes);
         }
+        // `created_at` is the server's time of the insert (the column's default). A blob
+        // already there is locked by the conflict, and one older than half an hour is made
+        // young again: `gc` may be deleting it as no run referenced it, and this batch is
+        // about to; the lock makes `gc` wait for this transaction and the new age makes it
+        // pass the blob over.
         tx.execute(
             "INSERT INTO blobs (hash, codec, size, data)
              SELECT * FROM unnest($1::bytea[], $2::smallint[], $3::bigint[], $4::bytea[])
-             ON CONFLICT (hash) DO NOTHING",
+             ON CONFLICT (hash) DO UPDATE SET created_at = excluded.created_at
+             WHERE blobs.created_at < excluded.created_at - 1800000000",
             &[&hashes, &codecs, &sizes, &data],
         )
         .described()?;
@@ -191,19 +217,24 @@ fn insert_rows(tx: &mut Transaction<'_>, rows: Rows) -> Result<(), String> {
 }
 
 /// Inserts a run row and its labels; its key, or `None` when a run with its id is already in
-/// the store (nothing is written then).
+/// the store (nothing is written then). A run being recorded has an owner and a lease of
+/// `lease` microseconds from now (the server's clock); an imported one neither.
 pub(crate) fn insert_run(
     tx: &mut Transaction<'_>,
     run: &Run,
     owner: Option<&str>,
+    lease: Option<i64>,
 ) -> Result<Option<i64>, String> {
     let row = tx
         .query_opt(
-            "INSERT INTO runs (id, short_id, source, suite, task, parent_id, started_at, status,
-             steps, tool_calls, record)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 0, 0, '')
-         ON CONFLICT (id) DO NOTHING
-         RETURNING key",
+            &format!(
+                "INSERT INTO runs (id, short_id, source, suite, task, parent_id, started_at,
+                     status, steps, tool_calls, record, tail, lease_until)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, 'running', 0, 0, '', $8,
+                     {NOW_MICROS} + $9::bigint)
+                 ON CONFLICT (id) DO NOTHING
+                 RETURNING key"
+            ),
             &[
                 &run.id.to_string(),
                 &run.id.short(),
@@ -212,6 +243,8 @@ pub(crate) fn insert_run(
                 &run.task,
                 &run.parent.map(|p| p.to_string()),
                 &run.started_at.as_micros(),
+                &crate::writer::id_tail(&run.id),
+                &lease,
             ],
         )
         .described()?;
@@ -231,7 +264,7 @@ pub(crate) fn insert_run(
 }
 
 /// Rewrites a run row's outcome, totals and agent from `run` (as `writer::update_run` does on
-/// SQLite).
+/// SQLite); a run no longer `running` loses its lease.
 pub(crate) fn update_run(
     tx: &mut Transaction<'_>,
     run: &Run,
@@ -241,7 +274,8 @@ pub(crate) fn update_run(
     tx.execute(
         "UPDATE runs SET ended_at = $2, status = $3, stop_reason = $4, steps = $5,
              tool_calls = $6, tokens_in = $7, tokens_out = $8, cost_usd = $9, record = $10,
-             owner = $11, agent_name = $12, agent_fingerprint = $13
+             owner = $11, agent_name = $12, agent_fingerprint = $13,
+             lease_until = CASE WHEN $3 = 'running' THEN lease_until END
          WHERE id = $1",
         &[
             &run.id.to_string(),
@@ -298,7 +332,7 @@ impl super::PgStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut tx = client.transaction().described().map_err(err)?;
-        let Some(key) = insert_run(&mut tx, run, None).map_err(err)? else {
+        let Some(key) = insert_run(&mut tx, run, None, None).map_err(err)? else {
             return Ok(false);
         };
         let mut rows = Rows::default();

@@ -5,6 +5,7 @@
 #![expect(clippy::unwrap_used, reason = "tests fail loudly on unexpected errors")]
 
 mod connect;
+mod leases;
 mod record;
 mod schema;
 mod support;

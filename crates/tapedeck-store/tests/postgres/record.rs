@@ -162,6 +162,9 @@ fn runs_filters_and_ids_resolve_as_on_sqlite() {
     let first = recorded[0].id;
     assert_eq!(pg.resolve_run(&first.short()).unwrap(), first);
     assert_eq!(pg.resolve_run(&first.to_string()).unwrap(), first);
+    let tail = &first.to_string()[24..];
+    assert_eq!(pg.resolve_run(tail).unwrap(), first);
+    assert_eq!(sqlite.resolve_run(tail).unwrap(), first);
     // The fixed ids share their first 30 hex digits: a prefix of them is ambiguous.
     assert!(matches!(
         pg.resolve_run("019ac1f2"),
@@ -248,23 +251,60 @@ fn removed_runs_take_their_rows_with_them() {
     assert_eq!(key_rows("run_labels"), "1");
 }
 
+/// `gc` deletes only blobs that no run references and that are older than an hour: a younger
+/// one may be about to be referenced by a run being recorded. A blob a recorder sends again is
+/// made young again, whoever sent it first.
 #[test]
-fn what_is_not_built_yet_says_so() {
+fn gc_removes_old_unreferenced_blobs_only() {
     let Some(db) = postgres::database() else {
         return;
     };
     let pg = Store::open_postgres(migrated(&db)).unwrap();
-    record_runs(&pg);
-    // `gc` waits for schema 3's `blobs.created_at` (POSTGRES.md): without it, a blob a
-    // recorder is about to reference could be collected.
-    let error = pg.gc().expect_err("not on PostgreSQL yet");
-    assert!(matches!(error, StoreError::PgNotYet { .. }), "{error:?}");
+    let runs = record_runs(&pg);
+    let count = |sql: &str| db.psql(sql).parse::<u64>().unwrap();
+    let unreferenced = "SELECT count(*) FROM blobs b
+                        WHERE NOT EXISTS (SELECT 1 FROM run_blobs rb WHERE rb.hash = b.hash)";
+    let total = count("SELECT count(*) FROM blobs");
+    // The first run's own blobs (its question, its tool arguments, its answer) lose their
+    // last reference; young, they stay.
+    pg.remove_runs(&[runs[0].id]).unwrap();
+    assert_eq!(count(unreferenced), 3);
+    let report = pg.gc().unwrap();
+    assert_eq!(report.blobs_removed, 0);
     assert!(
-        error
-            .to_string()
-            .contains("does not work on a PostgreSQL store yet"),
-        "{error}"
+        report.bytes_before > 0 && report.bytes_after > 0,
+        "{report:?}"
     );
+    assert_eq!(count("SELECT count(*) FROM blobs"), total);
+
+    // Two hours pass for every blob; then a new run sends the shared blobs again, and its own.
+    db.psql("UPDATE blobs SET created_at = created_at - 7200000000");
+    let writer = pg.writer().unwrap();
+    let mut rec = writer.start_run(run_with(&fixed_id(4), 900)).unwrap();
+    record_sample(&mut rec, "You are a research bot.", "fresh");
+    let fresh = rec.finish(StopReason::Ok, None).unwrap();
+    let young = "SELECT count(*) FROM blobs
+                 WHERE created_at > (extract(epoch FROM now()) * 1000000)::bigint - 600000000";
+    assert_eq!(
+        count(young),
+        8,
+        "the new run's 3 blobs, and the 5 it shares, made young"
+    );
+    // Its own blobs lose their reference, young.
+    pg.remove_runs(&[fresh.id]).unwrap();
+    assert_eq!(count(unreferenced), 6);
+
+    let report = pg.gc().unwrap();
+    assert_eq!(
+        report.blobs_removed, 3,
+        "the removed first run's, old and unreferenced"
+    );
+    assert_eq!(count(unreferenced), 3, "the young ones stay");
+    assert_eq!(count("SELECT count(*) FROM blobs"), total);
+    // Every remaining run reads back whole: its blobs, old or young, are all there.
+    for (run, events, blobs) in contents(&pg) {
+        assert!(!events.is_empty() && !blobs.is_empty(), "{}", run.id);
+    }
 }
 
 /// The fixture tapes' paths.

@@ -4,9 +4,11 @@
 use std::collections::BTreeMap;
 
 use tapedeck_store::pg::{self, MigrateReport, PgStore};
-use tapedeck_store::{SCHEMA_VERSION, Store, StoreError};
+use tapedeck_store::{RunFilter, SCHEMA_VERSION, Store, StoreError};
 use tapedeck_testkit::postgres;
+use tapedeck_trace::StopReason;
 
+use crate::sample::{fixed_id, record_sample, run_with};
 use crate::support::{migrated, target};
 
 #[test]
@@ -57,27 +59,91 @@ fn a_database_without_a_store_is_refused_until_migrated() {
     );
 }
 
+/// A store of schema 2, as an older tapedeck left it: runs (one still `running`, from another
+/// host) and blobs, without schema 3's columns. Open refuses it with the command to run;
+/// `migrate` fills the new columns; the runs read back as they were.
 #[test]
-fn an_older_schema_is_refused_then_upgraded_by_migrate() {
+fn a_schema_2_store_is_refused_then_upgraded_by_migrate() {
     let Some(db) = postgres::database() else {
         return;
     };
     let target = migrated(&db);
-    db.psql("UPDATE tapedeck_schema SET version = 1");
-    let error = PgStore::open_target(target.clone()).err().expect("refused");
+    let store = Store::open_postgres(target.clone()).unwrap();
+    let writer = store.writer().unwrap();
+    let mut finished = writer.start_run(run_with(&fixed_id(1), 0)).unwrap();
+    record_sample(&mut finished, "You are a research bot.", "done");
+    finished.finish(StopReason::Ok, None).unwrap();
+    let mut running = writer.start_run(run_with(&fixed_id(2), 60)).unwrap();
+    record_sample(&mut running, "You are a research bot.", "going");
+    running.flush().unwrap();
+    drop((running, writer));
+    let before = store.runs(&RunFilter::default()).unwrap();
+    drop(store);
+    // Schema 2: the same tables without schema 3's columns and indexes (dropped columns are
+    // invisible, so this is what an older tapedeck's database looks like to this one).
+    db.psql(
+        "UPDATE runs SET owner = 'ci-runner-7/4242/98765' WHERE status = 'running';
+         ALTER TABLE runs DROP COLUMN lease_until, DROP COLUMN tail;
+         ALTER TABLE blobs DROP COLUMN created_at;
+         UPDATE tapedeck_schema SET version = 2;",
+    );
+
+    let error = Store::open_postgres(target.clone()).err().expect("refused");
     assert!(
-        matches!(error, StoreError::PgNeedsMigration { found: 1, supported, .. } if supported == SCHEMA_VERSION),
+        matches!(error, StoreError::PgNeedsMigration { found: 2, supported, .. } if supported == SCHEMA_VERSION),
         "{error:?}"
     );
-    assert!(error.to_string().contains("store migrate"), "{error}");
+    assert!(
+        error.to_string().contains(&format!(
+            "run `tapedeck --store {} store migrate`",
+            db.url()
+        )),
+        "{error}"
+    );
     assert_eq!(
         pg::migrate(&target).unwrap(),
         MigrateReport {
-            from: 1,
+            from: 2,
             to: SCHEMA_VERSION
         }
     );
-    PgStore::open_target(target).unwrap();
+    assert_eq!(
+        db.psql("SELECT count(*) FROM runs WHERE tail = right(id, 12)"),
+        "2",
+        "every run's tail filled"
+    );
+    assert_eq!(
+        db.psql("SELECT tail FROM runs WHERE status = 'ok'"),
+        "000000000001"
+    );
+    // The run still `running` was recorded by a writer that knew no lease: it gets an hour.
+    let lease_left =
+        "SELECT (lease_until - (extract(epoch FROM now()) * 1000000)::bigint) / 60000000
+                      FROM runs WHERE status = 'running'";
+    assert!(
+        (58..=60).contains(&db.psql(lease_left).parse::<i64>().unwrap()),
+        "{}",
+        db.psql(lease_left)
+    );
+    assert_eq!(
+        db.psql("SELECT count(*) FROM runs WHERE status = 'ok' AND lease_until IS NULL"),
+        "1"
+    );
+    // Every blob is as old as the migration.
+    assert_eq!(
+        db.psql(
+            "SELECT count(*) FILTER (WHERE abs(created_at - (extract(epoch FROM now()) * 1000000)::bigint) < 600000000) = count(*)
+             FROM blobs"
+        ),
+        "t"
+    );
+    let store = Store::open_postgres(target).unwrap();
+    assert_eq!(store.runs(&RunFilter::default()).unwrap(), before);
+    assert_eq!(
+        store.events(&before[0].id).unwrap().len(),
+        13,
+        "the running run's events"
+    );
 }
 
 #[test]

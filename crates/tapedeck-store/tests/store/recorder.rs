@@ -291,6 +291,7 @@ fn a_full_batch_commits_before_the_interval() {
     let options = WriterOptions {
         flush_interval: Duration::from_secs(3600),
         batch_size: 4,
+        ..WriterOptions::default()
     };
     let writer = Writer::start(&tmp.path, options).unwrap();
     let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();

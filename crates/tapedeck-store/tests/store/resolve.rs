@@ -1,4 +1,4 @@
-//! `Store::resolve_run`: full ids, short ids and unique prefixes of either; unknown and
+//! `Store::resolve_run`: full ids, short ids and unique prefixes of either, tails; unknown and
 //! ambiguous queries.
 
 use std::collections::HashMap;
@@ -46,6 +46,13 @@ fn resolves_full_ids_short_ids_and_prefixes() {
     assert_eq!(ok("aaaa"), a);
     assert_eq!(ok("aab"), b);
     assert_eq!(ok("c"), c);
+    // The tail (the last 12 hex digits), exactly.
+    assert_eq!(ok("0000aaaa1111"), a);
+    assert_eq!(ok("0000CCCC3333"), c);
+    assert!(matches!(
+        store.resolve_run("000aaaa1111"),
+        Err(StoreError::RunNotFound(_))
+    ));
     // Prefixes of the full id.
     assert_eq!(ok("019ac1f3"), c);
     assert_eq!(ok("019ac1f2-3b4c-7d5e-8f60-0000aaaa"), a);

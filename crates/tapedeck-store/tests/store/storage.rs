@@ -1,9 +1,9 @@
 //! How content is stored: a conversation that resends every message stays linear in size
 //! (messages are blobs stored once), content is compressed when that shrinks it, and a store
-//! written by an older tapedeck (schema 1) is read and written on.
+//! written by an older tapedeck (schema 1, schema 2) is read and written on.
 
 use serde_json::{Value, json};
-use tapedeck_trace::{Run, Source, StopReason, hash_json};
+use tapedeck_trace::{Run, RunStatus, Source, StopReason, Timestamp, hash_json};
 
 use crate::support::*;
 
@@ -217,4 +217,80 @@ fn a_store_of_schema_1_is_read_and_written_on() {
     );
     assert_eq!(store.events(&new).unwrap().len(), 2);
     assert_eq!(store.events(&old).unwrap().len(), 9);
+}
+
+/// A store of schema 2 (`tests/data/store-schema-2.sql`: the `clean` fixture imported, and a run
+/// left `running` by a recorder on another host) opens and migrates to schema 3: every run gets
+/// its id's tail, the running one (whose writer knew no lease) an hour's lease, every blob the
+/// migration time; the runs read back and new ones are recorded beside them.
+#[test]
+fn a_store_of_schema_2_gets_leases_tails_and_blob_ages() {
+    let tmp = TempStore::new();
+    std::fs::create_dir_all(tmp.path.parent().unwrap()).unwrap();
+    tmp.sql()
+        .execute_batch(include_str!("../data/store-schema-2.sql"))
+        .unwrap();
+    assert_eq!(tmp.count("PRAGMA user_version"), 2);
+    let store = tmp.open();
+    assert_eq!(
+        tmp.count("PRAGMA user_version"),
+        tapedeck_store::SCHEMA_VERSION
+    );
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM runs WHERE tail = substr(id, -12) AND length(tail) = 12"),
+        2
+    );
+    let now = Timestamp::now().as_micros();
+    let lease_left = tmp.count("SELECT lease_until FROM runs WHERE status = 'running'") - now;
+    assert!(
+        (3_500_000_000..=3_600_000_000).contains(&lease_left),
+        "an hour's lease, not {lease_left} µs"
+    );
+    assert_eq!(
+        tmp.count("SELECT count(*) FROM runs WHERE status = 'ok' AND lease_until IS NULL"),
+        1
+    );
+    assert_eq!(
+        tmp.count(&format!(
+            "SELECT count(*) FROM blobs WHERE abs(created_at - {now}) < 60000000"
+        )),
+        tmp.count("SELECT count(*) FROM blobs")
+    );
+
+    // The run of another host stays `running`: no pid can be checked there, and its lease holds.
+    let runs = store.runs(&Default::default()).unwrap();
+    assert_eq!(
+        runs.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [RunStatus::Running, RunStatus::Ok]
+    );
+    assert_eq!(store.events(&runs[0].id).unwrap().len(), 13);
+    let mut tape = Vec::new();
+    store.export_tape(&runs[1].id, &mut tape).unwrap();
+    assert_eq!(
+        String::from_utf8(tape).unwrap(),
+        include_str!("../../../../fixtures/tapes/clean.jsonl")
+    );
+
+    let writer = store.writer().unwrap();
+    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+    let new = rec.id();
+    let output = rec.blob(&json!({"status": "healthy"})).unwrap();
+    rec.append(tool_result("c1", "status.read", Some(output), None))
+        .unwrap();
+    assert_eq!(
+        tmp.count(&format!(
+            "SELECT count(*) FROM runs WHERE id = '{new}' AND lease_until > {now}"
+        )),
+        1,
+        "a new run has a lease"
+    );
+    rec.finish(StopReason::Ok, None).unwrap();
+    assert_eq!(store.events(&new).unwrap().len(), 2);
+    assert_eq!(
+        tmp.count(&format!(
+            "SELECT count(*) FROM runs WHERE id = '{new}' AND lease_until IS NULL"
+        )),
+        1,
+        "an ended run has none"
+    );
 }
