@@ -14,6 +14,9 @@ use crate::render;
 
 /// Options of `bench ingest`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo run --release -- bench ingest\n  cargo run --release -- bench ingest --events 200000\n  createdb tapedeck_bench && cargo run --release -- bench ingest --postgres postgres://me@127.0.0.1:5432/tapedeck_bench"
+)]
 pub struct Args {
     /// Events to record
     #[arg(long, default_value_t = 1_000_000)]

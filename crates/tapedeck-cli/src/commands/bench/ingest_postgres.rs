@@ -61,12 +61,6 @@ impl Bench {
                 ));
             }
         };
-        let leftovers: Vec<RunId> = store
-            .runs(&bench_runs())?
-            .iter()
-            .map(|run| run.id)
-            .collect();
-        store.remove_runs(&leftovers)?;
         let mut client = target.connect()?;
         let others: i64 = client
             .query_one(
@@ -78,10 +72,20 @@ impl Bench {
             .get(0);
         anyhow::ensure!(
             others == 0,
-            "the store `{url}` holds {} runs: `bench ingest --postgres` writes and deletes two \
-             runs of many events, so give it a database of its own (`createdb tapedeck_bench`)",
-            render::thousands(others as u64)
+            "the store `{url}` holds {} {} not recorded by `bench ingest`: the benchmark writes and \
+             deletes two runs of many events, so give it a database of its own (`createdb \
+             tapedeck_bench`)",
+            render::thousands(others as u64),
+            if others == 1 { "run" } else { "runs" }
         );
+        // Only now that the store is known to be the benchmark's: what an interrupted
+        // benchmark left behind.
+        let leftovers: Vec<RunId> = store
+            .runs(&bench_runs())?
+            .iter()
+            .map(|run| run.id)
+            .collect();
+        store.remove_runs(&leftovers)?;
         Ok(Self {
             target,
             store,
