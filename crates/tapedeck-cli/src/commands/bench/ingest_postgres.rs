@@ -1,20 +1,22 @@
 //! `bench ingest --postgres URL`: the same small events through the `Recorder` into a
 //! PostgreSQL store, against a plain batched multi-row INSERT of the same rows (the same
 //! columns, the same bytes) into the same `events` table, in transactions of the writer's batch
-//! size. The main type is [`Bench`]: a database checked to be safe to write to.
+//! size; a binary COPY of them is reported for reference. The main type is [`Bench`]: a
+//! database checked to be safe to write to.
 //!
 //! What the benchmark does to the database, so that pointing it at the wrong one costs nothing:
 //! - a database without a store is migrated (as `tapedeck store migrate` would); a store at
 //!   another schema version, or another program's `runs` table, is refused and left alone;
 //! - a store holding any run but this benchmark's own is refused: it writes and deletes two
-//!   runs of N events each, load that a store in use should not take;
+//!   three runs of N events each, load that a store in use should not take;
 //! - each of its runs carries the label [`LABEL`]; they are deleted when it ends, failed or not,
 //!   and runs of an interrupted earlier benchmark (with that label) are deleted when it starts.
 
 use std::time::Instant;
 
 use anyhow::Context as _;
-use postgres::types::ToSql;
+use postgres::binary_copy::BinaryCopyInWriter;
+use postgres::types::{ToSql, Type};
 use tapedeck_store::pg::{self, PgTarget};
 use tapedeck_store::{RunFilter, Store, StoreError, WriterOptions};
 use tapedeck_trace::{Run, RunId, Source, StopReason, Timestamp};
@@ -73,7 +75,7 @@ impl Bench {
         anyhow::ensure!(
             others == 0,
             "the store `{url}` holds {} {} not recorded by `bench ingest`: the benchmark writes and \
-             deletes two runs of many events, so give it a database of its own (`createdb \
+             deletes three runs of many events, so give it a database of its own (`createdb \
              tapedeck_bench`)",
             render::thousands(others as u64),
             if others == 1 { "run" } else { "runs" }
@@ -98,13 +100,16 @@ impl Bench {
     pub fn run(self, n: u64, sqlite_rate: f64) -> anyhow::Result<()> {
         let batch = WriterOptions::default().batch_size;
         let cleanup = Cleanup(&self.store);
-        let (baseline_secs, baseline_bytes) = self.baseline(n, batch)?;
-        let (recorder_secs, recorder_bytes) = self.recorder(n)?;
-        anyhow::ensure!(
-            baseline_bytes == recorder_bytes,
-            "the baseline stored other rows than the Recorder: {baseline_bytes:?} against \
-             {recorder_bytes:?} (codecs, payload bytes)"
-        );
+        let (baseline_secs, baseline_rows) = self.raw(n, batch, Raw::Insert)?;
+        let (copy_secs, copy_rows) = self.raw(n, batch, Raw::Copy)?;
+        let (recorder_secs, recorder_rows) = self.recorder(n)?;
+        for (how, rows) in [("baseline", baseline_rows), ("COPY", copy_rows)] {
+            anyhow::ensure!(
+                rows == recorder_rows,
+                "the {how} stored other rows than the Recorder: {rows:?} against \
+                 {recorder_rows:?} (rows, sum of codecs, payload bytes)"
+            );
+        }
         drop(cleanup);
         let rate = |secs: f64| n as f64 / secs;
         let pg_rate = rate(recorder_secs);
@@ -126,6 +131,15 @@ impl Bench {
             "  ratio Recorder / baseline: {:.2}   (goal ≥ 0.50)",
             baseline_secs / recorder_secs
         );
+        let copy = format!(
+            "for reference: binary COPY, {}-row transactions",
+            render::thousands(batch as u64)
+        );
+        anstream::println!(
+            "  {copy:<56}  {:>9.0} events/s   (Recorder / COPY {:.2})",
+            rate(copy_secs),
+            copy_secs / recorder_secs
+        );
         anstream::println!(
             "  beside SQLite's Recorder ({:.0} events/s): PostgreSQL / SQLite {:.2}",
             sqlite_rate,
@@ -134,11 +148,11 @@ impl Bench {
         Ok(())
     }
 
-    /// The practical limit: the rows pre-encoded, one prepared multi-row INSERT a transaction
-    /// of `batch` rows, into a scratch run; then the run is deleted and the table vacuumed, so
-    /// the Recorder starts from the same table. The time, and what was stored
-    /// ([`stored_rows`]).
-    fn baseline(&self, n: u64, batch: usize) -> anyhow::Result<(f64, StoredRows)> {
+    /// The same rows written without tapedeck, pre-encoded, in transactions of `batch` rows
+    /// into a scratch run: the baseline (one prepared multi-row INSERT a transaction), or a
+    /// binary COPY. Then the run is deleted and the table vacuumed, so each measurement starts
+    /// from the same table. The time, and what was stored ([`stored_rows`]).
+    fn raw(&self, n: u64, batch: usize, how: Raw) -> anyhow::Result<(f64, StoredRows)> {
         let run = self.start_run()?;
         let mut client = self.target.connect()?;
         let key: i64 = client
@@ -151,6 +165,7 @@ impl Bench {
                 Ok((seq as i64, at + seq as i64, kind, codec, data))
             })
             .collect::<anyhow::Result<_>>()?;
+        // Prepared whatever `how` is: the COPY does not use it, and it is not timed.
         let full = client.prepare(&insert_sql(batch))?;
         let start = Instant::now();
         for chunk in rows.chunks(batch) {
@@ -159,10 +174,31 @@ impl Bench {
                 params.extend([&key as &(dyn ToSql + Sync), seq, at, kind, codec, data]);
             }
             let mut tx = client.transaction()?;
-            if chunk.len() == batch {
-                tx.execute(&full, &params)?;
-            } else {
-                tx.execute(insert_sql(chunk.len()).as_str(), &params)?;
+            match how {
+                Raw::Insert if chunk.len() == batch => {
+                    tx.execute(&full, &params)?;
+                }
+                Raw::Insert => {
+                    tx.execute(insert_sql(chunk.len()).as_str(), &params)?;
+                }
+                Raw::Copy => {
+                    let sink = tx.copy_in(
+                        "COPY events (run, seq, at, kind, codec, data) FROM STDIN (FORMAT binary)",
+                    )?;
+                    let types = [
+                        Type::INT8,
+                        Type::INT8,
+                        Type::INT8,
+                        Type::TEXT,
+                        Type::INT2,
+                        Type::BYTEA,
+                    ];
+                    let mut writer = BinaryCopyInWriter::new(sink, &types);
+                    for row in params.chunks(COLUMNS) {
+                        writer.write(row)?;
+                    }
+                    writer.finish()?;
+                }
             }
             tx.commit()?;
         }
@@ -170,7 +206,7 @@ impl Bench {
         let stored = stored_rows(&mut client, &run, n)?;
         anyhow::ensure!(
             stored.0 as u64 == n,
-            "expected {n} baseline events, found {}",
+            "expected {n} raw events, found {}",
             stored.0
         );
         self.store.remove_runs(&[run])?;
@@ -205,6 +241,15 @@ impl Bench {
         recorder.flush()?;
         Ok(recorder.id())
     }
+}
+
+/// How [`Bench::raw`] writes.
+#[derive(Clone, Copy)]
+enum Raw {
+    /// The baseline: `INSERT INTO events (…) VALUES (…), (…), …`.
+    Insert,
+    /// `COPY events (…) FROM STDIN (FORMAT binary)`.
+    Copy,
 }
 
 /// How many of a run's first events are stored, the sum of their codecs and of their payloads'
