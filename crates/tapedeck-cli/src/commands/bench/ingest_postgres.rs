@@ -7,8 +7,8 @@
 //! What the benchmark does to the database, so that pointing it at the wrong one costs nothing:
 //! - a database without a store is migrated (as `tapedeck store migrate` would); a store at
 //!   another schema version, or another program's `runs` table, is refused and left alone;
-//! - a store holding any run but this benchmark's own is refused: it writes and deletes two
-//!   three runs of N events each, load that a store in use should not take;
+//! - a store holding any run but this benchmark's own is refused: it writes and deletes three
+//!   runs of N events each, load that a store in use should not take;
 //! - each of its runs carries the label [`LABEL`]; they are deleted when it ends, failed or not,
 //!   and runs of an interrupted earlier benchmark (with that label) are deleted when it starts.
 
@@ -35,7 +35,7 @@ const COLUMNS: usize = 6;
 pub struct Bench {
     target: PgTarget,
     store: Store,
-    /// What the benchmark found: "store created", "schema version 2".
+    /// What the benchmark found: "store created at schema version 2", "schema version 2".
     found: String,
 }
 
@@ -95,8 +95,9 @@ impl Bench {
         })
     }
 
-    /// Measures the baseline, then the `Recorder`, and prints both rates, their ratio and the
-    /// SQLite Recorder's rate (`sqlite_rate`, events/s) beside them.
+    /// Measures the baseline, the COPY, then the `Recorder`, and prints their rates, the ratio
+    /// Recorder / baseline and the SQLite Recorder's rate (`sqlite_rate`, events/s) beside
+    /// them.
     pub fn run(self, n: u64, sqlite_rate: f64) -> anyhow::Result<()> {
         let batch = WriterOptions::default().batch_size;
         let cleanup = Cleanup(&self.store);
