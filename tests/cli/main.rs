@@ -7,6 +7,7 @@
 //! `NO_COLOR=1` and a fixed help width, and with no `TAPEDECK_STORE` from the environment.
 
 mod bad_input;
+mod bench;
 mod compare;
 mod demo;
 mod diff;

@@ -12,6 +12,7 @@ mod writer;
 use std::sync::Mutex;
 
 use postgres::Client;
+use tapedeck_trace::EventData;
 
 pub use connect::{PgSslMode, PgTarget, is_postgres_url};
 pub(crate) use query::PgParam;
@@ -54,4 +55,13 @@ impl PgStore {
     pub fn target(&self) -> &PgTarget {
         &self.target
     }
+}
+
+/// The `kind`, `codec` and `data` columns of the `events` row the store writes for an event
+/// (its payload's canonical JSON, compressed with the store's dictionary when that makes it
+/// smaller), for a tool that writes the same rows itself: `tapedeck bench ingest`'s baseline.
+pub fn event_columns(data: &EventData) -> Result<(&'static str, i16, Vec<u8>), StoreError> {
+    let payload = crate::codec::StoredPayload::encode(crate::writer::payload_json(data)?);
+    let (codec, bytes) = payload.to_parts();
+    Ok((data.kind(), codec, bytes.to_vec()))
 }

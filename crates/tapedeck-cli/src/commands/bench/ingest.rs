@@ -1,5 +1,6 @@
 //! Ingest: 1M small events through the `Recorder`, against a plain rusqlite batched INSERT of
-//! the same rows into the same table (the practical limit); and the Recorder's peak RSS.
+//! the same rows into the same table (the practical limit); and the Recorder's peak RSS. With
+//! `--postgres URL`, the same into a PostgreSQL store (`ingest_postgres`).
 
 use std::time::Instant;
 
@@ -13,15 +14,27 @@ use crate::render;
 
 /// Options of `bench ingest`.
 #[derive(Debug, clap::Args)]
+#[command(
+    after_help = "Examples:\n  cargo run --release -- bench ingest\n  cargo run --release -- bench ingest --events 200000\n  createdb tapedeck_bench && cargo run --release -- bench ingest --postgres postgres://me@127.0.0.1:5432/tapedeck_bench"
+)]
 pub struct Args {
     /// Events to record
     #[arg(long, default_value_t = 1_000_000)]
     events: u64,
+    /// Also measure a PostgreSQL store: a database the benchmark may write to
+    /// (postgres://USER@HOST:PORT/DB, its password from PGPASSWORD or ~/.pgpass). A database
+    /// without a store is migrated; one holding runs other than this benchmark's is refused.
+    /// The benchmark's own runs are deleted afterwards
+    #[arg(long, value_name = "URL")]
+    postgres: Option<String>,
 }
 
 impl Default for Args {
     fn default() -> Self {
-        Self { events: 1_000_000 }
+        Self {
+            events: 1_000_000,
+            postgres: None,
+        }
     }
 }
 
@@ -37,7 +50,7 @@ pub struct ChildArgs {
 }
 
 /// The small event both sides write.
-fn event(i: u64) -> EventData {
+pub(super) fn event(i: u64) -> EventData {
     EventData::PolicyDecision(PolicyDecision {
         call_id: Some(format!("call_{i}")),
         tool: Some("kb.read".to_owned()),
@@ -48,6 +61,12 @@ fn event(i: u64) -> EventData {
 }
 
 pub fn run(args: Args) -> anyhow::Result<Exit> {
+    // The database is checked (and migrated, if it holds no store) before anything is timed.
+    let postgres = args
+        .postgres
+        .as_deref()
+        .map(super::ingest_postgres::Bench::prepare)
+        .transpose()?;
     let dir = super::scratch_dir()?;
     let n = args.events;
     anstream::println!("ingest: {} small events", render::thousands(n));
@@ -74,6 +93,9 @@ pub fn run(args: Args) -> anyhow::Result<Exit> {
         render::thousands(n),
         rss as f64 / 1e6
     );
+    if let Some(postgres) = postgres {
+        postgres.run(n, rate(recorder_secs))?;
+    }
     Ok(Exit::Ok)
 }
 

@@ -6,6 +6,7 @@ mod diff;
 mod golden;
 mod golden_command;
 mod ingest;
+mod ingest_postgres;
 mod load;
 mod proxy;
 mod proxy_replay;
@@ -22,7 +23,7 @@ use crate::settings::Settings;
 /// Run tapedeck's benchmarks and print ratios against their baselines
 #[derive(Debug, clap::Args)]
 #[command(
-    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10\n  cargo run --release -- bench proxy-replay --requests 1000\n  cargo run --release -- bench session"
+    after_help = "Examples:\n  cargo run --release -- bench            every benchmark\n  cargo run --release -- bench ingest --events 200000\n  cargo run --release -- bench ingest --postgres postgres://me@127.0.0.1:5432/tapedeck_bench\n  cargo run --release -- bench storage\n  cargo run --release -- bench agent --runs 1000 --steps 20\n  cargo run --release -- bench replay --tapes 200 --live 10\n  cargo run --release -- bench proxy-replay --requests 1000\n  cargo run --release -- bench session"
 )]
 pub struct Args {
     #[command(subcommand)]
@@ -31,7 +32,8 @@ pub struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Which {
-    /// Recorder ingest rate against plain batched rusqlite INSERTs, and peak RSS
+    /// Recorder ingest rate against plain batched rusqlite INSERTs, and peak RSS; with
+    /// `--postgres`, also into PostgreSQL against plain batched multi-row INSERTs
     Ingest(ingest::Args),
     /// Store size of a growing conversation, recorded by the agent runtime and through the
     /// HTTP proxy, against the naive size of its HTTP bodies
