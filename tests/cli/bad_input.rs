@@ -118,11 +118,18 @@ fn ambiguous_run_id_prefix() {
     stdout(env.tapedeck().args(["import", "a.jsonl", "b.jsonl"]));
     let line = input_error(env.tapedeck().args(["show", "abc"]));
     assert!(
-        line.starts_with("error: `abc` matches several runs ("),
+        line.starts_with("error: `abc` matches several runs: "),
         "{line}"
     );
     assert!(line.contains(TWIN_A) && line.contains(TWIN_B), "{line}");
-    assert!(line.ends_with("type more of the id"), "{line}");
+    assert!(
+        line.contains("(started 2026-11-20 08:00:00 UTC, task ping)"),
+        "{line}"
+    );
+    assert!(
+        line.ends_with("type more of the id, or its last 12 hex digits"),
+        "{line}"
+    );
     // Each twin by its whole short id; export and rm refuse the prefix as show does.
     assert!(stdout(env.tapedeck().args(["show", "abc00001"])).starts_with("run abc00001 "));
     input_error(env.tapedeck().args(["export", "abc"]));

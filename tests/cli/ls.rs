@@ -231,3 +231,57 @@ on_both_stores! {
         assert!(out.starts_with("no runs in other.db"), "{out}");
     }
 }
+
+on_both_stores! {
+    /// Two runs whose short ids collide (at team scale 8 hex digits do): `ls` shows every id
+    /// with 12 hex digits, the short id is refused naming both runs, and the tail resolves.
+    fn colliding_short_ids_widen_and_are_refused_with_the_candidates(backend) {
+        let env = Env::on(backend);
+        let clean = std::fs::read_to_string(crate::fixture("clean.jsonl")).expect("the fixture");
+        // Another run, a minute older, whose id ends the same way.
+        let twin = clean
+            .replacen(
+                "01a1a0b0-be20-73b0-8668-04f65a1c3e01",
+                "01a1a0b0-be20-73b0-8668-aaaa5a1c3e01",
+                1,
+            )
+            .replacen(
+                r#""started_at":"2026-11-03T09:15:00.000000Z""#,
+                r#""started_at":"2026-11-03T09:14:00.000000Z""#,
+                1,
+            );
+        assert_ne!(twin, clean);
+        env.write("twin.jsonl", &twin);
+        stdout(
+            env.tapedeck()
+                .arg("import")
+                .arg(crate::fixture("clean.jsonl"))
+                .arg(crate::fixture("tool-denied.jsonl"))
+                .arg("twin.jsonl"),
+        );
+
+        let out = stdout(env.tapedeck().arg("ls"));
+        let ids: Vec<&str> = out
+            .lines()
+            .skip(1)
+            .filter_map(|l| l.split_whitespace().next())
+            .collect();
+        assert_eq!(ids, ["3300c4f2a903", "04f65a1c3e01", "aaaa5a1c3e01"], "{out}");
+
+        let line = crate::input_error(env.tapedeck().args(["show", CLEAN]));
+        assert_eq!(
+            line,
+            "error: `5a1c3e01` matches several runs: \
+             01a1a0b0-be20-73b0-8668-04f65a1c3e01 (started 2026-11-03 09:15:00 UTC, task password-reset), \
+             01a1a0b0-be20-73b0-8668-aaaa5a1c3e01 (started 2026-11-03 09:14:00 UTC, task password-reset); \
+             type more of the id, or its last 12 hex digits"
+        );
+        for tail in ["aaaa5a1c3e01", "04f65a1c3e01"] {
+            let shown = env.show(tail);
+            assert!(
+                shown["run"]["id"].as_str().expect("an id").ends_with(tail),
+                "{shown}"
+            );
+        }
+    }
+}

@@ -2,7 +2,32 @@
 
 use std::path::{Path, PathBuf};
 
-use tapedeck_trace::{ContentHash, TraceError};
+use tapedeck_trace::{ContentHash, Timestamp, TraceError};
+
+/// A run an ambiguous id could mean, as the error names it: `…5f3a9c2e1a4b (started
+/// 2026-11-03 09:15:00 UTC, task password-reset)`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunCandidate {
+    /// The full id.
+    pub id: String,
+    /// When it started.
+    pub started_at: Timestamp,
+    /// Its golden task, if any.
+    pub task: Option<String>,
+}
+
+impl std::fmt::Display for RunCandidate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let started = self.started_at.to_string();
+        // Seconds are enough to tell runs apart by eye: `2026-11-03T09:15:00`.
+        let started = started.get(..19).unwrap_or(&started).replace('T', " ");
+        write!(f, "{} (started {started} UTC", self.id)?;
+        if let Some(task) = &self.task {
+            write!(f, ", task {task}")?;
+        }
+        f.write_str(")")
+    }
+}
 
 /// What can go wrong with a store.
 #[derive(Debug, thiserror::Error)]
@@ -128,12 +153,15 @@ pub enum StoreError {
     #[error("no run matches `{0}` (see `tapedeck ls`)")]
     RunNotFound(String),
     /// Several runs match the id prefix given.
-    #[error("`{prefix}` matches several runs ({}); type more of the id", candidates.join(", "))]
+    #[error(
+        "`{prefix}` matches several runs: {}; type more of the id, or its last 12 hex digits",
+        candidates.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    )]
     AmbiguousRun {
         /// What was typed.
         prefix: String,
-        /// Full ids of some of the matching runs.
-        candidates: Vec<String>,
+        /// Some of the matching runs, newest first.
+        candidates: Vec<RunCandidate>,
     },
     /// A run id that is already in the store.
     #[error("run {0} is already in the store")]

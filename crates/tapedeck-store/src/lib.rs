@@ -64,7 +64,7 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
-pub use error::StoreError;
+pub use error::{RunCandidate, StoreError};
 pub use location::StoreLocation;
 pub use maintenance::{GcReport, MergeReport};
 pub use monitor::{AgentStats, Distribution, MonitorReport, ToolShare};

@@ -6,7 +6,7 @@ use rusqlite::{OptionalExtension, params, params_from_iter, types::Value as SqlV
 use serde_json::Value;
 use tapedeck_trace::{ContentHash, Event, EventData, Run, RunId, RunStatus, Timestamp};
 
-use crate::{Store, StoreError, codec, owner};
+use crate::{RunCandidate, Store, StoreError, codec, owner};
 
 /// Hashes per query of [`Store::blobs`] (SQLite allows 32,766 parameters; the statement for a
 /// full batch is prepared once and cached).
@@ -80,11 +80,59 @@ impl Store {
         match ids.as_slice() {
             [] => Err(StoreError::RunNotFound(query.to_owned())),
             [one] => one.parse().map_err(StoreError::Tape),
-            many => Err(StoreError::AmbiguousRun {
-                prefix: query.to_owned(),
-                candidates: many.iter().take(5).cloned().collect(),
-            }),
+            many => {
+                let candidates = many
+                    .iter()
+                    .take(5)
+                    .map(|id| {
+                        let run = self.run(&id.parse().map_err(StoreError::Tape)?)?;
+                        Ok(RunCandidate {
+                            id: id.clone(),
+                            started_at: run.started_at,
+                            task: run.task,
+                        })
+                    })
+                    .collect::<Result<_, StoreError>>()?;
+                Err(StoreError::AmbiguousRun {
+                    prefix: query.to_owned(),
+                    candidates,
+                })
+            }
         }
+    }
+
+    /// Which of these runs share their short id with another run of the store: at team scale
+    /// 8 hex digits collide (even odds at about 77,000 runs), and `ls` then shows tails
+    /// ([`RunId::tail`]) so that every id it prints resolves.
+    pub fn shared_short_ids(
+        &self,
+        ids: &[RunId],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut short_ids: Vec<String> = ids.iter().map(RunId::short).collect();
+        short_ids.sort();
+        short_ids.dedup();
+        let shared: Vec<String> = match self.pg() {
+            Some(pg) => pg.shared_short_ids(&short_ids)?,
+            None => {
+                let mut found = Vec::new();
+                // SQLite caps bound parameters (32,766): `ls -n` can ask for more runs.
+                for chunk in short_ids.chunks(10_000) {
+                    let marks = vec!["?"; chunk.len()].join(", ");
+                    let sql = format!(
+                        "SELECT short_id FROM runs WHERE short_id IN ({marks})
+                         GROUP BY short_id HAVING count(*) > 1"
+                    );
+                    let mut stmt = self.conn()?.prepare(&sql).map_err(|e| self.err(e))?;
+                    let rows: Vec<String> = stmt
+                        .query_map(params_from_iter(chunk), |r| r.get(0))
+                        .and_then(Iterator::collect)
+                        .map_err(|e| self.err(e))?;
+                    found.extend(rows);
+                }
+                found
+            }
+        };
+        Ok(shared.into_iter().collect())
     }
 
     pub(crate) fn run_key(&self, id: &RunId) -> Result<Option<i64>, StoreError> {

@@ -35,6 +35,18 @@ impl RunId {
     }
 }
 
+impl RunId {
+    /// The last twelve hex digits of the UUID: what `ls` shows when two runs of a store share
+    /// a short id, and what commands accept as well.
+    pub fn tail(&self) -> String {
+        let simple = self.0.simple().to_string();
+        simple[simple.len() - TAIL_LEN..].to_owned()
+    }
+}
+
+/// How many hex digits a run id's tail ([`RunId::tail`]) has.
+pub const TAIL_LEN: usize = 12;
+
 impl Default for RunId {
     fn default() -> Self {
         Self::new()

@@ -120,7 +120,10 @@ pub fn run(settings: &Settings, _args: Args) -> anyhow::Result<Exit> {
         runs.len(),
         settings.store
     );
-    anstream::println!("{}\n", super::ls::table(&runs).trim_fmt());
+    anstream::println!(
+        "{}\n",
+        super::ls::table(&runs, &store.shared_short_ids(&recorded)?).trim_fmt()
+    );
     let incident = *recorded.last().context("no demo runs")?;
     show_incident(&store, &incident)?;
     let short = incident.short();

@@ -76,12 +76,21 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
         }
         return Ok(Exit::Ok);
     }
-    anstream::println!("{}", table(&runs).trim_fmt());
+    let shared = match &store {
+        Some(store) => store.shared_short_ids(&runs.iter().map(|r| r.id).collect::<Vec<_>>())?,
+        None => Default::default(),
+    };
+    anstream::println!("{}", table(&runs, &shared).trim_fmt());
     Ok(Exit::Ok)
 }
 
-/// The runs table (`ls`, `demo`).
-pub fn table(runs: &[Run]) -> comfy_table::Table {
+/// The runs table (`ls`, `demo`). When a run's short id is one of `shared` (another run of the
+/// store has it too: [`Store::shared_short_ids`]), the column shows every run's last 12 hex
+/// digits instead, which resolve where the short id would be ambiguous.
+///
+/// [`Store::shared_short_ids`]: tapedeck_store::Store::shared_short_ids
+pub fn table(runs: &[Run], shared: &std::collections::HashSet<String>) -> comfy_table::Table {
+    let wide = runs.iter().any(|run| shared.contains(&run.id.short()));
     let mut table = render::table(&[
         "ID",
         "STARTED (UTC)",
@@ -97,7 +106,7 @@ pub fn table(runs: &[Run]) -> comfy_table::Table {
     ]);
     for run in runs {
         table.add_row(vec![
-            run.id.short(),
+            if wide { run.id.tail() } else { run.id.short() },
             render::time(run.started_at),
             run.source.to_string(),
             run.task.clone().unwrap_or_else(|| "-".to_owned()),

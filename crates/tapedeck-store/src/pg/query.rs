@@ -76,6 +76,16 @@ impl PgStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    /// Which of `short_ids` more than one run has.
+    pub(crate) fn shared_short_ids(&self, short_ids: &[String]) -> Result<Vec<String>, StoreError> {
+        let rows = self.query(
+            "SELECT short_id FROM runs WHERE short_id = ANY($1)
+             GROUP BY short_id HAVING count(*) > 1",
+            &[&short_ids],
+        )?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
     /// `(id, record)` of the runs `sql` selects.
     pub(crate) fn id_records(
         &self,
