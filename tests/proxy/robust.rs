@@ -4,6 +4,7 @@
 //! proxy itself killed mid-stream.
 
 use serde_json::{Value, json};
+use tapedeck_testkit::on_both_stores;
 
 use crate::server::{FakeServer, PAUSE, Reply};
 use crate::{Env, KEY, contains, kinds};
@@ -337,12 +338,12 @@ print(r.readline().decode().strip(), flush=True)
 r.read()
 "#;
 
-#[test]
-fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
+on_both_stores! {
+    fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete(backend) {
     use std::io::{BufRead, BufReader};
     use std::os::unix::process::CommandExt as _;
 
-    let env = Env::new();
+    let env = Env::on(backend);
     env.write("two.py", TWO_CALLS);
     let server = FakeServer::start(vec![
         Reply::json(
@@ -364,9 +365,14 @@ fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
     let upstream = format!("{}/v1", server.base);
     let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("tapedeck"));
     cmd.current_dir(env.dir.path())
-        .args(["--store", "t.db", "record", "--upstream-openai", &upstream])
+        .arg("--store")
+        .arg(env.store_arg())
+        .args(["record", "--upstream-openai", &upstream])
         .args(["--", "python3", "two.py"])
         .env_remove("TAPEDECK_STORE")
+        // A short lease: the run of a recorder that died shows `incomplete` once it lapses (a
+        // SQLite file also sees at once that the recorder's pid is gone).
+        .env("TAPEDECK_LEASE_SECS", "2")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::null())
         // Its own process group, so the kill takes the client too.
@@ -386,10 +392,14 @@ fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
     assert!(killed.success());
     child.wait().expect("tapedeck ends");
 
-    let runs = env.exec(env.tapedeck().args(["ls", "--json"]));
-    runs.expect_code(0);
-    let runs = runs.runs_listed();
-    let run = &runs[0];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let run = loop {
+        let run = env.ls().swap_remove(0);
+        if run["status"] == "incomplete" || std::time::Instant::now() > deadline {
+            break run;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
     assert_eq!(run["status"], "incomplete", "{run}");
     let show = env.show(run["short_id"].as_str().expect("an id"));
     let kinds = kinds(&show);
@@ -404,6 +414,7 @@ fn a_killed_proxy_keeps_what_it_recorded_and_its_run_shows_incomplete() {
         "the first call and the second request were committed: {kinds:?}"
     );
     assert_eq!(show["run"]["status"], "incomplete");
+    }
 }
 
 #[test]

@@ -13,6 +13,7 @@
 //! processes would starve each other and everything else.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::OsStr;
 use std::io::{BufRead, BufReader, Read};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -21,6 +22,7 @@ use std::time::{Duration, Instant};
 
 use rusqlite::Connection;
 use tapedeck_store::{RunFilter, Store};
+use tapedeck_testkit::postgres;
 use tapedeck_trace::{EventData, RunId, RunStatus};
 
 /// Events per run when the run is meant to be killed: over 3 s of recording even in a release
@@ -131,7 +133,7 @@ fn read_all(mut pipe: impl Read + Send + 'static) -> JoinHandle<String> {
     })
 }
 
-fn spawn_load(db: &Path, events: &str, threads: &str, tag: &str) -> Child {
+fn spawn_load(db: impl AsRef<OsStr>, events: &str, threads: &str, tag: &str) -> Child {
     tapedeck()
         .arg("--store")
         .arg(db)
@@ -487,10 +489,10 @@ fn sigkill_while_a_store_is_being_created_leaves_a_usable_file() {
     }
 }
 
-/// Runs `count` load generators into `db` at once, each `--events events --threads threads`;
-/// returns the runs they reported finished, with the process's tag.
+/// Runs `count` load generators into `db` (a file or a URL) at once, each `--events events
+/// --threads threads`; returns the runs they reported finished, with the process's tag.
 fn record_concurrently(
-    db: &Path,
+    db: &OsStr,
     count: usize,
     events: &str,
     threads: &str,
@@ -541,7 +543,7 @@ fn four_processes_two_threads_record_into_one_file() {
     let dir = tempfile::tempdir().expect("temporary folder");
     let db = dir.path().join("shared.db");
     let started = Instant::now();
-    let finished = record_concurrently(&db, 4, "5000", "2");
+    let finished = record_concurrently(db.as_os_str(), 4, "5000", "2");
     eprintln!(
         "4 processes x 2 threads x 5000 events in {:.1?}",
         started.elapsed()
@@ -554,8 +556,24 @@ fn four_processes_two_threads_record_into_one_file() {
 
     assert_eq!(integrity_check(&db), "ok");
     let store = Store::open(&db).expect("open the shared store");
-    let runs = store.runs(&RunFilter::default()).expect("list runs");
-    assert_eq!(runs.len(), 8, "8 runs in the file");
+    check_concurrent_runs(&store, &finished, 5000);
+}
+
+/// Checks that the store holds exactly the runs `finished` reports, each `ok`, labelled with its
+/// process and thread (one run a thread), with `events` events and `run_finished`, numbered
+/// 1, 2, 3… with no gap.
+fn check_concurrent_runs(store: &Store, finished: &[(String, RunId, u64)], events: u64) {
+    let runs = store
+        .runs(&RunFilter {
+            limit: Some(100_000),
+            ..RunFilter::default()
+        })
+        .expect("list runs");
+    assert_eq!(
+        runs.len(),
+        finished.len(),
+        "every finished run is stored, no other"
+    );
     let mut seen = BTreeSet::new();
     for run in &runs {
         assert_eq!(run.status, RunStatus::Ok, "run {}", run.id);
@@ -563,7 +581,7 @@ fn four_processes_two_threads_record_into_one_file() {
             .iter()
             .find(|(_, id, _)| *id == run.id)
             .expect("every stored run was reported finished");
-        assert_eq!(*n, 5001);
+        assert_eq!(*n, events + 1);
         assert_eq!(
             run.labels.get("load"),
             Some(tag),
@@ -575,14 +593,14 @@ fn four_processes_two_threads_record_into_one_file() {
             seen.insert((tag.clone(), thread)),
             "two runs for one thread"
         );
-        let events = store.events(&run.id).expect("read the run's events");
+        let stored = store.events(&run.id).expect("read the run's events");
         assert_eq!(
-            events.len(),
-            5001,
-            "run {}: 5000 events and run_finished",
+            stored.len() as u64,
+            events + 1,
+            "run {}: {events} events and run_finished",
             run.id
         );
-        for (i, event) in events.iter().enumerate() {
+        for (i, event) in stored.iter().enumerate() {
             assert_eq!(
                 event.seq,
                 i as u64 + 1,
@@ -590,13 +608,43 @@ fn four_processes_two_threads_record_into_one_file() {
                 run.id
             );
         }
-        let last = events.last().map(|e| &e.data);
+        let last = stored.last().map(|e| &e.data);
         assert!(
             matches!(last, Some(EventData::RunFinished(_))),
             "run {} ends with run_finished",
             run.id
         );
     }
+}
+
+/// Eight processes record fifty runs each (a thread a run) into one PostgreSQL store at once:
+/// a fleet of CI runners or production hosts sharing the team store.
+///
+/// What could break: two writers inserting the same run key or blob in different orders
+/// (deadlock), a batch's transaction committing part of its events, events of one run landing
+/// in another's, a process's runs marked incomplete by another process opening the store
+/// (their leases are live), a connection limit reached.
+#[test]
+fn eight_processes_fifty_runs_each_record_into_one_postgres_store() {
+    if !postgres::available() {
+        return;
+    }
+    let db = postgres::database().expect("PostgreSQL is installed");
+    let url = db.url();
+    let migrate = tapedeck()
+        .args(["--store", &url, "store", "migrate"])
+        .output()
+        .expect("tapedeck runs");
+    assert!(migrate.status.success(), "{migrate:?}");
+    let started = Instant::now();
+    let finished = record_concurrently(url.as_ref(), 8, "40", "50");
+    eprintln!(
+        "8 processes x 50 runs x 40 events into PostgreSQL in {:.1?}",
+        started.elapsed()
+    );
+    assert_eq!(finished.len(), 400, "each process finishes fifty runs");
+    let store = Store::open_url(&url).expect("open the team store");
+    check_concurrent_runs(&store, &finished, 40);
 }
 
 /// Many processes create the same store at once, again and again.
@@ -612,7 +660,7 @@ fn processes_creating_one_store_at_once_all_succeed() {
     let started = Instant::now();
     for round in 0..100 {
         let db = dir.path().join(format!("race{round}.db"));
-        let finished = record_concurrently(&db, 8, "1", "1");
+        let finished = record_concurrently(db.as_os_str(), 8, "1", "1");
         assert_eq!(
             finished.len(),
             8,

@@ -79,10 +79,17 @@ impl TestDb {
     /// Creates a login role that must authenticate with `password` and owns this database.
     pub fn create_role(&self, user: &str, password: &str) {
         let quoted = password.replace('\'', "''");
+        // Roles belong to the whole server, which the tests of a run share: a role another test
+        // made already is given the password again (so a role name must mean one password
+        // across the tests), and two tests making it at once do not fail.
         self.server.psql(
             "postgres",
             &format!(
-                "CREATE ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
+                "DO $$ BEGIN
+                     CREATE ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN
+                     ALTER ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
+                 END $$;
                  ALTER DATABASE \"{name}\" OWNER TO \"{user}\";
                  GRANT ALL ON SCHEMA public TO \"{user}\";",
                 name = self.name

@@ -53,7 +53,7 @@ fn a_role_other_than_the_superuser_needs_its_password() {
     let Some(db) = postgres::database() else {
         return;
     };
-    db.create_role("alice", "s3cret'pw");
+    db.create_role("tess", "s3cret'pw");
     let rules =
         db.psql("SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY line_number");
     assert_eq!(
@@ -65,7 +65,7 @@ fn a_role_other_than_the_superuser_needs_its_password() {
             "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{}'",
             db.name()
         )),
-        "alice"
+        "tess"
     );
 }
 
