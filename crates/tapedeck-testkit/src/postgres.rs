@@ -368,6 +368,69 @@ impl PgServer {
         self.port
     }
 
+    /// Creates the database `name` from [`TEMPLATE`] and returns its URL as the superuser.
+    pub fn create_database(&self, name: &str) -> String {
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}"),
+        );
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop --mode immediate`): every
+    /// connection drops, and new ones are refused until [`start_again`](Self::start_again).
+    ///
+    /// # Panics
+    ///
+    /// On a test run's server ([`PgServer::attach`]): other tests use it. A test that stops its
+    /// server starts one of its own ([`PgServer::start`]).
+    pub fn stop_immediately(&self) {
+        assert!(
+            self.owned.is_some(),
+            "stop a server of the test's own (PgServer::start), not the test run's"
+        );
+        self.run_tool(
+            "pg_ctl",
+            &[
+                "--pgdata",
+                path_str(&self.data_dir()),
+                "--mode",
+                "immediate",
+                "--wait",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts a server stopped by [`stop_immediately`](Self::stop_immediately) again, on the
+    /// same port with the same data (recovered from its write-ahead log).
+    ///
+    /// # Panics
+    ///
+    /// When it does not start, with its log.
+    pub fn start_again(&self) {
+        let log = self.dir.join("server.log");
+        let started = self
+            .tool_command("pg_ctl")
+            .args([
+                "--pgdata",
+                path_str(&self.data_dir()),
+                "--log",
+                path_str(&log),
+            ])
+            .args(["--wait", "--timeout", "60", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            started,
+            "PostgreSQL did not start again in {}:\n{}",
+            self.dir.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
+    }
+
     /// The root certificate the server's TLS certificate (for `127.0.0.1` only) is signed by.
     pub fn root_cert(&self) -> PathBuf {
         self.dir.join("ca.crt")
