@@ -77,12 +77,19 @@ impl TestDb {
     }
 
     /// Creates a login role that must authenticate with `password` and owns this database.
+    ///
+    /// Roles belong to the server, not to a database, and a test run's server is shared: a role
+    /// another test created already is kept as it is, password included, so tests that share a
+    /// role name give it the same password.
     pub fn create_role(&self, user: &str, password: &str) {
         let quoted = password.replace('\'', "''");
         self.server.psql(
             "postgres",
             &format!(
-                "CREATE ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
+                "DO $role$ BEGIN
+                     CREATE ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $role$;
                  ALTER DATABASE \"{name}\" OWNER TO \"{user}\";
                  GRANT ALL ON SCHEMA public TO \"{user}\";",
                 name = self.name
