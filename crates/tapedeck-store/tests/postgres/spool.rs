@@ -169,6 +169,49 @@ fn a_run_goes_on_into_a_spool_while_its_server_is_down_and_merge_brings_it_back(
 }
 
 #[test]
+fn a_server_back_in_time_gets_the_run_without_a_spool() {
+    let bindir = postgres::find_bindir();
+    if !tapedeck_testkit::clients::require("PostgreSQL", bindir.is_some(), postgres::INSTALL) {
+        return;
+    }
+    let server = postgres::PgServer::start(bindir.unwrap());
+    let target = target_with(&server.create_database("back"), &[]).unwrap();
+    server.psql(
+        "postgres",
+        "ALTER DATABASE back SET synchronous_commit = on",
+    );
+    pg::migrate(&target).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let options = WriterOptions {
+        spool_after: Duration::from_secs(60),
+        spool_dir: dir.path().join("spool"),
+        ..WriterOptions::default()
+    };
+    let id: RunId = fixed_id(43).parse().unwrap();
+    let store = Store::open_postgres(target.clone()).unwrap();
+    let writer = store.writer_with(options).unwrap();
+    let mut rec = writer.start_run(run_with(&fixed_id(43), 0)).unwrap();
+    record_start(&mut rec, "a");
+    drop(store);
+    server.stop_immediately();
+    // The run goes on while the server is down; its events wait for the writer, which
+    // reconnects once the server is back and stores the batch it kept.
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            std::thread::sleep(Duration::from_millis(1500));
+            server.start_again();
+        });
+        record_rest(&mut rec, "a");
+    });
+    assert_eq!(writer.spool(), None);
+    assert!(!dir.path().join("spool").exists());
+    let pg = Store::open_postgres(target).unwrap();
+    let seqs: Vec<u64> = pg.events(&id).unwrap().iter().map(|e| e.seq).collect();
+    assert_eq!(seqs, (1..=16).collect::<Vec<_>>());
+    assert_eq!(pg.run(&id).unwrap().status, RunStatus::Ok);
+}
+
+#[test]
 fn merge_appends_to_a_run_copied_while_it_was_recording_in_both_directions() {
     let Some(db) = postgres::database() else {
         return;
