@@ -187,6 +187,14 @@ pub enum StoreError {
         /// What is wrong.
         detail: String,
     },
+    /// A run that two stores hold and that cannot be merged: their copies disagree.
+    #[error("cannot merge run {run}: {detail}")]
+    MergeConflict {
+        /// The run.
+        run: String,
+        /// How the two copies disagree.
+        detail: String,
+    },
     /// A tape that is not valid.
     #[error(transparent)]
     Tape(#[from] TraceError),

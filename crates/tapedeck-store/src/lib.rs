@@ -8,7 +8,8 @@
 //!
 //! The same `Store` can also be a PostgreSQL database, the team store being built for #17
 //! ([`Store::open_location`] with a [`StoreLocation`], module [`pg`]; what works there yet and
-//! the plan: `POSTGRES.md`).
+//! the plan: `POSTGRES.md`). A writer that loses its PostgreSQL store reconnects, then records
+//! into a local SQLite spool that [`Store::merge_from`] brings back (module `writer`).
 //!
 //! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
 //! process being killed, and [`Recorder::committed_seq`] says how far that is. Several

@@ -44,7 +44,8 @@ pub(crate) fn is_dead(owner: &str) -> bool {
     }
 }
 
-fn hostname() -> String {
+/// This machine's host name: [`HOST_VAR`] when set, else the kernel's.
+pub(crate) fn hostname() -> String {
     if let Some(host) = std::env::var(HOST_VAR)
         .ok()
         .filter(|h| !h.trim().is_empty())

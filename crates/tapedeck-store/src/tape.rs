@@ -3,12 +3,12 @@
 use std::collections::HashSet;
 use std::io::{BufRead, Write};
 
-use rusqlite::params;
+use rusqlite::{OptionalExtension, params};
 use tapedeck_trace::tape::{self, TapeEvent, TapeHeader};
 use tapedeck_trace::{ContentHash, RunId, RunStatus, Timestamp, Totals, TraceError, hash_value};
 
 use crate::codec::{self, EncodedBlob, StoredPayload};
-use crate::writer::{commit_or_rollback, insert_run, retry_busy};
+use crate::writer::{commit_or_rollback, insert_run, retry_busy, update_run};
 use crate::{Store, StoreError};
 
 /// What importing one tape did.
@@ -96,28 +96,81 @@ impl Store {
         retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
         let result = (|| {
             let key = insert_run(conn, &run, None, None).map_err(|e| self.err(e))?;
-            let mut sink = SqliteImport {
-                store: self,
-                key,
-                insert_event: conn
-                    .prepare_cached(
-                        "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .map_err(|e| self.err(e))?,
-                insert_blob: conn
-                    .prepare_cached(
-                        "INSERT OR IGNORE INTO blobs (hash, codec, size, data, created_at)
-                         VALUES (?1, ?2, ?3, ?4, ?5)",
-                    )
-                    .map_err(|e| self.err(e))?,
-                insert_run_blob: conn
-                    .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")
-                    .map_err(|e| self.err(e))?,
-            };
+            let mut sink = self.sqlite_import(conn, key)?;
             self.import_events(&mut lines, &mut sink, &run)
         })();
         let events = commit_or_rollback(conn, result, |e| self.err(e))?;
         Ok(ImportOutcome::Imported { id: run.id, events })
+    }
+
+    /// Appends `events` (encoded, their sequence numbers following the run's last) and the
+    /// `blobs` they refer to to the run `run.id` of this store, and rewrites its row from `run`,
+    /// all in one transaction. `false`, with nothing written, when the run is no longer
+    /// `running` or `incomplete` here (it ended meanwhile): an ended run takes no more events.
+    /// An event already stored fails the whole append (the run is being recorded here too).
+    pub(crate) fn append_to_run(
+        &self,
+        run: &tapedeck_trace::Run,
+        blobs: Vec<EncodedBlob>,
+        events: Vec<(i64, i64, &'static str, StoredPayload)>,
+    ) -> Result<bool, StoreError> {
+        if let Some(pg) = self.pg() {
+            return pg.append_run(run, blobs, events);
+        }
+        let conn = self.conn()?;
+        retry_busy(|| conn.execute_batch("BEGIN IMMEDIATE")).map_err(|e| self.err(e))?;
+        let result = (|| {
+            let row: Option<(i64, String)> = conn
+                .query_row(
+                    "SELECT key, status FROM runs WHERE id = ?1",
+                    [run.id.to_string()],
+                    |r| Ok((r.get(0)?, r.get(1)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let Some((key, status)) = row else {
+                return Ok(false);
+            };
+            if !matches!(status.as_str(), "running" | "incomplete") {
+                return Ok(false);
+            }
+            let mut sink = self.sqlite_import(conn, key)?;
+            for blob in blobs {
+                sink.blob(blob)?;
+            }
+            for (seq, at, kind, payload) in events {
+                sink.event(seq, at, kind, payload)?;
+            }
+            update_run(conn, run, None).map_err(|e| self.err(e))?;
+            Ok(true)
+        })();
+        commit_or_rollback(conn, result, |e| self.err(e))
+    }
+
+    /// The statements that insert a run's rows into SQLite, for the run `key`.
+    fn sqlite_import<'c>(
+        &'c self,
+        conn: &'c rusqlite::Connection,
+        key: i64,
+    ) -> Result<SqliteImport<'c>, StoreError> {
+        Ok(SqliteImport {
+            store: self,
+            key,
+            insert_event: conn
+                .prepare_cached(
+                    "INSERT INTO events (run, seq, at, kind, data) VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(|e| self.err(e))?,
+            insert_blob: conn
+                .prepare_cached(
+                    "INSERT OR IGNORE INTO blobs (hash, codec, size, data, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                )
+                .map_err(|e| self.err(e))?,
+            insert_run_blob: conn
+                .prepare_cached("INSERT OR IGNORE INTO run_blobs (run, hash) VALUES (?1, ?2)")
+                .map_err(|e| self.err(e))?,
+        })
     }
 
     /// Checks a tape's event lines and hands their rows to `sink`; the number of events.

@@ -10,6 +10,16 @@
 //! renews the leases of all its runs every third of [`WriterOptions::lease`], with the next
 //! batch or, when idle, on its own. A run whose lease lapsed has lost its recorder (killed, or
 //! on a host that lost the store) and is marked `incomplete` (`Store::expire_leases`).
+//!
+//! A PostgreSQL store can go away under a writer (a restart, a failover, a network cut). A batch
+//! that fails because the connection is lost is kept, and the thread reconnects with backoff for
+//! up to [`WriterOptions::spool_after`], recorders waiting on the bounded channel meanwhile. If
+//! the server is still gone then, the thread moves recording into a **spool**: a SQLite store of
+//! its own ([`WriterOptions::spool_dir`]), where it inserts its active runs as it last knew them
+//! and applies the kept batch and every later one; it says so once ([`WriterOptions::notify`]),
+//! and `tapedeck merge SPOOL` brings the spool into the PostgreSQL store later
+//! (`Store::merge_from` appends what a run lacks). [`Recorder::committed_seq`] then counts
+//! what the spool committed.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -37,8 +47,22 @@ pub(crate) const LEASE_VAR: &str = "TAPEDECK_LEASE_SECS";
 /// The lease of a run being recorded, when [`LEASE_VAR`] does not set one.
 const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 
-/// How the writer batches, and how long a run it records stays `running` without news from it.
-#[derive(Clone, Copy, Debug)]
+/// How long a writer tries to reach a PostgreSQL store it lost before spooling, by default.
+const DEFAULT_SPOOL_AFTER: Duration = Duration::from_secs(30);
+
+/// Where spools go by default, relative to the working directory.
+pub const DEFAULT_SPOOL_DIR: &str = ".tapedeck/spool";
+
+/// The first wait between two attempts to reconnect to a lost PostgreSQL store; it doubles up
+/// to [`MAX_RECONNECT_WAIT`].
+const FIRST_RECONNECT_WAIT: Duration = Duration::from_millis(100);
+
+/// The longest wait between two attempts to reconnect.
+const MAX_RECONNECT_WAIT: Duration = Duration::from_secs(5);
+
+/// How the writer batches, how long a run it records stays `running` without news from it, and
+/// what it does when it loses a PostgreSQL store.
+#[derive(Clone, Debug)]
 pub struct WriterOptions {
     /// Commit at least this often while events arrive.
     pub flush_interval: Duration,
@@ -51,6 +75,16 @@ pub struct WriterOptions {
     /// longer survives longer stalls (a paused VM, a slow database) without a live run being
     /// marked `incomplete`.
     pub lease: Duration,
+    /// How long a writer that lost its PostgreSQL store's connection keeps reconnecting (with
+    /// backoff from 100 ms to 5 s) before it records into a spool instead (default 30 s).
+    /// Recorders wait meanwhile. Unused on SQLite.
+    pub spool_after: Duration,
+    /// The folder of spools (default [`DEFAULT_SPOOL_DIR`], relative to the working
+    /// directory): a spool is `<host>-<pid>-<unix seconds>.db` in it.
+    pub spool_dir: PathBuf,
+    /// Told, once, in one line, when the writer starts recording into a spool: where, since
+    /// when, and the command that merges it back. By default it is printed on stderr.
+    pub notify: fn(&str),
 }
 
 impl Default for WriterOptions {
@@ -59,8 +93,17 @@ impl Default for WriterOptions {
             flush_interval: Duration::from_millis(100),
             batch_size: 8192,
             lease: lease_from(std::env::var(LEASE_VAR).ok().as_deref()),
+            spool_after: DEFAULT_SPOOL_AFTER,
+            spool_dir: PathBuf::from(DEFAULT_SPOOL_DIR),
+            notify: notify_stderr,
         }
     }
+}
+
+/// The default [`WriterOptions::notify`]: the writer has no caller to return it to, and the
+/// person running the command must learn that recording left the team store.
+fn notify_stderr(message: &str) {
+    eprintln!("tapedeck: {message}");
 }
 
 /// The lease `TAPEDECK_LEASE_SECS` asks for; the default when it is unset or not a positive
@@ -150,6 +193,8 @@ struct WriterInner {
     /// The writer thread, to wake (see [`Writer::send`]).
     waker: std::thread::Thread,
     failure: Arc<Mutex<Option<String>>>,
+    /// The spool the thread records into since it lost its PostgreSQL store.
+    spool: Arc<Mutex<Option<PathBuf>>>,
     thread: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -205,25 +250,31 @@ impl Writer {
             return Ok(Self { inner });
         }
         let sink = open()?;
+        let batch_size = options.batch_size.max(1);
         let (tx, rx) = mpsc::sync_channel(options.batch_size * 2);
         let failure = Arc::new(Mutex::new(None));
         let queued = Arc::new(AtomicUsize::new(0));
+        let spool = Arc::new(Mutex::new(None));
         let thread = {
-            let failure = Arc::clone(&failure);
-            let queued = Arc::clone(&queued);
+            let shared = Shared {
+                failure: Arc::clone(&failure),
+                queued: Arc::clone(&queued),
+                spool: Arc::clone(&spool),
+            };
             let path = path.clone();
             std::thread::Builder::new()
                 .name("tapedeck-writer".to_owned())
-                .spawn(move || WriterThread::new(sink, path, options, failure, queued).run(rx))
+                .spawn(move || WriterThread::new(sink, path, options, shared).run(rx))
                 .map_err(StoreError::Io)?
         };
         let inner = Arc::new(WriterInner {
             path,
             tx,
             queued,
-            batch_size: options.batch_size.max(1),
+            batch_size,
             waker: thread.thread().clone(),
             failure,
+            spool,
             thread: Mutex::new(Some(thread)),
         });
         writers.insert(key, Arc::downgrade(&inner));
@@ -253,6 +304,16 @@ impl Writer {
             history: HistoryCompactor::default(),
             finished: false,
         })
+    }
+
+    /// The spool this writer records into since it lost its PostgreSQL store (the module's
+    /// documentation says when); `None` while it records into its store.
+    pub fn spool(&self) -> Option<PathBuf> {
+        self.inner
+            .spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
     }
 
     /// Waits until everything sent so far is committed.
@@ -561,6 +622,7 @@ pub(crate) enum Sink {
 
 struct WriterThread {
     sink: Sink,
+    /// The store written to, for errors: the file, the URL, or the spool once there is one.
     path: PathBuf,
     options: WriterOptions,
     failure: Arc<Mutex<Option<String>>>,
@@ -568,8 +630,35 @@ struct WriterThread {
     active: HashMap<RunId, ActiveRun>,
     /// Shared with [`WriterInner::queued`]: lowered as batches are committed.
     queued: Arc<AtomicUsize>,
+    /// Shared with [`WriterInner::spool`]: set when recording moves into a spool.
+    spool: Arc<Mutex<Option<PathBuf>>>,
     /// When the leases of the active runs are next renewed.
     next_renewal: Instant,
+}
+
+/// What the writer thread shares with its [`Writer`]s.
+struct Shared {
+    failure: Arc<Mutex<Option<String>>>,
+    queued: Arc<AtomicUsize>,
+    spool: Arc<Mutex<Option<PathBuf>>>,
+}
+
+/// A batch that could not be applied: the engine's words, and whether the connection to the
+/// store was lost (PostgreSQL only), which the writer survives by reconnecting or spooling,
+/// unlike a statement the store refused.
+pub(crate) struct Failure {
+    pub(crate) detail: String,
+    pub(crate) connection_lost: bool,
+}
+
+impl Failure {
+    /// A failure with the connection still up: the store refused the batch.
+    pub(crate) fn refused(detail: String) -> Self {
+        Self {
+            detail,
+            connection_lost: false,
+        }
+    }
 }
 
 /// What applying a batch changed, kept aside until the transaction commits.
@@ -584,21 +673,16 @@ pub(crate) struct BatchEffects {
 }
 
 impl WriterThread {
-    fn new(
-        sink: Sink,
-        path: PathBuf,
-        options: WriterOptions,
-        failure: Arc<Mutex<Option<String>>>,
-        queued: Arc<AtomicUsize>,
-    ) -> Self {
+    fn new(sink: Sink, path: PathBuf, options: WriterOptions, shared: Shared) -> Self {
         Self {
             sink,
             path,
             options,
-            failure,
+            failure: shared.failure,
             owner: owner::current(),
             active: HashMap::new(),
-            queued,
+            queued: shared.queued,
+            spool: shared.spool,
             next_renewal: Instant::now(),
         }
     }
@@ -681,7 +765,7 @@ impl WriterThread {
         let renew = self.renewal_due(Instant::now());
         let result = match failed {
             Some(detail) => Err(detail),
-            None => self.apply(batch, renew).inspect_err(|detail| {
+            None => self.apply_or_recover(batch, renew).inspect_err(|detail| {
                 *self
                     .failure
                     .lock()
@@ -723,7 +807,7 @@ impl WriterThread {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .is_some();
-        if !failed && let Err(detail) = self.apply(&[], true) {
+        if !failed && let Err(detail) = self.apply_or_recover(&[], true) {
             *self
                 .failure
                 .lock()
@@ -732,9 +816,123 @@ impl WriterThread {
         self.next_renewal = Instant::now() + self.options.renew_every();
     }
 
+    /// [`apply`](Self::apply), and when the connection to a PostgreSQL store is lost, the
+    /// same batch again once reconnected; if the store stays unreachable for
+    /// [`WriterOptions::spool_after`], into a spool from then on. The engine's words when the
+    /// batch could not be stored anywhere.
+    fn apply_or_recover(&mut self, batch: &[Op], renew: bool) -> Result<BatchEffects, String> {
+        let failure = match self.apply(batch, renew, false) {
+            Ok(effects) => return Ok(effects),
+            Err(failure) if failure.connection_lost => failure,
+            Err(failure) => return Err(failure.detail),
+        };
+        let lost_at = Timestamp::now();
+        let give_up = Instant::now() + self.options.spool_after;
+        let mut wait = FIRST_RECONNECT_WAIT;
+        let mut detail = failure.detail;
+        loop {
+            let left = give_up.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            std::thread::sleep(wait.min(left));
+            wait = (wait * 2).min(MAX_RECONNECT_WAIT);
+            let Sink::Postgres(pg) = &mut self.sink else {
+                break;
+            };
+            if let Err(error) = pg.reconnect() {
+                detail = error.to_string();
+                continue;
+            }
+            // The lost transaction may have committed before the connection went (its reply
+            // lost): applied again, it must not refuse the runs and events it already stored.
+            match self.apply(batch, renew, true) {
+                Ok(effects) => return Ok(effects),
+                Err(failure) if failure.connection_lost => detail = failure.detail,
+                Err(failure) => return Err(failure.detail),
+            }
+        }
+        self.start_spool(lost_at, &detail)?;
+        self.apply(batch, renew, false).map_err(|f| f.detail)
+    }
+
+    /// Moves recording into a new spool: a SQLite store in [`WriterOptions::spool_dir`] holding
+    /// the active runs as this thread last knew them (totals as of their last committed batch),
+    /// leased to this process like any run it records; every later batch goes there. Says so
+    /// through [`WriterOptions::notify`].
+    fn start_spool(&mut self, lost_at: Timestamp, detail: &str) -> Result<(), String> {
+        let host: String = owner::hostname()
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                    c
+                } else {
+                    '_'
+                }
+            })
+            .collect();
+        let stem = format!(
+            "{host}-{}-{}",
+            std::process::id(),
+            Timestamp::now().as_micros() / 1_000_000
+        );
+        // Two writers of this process (two stores) spooling in the same second get two files.
+        let path = (1..)
+            .map(|n| match n {
+                1 => self.options.spool_dir.join(format!("{stem}.db")),
+                n => self.options.spool_dir.join(format!("{stem}-{n}.db")),
+            })
+            .find(|path| !path.exists())
+            .unwrap_or_default();
+        let fail = |what: String| {
+            format!(
+                "{detail}; the store stayed unreachable and the spool could not be opened: {what}"
+            )
+        };
+        std::fs::create_dir_all(&self.options.spool_dir).map_err(|e| {
+            fail(format!(
+                "cannot create `{}`: {e}",
+                self.options.spool_dir.display()
+            ))
+        })?;
+        let conn = open_connection(&path).map_err(|e| fail(e.to_string()))?;
+        let lease_until = Timestamp::now()
+            .as_micros()
+            .saturating_add(self.options.lease_micros());
+        let keys = retry_busy(|| {
+            conn.execute_batch("BEGIN IMMEDIATE")?;
+            let keys = self
+                .active
+                .iter()
+                .map(|(id, active)| {
+                    insert_run(&conn, &active.run, Some(&self.owner), Some(lease_until))
+                        .map(|key| (*id, key))
+                })
+                .collect::<Result<Vec<_>, _>>();
+            commit_or_rollback(&conn, keys, std::convert::identity)
+        })
+        .map_err(|e| fail(StoreError::from_sqlite(&path, e).to_string()))?;
+        for (id, key) in keys {
+            if let Some(active) = self.active.get_mut(&id) {
+                active.key = key;
+            }
+        }
+        let url = self.path.display().to_string();
+        self.sink = Sink::Sqlite(conn);
+        self.path = path.clone();
+        *self
+            .spool
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(path.clone());
+        (self.options.notify)(&spool_notice(&url, lost_at, &path, detail));
+        Ok(())
+    }
+
     /// Applies a batch in one transaction, renewing the active runs' leases in it when `renew`;
     /// on failure, the engine's own words (the errors built from them name the store already).
-    fn apply(&mut self, batch: &[Op], renew: bool) -> Result<BatchEffects, String> {
+    /// `again` says the batch is a retry after a lost connection (PostgreSQL: see
+    /// [`PgSink::apply`](crate::pg::PgSink::apply)).
+    fn apply(&mut self, batch: &[Op], renew: bool, again: bool) -> Result<BatchEffects, Failure> {
         let lease = self.options.lease_micros();
         let renewed: Vec<i64> = if renew {
             self.active.values().map(|a| a.key).collect()
@@ -753,12 +951,16 @@ impl WriterThread {
                         });
                     commit_or_rollback(conn, result, std::convert::identity)
                 })
-                .map_err(|e| match StoreError::from_sqlite(&self.path, e) {
-                    StoreError::Sqlite { source, .. } => source.to_string(),
-                    other => other.to_string(),
+                .map_err(|e| {
+                    Failure::refused(match StoreError::from_sqlite(&self.path, e) {
+                        StoreError::Sqlite { source, .. } => source.to_string(),
+                        other => other.to_string(),
+                    })
                 })
             }
-            Sink::Postgres(pg) => pg.apply(batch, &self.owner, &self.active, lease, &renewed),
+            Sink::Postgres(pg) => {
+                pg.apply(batch, &self.owner, &self.active, lease, &renewed, again)
+            }
         }
     }
 
@@ -792,6 +994,16 @@ impl WriterThread {
             self.active.remove(&id);
         }
     }
+}
+
+/// The one line that says a writer moved into a spool: since when, why, where, and how to
+/// bring the spool in.
+fn spool_notice(url: &str, lost_at: Timestamp, spool: &Path, detail: &str) -> String {
+    format!(
+        "PostgreSQL store {url} unreachable since {lost_at} ({detail}): recording into {spool}; \
+         `tapedeck --store {url} merge {spool}` brings it in",
+        spool = spool.display()
+    )
 }
 
 /// Sets the leases of the runs `keys` to end `lease` microseconds from now (this host's clock:

@@ -77,19 +77,19 @@ impl TestDb {
     }
 
     /// Creates a login role that must authenticate with `password` and owns this database.
+    ///
+    /// Roles belong to the server, not to a database, and a test run's server is shared: a role
+    /// another test created already is kept as it is, password included, so tests that share a
+    /// role name give it the same password.
     pub fn create_role(&self, user: &str, password: &str) {
         let quoted = password.replace('\'', "''");
-        // Roles belong to the whole server, which the tests of a run share: a role another test
-        // made already is given the password again (so a role name must mean one password
-        // across the tests), and two tests making it at once do not fail.
         self.server.psql(
             "postgres",
             &format!(
-                "DO $$ BEGIN
+                "DO $role$ BEGIN
                      CREATE ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
-                 EXCEPTION WHEN duplicate_object OR unique_violation THEN
-                     ALTER ROLE \"{user}\" LOGIN PASSWORD '{quoted}';
-                 END $$;
+                 EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+                 END $role$;
                  ALTER DATABASE \"{name}\" OWNER TO \"{user}\";
                  GRANT ALL ON SCHEMA public TO \"{user}\";",
                 name = self.name
@@ -373,6 +373,69 @@ impl PgServer {
     /// The server's port on 127.0.0.1.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// Creates the database `name` from [`TEMPLATE`] and returns its URL as the superuser.
+    pub fn create_database(&self, name: &str) -> String {
+        self.psql(
+            "postgres",
+            &format!("CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}"),
+        );
+        format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Stops the server at once, as a crash would (`pg_ctl stop --mode immediate`): every
+    /// connection drops, and new ones are refused until [`start_again`](Self::start_again).
+    ///
+    /// # Panics
+    ///
+    /// On a test run's server ([`PgServer::attach`]): other tests use it. A test that stops its
+    /// server starts one of its own ([`PgServer::start`]).
+    pub fn stop_immediately(&self) {
+        assert!(
+            self.owned.is_some(),
+            "stop a server of the test's own (PgServer::start), not the test run's"
+        );
+        self.run_tool(
+            "pg_ctl",
+            &[
+                "--pgdata",
+                path_str(&self.data_dir()),
+                "--mode",
+                "immediate",
+                "--wait",
+                "stop",
+            ],
+        );
+    }
+
+    /// Starts a server stopped by [`stop_immediately`](Self::stop_immediately) again, on the
+    /// same port with the same data (recovered from its write-ahead log).
+    ///
+    /// # Panics
+    ///
+    /// When it does not start, with its log.
+    pub fn start_again(&self) {
+        let log = self.dir.join("server.log");
+        let started = self
+            .tool_command("pg_ctl")
+            .args([
+                "--pgdata",
+                path_str(&self.data_dir()),
+                "--log",
+                path_str(&log),
+            ])
+            .args(["--wait", "--timeout", "60", "start"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        assert!(
+            started,
+            "PostgreSQL did not start again in {}:\n{}",
+            self.dir.display(),
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
     }
 
     /// The root certificate the server's TLS certificate (for `127.0.0.1` only) is signed by.

@@ -53,7 +53,9 @@ fn a_role_other_than_the_superuser_needs_its_password() {
     let Some(db) = postgres::database() else {
         return;
     };
-    db.create_role("tess", "s3cret'pw");
+    // Not `alice`: the store's tests log in as her with another password, and a test run's
+    // server, roles included, is shared.
+    db.create_role("carol", "s3cret'pw");
     let rules =
         db.psql("SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY line_number");
     assert_eq!(
@@ -65,7 +67,7 @@ fn a_role_other_than_the_superuser_needs_its_password() {
             "SELECT pg_catalog.pg_get_userbyid(datdba) FROM pg_database WHERE datname = '{}'",
             db.name()
         )),
-        "tess"
+        "carol"
     );
 }
 
@@ -89,6 +91,25 @@ fn the_server_stops_and_its_folder_goes_on_drop() {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
         "the server still listens on {port}"
     );
+}
+
+#[test]
+fn a_server_of_its_own_stops_at_once_and_starts_again_with_its_data() {
+    let bindir = postgres::find_bindir();
+    if !tapedeck_testkit::clients::require("PostgreSQL", bindir.is_some(), postgres::INSTALL) {
+        return;
+    }
+    let server = postgres::PgServer::start(bindir.unwrap());
+    let url = server.create_database("kept");
+    assert!(url.ends_with(&format!(":{}/kept", server.port())), "{url}");
+    server.psql("kept", "CREATE TABLE t (x int); INSERT INTO t VALUES (7);");
+    server.stop_immediately();
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", server.port())).is_err(),
+        "stopped"
+    );
+    server.start_again();
+    assert_eq!(server.psql("kept", "SELECT x FROM t"), "7");
 }
 
 /// Set in the child process of the test below: start a server, say where it is, then wait to

@@ -34,8 +34,13 @@ pub fn run(settings: &Settings, args: Args) -> anyhow::Result<Exit> {
     let other_store = Store::open_location(&other)?;
     let store = settings.open_store()?;
     let report = store.merge_from(&other_store)?;
+    // Runs present on both sides that got the other store's later events (a spool's).
+    let extended = match report.extended.len() {
+        0 => String::new(),
+        n => format!(", extended {n} run{}", crate::render::plural(n as u64)),
+    };
     anstream::println!(
-        "merged {} run{} from {} ({} already present)",
+        "merged {} run{} from {}{extended} ({} already present)",
         report.added.len(),
         crate::render::plural(report.added.len() as u64),
         other,

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
+use std::time::Duration;
 
 use postgres::{Client, Transaction};
 use tapedeck_trace::{Run, RunId, Timestamp, canonical_json};
@@ -11,10 +12,15 @@ use tapedeck_trace::{Run, RunId, Timestamp, canonical_json};
 use super::connect::describe;
 use super::{NOW_MICROS, PgTarget};
 use crate::StoreError;
-use crate::writer::{ActiveRun, BatchEffects, Op};
+use crate::writer::{ActiveRun, BatchEffects, Failure, Op};
+
+/// How long a failed batch's connection is given to answer a ping, which tells a lost
+/// connection from a statement the server refused.
+const PING_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A writer thread's connection to a PostgreSQL store.
 pub(crate) struct PgSink {
+    target: PgTarget,
     client: Client,
 }
 
@@ -23,12 +29,27 @@ impl PgSink {
     pub(crate) fn connect(target: &PgTarget) -> Result<Self, StoreError> {
         let mut client = target.connect()?;
         super::check(&mut client, target)?;
-        Ok(Self { client })
+        Ok(Self {
+            target: target.clone(),
+            client,
+        })
+    }
+
+    /// Replaces a lost connection with a new one (the schema checked again: the store may
+    /// have been restored or upgraded meanwhile).
+    pub(crate) fn reconnect(&mut self) -> Result<(), StoreError> {
+        *self = Self::connect(&self.target)?;
+        Ok(())
     }
 
     /// Applies a batch in one transaction, runs started in it getting a lease of `lease`
     /// microseconds, and renews the leases of the runs `renew` (keys) in it; the server's words
-    /// on failure.
+    /// on failure, and whether the connection was lost (then the batch may be applied again).
+    ///
+    /// `again`: the batch is applied a second time, after its connection was lost. Its first
+    /// transaction may have committed with only the reply lost, so a run it starts that is
+    /// already there under this writer's `owner` is taken as started, and events already there
+    /// are left as they are, instead of refusing the run as a duplicate or failing the batch.
     pub(crate) fn apply(
         &mut self,
         batch: &[Op],
@@ -36,13 +57,30 @@ impl PgSink {
         active: &HashMap<RunId, ActiveRun>,
         lease: i64,
         renew: &[i64],
+        again: bool,
+    ) -> Result<BatchEffects, Failure> {
+        let result = self.apply_once(batch, owner, active, lease, renew, again);
+        result.map_err(|detail| Failure {
+            detail,
+            connection_lost: self.client.is_closed() || self.client.is_valid(PING_TIMEOUT).is_err(),
+        })
+    }
+
+    fn apply_once(
+        &mut self,
+        batch: &[Op],
+        owner: &str,
+        active: &HashMap<RunId, ActiveRun>,
+        lease: i64,
+        renew: &[i64],
+        again: bool,
     ) -> Result<BatchEffects, String> {
         let mut tx = self
             .client
             .transaction()
             .map_err(|e| describe(&e))
             .described()?;
-        let effects = apply_in(&mut tx, batch, owner, active, lease)?;
+        let effects = apply_in(&mut tx, batch, owner, active, lease, again)?;
         if !renew.is_empty() {
             // The server's clock, as every lease: hosts' clocks need not agree. Runs no longer
             // `running` (ended, or marked `incomplete` by another host after a stall) stay so.
@@ -73,6 +111,20 @@ struct Rows {
     /// and cannot deadlock; `(codec, size, data)`.
     blobs: BTreeMap<Vec<u8>, (i16, i64, Vec<u8>)>,
     run_blobs: BTreeMap<(i64, Vec<u8>), ()>,
+    /// Events already stored are left as they are (a batch applied again: `PgSink::apply`).
+    again: bool,
+}
+
+/// The key of `run` when this writer (`owner`) already inserted it: the first try of a batch
+/// applied again committed.
+fn own_run_key(tx: &mut Transaction<'_>, run: &Run, owner: &str) -> Result<Option<i64>, String> {
+    let row = tx
+        .query_opt(
+            "SELECT key FROM runs WHERE id = $1 AND owner = $2",
+            &[&run.id.to_string(), &owner],
+        )
+        .described()?;
+    Ok(row.map(|r| r.get(0)))
 }
 
 fn apply_in(
@@ -81,6 +133,7 @@ fn apply_in(
     owner: &str,
     active: &HashMap<RunId, ActiveRun>,
     lease: i64,
+    again: bool,
 ) -> Result<BatchEffects, String> {
     let mut effects = BatchEffects::default();
     let mut new_keys: HashMap<RunId, i64> = HashMap::new();
@@ -94,7 +147,11 @@ fn apply_in(
     for op in batch {
         match op {
             Op::Start { run, committed, .. } => {
-                match insert_run(tx, run, Some(owner), Some(lease))? {
+                let key = match insert_run(tx, run, Some(owner), Some(lease))? {
+                    None if again => own_run_key(tx, run, owner)?,
+                    key => key,
+                };
+                match key {
                     // A duplicate id is refused alone, as on SQLite.
                     None => effects.duplicates.push(run.id),
                     Some(key) => {
@@ -146,6 +203,7 @@ fn apply_in(
             Op::Flush { .. } | Op::Shutdown => {}
         }
     }
+    rows.again = again;
     insert_rows(tx, rows).described()?;
     for (id, totals) in &effects.totals {
         let base = effects
@@ -198,10 +256,20 @@ fn insert_rows(tx: &mut Transaction<'_>, rows: Rows) -> Result<(), String> {
         .described()?;
     }
     if !rows.event_runs.is_empty() {
+        // A recorder's sequence numbers are new, so a conflict is an error, but for a batch
+        // applied again.
+        let on_conflict = if rows.again {
+            "ON CONFLICT DO NOTHING"
+        } else {
+            ""
+        };
         tx.execute(
-            "INSERT INTO events (run, seq, at, kind, codec, data)
-             SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
-                                  $5::smallint[], $6::bytea[])",
+            &format!(
+                "INSERT INTO events (run, seq, at, kind, codec, data)
+                 SELECT * FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::text[],
+                                      $5::smallint[], $6::bytea[])
+                 {on_conflict}"
+            ),
             &[
                 &rows.event_runs,
                 &rows.event_seqs,
@@ -335,6 +403,57 @@ impl super::PgStore {
         let Some(key) = insert_run(&mut tx, run, None, None).map_err(err)? else {
             return Ok(false);
         };
+        insert_rows(&mut tx, Rows::of_run(key, blobs, events)).map_err(err)?;
+        tx.commit().described().map_err(err)?;
+        Ok(true)
+    }
+
+    /// `Store::append_to_run` on PostgreSQL: the rows appended and the run's row rewritten in
+    /// one transaction, the run's row locked first; `false`, with nothing written, when the run
+    /// is gone or no longer `running` or `incomplete`.
+    pub(crate) fn append_run(
+        &self,
+        run: &Run,
+        blobs: Vec<crate::codec::EncodedBlob>,
+        events: Vec<(i64, i64, &'static str, crate::codec::StoredPayload)>,
+    ) -> Result<bool, StoreError> {
+        let err = |detail: String| StoreError::Postgres {
+            url: self.target().url().to_owned(),
+            detail,
+        };
+        let mut client = self
+            .client
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut tx = client.transaction().described().map_err(err)?;
+        let row = tx
+            .query_opt(
+                "SELECT key, status FROM runs WHERE id = $1 FOR UPDATE",
+                &[&run.id.to_string()],
+            )
+            .described()
+            .map_err(err)?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let (key, status): (i64, String) = (row.get(0), row.get(1));
+        if !matches!(status.as_str(), "running" | "incomplete") {
+            return Ok(false);
+        }
+        insert_rows(&mut tx, Rows::of_run(key, blobs, events)).map_err(err)?;
+        update_run(&mut tx, run, None).map_err(err)?;
+        tx.commit().described().map_err(err)?;
+        Ok(true)
+    }
+}
+
+impl Rows {
+    /// The rows of one run (`key`) that is not being recorded: an import's, a merge's.
+    fn of_run(
+        key: i64,
+        blobs: Vec<crate::codec::EncodedBlob>,
+        events: Vec<(i64, i64, &'static str, crate::codec::StoredPayload)>,
+    ) -> Self {
         let mut rows = Rows::default();
         for blob in blobs {
             let hash = blob.hash.as_bytes().to_vec();
@@ -352,8 +471,6 @@ impl super::PgStore {
             rows.event_codecs.push(codec);
             rows.event_data.push(data.to_vec());
         }
-        insert_rows(&mut tx, rows).map_err(err)?;
-        tx.commit().described().map_err(err)?;
-        Ok(true)
+        rows
     }
 }

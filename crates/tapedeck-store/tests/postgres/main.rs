@@ -8,6 +8,7 @@ mod connect;
 mod leases;
 mod record;
 mod schema;
+mod spool;
 mod support;
 
 /// The SQLite store tests' runs and events, to record the same runs into both engines.
