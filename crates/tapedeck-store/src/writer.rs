@@ -1144,7 +1144,7 @@ pub(crate) fn insert_run(
         run.task,
         run.parent.map(|p| p.to_string()),
         run.started_at.as_micros(),
-        id_tail(&run.id),
+        run.id.tail(),
         lease_until,
     ])?;
     let key = conn.last_insert_rowid();
@@ -1155,12 +1155,6 @@ pub(crate) fn insert_run(
         label.execute(params![key, k, v])?;
     }
     Ok(key)
-}
-
-/// The last 12 hex digits of a run id (`runs.tail`).
-pub(crate) fn id_tail(id: &RunId) -> String {
-    let text = id.to_string();
-    text[text.len().saturating_sub(12)..].to_owned()
 }
 
 /// Rewrites a run row's outcome, totals and agent from `run`; a run no longer `running` loses

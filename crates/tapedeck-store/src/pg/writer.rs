@@ -311,7 +311,7 @@ pub(crate) fn insert_run(
                 &run.task,
                 &run.parent.map(|p| p.to_string()),
                 &run.started_at.as_micros(),
-                &crate::writer::id_tail(&run.id),
+                &run.id.tail(),
                 &lease,
             ],
         )
