@@ -1,4 +1,5 @@
-//! The store: one SQLite file holding runs, their events and content-addressed blobs.
+//! The store: one SQLite file, or a PostgreSQL database for a team, holding runs, their events
+//! and content-addressed blobs.
 //!
 //! [`Store`] opens (and migrates) the file and answers queries; [`Writer`] owns the one writer
 //! thread of a process, which batches inserts into transactions; a [`Recorder`] records one run
@@ -6,9 +7,9 @@
 //! [`Store::export_tape`]; OpenTelemetry (OTLP/JSON) spans by [`Store::import_otel`] and
 //! [`Store::export_otel`].
 //!
-//! The same `Store` can also be a PostgreSQL database, the team store being built for #17
-//! ([`Store::open_location`] with a [`StoreLocation`], module [`pg`]; what works there yet and
-//! the plan: `POSTGRES.md`). A writer that loses its PostgreSQL store reconnects, then records
+//! The same `Store` can be a PostgreSQL database, the team store ([`Store::open_location`] with
+//! a [`StoreLocation`], module [`pg`]; its design and what is left of it: `POSTGRES.md`), with
+//! the same behaviour through the same methods. A writer that loses its PostgreSQL store reconnects, then records
 //! into a local SQLite spool that [`Store::merge_from`] brings back (module `writer`).
 //!
 //! Crash safety comes from SQLite's WAL: a transaction the writer has committed survives the
@@ -82,7 +83,7 @@ pub const DEFAULT_STORE_PATH: &str = ".tapedeck/tapedeck.db";
 /// How long one statement waits for another process's write lock before SQLite reports busy.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// An open store: a SQLite file, or (being built, #17) a PostgreSQL database.
+/// An open store: a SQLite file or a PostgreSQL database.
 pub struct Store {
     location: StoreLocation,
     backend: Backend,

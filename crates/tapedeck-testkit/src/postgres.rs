@@ -41,6 +41,10 @@ pub const TEMPLATE: &str = "tapedeck_template";
 /// The superuser the tests connect as.
 pub const SUPERUSER: &str = "postgres";
 
+/// The role that logs in with a client certificate instead of a password (`cert` in
+/// `pg_hba.conf`, over TLS only): [`TestDb::client_certificate`] makes one for it.
+pub const CERT_USER: &str = "tlsclient";
+
 /// The environment variable naming the folder of a server started for a whole test run
 /// ([`PgServer::start_for_run`]), which test processes then share.
 pub const SHARED_SERVER: &str = "TAPEDECK_TEST_POSTGRES";
@@ -117,6 +121,13 @@ impl TestDb {
     /// A root certificate that did not sign the server's.
     pub fn other_root_cert(&self) -> PathBuf {
         self.server.other_root_cert()
+    }
+
+    /// A client certificate for `user` signed by the server's CA (which the server trusts for
+    /// [`CERT_USER`]'s `cert` logins), and its key (mode 0600), written into `dir`: returns
+    /// their paths.
+    pub fn client_certificate(&self, user: &str, dir: &Path) -> (PathBuf, PathBuf) {
+        self.server.client_certificate(user, dir)
     }
 
     /// The server's folder (its data directory and log), for a test that wants to read the log.
@@ -284,8 +295,11 @@ impl PgServer {
         // The superuser without a password, everyone else with one; TCP on 127.0.0.1 only.
         server.write_as_owner(
             &data.join("pg_hba.conf"),
-            "host all postgres 127.0.0.1/32 trust\n\
-             host all all 127.0.0.1/32 scram-sha-256\n",
+            &format!(
+                "host all postgres 127.0.0.1/32 trust\n\
+                 hostssl all {CERT_USER} 127.0.0.1/32 cert\n\
+                 host all all 127.0.0.1/32 scram-sha-256\n"
+            ),
         );
         // A port can be taken between finding it free and the server binding it (another
         // test process starting its own server): try a few.
@@ -302,6 +316,7 @@ impl PgServer {
                      ssl = on\n\
                      ssl_cert_file = 'server.crt'\n\
                      ssl_key_file = 'server.key'\n\
+                     ssl_ca_file = 'ca.crt'\n\
                      max_connections = 200\n\
                      fsync = off\n\
                      synchronous_commit = off\n\
@@ -376,10 +391,19 @@ impl PgServer {
     }
 
     /// Creates the database `name` from [`TEMPLATE`] and returns its URL as the superuser.
+    ///
+    /// The server runs with `synchronous_commit = off` for speed, which
+    /// [`stop_immediately`](Self::stop_immediately) turns into lost commits: this database
+    /// commits synchronously, so it keeps what it acknowledged, as a real store does.
     pub fn create_database(&self, name: &str) -> String {
+        // Two statements, two calls: CREATE DATABASE cannot share a transaction.
         self.psql(
             "postgres",
             &format!("CREATE DATABASE \"{name}\" TEMPLATE {TEMPLATE}"),
+        );
+        self.psql(
+            "postgres",
+            &format!("ALTER DATABASE \"{name}\" SET synchronous_commit = on"),
         );
         format!("postgres://{SUPERUSER}@127.0.0.1:{}/{name}", self.port)
     }
@@ -524,7 +548,7 @@ impl PgServer {
             "server.ext",
         ]);
         let data = self.data_dir();
-        for file in ["server.crt", "server.key"] {
+        for file in ["server.crt", "server.key", "ca.crt"] {
             let text = std::fs::read_to_string(dir.join(file)).expect("read a certificate file");
             self.write_as_owner(&data.join(file), &text);
         }
@@ -533,6 +557,76 @@ impl PgServer {
             std::os::unix::fs::PermissionsExt::from_mode(0o600),
         )
         .expect("make the server's key private");
+    }
+
+    /// A client certificate for `user` signed by the test CA, and its key, written into `dir`.
+    fn client_certificate(&self, user: &str, dir: &Path) -> (PathBuf, PathBuf) {
+        let (crt, key, csr) = (
+            dir.join(format!("{user}.crt")),
+            dir.join(format!("{user}.key")),
+            dir.join(format!("{user}.csr")),
+        );
+        let ca = self.dir.join("ca.crt");
+        let ca_key = self.dir.join("ca.key");
+        let serial = dir.join(format!("{user}.srl"));
+        // Extensions make it an X.509 v3 certificate, the only version rustls takes.
+        let extensions = dir.join(format!("{user}.ext"));
+        std::fs::write(
+            &extensions,
+            "basicConstraints = CA:FALSE\n\
+             keyUsage = critical, digitalSignature\n\
+             extendedKeyUsage = clientAuth\n",
+        )
+        .expect("write the certificate's extensions");
+        for args in [
+            vec![
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                path_str(&key),
+                "-out",
+                path_str(&csr),
+                "-subj",
+                &format!("/CN={user}"),
+            ],
+            vec![
+                "x509",
+                "-req",
+                "-in",
+                path_str(&csr),
+                "-CA",
+                path_str(&ca),
+                "-CAkey",
+                path_str(&ca_key),
+                "-CAserial",
+                path_str(&serial),
+                "-CAcreateserial",
+                "-out",
+                path_str(&crt),
+                "-days",
+                "3",
+                "-extfile",
+                path_str(&extensions),
+            ],
+        ] {
+            let output = Command::new("openssl")
+                .args(&args)
+                .stdin(Stdio::null())
+                .output()
+                .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
+            assert!(
+                output.status.success(),
+                "openssl {args:?} failed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
+            .expect("make the client key private");
+        (crt, key)
     }
 
     /// The server's folder: `data/` (the cluster) and `server.log`.

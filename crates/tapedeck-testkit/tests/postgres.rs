@@ -59,7 +59,7 @@ fn a_role_other_than_the_superuser_needs_its_password() {
     let rules =
         db.psql("SELECT type, user_name, auth_method FROM pg_hba_file_rules ORDER BY line_number");
     assert_eq!(
-        rules, "host|{postgres}|trust\nhost|{all}|scram-sha-256",
+        rules, "host|{postgres}|trust\nhostssl|{tlsclient}|cert\nhost|{all}|scram-sha-256",
         "pg_hba.conf"
     );
     assert_eq!(

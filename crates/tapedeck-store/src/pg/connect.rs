@@ -22,7 +22,10 @@
 //! `require` insists on it, neither checking the certificate unless a root certificate is
 //! there (`sslrootcert`, `PGSSLROOTCERT` or `~/.postgresql/root.crt`), in which case they check
 //! it as `verify-ca` does; `verify-ca` checks the chain against that root, `verify-full` the
-//! host name as well.
+//! host name as well. `sslrootcert=system` trusts the system's root certificates and, as in
+//! libpq, means `verify-full` (a weaker `sslmode` with it is refused). A client certificate
+//! (`sslcert` and `sslkey`, `PGSSLCERT` and `PGSSLKEY`, or `~/.postgresql/postgresql.crt` and
+//! `.key`) is sent when the server asks for one; its key must be readable by its owner only.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -35,7 +38,7 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::client::{WebPkiServerVerifier, verify_server_cert_signed_by_trust_anchor};
 use rustls::crypto::WebPkiSupportedAlgorithms;
 use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
 use rustls::{CertificateError, DigitallySignedStruct, RootCertStore, SignatureScheme};
 use tokio_postgres_rustls::MakeRustlsConnect;
 
@@ -94,8 +97,10 @@ pub struct PgTarget {
     url: String,
     config: Config,
     ssl_mode: PgSslMode,
-    /// The root certificate file to check the server's against, when there is one.
-    root_cert: Option<PathBuf>,
+    /// The root certificates to check the server's against, when there are any.
+    root_cert: Option<RootCerts>,
+    /// The client certificate and its key, when there is one.
+    client_cert: Option<(PathBuf, PathBuf)>,
     /// Where the password came from, for error messages (`PGPASSWORD`, the file's path).
     password_from: Option<String>,
 }
@@ -144,15 +149,21 @@ impl PgTarget {
         // read it here.
         let (rest, ssl_mode) = take_query_param(url, "sslmode");
         let (rest, root_cert) = take_query_param(&rest, "sslrootcert");
-        let root_cert = root_cert
-            .or_else(|| env("PGSSLROOTCERT"))
-            .map(PathBuf::from)
-            .or_else(|| {
-                env("HOME")
-                    .map(|home| Path::new(&home).join(".postgresql").join("root.crt"))
-                    .filter(|path| path.is_file())
-            });
+        let (rest, cert) = take_query_param(&rest, "sslcert");
+        let (rest, key) = take_query_param(&rest, "sslkey");
+        let in_home = |name: &str| {
+            env("HOME")
+                .map(|home| Path::new(&home).join(".postgresql").join(name))
+                .filter(|path| path.is_file())
+        };
+        let root_cert = match root_cert.or_else(|| env("PGSSLROOTCERT")) {
+            Some(given) if given == "system" => Some(RootCerts::System),
+            Some(given) => Some(RootCerts::File(PathBuf::from(given))),
+            None => in_home("root.crt").map(RootCerts::File),
+        };
         let ssl_mode = match ssl_mode.or_else(|| env("PGSSLMODE")) {
+            // libpq: the system's roots vouch for the host name, so they check it.
+            None if root_cert == Some(RootCerts::System) => PgSslMode::VerifyFull,
             None => PgSslMode::Prefer,
             Some(mode) => PgSslMode::parse(&mode).ok_or_else(|| {
                 bad(format!(
@@ -161,6 +172,19 @@ impl PgTarget {
                 ))
             })?,
         };
+        if root_cert == Some(RootCerts::System) && ssl_mode != PgSslMode::VerifyFull {
+            return Err(bad(format!(
+                "sslrootcert=system needs sslmode=verify-full, not {}: any certificate a \
+                 public authority signed would pass without the host name check",
+                ssl_mode.as_str()
+            )));
+        }
+        let client_cert = client_cert(
+            cert.or_else(|| env("PGSSLCERT")),
+            key.or_else(|| env("PGSSLKEY")),
+            &in_home,
+        )
+        .map_err(bad)?;
         // The driver gives a host without a port 5432: `PGPORT` applies only when the URL
         // names no port, so it goes into the URL before the driver reads it.
         let pgport = match env("PGPORT") {
@@ -244,6 +268,7 @@ impl PgTarget {
             config,
             ssl_mode,
             root_cert,
+            client_cert,
             password_from,
         })
     }
@@ -304,20 +329,33 @@ impl PgTarget {
             url: self.url.clone(),
             detail,
         };
+        let read_certificates = |path: &Path, what: &str| {
+            CertificateDer::pem_file_iter(path)
+                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| bad(format!("cannot read the {what} {}: {e}", path.display())))
+        };
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = match &self.root_cert {
             None => None,
-            Some(path) => {
+            Some(RootCerts::File(path)) => {
                 let mut roots = RootCertStore::empty();
-                let certs = CertificateDer::pem_file_iter(path)
-                    .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                    .map_err(|e| {
-                        bad(format!(
-                            "cannot read the root certificate {}: {e}",
-                            path.display()
-                        ))
-                    })?;
-                roots.add_parsable_certificates(certs);
+                roots.add_parsable_certificates(read_certificates(path, "root certificate")?);
+                Some(Arc::new(roots))
+            }
+            Some(RootCerts::System) => {
+                let mut roots = RootCertStore::empty();
+                let found = rustls_native_certs::load_native_certs();
+                let (added, _) = roots.add_parsable_certificates(found.certs);
+                if added == 0 {
+                    return Err(bad(format!(
+                        "sslrootcert=system: no root certificate found on this system{}",
+                        found
+                            .errors
+                            .first()
+                            .map(|e| format!(" ({e})"))
+                            .unwrap_or_default()
+                    )));
+                }
                 Some(Arc::new(roots))
             }
         };
@@ -345,10 +383,64 @@ impl PgTarget {
             .with_safe_default_protocol_versions()
             .map_err(|e| bad(format!("TLS: {e}")))?
             .dangerous()
-            .with_custom_certificate_verifier(verifier)
-            .with_no_client_auth();
-        Ok(config)
+            .with_custom_certificate_verifier(verifier);
+        let Some((cert, key)) = &self.client_cert else {
+            return Ok(config.with_no_client_auth());
+        };
+        let chain = read_certificates(cert, "client certificate")?;
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| bad(format!("cannot read the client key {}: {e}", key.display())))?;
+        config
+            .with_client_auth_cert(chain, key)
+            .map_err(|e| bad(format!("the client certificate {}: {e}", cert.display())))
     }
+}
+
+/// Where the root certificates that vouch for the server come from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RootCerts {
+    /// A PEM file (`sslrootcert=FILE`, `PGSSLROOTCERT`, `~/.postgresql/root.crt`).
+    File(PathBuf),
+    /// The system's trust store (`sslrootcert=system`).
+    System,
+}
+
+/// The client certificate and key to send, from the URL or `PGSSLCERT` / `PGSSLKEY`, else
+/// `~/.postgresql/postgresql.crt` and `.key` when the certificate is there. A file named but
+/// missing, or a key others can read (as libpq refuses it), is an error.
+fn client_cert(
+    cert: Option<String>,
+    key: Option<String>,
+    in_home: &dyn Fn(&str) -> Option<PathBuf>,
+) -> Result<Option<(PathBuf, PathBuf)>, String> {
+    let cert = match cert {
+        Some(cert) => PathBuf::from(cert),
+        None => match in_home("postgresql.crt") {
+            Some(cert) => cert,
+            None if key.is_some() => return Err("sslkey is given without sslcert".to_owned()),
+            None => return Ok(None),
+        },
+    };
+    let key = match key {
+        Some(key) => PathBuf::from(key),
+        None => cert.with_extension("key"),
+    };
+    for (file, what) in [(&cert, "client certificate"), (&key, "client key")] {
+        if !file.is_file() {
+            return Err(format!("the {what} {} does not exist", file.display()));
+        }
+    }
+    let mode = std::fs::metadata(&key)
+        .map(|m| std::os::unix::fs::PermissionsExt::mode(&m.permissions()))
+        .map_err(|e| format!("cannot read the client key {}: {e}", key.display()))?;
+    if mode & 0o077 != 0 {
+        return Err(format!(
+            "the client key {} can be read by others (mode {:o}): `chmod 600` it",
+            key.display(),
+            mode & 0o777
+        ));
+    }
+    Ok(Some((cert, key)))
 }
 
 /// `sslmode=prefer` or `require` without a root certificate: encrypted, the certificate

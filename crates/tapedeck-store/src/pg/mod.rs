@@ -1,8 +1,8 @@
 //! The store on PostgreSQL (issue #17): connecting ([`PgTarget`], which reads what libpq would
 //! read), the schema ([`migrate`], [`check`]) and an open store ([`PgStore`]).
 //!
-//! This is the foundation of the second backend; how it joins the SQLite store behind one
-//! interface is planned in `POSTGRES.md` beside this crate's `Cargo.toml`.
+//! `Store` holds a `PgStore` as its second backend; how the two engines share one interface,
+//! and what is left, is in `POSTGRES.md` beside this crate's `Cargo.toml`.
 
 mod connect;
 mod query;

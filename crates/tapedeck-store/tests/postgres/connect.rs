@@ -252,3 +252,74 @@ fn the_application_name_is_tapedeck_unless_given() {
         "ci-runner-3"
     );
 }
+
+#[test]
+fn a_client_certificate_logs_in_where_the_server_asks_for_one() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    let user = postgres::CERT_USER;
+    db.create_role(user, "not-this-way");
+    let dir = tempfile::tempdir().unwrap();
+    let (crt, key) = db.client_certificate(user, dir.path());
+    let (crt, key) = (crt.to_str().unwrap(), key.to_str().unwrap());
+    let root = db.root_cert();
+    let url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url_as(user),
+        root.display()
+    );
+
+    // From the URL, and from PGSSLCERT / PGSSLKEY.
+    let target = target_with(&format!("{url}&sslcert={crt}&sslkey={key}"), &[]).unwrap();
+    assert_eq!(current_user(&target), user);
+    let target = target_with(&url, &[("PGSSLCERT", crt), ("PGSSLKEY", key)]).unwrap();
+    assert_eq!(current_user(&target), user);
+    // From ~/.postgresql/postgresql.crt and .key, as libpq looks for them.
+    let home = tempfile::tempdir().unwrap();
+    let dot = home.path().join(".postgresql");
+    std::fs::create_dir(&dot).unwrap();
+    std::fs::copy(crt, dot.join("postgresql.crt")).unwrap();
+    std::fs::copy(key, dot.join("postgresql.key")).unwrap();
+    let home_str = home.path().to_str().unwrap();
+    let target = target_with(&url, &[("HOME", home_str)]).unwrap();
+    assert_eq!(current_user(&target), user);
+
+    // Without one, the server refuses the login.
+    let target = target_with(&url, &[]).unwrap();
+    assert_login_refused(target.connect(), "certificate");
+    // A key others can read is refused before connecting, as libpq refuses it.
+    std::fs::set_permissions(key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let error = target_with(&url, &[("PGSSLCERT", crt), ("PGSSLKEY", key)]).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("can be read by others (mode 644): `chmod 600` it"),
+        "{error}"
+    );
+    let error = target_with(&format!("{url}&sslcert={crt}.missing"), &[]).unwrap_err();
+    assert!(
+        error.to_string().contains(".crt.missing does not exist"),
+        "{error}"
+    );
+}
+
+#[test]
+fn sslrootcert_system_trusts_the_system_roots_and_checks_the_host_name() {
+    let Some(db) = postgres::database() else {
+        return;
+    };
+    // The test server's certificate is signed by a test CA no system trusts.
+    let url = format!("{}?sslrootcert=system", db.url());
+    let target = target_with(&url, &[]).unwrap();
+    assert_eq!(target.ssl_mode(), tapedeck_store::pg::PgSslMode::VerifyFull);
+    assert_login_refused(target.connect(), "UnknownIssuer");
+    // Weaker modes would accept any certificate a public authority signed, for any name.
+    let error = target_with(&format!("{url}&sslmode=require"), &[]).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("sslrootcert=system needs sslmode=verify-full, not require"),
+        "{error}"
+    );
+}

@@ -64,12 +64,6 @@ fn a_run_goes_on_into_a_spool_while_its_server_is_down_and_merge_brings_it_back(
     }
     let server = postgres::PgServer::start(bindir.unwrap());
     let target = target_with(&server.create_database("spool"), &[]).unwrap();
-    // The server runs with `synchronous_commit = off` for speed, which an immediate stop turns
-    // into lost commits: this store must keep what it acknowledged, as a real one does.
-    server.psql(
-        "postgres",
-        "ALTER DATABASE spool SET synchronous_commit = on",
-    );
     pg::migrate(&target).unwrap();
     // What the recorder recorded, recorded the same way into a SQLite file that stays up.
     let reference = TempStore::new();
@@ -176,10 +170,6 @@ fn a_server_back_in_time_gets_the_run_without_a_spool() {
     }
     let server = postgres::PgServer::start(bindir.unwrap());
     let target = target_with(&server.create_database("back"), &[]).unwrap();
-    server.psql(
-        "postgres",
-        "ALTER DATABASE back SET synchronous_commit = on",
-    );
     pg::migrate(&target).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let options = WriterOptions {
