@@ -2,6 +2,7 @@
 //! remaining run references, and the file does not grow.
 
 use std::collections::HashSet;
+use tapedeck_testkit::on_both_stores;
 
 use tapedeck_store::{RunFilter, Store, StoreError};
 use tapedeck_trace::{RunId, StopReason};
@@ -33,34 +34,35 @@ fn export(store: &Store, id: &RunId) -> Vec<u8> {
     out
 }
 
-#[test]
-fn merging_twice_adds_nothing_the_second_time() {
-    let src = TempStore::new();
-    let a = src.open();
-    let (r1, _) = add_sample(&a, 1, "shared system prompt");
-    let (r2, _) = add_sample(&a, 2, "shared system prompt");
-    let dst = TempStore::new();
-    let b = dst.open();
-    let (r3, _) = add_sample(&b, 3, "another prompt");
+on_both_stores! {
+    fn merging_twice_adds_nothing_the_second_time(backend) {
+        let src = TempStore::on(backend);
+        let a = src.open();
+        let (r1, _) = add_sample(&a, 1, "shared system prompt");
+        let (r2, _) = add_sample(&a, 2, "shared system prompt");
+        let dst = TempStore::new();
+        let b = dst.open();
+        let (r3, _) = add_sample(&b, 3, "another prompt");
 
-    let first = b.merge_from(&a).unwrap();
-    assert_eq!(first.added, vec![r1, r2], "oldest first");
-    assert_eq!(first.skipped, 0);
-    let second = b.merge_from(&a).unwrap();
-    assert!(second.added.is_empty());
-    assert_eq!(second.skipped, 2);
-    assert_eq!(b.runs(&RunFilter::default()).unwrap().len(), 3);
-    for id in [r1, r2] {
-        assert_eq!(export(&b, &id), export(&a, &id));
+        let first = b.merge_from(&a).unwrap();
+        assert_eq!(first.added, vec![r1, r2], "oldest first");
+        assert_eq!(first.skipped, 0);
+        let second = b.merge_from(&a).unwrap();
+        assert!(second.added.is_empty());
+        assert_eq!(second.skipped, 2);
+        assert_eq!(b.runs(&RunFilter::default()).unwrap().len(), 3);
+        for id in [r1, r2] {
+            assert_eq!(export(&b, &id), export(&a, &id));
+        }
+        // Merging back the other way brings only the run `a` lacks.
+        let back = a.merge_from(&b).unwrap();
+        assert_eq!((back.added, back.skipped), (vec![r3], 2));
+        // Blobs shared by runs are stored once.
+        assert_eq!(
+            src.count("SELECT count(*) FROM blobs"),
+            dst.count("SELECT count(*) FROM blobs")
+        );
     }
-    // Merging back the other way brings only the run `a` lacks.
-    let back = a.merge_from(&b).unwrap();
-    assert_eq!((back.added, back.skipped), (vec![r3], 2));
-    // Blobs shared by runs are stored once.
-    assert_eq!(
-        src.count("SELECT count(*) FROM blobs"),
-        dst.count("SELECT count(*) FROM blobs")
-    );
 }
 
 #[test]

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
+use tapedeck_testkit::on_both_stores;
 
 use serde_json::{Value, json};
 use tapedeck_store::{ImportOutcome, Store};
@@ -242,58 +243,59 @@ fn fixture_tapes_round_trip_through_otel() {
     }
 }
 
-/// A proxy run's `agent_identity` goes out as a root span event with its fingerprint, models and
-/// tools readable, and comes back as the same event with its blobs.
-#[test]
-fn an_agent_identity_round_trips_through_otel() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    let mut run = run_with(&fixed_id(0x1de7), 0);
-    run.source = Source::Proxy;
-    let mut rec = writer.start_run(run).unwrap();
-    let id = rec.id();
-    record_sample(&mut rec, "You are weather-bot.", "acme");
-    let prompt = rec.blob(&json!("You are weather-bot.")).unwrap();
-    let tool = rec
-        .blob(&json!({"type": "function", "function": {"name": "get_weather"}}))
-        .unwrap();
-    let identity = AgentIdentity::new(
-        vec!["gpt-4.1-mini".into()],
-        vec![prompt],
-        [("get_weather".to_owned(), tool)].into(),
-        0,
-    );
-    let fingerprint = identity.fingerprint.clone();
-    rec.append(EventData::AgentIdentity(identity)).unwrap();
-    rec.finish(StopReason::Ok, None).unwrap();
-    drop(writer);
+on_both_stores! {
+    /// A proxy run's `agent_identity` goes out as a root span event with its fingerprint, models and
+    /// tools readable, and comes back as the same event with its blobs.
+    fn an_agent_identity_round_trips_through_otel(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        let mut run = run_with(&fixed_id(0x1de7), 0);
+        run.source = Source::Proxy;
+        let mut rec = writer.start_run(run).unwrap();
+        let id = rec.id();
+        record_sample(&mut rec, "You are weather-bot.", "acme");
+        let prompt = rec.blob(&json!("You are weather-bot.")).unwrap();
+        let tool = rec
+            .blob(&json!({"type": "function", "function": {"name": "get_weather"}}))
+            .unwrap();
+        let identity = AgentIdentity::new(
+            vec!["gpt-4.1-mini".into()],
+            vec![prompt],
+            [("get_weather".to_owned(), tool)].into(),
+            0,
+        );
+        let fingerprint = identity.fingerprint.clone();
+        rec.append(EventData::AgentIdentity(identity)).unwrap();
+        rec.finish(StopReason::Ok, None).unwrap();
+        drop(writer);
 
-    let mut out = Vec::new();
-    store.export_otel(&id, &mut out).unwrap();
-    let doc: Value = serde_json::from_slice(&out).unwrap();
-    let root = &doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
-    let event = root["events"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|e| e["name"] == "tapedeck.agent_identity")
-        .unwrap();
-    let a = attrs(event);
-    assert_eq!(a["tapedeck.agent.fingerprint"]["stringValue"], fingerprint);
-    assert_eq!(
-        a["tapedeck.agent.tools"]["arrayValue"]["values"][0]["stringValue"],
-        "get_weather"
-    );
+        let mut out = Vec::new();
+        store.export_otel(&id, &mut out).unwrap();
+        let doc: Value = serde_json::from_slice(&out).unwrap();
+        let root = &doc["resourceSpans"][0]["scopeSpans"][0]["spans"][0];
+        let event = root["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["name"] == "tapedeck.agent_identity")
+            .unwrap();
+        let a = attrs(event);
+        assert_eq!(a["tapedeck.agent.fingerprint"]["stringValue"], fingerprint);
+        assert_eq!(
+            a["tapedeck.agent.tools"]["arrayValue"]["values"][0]["stringValue"],
+            "get_weather"
+        );
 
-    let other = TempStore::new();
-    let fresh = other.open();
-    fresh.import_otel(&mut out.as_slice()).unwrap();
-    assert_eq!(fresh.events(&id).unwrap(), store.events(&id).unwrap());
-    assert_eq!(
-        fresh.blob(&prompt, &id).unwrap(),
-        json!("You are weather-bot.")
-    );
+        let other = TempStore::new();
+        let fresh = other.open();
+        fresh.import_otel(&mut out.as_slice()).unwrap();
+        assert_eq!(fresh.events(&id).unwrap(), store.events(&id).unwrap());
+        assert_eq!(
+            fresh.blob(&prompt, &id).unwrap(),
+            json!("You are weather-bot.")
+        );
+    }
 }
 
 /// A trace as another GenAI instrumentation writes it: no `tapedeck.*` attribute, no cost.
@@ -316,33 +318,34 @@ const FOREIGN: &str = r#"{"resourceSpans":[{"resource":{"attributes":[{"key":"se
    {"key":"gen_ai.output.messages","value":{"stringValue":"[{\"role\":\"assistant\",\"content\":\"Reset it from the login page.\"}]"}}]}
 ]}]}]}"#;
 
-#[test]
-fn a_foreign_genai_trace_imports_with_unknown_cost() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let outcomes = store.import_otel(&mut FOREIGN.as_bytes()).unwrap();
-    let [ImportOutcome::Imported { id, events }] = outcomes.as_slice() else {
-        panic!("{outcomes:?}")
-    };
-    // run_started, 2 × (request, response), tool call and result, run_finished.
-    assert_eq!(*events, 8);
-    let run = store.run(id).unwrap();
-    assert_eq!(run.source, Source::Import);
-    assert_eq!(run.agent.as_ref().unwrap().name, "support-bot");
-    assert_eq!(run.status, RunStatus::Ok);
-    assert_eq!(run.stop_reason, Some(StopReason::Ok));
-    assert_eq!(run.totals.steps, 2);
-    assert_eq!(run.totals.tool_calls.get("kb.read"), Some(&1));
-    assert_eq!(run.totals.tokens_in, Some(320));
-    assert_eq!(run.totals.tokens_out, Some(44));
-    assert_eq!(run.totals.cost_usd, None);
-    assert_eq!(run.totals.latency_ms, Some(3000));
-    assert_eq!(run.answer.as_deref(), Some("Reset it from the login page."));
-    assert_eq!(run.started_at, at(0));
+on_both_stores! {
+    fn a_foreign_genai_trace_imports_with_unknown_cost(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let outcomes = store.import_otel(&mut FOREIGN.as_bytes()).unwrap();
+        let [ImportOutcome::Imported { id, events }] = outcomes.as_slice() else {
+            panic!("{outcomes:?}")
+        };
+        // run_started, 2 × (request, response), tool call and result, run_finished.
+        assert_eq!(*events, 8);
+        let run = store.run(id).unwrap();
+        assert_eq!(run.source, Source::Import);
+        assert_eq!(run.agent.as_ref().unwrap().name, "support-bot");
+        assert_eq!(run.status, RunStatus::Ok);
+        assert_eq!(run.stop_reason, Some(StopReason::Ok));
+        assert_eq!(run.totals.steps, 2);
+        assert_eq!(run.totals.tool_calls.get("kb.read"), Some(&1));
+        assert_eq!(run.totals.tokens_in, Some(320));
+        assert_eq!(run.totals.tokens_out, Some(44));
+        assert_eq!(run.totals.cost_usd, None);
+        assert_eq!(run.totals.latency_ms, Some(3000));
+        assert_eq!(run.answer.as_deref(), Some("Reset it from the login page."));
+        assert_eq!(run.started_at, at(0));
 
-    // Same trace again: same derived id, nothing imported twice.
-    let again = store.import_otel(&mut FOREIGN.as_bytes()).unwrap();
-    assert_eq!(again, vec![ImportOutcome::AlreadyPresent(*id)]);
+        // Same trace again: same derived id, nothing imported twice.
+        let again = store.import_otel(&mut FOREIGN.as_bytes()).unwrap();
+        assert_eq!(again, vec![ImportOutcome::AlreadyPresent(*id)]);
+    }
 }
 
 /// Found by the `otlp_import` fuzz target: a negative time was imported as a time before the
@@ -384,15 +387,16 @@ fn a_negative_time_imports_as_the_epoch_and_round_trips() {
     assert_eq!(fresh.events(id).unwrap(), events);
 }
 
-#[test]
-fn input_without_genai_spans_is_refused() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    for bad in ["", "{}", "not json", r#"{"resourceSpans":[]}"#] {
-        let err = store.import_otel(&mut bad.as_bytes()).unwrap_err();
-        assert!(err.to_string().contains("OTLP"), "{bad}: {err}");
+on_both_stores! {
+    fn input_without_genai_spans_is_refused(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        for bad in ["", "{}", "not json", r#"{"resourceSpans":[]}"#] {
+            let err = store.import_otel(&mut bad.as_bytes()).unwrap_err();
+            assert!(err.to_string().contains("OTLP"), "{bad}: {err}");
+        }
+        assert!(store.runs(&Default::default()).unwrap().is_empty());
     }
-    assert!(store.runs(&Default::default()).unwrap().is_empty());
 }
 
 #[test]

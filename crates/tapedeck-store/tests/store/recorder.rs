@@ -2,6 +2,7 @@
 //! on batch size and on drop, `running` vs `incomplete` owners, and many threads on one writer.
 
 use std::time::{Duration, Instant};
+use tapedeck_testkit::on_both_stores;
 
 use serde_json::json;
 use tapedeck_store::{RunFilter, Store, StoreError, Writer, WriterOptions};
@@ -11,192 +12,196 @@ use tapedeck_trace::{
 
 use crate::support::*;
 
-#[test]
-fn recorded_run_reads_back_with_totals_and_outcome() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    let mut run = run_with(&fixed_id(0xaaaa_1111), 0);
-    run.suite = Some("vendor".into());
-    run.task = Some("health".into());
-    run.input = Some("is the vendor API healthy?".into());
-    run.agent = agent("research-bot", "f00dfeed");
-    run.labels.insert("model".into(), "gpt-4.1-mini".into());
-    let mut rec = writer.start_run(run.clone()).unwrap();
-    // The run is in the store (and running) as soon as start_run returns.
-    assert_eq!(store.run(&run.id).unwrap().status, RunStatus::Running);
+on_both_stores! {
+    fn recorded_run_reads_back_with_totals_and_outcome(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        let mut run = run_with(&fixed_id(0xaaaa_1111), 0);
+        run.suite = Some("vendor".into());
+        run.task = Some("health".into());
+        run.input = Some("is the vendor API healthy?".into());
+        run.agent = agent("research-bot", "f00dfeed");
+        run.labels.insert("model".into(), "gpt-4.1-mini".into());
+        let mut rec = writer.start_run(run.clone()).unwrap();
+        // The run is in the store (and running) as soon as start_run returns.
+        assert_eq!(store.run(&run.id).unwrap().status, RunStatus::Running);
 
-    let sample = record_sample(&mut rec, "You are research-bot.", "acme");
-    // Storing a blob twice gives the same hash and stores it once.
-    let again = rec.blob(&sample.blobs[1].1).unwrap();
-    assert_eq!(again, sample.blobs[1].0);
+        let sample = record_sample(&mut rec, "You are research-bot.", "acme");
+        // Storing a blob twice gives the same hash and stores it once.
+        let again = rec.blob(&sample.blobs[1].1).unwrap();
+        assert_eq!(again, sample.blobs[1].0);
 
-    let finished = rec
-        .finish_at(StopReason::MaxToolCalls, Some("partial".into()), at(60))
-        .unwrap();
-    let last = sample.events.len() as u64 + 1;
-    assert_eq!(
-        rec.committed_seq(),
-        last,
-        "committed_seq after finish is the last seq"
-    );
-    drop(rec);
+        let finished = rec
+            .finish_at(StopReason::MaxToolCalls, Some("partial".into()), at(60))
+            .unwrap();
+        let last = sample.events.len() as u64 + 1;
+        assert_eq!(
+            rec.committed_seq(),
+            last,
+            "committed_seq after finish is the last seq"
+        );
+        drop(rec);
 
-    let stored = store.run(&run.id).unwrap();
-    assert_eq!(stored, finished);
-    assert_eq!(stored.status, RunStatus::Stopped);
-    assert_eq!(stored.stop_reason, Some(StopReason::MaxToolCalls));
-    assert_eq!(stored.answer.as_deref(), Some("partial"));
-    assert_eq!(stored.ended_at, Some(at(60)));
-    assert_eq!(stored.suite.as_deref(), Some("vendor"));
-    assert_eq!(stored.agent, run.agent);
-    assert_eq!(stored.labels, run.labels);
-    let t = &stored.totals;
-    assert_eq!(t.steps, 2);
-    assert_eq!(t.tool_calls.get("browser.open"), Some(&2));
-    assert_eq!(t.tool_calls.get("kb.read"), Some(&1));
-    assert_eq!(t.tool_calls_total(), 3);
-    assert_eq!((t.tokens_in, t.tokens_out), (Some(800), Some(50)));
-    assert!(
-        (t.cost_usd.unwrap() - 1.47).abs() < 1e-9,
-        "{:?}",
-        t.cost_usd
-    );
-    assert_eq!(t.latency_ms, Some(60_000));
+        let stored = store.run(&run.id).unwrap();
+        assert_eq!(stored, finished);
+        assert_eq!(stored.status, RunStatus::Stopped);
+        assert_eq!(stored.stop_reason, Some(StopReason::MaxToolCalls));
+        assert_eq!(stored.answer.as_deref(), Some("partial"));
+        assert_eq!(stored.ended_at, Some(at(60)));
+        assert_eq!(stored.suite.as_deref(), Some("vendor"));
+        assert_eq!(stored.agent, run.agent);
+        assert_eq!(stored.labels, run.labels);
+        let t = &stored.totals;
+        assert_eq!(t.steps, 2);
+        assert_eq!(t.tool_calls.get("browser.open"), Some(&2));
+        assert_eq!(t.tool_calls.get("kb.read"), Some(&1));
+        assert_eq!(t.tool_calls_total(), 3);
+        assert_eq!((t.tokens_in, t.tokens_out), (Some(800), Some(50)));
+        assert!(
+            (t.cost_usd.unwrap() - 1.47).abs() < 1e-9,
+            "{:?}",
+            t.cost_usd
+        );
+        assert_eq!(t.latency_ms, Some(60_000));
 
-    let events = store.events(&run.id).unwrap();
-    assert_eq!(events.len() as u64, last);
-    let full_messages = expand_messages(&events);
-    for (i, (event, data)) in events.iter().zip(&sample.events).enumerate() {
-        let seq = i as u64 + 1;
-        assert_eq!(event.seq, seq);
-        assert_eq!(event.at, at(1 + i as i64));
-        match (&event.data, data) {
-            // Requests are stored compacted; expanded, they are what was appended.
-            (EventData::LlmRequest(stored), EventData::LlmRequest(sent)) => {
-                assert_eq!(full_messages[&seq], sent.messages, "event {seq}");
-                let mut expanded = stored.clone();
-                expanded.messages = full_messages[&seq].clone();
-                expanded.extends = None;
-                assert_eq!(&expanded, sent, "event {seq}");
+        let events = store.events(&run.id).unwrap();
+        assert_eq!(events.len() as u64, last);
+        let full_messages = expand_messages(&events);
+        for (i, (event, data)) in events.iter().zip(&sample.events).enumerate() {
+            let seq = i as u64 + 1;
+            assert_eq!(event.seq, seq);
+            assert_eq!(event.at, at(1 + i as i64));
+            match (&event.data, data) {
+                // Requests are stored compacted; expanded, they are what was appended.
+                (EventData::LlmRequest(stored), EventData::LlmRequest(sent)) => {
+                    assert_eq!(full_messages[&seq], sent.messages, "event {seq}");
+                    let mut expanded = stored.clone();
+                    expanded.messages = full_messages[&seq].clone();
+                    expanded.extends = None;
+                    assert_eq!(&expanded, sent, "event {seq}");
+                }
+                (stored, sent) => assert_eq!(stored, sent, "event {seq}"),
             }
-            (stored, sent) => assert_eq!(stored, sent, "event {seq}"),
         }
-    }
-    // The second request resends the first one's messages: it is stored as extending it.
-    match (&events[1].data, &events[9].data) {
-        (EventData::LlmRequest(first), EventData::LlmRequest(second)) => {
-            assert_eq!((first.extends, first.messages.len()), (None, 2));
-            assert_eq!((second.extends, second.messages.len()), (Some(2), 1));
+        // The second request resends the first one's messages: it is stored as extending it.
+        match (&events[1].data, &events[9].data) {
+            (EventData::LlmRequest(first), EventData::LlmRequest(second)) => {
+                assert_eq!((first.extends, first.messages.len()), (None, 2));
+                assert_eq!((second.extends, second.messages.len()), (Some(2), 1));
+            }
+            other => panic!("{other:?}"),
         }
-        other => panic!("{other:?}"),
-    }
-    match &events[last as usize - 1].data {
-        EventData::RunFinished(f) => {
-            assert_eq!(f.stop_reason, StopReason::MaxToolCalls);
-            assert_eq!(f.status, RunStatus::Stopped);
-            assert_eq!(f.answer.as_deref(), Some("partial"));
+        match &events[last as usize - 1].data {
+            EventData::RunFinished(f) => {
+                assert_eq!(f.stop_reason, StopReason::MaxToolCalls);
+                assert_eq!(f.status, RunStatus::Stopped);
+                assert_eq!(f.answer.as_deref(), Some("partial"));
+            }
+            other => panic!("last event is {other:?}"),
         }
-        other => panic!("last event is {other:?}"),
-    }
-    assert_eq!(store.last_seq(&run.id).unwrap(), last);
-    for (hash, value) in &sample.blobs {
-        assert_eq!(&store.blob(hash, &run.id).unwrap(), value);
-    }
-    let distinct: std::collections::HashSet<_> = sample.blobs.iter().map(|(h, _)| *h).collect();
-    assert_eq!(
-        tmp.count("SELECT count(*) FROM blobs") as usize,
-        distinct.len()
-    );
+        assert_eq!(store.last_seq(&run.id).unwrap(), last);
+        for (hash, value) in &sample.blobs {
+            assert_eq!(&store.blob(hash, &run.id).unwrap(), value);
+        }
+        let distinct: std::collections::HashSet<_> = sample.blobs.iter().map(|(h, _)| *h).collect();
+        assert_eq!(
+            tmp.count("SELECT count(*) FROM blobs") as usize,
+            distinct.len()
+        );
 
-    // A second open of the file sees the same.
-    drop(writer);
-    drop(store);
-    let reopened = tmp.open();
-    assert_eq!(reopened.run(&run.id).unwrap(), finished);
-    assert_eq!(reopened.events(&run.id).unwrap(), events);
+        // A second open of the file sees the same.
+        drop(writer);
+        drop(store);
+        let reopened = tmp.open();
+        assert_eq!(reopened.run(&run.id).unwrap(), finished);
+        assert_eq!(reopened.events(&run.id).unwrap(), events);
+    }
 }
 
-/// A proxy run learns its agent's fingerprint only at its end: set then, the agent is found by
-/// `runs --agent` (name or fingerprint prefix) only once the run is finished, and stays set when
-/// totals are rewritten in the same batch.
-#[test]
-fn an_agent_set_at_the_end_of_a_run_is_stored_and_found() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    let mut run = run_with(&fixed_id(0xa9e7), 0);
-    run.source = Source::Proxy;
-    let mut rec = writer.start_run(run.clone()).unwrap();
-    record_sample(&mut rec, "You are weather-bot.", "acme");
-    rec.flush().unwrap();
-    let by = |agent: &str| {
-        store
-            .runs(&RunFilter {
-                agent: Some(agent.into()),
-                ..RunFilter::default()
-            })
-            .unwrap()
-            .len()
-    };
-    assert_eq!(by("weather-bot"), 0);
-    rec.set_agent(tapedeck_trace::AgentInfo {
-        name: "weather-bot".into(),
-        fingerprint: "c0ffee42".into(),
-    });
-    rec.append(retry(1)).unwrap();
-    let finished = rec.finish(StopReason::Ok, None).unwrap();
-    assert_eq!(finished.agent, agent("weather-bot", "c0ffee42"));
-    assert_eq!(store.run(&run.id).unwrap().agent, finished.agent);
-    assert_eq!(by("weather-bot"), 1);
-    assert_eq!(by("c0ff"), 1);
-    assert_eq!(by("weather"), 0);
-    let report = store.monitor(&RunFilter::default()).unwrap();
-    assert_eq!(report.agents[0].agent, "weather-bot");
-    assert_eq!(report.agents[0].fingerprint.as_deref(), Some("c0ffee42"));
+on_both_stores! {
+    /// A proxy run learns its agent's fingerprint only at its end: set then, the agent is found by
+    /// `runs --agent` (name or fingerprint prefix) only once the run is finished, and stays set when
+    /// totals are rewritten in the same batch.
+    fn an_agent_set_at_the_end_of_a_run_is_stored_and_found(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        let mut run = run_with(&fixed_id(0xa9e7), 0);
+        run.source = Source::Proxy;
+        let mut rec = writer.start_run(run.clone()).unwrap();
+        record_sample(&mut rec, "You are weather-bot.", "acme");
+        rec.flush().unwrap();
+        let by = |agent: &str| {
+            store
+                .runs(&RunFilter {
+                    agent: Some(agent.into()),
+                    ..RunFilter::default()
+                })
+                .unwrap()
+                .len()
+        };
+        assert_eq!(by("weather-bot"), 0);
+        rec.set_agent(tapedeck_trace::AgentInfo {
+            name: "weather-bot".into(),
+            fingerprint: "c0ffee42".into(),
+        });
+        rec.append(retry(1)).unwrap();
+        let finished = rec.finish(StopReason::Ok, None).unwrap();
+        assert_eq!(finished.agent, agent("weather-bot", "c0ffee42"));
+        assert_eq!(store.run(&run.id).unwrap().agent, finished.agent);
+        assert_eq!(by("weather-bot"), 1);
+        assert_eq!(by("c0ff"), 1);
+        assert_eq!(by("weather"), 0);
+        let report = store.monitor(&RunFilter::default()).unwrap();
+        assert_eq!(report.agents[0].agent, "weather-bot");
+        assert_eq!(report.agents[0].fingerprint.as_deref(), Some("c0ffee42"));
+    }
 }
 
-#[test]
-fn ok_and_error_stop_reasons_set_the_status() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    for (reason, status) in [
-        (StopReason::Ok, RunStatus::Ok),
-        (StopReason::ModelError, RunStatus::Error),
-        (
-            StopReason::ToolDenied("http.get".into()),
-            RunStatus::Stopped,
-        ),
-    ] {
-        let rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+on_both_stores! {
+    fn ok_and_error_stop_reasons_set_the_status(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        for (reason, status) in [
+            (StopReason::Ok, RunStatus::Ok),
+            (StopReason::ModelError, RunStatus::Error),
+            (
+                StopReason::ToolDenied("http.get".into()),
+                RunStatus::Stopped,
+            ),
+        ] {
+            let rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+            let id = rec.id();
+            let run = rec.finish(reason.clone(), None).unwrap();
+            assert_eq!(run.status, status);
+            let stored = store.run(&id).unwrap();
+            assert_eq!((stored.status, stored.stop_reason), (status, Some(reason)));
+            assert!(stored.ended_at.is_some() && stored.totals.latency_ms.is_some());
+        }
+    }
+}
+
+on_both_stores! {
+    /// Regression: events appended after `finish_at` used to be dropped without a word.
+    fn appending_to_a_finished_run_is_an_error(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
         let id = rec.id();
-        let run = rec.finish(reason.clone(), None).unwrap();
-        assert_eq!(run.status, status);
-        let stored = store.run(&id).unwrap();
-        assert_eq!((stored.status, stored.stop_reason), (status, Some(reason)));
-        assert!(stored.ended_at.is_some() && stored.totals.latency_ms.is_some());
+        rec.finish_at(StopReason::Ok, None, tapedeck_trace::Timestamp::now())
+            .unwrap();
+        let err = rec.append(retry(1)).unwrap_err();
+        assert!(matches!(err, StoreError::RunFinished(_)), "{err:?}");
+        drop(rec);
+        assert_eq!(
+            store.last_seq(&id).unwrap(),
+            1,
+            "only run_finished is stored"
+        );
     }
-}
-
-/// Regression: events appended after `finish_at` used to be dropped without a word.
-#[test]
-fn appending_to_a_finished_run_is_an_error() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
-    let id = rec.id();
-    rec.finish_at(StopReason::Ok, None, tapedeck_trace::Timestamp::now())
-        .unwrap();
-    let err = rec.append(retry(1)).unwrap_err();
-    assert!(matches!(err, StoreError::RunFinished(_)), "{err:?}");
-    drop(rec);
-    assert_eq!(
-        store.last_seq(&id).unwrap(),
-        1,
-        "only run_finished is stored"
-    );
 }
 
 /// Regression: a proxy run whose events could not be stored ended with "run X: some events
@@ -260,51 +265,53 @@ fn wait_for(mut done: impl FnMut() -> bool) -> Duration {
     start.elapsed()
 }
 
-#[test]
-fn events_commit_on_the_flush_interval_without_an_explicit_flush() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let options = WriterOptions {
-        flush_interval: Duration::from_millis(20),
-        ..WriterOptions::default()
-    };
-    let writer = Writer::start(&tmp.path, options).unwrap();
-    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
-    assert_eq!(rec.committed_seq(), 0);
-    for i in 1..=3 {
-        assert_eq!(rec.append(retry(i)).unwrap(), i);
+on_both_stores! {
+    fn events_commit_on_the_flush_interval_without_an_explicit_flush(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let options = WriterOptions {
+            flush_interval: Duration::from_millis(20),
+            ..WriterOptions::default()
+        };
+        let writer = store.writer_with(options).unwrap();
+        let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+        assert_eq!(rec.committed_seq(), 0);
+        for i in 1..=3 {
+            assert_eq!(rec.append(retry(i)).unwrap(), i);
+        }
+        let waited = wait_for(|| rec.committed_seq() == 3);
+        assert!(waited < Duration::from_millis(500), "{waited:?}");
+        // Committed means visible to another connection.
+        assert_eq!(store.events(&rec.id()).unwrap().len(), 3);
+        assert_eq!(store.last_seq(&rec.id()).unwrap(), 3);
+        rec.append(retry(4)).unwrap();
+        wait_for(|| rec.committed_seq() == 4);
+        assert_eq!(store.last_seq(&rec.id()).unwrap(), 4);
     }
-    let waited = wait_for(|| rec.committed_seq() == 3);
-    assert!(waited < Duration::from_millis(500), "{waited:?}");
-    // Committed means visible to another connection.
-    assert_eq!(store.events(&rec.id()).unwrap().len(), 3);
-    assert_eq!(store.last_seq(&rec.id()).unwrap(), 3);
-    rec.append(retry(4)).unwrap();
-    wait_for(|| rec.committed_seq() == 4);
-    assert_eq!(store.last_seq(&rec.id()).unwrap(), 4);
 }
 
-#[test]
-fn a_full_batch_commits_before_the_interval() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let options = WriterOptions {
-        flush_interval: Duration::from_secs(3600),
-        batch_size: 4,
-        ..WriterOptions::default()
-    };
-    let writer = Writer::start(&tmp.path, options).unwrap();
-    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
-    for i in 1..=8 {
-        rec.append(retry(i)).unwrap();
+on_both_stores! {
+    fn a_full_batch_commits_before_the_interval(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let options = WriterOptions {
+            flush_interval: Duration::from_secs(3600),
+            batch_size: 4,
+            ..WriterOptions::default()
+        };
+        let writer = store.writer_with(options).unwrap();
+        let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+        for i in 1..=8 {
+            rec.append(retry(i)).unwrap();
+        }
+        wait_for(|| rec.committed_seq() == 8);
+        assert_eq!(store.last_seq(&rec.id()).unwrap(), 8);
+        // Two more stay pending until flushed (the interval is an hour away).
+        rec.append(retry(9)).unwrap();
+        rec.append(retry(10)).unwrap();
+        assert_eq!(rec.flush().unwrap(), 10);
+        assert_eq!(store.last_seq(&rec.id()).unwrap(), 10);
     }
-    wait_for(|| rec.committed_seq() == 8);
-    assert_eq!(store.last_seq(&rec.id()).unwrap(), 8);
-    // Two more stay pending until flushed (the interval is an hour away).
-    rec.append(retry(9)).unwrap();
-    rec.append(retry(10)).unwrap();
-    assert_eq!(rec.flush().unwrap(), 10);
-    assert_eq!(store.last_seq(&rec.id()).unwrap(), 10);
 }
 
 #[test]
@@ -409,50 +416,51 @@ fn a_run_owned_on_another_host_stays_running() {
     assert_eq!(tmp.open().run(&id).unwrap().status, RunStatus::Running);
 }
 
-#[test]
-fn four_threads_record_through_one_writer() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    const EVENTS: u64 = 2_000;
-    let handles: Vec<_> = (0..4)
-        .map(|t| {
-            let writer = writer.clone();
-            std::thread::spawn(move || {
-                let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
-                let tool = format!("tool.{t}");
-                let args = rec.blob(&json!({"thread": t})).unwrap();
-                for i in 1..=EVENTS {
-                    let call = tool_call(1, &format!("c{i}"), &tool, args);
-                    assert_eq!(rec.append(call).unwrap(), i);
-                }
-                rec.finish(StopReason::Ok, Some(format!("thread {t}")))
-                    .unwrap()
+on_both_stores! {
+    fn four_threads_record_through_one_writer(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        const EVENTS: u64 = 2_000;
+        let handles: Vec<_> = (0..4)
+            .map(|t| {
+                let writer = writer.clone();
+                std::thread::spawn(move || {
+                    let mut rec = writer.start_run(Run::new(Source::Runtime)).unwrap();
+                    let tool = format!("tool.{t}");
+                    let args = rec.blob(&json!({"thread": t})).unwrap();
+                    for i in 1..=EVENTS {
+                        let call = tool_call(1, &format!("c{i}"), &tool, args);
+                        assert_eq!(rec.append(call).unwrap(), i);
+                    }
+                    rec.finish(StopReason::Ok, Some(format!("thread {t}")))
+                        .unwrap()
+                })
             })
-        })
-        .collect();
-    let runs: Vec<Run> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-    assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 4);
-    for (t, run) in runs.iter().enumerate() {
-        let stored = store.run(&run.id).unwrap();
-        assert_eq!(stored.status, RunStatus::Ok);
-        assert_eq!(
-            stored.totals.tool_calls.get(&format!("tool.{t}")),
-            Some(&EVENTS)
-        );
-        assert_eq!(stored.totals.tool_calls.len(), 1);
-        let events = store.events(&run.id).unwrap();
-        assert_eq!(events.len() as u64, EVENTS + 1);
-        for (i, e) in events.iter().enumerate() {
-            assert_eq!(e.seq, i as u64 + 1);
+            .collect();
+        let runs: Vec<Run> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 4);
+        for (t, run) in runs.iter().enumerate() {
+            let stored = store.run(&run.id).unwrap();
+            assert_eq!(stored.status, RunStatus::Ok);
+            assert_eq!(
+                stored.totals.tool_calls.get(&format!("tool.{t}")),
+                Some(&EVENTS)
+            );
+            assert_eq!(stored.totals.tool_calls.len(), 1);
+            let events = store.events(&run.id).unwrap();
+            assert_eq!(events.len() as u64, EVENTS + 1);
+            for (i, e) in events.iter().enumerate() {
+                assert_eq!(e.seq, i as u64 + 1);
+            }
+            let (args, _) = hash_json(&json!({"thread": t})).unwrap();
+            assert!(matches!(&events[0].data, EventData::ToolCall(c) if c.args == args));
         }
-        let (args, _) = hash_json(&json!({"thread": t})).unwrap();
-        assert!(matches!(&events[0].data, EventData::ToolCall(c) if c.args == args));
+        assert_eq!(
+            tmp.count("SELECT count(*) FROM events"),
+            4 * (EVENTS as i64 + 1)
+        );
     }
-    assert_eq!(
-        tmp.count("SELECT count(*) FROM events"),
-        4 * (EVENTS as i64 + 1)
-    );
 }
 
 #[test]
@@ -474,39 +482,40 @@ fn writers_for_one_file_are_shared_and_open_existing_does_not_create() {
     assert_eq!(rec.committed_seq(), 1);
 }
 
-/// Regression: starting a run whose id is already stored (an importer run twice) failed the
-/// whole batch, lost the other recorders' pending events and left the process's writer failed
-/// for good, so every later recording in the process failed too.
-#[test]
-fn starting_a_run_twice_is_refused_without_stopping_other_recordings() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    let mut other = writer.start_run(Run::new(Source::Runtime)).unwrap();
-    let id = fixed_id(0xd0d0);
-    let first = writer.start_run(run_with(&id, 0)).unwrap();
-    let stored = first.finish(StopReason::Ok, Some("first".into())).unwrap();
-    // Pending in the same batch as the duplicate start.
-    other.append(retry(1)).unwrap();
+on_both_stores! {
+    /// Regression: starting a run whose id is already stored (an importer run twice) failed the
+    /// whole batch, lost the other recorders' pending events and left the process's writer failed
+    /// for good, so every later recording in the process failed too.
+    fn starting_a_run_twice_is_refused_without_stopping_other_recordings(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        let mut other = writer.start_run(Run::new(Source::Runtime)).unwrap();
+        let id = fixed_id(0xd0d0);
+        let first = writer.start_run(run_with(&id, 0)).unwrap();
+        let stored = first.finish(StopReason::Ok, Some("first".into())).unwrap();
+        // Pending in the same batch as the duplicate start.
+        other.append(retry(1)).unwrap();
 
-    match writer.start_run(run_with(&id, 5)) {
-        Err(StoreError::DuplicateRun(dup)) => assert_eq!(dup, id),
-        Err(e) => panic!("expected DuplicateRun, got {e:?}"),
-        Ok(_) => panic!("a second run with id {id} was started"),
+        match writer.start_run(run_with(&id, 5)) {
+            Err(StoreError::DuplicateRun(dup)) => assert_eq!(dup, id),
+            Err(e) => panic!("expected DuplicateRun, got {e:?}"),
+            Ok(_) => panic!("a second run with id {id} was started"),
+        }
+        assert_eq!(
+            store.run(&stored.id).unwrap(),
+            stored,
+            "the stored run is unchanged"
+        );
+
+        // Everything else goes on.
+        other.append(retry(2)).unwrap();
+        assert_eq!(other.flush().unwrap(), 2);
+        let other_id = other.id();
+        other.finish(StopReason::Ok, None).unwrap();
+        assert_eq!(store.events(&other_id).unwrap().len(), 3);
+        let later = writer.start_run(Run::new(Source::Runtime)).unwrap();
+        later.finish(StopReason::Ok, None).unwrap();
+        assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 3);
     }
-    assert_eq!(
-        store.run(&stored.id).unwrap(),
-        stored,
-        "the stored run is unchanged"
-    );
-
-    // Everything else goes on.
-    other.append(retry(2)).unwrap();
-    assert_eq!(other.flush().unwrap(), 2);
-    let other_id = other.id();
-    other.finish(StopReason::Ok, None).unwrap();
-    assert_eq!(store.events(&other_id).unwrap().len(), 3);
-    let later = writer.start_run(Run::new(Source::Runtime)).unwrap();
-    later.finish(StopReason::Ok, None).unwrap();
-    assert_eq!(store.runs(&RunFilter::default()).unwrap().len(), 3);
 }

@@ -1,41 +1,71 @@
-//! Shared helpers: a store in a temporary folder, runs with fixed ids and times, and builders
-//! for real `EventData` values.
+//! Shared helpers: a store in a temporary folder (or a PostgreSQL database of its own, for the
+//! tests written once for both engines with `on_both_stores!`), runs with fixed ids and times,
+//! and builders for real `EventData` values.
 
 use std::path::PathBuf;
 
 use serde_json::{Value, json};
+use tapedeck_store::pg::{self, PgTarget};
 use tapedeck_store::{Recorder, Store};
+pub use tapedeck_testkit::cli::Backend;
+use tapedeck_testkit::postgres;
 use tapedeck_trace::{
     AgentInfo, ContentHash, Decision, EventData, LlmRequest, LlmResponse, Origin, PolicyDecision,
     Run, RunId, RunStarted, Source, Timestamp, ToolCall, ToolCallSummary, ToolResult, Usage,
     Validation, hash_json,
 };
 
-/// A store file in a fresh temporary folder (kept alive by the returned guard).
+/// A store file in a fresh temporary folder, or a migrated PostgreSQL database of its own
+/// ([`TempStore::on`]); kept alive by the returned guard.
 pub struct TempStore {
     /// Removed (with the store) when the guard drops.
     _dir: tempfile::TempDir,
     pub path: PathBuf,
+    /// The store's database, on PostgreSQL.
+    database: Option<postgres::TestDb>,
 }
 
 impl TempStore {
     pub fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("store").join("tapedeck.db");
-        Self { _dir: dir, path }
+        Self {
+            _dir: dir,
+            path,
+            database: None,
+        }
+    }
+
+    /// A store on `backend`: the file, or a database with the schema in it.
+    pub fn on(backend: Backend) -> Self {
+        let mut store = Self::new();
+        if backend == Backend::Postgres {
+            let database = postgres::database().expect("PostgreSQL is installed");
+            pg::migrate(&PgTarget::from_env(&database.url()).unwrap()).unwrap();
+            store.database = Some(database);
+        }
+        store
     }
 
     pub fn open(&self) -> Store {
-        Store::open(&self.path).unwrap()
+        match &self.database {
+            Some(database) => Store::open_url(&database.url()).unwrap(),
+            None => Store::open(&self.path).unwrap(),
+        }
     }
 
     /// A raw SQLite connection to the same file, for checks the API does not expose.
     pub fn sql(&self) -> rusqlite::Connection {
+        assert!(self.database.is_none(), "a SQLite store's check");
         rusqlite::Connection::open(&self.path).unwrap()
     }
 
+    /// The number one SQL query (in the dialect both engines share) counts.
     pub fn count(&self, sql: &str) -> i64 {
-        self.sql().query_row(sql, [], |r| r.get(0)).unwrap()
+        match &self.database {
+            Some(database) => database.psql(sql).parse().unwrap(),
+            None => self.sql().query_row(sql, [], |r| r.get(0)).unwrap(),
+        }
     }
 }
 

@@ -4,14 +4,15 @@
 
 use serde_json::{Value, json};
 use tapedeck_store::{ImportOutcome, RunFilter, Store, StoreError};
+use tapedeck_testkit::on_both_stores;
 use tapedeck_trace::tape::TAPE_VERSION;
 use tapedeck_trace::{RunId, RunStatus, StopReason, TraceError, canonical_json};
 
 use crate::support::*;
 
 /// A finished sample run in a fresh store, and its tape.
-fn sample_tape() -> (TempStore, RunId, Vec<u8>) {
-    let tmp = TempStore::new();
+fn sample_tape(backend: Backend) -> (TempStore, RunId, Vec<u8>) {
+    let tmp = TempStore::on(backend);
     let store = tmp.open();
     let writer = store.writer().unwrap();
     let mut run = run_with(&fixed_id(0x7a7e), 0);
@@ -29,68 +30,70 @@ fn sample_tape() -> (TempStore, RunId, Vec<u8>) {
     (tmp, id, tape)
 }
 
-#[test]
-fn export_import_export_is_byte_identical() {
-    let (tmp, id, tape) = sample_tape();
-    let text = String::from_utf8(tape.clone()).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 1 + 14, "header + 13 events + run_finished");
-    assert!(text.ends_with('\n'));
-    for line in &lines {
-        let value: Value = serde_json::from_str(line).unwrap();
-        assert_eq!(&canonical_json(&value).unwrap(), line, "not canonical");
+on_both_stores! {
+    fn export_import_export_is_byte_identical(backend) {
+        let (tmp, id, tape) = sample_tape(backend);
+        let text = String::from_utf8(tape.clone()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1 + 14, "header + 13 events + run_finished");
+        assert!(text.ends_with('\n'));
+        for line in &lines {
+            let value: Value = serde_json::from_str(line).unwrap();
+            assert_eq!(&canonical_json(&value).unwrap(), line, "not canonical");
+        }
+        // Every blob appears once, at its first reference.
+        let blob_count: usize = lines[1..]
+            .iter()
+            .map(|l| {
+                serde_json::from_str::<Value>(l).unwrap()["blobs"]
+                    .as_object()
+                    .map_or(0, |m| m.len())
+            })
+            .sum();
+        assert_eq!(blob_count, 8);
+
+        let other = TempStore::new();
+        let second = other.open();
+        let outcome = second.import_tape(&mut tape.as_slice()).unwrap();
+        assert_eq!(outcome, ImportOutcome::Imported { id, events: 14 });
+        let mut again = Vec::new();
+        second.export_tape(&id, &mut again).unwrap();
+        assert_eq!(String::from_utf8(again).unwrap(), text);
+
+        let first = tmp.open();
+        assert_eq!(second.run(&id).unwrap(), first.run(&id).unwrap());
+        assert_eq!(second.events(&id).unwrap(), first.events(&id).unwrap());
+        assert_eq!(other.count("SELECT count(*) FROM blobs"), 8);
+
+        // Importing again, here or into the original, changes nothing.
+        assert_eq!(
+            second.import_tape(&mut tape.as_slice()).unwrap(),
+            ImportOutcome::AlreadyPresent(id)
+        );
+        assert_eq!(
+            first.import_tape(&mut tape.as_slice()).unwrap(),
+            ImportOutcome::AlreadyPresent(id)
+        );
+        assert_eq!(other.count("SELECT count(*) FROM events"), 14);
     }
-    // Every blob appears once, at its first reference.
-    let blob_count: usize = lines[1..]
-        .iter()
-        .map(|l| {
-            serde_json::from_str::<Value>(l).unwrap()["blobs"]
-                .as_object()
-                .map_or(0, |m| m.len())
-        })
-        .sum();
-    assert_eq!(blob_count, 8);
-
-    let other = TempStore::new();
-    let second = other.open();
-    let outcome = second.import_tape(&mut tape.as_slice()).unwrap();
-    assert_eq!(outcome, ImportOutcome::Imported { id, events: 14 });
-    let mut again = Vec::new();
-    second.export_tape(&id, &mut again).unwrap();
-    assert_eq!(String::from_utf8(again).unwrap(), text);
-
-    let first = tmp.open();
-    assert_eq!(second.run(&id).unwrap(), first.run(&id).unwrap());
-    assert_eq!(second.events(&id).unwrap(), first.events(&id).unwrap());
-    assert_eq!(other.count("SELECT count(*) FROM blobs"), 8);
-
-    // Importing again, here or into the original, changes nothing.
-    assert_eq!(
-        second.import_tape(&mut tape.as_slice()).unwrap(),
-        ImportOutcome::AlreadyPresent(id)
-    );
-    assert_eq!(
-        first.import_tape(&mut tape.as_slice()).unwrap(),
-        ImportOutcome::AlreadyPresent(id)
-    );
-    assert_eq!(other.count("SELECT count(*) FROM events"), 14);
 }
 
-#[test]
-fn an_unfinished_run_is_imported_as_incomplete() {
-    let tmp = TempStore::new();
-    let store = tmp.open();
-    let writer = store.writer().unwrap();
-    let mut rec = writer.start_run(run_with(&fixed_id(0x1), 0)).unwrap();
-    let id = rec.id();
-    record_sample(&mut rec, "s", "u");
-    rec.flush().unwrap();
-    let mut tape = Vec::new();
-    store.export_tape(&id, &mut tape).unwrap();
-    drop(rec);
-    let other = TempStore::new().open();
-    other.import_tape(&mut tape.as_slice()).unwrap();
-    assert_eq!(other.run(&id).unwrap().status, RunStatus::Incomplete);
+on_both_stores! {
+    fn an_unfinished_run_is_imported_as_incomplete(backend) {
+        let tmp = TempStore::on(backend);
+        let store = tmp.open();
+        let writer = store.writer().unwrap();
+        let mut rec = writer.start_run(run_with(&fixed_id(0x1), 0)).unwrap();
+        let id = rec.id();
+        record_sample(&mut rec, "s", "u");
+        rec.flush().unwrap();
+        let mut tape = Vec::new();
+        store.export_tape(&id, &mut tape).unwrap();
+        drop(rec);
+        let other = TempStore::new().open();
+        other.import_tape(&mut tape.as_slice()).unwrap();
+        assert_eq!(other.run(&id).unwrap().status, RunStatus::Incomplete);
+    }
 }
 
 /// Replaces a tape's lines with `edit(lines)` and imports the result into a fresh store;
@@ -141,71 +144,75 @@ fn edit_json(lines: &mut [String], n: usize, f: impl FnOnce(&mut Value)) {
     lines[n - 1] = canonical_json(&v).unwrap();
 }
 
-#[test]
-fn a_gap_in_sequence_numbers_is_refused() {
-    let (_tmp, _id, tape) = sample_tape();
-    // Line 1 is the header, line k + 1 event k: drop event 5 (a policy decision, no blobs).
-    let err = import_edited(&tape, |lines| {
-        assert!(lines[5].contains("\"seq\":5") && lines[5].contains("policy_decision"));
-        lines.remove(5);
-    });
-    assert_eq!(line_of(&err), 6);
-    assert!(
-        err.to_string().contains("expected event 5, found event 6"),
-        "{err}"
-    );
-}
-
-#[test]
-fn a_blob_that_does_not_match_its_hash_is_refused() {
-    let (_tmp, _id, tape) = sample_tape();
-    let err = import_edited(&tape, |lines| {
-        edit_json(lines, 3, |v| {
-            let blobs = v["blobs"].as_object_mut().unwrap();
-            let key = blobs.keys().next().unwrap().clone();
-            blobs[&key] = json!({"role": "system", "content": "You are evil-bot."});
+on_both_stores! {
+    fn a_gap_in_sequence_numbers_is_refused(backend) {
+        let (_tmp, _id, tape) = sample_tape(backend);
+        // Line 1 is the header, line k + 1 event k: drop event 5 (a policy decision, no blobs).
+        let err = import_edited(&tape, |lines| {
+            assert!(lines[5].contains("\"seq\":5") && lines[5].contains("policy_decision"));
+            lines.remove(5);
         });
-    });
-    assert_eq!(line_of(&err), 3);
-    assert!(
-        err.to_string().contains("does not match its content"),
-        "{err}"
-    );
+        assert_eq!(line_of(&err), 6);
+        assert!(
+            err.to_string().contains("expected event 5, found event 6"),
+            "{err}"
+        );
+    }
 }
 
-#[test]
-fn a_reference_to_a_blob_no_line_contains_is_refused() {
-    let (_tmp, _id, tape) = sample_tape();
-    let err = import_edited(&tape, |lines| {
-        // Line 4 is event 3, the first response: it brings the assistant message.
-        edit_json(lines, 4, |v| {
-            v.as_object_mut().unwrap().remove("blobs");
+on_both_stores! {
+    fn a_blob_that_does_not_match_its_hash_is_refused(backend) {
+        let (_tmp, _id, tape) = sample_tape(backend);
+        let err = import_edited(&tape, |lines| {
+            edit_json(lines, 3, |v| {
+                let blobs = v["blobs"].as_object_mut().unwrap();
+                let key = blobs.keys().next().unwrap().clone();
+                blobs[&key] = json!({"role": "system", "content": "You are evil-bot."});
+            });
         });
-    });
-    assert_eq!(line_of(&err), 4);
-    assert!(
-        err.to_string()
-            .contains("which no line up to here contains"),
-        "{err}"
-    );
+        assert_eq!(line_of(&err), 3);
+        assert!(
+            err.to_string().contains("does not match its content"),
+            "{err}"
+        );
+    }
 }
 
-#[test]
-fn malformed_json_is_refused_with_its_line() {
-    let (_tmp, _id, tape) = sample_tape();
-    let err = import_edited(&tape, |lines| {
-        let n = lines.len();
-        lines[n - 1].truncate(20);
-    });
-    assert_eq!(line_of(&err), 15);
+on_both_stores! {
+    fn a_reference_to_a_blob_no_line_contains_is_refused(backend) {
+        let (_tmp, _id, tape) = sample_tape(backend);
+        let err = import_edited(&tape, |lines| {
+            // Line 4 is event 3, the first response: it brings the assistant message.
+            edit_json(lines, 4, |v| {
+                v.as_object_mut().unwrap().remove("blobs");
+            });
+        });
+        assert_eq!(line_of(&err), 4);
+        assert!(
+            err.to_string()
+                .contains("which no line up to here contains"),
+            "{err}"
+        );
+    }
+}
 
-    let err = import_edited(&tape, |lines| lines[5] = "not json at all".into());
-    assert_eq!(line_of(&err), 6);
+on_both_stores! {
+    fn malformed_json_is_refused_with_its_line(backend) {
+        let (_tmp, _id, tape) = sample_tape(backend);
+        let err = import_edited(&tape, |lines| {
+            let n = lines.len();
+            lines[n - 1].truncate(20);
+        });
+        assert_eq!(line_of(&err), 15);
 
-    let err = import_edited(&tape, |lines| {
-        edit_json(lines, 9, |v| v["surprise"] = json!(1));
-    });
-    assert_eq!(line_of(&err), 9);
+        let err = import_edited(&tape, |lines| lines[5] = "not json at all".into());
+        assert_eq!(line_of(&err), 6);
+
+        let err = import_edited(&tape, |lines| {
+            edit_json(lines, 9, |v| v["surprise"] = json!(1));
+        });
+        assert_eq!(line_of(&err), 9);
+    }
 }
 
 /// A tape written by tapedeck at tape version 1 (`tests/data/tape-v1.jsonl`, the `clean`
@@ -249,74 +256,77 @@ fn a_version_1_tape_is_imported_and_exported_as_the_current_version() {
     );
 }
 
-#[test]
-fn bad_headers_are_refused() {
-    let (_tmp, _id, tape) = sample_tape();
-    let newer = u64::from(TAPE_VERSION) + 1;
-    let err = import_edited(&tape, |lines| {
-        edit_json(lines, 1, |v| v["version"] = json!(newer));
-    });
-    assert!(
-        matches!(
-            err,
-            StoreError::Tape(TraceError::TapeVersion { found, .. }) if found == newer
-        ),
-        "{err:?}"
-    );
-    assert!(err.to_string().contains("upgrade"));
+on_both_stores! {
+    fn bad_headers_are_refused(backend) {
+        let (_tmp, _id, tape) = sample_tape(backend);
+        let newer = u64::from(TAPE_VERSION) + 1;
+        let err = import_edited(&tape, |lines| {
+            edit_json(lines, 1, |v| v["version"] = json!(newer));
+        });
+        assert!(
+            matches!(
+                err,
+                StoreError::Tape(TraceError::TapeVersion { found, .. }) if found == newer
+            ),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("upgrade"));
 
-    let err = import_edited(&tape, |lines| {
-        lines.remove(0);
-    });
-    assert_eq!(line_of(&err), 1);
+        let err = import_edited(&tape, |lines| {
+            lines.remove(0);
+        });
+        assert_eq!(line_of(&err), 1);
 
-    let store = TempStore::new().open();
-    let err = store.import_tape(&mut "".as_bytes()).unwrap_err();
-    assert_eq!(line_of(&err), 1);
+        let store = TempStore::new().open();
+        let err = store.import_tape(&mut "".as_bytes()).unwrap_err();
+        assert_eq!(line_of(&err), 1);
+    }
 }
 
-#[test]
-fn blank_lines_are_skipped_but_counted() {
-    let (_tmp, id, tape) = sample_tape();
-    let text = String::from_utf8(tape).unwrap();
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.insert(3, "");
-    let with_blank = lines.join("\n") + "\n";
-    let store: Store = TempStore::new().open();
-    assert_eq!(
-        store.import_tape(&mut with_blank.as_bytes()).unwrap(),
-        ImportOutcome::Imported { id, events: 14 }
-    );
-    // A bad line after the blank one is named by its line in the file.
-    let mut bad = lines.clone();
-    bad[10] = "{";
-    let store: Store = TempStore::new().open();
-    let err = store
-        .import_tape(&mut (bad.join("\n") + "\n").as_bytes())
-        .unwrap_err();
-    assert_eq!(line_of(&err), 11);
+on_both_stores! {
+    fn blank_lines_are_skipped_but_counted(backend) {
+        let (_tmp, id, tape) = sample_tape(backend);
+        let text = String::from_utf8(tape).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.insert(3, "");
+        let with_blank = lines.join("\n") + "\n";
+        let store: Store = TempStore::new().open();
+        assert_eq!(
+            store.import_tape(&mut with_blank.as_bytes()).unwrap(),
+            ImportOutcome::Imported { id, events: 14 }
+        );
+        // A bad line after the blank one is named by its line in the file.
+        let mut bad = lines.clone();
+        bad[10] = "{";
+        let store: Store = TempStore::new().open();
+        let err = store
+            .import_tape(&mut (bad.join("\n") + "\n").as_bytes())
+            .unwrap_err();
+        assert_eq!(line_of(&err), 11);
+    }
 }
 
-/// Regression: a header claiming `tokens_in` of 2^64 - 1 used to import, after which every
-/// `ls` failed on the stored run. A header's totals must be those of its events.
-#[test]
-fn a_header_whose_totals_disagree_with_its_events_is_refused() {
-    let (_tmp, _id, tape) = sample_tape();
-    let err = import_edited(&tape, |lines| {
-        edit_json(lines, 1, |header| {
-            header["run"]["totals"]["tokens_in"] = serde_json::json!(u64::MAX);
+on_both_stores! {
+    /// Regression: a header claiming `tokens_in` of 2^64 - 1 used to import, after which every
+    /// `ls` failed on the stored run. A header's totals must be those of its events.
+    fn a_header_whose_totals_disagree_with_its_events_is_refused(backend) {
+        let (_tmp, _id, tape) = sample_tape(backend);
+        let err = import_edited(&tape, |lines| {
+            edit_json(lines, 1, |header| {
+                header["run"]["totals"]["tokens_in"] = serde_json::json!(u64::MAX);
+            });
         });
-    });
-    assert_eq!(line_of(&err), 1);
-    assert!(
-        err.to_string().contains("disagree with its events"),
-        "{err}"
-    );
+        assert_eq!(line_of(&err), 1);
+        assert!(
+            err.to_string().contains("disagree with its events"),
+            "{err}"
+        );
 
-    let err = import_edited(&tape, |lines| {
-        edit_json(lines, 1, |header| {
-            header["run"]["totals"]["steps"] = serde_json::json!(99);
+        let err = import_edited(&tape, |lines| {
+            edit_json(lines, 1, |header| {
+                header["run"]["totals"]["steps"] = serde_json::json!(99);
+            });
         });
-    });
-    assert_eq!(line_of(&err), 1);
+        assert_eq!(line_of(&err), 1);
+    }
 }
