@@ -1,13 +1,13 @@
-//! `tapedeck store migrate`: creating and upgrading a PostgreSQL store (#17), against
-//! a real server (tapedeck-testkit's `postgres`), its password from the process's own
-//! `PGPASSWORD` or `~/.pgpass`.
+//! `tapedeck store`: `migrate` creating and upgrading a PostgreSQL store against a real server
+//! (tapedeck-testkit's `postgres`), its password from the process's own `PGPASSWORD` or
+//! `~/.pgpass`; `spools` listing what writers spooled while their store was down.
 
 use std::os::unix::fs::PermissionsExt as _;
 
 use assert_cmd::Command;
-use tapedeck_testkit::postgres;
+use tapedeck_testkit::{on_both_stores, postgres};
 
-use crate::{input_error, stdout, tapedeck_in};
+use crate::{Env, fixture, input_error, stdout, tapedeck_in};
 
 /// `tapedeck --store URL store migrate` in `dir`, with none of libpq's variables but `HOME`
 /// set to `dir` (so no real `~/.pgpass` is read).
@@ -117,4 +117,37 @@ fn store_migrate_on_a_file_creates_it() {
     assert_eq!(out, "created the store `t.db` (schema version 3)\n");
     let out = stdout(tapedeck_in(dir.path()).args(["--store", "t.db", "store", "migrate"]));
     assert_eq!(out, "the store `t.db` is at schema version 3 already\n");
+}
+
+on_both_stores! {
+    /// A spool (a SQLite file a writer records into while its PostgreSQL store is down) is
+    /// listed with what the store still lacks of it, then as merged.
+    fn store_spools_lists_what_is_left_to_merge(backend) {
+        let env = Env::on(backend);
+        stdout(env.tapedeck().arg("import").arg(fixture("tool-denied.jsonl")));
+        assert_eq!(
+            stdout(env.tapedeck().args(["store", "spools"])),
+            "no spools in .tapedeck/spool\n"
+        );
+        let spool = ".tapedeck/spool/ci-7-1765000000.db";
+        stdout(
+            tapedeck_in(env.dir.path())
+                .args(["--store", spool, "import"])
+                .arg(fixture("clean.jsonl"))
+                .arg(fixture("tool-denied.jsonl")),
+        );
+        let out = stdout(env.tapedeck().args(["store", "spools"]));
+        assert_eq!(
+            out,
+            format!(
+                "{spool}  2 runs, 1 to merge: tapedeck --store {} merge {spool}\n",
+                env.store_arg()
+            )
+        );
+        stdout(env.tapedeck().args(["merge", spool]));
+        assert_eq!(
+            stdout(env.tapedeck().args(["store", "spools"])),
+            format!("{spool}  2 runs, all merged: it can be deleted\n")
+        );
+    }
 }

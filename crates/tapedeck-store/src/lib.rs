@@ -75,7 +75,7 @@ pub use schema::SCHEMA_VERSION;
 pub use tape::ImportOutcome;
 pub use tapedeck_trace::Ending;
 pub use workers::on_workers;
-pub use writer::{Recorder, Writer, WriterOptions};
+pub use writer::{DEFAULT_SPOOL_DIR, Recorder, Writer, WriterOptions};
 
 /// The default store path, relative to the working directory.
 pub const DEFAULT_STORE_PATH: &str = ".tapedeck/tapedeck.db";
