@@ -138,6 +138,7 @@ fn merged(store: &Store, spool: &Store, id: &RunId, status: RunStatus) -> anyhow
     };
     let unfinished =
         |status: RunStatus| matches!(status, RunStatus::Running | RunStatus::Incomplete);
-    Ok(store.last_seq(id)? >= spool.last_seq(id)?
-        && !(unfinished(here.status) && !unfinished(status)))
+    // The store's copy is unfinished while the spool's has its ending: the ending is missing.
+    let ending_missing = unfinished(here.status) && !unfinished(status);
+    Ok(!ending_missing && store.last_seq(id)? >= spool.last_seq(id)?)
 }
