@@ -476,19 +476,7 @@ impl PgServer {
     /// signed by it, in its data directory; another CA that signed nothing.
     fn make_certificates(&self) {
         let dir = self.dir.as_path();
-        let openssl = |args: &[&str]| {
-            let output = Command::new("openssl")
-                .args(args)
-                .current_dir(dir)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run openssl ({INSTALL} brings it): {e}"));
-            assert!(
-                output.status.success(),
-                "openssl {args:?} failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        };
+        let openssl = |args: &[&str]| openssl(args, dir);
         let ec = [
             "-newkey",
             "ec",
@@ -613,16 +601,7 @@ impl PgServer {
                 path_str(&extensions),
             ],
         ] {
-            let output = Command::new("openssl")
-                .args(&args)
-                .stdin(Stdio::null())
-                .output()
-                .unwrap_or_else(|e| panic!("cannot run openssl: {e}"));
-            assert!(
-                output.status.success(),
-                "openssl {args:?} failed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
+            openssl(&args, dir);
         }
         std::fs::set_permissions(&key, std::os::unix::fs::PermissionsExt::from_mode(0o600))
             .expect("make the client key private");
@@ -762,6 +741,21 @@ impl Drop for PgServer {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+/// Runs `openssl ARGS` in `dir`; panics with its error output when it fails.
+fn openssl(args: &[&str], dir: &Path) {
+    let output = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run openssl ({INSTALL} brings it): {e}"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 /// The uid and gid of the `postgres` user.

@@ -391,21 +391,13 @@ impl super::PgStore {
         blobs: Vec<crate::codec::EncodedBlob>,
         events: Vec<(i64, i64, &'static str, crate::codec::StoredPayload)>,
     ) -> Result<bool, StoreError> {
-        let err = |detail: String| StoreError::Postgres {
-            url: self.target().url().to_owned(),
-            detail,
-        };
-        let mut client = self
-            .client
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut tx = client.transaction().described().map_err(err)?;
-        let Some(key) = insert_run(&mut tx, run, None, None).map_err(err)? else {
-            return Ok(false);
-        };
-        insert_rows(&mut tx, Rows::of_run(key, blobs, events)).map_err(err)?;
-        tx.commit().described().map_err(err)?;
-        Ok(true)
+        self.write_transaction(|tx| {
+            let Some(key) = insert_run(tx, run, None, None)? else {
+                return Ok(false);
+            };
+            insert_rows(tx, Rows::of_run(key, blobs, events))?;
+            Ok(true)
+        })
     }
 
     /// `Store::append_to_run` on PostgreSQL: the rows appended and the run's row rewritten in
@@ -417,6 +409,32 @@ impl super::PgStore {
         blobs: Vec<crate::codec::EncodedBlob>,
         events: Vec<(i64, i64, &'static str, crate::codec::StoredPayload)>,
     ) -> Result<bool, StoreError> {
+        self.write_transaction(|tx| {
+            let row = tx
+                .query_opt(
+                    "SELECT key, status FROM runs WHERE id = $1 FOR UPDATE",
+                    &[&run.id.to_string()],
+                )
+                .described()?;
+            let Some(row) = row else {
+                return Ok(false);
+            };
+            let (key, status): (i64, String) = (row.get(0), row.get(1));
+            if !matches!(status.as_str(), "running" | "incomplete") {
+                return Ok(false);
+            }
+            insert_rows(tx, Rows::of_run(key, blobs, events))?;
+            update_run(tx, run, None)?;
+            Ok(true)
+        })
+    }
+
+    /// Runs `write` in one transaction of this store's connection, committed when it returns
+    /// `Ok(true)` and rolled back otherwise; a failure names the store.
+    fn write_transaction(
+        &self,
+        write: impl FnOnce(&mut Transaction<'_>) -> Result<bool, String>,
+    ) -> Result<bool, StoreError> {
         let err = |detail: String| StoreError::Postgres {
             url: self.target().url().to_owned(),
             detail,
@@ -426,22 +444,9 @@ impl super::PgStore {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut tx = client.transaction().described().map_err(err)?;
-        let row = tx
-            .query_opt(
-                "SELECT key, status FROM runs WHERE id = $1 FOR UPDATE",
-                &[&run.id.to_string()],
-            )
-            .described()
-            .map_err(err)?;
-        let Some(row) = row else {
-            return Ok(false);
-        };
-        let (key, status): (i64, String) = (row.get(0), row.get(1));
-        if !matches!(status.as_str(), "running" | "incomplete") {
+        if !write(&mut tx).map_err(err)? {
             return Ok(false);
         }
-        insert_rows(&mut tx, Rows::of_run(key, blobs, events)).map_err(err)?;
-        update_run(&mut tx, run, None).map_err(err)?;
         tx.commit().described().map_err(err)?;
         Ok(true)
     }
