@@ -365,17 +365,14 @@ impl PgTarget {
                     .build()
                     .map_err(|e| bad(format!("the root certificate: {e}")))?
             }
-            // As in libpq, a root certificate makes `prefer` and `require` check the chain.
-            (_, Some(roots)) => Arc::new(ChainOnly {
-                roots,
-                algorithms: provider.signature_verification_algorithms,
-            }),
             (PgSslMode::VerifyCa | PgSslMode::VerifyFull, None) => {
                 return Err(bad(
                     "no root certificate to verify the server with".to_owned()
                 ));
             }
-            (_, None) => Arc::new(Unchecked {
+            // As in libpq, a root certificate makes `prefer` and `require` check the chain.
+            (_, roots) => Arc::new(ChainVerifier {
+                roots,
                 algorithms: provider.signature_verification_algorithms,
             }),
         };
@@ -443,56 +440,17 @@ fn client_cert(
     Ok(Some((cert, key)))
 }
 
-/// `sslmode=prefer` or `require` without a root certificate: encrypted, the certificate
-/// unchecked (libpq's behaviour), its handshake signatures still checked.
+/// The server's certificate short of `verify-full`: with `roots` (`verify-ca`, or `prefer` and
+/// `require` given a root certificate) its chain is checked against them, its host name not;
+/// without (`prefer` and `require`, as libpq) it is not checked at all. Either way the
+/// handshake's signatures are.
 #[derive(Debug)]
-struct Unchecked {
+struct ChainVerifier {
+    roots: Option<Arc<RootCertStore>>,
     algorithms: WebPkiSupportedAlgorithms,
 }
 
-/// `sslmode=verify-ca`: the chain checked against the root certificate, the host name not.
-#[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
-    algorithms: WebPkiSupportedAlgorithms,
-}
-
-impl ServerCertVerifier for Unchecked {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.algorithms)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.algorithms.supported_schemes()
-    }
-}
-
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for ChainVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -501,10 +459,13 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
+        let Some(roots) = &self.roots else {
+            return Ok(ServerCertVerified::assertion());
+        };
         let cert = rustls::server::ParsedCertificate::try_from(end_entity)?;
         verify_server_cert_signed_by_trust_anchor(
             &cert,
-            &self.roots,
+            roots,
             intermediates,
             now,
             self.algorithms.all,
