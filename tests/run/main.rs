@@ -9,7 +9,10 @@
 
 mod bad_input;
 mod config_check;
+mod gateway;
 mod http;
+mod interrupted;
+mod kill_switch;
 mod output;
 mod policy;
 use tapedeck_testkit::fake_http as server;
